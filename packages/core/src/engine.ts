@@ -1,0 +1,715 @@
+import { userInfo } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
+import { makeChange, resourceKey, type Change } from './change.js';
+import type { StateDocument } from './document.js';
+import { OpdbusError, toOpdbusError } from './errors.js';
+import { EventBus, type OpdbusEvent } from './events.js';
+import { StateDir, newTxId, terminalStatuses, type Actor, type TransactionRecord } from './journal.js';
+import { hashJson, type JsonValue } from './json.js';
+import { silentLogger, type Logger } from './logger.js';
+import { createPlan, type Plan } from './planner.js';
+import type { AnyPlugin, NetnsRunner, PluginContext, ProbeResult, TargetSpec, Unsubscribe, WatchEvent } from './plugin.js';
+import { isAlive, selfIdentity, type ProcessIdentity } from './process.js';
+import type { PluginRegistry } from './registry.js';
+
+/** How verification retries while the kernel and daemons settle. */
+export interface VerifyOptions {
+  /** Attempts in all (default 6). */
+  attempts: number;
+  /** Delay before the second attempt; doubles each time (default 50 ms: 50+100+200+400+800 ≈ 1.5 s). */
+  initialDelayMs: number;
+}
+
+/** Options of {@link Engine}. */
+export interface EngineOptions {
+  registry: PluginRegistry;
+  /** The state directory (journals, lock). */
+  stateDir: string;
+  /** Where to act. */
+  target?: TargetSpec;
+  /** Opens `target.netns` (the apps pass `openNetns` from @opdbus/netlink). Required when a netns is targeted. */
+  openNetns?: (spec: string) => NetnsRunner;
+  logger?: Logger;
+  events?: EventBus<OpdbusEvent>;
+  /** Who acts (default: the current user). */
+  actor?: Actor;
+  verify?: Partial<VerifyOptions>;
+  /**
+   * Start the commit-confirmed watchdog for a transaction: an independent, detached process that
+   * runs {@link Engine.runWatchdog}. Required for `confirmTimeoutS`.
+   */
+  spawnWatchdog?: (txId: string) => Promise<ProcessIdentity>;
+}
+
+/** Options of {@link Engine.apply}. */
+export interface ApplyOptions {
+  /** Commit-confirmed: leave the transaction pending; the watchdog restores it after this many seconds unless confirmed. */
+  confirmTimeoutS?: number;
+  /** Apply changes flagged risky without commit-confirmed. */
+  force?: boolean;
+  /** Abort between changes (then restore). */
+  signal?: AbortSignal;
+}
+
+/** Outcome of a plan computed from a document. */
+export interface PlanResult {
+  plan: Plan;
+  /** Observed sections, scoped to the document's. */
+  observed: Record<string, unknown>;
+}
+
+/** Outcome of an apply that did not throw. */
+export interface ApplyResult {
+  status: 'no-changes' | 'committed' | 'pending-confirm';
+  plan: Plan;
+  txId?: string;
+  /** Deadline of a pending transaction (ISO time). */
+  deadline?: string;
+  record?: TransactionRecord;
+}
+
+/** Options of {@link Engine.runWatchdog}. */
+export interface WatchdogOptions {
+  /** How often to check the owner's liveness while it applies (default 200 ms). */
+  pollMs?: number;
+  /** Resolves when the link to the owner breaks (e.g. its IPC channel closed): checked at once. */
+  ownerGone?: Promise<void>;
+  /** Registers a function that makes the watchdog re-read the journal now (e.g. on SIGTERM from `confirm`). */
+  onWake?: (wake: () => void) => void;
+}
+
+/** What a recovery found and did. */
+export interface RecoveryReport {
+  txId: string;
+  found: string;
+  action: 'restored' | 'restore-failed' | 'watchdog-respawned' | 'left-alone';
+  detail: string;
+}
+
+/**
+ * The op-dbus engine: queries plugins, plans, and applies plans as transactions with checkpoint,
+ * verification, rollback, crash recovery and commit-confirmed.
+ */
+export class Engine {
+  readonly registry: PluginRegistry;
+  readonly state: StateDir;
+  readonly target: TargetSpec;
+  readonly events: EventBus<OpdbusEvent>;
+  readonly logger: Logger;
+  readonly actor: Actor;
+  readonly #verify: VerifyOptions;
+  readonly #options: EngineOptions;
+  readonly #netns = new Map<string, NetnsRunner>();
+
+  constructor(options: EngineOptions) {
+    this.#options = options;
+    this.registry = options.registry;
+    this.state = new StateDir(options.stateDir);
+    this.target = { ...(options.target ?? {}) };
+    this.events = options.events ?? new EventBus<OpdbusEvent>();
+    this.logger = options.logger ?? silentLogger;
+    this.actor = options.actor ?? currentUserActor();
+    this.#verify = { attempts: 6, initialDelayMs: 50, ...options.verify };
+  }
+
+  /** The namespace runner for a target (default: the engine's), opened on first use and cached. */
+  netns(target: TargetSpec = this.target): NetnsRunner | undefined {
+    const spec = target.netns;
+    if (spec === undefined) return undefined;
+    let runner = this.#netns.get(spec);
+    if (runner === undefined) {
+      if (this.#options.openNetns === undefined) {
+        throw new OpdbusError('OPDBUS_ERR_NETNS', `A network namespace (${spec}) is targeted but no namespace opener was given to the engine.`, { data: { netns: spec } });
+      }
+      runner = this.#options.openNetns(spec);
+      this.#netns.set(spec, runner);
+    }
+    return runner;
+  }
+
+  /** The context a plugin operation receives, for the engine's target or another (a journal's). */
+  context(plugin: string, bindings: Record<string, unknown> = {}, signal?: AbortSignal, target: TargetSpec = this.target): PluginContext {
+    return {
+      target,
+      netns: this.netns(target),
+      logger: this.logger.child({ plugin, ...bindings }),
+      stateDir: this.state.root,
+      signal,
+    };
+  }
+
+  /** Probe plugins (all registered ones by default). */
+  async probe(names: readonly string[] = this.registry.names()): Promise<Record<string, ProbeResult>> {
+    const out: Record<string, ProbeResult> = {};
+    for (const name of names) {
+      const plugin = this.registry.require(name);
+      try {
+        out[name] = await plugin.probe(this.context(name));
+      } catch (err) {
+        out[name] = { available: false, reason: `probe failed: ${(err as Error).message}` };
+      }
+    }
+    return out;
+  }
+
+  async #requireAvailable(plugin: AnyPlugin): Promise<void> {
+    let result: ProbeResult;
+    try {
+      result = await plugin.probe(this.context(plugin.name));
+    } catch (err) {
+      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_UNAVAILABLE', `Plugin "${plugin.name}" failed its probe`, { plugin: plugin.name });
+    }
+    if (!result.available) {
+      throw new OpdbusError('OPDBUS_ERR_PLUGIN_UNAVAILABLE', `Plugin "${plugin.name}" is not available here: ${result.reason}.`, {
+        data: { plugin: plugin.name, reason: result.reason },
+      });
+    }
+  }
+
+  async #query(plugin: AnyPlugin, scope: unknown, bindings: Record<string, unknown> = {}, target: TargetSpec = this.target): Promise<unknown> {
+    const ctx = this.context(plugin.name, bindings, undefined, target);
+    try {
+      return scope === undefined ? await plugin.query(ctx) : await plugin.query(ctx, { scope });
+    } catch (err) {
+      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${plugin.name}" failed to query the host`, { plugin: plugin.name, operation: 'query' });
+    }
+  }
+
+  /**
+   * The observed state of the named plugins (default: every available one), normalised to the
+   * document's shape, with secrets redacted unless `showSecrets`.
+   */
+  async query(names?: readonly string[], options: { showSecrets?: boolean } = {}): Promise<Record<string, unknown>> {
+    const out: Record<string, unknown> = {};
+    const explicit = names !== undefined;
+    for (const name of names ?? this.registry.names()) {
+      const plugin = this.registry.require(name);
+      if (explicit) {
+        await this.#requireAvailable(plugin);
+      } else {
+        const probe = await this.probe([name]);
+        if (!probe[name]?.available) continue;
+      }
+      const section = await this.#query(plugin, undefined);
+      out[name] = options.showSecrets || plugin.redact === undefined ? section : plugin.redact(section);
+    }
+    return out;
+  }
+
+  #diff(plugin: AnyPlugin, desired: unknown, observed: unknown): Change[] {
+    let specs;
+    try {
+      specs = plugin.diff(desired, observed);
+    } catch (err) {
+      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${plugin.name}" failed to diff`, { plugin: plugin.name, operation: 'diff' });
+    }
+    return specs.map((spec) => makeChange(plugin.name, spec));
+  }
+
+  /** Query what the document names and compute the ordered plan that takes the host there. */
+  async plan(doc: StateDocument): Promise<PlanResult> {
+    const observed: Record<string, unknown> = {};
+    const changes: Change[] = [];
+    for (const [name, desired] of Object.entries(doc.plugins)) {
+      if (desired === undefined) continue;
+      const plugin = this.registry.require(name);
+      await this.#requireAvailable(plugin);
+      observed[name] = await this.#query(plugin, desired);
+      changes.push(...this.#diff(plugin, desired, observed[name]));
+    }
+    const plan = createPlan(changes);
+    this.events.publish({ type: 'plan.created', planHash: plan.hash, changes: plan.changes.length, plugins: [...new Set(plan.changes.map((c) => c.plugin))] });
+    return { plan, observed };
+  }
+
+  /**
+   * Apply a document as one transaction: plan, checkpoint, journal, apply in order, verify; on any
+   * failure restore in reverse order and verify the restore. Throws `OPDBUS_ERR_APPLY_FAILED`
+   * (host restored) or `OPDBUS_ERR_RESTORE_FAILED` (host in between; the message lists what).
+   */
+  async apply(doc: StateDocument, options: ApplyOptions = {}): Promise<ApplyResult> {
+    const lock = await this.state.lock();
+    try {
+      await this.#recoverLocked();
+      const pending = (await this.state.list()).filter((r) => r.status === 'pending-confirm');
+      if (pending.length > 0) {
+        const ids = pending.map((r) => r.txId).join(', ');
+        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${ids} is pending confirmation; run \`opdbus confirm\` or \`opdbus rollback\` before applying again.`, {
+          data: { pending: pending.map((r) => r.txId) },
+        });
+      }
+      const { plan, observed } = await this.plan(doc);
+      if (plan.changes.length === 0) return { status: 'no-changes', plan };
+      const risky = plan.changes.filter((c) => c.risk !== undefined);
+      if (risky.length > 0 && options.confirmTimeoutS === undefined && options.force !== true) {
+        throw new OpdbusError(
+          'OPDBUS_ERR_RISKY_CHANGE',
+          `The plan has ${risky.length} risky change(s): ${risky.map((c) => `${c.summary} (${c.risk?.reason})`).join('; ')}. Apply with --confirm-timeout SECONDS so it reverts unless confirmed, or with --force.`,
+          { data: { changes: risky.map((c) => c.id) } },
+        );
+      }
+      return await this.#transact(doc, plan, observed, options);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async #transact(doc: StateDocument, plan: Plan, observedAll: Record<string, unknown>, options: ApplyOptions): Promise<ApplyResult> {
+    const txId = newTxId();
+    const log = this.logger.child({ txId });
+    const touched = [...new Set(plan.changes.map((c) => c.plugin))];
+    const desired: Record<string, JsonValue> = {};
+    const observedBefore: Record<string, JsonValue> = {};
+    for (const name of touched) {
+      desired[name] = doc.plugins[name] as JsonValue;
+      observedBefore[name] = observedAll[name] as JsonValue;
+    }
+    this.events.publish({ type: 'tx.begin', txId, planHash: plan.hash, changes: plan.changes.length, ...(options.confirmTimeoutS === undefined ? {} : { confirmTimeoutS: options.confirmTimeoutS }) });
+
+    // 1. Checkpoint what the plan touches.
+    const checkpoints: Record<string, JsonValue> = {};
+    for (const name of touched) {
+      const plugin = this.registry.require(name);
+      const changes = plan.changes.filter((c) => c.plugin === name);
+      try {
+        checkpoints[name] = await plugin.checkpoint(this.context(name, { txId }), changes);
+      } catch (err) {
+        throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${name}" failed to checkpoint; nothing was changed`, { plugin: name, operation: 'checkpoint' });
+      }
+      this.events.publish({ type: 'tx.checkpoint', txId, plugin: name, resources: changes.length });
+    }
+
+    // 2. Persist the journal before the first change.
+    const now = new Date().toISOString();
+    const record: TransactionRecord = {
+      version: 1,
+      txId,
+      status: 'applying',
+      createdAt: now,
+      updatedAt: now,
+      actor: this.actor,
+      owner: selfIdentity(),
+      target: this.target,
+      plan,
+      desired,
+      observedBefore,
+      checkpoints,
+      stateHashBefore: hashJson(observedBefore),
+      applied: [],
+    };
+    if (options.confirmTimeoutS !== undefined) record.confirm = { timeoutS: options.confirmTimeoutS };
+    await this.state.write(record);
+    this.events.publish({ type: 'tx.journal', txId, status: record.status });
+
+    // 3. The commit-confirmed watchdog watches from before the first change, so a crash at any
+    //    point after this leaves a process that restores.
+    if (options.confirmTimeoutS !== undefined) {
+      if (this.#options.spawnWatchdog === undefined) {
+        record.status = 'rolled-back';
+        record.restore = { reason: 'no watchdog available', ok: true, residual: [], at: new Date().toISOString(), by: this.actor, errors: [] };
+        await this.state.write(record);
+        throw new OpdbusError('OPDBUS_ERR_WATCHDOG', 'Commit-confirmed needs a watchdog, and this engine has no way to start one; nothing was changed.');
+      }
+      try {
+        record.confirm = { timeoutS: options.confirmTimeoutS, watchdog: await this.#options.spawnWatchdog(txId) };
+      } catch (err) {
+        record.status = 'rolled-back';
+        record.restore = { reason: 'watchdog failed to start', ok: true, residual: [], at: new Date().toISOString(), by: this.actor, errors: [] };
+        await this.state.write(record);
+        throw toOpdbusError(err, 'OPDBUS_ERR_WATCHDOG', 'The commit-confirmed watchdog could not be started; nothing was changed', { txId });
+      }
+      await this.state.write(record);
+    }
+
+    // 4. Apply in order.
+    const progress = await this.state.openProgress(txId);
+    try {
+      for (const [index, change] of plan.changes.entries()) {
+        if (options.signal?.aborted) {
+          record.failure = { phase: 'interrupted', error: { code: 'OPDBUS_ERR_APPLY_FAILED', message: 'interrupted by a signal' } };
+          return await this.#failAndRestore(record, 'interrupted', new OpdbusError('OPDBUS_ERR_APPLY_FAILED', `Transaction ${txId} was interrupted before change ${index + 1} of ${plan.changes.length}; the host was restored.`, { data: { txId } }));
+        }
+        const plugin = this.registry.require(change.plugin);
+        const base = { txId, index, changeId: change.id, plugin: change.plugin, resource: change.resource };
+        this.events.publish({ type: 'change.applying', ...base, op: change.op });
+        await progress.started(change);
+        const t0 = performance.now();
+        try {
+          await plugin.apply(change, this.context(change.plugin, { txId }, options.signal));
+        } catch (err) {
+          const cause = err instanceof OpdbusError ? err : undefined;
+          const error = new OpdbusError(
+            'OPDBUS_ERR_APPLY_FAILED',
+            `Change ${index + 1} of ${plan.changes.length} failed: ${change.summary} (plugin ${change.plugin}, resource ${change.resource}): ${err instanceof Error ? err.message : String(err)}`,
+            { data: { plugin: change.plugin, resource: change.resource, changeId: change.id, ...(cause ? { causeCode: cause.code, causeData: cause.data } : {}) }, cause: err },
+          );
+          this.events.publish({ type: 'change.failed', ...base, error: error.message });
+          log.info({ err: error, changeId: change.id }, 'change failed; restoring');
+          record.failure = { phase: 'apply', changeId: change.id, error: { code: error.code, message: error.message } };
+          return await this.#failAndRestore(record, `change ${change.summary} failed`, error);
+        }
+        await progress.done(change);
+        record.applied.push(change.id);
+        this.events.publish({ type: 'change.applied', ...base, op: change.op, ms: performance.now() - t0 });
+      }
+      await progress.sync();
+    } finally {
+      await progress.close();
+    }
+
+    // 5. Verify.
+    record.status = 'verifying';
+    await this.state.write(record);
+    const planKeys = new Set(plan.changes.map(resourceKey));
+    const verified = await this.#settle(txId, this.target, touched, desired, planKeys);
+    if (verified.residual.length > 0) {
+      const residual = verified.residual.map((c) => `${resourceKey(c)}: ${c.summary}`);
+      this.events.publish({ type: 'verify.failed', txId, residual });
+      const error = new OpdbusError('OPDBUS_ERR_VERIFY_FAILED', `After applying, ${residual.length} resource(s) did not reach the desired state: ${residual.join('; ')}.`, {
+        data: { txId, residual },
+      });
+      record.failure = { phase: 'verify', error: { code: error.code, message: error.message } };
+      return await this.#failAndRestore(record, 'verification failed', error);
+    }
+    this.events.publish({ type: 'verify.ok', txId, attempts: verified.attempts });
+    record.stateHashAfter = hashJson(verified.observed);
+
+    // 6. Commit, or wait for confirmation.
+    if (options.confirmTimeoutS !== undefined && record.confirm !== undefined) {
+      const deadline = new Date(Date.now() + options.confirmTimeoutS * 1000).toISOString();
+      record.confirm.deadline = deadline;
+      record.status = 'pending-confirm';
+      await this.state.write(record);
+      this.events.publish({ type: 'tx.pending', txId, deadline, ...(record.confirm.watchdog ? { watchdogPid: record.confirm.watchdog.pid } : {}) });
+      return { status: 'pending-confirm', plan, txId, deadline, record };
+    }
+    record.status = 'committed';
+    record.committedAt = new Date().toISOString();
+    await this.state.write(record);
+    this.events.publish({ type: 'tx.committed', txId, stateHashBefore: record.stateHashBefore, stateHashAfter: record.stateHashAfter });
+    return { status: 'committed', plan, txId, record };
+  }
+
+  /** Query the touched plugins until the diff of the plan's resources is empty or attempts run out. */
+  async #settle(
+    txId: string,
+    target: TargetSpec,
+    plugins: readonly string[],
+    desired: Record<string, JsonValue>,
+    keys: ReadonlySet<string>,
+  ): Promise<{ residual: Change[]; attempts: number; observed: Record<string, JsonValue> }> {
+    let wait = this.#verify.initialDelayMs;
+    let residual: Change[] = [];
+    let observed: Record<string, JsonValue> = {};
+    for (let attempt = 1; attempt <= this.#verify.attempts; attempt++) {
+      residual = [];
+      observed = {};
+      for (const name of plugins) {
+        const plugin = this.registry.require(name);
+        const now = await this.#query(plugin, desired[name], { txId }, target);
+        observed[name] = now as JsonValue;
+        residual.push(...this.#diff(plugin, desired[name], now).filter((c) => keys.has(resourceKey(c))));
+      }
+      this.events.publish({ type: 'verify.attempt', txId, attempt, residual: residual.length });
+      if (residual.length === 0) return { residual, attempts: attempt, observed };
+      if (attempt < this.#verify.attempts) {
+        await delay(wait);
+        wait *= 2;
+      }
+    }
+    return { residual, attempts: this.#verify.attempts, observed };
+  }
+
+  async #failAndRestore(record: TransactionRecord, reason: string, error: OpdbusError): Promise<never> {
+    const ok = await this.#restore(record, reason);
+    if (!ok) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_RESTORE_FAILED',
+        `${error.message}\nRolling back transaction ${record.txId} did NOT restore: ${record.restore?.residual.join('; ') || record.restore?.errors.join('; ')}. Fix these resources, then run \`opdbus rollback ${record.txId}\`.`,
+        { data: { txId: record.txId, residual: record.restore?.residual, errors: record.restore?.errors }, cause: error },
+      );
+    }
+    throw new OpdbusError('OPDBUS_ERR_APPLY_FAILED', `${error.message}\nTransaction ${record.txId} was rolled back; the host is as it was before.`, {
+      data: { txId: record.txId, ...(error.data ?? {}) },
+      cause: error,
+    });
+  }
+
+  /**
+   * Restore a transaction's checkpoints in reverse plugin order and verify the restore against
+   * the observed state before it. Updates and persists the record. Returns whether it verified.
+   */
+  async #restore(record: TransactionRecord, reason: string): Promise<boolean> {
+    const txId = record.txId;
+    record.status = 'rolling-back';
+    await this.state.write(record);
+    this.events.publish({ type: 'restore.begin', txId, reason });
+    const order = [...new Set(record.plan.changes.map((c) => c.plugin))].reverse();
+    const errors: string[] = [];
+    for (const name of order) {
+      const plugin = this.registry.get(name);
+      if (plugin === undefined) {
+        errors.push(`plugin "${name}" is not registered in this process`);
+        continue;
+      }
+      try {
+        await plugin.restore(record.checkpoints[name] ?? null, this.context(name, { txId }, undefined, record.target));
+        this.events.publish({ type: 'restore.plugin', txId, plugin: name, ok: true });
+      } catch (err) {
+        const message = `plugin "${name}" failed to restore: ${(err as Error).message}`;
+        errors.push(message);
+        this.events.publish({ type: 'restore.plugin', txId, plugin: name, ok: false, error: message });
+      }
+    }
+    const keys = new Set(record.plan.changes.map(resourceKey));
+    const plugins = order.filter((name) => this.registry.get(name) !== undefined);
+    let residual: string[] = [];
+    try {
+      const settled = await this.#settle(txId, record.target, plugins, record.observedBefore, keys);
+      residual = settled.residual.map((c) => `${resourceKey(c)}: ${c.summary}`);
+    } catch (err) {
+      errors.push(`verifying the restore failed: ${(err as Error).message}`);
+    }
+    const ok = errors.length === 0 && residual.length === 0;
+    record.status = ok ? 'rolled-back' : 'restore-failed';
+    record.restore = { reason, ok, residual, at: new Date().toISOString(), by: this.actor, errors };
+    await this.state.write(record);
+    this.events.publish({ type: 'restore.done', txId, ok, residual });
+    this.events.publish({ type: 'tx.rolled-back', txId, reason, ok });
+    return ok;
+  }
+
+  /** All transactions, oldest first. */
+  async transactions(): Promise<TransactionRecord[]> {
+    return this.state.list();
+  }
+
+  async #resolveTx(txId: string | undefined, accept: (r: TransactionRecord) => boolean, what: string): Promise<TransactionRecord> {
+    if (txId !== undefined) return this.state.read(txId);
+    const candidates = (await this.state.list()).filter(accept);
+    const last = candidates.at(-1);
+    if (last === undefined) throw new OpdbusError('OPDBUS_ERR_TX_NOT_FOUND', `There is no ${what} transaction in ${this.state.transactionsDir}.`, { data: { stateDir: this.state.root } });
+    return last;
+  }
+
+  /** Confirm a pending (commit-confirmed) transaction: the default is the latest pending one. */
+  async confirm(txId?: string): Promise<TransactionRecord> {
+    const lock = await this.state.lock();
+    let record: TransactionRecord;
+    try {
+      record = await this.#resolveTx(txId, (r) => r.status === 'pending-confirm', 'pending');
+      if (record.status !== 'pending-confirm') {
+        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${record.txId} is ${record.status}, not pending confirmation; nothing to confirm.`, {
+          data: { txId: record.txId, status: record.status },
+        });
+      }
+      const now = new Date().toISOString();
+      record.status = 'committed';
+      record.committedAt = now;
+      record.confirm = { ...(record.confirm ?? { timeoutS: 0 }), confirmedAt: now, confirmedBy: this.actor };
+      await this.state.write(record);
+      this.events.publish({ type: 'tx.confirmed', txId: record.txId });
+    } finally {
+      await lock.release();
+    }
+    // Tell the watchdog it can stop now (it would also see the journal at its deadline).
+    const watchdog = record.confirm?.watchdog;
+    if (watchdog !== undefined && watchdog.pid !== process.pid && isAlive(watchdog)) {
+      try {
+        process.kill(watchdog.pid, 'SIGTERM');
+      } catch (err) {
+        this.logger.warn({ err, pid: watchdog.pid }, 'could not signal the watchdog; it exits at its deadline');
+      }
+    }
+    return record;
+  }
+
+  /**
+   * Restore a transaction's checkpoint on demand. The default is the latest pending or committed
+   * transaction. Rolling back an older one while a later transaction changed the same resources
+   * needs `force`.
+   */
+  async rollback(txId?: string, options: { force?: boolean; reason?: string } = {}): Promise<TransactionRecord> {
+    const lock = await this.state.lock();
+    try {
+      await this.#recoverLocked();
+      const record = await this.#resolveTx(txId, (r) => r.status === 'pending-confirm' || r.status === 'committed', 'committed or pending');
+      if (record.status === 'rolled-back') {
+        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${record.txId} is already rolled back.`, { data: { txId: record.txId, status: record.status } });
+      }
+      if (!terminalStatuses.has(record.status) && record.status !== 'pending-confirm') {
+        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${record.txId} is ${record.status} in another process; wait for it.`, { data: { txId: record.txId } });
+      }
+      if (options.force !== true) {
+        const keys = new Set(record.plan.changes.map(resourceKey));
+        const later = (await this.state.list()).filter(
+          (r) => r.txId > record.txId && (r.status === 'committed' || r.status === 'pending-confirm') && r.plan.changes.some((c) => keys.has(resourceKey(c))),
+        );
+        if (later.length > 0) {
+          throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${later.map((r) => r.txId).join(', ')} changed the same resources after ${record.txId}; roll those back first or pass --force.`, {
+            data: { txId: record.txId, later: later.map((r) => r.txId) },
+          });
+        }
+      }
+      const ok = await this.#restore(record, options.reason ?? `rollback requested by ${this.actor.name}`);
+      if (!ok) {
+        throw new OpdbusError('OPDBUS_ERR_RESTORE_FAILED', `Rolling back ${record.txId} did not verify: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}. Fix these resources and run \`opdbus rollback ${record.txId}\` again.`, {
+          data: { txId: record.txId, residual: record.restore?.residual, errors: record.restore?.errors },
+        });
+      }
+      return record;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Find transactions left unfinished by a process that died (SIGKILL, power loss) and restore
+   * them; respawn a lost commit-confirmed watchdog whose deadline has not passed. Every command
+   * that touches the host calls this first.
+   */
+  async recover(): Promise<RecoveryReport[]> {
+    const lock = await this.state.lock();
+    try {
+      return await this.#recoverLocked();
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async #recoverLocked(): Promise<RecoveryReport[]> {
+    const reports: RecoveryReport[] = [];
+    for (const record of await this.state.list()) {
+      if (terminalStatuses.has(record.status)) continue;
+      if (record.status === 'pending-confirm') {
+        const watchdog = record.confirm?.watchdog;
+        if (watchdog !== undefined && isAlive(watchdog)) continue;
+        const deadline = record.confirm?.deadline === undefined ? 0 : Date.parse(record.confirm.deadline);
+        if (Date.now() < deadline && this.#options.spawnWatchdog !== undefined) {
+          record.confirm = { ...(record.confirm ?? { timeoutS: 0 }), watchdog: await this.#options.spawnWatchdog(record.txId) };
+          await this.state.write(record);
+          reports.push({ txId: record.txId, found: 'pending-confirm, watchdog gone', action: 'watchdog-respawned', detail: `deadline ${record.confirm.deadline}` });
+          continue;
+        }
+        reports.push(await this.#recoverOne(record, 'commit-confirmed deadline passed and its watchdog is gone'));
+        continue;
+      }
+      if (isAlive(record.owner) && record.owner.pid !== process.pid) {
+        reports.push({ txId: record.txId, found: record.status, action: 'left-alone', detail: `process ${record.owner.pid} is still working on it` });
+        continue;
+      }
+      reports.push(await this.#recoverOne(record, `process ${record.owner.pid} died while the transaction was ${record.status}`));
+    }
+    return reports;
+  }
+
+  async #recoverOne(record: TransactionRecord, reason: string): Promise<RecoveryReport> {
+    const found = record.status;
+    this.events.publish({ type: 'recovery.found', txId: record.txId, status: found, reason });
+    this.logger.info({ txId: record.txId, status: found }, `recovering: ${reason}`);
+    const ok = await this.#restore(record, `recovery: ${reason}`);
+    this.events.publish({ type: 'recovery.done', txId: record.txId, ok });
+    return {
+      txId: record.txId,
+      found,
+      action: ok ? 'restored' : 'restore-failed',
+      detail: ok ? reason : `${reason}; could not restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}`,
+    };
+  }
+
+  /**
+   * The commit-confirmed watchdog's loop, run in its own detached process. It waits while the
+   * owner applies; if the owner dies mid-apply it restores at once; once the transaction is
+   * pending it waits for the deadline and restores unless it was confirmed. It returns when the
+   * transaction reaches a terminal state.
+   */
+  async runWatchdog(txId: string, options: WatchdogOptions = {}): Promise<TransactionRecord> {
+    const pollMs = options.pollMs ?? 200;
+    let ownerGone = false;
+    let wake: (() => void) | undefined;
+    const sleep = (ms: number): Promise<void> =>
+      new Promise((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done(): void {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      });
+    options.onWake?.(() => wake?.());
+    options.ownerGone?.then(
+      () => {
+        ownerGone = true;
+        wake?.();
+      },
+      (err: unknown) => this.logger.warn({ err }, 'owner link failed; falling back to polling'),
+    );
+    for (;;) {
+      const record = await this.state.read(txId);
+      if (terminalStatuses.has(record.status)) return record;
+      if (record.status === 'pending-confirm') {
+        const remaining = Date.parse(record.confirm?.deadline ?? '') - Date.now();
+        if (Number.isFinite(remaining) && remaining > 0) {
+          await sleep(Math.min(remaining, 60_000));
+          continue;
+        }
+        const lock = await this.state.lock(Number.POSITIVE_INFINITY);
+        try {
+          const fresh = await this.state.read(txId);
+          if (fresh.status !== 'pending-confirm') return fresh;
+          await this.#restore(fresh, `commit-confirmed: not confirmed within ${fresh.confirm?.timeoutS ?? '?'} s`);
+          return fresh;
+        } finally {
+          await lock.release();
+        }
+      }
+      // applying / verifying / rolling-back: the owner is at work. Act only once it is gone.
+      if (ownerGone || !isAlive(record.owner)) {
+        const lock = await this.state.lock(Number.POSITIVE_INFINITY);
+        try {
+          const fresh = await this.state.read(txId);
+          if (terminalStatuses.has(fresh.status)) return fresh;
+          if (fresh.status !== 'pending-confirm' && !isAlive(fresh.owner)) {
+            await this.#restore(fresh, `recovery: process ${fresh.owner.pid} died while the transaction was ${fresh.status}`);
+            return fresh;
+          }
+        } finally {
+          await lock.release();
+        }
+        ownerGone = false;
+      }
+      await sleep(pollMs);
+    }
+  }
+
+  /**
+   * Subscribe to the native event streams of the named plugins (default: every available one
+   * that can watch). Events are also published on the bus as `watch.event`.
+   */
+  async watch(onEvent: (event: WatchEvent) => void, names?: readonly string[]): Promise<Unsubscribe> {
+    const subscriptions: Unsubscribe[] = [];
+    for (const name of names ?? this.registry.names()) {
+      const plugin = this.registry.require(name);
+      if (plugin.watch === undefined) continue;
+      const unsubscribe = await plugin.watch(this.context(name), (event) => {
+        this.events.publish({ type: 'watch.event', plugin: name, ...(event.resource ? { resource: event.resource } : {}), ...(event.detail ? { detail: event.detail } : {}) });
+        onEvent(event);
+      });
+      subscriptions.push(unsubscribe);
+    }
+    return async () => {
+      for (const unsubscribe of subscriptions) await unsubscribe();
+    };
+  }
+}
+
+function currentUserActor(): Actor {
+  let name = 'unknown';
+  try {
+    name = userInfo().username;
+  } catch {
+    name = `uid ${process.getuid?.() ?? -1}`;
+  }
+  return { kind: 'user', name, uid: process.getuid?.() ?? -1, pid: process.pid };
+}

@@ -1,0 +1,198 @@
+/**
+ * The one error class of op-dbus, and the documented codes it carries.
+ *
+ * Every code is listed in docs/errors.md (generated from {@link errorCodes}) and is never reused
+ * for a different meaning. Protocol errors keep their native identity in `data` (the D-Bus error
+ * name, the netlink errno, the OVSDB error string).
+ */
+
+/** A documented error code: what it means and what the operator should do about it. */
+export interface ErrorCodeInfo {
+  /** One sentence: what went wrong. */
+  readonly summary: string;
+  /** What to do about it. */
+  readonly remedy: string;
+}
+
+/**
+ * The framework's error codes. Plugins and libraries define their own maps with the same shape
+ * (see {@link defineErrorCodes}); all of them are collected into docs/errors.md.
+ */
+export const errorCodes = {
+  OPDBUS_ERR_INTERNAL: {
+    summary: 'An unexpected internal error: a bug in op-dbus or a plugin.',
+    remedy: 'Report it with the command, the state document and the output of `--log-level debug`.',
+  },
+  OPDBUS_ERR_USAGE: {
+    summary: 'The command line was not valid (unknown option, missing argument, bad value).',
+    remedy: 'Run the command with `--help` and correct the arguments.',
+  },
+  OPDBUS_ERR_STATE_READ: {
+    summary: 'The state document could not be read from disk.',
+    remedy: 'Check that the file exists and is readable by the user running op-dbus.',
+  },
+  OPDBUS_ERR_STATE_PARSE: {
+    summary: 'The state document is not valid YAML or JSON.',
+    remedy: 'Fix the syntax at the reported line and column.',
+  },
+  OPDBUS_ERR_STATE_INVALID: {
+    summary: 'The state document does not match the schema (wrong type, unknown field, missing field).',
+    remedy: 'Fix the value at the reported path; `opdbus schema` prints the JSON Schema for editors.',
+  },
+  OPDBUS_ERR_STATE_VERSION: {
+    summary: 'The state document has no `version` or a version this op-dbus does not understand.',
+    remedy: 'Set `version: 1` at the top of the document.',
+  },
+  OPDBUS_ERR_UNKNOWN_PLUGIN: {
+    summary: 'The state document names a plugin that is not registered.',
+    remedy: 'Remove the section, correct its name, or install and register the plugin.',
+  },
+  OPDBUS_ERR_PLUGIN_INVALID: {
+    summary: 'A plugin object does not satisfy the plugin contract and was refused at registration.',
+    remedy: 'Fix the plugin: the message names the missing or malformed member.',
+  },
+  OPDBUS_ERR_PLUGIN_DUPLICATE: {
+    summary: 'Two plugins with the same name were registered.',
+    remedy: 'Register each plugin once; plugin names must be unique.',
+  },
+  OPDBUS_ERR_PLUGIN_UNAVAILABLE: {
+    summary: 'A plugin named by the document cannot work on this host (its probe failed).',
+    remedy: 'Read the reason given (no system bus, no OVSDB socket, ...), start the service or point op-dbus at it.',
+  },
+  OPDBUS_ERR_PLUGIN_FAILED: {
+    summary: 'A plugin operation (query, diff, checkpoint, watch) failed.',
+    remedy: 'Read the cause; it names the plugin, the operation and the resource.',
+  },
+  OPDBUS_ERR_PLAN_CYCLE: {
+    summary: 'The changes of a plan depend on each other in a cycle, so no order can apply them.',
+    remedy: 'Break the cycle named in the message (for example a bridge that is its own port).',
+  },
+  OPDBUS_ERR_PLAN_INVALID: {
+    summary: 'A plan is malformed: a duplicate change id, a change from an unknown plugin, or a hash mismatch.',
+    remedy: 'Recompute the plan from the state document instead of editing it by hand.',
+  },
+  OPDBUS_ERR_RISKY_CHANGE: {
+    summary: 'The plan contains a change flagged as risky (it can cut the management connection).',
+    remedy: 'Apply it with `--confirm-timeout SECONDS` (commit-confirmed) or, knowing the risk, `--force`.',
+  },
+  OPDBUS_ERR_APPLY_FAILED: {
+    summary: 'A change failed to apply or did not verify; the transaction was rolled back and the host is as it was.',
+    remedy: 'Read the failing change and its cause, fix the document or the host, and apply again.',
+  },
+  OPDBUS_ERR_RESTORE_FAILED: {
+    summary: 'Rolling back a transaction did not bring the host back to its checkpoint; the host is in between.',
+    remedy: 'Inspect the resources listed in the message, then run `opdbus rollback TXID` again or fix them by hand.',
+  },
+  OPDBUS_ERR_VERIFY_FAILED: {
+    summary: 'After applying, the host did not reach the desired state within the verification window.',
+    remedy: 'Read the residual differences; something on the host fights the change (another manager, a daemon).',
+  },
+  OPDBUS_ERR_LOCKED: {
+    summary: 'Another op-dbus process holds the state directory lock.',
+    remedy: 'Wait for it to finish (its pid is in the message) or, if it is gone, run the command again.',
+  },
+  OPDBUS_ERR_TX_NOT_FOUND: {
+    summary: 'No transaction with that id exists in the state directory.',
+    remedy: 'List transactions with `opdbus rollback --list` or check `--state-dir`.',
+  },
+  OPDBUS_ERR_TX_STATE: {
+    summary: 'The transaction is not in a state that allows this operation (e.g. confirming a committed one).',
+    remedy: 'Check the transaction status; only pending transactions can be confirmed.',
+  },
+  OPDBUS_ERR_JOURNAL_CORRUPT: {
+    summary: 'A transaction journal in the state directory cannot be read or does not validate.',
+    remedy: 'Move the named file aside after inspecting it; op-dbus will not guess what it contained.',
+  },
+  OPDBUS_ERR_STATE_DIR: {
+    summary: 'The state directory cannot be created or written.',
+    remedy: 'Run as root or pass a writable `--state-dir`.',
+  },
+  OPDBUS_ERR_NETNS: {
+    summary: 'The network namespace named with `--netns` does not exist or cannot be entered.',
+    remedy: 'Create it (`ip netns add NAME`) or pass an existing name, a /run/netns path or a /proc/PID/ns/net path.',
+  },
+  OPDBUS_ERR_WATCHDOG: {
+    summary: 'The commit-confirmed watchdog could not be started.',
+    remedy: 'Check the watchdog log in the state directory; the transaction was rolled back.',
+  },
+} as const satisfies Record<`OPDBUS_ERR_${string}`, ErrorCodeInfo>;
+
+/** A framework error code. */
+export type CoreErrorCode = keyof typeof errorCodes;
+
+/** Any op-dbus error code: the framework's or one a plugin/library defines with the same prefix. */
+export type ErrorCode = CoreErrorCode | `OPDBUS_ERR_${string}`;
+
+/**
+ * Declare a package's own error codes (checked to carry the `OPDBUS_ERR_` prefix and documentation).
+ *
+ * @example
+ * ```ts
+ * export const sysctlErrors = defineErrorCodes({
+ *   OPDBUS_ERR_SYSCTL_UNKNOWN_KEY: { summary: '...', remedy: '...' },
+ * });
+ * ```
+ */
+export function defineErrorCodes<const T extends Record<`OPDBUS_ERR_${string}`, ErrorCodeInfo>>(codes: T): T {
+  return codes;
+}
+
+/** Options of {@link OpdbusError}. */
+export interface OpdbusErrorOptions {
+  /** Machine-readable details: file, path, resource, native error identity, transaction id ... */
+  data?: Record<string, unknown>;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/**
+ * The error type thrown by every op-dbus package.
+ *
+ * `code` is stable and documented; `message` says what was wrong, where and what to do.
+ */
+export class OpdbusError extends Error {
+  override readonly name = 'OpdbusError';
+  readonly code: ErrorCode;
+  readonly data: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: OpdbusErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.data = options.data;
+  }
+
+  /** A JSON-friendly view (for `--json` output and journals). */
+  toJSON(): { code: ErrorCode; message: string; data?: Record<string, unknown>; cause?: unknown } {
+    const out: { code: ErrorCode; message: string; data?: Record<string, unknown>; cause?: unknown } = {
+      code: this.code,
+      message: this.message,
+    };
+    if (this.data !== undefined) out.data = this.data;
+    if (this.cause !== undefined) out.cause = serializeCause(this.cause);
+    return out;
+  }
+}
+
+function serializeCause(cause: unknown): unknown {
+  if (cause instanceof OpdbusError) return cause.toJSON();
+  if (cause instanceof Error) {
+    const out: Record<string, unknown> = { name: cause.name, message: cause.message };
+    const errno = cause as NodeJS.ErrnoException;
+    if (errno.code !== undefined) out.code = errno.code;
+    if (errno.errno !== undefined) out.errno = errno.errno;
+    return out;
+  }
+  return String(cause);
+}
+
+/** True when `err` is an {@link OpdbusError}, optionally with the given code. */
+export function isOpdbusError(err: unknown, code?: ErrorCode): err is OpdbusError {
+  return err instanceof OpdbusError && (code === undefined || err.code === code);
+}
+
+/** Wrap anything thrown into an {@link OpdbusError}, keeping one that already is. */
+export function toOpdbusError(err: unknown, code: ErrorCode, message: string, data?: Record<string, unknown>): OpdbusError {
+  if (err instanceof OpdbusError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new OpdbusError(code, `${message}: ${detail}`, data === undefined ? { cause: err } : { cause: err, data });
+}

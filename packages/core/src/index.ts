@@ -1,0 +1,58 @@
+/**
+ * @opdbus/core: the state document, the plugin contract, the planner and the transactional
+ * applier of op-dbus.
+ *
+ * @packageDocumentation
+ */
+export { makeChange, resourceKey, type Change, type ChangeOp, type ChangeRisk, type ChangeSpec, type ResourceRef } from './change.js';
+export { formatPath, loadStateDocument, parseStateDocument, stringifyStateDocument, type DocumentIssue, type ParseOptions, type StateDocument } from './document.js';
+export {
+  Engine,
+  type ApplyOptions,
+  type ApplyResult,
+  type EngineOptions,
+  type PlanResult,
+  type RecoveryReport,
+  type VerifyOptions,
+  type WatchdogOptions,
+} from './engine.js';
+export {
+  OpdbusError,
+  defineErrorCodes,
+  errorCodes,
+  isOpdbusError,
+  toOpdbusError,
+  type CoreErrorCode,
+  type ErrorCode,
+  type ErrorCodeInfo,
+  type OpdbusErrorOptions,
+} from './errors.js';
+export { EventBus, type EventBusOptions, type EventBusStats, type OpdbusEvent, type Subscription } from './events.js';
+export {
+  StateDir,
+  StateLock,
+  newTxId,
+  terminalStatuses,
+  writeFileAtomic,
+  type Actor,
+  type TransactionRecord,
+  type TxStatus,
+} from './journal.js';
+export { canonicalJson, hashJson, type JsonValue } from './json.js';
+export { silentLogger, type LogFn, type Logger } from './logger.js';
+export { assertPlan, createPlan, planHash, type Plan } from './planner.js';
+export {
+  assertPlugin,
+  definePlugin,
+  type AnyPlugin,
+  type NetnsRunner,
+  type Plugin,
+  type PluginContext,
+  type ProbeResult,
+  type QueryOptions,
+  type TargetSpec,
+  type Unsubscribe,
+  type WatchEvent,
+} from './plugin.js';
+export { isAlive, processStartTime, selfIdentity, type ProcessIdentity } from './process.js';
+export { PluginRegistry } from './registry.js';

@@ -1,0 +1,302 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Change } from './change.js';
+import { OpdbusError } from './errors.js';
+import type { JsonValue } from './json.js';
+import type { Plan } from './planner.js';
+import type { TargetSpec } from './plugin.js';
+import { isAlive, selfIdentity, type ProcessIdentity } from './process.js';
+
+/** Who made a change: recorded in journals and, later, the ledger. */
+export interface Actor {
+  kind: 'user' | 'daemon' | 'mcp' | 'watchdog';
+  /** User name or client name. */
+  name: string;
+  uid: number;
+  pid: number;
+}
+
+/**
+ * Where a transaction is. Terminal: `committed`, `rolled-back`, `restore-failed` (a rollback that
+ * did not verify; `opdbus rollback TXID` retries it).
+ */
+export type TxStatus = 'applying' | 'verifying' | 'pending-confirm' | 'committed' | 'rolling-back' | 'rolled-back' | 'restore-failed';
+
+/** Statuses in which nothing more happens on its own. */
+export const terminalStatuses: ReadonlySet<TxStatus> = new Set(['committed', 'rolled-back', 'restore-failed']);
+
+/** The durable record of one transaction: `STATE_DIR/transactions/TXID.json`. */
+export interface TransactionRecord {
+  version: 1;
+  txId: string;
+  status: TxStatus;
+  createdAt: string;
+  updatedAt: string;
+  actor: Actor;
+  /** The process applying it (recovery restores when it is gone mid-apply). */
+  owner: ProcessIdentity;
+  target: TargetSpec;
+  plan: Plan;
+  /** Desired sections of the plugins the plan touches (what verification compares with). */
+  desired: Record<string, JsonValue>;
+  /** Observed sections before the change, scoped to the desired ones (what restore verification compares with). */
+  observedBefore: Record<string, JsonValue>;
+  /** Checkpoint tokens, per plugin. */
+  checkpoints: Record<string, JsonValue>;
+  /** SHA-256 of the canonical JSON of `observedBefore`. */
+  stateHashBefore: string;
+  /** SHA-256 of the observed state after a verified apply. */
+  stateHashAfter?: string;
+  /** Change ids whose apply completed (updated at phase boundaries; the progress file is finer). */
+  applied: string[];
+  confirm?: { timeoutS: number; deadline?: string; watchdog?: ProcessIdentity; confirmedAt?: string; confirmedBy?: Actor };
+  failure?: { phase: 'apply' | 'verify' | 'interrupted'; changeId?: string; error: { code: string; message: string } };
+  restore?: { reason: string; ok: boolean; residual: string[]; at: string; by: Actor; errors: string[] };
+  committedAt?: string;
+}
+
+/** A new transaction id: sortable by time, unique. */
+export function newTxId(now = new Date()): string {
+  // 20261122T101500.123Z: sortable, millisecond resolution (a transaction takes longer than that).
+  const stamp = now.toISOString().replace(/[-:]/g, '');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+const txIdPattern = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$/;
+
+/**
+ * The state directory: transaction journals, progress logs, the lock. Writes are atomic
+ * (temporary file, fsync, rename, fsync of the directory) so a crash leaves the old or the new
+ * record, never half of one.
+ */
+export class StateDir {
+  readonly root: string;
+  readonly transactionsDir: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.transactionsDir = join(root, 'transactions');
+  }
+
+  /** Create the directories (mode 0700: journals can hold secrets). */
+  async ensure(): Promise<void> {
+    try {
+      await mkdir(this.transactionsDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw new OpdbusError('OPDBUS_ERR_STATE_DIR', `Cannot create the state directory ${this.root}: ${(err as Error).message}. Run as root or pass a writable --state-dir.`, {
+        data: { stateDir: this.root },
+        cause: err,
+      });
+    }
+  }
+
+  journalPath(txId: string): string {
+    return join(this.transactionsDir, `${txId}.json`);
+  }
+
+  progressPath(txId: string): string {
+    return join(this.transactionsDir, `${txId}.progress`);
+  }
+
+  watchdogLogPath(txId: string): string {
+    return join(this.transactionsDir, `${txId}.watchdog.log`);
+  }
+
+  /** Durably write a transaction record. */
+  async write(record: TransactionRecord): Promise<void> {
+    record.updatedAt = new Date().toISOString();
+    await writeFileAtomic(this.journalPath(record.txId), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
+  /** Read one transaction record; `OPDBUS_ERR_TX_NOT_FOUND` or `OPDBUS_ERR_JOURNAL_CORRUPT`. */
+  async read(txId: string): Promise<TransactionRecord> {
+    if (!txIdPattern.test(txId)) {
+      throw new OpdbusError('OPDBUS_ERR_TX_NOT_FOUND', `"${txId}" is not a transaction id (expected e.g. 20261122T101500.123Z-a1b2c3).`, { data: { txId } });
+    }
+    const file = this.journalPath(txId);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new OpdbusError('OPDBUS_ERR_TX_NOT_FOUND', `No transaction ${txId} in ${this.transactionsDir}; check --state-dir.`, { data: { txId, stateDir: this.root } });
+      }
+      throw err;
+    }
+    return parseRecord(text, file);
+  }
+
+  /** All transaction records, oldest first. */
+  async list(): Promise<TransactionRecord[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.transactionsDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const ids = names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((id) => txIdPattern.test(id)).sort();
+    const records: TransactionRecord[] = [];
+    for (const id of ids) records.push(await this.read(id));
+    return records;
+  }
+
+  /** Append progress lines (best effort durability: fsync'd at phase boundaries by the caller). */
+  async openProgress(txId: string): Promise<ProgressLog> {
+    const handle = await open(this.progressPath(txId), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
+    return new ProgressLog(handle);
+  }
+
+  /** Read the progress log: change ids started and finished. */
+  async readProgress(txId: string): Promise<{ started: string[]; done: string[] }> {
+    let text = '';
+    try {
+      text = await readFile(this.progressPath(txId), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    const started: string[] = [];
+    const done: string[] = [];
+    for (const line of text.split('\n')) {
+      // A torn last line (crash mid-write) is ignored: it can only be the last one.
+      const m = /^(start|done) ([0-9a-f]+)$/.exec(line);
+      if (m?.[1] === 'start') started.push(m[2]!);
+      else if (m?.[1] === 'done') done.push(m[2]!);
+    }
+    return { started, done };
+  }
+
+  /**
+   * Take the state directory lock (an O_EXCL lock file holding the owner's pid and start time).
+   * A lock whose owner is gone is taken over. Waits up to `waitMs` (default 30 s, `Infinity` to
+   * wait for ever) for a live owner, then throws `OPDBUS_ERR_LOCKED` naming it.
+   */
+  async lock(waitMs = 30_000): Promise<StateLock> {
+    await this.ensure();
+    const path = join(this.root, 'lock');
+    const me = selfIdentity();
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      try {
+        const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+        await handle.writeFile(JSON.stringify(me));
+        await handle.sync();
+        await handle.close();
+        return new StateLock(path, me);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const holder = await readLockHolder(path);
+      if (holder !== undefined && holder.pid === me.pid && holder.startTime === me.startTime) {
+        throw new OpdbusError('OPDBUS_ERR_INTERNAL', `This process already holds the state lock ${path}.`);
+      }
+      if (holder === undefined || !isAlive(holder)) {
+        // Stale (owner gone) or unreadable half-written lock from a crash: take it over.
+        await unlink(path).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw new OpdbusError('OPDBUS_ERR_LOCKED', `The state directory ${this.root} is locked by process ${holder.pid}; wait for it to finish.`, {
+          data: { stateDir: this.root, pid: holder.pid },
+        });
+      }
+      await delay(50);
+    }
+  }
+}
+
+async function readLockHolder(path: string): Promise<ProcessIdentity | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(path, 'utf8')) as ProcessIdentity;
+    return typeof parsed.pid === 'number' ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A held state directory lock. */
+export class StateLock {
+  #released = false;
+  constructor(
+    readonly path: string,
+    readonly owner: ProcessIdentity,
+  ) {}
+
+  async release(): Promise<void> {
+    if (this.#released) return;
+    this.#released = true;
+    await unlink(this.path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+}
+
+/** Append-only progress of a transaction: `start ID` / `done ID` lines. */
+export class ProgressLog {
+  constructor(private readonly handle: FileHandle) {}
+  async started(change: Change): Promise<void> {
+    await this.handle.write(`start ${change.id}\n`);
+  }
+  async done(change: Change): Promise<void> {
+    await this.handle.write(`done ${change.id}\n`);
+  }
+  async sync(): Promise<void> {
+    await this.handle.datasync();
+  }
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+function parseRecord(text: string, file: string): TransactionRecord {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new OpdbusError('OPDBUS_ERR_JOURNAL_CORRUPT', `${file}: the transaction journal is not valid JSON (${(err as Error).message}); inspect it and move it aside.`, {
+      data: { file },
+      cause: err,
+    });
+  }
+  const r = value as Partial<TransactionRecord>;
+  if (r.version !== 1 || typeof r.txId !== 'string' || typeof r.status !== 'string' || r.plan === undefined || typeof r.checkpoints !== 'object') {
+    throw new OpdbusError('OPDBUS_ERR_JOURNAL_CORRUPT', `${file}: the transaction journal lacks version/txId/status/plan/checkpoints; inspect it and move it aside.`, {
+      data: { file },
+    });
+  }
+  return r as TransactionRecord;
+}
+
+/** Write a file atomically and durably: temp file, fsync, rename over, fsync the directory. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = path.slice(0, path.lastIndexOf('/')) || '/';
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const handle = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  const dirHandle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await dirHandle.sync();
+  } finally {
+    await dirHandle.close();
+  }
+}

@@ -1,0 +1,160 @@
+import { z } from 'zod';
+import type { Change, ChangeSpec } from './change.js';
+import { OpdbusError } from './errors.js';
+import type { JsonValue } from './json.js';
+import type { Logger } from './logger.js';
+
+/**
+ * Where op-dbus acts: serialisable, so a transaction journal can record it and a watchdog or a
+ * recovery in another process can act on the same target.
+ */
+export interface TargetSpec {
+  /** A network namespace: a name under /run/netns, or a path such as /proc/PID/ns/net. */
+  netns?: string;
+  /** A D-Bus address, e.g. `unix:path=/run/dbus/system_bus_socket`. */
+  busAddress?: string;
+  /** An OVSDB address, e.g. `unix:/run/openvswitch/db.sock` or `tcp:127.0.0.1:6640`. */
+  ovsdbAddress?: string;
+}
+
+/**
+ * Runs synchronous code inside a network namespace. Sockets opened and /proc/sys/net files
+ * opened inside `run` stay bound to that namespace after it returns.
+ */
+export interface NetnsRunner {
+  /** The name or path it was opened from. */
+  readonly name: string;
+  /** The namespace file, e.g. /run/netns/NAME. */
+  readonly path: string;
+  /** Run `fn` with the calling thread inside the namespace; returns to the original one after. */
+  run<T>(fn: () => T): T;
+}
+
+/** What every plugin operation receives. */
+export interface PluginContext {
+  /** The serialisable target (recorded in journals). */
+  readonly target: TargetSpec;
+  /** Set when the target is a network namespace other than the caller's. */
+  readonly netns: NetnsRunner | undefined;
+  /** A child logger carrying `{ plugin }` (and `{ txId }` inside a transaction). */
+  readonly logger: Logger;
+  /** The op-dbus state directory. */
+  readonly stateDir: string;
+  /** Aborted when the caller gives up (daemon shutdown, CLI interrupted). */
+  readonly signal: AbortSignal | undefined;
+}
+
+/** Result of a plugin's probe. */
+export type ProbeResult = { available: true; detail?: string } | { available: false; reason: string };
+
+/** Options of a plugin's `query`. */
+export interface QueryOptions<D> {
+  /**
+   * When set, return exactly the resources this desired section names, each with its observed
+   * state, and resources it names that do not exist marked the way the schema says "absent".
+   * When unset, return everything the plugin can see.
+   */
+  scope?: D;
+}
+
+/** One event from a plugin's native event stream. */
+export interface WatchEvent {
+  plugin: string;
+  /** The resource it concerns, when known. */
+  resource?: string;
+  /** What happened, for people. */
+  detail?: string;
+  /** The native event, for machines. */
+  raw?: JsonValue;
+}
+
+/** A function that ends a subscription. */
+export type Unsubscribe = () => void | Promise<void>;
+
+/**
+ * The contract every plugin implements: a plain typed object, checked at registration.
+ *
+ * `D` is the plugin's section of the state document (the desired state) and also the shape its
+ * `query` returns (the observed state, normalised); `T` is its checkpoint token, which must be
+ * JSON so that journals can hold it and another process can restore from it.
+ */
+export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
+  /** Section name in the state document: lowercase letters, digits and dashes. */
+  readonly name: string;
+  /** The plugin's own version (semver). */
+  readonly version: string;
+  /** One line for `opdbus schema` and the docs. */
+  readonly description: string;
+  /** zod schema of the section; strict (unknown fields are errors). */
+  readonly schema: z.ZodType<D>;
+  /** Whether the plugin can work here, and if not, why. */
+  probe(ctx: PluginContext): Promise<ProbeResult>;
+  /** The observed state, normalised to the shape of the desired section. */
+  query(ctx: PluginContext, options?: QueryOptions<D>): Promise<D>;
+  /** Pure: the changes that take `observed` to `desired`. Resources `desired` does not name are left alone. */
+  diff(desired: D, observed: D): ChangeSpec[];
+  /** Apply one change. Idempotent: applying it twice is the same as once. */
+  apply(change: Change, ctx: PluginContext): Promise<void>;
+  /** Record what `restore` needs to put the given changes' resources back as they are now. */
+  checkpoint(ctx: PluginContext, changes: readonly Change[]): Promise<T>;
+  /** Put the resources of a checkpoint back. Idempotent; may run in another process than `checkpoint`. */
+  restore(token: T, ctx: PluginContext): Promise<void>;
+  /** Subscribe to the native event stream (or a poll, which the plugin documents). */
+  watch?(ctx: PluginContext, onEvent: (event: WatchEvent) => void): Promise<Unsubscribe>;
+  /** Redact secrets from an observed section for display; `query` output passes through it. */
+  redact?(section: D): D;
+}
+
+/** A plugin of any section type. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the registry holds plugins of any section type
+export type AnyPlugin = Plugin<any, any>;
+
+const pluginNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
+const semverPattern = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
+const requiredMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
+const optionalMethods = ['watch', 'redact'] as const;
+
+/**
+ * Check that `value` satisfies the plugin contract; throws `OPDBUS_ERR_PLUGIN_INVALID` naming
+ * every problem. Returns it typed.
+ */
+export function assertPlugin(value: unknown): AnyPlugin {
+  const problems: string[] = [];
+  if (typeof value !== 'object' || value === null) {
+    throw new OpdbusError('OPDBUS_ERR_PLUGIN_INVALID', `A plugin must be an object, got ${value === null ? 'null' : typeof value}.`);
+  }
+  const p = value as Record<string, unknown>;
+  const label = typeof p.name === 'string' ? `plugin "${p.name}"` : 'plugin';
+  if (typeof p.name !== 'string' || !pluginNamePattern.test(p.name)) {
+    problems.push(`name must match ${pluginNamePattern} (got ${JSON.stringify(p.name)})`);
+  }
+  if (typeof p.version !== 'string' || !semverPattern.test(p.version)) {
+    problems.push(`version must be semver (got ${JSON.stringify(p.version)})`);
+  }
+  if (typeof p.description !== 'string' || p.description.length === 0) problems.push('description must be a non-empty string');
+  if (!(p.schema instanceof z.ZodType)) problems.push('schema must be a zod schema (import { z } from "zod")');
+  for (const method of requiredMethods) {
+    if (typeof p[method] !== 'function') problems.push(`${method} must be a function`);
+  }
+  for (const method of optionalMethods) {
+    if (p[method] !== undefined && typeof p[method] !== 'function') problems.push(`${method}, when present, must be a function`);
+  }
+  if (problems.length > 0) {
+    throw new OpdbusError('OPDBUS_ERR_PLUGIN_INVALID', `Cannot register ${label}: ${problems.join('; ')}.`, {
+      data: { plugin: p.name, problems },
+    });
+  }
+  return value as AnyPlugin;
+}
+
+/**
+ * Identity helper that types a plugin object and lets TypeScript infer its section type.
+ *
+ * @example
+ * ```ts
+ * export const myPlugin = definePlugin({ name: 'my', version: '1.0.0', schema: z.strictObject({}), ... });
+ * ```
+ */
+export function definePlugin<D, T extends JsonValue>(plugin: Plugin<D, T>): Plugin<D, T> {
+  return plugin;
+}

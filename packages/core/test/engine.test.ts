@@ -1,0 +1,223 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Engine, OpdbusError, PluginRegistry, parseStateDocument, selfIdentity, type OpdbusEvent, type StateDocument } from '../src/index.js';
+import { memoryHost, memoryPlugin, type MemoryHost } from './memoryPlugin.js';
+// @ts-expect-error -- plain JS fixture shared with a child process
+import { filePlugin, readHost, writeHost } from './fixtures/filePlugin.mjs';
+
+let stateDir: string;
+beforeEach(async () => {
+  stateDir = await mkdtemp(join(tmpdir(), 'opdbus-engine-'));
+});
+afterEach(async () => {
+  await rm(stateDir, { recursive: true, force: true });
+});
+
+function setup(initial: Record<string, string>, options: { spawnWatchdog?: Engine['runWatchdog'] extends never ? never : (txId: string) => Promise<{ pid: number; startTime: string | null }> } = {}) {
+  const host = memoryHost(initial);
+  const registry = new PluginRegistry([memoryPlugin(host)]);
+  const events: OpdbusEvent[] = [];
+  const engine = new Engine({ registry, stateDir, verify: { attempts: 3, initialDelayMs: 1 }, ...(options.spawnWatchdog ? { spawnWatchdog: options.spawnWatchdog } : {}) });
+  engine.events.on((e) => events.push(e));
+  const doc = (section: Record<string, string | null>): StateDocument => parseStateDocument(JSON.stringify({ version: 1, plugins: { mem: section } }), { source: 'test.json', registry });
+  return { host, engine, events, doc, registry };
+}
+
+const snapshot = (host: MemoryHost) => Object.fromEntries([...host.values].sort());
+
+describe('Engine.apply', () => {
+  it('checkpoints, journals, applies in order, verifies and commits', async () => {
+    const { host, engine, events, doc } = setup({ a: '1', b: '2' });
+    host.deps.set('c', ['d']);
+    const result = await engine.apply(doc({ a: '10', c: '3', d: '4', b: '2' }));
+    expect(result.status).toBe('committed');
+    expect(host.log).toEqual(['update a', 'create d', 'create c']);
+    expect(snapshot(host)).toEqual({ a: '10', b: '2', c: '3', d: '4' });
+    const record = await engine.state.read(result.txId!);
+    expect(record).toMatchObject({ status: 'committed', applied: result.plan.changes.map((c) => c.id), checkpoints: { mem: { values: { a: '1', c: null, d: null } } } });
+    expect(record.stateHashAfter).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.stateHashAfter).not.toBe(record.stateHashBefore);
+    const types = events.map((e) => e.type);
+    expect(types.indexOf('tx.checkpoint')).toBeLessThan(types.indexOf('tx.journal'));
+    expect(types.indexOf('tx.journal')).toBeLessThan(types.indexOf('change.applying'));
+    expect(types.at(-1)).toBe('tx.committed');
+    expect((await engine.apply(doc({ a: '10', c: '3' }))).status).toBe('no-changes');
+    // The lock is released.
+    expect(existsSync(join(stateDir, 'lock'))).toBe(false);
+  });
+
+  const n = 5;
+  for (let k = 1; k <= n; k++) {
+    it(`restores the pre-apply state exactly when change ${k} of ${n} fails`, async () => {
+      const initial = { k1: 'a', k2: 'b', k3: 'c' };
+      const { host, engine, doc } = setup(initial);
+      const desired = { k1: 'A', k2: null, k3: 'C', k4: 'D', k5: 'E' };
+      host.failOn.add(`k${k}`);
+      const err = await engine.apply(doc(desired)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpdbusError);
+      expect((err as OpdbusError).code).toBe('OPDBUS_ERR_APPLY_FAILED');
+      expect((err as OpdbusError).message).toContain(`Change ${k} of ${n} failed`);
+      expect((err as OpdbusError).message).toContain('rolled back');
+      expect(host.log).toHaveLength(k - 1);
+      expect(snapshot(host)).toEqual(initial);
+      const record = await engine.state.read((err as OpdbusError).data?.txId as string);
+      expect(record.status).toBe('rolled-back');
+      expect(record.failure?.phase).toBe('apply');
+      expect(record.restore).toMatchObject({ ok: true, residual: [] });
+    });
+  }
+
+  it('rolls back when verification finds the host did not take a change', async () => {
+    const { host, engine, doc } = setup({ a: '1' });
+    host.sticky.add('b');
+    const err = (await engine.apply(doc({ a: '2', b: 'x' })).catch((e: unknown) => e)) as OpdbusError;
+    expect(err.code).toBe('OPDBUS_ERR_APPLY_FAILED');
+    expect(err.message).toContain('did not reach the desired state');
+    expect(err.message).toContain('mem:b');
+    expect(snapshot(host)).toEqual({ a: '1' });
+  });
+
+  it('reports RESTORE_FAILED, with what, when the restore does not verify', async () => {
+    const { host, engine, doc } = setup({ a: '1', b: '2' });
+    host.failOn.add('b');
+    host.failRestore.add('a');
+    const err = (await engine.apply(doc({ a: '9', b: '8' })).catch((e: unknown) => e)) as OpdbusError;
+    expect(err.code).toBe('OPDBUS_ERR_RESTORE_FAILED');
+    expect(err.message).toContain('did NOT restore');
+    expect(err.message).toContain('mem:a');
+    const record = await engine.state.read(err.data?.txId as string);
+    expect(record.status).toBe('restore-failed');
+    // Retry once the cause is gone.
+    host.failRestore.clear();
+    const again = await engine.rollback(record.txId);
+    expect(again.status).toBe('rolled-back');
+    expect(snapshot(host)).toEqual({ a: '1', b: '2' });
+  });
+
+  it('refuses risky changes unless commit-confirmed or forced', async () => {
+    const { host, engine, doc } = setup({ 'risky.eth0': 'up' });
+    await expect(engine.apply(doc({ 'risky.eth0': 'down' }))).rejects.toMatchObject({ code: 'OPDBUS_ERR_RISKY_CHANGE', message: expect.stringContaining('--confirm-timeout') });
+    expect(host.log).toEqual([]);
+    await expect(engine.apply(doc({ 'risky.eth0': 'down' }), { force: true })).resolves.toMatchObject({ status: 'committed' });
+  });
+
+  it('stops between changes when aborted and restores', async () => {
+    const { host, engine, doc } = setup({});
+    const controller = new AbortController();
+    engine.events.on((e) => {
+      if (e.type === 'change.applied' && e.index === 1) controller.abort();
+    });
+    const err = (await engine.apply(doc({ a: '1', b: '2', c: '3' }), { signal: controller.signal }).catch((e: unknown) => e)) as OpdbusError;
+    expect(err.code).toBe('OPDBUS_ERR_APPLY_FAILED');
+    expect(err.message).toContain('interrupted');
+    expect(host.log).toEqual(['create a', 'create b']);
+    expect(snapshot(host)).toEqual({});
+  });
+});
+
+describe('commit-confirmed', () => {
+  // The watchdog normally runs in its own process (see the CLI tests); here a second engine
+  // over the same state directory runs the same loop in this process.
+  function withWatchdog(initial: Record<string, string>) {
+    let watchdog: Promise<unknown> | undefined;
+    let wake: (() => void) | undefined;
+    const ctx = setup(initial, {
+      spawnWatchdog: (txId) => {
+        const other = new Engine({ registry: ctx.registry, stateDir, verify: { attempts: 3, initialDelayMs: 1 } });
+        watchdog = other.runWatchdog(txId, { pollMs: 5, onWake: (w) => (wake = w) });
+        return Promise.resolve(selfIdentity());
+      },
+    });
+    return { ...ctx, watchdog: () => watchdog!, wake: () => wake?.() };
+  }
+
+  it('restores at the deadline unless confirmed', async () => {
+    const { host, engine, doc, watchdog } = withWatchdog({ a: '1' });
+    const result = await engine.apply(doc({ a: '2' }), { confirmTimeoutS: 0.2 });
+    expect(result.status).toBe('pending-confirm');
+    expect(snapshot(host)).toEqual({ a: '2' });
+    await expect(engine.apply(doc({ a: '3' }))).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_STATE' });
+    const final = (await watchdog()) as { status: string; restore: { reason: string } };
+    expect(final.status).toBe('rolled-back');
+    expect(final.restore.reason).toContain('not confirmed within 0.2 s');
+    expect(snapshot(host)).toEqual({ a: '1' });
+  });
+
+  it('keeps the change when confirmed in time', async () => {
+    const { host, engine, doc, watchdog, wake } = withWatchdog({ a: '1' });
+    const result = await engine.apply(doc({ a: '2' }), { confirmTimeoutS: 30 });
+    const confirmed = await engine.confirm();
+    expect(confirmed).toMatchObject({ txId: result.txId, status: 'committed' });
+    wake();
+    expect(await watchdog()).toMatchObject({ status: 'committed' });
+    expect(snapshot(host)).toEqual({ a: '2' });
+    await expect(engine.confirm(result.txId)).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_STATE' });
+  });
+
+  it('needs a watchdog', async () => {
+    const { host, engine, doc } = setup({ a: '1' });
+    await expect(engine.apply(doc({ a: '2' }), { confirmTimeoutS: 5 })).rejects.toMatchObject({ code: 'OPDBUS_ERR_WATCHDOG' });
+    expect(host.log).toEqual([]);
+  });
+});
+
+describe('Engine.rollback', () => {
+  it('restores the latest transaction on demand, and only once', async () => {
+    const { host, engine, doc } = setup({ a: '1' });
+    const first = await engine.apply(doc({ a: '2', b: '1' }));
+    const record = await engine.rollback();
+    expect(record.txId).toBe(first.txId);
+    expect(snapshot(host)).toEqual({ a: '1' });
+    await expect(engine.rollback(first.txId)).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_STATE' });
+    await expect(engine.rollback('20990101T000000.000Z-abcdef')).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_NOT_FOUND' });
+    await expect(engine.rollback('nonsense')).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_NOT_FOUND' });
+  });
+
+  it('refuses to roll back an older transaction under a later one that touched the same resources', async () => {
+    const { host, engine, doc } = setup({ a: '1' });
+    const first = await engine.apply(doc({ a: '2' }));
+    await engine.apply(doc({ a: '3' }));
+    await expect(engine.rollback(first.txId)).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_STATE', message: expect.stringContaining('--force') });
+    await engine.rollback(first.txId, { force: true });
+    expect(snapshot(host)).toEqual({ a: '1' });
+  });
+});
+
+describe('crash recovery', () => {
+  it('restores a transaction whose process was SIGKILLed mid-apply, on the next invocation', async () => {
+    const hostFile = join(stateDir, 'host.json');
+    writeHost(hostFile, { a: '1', b: '2' });
+    const fixture = new URL('./fixtures/crashApply.mjs', import.meta.url).pathname;
+    const docJson = JSON.stringify({ version: 1, plugins: { file: { a: 'A', b: null, c: 'C', d: 'D' } } });
+    const child = spawn(process.execPath, [fixture, hostFile, join(stateDir, 'sd'), docJson, 'c'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('HANG')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`fixture exited early with ${code}`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    // Half-applied: a, b and c changed, d not yet; the journal and the lock are left behind.
+    expect(readHost(hostFile)).toEqual({ a: 'A', c: 'C' });
+    expect(existsSync(join(stateDir, 'sd', 'lock'))).toBe(true);
+
+    const registry = new PluginRegistry([filePlugin(hostFile)]);
+    const engine = new Engine({ registry, stateDir: join(stateDir, 'sd') });
+    const [left] = await engine.transactions();
+    expect(left?.status).toBe('applying');
+    const progress = await engine.state.readProgress(left!.txId);
+    expect(progress.started).toHaveLength(3);
+    expect(progress.done).toHaveLength(2);
+    const reports = await engine.recover();
+    expect(reports).toEqual([expect.objectContaining({ txId: left!.txId, found: 'applying', action: 'restored' })]);
+    expect(readHost(hostFile)).toEqual({ a: '1', b: '2' });
+    expect((await engine.state.read(left!.txId)).status).toBe('rolled-back');
+    expect(await engine.recover()).toEqual([]);
+    expect(JSON.parse(await readFile(engine.state.journalPath(left!.txId), 'utf8'))).toMatchObject({ restore: { reason: expect.stringMatching(/died while the transaction was applying/) } });
+  });
+});
