@@ -60,7 +60,14 @@ export function makeChange(plugin: string, spec: ChangeSpec): Change {
   const dependsOn = (spec.dependsOn ?? []).map((dep) =>
     typeof dep === 'string' ? resourceKey({ plugin, resource: dep }) : resourceKey(dep),
   );
-  const body = { plugin, resource: spec.resource, op: spec.op, before: spec.before, after: spec.after, dependsOn };
+  const body = {
+    plugin,
+    resource: spec.resource,
+    op: spec.op,
+    before: spec.before,
+    after: spec.after,
+    dependsOn,
+  };
   const change: Change = {
     id: hashJson(body).slice(0, 16),
     ...body,

@@ -8,12 +8,17 @@ import { OpdbusError } from './errors.js';
 import { definePlugin } from './plugin.js';
 import { PluginRegistry } from './registry.js';
 
-const linkSchema = z.strictObject({ name: z.string(), kind: z.enum(['bridge', 'veth']), mtu: z.number().int().min(68).optional() });
-const netPlugin = definePlugin<{ links?: z.infer<typeof linkSchema>[] }, null>({
+const linkSchema = z.strictObject({
+  name: z.string(),
+  kind: z.enum(['bridge', 'veth']),
+  mtu: z.number().int().min(68).optional(),
+});
+const netSchema = z.strictObject({ links: z.array(linkSchema).optional() });
+const netPlugin = definePlugin<z.output<typeof netSchema>, null>({
   name: 'network',
   version: '1.0.0',
   description: 'test network',
-  schema: z.strictObject({ links: z.array(linkSchema).optional() }),
+  schema: netSchema,
   probe: () => Promise.resolve({ available: true }),
   query: () => Promise.resolve({}),
   diff: () => [],
@@ -47,25 +52,37 @@ function parseError(text: string, source = 'host.yaml'): OpdbusError {
 
 describe('parseStateDocument', () => {
   it('accepts a valid YAML document; sections come in plugin registration order', () => {
-    const doc = parseStateDocument('version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_forward: 1\n  network:\n    links:\n      - { name: br0, kind: bridge }\n', { source: 'a.yaml', registry });
+    const doc = parseStateDocument(
+      'version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_forward: 1\n  network:\n    links:\n      - { name: br0, kind: bridge }\n',
+      { source: 'a.yaml', registry },
+    );
     expect(Object.keys(doc.plugins)).toEqual(['network', 'sysctl']);
     expect(doc.plugins.sysctl).toEqual({ 'net.ipv4.ip_forward': 1 });
   });
 
   it('accepts JSON', () => {
-    const doc = parseStateDocument('{"version":1,"plugins":{"network":{"links":[{"name":"br0","kind":"bridge"}]}}}', { source: 'a.json', registry });
+    const doc = parseStateDocument(
+      '{"version":1,"plugins":{"network":{"links":[{"name":"br0","kind":"bridge"}]}}}',
+      { source: 'a.json', registry },
+    );
     expect(doc.plugins.network).toEqual({ links: [{ name: 'br0', kind: 'bridge' }] });
   });
 
   it('names file, line, column and path of an unknown field', () => {
-    const err = parseError('version: 1\nplugins:\n  network:\n    links:\n      - name: br0\n        kind: bridge\n        mtuu: 9000\n');
+    const err = parseError(
+      'version: 1\nplugins:\n  network:\n    links:\n      - name: br0\n        kind: bridge\n        mtuu: 9000\n',
+    );
     expect(err.code).toBe('OPDBUS_ERR_STATE_INVALID');
     expect(err.message).toContain('host.yaml:7:9: plugins.network.links[0].mtuu: unknown field "mtuu"');
-    expect(err.data?.issues).toEqual([expect.objectContaining({ path: 'plugins.network.links[0].mtuu', line: 7 })]);
+    expect(err.data?.issues).toEqual([
+      expect.objectContaining({ path: 'plugins.network.links[0].mtuu', line: 7 }),
+    ]);
   });
 
   it('names the path and the expectation of a wrong type, and reports every problem', () => {
-    const err = parseError('version: 1\nplugins:\n  network:\n    links:\n      - { name: br0, kind: bond }\n      - { name: 7, kind: veth, mtu: 10 }\n');
+    const err = parseError(
+      'version: 1\nplugins:\n  network:\n    links:\n      - { name: br0, kind: bond }\n      - { name: 7, kind: veth, mtu: 10 }\n',
+    );
     expect(err.code).toBe('OPDBUS_ERR_STATE_INVALID');
     expect(err.message).toMatch(/host\.yaml:5:\d+: plugins\.network\.links\[0\]\.kind: .*"bridge"\|"veth"/);
     expect(err.message).toMatch(/host\.yaml:6:\d+: plugins\.network\.links\[1\]\.name: .*expected string/);
@@ -81,7 +98,9 @@ describe('parseStateDocument', () => {
   it('refuses an unknown plugin, naming the registered ones', () => {
     const err = parseError('version: 1\nplugins:\n  netwrk: {}\n');
     expect(err.code).toBe('OPDBUS_ERR_UNKNOWN_PLUGIN');
-    expect(err.message).toContain('host.yaml:3:3: plugins.netwrk: unknown plugin "netwrk"; registered plugins: network, sysctl');
+    expect(err.message).toContain(
+      'host.yaml:3:3: plugins.netwrk: unknown plugin "netwrk"; registered plugins: network, sysctl',
+    );
   });
 
   it('refuses unknown top-level fields', () => {
@@ -122,14 +141,26 @@ describe('loadStateDocument', () => {
   });
 
   it('names the file that cannot be read', async () => {
-    await expect(loadStateDocument(join(dir, 'missing.yaml'), registry)).rejects.toMatchObject({ code: 'OPDBUS_ERR_STATE_READ', message: expect.stringContaining('missing.yaml') });
+    await expect(loadStateDocument(join(dir, 'missing.yaml'), registry)).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_STATE_READ',
+      message: expect.stringContaining('missing.yaml'),
+    });
   });
 
   it('round-trips through stringifyStateDocument', async () => {
     const file = join(dir, 'rt.yaml');
-    await writeFile(file, stringifyStateDocument({ sysctl: { 'net.ipv4.ip_forward': '1' }, network: { links: [{ name: 'br0', kind: 'bridge' }] } }));
+    await writeFile(
+      file,
+      stringifyStateDocument({
+        sysctl: { 'net.ipv4.ip_forward': '1' },
+        network: { links: [{ name: 'br0', kind: 'bridge' }] },
+      }),
+    );
     const doc = await loadStateDocument(file, registry);
-    expect(doc.plugins).toEqual({ sysctl: { 'net.ipv4.ip_forward': '1' }, network: { links: [{ name: 'br0', kind: 'bridge' }] } });
+    expect(doc.plugins).toEqual({
+      sysctl: { 'net.ipv4.ip_forward': '1' },
+      network: { links: [{ name: 'br0', kind: 'bridge' }] },
+    });
     expect(doc.source).toBe(file);
   });
 });

@@ -1,5 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isMap, isPair, isScalar, parseDocument, stringify, type Document, type Node as YamlNode } from 'yaml';
+import {
+  LineCounter,
+  isMap,
+  isPair,
+  isScalar,
+  parseDocument,
+  stringify,
+  type Document,
+  type Node as YamlNode,
+} from 'yaml';
 import type { z } from 'zod';
 import { OpdbusError } from './errors.js';
 import type { PluginRegistry } from './registry.js';
@@ -44,10 +53,14 @@ export async function loadStateDocument(file: string, registry: PluginRegistry):
     text = await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-    throw new OpdbusError('OPDBUS_ERR_STATE_READ', `${file}: cannot read the state document (${code}); check the path and permissions.`, {
-      data: { file, errno: code },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_STATE_READ',
+      `${file}: cannot read the state document (${code}); check the path and permissions.`,
+      {
+        data: { file, errno: code },
+        cause: err,
+      },
+    );
   }
   return parseStateDocument(text, { source: file, registry });
 }
@@ -71,7 +84,12 @@ export function parseStateDocument(text: string, options: ParseOptions): StateDo
   if (doc.errors.length > 0) {
     const issues = doc.errors.map((e) => {
       const pos = lineCounter.linePos(e.pos[0]);
-      return { path: '(syntax)', line: pos.line, column: pos.col, message: e.message.split('\n')[0] ?? e.message };
+      return {
+        path: '(syntax)',
+        line: pos.line,
+        column: pos.col,
+        message: e.message.split('\n')[0] ?? e.message,
+      };
     });
     throw documentError('OPDBUS_ERR_STATE_PARSE', source, issues, 'is not valid YAML or JSON');
   }
@@ -150,7 +168,9 @@ function locateNode(
   for (const [i, segment] of keys.entries()) {
     const wantKey = key !== undefined && i === keys.length - 1;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment));
+      const pair = node.items.find(
+        (p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment),
+      );
       if (pair === undefined) break;
       if (wantKey && isScalar(pair.key)) {
         found = pair.key;
@@ -171,8 +191,19 @@ function locateNode(
   return { line: pos.line, column: pos.col };
 }
 
-function documentError(code: 'OPDBUS_ERR_STATE_PARSE' | 'OPDBUS_ERR_STATE_INVALID' | 'OPDBUS_ERR_STATE_VERSION' | 'OPDBUS_ERR_UNKNOWN_PLUGIN', source: string, issues: DocumentIssue[], what = 'is not a valid state document'): OpdbusError {
-  const lines = issues.map((i) => `  ${source}${i.line === undefined ? '' : `:${i.line}:${i.column ?? 1}`}: ${i.path}: ${i.message}`);
+function documentError(
+  code:
+    | 'OPDBUS_ERR_STATE_PARSE'
+    | 'OPDBUS_ERR_STATE_INVALID'
+    | 'OPDBUS_ERR_STATE_VERSION'
+    | 'OPDBUS_ERR_UNKNOWN_PLUGIN',
+  source: string,
+  issues: DocumentIssue[],
+  what = 'is not a valid state document',
+): OpdbusError {
+  const lines = issues.map(
+    (i) => `  ${source}${i.line === undefined ? '' : `:${i.line}:${i.column ?? 1}`}: ${i.path}: ${i.message}`,
+  );
   return new OpdbusError(code, `${source} ${what}:\n${lines.join('\n')}`, { data: { file: source, issues } });
 }
 

@@ -8,7 +8,15 @@ import { StateDir, newTxId, terminalStatuses, type Actor, type TransactionRecord
 import { hashJson, type JsonValue } from './json.js';
 import { silentLogger, type Logger } from './logger.js';
 import { createPlan, type Plan } from './planner.js';
-import type { AnyPlugin, NetnsRunner, PluginContext, ProbeResult, TargetSpec, Unsubscribe, WatchEvent } from './plugin.js';
+import type {
+  AnyPlugin,
+  NetnsRunner,
+  PluginContext,
+  ProbeResult,
+  TargetSpec,
+  Unsubscribe,
+  WatchEvent,
+} from './plugin.js';
 import { isAlive, selfIdentity, type ProcessIdentity } from './process.js';
 import type { PluginRegistry } from './registry.js';
 
@@ -119,7 +127,11 @@ export class Engine {
     let runner = this.#netns.get(spec);
     if (runner === undefined) {
       if (this.#options.openNetns === undefined) {
-        throw new OpdbusError('OPDBUS_ERR_NETNS', `A network namespace (${spec}) is targeted but no namespace opener was given to the engine.`, { data: { netns: spec } });
+        throw new OpdbusError(
+          'OPDBUS_ERR_NETNS',
+          `A network namespace (${spec}) is targeted but no namespace opener was given to the engine.`,
+          { data: { netns: spec } },
+        );
       }
       runner = this.#options.openNetns(spec);
       this.#netns.set(spec, runner);
@@ -128,7 +140,12 @@ export class Engine {
   }
 
   /** The context a plugin operation receives, for the engine's target or another (a journal's). */
-  context(plugin: string, bindings: Record<string, unknown> = {}, signal?: AbortSignal, target: TargetSpec = this.target): PluginContext {
+  context(
+    plugin: string,
+    bindings: Record<string, unknown> = {},
+    signal?: AbortSignal,
+    target: TargetSpec = this.target,
+  ): PluginContext {
     return {
       target,
       netns: this.netns(target),
@@ -157,21 +174,37 @@ export class Engine {
     try {
       result = await plugin.probe(this.context(plugin.name));
     } catch (err) {
-      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_UNAVAILABLE', `Plugin "${plugin.name}" failed its probe`, { plugin: plugin.name });
+      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_UNAVAILABLE', `Plugin "${plugin.name}" failed its probe`, {
+        plugin: plugin.name,
+      });
     }
     if (!result.available) {
-      throw new OpdbusError('OPDBUS_ERR_PLUGIN_UNAVAILABLE', `Plugin "${plugin.name}" is not available here: ${result.reason}.`, {
-        data: { plugin: plugin.name, reason: result.reason },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_PLUGIN_UNAVAILABLE',
+        `Plugin "${plugin.name}" is not available here: ${result.reason}.`,
+        {
+          data: { plugin: plugin.name, reason: result.reason },
+        },
+      );
     }
   }
 
-  async #query(plugin: AnyPlugin, scope: unknown, bindings: Record<string, unknown> = {}, target: TargetSpec = this.target): Promise<unknown> {
+  async #query(
+    plugin: AnyPlugin,
+    scope: unknown,
+    bindings: Record<string, unknown> = {},
+    target: TargetSpec = this.target,
+  ): Promise<unknown> {
     const ctx = this.context(plugin.name, bindings, undefined, target);
     try {
       return scope === undefined ? await plugin.query(ctx) : await plugin.query(ctx, { scope });
     } catch (err) {
-      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${plugin.name}" failed to query the host`, { plugin: plugin.name, operation: 'query' });
+      throw toOpdbusError(
+        err,
+        'OPDBUS_ERR_PLUGIN_FAILED',
+        `Plugin "${plugin.name}" failed to query the host`,
+        { plugin: plugin.name, operation: 'query' },
+      );
     }
   }
 
@@ -179,7 +212,10 @@ export class Engine {
    * The observed state of the named plugins (default: every available one), normalised to the
    * document's shape, with secrets redacted unless `showSecrets`.
    */
-  async query(names?: readonly string[], options: { showSecrets?: boolean } = {}): Promise<Record<string, unknown>> {
+  async query(
+    names?: readonly string[],
+    options: { showSecrets?: boolean } = {},
+  ): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     const explicit = names !== undefined;
     for (const name of names ?? this.registry.names()) {
@@ -201,7 +237,10 @@ export class Engine {
     try {
       specs = plugin.diff(desired, observed);
     } catch (err) {
-      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${plugin.name}" failed to diff`, { plugin: plugin.name, operation: 'diff' });
+      throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${plugin.name}" failed to diff`, {
+        plugin: plugin.name,
+        operation: 'diff',
+      });
     }
     return specs.map((spec) => makeChange(plugin.name, spec));
   }
@@ -218,7 +257,12 @@ export class Engine {
       changes.push(...this.#diff(plugin, desired, observed[name]));
     }
     const plan = createPlan(changes);
-    this.events.publish({ type: 'plan.created', planHash: plan.hash, changes: plan.changes.length, plugins: [...new Set(plan.changes.map((c) => c.plugin))] });
+    this.events.publish({
+      type: 'plan.created',
+      planHash: plan.hash,
+      changes: plan.changes.length,
+      plugins: [...new Set(plan.changes.map((c) => c.plugin))],
+    });
     return { plan, observed };
   }
 
@@ -234,9 +278,13 @@ export class Engine {
       const pending = (await this.state.list()).filter((r) => r.status === 'pending-confirm');
       if (pending.length > 0) {
         const ids = pending.map((r) => r.txId).join(', ');
-        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${ids} is pending confirmation; run \`opdbus confirm\` or \`opdbus rollback\` before applying again.`, {
-          data: { pending: pending.map((r) => r.txId) },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_TX_STATE',
+          `Transaction ${ids} is pending confirmation; run \`opdbus confirm\` or \`opdbus rollback\` before applying again.`,
+          {
+            data: { pending: pending.map((r) => r.txId) },
+          },
+        );
       }
       const { plan, observed } = await this.plan(doc);
       if (plan.changes.length === 0) return { status: 'no-changes', plan };
@@ -254,7 +302,12 @@ export class Engine {
     }
   }
 
-  async #transact(doc: StateDocument, plan: Plan, observedAll: Record<string, unknown>, options: ApplyOptions): Promise<ApplyResult> {
+  async #transact(
+    doc: StateDocument,
+    plan: Plan,
+    observedAll: Record<string, unknown>,
+    options: ApplyOptions,
+  ): Promise<ApplyResult> {
     const txId = newTxId();
     const log = this.logger.child({ txId });
     const touched = [...new Set(plan.changes.map((c) => c.plugin))];
@@ -264,7 +317,13 @@ export class Engine {
       desired[name] = doc.plugins[name] as JsonValue;
       observedBefore[name] = observedAll[name] as JsonValue;
     }
-    this.events.publish({ type: 'tx.begin', txId, planHash: plan.hash, changes: plan.changes.length, ...(options.confirmTimeoutS === undefined ? {} : { confirmTimeoutS: options.confirmTimeoutS }) });
+    this.events.publish({
+      type: 'tx.begin',
+      txId,
+      planHash: plan.hash,
+      changes: plan.changes.length,
+      ...(options.confirmTimeoutS === undefined ? {} : { confirmTimeoutS: options.confirmTimeoutS }),
+    });
 
     // 1. Checkpoint what the plan touches.
     const checkpoints: Record<string, JsonValue> = {};
@@ -272,9 +331,14 @@ export class Engine {
       const plugin = this.registry.require(name);
       const changes = plan.changes.filter((c) => c.plugin === name);
       try {
-        checkpoints[name] = await plugin.checkpoint(this.context(name, { txId }), changes);
+        checkpoints[name] = (await plugin.checkpoint(this.context(name, { txId }), changes)) as JsonValue;
       } catch (err) {
-        throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${name}" failed to checkpoint; nothing was changed`, { plugin: name, operation: 'checkpoint' });
+        throw toOpdbusError(
+          err,
+          'OPDBUS_ERR_PLUGIN_FAILED',
+          `Plugin "${name}" failed to checkpoint; nothing was changed`,
+          { plugin: name, operation: 'checkpoint' },
+        );
       }
       this.events.publish({ type: 'tx.checkpoint', txId, plugin: name, resources: changes.length });
     }
@@ -306,17 +370,42 @@ export class Engine {
     if (options.confirmTimeoutS !== undefined) {
       if (this.#options.spawnWatchdog === undefined) {
         record.status = 'rolled-back';
-        record.restore = { reason: 'no watchdog available', ok: true, residual: [], at: new Date().toISOString(), by: this.actor, errors: [] };
+        record.restore = {
+          reason: 'no watchdog available',
+          ok: true,
+          residual: [],
+          at: new Date().toISOString(),
+          by: this.actor,
+          errors: [],
+        };
         await this.state.write(record);
-        throw new OpdbusError('OPDBUS_ERR_WATCHDOG', 'Commit-confirmed needs a watchdog, and this engine has no way to start one; nothing was changed.');
+        throw new OpdbusError(
+          'OPDBUS_ERR_WATCHDOG',
+          'Commit-confirmed needs a watchdog, and this engine has no way to start one; nothing was changed.',
+        );
       }
       try {
-        record.confirm = { timeoutS: options.confirmTimeoutS, watchdog: await this.#options.spawnWatchdog(txId) };
+        record.confirm = {
+          timeoutS: options.confirmTimeoutS,
+          watchdog: await this.#options.spawnWatchdog(txId),
+        };
       } catch (err) {
         record.status = 'rolled-back';
-        record.restore = { reason: 'watchdog failed to start', ok: true, residual: [], at: new Date().toISOString(), by: this.actor, errors: [] };
+        record.restore = {
+          reason: 'watchdog failed to start',
+          ok: true,
+          residual: [],
+          at: new Date().toISOString(),
+          by: this.actor,
+          errors: [],
+        };
         await this.state.write(record);
-        throw toOpdbusError(err, 'OPDBUS_ERR_WATCHDOG', 'The commit-confirmed watchdog could not be started; nothing was changed', { txId });
+        throw toOpdbusError(
+          err,
+          'OPDBUS_ERR_WATCHDOG',
+          'The commit-confirmed watchdog could not be started; nothing was changed',
+          { txId },
+        );
       }
       await this.state.write(record);
     }
@@ -326,8 +415,19 @@ export class Engine {
     try {
       for (const [index, change] of plan.changes.entries()) {
         if (options.signal?.aborted) {
-          record.failure = { phase: 'interrupted', error: { code: 'OPDBUS_ERR_APPLY_FAILED', message: 'interrupted by a signal' } };
-          return await this.#failAndRestore(record, 'interrupted', new OpdbusError('OPDBUS_ERR_APPLY_FAILED', `Transaction ${txId} was interrupted before change ${index + 1} of ${plan.changes.length}; the host was restored.`, { data: { txId } }));
+          record.failure = {
+            phase: 'interrupted',
+            error: { code: 'OPDBUS_ERR_APPLY_FAILED', message: 'interrupted by a signal' },
+          };
+          return await this.#failAndRestore(
+            record,
+            'interrupted',
+            new OpdbusError(
+              'OPDBUS_ERR_APPLY_FAILED',
+              `Transaction ${txId} was interrupted before change ${index + 1} of ${plan.changes.length}; the host was restored.`,
+              { data: { txId } },
+            ),
+          );
         }
         const plugin = this.registry.require(change.plugin);
         const base = { txId, index, changeId: change.id, plugin: change.plugin, resource: change.resource };
@@ -341,11 +441,23 @@ export class Engine {
           const error = new OpdbusError(
             'OPDBUS_ERR_APPLY_FAILED',
             `Change ${index + 1} of ${plan.changes.length} failed: ${change.summary} (plugin ${change.plugin}, resource ${change.resource}): ${err instanceof Error ? err.message : String(err)}`,
-            { data: { plugin: change.plugin, resource: change.resource, changeId: change.id, ...(cause ? { causeCode: cause.code, causeData: cause.data } : {}) }, cause: err },
+            {
+              data: {
+                plugin: change.plugin,
+                resource: change.resource,
+                changeId: change.id,
+                ...(cause ? { causeCode: cause.code, causeData: cause.data } : {}),
+              },
+              cause: err,
+            },
           );
           this.events.publish({ type: 'change.failed', ...base, error: error.message });
           log.info({ err: error, changeId: change.id }, 'change failed; restoring');
-          record.failure = { phase: 'apply', changeId: change.id, error: { code: error.code, message: error.message } };
+          record.failure = {
+            phase: 'apply',
+            changeId: change.id,
+            error: { code: error.code, message: error.message },
+          };
           return await this.#failAndRestore(record, `change ${change.summary} failed`, error);
         }
         await progress.done(change);
@@ -365,9 +477,13 @@ export class Engine {
     if (verified.residual.length > 0) {
       const residual = verified.residual.map((c) => `${resourceKey(c)}: ${c.summary}`);
       this.events.publish({ type: 'verify.failed', txId, residual });
-      const error = new OpdbusError('OPDBUS_ERR_VERIFY_FAILED', `After applying, ${residual.length} resource(s) did not reach the desired state: ${residual.join('; ')}.`, {
-        data: { txId, residual },
-      });
+      const error = new OpdbusError(
+        'OPDBUS_ERR_VERIFY_FAILED',
+        `After applying, ${residual.length} resource(s) did not reach the desired state: ${residual.join('; ')}.`,
+        {
+          data: { txId, residual },
+        },
+      );
       record.failure = { phase: 'verify', error: { code: error.code, message: error.message } };
       return await this.#failAndRestore(record, 'verification failed', error);
     }
@@ -380,13 +496,23 @@ export class Engine {
       record.confirm.deadline = deadline;
       record.status = 'pending-confirm';
       await this.state.write(record);
-      this.events.publish({ type: 'tx.pending', txId, deadline, ...(record.confirm.watchdog ? { watchdogPid: record.confirm.watchdog.pid } : {}) });
+      this.events.publish({
+        type: 'tx.pending',
+        txId,
+        deadline,
+        ...(record.confirm.watchdog ? { watchdogPid: record.confirm.watchdog.pid } : {}),
+      });
       return { status: 'pending-confirm', plan, txId, deadline, record };
     }
     record.status = 'committed';
     record.committedAt = new Date().toISOString();
     await this.state.write(record);
-    this.events.publish({ type: 'tx.committed', txId, stateHashBefore: record.stateHashBefore, stateHashAfter: record.stateHashAfter });
+    this.events.publish({
+      type: 'tx.committed',
+      txId,
+      stateHashBefore: record.stateHashBefore,
+      stateHashAfter: record.stateHashAfter,
+    });
     return { status: 'committed', plan, txId, record };
   }
 
@@ -426,13 +552,20 @@ export class Engine {
       throw new OpdbusError(
         'OPDBUS_ERR_RESTORE_FAILED',
         `${error.message}\nRolling back transaction ${record.txId} did NOT restore: ${record.restore?.residual.join('; ') || record.restore?.errors.join('; ')}. Fix these resources, then run \`opdbus rollback ${record.txId}\`.`,
-        { data: { txId: record.txId, residual: record.restore?.residual, errors: record.restore?.errors }, cause: error },
+        {
+          data: { txId: record.txId, residual: record.restore?.residual, errors: record.restore?.errors },
+          cause: error,
+        },
       );
     }
-    throw new OpdbusError('OPDBUS_ERR_APPLY_FAILED', `${error.message}\nTransaction ${record.txId} was rolled back; the host is as it was before.`, {
-      data: { txId: record.txId, ...(error.data ?? {}) },
-      cause: error,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_APPLY_FAILED',
+      `${error.message}\nTransaction ${record.txId} was rolled back; the host is as it was before.`,
+      {
+        data: { txId: record.txId, ...(error.data ?? {}) },
+        cause: error,
+      },
+    );
   }
 
   /**
@@ -453,7 +586,10 @@ export class Engine {
         continue;
       }
       try {
-        await plugin.restore(record.checkpoints[name] ?? null, this.context(name, { txId }, undefined, record.target));
+        await plugin.restore(
+          record.checkpoints[name] ?? null,
+          this.context(name, { txId }, undefined, record.target),
+        );
         this.events.publish({ type: 'restore.plugin', txId, plugin: name, ok: true });
       } catch (err) {
         const message = `plugin "${name}" failed to restore: ${(err as Error).message}`;
@@ -484,11 +620,20 @@ export class Engine {
     return this.state.list();
   }
 
-  async #resolveTx(txId: string | undefined, accept: (r: TransactionRecord) => boolean, what: string): Promise<TransactionRecord> {
+  async #resolveTx(
+    txId: string | undefined,
+    accept: (r: TransactionRecord) => boolean,
+    what: string,
+  ): Promise<TransactionRecord> {
     if (txId !== undefined) return this.state.read(txId);
     const candidates = (await this.state.list()).filter(accept);
     const last = candidates.at(-1);
-    if (last === undefined) throw new OpdbusError('OPDBUS_ERR_TX_NOT_FOUND', `There is no ${what} transaction in ${this.state.transactionsDir}.`, { data: { stateDir: this.state.root } });
+    if (last === undefined)
+      throw new OpdbusError(
+        'OPDBUS_ERR_TX_NOT_FOUND',
+        `There is no ${what} transaction in ${this.state.transactionsDir}.`,
+        { data: { stateDir: this.state.root } },
+      );
     return last;
   }
 
@@ -499,9 +644,13 @@ export class Engine {
     try {
       record = await this.#resolveTx(txId, (r) => r.status === 'pending-confirm', 'pending');
       if (record.status !== 'pending-confirm') {
-        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${record.txId} is ${record.status}, not pending confirmation; nothing to confirm.`, {
-          data: { txId: record.txId, status: record.status },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_TX_STATE',
+          `Transaction ${record.txId} is ${record.status}, not pending confirmation; nothing to confirm.`,
+          {
+            data: { txId: record.txId, status: record.status },
+          },
+        );
       }
       const now = new Date().toISOString();
       record.status = 'committed';
@@ -518,7 +667,10 @@ export class Engine {
       try {
         process.kill(watchdog.pid, 'SIGTERM');
       } catch (err) {
-        this.logger.warn({ err, pid: watchdog.pid }, 'could not signal the watchdog; it exits at its deadline');
+        this.logger.warn(
+          { err, pid: watchdog.pid },
+          'could not signal the watchdog; it exits at its deadline',
+        );
       }
     }
     return record;
@@ -529,33 +681,57 @@ export class Engine {
    * transaction. Rolling back an older one while a later transaction changed the same resources
    * needs `force`.
    */
-  async rollback(txId?: string, options: { force?: boolean; reason?: string } = {}): Promise<TransactionRecord> {
+  async rollback(
+    txId?: string,
+    options: { force?: boolean; reason?: string } = {},
+  ): Promise<TransactionRecord> {
     const lock = await this.state.lock();
     try {
       await this.#recoverLocked();
-      const record = await this.#resolveTx(txId, (r) => r.status === 'pending-confirm' || r.status === 'committed', 'committed or pending');
+      const record = await this.#resolveTx(
+        txId,
+        (r) => r.status === 'pending-confirm' || r.status === 'committed',
+        'committed or pending',
+      );
       if (record.status === 'rolled-back') {
-        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${record.txId} is already rolled back.`, { data: { txId: record.txId, status: record.status } });
+        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${record.txId} is already rolled back.`, {
+          data: { txId: record.txId, status: record.status },
+        });
       }
       if (!terminalStatuses.has(record.status) && record.status !== 'pending-confirm') {
-        throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${record.txId} is ${record.status} in another process; wait for it.`, { data: { txId: record.txId } });
+        throw new OpdbusError(
+          'OPDBUS_ERR_TX_STATE',
+          `Transaction ${record.txId} is ${record.status} in another process; wait for it.`,
+          { data: { txId: record.txId } },
+        );
       }
       if (options.force !== true) {
         const keys = new Set(record.plan.changes.map(resourceKey));
         const later = (await this.state.list()).filter(
-          (r) => r.txId > record.txId && (r.status === 'committed' || r.status === 'pending-confirm') && r.plan.changes.some((c) => keys.has(resourceKey(c))),
+          (r) =>
+            r.txId > record.txId &&
+            (r.status === 'committed' || r.status === 'pending-confirm') &&
+            r.plan.changes.some((c) => keys.has(resourceKey(c))),
         );
         if (later.length > 0) {
-          throw new OpdbusError('OPDBUS_ERR_TX_STATE', `Transaction ${later.map((r) => r.txId).join(', ')} changed the same resources after ${record.txId}; roll those back first or pass --force.`, {
-            data: { txId: record.txId, later: later.map((r) => r.txId) },
-          });
+          throw new OpdbusError(
+            'OPDBUS_ERR_TX_STATE',
+            `Transaction ${later.map((r) => r.txId).join(', ')} changed the same resources after ${record.txId}; roll those back first or pass --force.`,
+            {
+              data: { txId: record.txId, later: later.map((r) => r.txId) },
+            },
+          );
         }
       }
       const ok = await this.#restore(record, options.reason ?? `rollback requested by ${this.actor.name}`);
       if (!ok) {
-        throw new OpdbusError('OPDBUS_ERR_RESTORE_FAILED', `Rolling back ${record.txId} did not verify: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}. Fix these resources and run \`opdbus rollback ${record.txId}\` again.`, {
-          data: { txId: record.txId, residual: record.restore?.residual, errors: record.restore?.errors },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_RESTORE_FAILED',
+          `Rolling back ${record.txId} did not verify: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}. Fix these resources and run \`opdbus rollback ${record.txId}\` again.`,
+          {
+            data: { txId: record.txId, residual: record.restore?.residual, errors: record.restore?.errors },
+          },
+        );
       }
       return record;
     } finally {
@@ -586,19 +762,39 @@ export class Engine {
         if (watchdog !== undefined && isAlive(watchdog)) continue;
         const deadline = record.confirm?.deadline === undefined ? 0 : Date.parse(record.confirm.deadline);
         if (Date.now() < deadline && this.#options.spawnWatchdog !== undefined) {
-          record.confirm = { ...(record.confirm ?? { timeoutS: 0 }), watchdog: await this.#options.spawnWatchdog(record.txId) };
+          record.confirm = {
+            ...(record.confirm ?? { timeoutS: 0 }),
+            watchdog: await this.#options.spawnWatchdog(record.txId),
+          };
           await this.state.write(record);
-          reports.push({ txId: record.txId, found: 'pending-confirm, watchdog gone', action: 'watchdog-respawned', detail: `deadline ${record.confirm.deadline}` });
+          reports.push({
+            txId: record.txId,
+            found: 'pending-confirm, watchdog gone',
+            action: 'watchdog-respawned',
+            detail: `deadline ${record.confirm.deadline}`,
+          });
           continue;
         }
-        reports.push(await this.#recoverOne(record, 'commit-confirmed deadline passed and its watchdog is gone'));
+        reports.push(
+          await this.#recoverOne(record, 'commit-confirmed deadline passed and its watchdog is gone'),
+        );
         continue;
       }
       if (isAlive(record.owner) && record.owner.pid !== process.pid) {
-        reports.push({ txId: record.txId, found: record.status, action: 'left-alone', detail: `process ${record.owner.pid} is still working on it` });
+        reports.push({
+          txId: record.txId,
+          found: record.status,
+          action: 'left-alone',
+          detail: `process ${record.owner.pid} is still working on it`,
+        });
         continue;
       }
-      reports.push(await this.#recoverOne(record, `process ${record.owner.pid} died while the transaction was ${record.status}`));
+      reports.push(
+        await this.#recoverOne(
+          record,
+          `process ${record.owner.pid} died while the transaction was ${record.status}`,
+        ),
+      );
     }
     return reports;
   }
@@ -613,7 +809,9 @@ export class Engine {
       txId: record.txId,
       found,
       action: ok ? 'restored' : 'restore-failed',
-      detail: ok ? reason : `${reason}; could not restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}`,
+      detail: ok
+        ? reason
+        : `${reason}; could not restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}`,
     };
   }
 
@@ -658,7 +856,10 @@ export class Engine {
         try {
           const fresh = await this.state.read(txId);
           if (fresh.status !== 'pending-confirm') return fresh;
-          await this.#restore(fresh, `commit-confirmed: not confirmed within ${fresh.confirm?.timeoutS ?? '?'} s`);
+          await this.#restore(
+            fresh,
+            `commit-confirmed: not confirmed within ${fresh.confirm?.timeoutS ?? '?'} s`,
+          );
           return fresh;
         } finally {
           await lock.release();
@@ -671,7 +872,10 @@ export class Engine {
           const fresh = await this.state.read(txId);
           if (terminalStatuses.has(fresh.status)) return fresh;
           if (fresh.status !== 'pending-confirm' && !isAlive(fresh.owner)) {
-            await this.#restore(fresh, `recovery: process ${fresh.owner.pid} died while the transaction was ${fresh.status}`);
+            await this.#restore(
+              fresh,
+              `recovery: process ${fresh.owner.pid} died while the transaction was ${fresh.status}`,
+            );
             return fresh;
           }
         } finally {
@@ -693,7 +897,12 @@ export class Engine {
       const plugin = this.registry.require(name);
       if (plugin.watch === undefined) continue;
       const unsubscribe = await plugin.watch(this.context(name), (event) => {
-        this.events.publish({ type: 'watch.event', plugin: name, ...(event.resource ? { resource: event.resource } : {}), ...(event.detail ? { detail: event.detail } : {}) });
+        this.events.publish({
+          type: 'watch.event',
+          plugin: name,
+          ...(event.resource ? { resource: event.resource } : {}),
+          ...(event.detail ? { detail: event.detail } : {}),
+        });
         onEvent(event);
       });
       subscriptions.push(unsubscribe);

@@ -57,7 +57,8 @@ export const errorCodes = {
   },
   OPDBUS_ERR_PLUGIN_UNAVAILABLE: {
     summary: 'A plugin named by the document cannot work on this host (its probe failed).',
-    remedy: 'Read the reason given (no system bus, no OVSDB socket, ...), start the service or point op-dbus at it.',
+    remedy:
+      'Read the reason given (no system bus, no OVSDB socket, ...), start the service or point op-dbus at it.',
   },
   OPDBUS_ERR_PLUGIN_FAILED: {
     summary: 'A plugin operation (query, diff, checkpoint, watch) failed.',
@@ -68,7 +69,8 @@ export const errorCodes = {
     remedy: 'Break the cycle named in the message (for example a bridge that is its own port).',
   },
   OPDBUS_ERR_PLAN_INVALID: {
-    summary: 'A plan is malformed: a duplicate change id, a change from an unknown plugin, or a hash mismatch.',
+    summary:
+      'A plan is malformed: a duplicate change id, a change from an unknown plugin, or a hash mismatch.',
     remedy: 'Recompute the plan from the state document instead of editing it by hand.',
   },
   OPDBUS_ERR_RISKY_CHANGE: {
@@ -76,16 +78,20 @@ export const errorCodes = {
     remedy: 'Apply it with `--confirm-timeout SECONDS` (commit-confirmed) or, knowing the risk, `--force`.',
   },
   OPDBUS_ERR_APPLY_FAILED: {
-    summary: 'A change failed to apply or did not verify; the transaction was rolled back and the host is as it was.',
+    summary:
+      'A change failed to apply or did not verify; the transaction was rolled back and the host is as it was.',
     remedy: 'Read the failing change and its cause, fix the document or the host, and apply again.',
   },
   OPDBUS_ERR_RESTORE_FAILED: {
-    summary: 'Rolling back a transaction did not bring the host back to its checkpoint; the host is in between.',
-    remedy: 'Inspect the resources listed in the message, then run `opdbus rollback TXID` again or fix them by hand.',
+    summary:
+      'Rolling back a transaction did not bring the host back to its checkpoint; the host is in between.',
+    remedy:
+      'Inspect the resources listed in the message, then run `opdbus rollback TXID` again or fix them by hand.',
   },
   OPDBUS_ERR_VERIFY_FAILED: {
     summary: 'After applying, the host did not reach the desired state within the verification window.',
-    remedy: 'Read the residual differences; something on the host fights the change (another manager, a daemon).',
+    remedy:
+      'Read the residual differences; something on the host fights the change (another manager, a daemon).',
   },
   OPDBUS_ERR_LOCKED: {
     summary: 'Another op-dbus process holds the state directory lock.',
@@ -96,7 +102,8 @@ export const errorCodes = {
     remedy: 'List transactions with `opdbus rollback --list` or check `--state-dir`.',
   },
   OPDBUS_ERR_TX_STATE: {
-    summary: 'The transaction is not in a state that allows this operation (e.g. confirming a committed one).',
+    summary:
+      'The transaction is not in a state that allows this operation (e.g. confirming a committed one).',
     remedy: 'Check the transaction status; only pending transactions can be confirmed.',
   },
   OPDBUS_ERR_JOURNAL_CORRUPT: {
@@ -109,7 +116,8 @@ export const errorCodes = {
   },
   OPDBUS_ERR_NETNS: {
     summary: 'The network namespace named with `--netns` does not exist or cannot be entered.',
-    remedy: 'Create it (`ip netns add NAME`) or pass an existing name, a /run/netns path or a /proc/PID/ns/net path.',
+    remedy:
+      'Create it (`ip netns add NAME`) or pass an existing name, a /run/netns path or a /proc/PID/ns/net path.',
   },
   OPDBUS_ERR_WATCHDOG: {
     summary: 'The commit-confirmed watchdog could not be started.',
@@ -191,8 +199,17 @@ export function isOpdbusError(err: unknown, code?: ErrorCode): err is OpdbusErro
 }
 
 /** Wrap anything thrown into an {@link OpdbusError}, keeping one that already is. */
-export function toOpdbusError(err: unknown, code: ErrorCode, message: string, data?: Record<string, unknown>): OpdbusError {
+export function toOpdbusError(
+  err: unknown,
+  code: ErrorCode,
+  message: string,
+  data?: Record<string, unknown>,
+): OpdbusError {
   if (err instanceof OpdbusError) return err;
   const detail = err instanceof Error ? err.message : String(err);
-  return new OpdbusError(code, `${message}: ${detail}`, data === undefined ? { cause: err } : { cause: err, data });
+  return new OpdbusError(
+    code,
+    `${message}: ${detail}`,
+    data === undefined ? { cause: err } : { cause: err, data },
+  );
 }

@@ -8,9 +8,34 @@ export type OpdbusEvent =
   | { type: 'tx.begin'; txId: string; planHash: string; changes: number; confirmTimeoutS?: number }
   | { type: 'tx.checkpoint'; txId: string; plugin: string; resources: number }
   | { type: 'tx.journal'; txId: string; status: string }
-  | { type: 'change.applying'; txId: string; index: number; changeId: string; plugin: string; resource: string; op: ChangeOp }
-  | { type: 'change.applied'; txId: string; index: number; changeId: string; plugin: string; resource: string; op: ChangeOp; ms: number }
-  | { type: 'change.failed'; txId: string; index: number; changeId: string; plugin: string; resource: string; error: string }
+  | {
+      type: 'change.applying';
+      txId: string;
+      index: number;
+      changeId: string;
+      plugin: string;
+      resource: string;
+      op: ChangeOp;
+    }
+  | {
+      type: 'change.applied';
+      txId: string;
+      index: number;
+      changeId: string;
+      plugin: string;
+      resource: string;
+      op: ChangeOp;
+      ms: number;
+    }
+  | {
+      type: 'change.failed';
+      txId: string;
+      index: number;
+      changeId: string;
+      plugin: string;
+      resource: string;
+      error: string;
+    }
   | { type: 'verify.attempt'; txId: string; attempt: number; residual: number }
   | { type: 'verify.ok'; txId: string; attempts: number }
   | { type: 'verify.failed'; txId: string; residual: string[] }
@@ -70,7 +95,8 @@ export class EventBus<E = OpdbusEvent> {
 
   constructor(options: EventBusOptions = {}) {
     const capacity = options.capacity ?? 1024;
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`EventBus capacity must be a positive integer, got ${capacity}`);
+    if (!Number.isInteger(capacity) || capacity < 1)
+      throw new RangeError(`EventBus capacity must be a positive integer, got ${capacity}`);
     this.capacity = capacity;
   }
 

@@ -4,8 +4,24 @@
  *
  * @packageDocumentation
  */
-export { makeChange, resourceKey, type Change, type ChangeOp, type ChangeRisk, type ChangeSpec, type ResourceRef } from './change.js';
-export { formatPath, loadStateDocument, parseStateDocument, stringifyStateDocument, type DocumentIssue, type ParseOptions, type StateDocument } from './document.js';
+export {
+  makeChange,
+  resourceKey,
+  type Change,
+  type ChangeOp,
+  type ChangeRisk,
+  type ChangeSpec,
+  type ResourceRef,
+} from './change.js';
+export {
+  formatPath,
+  loadStateDocument,
+  parseStateDocument,
+  stringifyStateDocument,
+  type DocumentIssue,
+  type ParseOptions,
+  type StateDocument,
+} from './document.js';
 export {
   Engine,
   type ApplyOptions,
@@ -27,7 +43,13 @@ export {
   type ErrorCodeInfo,
   type OpdbusErrorOptions,
 } from './errors.js';
-export { EventBus, type EventBusOptions, type EventBusStats, type OpdbusEvent, type Subscription } from './events.js';
+export {
+  EventBus,
+  type EventBusOptions,
+  type EventBusStats,
+  type OpdbusEvent,
+  type Subscription,
+} from './events.js';
 export {
   StateDir,
   StateLock,

@@ -23,10 +23,21 @@ export interface Actor {
  * Where a transaction is. Terminal: `committed`, `rolled-back`, `restore-failed` (a rollback that
  * did not verify; `opdbus rollback TXID` retries it).
  */
-export type TxStatus = 'applying' | 'verifying' | 'pending-confirm' | 'committed' | 'rolling-back' | 'rolled-back' | 'restore-failed';
+export type TxStatus =
+  | 'applying'
+  | 'verifying'
+  | 'pending-confirm'
+  | 'committed'
+  | 'rolling-back'
+  | 'rolled-back'
+  | 'restore-failed';
 
 /** Statuses in which nothing more happens on its own. */
-export const terminalStatuses: ReadonlySet<TxStatus> = new Set(['committed', 'rolled-back', 'restore-failed']);
+export const terminalStatuses: ReadonlySet<TxStatus> = new Set([
+  'committed',
+  'rolled-back',
+  'restore-failed',
+]);
 
 /** The durable record of one transaction: `STATE_DIR/transactions/TXID.json`. */
 export interface TransactionRecord {
@@ -52,8 +63,18 @@ export interface TransactionRecord {
   stateHashAfter?: string;
   /** Change ids whose apply completed (updated at phase boundaries; the progress file is finer). */
   applied: string[];
-  confirm?: { timeoutS: number; deadline?: string; watchdog?: ProcessIdentity; confirmedAt?: string; confirmedBy?: Actor };
-  failure?: { phase: 'apply' | 'verify' | 'interrupted'; changeId?: string; error: { code: string; message: string } };
+  confirm?: {
+    timeoutS: number;
+    deadline?: string;
+    watchdog?: ProcessIdentity;
+    confirmedAt?: string;
+    confirmedBy?: Actor;
+  };
+  failure?: {
+    phase: 'apply' | 'verify' | 'interrupted';
+    changeId?: string;
+    error: { code: string; message: string };
+  };
   restore?: { reason: string; ok: boolean; residual: string[]; at: string; by: Actor; errors: string[] };
   committedAt?: string;
 }
@@ -86,10 +107,14 @@ export class StateDir {
     try {
       await mkdir(this.transactionsDir, { recursive: true, mode: 0o700 });
     } catch (err) {
-      throw new OpdbusError('OPDBUS_ERR_STATE_DIR', `Cannot create the state directory ${this.root}: ${(err as Error).message}. Run as root or pass a writable --state-dir.`, {
-        data: { stateDir: this.root },
-        cause: err,
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_STATE_DIR',
+        `Cannot create the state directory ${this.root}: ${(err as Error).message}. Run as root or pass a writable --state-dir.`,
+        {
+          data: { stateDir: this.root },
+          cause: err,
+        },
+      );
     }
   }
 
@@ -114,7 +139,11 @@ export class StateDir {
   /** Read one transaction record; `OPDBUS_ERR_TX_NOT_FOUND` or `OPDBUS_ERR_JOURNAL_CORRUPT`. */
   async read(txId: string): Promise<TransactionRecord> {
     if (!txIdPattern.test(txId)) {
-      throw new OpdbusError('OPDBUS_ERR_TX_NOT_FOUND', `"${txId}" is not a transaction id (expected e.g. 20261122T101500.123Z-a1b2c3).`, { data: { txId } });
+      throw new OpdbusError(
+        'OPDBUS_ERR_TX_NOT_FOUND',
+        `"${txId}" is not a transaction id (expected e.g. 20261122T101500.123Z-a1b2c3).`,
+        { data: { txId } },
+      );
     }
     const file = this.journalPath(txId);
     let text: string;
@@ -122,7 +151,11 @@ export class StateDir {
       text = await readFile(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new OpdbusError('OPDBUS_ERR_TX_NOT_FOUND', `No transaction ${txId} in ${this.transactionsDir}; check --state-dir.`, { data: { txId, stateDir: this.root } });
+        throw new OpdbusError(
+          'OPDBUS_ERR_TX_NOT_FOUND',
+          `No transaction ${txId} in ${this.transactionsDir}; check --state-dir.`,
+          { data: { txId, stateDir: this.root } },
+        );
       }
       throw err;
     }
@@ -138,7 +171,11 @@ export class StateDir {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const ids = names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)).filter((id) => txIdPattern.test(id)).sort();
+    const ids = names
+      .filter((n) => n.endsWith('.json'))
+      .map((n) => n.slice(0, -5))
+      .filter((id) => txIdPattern.test(id))
+      .sort();
     const records: TransactionRecord[] = [];
     for (const id of ids) records.push(await this.read(id));
     return records;
@@ -146,7 +183,11 @@ export class StateDir {
 
   /** Append progress lines (best effort durability: fsync'd at phase boundaries by the caller). */
   async openProgress(txId: string): Promise<ProgressLog> {
-    const handle = await open(this.progressPath(txId), constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, 0o600);
+    const handle = await open(
+      this.progressPath(txId),
+      constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+      0o600,
+    );
     return new ProgressLog(handle);
   }
 
@@ -201,9 +242,13 @@ export class StateDir {
         continue;
       }
       if (Date.now() >= deadline) {
-        throw new OpdbusError('OPDBUS_ERR_LOCKED', `The state directory ${this.root} is locked by process ${holder.pid}; wait for it to finish.`, {
-          data: { stateDir: this.root, pid: holder.pid },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_LOCKED',
+          `The state directory ${this.root} is locked by process ${holder.pid}; wait for it to finish.`,
+          {
+            data: { stateDir: this.root, pid: holder.pid },
+          },
+        );
       }
       await delay(50);
     }
@@ -262,16 +307,30 @@ function parseRecord(text: string, file: string): TransactionRecord {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_JOURNAL_CORRUPT', `${file}: the transaction journal is not valid JSON (${(err as Error).message}); inspect it and move it aside.`, {
-      data: { file },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_JOURNAL_CORRUPT',
+      `${file}: the transaction journal is not valid JSON (${(err as Error).message}); inspect it and move it aside.`,
+      {
+        data: { file },
+        cause: err,
+      },
+    );
   }
   const r = value as Partial<TransactionRecord>;
-  if (r.version !== 1 || typeof r.txId !== 'string' || typeof r.status !== 'string' || r.plan === undefined || typeof r.checkpoints !== 'object') {
-    throw new OpdbusError('OPDBUS_ERR_JOURNAL_CORRUPT', `${file}: the transaction journal lacks version/txId/status/plan/checkpoints; inspect it and move it aside.`, {
-      data: { file },
-    });
+  if (
+    r.version !== 1 ||
+    typeof r.txId !== 'string' ||
+    typeof r.status !== 'string' ||
+    r.plan === undefined ||
+    typeof r.checkpoints !== 'object'
+  ) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_JOURNAL_CORRUPT',
+      `${file}: the transaction journal lacks version/txId/status/plan/checkpoints; inspect it and move it aside.`,
+      {
+        data: { file },
+      },
+    );
   }
   return r as TransactionRecord;
 }

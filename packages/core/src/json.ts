@@ -21,12 +21,14 @@ function write(value: unknown, where: string): string {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: ${where} is ${value}, which JSON cannot carry`);
+      if (!Number.isFinite(value))
+        throw new TypeError(`canonicalJson: ${where} is ${value}, which JSON cannot carry`);
       return JSON.stringify(value);
     case 'string':
       return JSON.stringify(value);
     case 'object': {
-      if (Array.isArray(value)) return `[${value.map((v, i) => write(v ?? null, `${where}[${i}]`)).join(',')}]`;
+      if (Array.isArray(value))
+        return `[${value.map((v, i) => write(v ?? null, `${where}[${i}]`)).join(',')}]`;
       const toJSON = (value as { toJSON?: unknown }).toJSON;
       if (typeof toJSON === 'function') return write((toJSON as () => unknown).call(value), where);
       const keys = Object.keys(value).sort(compareUtf16);

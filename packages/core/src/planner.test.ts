@@ -3,7 +3,11 @@ import { makeChange, resourceKey, type ChangeSpec } from './change.js';
 import { isOpdbusError } from './errors.js';
 import { assertPlan, createPlan } from './planner.js';
 
-const spec = (resource: string, dependsOn: ChangeSpec['dependsOn'] = [], op: ChangeSpec['op'] = 'create'): ChangeSpec => ({
+const spec = (
+  resource: string,
+  dependsOn: ChangeSpec['dependsOn'] = [],
+  op: ChangeSpec['op'] = 'create',
+): ChangeSpec => ({
   resource,
   op,
   before: null,
@@ -25,7 +29,12 @@ describe('createPlan', () => {
       makeChange('network', spec('link/br0')),
     ];
     const order = createPlan(changes).changes.map(resourceKey);
-    expect(order).toEqual(['network:link/br0', 'network:address/br0/10.0.0.1/24', 'network:link/veth0', 'ovs:port/p1']);
+    expect(order).toEqual([
+      'network:link/br0',
+      'network:address/br0/10.0.0.1/24',
+      'network:link/veth0',
+      'ovs:port/p1',
+    ]);
     for (const [i, c] of createPlan(changes).changes.entries()) {
       for (const dep of c.dependsOn) {
         const j = order.indexOf(dep);
@@ -40,12 +49,20 @@ describe('createPlan', () => {
   });
 
   it('keeps several changes of one resource in their input order', () => {
-    const changes = [makeChange('p', spec('x', [], 'delete')), makeChange('p', { ...spec('x'), after: 'new' })];
+    const changes = [
+      makeChange('p', spec('x', [], 'delete')),
+      makeChange('p', { ...spec('x'), after: 'new' }),
+    ];
     expect(createPlan(changes).changes.map((c) => c.op)).toEqual(['delete', 'create']);
   });
 
   it('names the cycle', () => {
-    const changes = [makeChange('p', spec('a', ['c'])), makeChange('p', spec('b', ['a'])), makeChange('p', spec('c', ['b'])), makeChange('p', spec('d'))];
+    const changes = [
+      makeChange('p', spec('a', ['c'])),
+      makeChange('p', spec('b', ['a'])),
+      makeChange('p', spec('c', ['b'])),
+      makeChange('p', spec('d')),
+    ];
     let caught: unknown;
     try {
       createPlan(changes);
@@ -74,7 +91,9 @@ describe('createPlan', () => {
   it('hashes content: same changes same hash, different order or content different hash', () => {
     const a = makeChange('p', spec('a'));
     const b = makeChange('p', spec('b'));
-    expect(createPlan([a, b]).hash).toBe(createPlan([makeChange('p', spec('a')), makeChange('p', spec('b'))]).hash);
+    expect(createPlan([a, b]).hash).toBe(
+      createPlan([makeChange('p', spec('a')), makeChange('p', spec('b'))]).hash,
+    );
     expect(createPlan([a, b]).hash).not.toBe(createPlan([b, a]).hash);
     expect(a.id).toBe(makeChange('p', spec('a')).id);
     expect(a.id).not.toBe(makeChange('p', { ...spec('a'), after: 'other' }).id);

@@ -71,7 +71,15 @@ export function createPlan(changes: readonly Change[]): Plan {
     throw new OpdbusError(
       'OPDBUS_ERR_PLAN_CYCLE',
       `The plan has a dependency cycle: ${[...names, names[0]].join(' → ')}. Break it in the state document (a resource cannot depend on itself through others).`,
-      { data: { cycle: cycle.map((i) => ({ plugin: changes[i]!.plugin, resource: changes[i]!.resource, changeId: changes[i]!.id })) } },
+      {
+        data: {
+          cycle: cycle.map((i) => ({
+            plugin: changes[i]!.plugin,
+            resource: changes[i]!.resource,
+            changeId: changes[i]!.id,
+          })),
+        },
+      },
     );
   }
   const ordered = order.map((i) => changes[i]!);
@@ -87,9 +95,13 @@ export function planHash(changes: readonly Change[]): string {
 export function assertPlan(plan: Plan): Plan {
   const expected = planHash(plan.changes);
   if (plan.hash !== expected) {
-    throw new OpdbusError('OPDBUS_ERR_PLAN_INVALID', `Plan hash mismatch: the plan says ${plan.hash} but its changes hash to ${expected}; recompute the plan.`, {
-      data: { expected, actual: plan.hash },
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_PLAN_INVALID',
+      `Plan hash mismatch: the plan says ${plan.hash} but its changes hash to ${expected}; recompute the plan.`,
+      {
+        data: { expected, actual: plan.hash },
+      },
+    );
   }
   createPlan(plan.changes);
   return plan;

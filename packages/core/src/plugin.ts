@@ -121,7 +121,10 @@ const optionalMethods = ['watch', 'redact'] as const;
 export function assertPlugin(value: unknown): AnyPlugin {
   const problems: string[] = [];
   if (typeof value !== 'object' || value === null) {
-    throw new OpdbusError('OPDBUS_ERR_PLUGIN_INVALID', `A plugin must be an object, got ${value === null ? 'null' : typeof value}.`);
+    throw new OpdbusError(
+      'OPDBUS_ERR_PLUGIN_INVALID',
+      `A plugin must be an object, got ${value === null ? 'null' : typeof value}.`,
+    );
   }
   const p = value as Record<string, unknown>;
   const label = typeof p.name === 'string' ? `plugin "${p.name}"` : 'plugin';
@@ -131,13 +134,16 @@ export function assertPlugin(value: unknown): AnyPlugin {
   if (typeof p.version !== 'string' || !semverPattern.test(p.version)) {
     problems.push(`version must be semver (got ${JSON.stringify(p.version)})`);
   }
-  if (typeof p.description !== 'string' || p.description.length === 0) problems.push('description must be a non-empty string');
-  if (!(p.schema instanceof z.ZodType)) problems.push('schema must be a zod schema (import { z } from "zod")');
+  if (typeof p.description !== 'string' || p.description.length === 0)
+    problems.push('description must be a non-empty string');
+  if (!(p.schema instanceof z.ZodType))
+    problems.push('schema must be a zod schema (import { z } from "zod")');
   for (const method of requiredMethods) {
     if (typeof p[method] !== 'function') problems.push(`${method} must be a function`);
   }
   for (const method of optionalMethods) {
-    if (p[method] !== undefined && typeof p[method] !== 'function') problems.push(`${method}, when present, must be a function`);
+    if (p[method] !== undefined && typeof p[method] !== 'function')
+      problems.push(`${method}, when present, must be a function`);
   }
   if (problems.length > 0) {
     throw new OpdbusError('OPDBUS_ERR_PLUGIN_INVALID', `Cannot register ${label}: ${problems.join('; ')}.`, {

@@ -4,12 +4,13 @@ import { isOpdbusError } from './errors.js';
 import { definePlugin } from './plugin.js';
 import { PluginRegistry } from './registry.js';
 
+const schema = z.strictObject({ enabled: z.boolean().optional() });
 const plugin = (name: string) =>
-  definePlugin<{ enabled?: boolean }, null>({
+  definePlugin<z.output<typeof schema>, null>({
     name,
     version: '1.2.3',
     description: `${name} plugin`,
-    schema: z.strictObject({ enabled: z.boolean().optional() }),
+    schema,
     probe: () => Promise.resolve({ available: true }),
     query: () => Promise.resolve({}),
     diff: () => [],
@@ -27,16 +28,30 @@ describe('PluginRegistry', () => {
     } catch (err) {
       expect(isOpdbusError(err, 'OPDBUS_ERR_PLUGIN_INVALID')).toBe(true);
       const message = (err as Error).message;
-      for (const part of ['name must match', 'version must be semver', 'description', 'schema must be a zod schema', 'probe must be a function', 'diff must be a function', 'apply must be a function', 'checkpoint must be a function', 'restore must be a function']) {
+      for (const part of [
+        'name must match',
+        'version must be semver',
+        'description',
+        'schema must be a zod schema',
+        'probe must be a function',
+        'diff must be a function',
+        'apply must be a function',
+        'checkpoint must be a function',
+        'restore must be a function',
+      ]) {
         expect(message).toContain(part);
       }
     }
     expect(() => new PluginRegistry([null])).toThrow(/must be an object/);
-    expect(() => new PluginRegistry([{ ...plugin('x'), watch: 'yes' }])).toThrow(/watch, when present, must be a function/);
+    expect(() => new PluginRegistry([{ ...plugin('x'), watch: 'yes' }])).toThrow(
+      /watch, when present, must be a function/,
+    );
   });
 
   it('refuses duplicates', () => {
-    expect(() => new PluginRegistry([plugin('a'), plugin('a')])).toThrow(expect.objectContaining({ code: 'OPDBUS_ERR_PLUGIN_DUPLICATE' }));
+    expect(() => new PluginRegistry([plugin('a'), plugin('a')])).toThrow(
+      expect.objectContaining({ code: 'OPDBUS_ERR_PLUGIN_DUPLICATE' }),
+    );
   });
 
   it('names registered plugins when one is unknown', () => {
@@ -46,7 +61,13 @@ describe('PluginRegistry', () => {
 
   it('composes one JSON Schema from the plugins', () => {
     const schema = new PluginRegistry([plugin('a'), plugin('b')]).jsonSchema() as {
-      properties: { version: unknown; plugins: { properties: Record<string, { additionalProperties?: boolean; description?: string }>; additionalProperties: boolean } };
+      properties: {
+        version: unknown;
+        plugins: {
+          properties: Record<string, { additionalProperties?: boolean; description?: string }>;
+          additionalProperties: boolean;
+        };
+      };
       required: string[];
       additionalProperties: boolean;
     };

@@ -18,9 +18,13 @@ export class PluginRegistry {
   register(plugin: unknown): this {
     const checked = assertPlugin(plugin);
     if (this.#plugins.has(checked.name)) {
-      throw new OpdbusError('OPDBUS_ERR_PLUGIN_DUPLICATE', `A plugin named "${checked.name}" is already registered.`, {
-        data: { plugin: checked.name },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_PLUGIN_DUPLICATE',
+        `A plugin named "${checked.name}" is already registered.`,
+        {
+          data: { plugin: checked.name },
+        },
+      );
     }
     this.#plugins.set(checked.name, checked);
     return this;
@@ -35,9 +39,13 @@ export class PluginRegistry {
   require(name: string): AnyPlugin {
     const plugin = this.#plugins.get(name);
     if (plugin === undefined) {
-      throw new OpdbusError('OPDBUS_ERR_UNKNOWN_PLUGIN', `Unknown plugin "${name}"; registered plugins: ${this.names().join(', ') || '(none)'}.`, {
-        data: { plugin: name, registered: this.names() },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_UNKNOWN_PLUGIN',
+        `Unknown plugin "${name}"; registered plugins: ${this.names().join(', ') || '(none)'}.`,
+        {
+          data: { plugin: name, registered: this.names() },
+        },
+      );
     }
     return plugin;
   }
@@ -60,13 +68,18 @@ export class PluginRegistry {
     }
     return z.strictObject({
       version: z.literal(1).describe('Version of the state document format. Always 1.'),
-      plugins: z.strictObject(sections).describe('One section per plugin. Only what is named here is managed.'),
-    }) as unknown as z.ZodType<{ version: 1; plugins: Record<string, unknown> }>;
+      plugins: z
+        .strictObject(sections)
+        .describe('One section per plugin. Only what is named here is managed.'),
+    });
   }
 
   /** One JSON Schema (draft 2020-12) for the whole state document, for editors and docs. */
   jsonSchema(): Record<string, unknown> {
-    const schema = z.toJSONSchema(this.documentSchema(), { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+    const schema = z.toJSONSchema(this.documentSchema(), { io: 'input', unrepresentable: 'any' }) as Record<
+      string,
+      unknown
+    >;
     return {
       ...schema,
       $id: 'https://opdbus.dev/schema/state-v1.json',

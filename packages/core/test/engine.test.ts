@@ -4,7 +4,15 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Engine, OpdbusError, PluginRegistry, parseStateDocument, selfIdentity, type OpdbusEvent, type StateDocument } from '../src/index.js';
+import {
+  Engine,
+  OpdbusError,
+  PluginRegistry,
+  parseStateDocument,
+  selfIdentity,
+  type OpdbusEvent,
+  type StateDocument,
+} from '../src/index.js';
 import { memoryHost, memoryPlugin, type MemoryHost } from './memoryPlugin.js';
 // @ts-expect-error -- plain JS fixture shared with a child process
 import { filePlugin, readHost, writeHost } from './fixtures/filePlugin.mjs';
@@ -17,13 +25,29 @@ afterEach(async () => {
   await rm(stateDir, { recursive: true, force: true });
 });
 
-function setup(initial: Record<string, string>, options: { spawnWatchdog?: Engine['runWatchdog'] extends never ? never : (txId: string) => Promise<{ pid: number; startTime: string | null }> } = {}) {
+function setup(
+  initial: Record<string, string>,
+  options: {
+    spawnWatchdog?: Engine['runWatchdog'] extends never
+      ? never
+      : (txId: string) => Promise<{ pid: number; startTime: string | null }>;
+  } = {},
+) {
   const host = memoryHost(initial);
   const registry = new PluginRegistry([memoryPlugin(host)]);
   const events: OpdbusEvent[] = [];
-  const engine = new Engine({ registry, stateDir, verify: { attempts: 3, initialDelayMs: 1 }, ...(options.spawnWatchdog ? { spawnWatchdog: options.spawnWatchdog } : {}) });
+  const engine = new Engine({
+    registry,
+    stateDir,
+    verify: { attempts: 3, initialDelayMs: 1 },
+    ...(options.spawnWatchdog ? { spawnWatchdog: options.spawnWatchdog } : {}),
+  });
   engine.events.on((e) => events.push(e));
-  const doc = (section: Record<string, string | null>): StateDocument => parseStateDocument(JSON.stringify({ version: 1, plugins: { mem: section } }), { source: 'test.json', registry });
+  const doc = (section: Record<string, string | null>): StateDocument =>
+    parseStateDocument(JSON.stringify({ version: 1, plugins: { mem: section } }), {
+      source: 'test.json',
+      registry,
+    });
   return { host, engine, events, doc, registry };
 }
 
@@ -38,7 +62,11 @@ describe('Engine.apply', () => {
     expect(host.log).toEqual(['update a', 'create d', 'create c']);
     expect(snapshot(host)).toEqual({ a: '10', b: '2', c: '3', d: '4' });
     const record = await engine.state.read(result.txId!);
-    expect(record).toMatchObject({ status: 'committed', applied: result.plan.changes.map((c) => c.id), checkpoints: { mem: { values: { a: '1', c: null, d: null } } } });
+    expect(record).toMatchObject({
+      status: 'committed',
+      applied: result.plan.changes.map((c) => c.id),
+      checkpoints: { mem: { values: { a: '1', c: null, d: null } } },
+    });
     expect(record.stateHashAfter).toMatch(/^[0-9a-f]{64}$/);
     expect(record.stateHashAfter).not.toBe(record.stateHashBefore);
     const types = events.map((e) => e.type);
@@ -100,9 +128,14 @@ describe('Engine.apply', () => {
 
   it('refuses risky changes unless commit-confirmed or forced', async () => {
     const { host, engine, doc } = setup({ 'risky.eth0': 'up' });
-    await expect(engine.apply(doc({ 'risky.eth0': 'down' }))).rejects.toMatchObject({ code: 'OPDBUS_ERR_RISKY_CHANGE', message: expect.stringContaining('--confirm-timeout') });
+    await expect(engine.apply(doc({ 'risky.eth0': 'down' }))).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_RISKY_CHANGE',
+      message: expect.stringContaining('--confirm-timeout'),
+    });
     expect(host.log).toEqual([]);
-    await expect(engine.apply(doc({ 'risky.eth0': 'down' }), { force: true })).resolves.toMatchObject({ status: 'committed' });
+    await expect(engine.apply(doc({ 'risky.eth0': 'down' }), { force: true })).resolves.toMatchObject({
+      status: 'committed',
+    });
   });
 
   it('stops between changes when aborted and restores', async () => {
@@ -111,7 +144,9 @@ describe('Engine.apply', () => {
     engine.events.on((e) => {
       if (e.type === 'change.applied' && e.index === 1) controller.abort();
     });
-    const err = (await engine.apply(doc({ a: '1', b: '2', c: '3' }), { signal: controller.signal }).catch((e: unknown) => e)) as OpdbusError;
+    const err = (await engine
+      .apply(doc({ a: '1', b: '2', c: '3' }), { signal: controller.signal })
+      .catch((e: unknown) => e)) as OpdbusError;
     expect(err.code).toBe('OPDBUS_ERR_APPLY_FAILED');
     expect(err.message).toContain('interrupted');
     expect(host.log).toEqual(['create a', 'create b']);
@@ -127,7 +162,11 @@ describe('commit-confirmed', () => {
     let wake: (() => void) | undefined;
     const ctx = setup(initial, {
       spawnWatchdog: (txId) => {
-        const other = new Engine({ registry: ctx.registry, stateDir, verify: { attempts: 3, initialDelayMs: 1 } });
+        const other = new Engine({
+          registry: ctx.registry,
+          stateDir,
+          verify: { attempts: 3, initialDelayMs: 1 },
+        });
         watchdog = other.runWatchdog(txId, { pollMs: 5, onWake: (w) => (wake = w) });
         return Promise.resolve(selfIdentity());
       },
@@ -160,7 +199,9 @@ describe('commit-confirmed', () => {
 
   it('needs a watchdog', async () => {
     const { host, engine, doc } = setup({ a: '1' });
-    await expect(engine.apply(doc({ a: '2' }), { confirmTimeoutS: 5 })).rejects.toMatchObject({ code: 'OPDBUS_ERR_WATCHDOG' });
+    await expect(engine.apply(doc({ a: '2' }), { confirmTimeoutS: 5 })).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_WATCHDOG',
+    });
     expect(host.log).toEqual([]);
   });
 });
@@ -173,7 +214,9 @@ describe('Engine.rollback', () => {
     expect(record.txId).toBe(first.txId);
     expect(snapshot(host)).toEqual({ a: '1' });
     await expect(engine.rollback(first.txId)).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_STATE' });
-    await expect(engine.rollback('20990101T000000.000Z-abcdef')).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_NOT_FOUND' });
+    await expect(engine.rollback('20990101T000000.000Z-abcdef')).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_TX_NOT_FOUND',
+    });
     await expect(engine.rollback('nonsense')).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_NOT_FOUND' });
   });
 
@@ -181,7 +224,10 @@ describe('Engine.rollback', () => {
     const { host, engine, doc } = setup({ a: '1' });
     const first = await engine.apply(doc({ a: '2' }));
     await engine.apply(doc({ a: '3' }));
-    await expect(engine.rollback(first.txId)).rejects.toMatchObject({ code: 'OPDBUS_ERR_TX_STATE', message: expect.stringContaining('--force') });
+    await expect(engine.rollback(first.txId)).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_TX_STATE',
+      message: expect.stringContaining('--force'),
+    });
     await engine.rollback(first.txId, { force: true });
     expect(snapshot(host)).toEqual({ a: '1' });
   });
@@ -193,7 +239,9 @@ describe('crash recovery', () => {
     writeHost(hostFile, { a: '1', b: '2' });
     const fixture = new URL('./fixtures/crashApply.mjs', import.meta.url).pathname;
     const docJson = JSON.stringify({ version: 1, plugins: { file: { a: 'A', b: null, c: 'C', d: 'D' } } });
-    const child = spawn(process.execPath, [fixture, hostFile, join(stateDir, 'sd'), docJson, 'c'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [fixture, hostFile, join(stateDir, 'sd'), docJson, 'c'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (chunk: Buffer) => {
         if (chunk.toString().includes('HANG')) resolve();
@@ -214,10 +262,14 @@ describe('crash recovery', () => {
     expect(progress.started).toHaveLength(3);
     expect(progress.done).toHaveLength(2);
     const reports = await engine.recover();
-    expect(reports).toEqual([expect.objectContaining({ txId: left!.txId, found: 'applying', action: 'restored' })]);
+    expect(reports).toEqual([
+      expect.objectContaining({ txId: left!.txId, found: 'applying', action: 'restored' }),
+    ]);
     expect(readHost(hostFile)).toEqual({ a: '1', b: '2' });
     expect((await engine.state.read(left!.txId)).status).toBe('rolled-back');
     expect(await engine.recover()).toEqual([]);
-    expect(JSON.parse(await readFile(engine.state.journalPath(left!.txId), 'utf8'))).toMatchObject({ restore: { reason: expect.stringMatching(/died while the transaction was applying/) } });
+    expect(JSON.parse(await readFile(engine.state.journalPath(left!.txId), 'utf8'))).toMatchObject({
+      restore: { reason: expect.stringMatching(/died while the transaction was applying/) },
+    });
   });
 });

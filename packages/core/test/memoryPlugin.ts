@@ -21,10 +21,20 @@ export interface MemoryHost {
 }
 
 export function memoryHost(initial: Record<string, string> = {}): MemoryHost {
-  return { values: new Map(Object.entries(initial)), failOn: new Set(), sticky: new Set(), failRestore: new Set(), log: [], deps: new Map() };
+  return {
+    values: new Map(Object.entries(initial)),
+    failOn: new Set(),
+    sticky: new Set(),
+    failRestore: new Set(),
+    log: [],
+    deps: new Map(),
+  };
 }
 
-export function memoryPlugin(host: MemoryHost, name = 'mem'): Plugin<Section, { values: Record<string, string | null> }> {
+export function memoryPlugin(
+  host: MemoryHost,
+  name = 'mem',
+): Plugin<Section, { values: Record<string, string | null> }> {
   return definePlugin<Section, { values: Record<string, string | null> }>({
     name,
     version: '1.0.0',
@@ -33,7 +43,8 @@ export function memoryPlugin(host: MemoryHost, name = 'mem'): Plugin<Section, { 
     probe: () => Promise.resolve({ available: true }),
     query(_ctx, options) {
       const out: Section = {};
-      if (options?.scope) for (const key of Object.keys(options.scope)) out[key] = host.values.get(key) ?? null;
+      if (options?.scope)
+        for (const key of Object.keys(options.scope)) out[key] = host.values.get(key) ?? null;
       else for (const [k, v] of host.values) out[k] = v;
       return Promise.resolve(out);
     },
@@ -55,7 +66,9 @@ export function memoryPlugin(host: MemoryHost, name = 'mem'): Plugin<Section, { 
     },
     apply(change: Change) {
       if (host.failOn.has(change.resource)) {
-        return Promise.reject(new OpdbusError('OPDBUS_ERR_TEST_APPLY', `injected failure on ${change.resource}`));
+        return Promise.reject(
+          new OpdbusError('OPDBUS_ERR_TEST_APPLY', `injected failure on ${change.resource}`),
+        );
       }
       host.log.push(`${change.op} ${change.resource}`);
       if (host.sticky.has(change.resource)) return Promise.resolve();

@@ -1,0 +1,101 @@
+import { OpdbusError, type ApplyOptions } from '@opdbus/core';
+import { exitCodes } from '../exitCodes.js';
+import { formatEvent, formatPlan } from '../format.js';
+import { createEngine, ensureStateDir, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
+import { readDocument } from './document.js';
+
+export interface ApplyCommandOptions {
+  dryRun?: boolean;
+  confirmTimeout?: string;
+  force?: boolean;
+}
+
+function parseTimeout(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_USAGE',
+      `--confirm-timeout takes seconds between 1 and 86400, got "${text}".`,
+    );
+  }
+  return seconds;
+}
+
+/** `opdbus apply FILE`: apply the document as one transaction. */
+export async function apply(
+  global: GlobalOptions,
+  file: string,
+  options: ApplyCommandOptions,
+  output: Output,
+): Promise<number> {
+  const confirmTimeoutS = parseTimeout(options.confirmTimeout);
+  const engine = createEngine(global);
+  const doc = await readDocument(file, engine.registry);
+  if (options.dryRun) {
+    await recoverFirst(engine, output);
+    const { plan } = await engine.plan(doc);
+    if (global.json)
+      output.out(JSON.stringify({ ok: true, dryRun: true, changes: plan.changes.length, plan }, null, 2));
+    else output.out(formatPlan(plan));
+    return plan.changes.length === 0 ? exitCodes.OK.code : exitCodes.CHANGES_PENDING.code;
+  }
+  ensureStateDir(global.stateDir);
+
+  let total = 0;
+  const stop = engine.events.on((event) => {
+    if (event.type === 'plan.created') {
+      total = event.changes;
+      return;
+    }
+    if (global.json) return;
+    const line = formatEvent(event, total);
+    if (line !== undefined) output.out(line);
+  });
+  // SIGINT/SIGTERM during an apply: stop between changes and roll back, then exit.
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const applyOptions: ApplyOptions = { signal: controller.signal };
+  if (confirmTimeoutS !== undefined) applyOptions.confirmTimeoutS = confirmTimeoutS;
+  if (options.force) applyOptions.force = true;
+  try {
+    const result = await engine.apply(doc, applyOptions);
+    if (global.json) {
+      output.out(
+        JSON.stringify(
+          {
+            ok: true,
+            status: result.status,
+            txId: result.txId,
+            deadline: result.deadline,
+            changes: result.plan.changes.length,
+            plan: result.plan,
+          },
+          null,
+          2,
+        ),
+      );
+    } else if (result.status === 'no-changes') {
+      output.out('No changes: the host already matches the document.');
+    } else if (result.status === 'pending-confirm') {
+      output.out(
+        `Applied and verified. Transaction ${result.txId} is PENDING: run \`opdbus confirm ${result.txId}\` before ${result.deadline}, or it is rolled back.`,
+      );
+    } else {
+      output.out(`Committed transaction ${result.txId}.`);
+    }
+    return exitCodes.OK.code;
+  } catch (err) {
+    if (controller.signal.aborted && err instanceof OpdbusError && err.code === 'OPDBUS_ERR_APPLY_FAILED') {
+      output.err(`opdbus: ${err.message}`);
+      return exitCodes.INTERRUPTED.code;
+    }
+    throw err;
+  } finally {
+    stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

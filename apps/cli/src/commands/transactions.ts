@@ -1,0 +1,72 @@
+import { formatTransactions } from '../format.js';
+import { createEngine, ensureStateDir, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
+
+/** `opdbus confirm [TXID]`: keep a commit-confirmed transaction. */
+export async function confirm(
+  global: GlobalOptions,
+  txId: string | undefined,
+  output: Output,
+): Promise<number> {
+  const engine = createEngine(global);
+  ensureStateDir(global.stateDir);
+  await recoverFirst(engine, output);
+  const record = await engine.confirm(txId);
+  if (global.json)
+    output.out(JSON.stringify({ ok: true, txId: record.txId, status: record.status }, null, 2));
+  else output.out(`Confirmed transaction ${record.txId}; it is committed.`);
+  return 0;
+}
+
+/** `opdbus rollback [TXID]`: restore a transaction's checkpoint. */
+export async function rollback(
+  global: GlobalOptions,
+  txId: string | undefined,
+  options: { force?: boolean },
+  output: Output,
+): Promise<number> {
+  const engine = createEngine(global);
+  ensureStateDir(global.stateDir);
+  const stop = engine.events.on((event) => {
+    if (global.json) return;
+    if (event.type === 'restore.plugin')
+      output.out(`  restore ${event.plugin}: ${event.ok ? 'ok' : `FAILED: ${event.error ?? ''}`}`);
+  });
+  try {
+    const record = await engine.rollback(txId, options.force ? { force: true } : {});
+    if (global.json)
+      output.out(JSON.stringify({ ok: true, txId: record.txId, status: record.status }, null, 2));
+    else output.out(`Rolled back transaction ${record.txId}; the restore verified.`);
+    return 0;
+  } finally {
+    stop();
+  }
+}
+
+/** `opdbus transactions`: list the journal. */
+export async function transactions(global: GlobalOptions, output: Output): Promise<number> {
+  const engine = createEngine(global);
+  await recoverFirst(engine, output);
+  const records = await engine.transactions();
+  if (global.json) {
+    output.out(
+      JSON.stringify(
+        records.map((r) => ({
+          txId: r.txId,
+          status: r.status,
+          createdAt: r.createdAt,
+          actor: r.actor,
+          changes: r.plan.changes.length,
+          planHash: r.plan.hash,
+          confirm: r.confirm,
+          restore: r.restore,
+          failure: r.failure,
+        })),
+        null,
+        2,
+      ),
+    );
+  } else {
+    output.out(formatTransactions(records));
+  }
+  return 0;
+}

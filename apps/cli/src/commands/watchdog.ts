@@ -1,0 +1,27 @@
+import { createEngine, type GlobalOptions } from '../runtime.js';
+
+/**
+ * `opdbus __watchdog TXID` (internal): the commit-confirmed watchdog. Started detached by
+ * `apply --confirm-timeout`; restores the transaction unless it is confirmed in time, or at
+ * once if the applying process dies mid-apply.
+ */
+export async function watchdog(global: GlobalOptions, txId: string): Promise<number> {
+  const engine = createEngine(global);
+  const log = engine.logger.child({ txId, role: 'watchdog' });
+  // Ignore terminal signals meant for the CLI's session; SIGTERM (from `confirm`) means "look again".
+  process.on('SIGINT', () => log.info('SIGINT ignored'));
+  process.on('SIGHUP', () => log.info('SIGHUP ignored'));
+  const ownerGone = new Promise<void>((resolve) => {
+    if (process.connected) process.once('disconnect', () => resolve());
+  });
+  const done = engine.runWatchdog(txId, {
+    ownerGone,
+    onWake: (wake) => process.on('SIGTERM', () => wake()),
+  });
+  process.send?.('ready');
+  log.info('watchdog started');
+  const record = await done;
+  log.info({ status: record.status, restore: record.restore }, 'watchdog finished');
+  if (process.connected) process.disconnect();
+  return record.status === 'restore-failed' ? 6 : 0;
+}

@@ -1,0 +1,147 @@
+import { Command, CommanderError, Option } from 'commander';
+import { OpdbusError } from '@opdbus/core';
+import { exitCodes } from './exitCodes.js';
+import { defaultStateDir, reportError, stdio, type GlobalOptions, type Output } from './runtime.js';
+
+const VERSION = '0.1.0';
+
+/**
+ * Build the `opdbus` program. Command modules are imported lazily, so `opdbus --help` starts
+ * without loading plugins.
+ */
+export function buildProgram(
+  output: Output = stdio,
+  setExit: (code: number) => void = (code) => (process.exitCode = code),
+): Command {
+  const program = new Command('opdbus');
+  program
+    .description(
+      'Declarative state for Linux hosts over D-Bus, OVSDB and netlink: query, diff, apply as verified, reversible transactions.',
+    )
+    .version(VERSION, '-V, --version')
+    .option('--netns <name>', 'act inside this network namespace (a name under /run/netns, a path, or pid:N)')
+    .option('--state-dir <dir>', 'state directory: journals, lock, watchdog logs', defaultStateDir)
+    .option('--bus <address>', 'D-Bus address (e.g. unix:path=/run/dbus/system_bus_socket)')
+    .option('--ovsdb <address>', 'OVSDB address (e.g. unix:/run/openvswitch/db.sock)')
+    .option('--json', 'machine-readable output on stdout')
+    .addOption(
+      new Option('--log-level <level>', 'log level on stderr')
+        .choices(['silent', 'fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+        .default('warn'),
+    )
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => output.out(s), writeErr: (s) => output.err(s) })
+    .exitOverride();
+
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  const run = (fn: () => Promise<number> | number) => async (): Promise<void> => {
+    try {
+      setExit(await fn());
+    } catch (err) {
+      setExit(reportError(err, globals().json, output));
+    }
+  };
+
+  program
+    .command('query')
+    .description('print the observed state as a state document (YAML, or JSON with --json)')
+    .option('-p, --plugin <name...>', 'only these plugins')
+    .option('--show-secrets', 'do not redact secrets')
+    .action((options: { plugin?: string[]; showSecrets?: boolean }) =>
+      run(async () => (await import('./commands/query.js')).query(globals(), options, output))(),
+    );
+
+  program
+    .command('diff')
+    .description('show the plan that takes the host to FILE; exit 2 when changes are pending')
+    .argument('<file>', 'state document (YAML or JSON; - for stdin)')
+    .action((file: string) =>
+      run(async () => (await import('./commands/diff.js')).diff(globals(), file, output))(),
+    );
+
+  program
+    .command('apply')
+    .description('apply FILE as one transaction: checkpoint, apply, verify, roll back on failure')
+    .argument('<file>', 'state document (YAML or JSON; - for stdin)')
+    .option('--dry-run', 'only show the plan (exit 2 when changes are pending)')
+    .option(
+      '--confirm-timeout <seconds>',
+      'commit-confirmed: roll back unless `opdbus confirm` arrives in time',
+    )
+    .option('--force', 'apply changes flagged risky without commit-confirmed')
+    .action((file: string, options: { dryRun?: boolean; confirmTimeout?: string; force?: boolean }) =>
+      run(async () => (await import('./commands/apply.js')).apply(globals(), file, options, output))(),
+    );
+
+  program
+    .command('confirm')
+    .description('confirm a pending commit-confirmed transaction (default: the latest)')
+    .argument('[txid]', 'transaction id')
+    .action((txId: string | undefined) =>
+      run(async () => (await import('./commands/transactions.js')).confirm(globals(), txId, output))(),
+    );
+
+  program
+    .command('rollback')
+    .description('restore the checkpoint of a transaction (default: the latest committed or pending)')
+    .argument('[txid]', 'transaction id')
+    .option('--force', 'roll back even if later transactions changed the same resources')
+    .action((txId: string | undefined, options: { force?: boolean }) =>
+      run(async () =>
+        (await import('./commands/transactions.js')).rollback(globals(), txId, options, output),
+      )(),
+    );
+
+  program
+    .command('transactions')
+    .description('list the transactions in the state directory')
+    .action(() =>
+      run(async () => (await import('./commands/transactions.js')).transactions(globals(), output))(),
+    );
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of the state document (all registered plugins)')
+    .action(() => run(async () => (await import('./commands/schema.js')).schema(output))());
+
+  program
+    .command('demo')
+    .description('show op-dbus at work in a disposable sandbox: query, diff, apply, verify, drift, rollback')
+    .option('--keep', 'keep the sandbox (print how to remove it)')
+    .action((options: { keep?: boolean }) =>
+      run(async () => (await import('./commands/demo.js')).demo(globals(), options, output))(),
+    );
+
+  program
+    .command('__watchdog', { hidden: true })
+    .argument('<txid>')
+    .action((txId: string) =>
+      run(async () => (await import('./commands/watchdog.js')).watchdog(globals(), txId))(),
+    );
+
+  return program;
+}
+
+/** Run `opdbus` with these arguments (without node and script). Resolves to the exit code. */
+export async function main(argv: readonly string[], output: Output = stdio): Promise<number> {
+  let code: number = exitCodes.OK.code;
+  const program = buildProgram(output, (c) => (code = c));
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+      )
+        return exitCodes.OK.code;
+      return reportError(new OpdbusError('OPDBUS_ERR_USAGE', err.message.replace(/^error: /, '')), false, {
+        out: () => undefined,
+        err: () => undefined,
+      });
+    }
+    return reportError(err, false, output);
+  }
+  return code;
+}

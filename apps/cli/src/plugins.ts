@@ -1,0 +1,7 @@
+import type { AnyPlugin } from '@opdbus/core';
+import { sysctlPlugin } from '@opdbus/plugins-sysctl';
+
+/** The plugins the `opdbus` CLI registers, in the order their sections are listed. */
+export function defaultPlugins(): AnyPlugin[] {
+  return [sysctlPlugin];
+}

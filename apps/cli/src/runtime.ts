@@ -1,0 +1,182 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  Engine,
+  OpdbusError,
+  PluginRegistry,
+  StateDir,
+  isOpdbusError,
+  processStartTime,
+  type AnyPlugin,
+  type Logger,
+  type ProcessIdentity,
+  type RecoveryReport,
+  type TargetSpec,
+} from '@opdbus/core';
+import { openNetns } from '@opdbus/netlink';
+import { pino } from 'pino';
+import { exitCodeFor, exitCodes } from './exitCodes.js';
+import { defaultPlugins } from './plugins.js';
+
+/** Options every command takes. */
+export interface GlobalOptions {
+  netns?: string;
+  stateDir: string;
+  bus?: string;
+  ovsdb?: string;
+  json?: boolean;
+  logLevel: string;
+}
+
+/** The default state directory (or $OPDBUS_STATE_DIR). */
+export const defaultStateDir = process.env.OPDBUS_STATE_DIR ?? '/var/lib/opdbus';
+
+/** Where human and machine output go; tests and the demo can capture them. */
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const stdio: Output = {
+  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
+  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+};
+
+/** A pino logger on stderr. */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { name: 'opdbus' } }, pino.destination(2));
+}
+
+/** The target described by the global options. */
+export function targetOf(options: GlobalOptions): TargetSpec {
+  const target: TargetSpec = {};
+  if (options.netns !== undefined) target.netns = options.netns;
+  if (options.bus !== undefined) target.busAddress = options.bus;
+  if (options.ovsdb !== undefined) target.ovsdbAddress = options.ovsdb;
+  return target;
+}
+
+/** The path of the `opdbus` entry point (used to start the watchdog). */
+export function binPath(): string {
+  return fileURLToPath(new URL('./bin.js', import.meta.url));
+}
+
+/**
+ * Start the commit-confirmed watchdog: `opdbus __watchdog TXID` in a new session, detached from
+ * this process and its terminal, so SIGKILL of the CLI (or its whole process group) does not
+ * reach it. It reports "ready" over IPC before the first change is applied; its IPC channel
+ * closing tells it this process is gone.
+ */
+export async function spawnWatchdog(options: GlobalOptions, txId: string): Promise<ProcessIdentity> {
+  const state = new StateDir(options.stateDir);
+  const logFd = openSync(state.watchdogLogPath(txId), 'a', 0o600);
+  try {
+    const args = [
+      binPath(),
+      '--state-dir',
+      options.stateDir,
+      '--log-level',
+      options.logLevel === 'silent' ? 'info' : options.logLevel,
+      '__watchdog',
+      txId,
+    ];
+    const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd, 'ipc'] });
+    const pid = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error('the watchdog did not report ready within 15 s')),
+        15_000,
+      );
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(
+          new Error(
+            `the watchdog exited early (${signal ?? `code ${code}`}); see ${state.watchdogLogPath(txId)}`,
+          ),
+        );
+      });
+      child.once('message', (message) => {
+        clearTimeout(timer);
+        if (message === 'ready' && child.pid !== undefined) resolve(child.pid);
+        else reject(new Error(`unexpected message from the watchdog: ${JSON.stringify(message)}`));
+      });
+    });
+    child.removeAllListeners('exit');
+    child.removeAllListeners('error');
+    child.channel?.unref();
+    child.unref();
+    return { pid, startTime: processStartTime(pid) };
+  } finally {
+    closeSync(logFd);
+  }
+}
+
+/** Build the registry and engine for a command. */
+export function createEngine(
+  options: GlobalOptions,
+  plugins: AnyPlugin[] = defaultPlugins(),
+  logger = createLogger(options.logLevel),
+): Engine {
+  return new Engine({
+    registry: new PluginRegistry(plugins),
+    stateDir: options.stateDir,
+    target: targetOf(options),
+    openNetns,
+    logger,
+    spawnWatchdog: (txId) => spawnWatchdog(options, txId),
+  });
+}
+
+/**
+ * Recover transactions a dead process left unfinished, and say so on stderr. Commands that
+ * only read skip it when another op-dbus holds the lock (it is at work) or there is no state
+ * directory yet.
+ */
+export async function recoverFirst(engine: Engine, output: Output): Promise<RecoveryReport[]> {
+  if (!existsSync(engine.state.transactionsDir)) return [];
+  let reports: RecoveryReport[];
+  try {
+    reports = await engine.recover();
+  } catch (err) {
+    if (isOpdbusError(err, 'OPDBUS_ERR_LOCKED')) return [];
+    throw err;
+  }
+  for (const report of reports) {
+    if (report.action === 'left-alone') continue;
+    output.err(
+      `opdbus: recovered transaction ${report.txId} (${report.found}): ${report.action}: ${report.detail}`,
+    );
+  }
+  return reports;
+}
+
+/** Make sure a directory for the state exists (used by commands that write). */
+export function ensureStateDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_STATE_DIR',
+      `Cannot create the state directory ${dir}: ${(err as Error).message}; run as root or pass --state-dir.`,
+      { cause: err },
+    );
+  }
+}
+
+/** Print an error (human or JSON) and return the exit code for it. */
+export function reportError(err: unknown, json: boolean | undefined, output: Output): number {
+  if (err instanceof OpdbusError) {
+    if (json) output.out(JSON.stringify({ ok: false, error: err.toJSON() }, null, 2));
+    else output.err(`opdbus: ${err.message}\n(${err.code})`);
+    return exitCodeFor(err.code, err.data);
+  }
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  if (json)
+    output.out(JSON.stringify({ ok: false, error: { code: 'OPDBUS_ERR_INTERNAL', message } }, null, 2));
+  else output.err(`opdbus: internal error: ${message}\n(OPDBUS_ERR_INTERNAL)`);
+  return exitCodes.INTERNAL.code;
+}

@@ -1,0 +1,102 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { watch } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI (the test command builds before testing). */
+export const cliBin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `opdbus ARGS` to completion. */
+export function runCli(
+  args: readonly string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [cliBin, ...args],
+      { env: { ...process.env, ...options.env }, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        if (error !== null && typeof error.code !== 'number')
+          reject(new Error(error.message, { cause: error }));
+        else resolve({ code, stdout, stderr });
+      },
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
+  });
+}
+
+/** Start `opdbus ARGS` and resolve once a stdout line matches `pattern`. */
+export function startCliUntil(
+  args: readonly string[],
+  pattern: RegExp,
+): Promise<{ child: ChildProcess; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (pattern.test(output)) resolve({ child, output });
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`opdbus exited (${code}) before printing ${pattern}:\n${output}\n${stderr}`)),
+    );
+  });
+}
+
+/**
+ * Wait until `check` holds, re-checking whenever something changes in `dir` (inotify), with a
+ * deadline. No fixed sleeps: the check runs on every change event.
+ */
+export async function waitForChange<T>(
+  dir: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  const first = await check();
+  if (first !== undefined) return first;
+  return new Promise<T>((resolve, reject) => {
+    let busy = false;
+    let again = false;
+    const watcher = watch(dir, { recursive: false });
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+    }, timeoutMs);
+    const run = (): void => {
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      check().then(
+        (value) => {
+          busy = false;
+          if (value !== undefined) {
+            clearTimeout(timer);
+            watcher.close();
+            resolve(value);
+          } else if (again) {
+            again = false;
+            run();
+          }
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          watcher.close();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    };
+    watcher.on('change', run);
+  });
+}

@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "opdbus_netlink",
+      "sources": ["native/syscalls.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalKey, comparableValue, isNamespacedKey, keyPath, printedValue } from './keys.js';
+
+describe('sysctl keys (as procps sysctl)', () => {
+  it('keeps dotted keys and converts slashed ones', () => {
+    expect(canonicalKey('net.ipv4.ip_forward')).toBe('net.ipv4.ip_forward');
+    expect(canonicalKey('net/ipv4/ip_forward')).toBe('net.ipv4.ip_forward');
+    expect(canonicalKey('/proc/sys/net/ipv4/ip_forward')).toBe('net.ipv4.ip_forward');
+  });
+
+  it('handles an interface name with a dot (VLAN) the way sysctl prints it', () => {
+    expect(canonicalKey('net/ipv4/conf/eth0.100/forwarding')).toBe('net.ipv4.conf.eth0/100.forwarding');
+    expect(canonicalKey('net.ipv4.conf.eth0/100.forwarding')).toBe('net.ipv4.conf.eth0/100.forwarding');
+    expect(keyPath('net.ipv4.conf.eth0/100.forwarding')).toBe('/proc/sys/net/ipv4/conf/eth0.100/forwarding');
+    expect(keyPath('net.ipv4.ip_forward', '/x')).toBe('/x/net/ipv4/ip_forward');
+  });
+
+  it('knows which keys a network namespace owns', () => {
+    expect(isNamespacedKey('net.ipv4.ip_forward')).toBe(true);
+    expect(isNamespacedKey('kernel.hostname')).toBe(false);
+    expect(isNamespacedKey('netfoo.x')).toBe(false);
+  });
+
+  it('compares values field by field, whatever the whitespace', () => {
+    expect(comparableValue('4096 131072  6291456')).toBe(comparableValue('4096\t131072\t6291456'));
+    expect(comparableValue(1)).toBe(comparableValue('1\n'));
+    expect(comparableValue('1')).not.toBe(comparableValue('01'));
+    expect(printedValue('4096\t131072\t6291456\n')).toBe('4096\t131072\t6291456');
+  });
+});

@@ -1,0 +1,301 @@
+import {
+  OpdbusError,
+  definePlugin,
+  formatPath,
+  type Change,
+  type ChangeSpec,
+  type Plugin,
+  type PluginContext,
+  type WatchEvent,
+} from '@opdbus/core';
+import { z } from 'zod';
+import { canonicalKey, comparableValue, isNamespacedKey } from './keys.js';
+import { ProcSys } from './procSys.js';
+
+/** The `sysctl` section: kernel parameter → value, e.g. `{ "net.ipv4.ip_forward": 1 }`. */
+export type SysctlSection = Record<string, string | number>;
+
+/** The checkpoint: printed values of the keys a plan changes. */
+export type SysctlCheckpoint = { values: Record<string, string> };
+
+const keySchema = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9_.:/@+-]*$/,
+    'a sysctl key such as net.ipv4.ip_forward (letters, digits, "_", "-", dots or slashes)',
+  );
+
+const valueSchema = z.union([z.string(), z.number().finite()], {
+  error: (issue) =>
+    `expected a string or a number for a sysctl value, got ${issue.input === null ? 'null' : typeof issue.input}`,
+});
+
+/** The zod schema of the `sysctl` section. */
+export const sysctlSchema: z.ZodType<SysctlSection> = z
+  .record(keySchema, valueSchema)
+  .describe(
+    'Kernel parameters under /proc/sys, by sysctl(8) name, e.g. "net.ipv4.ip_forward": 1. Values compare as sysctl prints them; whitespace between fields is free.',
+  );
+
+/** Keys whose value changes on its own (counters, random values): never reported as drift. */
+export const volatileKeys: ReadonlySet<string> = new Set([
+  'fs.dentry-state',
+  'fs.file-nr',
+  'fs.inode-nr',
+  'fs.inode-state',
+  'fs.quota.allocated_dquots',
+  'fs.quota.cache_hits',
+  'fs.quota.drops',
+  'fs.quota.free_dquots',
+  'fs.quota.lookups',
+  'fs.quota.reads',
+  'fs.quota.syncs',
+  'fs.quota.writes',
+  'kernel.ns_last_pid',
+  'kernel.pty.nr',
+  'kernel.random.entropy_avail',
+  'kernel.random.uuid',
+  'net.netfilter.nf_conntrack_count',
+]);
+
+/** Options of {@link createSysctlPlugin}. */
+export interface SysctlPluginOptions {
+  /** Root of the sysctl tree (default /proc/sys). */
+  root?: string;
+  /** Poll interval of `watch` in milliseconds (default 1000). */
+  watchIntervalMs?: number;
+  /** Keys `watch` polls (default: all readable keys; `net.*` in a network namespace). */
+  watchKeys?: readonly string[];
+}
+
+const READ_SKIP = new Set(['EACCES', 'EPERM', 'EIO', 'EINVAL', 'ENOENT', 'EOPNOTSUPP', 'ENODEV', 'ENXIO']);
+
+/**
+ * Create the sysctl plugin. It reads and writes /proc/sys directly (no sysctl(8) process).
+ *
+ * In a network namespace (`--netns`) only `net.*` keys are managed: every other key is global to
+ * the host, and touching it would leave the namespace. `watch` polls (the kernel has no change
+ * notification for most sysctl files), every `watchIntervalMs`.
+ */
+export function createSysctlPlugin(
+  options: SysctlPluginOptions = {},
+): Plugin<SysctlSection, SysctlCheckpoint> {
+  const root = options.root ?? '/proc/sys';
+  const procSys = (ctx: PluginContext): ProcSys => new ProcSys(ctx.netns, root);
+
+  /** Check a document key: it exists, is readable, and (in a netns) is namespaced. */
+  const resolveKey = (sys: ProcSys, ctx: PluginContext, key: string): string => {
+    const canonical = canonicalKey(key);
+    const path = formatPath(['plugins', 'sysctl', key]);
+    if (ctx.netns !== undefined && !isNamespacedKey(canonical)) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_SYSCTL_NOT_NAMESPACED',
+        `${path}: ${canonical} is not per network namespace, so setting it while targeting namespace "${ctx.netns.name}" would change the whole host; only net.* keys can be managed with --netns.`,
+        { data: { path, key: canonical, netns: ctx.netns.name } },
+      );
+    }
+    const stat = sys.stat(canonical);
+    if (!stat.exists || stat.directory) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_SYSCTL_UNKNOWN_KEY',
+        `${path}: no sysctl key ${canonical} on this kernel${ctx.netns ? ` (in namespace "${ctx.netns.name}")` : ''}${stat.directory ? ' (it is a directory of keys)' : ''}; check the name with \`opdbus query --plugin sysctl\`.`,
+        { data: { path, key: canonical } },
+      );
+    }
+    if (!stat.readable) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_SYSCTL_WRITE_ONLY',
+        `${path}: ${canonical} is write-only (an action, not a state) and cannot be declared; remove it from the document.`,
+        {
+          data: { path, key: canonical },
+        },
+      );
+    }
+    return canonical;
+  };
+
+  const readAll = (sys: ProcSys, keys: readonly string[], ctx: PluginContext): Record<string, string> => {
+    const out: Record<string, string> = {};
+    const results = sys.readMany(keys);
+    for (const [i, key] of keys.entries()) {
+      const result = results[i]!;
+      if ('value' in result) {
+        out[key] = result.value;
+      } else if (READ_SKIP.has(result.errno)) {
+        ctx.logger.trace({ key, code: result.errno }, 'sysctl key not readable; skipped');
+      } else {
+        throw new OpdbusError(
+          'OPDBUS_ERR_SYSCTL_READ',
+          `Cannot read sysctl ${key}: ${result.error.message}.`,
+          { data: { key, errno: result.errno }, cause: result.error },
+        );
+      }
+    }
+    return out;
+  };
+
+  return definePlugin<SysctlSection, SysctlCheckpoint>({
+    name: 'sysctl',
+    version: '0.1.0',
+    description: 'Kernel parameters (/proc/sys), by sysctl name. Only net.* keys inside a network namespace.',
+    schema: sysctlSchema,
+
+    probe(ctx) {
+      try {
+        const sys = procSys(ctx);
+        const stat = sys.stat(ctx.netns === undefined ? 'kernel.ostype' : 'net.core.somaxconn');
+        return Promise.resolve(
+          stat.exists
+            ? { available: true, detail: root }
+            : { available: false, reason: `${root} is not mounted` },
+        );
+      } catch (err) {
+        return Promise.resolve({
+          available: false,
+          reason: `${root} cannot be read: ${(err as Error).message}`,
+        });
+      }
+    },
+
+    query(ctx, queryOptions) {
+      return Promise.resolve().then(() => {
+        const sys = procSys(ctx);
+        if (queryOptions?.scope !== undefined) {
+          const keys = Object.keys(queryOptions.scope).map((key) => resolveKey(sys, ctx, key));
+          const values: SysctlSection = {};
+          for (const [key, value] of Object.entries(readAll(sys, keys, ctx))) values[key] = value;
+          // A key that exists but could not be read is reported by resolveKey; reading it failed transiently otherwise.
+          for (const key of keys) {
+            if (!(key in values))
+              throw new OpdbusError('OPDBUS_ERR_SYSCTL_READ', `Cannot read sysctl ${key}.`, {
+                data: { key },
+              });
+          }
+          return values;
+        }
+        return readAll(sys, sys.keys(ctx.netns !== undefined), ctx);
+      });
+    },
+
+    diff(desired, observed) {
+      const changes: ChangeSpec[] = [];
+      const observedByKey = new Map(Object.entries(observed).map(([k, v]) => [canonicalKey(k), String(v)]));
+      for (const [rawKey, value] of Object.entries(desired)) {
+        const key = canonicalKey(rawKey);
+        const want = String(value);
+        const have = observedByKey.get(key);
+        if (have !== undefined && comparableValue(have) === comparableValue(want)) continue;
+        changes.push({
+          resource: key,
+          op: 'update',
+          before: have ?? null,
+          after: want,
+          summary: `set ${key} ${have === undefined ? '(unread)' : JSON.stringify(have)} → ${JSON.stringify(want)}`,
+        });
+      }
+      return changes;
+    },
+
+    apply(change: Change, ctx) {
+      const sys = procSys(ctx);
+      const value =
+        typeof change.after === 'string' || typeof change.after === 'number'
+          ? String(change.after)
+          : JSON.stringify(change.after);
+      try {
+        sys.write(change.resource, value);
+      } catch (err) {
+        const errno = (err as NodeJS.ErrnoException).code ?? 'EIO';
+        const hint =
+          errno === 'EINVAL'
+            ? 'the kernel rejected the value; check its type and range'
+            : errno === 'EPERM' || errno === 'EACCES'
+              ? 'permission denied; run as root (some keys are read-only inside namespaces)'
+              : 'the write failed';
+        throw new OpdbusError(
+          'OPDBUS_ERR_SYSCTL_WRITE',
+          `Cannot set sysctl ${change.resource} to ${JSON.stringify(value)}: ${errno}: ${hint}.`,
+          {
+            data: {
+              key: change.resource,
+              value,
+              errno,
+              errnoNumber: Math.abs((err as NodeJS.ErrnoException).errno ?? 0),
+            },
+            cause: err,
+          },
+        );
+      }
+      return Promise.resolve();
+    },
+
+    checkpoint(ctx, changes) {
+      const sys = procSys(ctx);
+      const keys = [...new Set(changes.map((c) => c.resource))];
+      const values: Record<string, string> = {};
+      for (const key of keys) values[key] = sys.read(key);
+      return Promise.resolve({ values });
+    },
+
+    restore(token, ctx) {
+      const sys = procSys(ctx);
+      const failures: string[] = [];
+      for (const [key, value] of Object.entries(token.values)) {
+        try {
+          const now = sys.read(key);
+          if (comparableValue(now) !== comparableValue(value)) sys.write(key, value);
+        } catch (err) {
+          failures.push(`${key}: ${(err as Error).message}`);
+        }
+      }
+      if (failures.length > 0) {
+        return Promise.reject(
+          new OpdbusError(
+            'OPDBUS_ERR_SYSCTL_WRITE',
+            `Could not restore sysctl keys: ${failures.join('; ')}.`,
+            { data: { failures } },
+          ),
+        );
+      }
+      return Promise.resolve();
+    },
+
+    watch(ctx, onEvent: (event: WatchEvent) => void) {
+      const sys = procSys(ctx);
+      const intervalMs = options.watchIntervalMs ?? 1000;
+      const keys =
+        options.watchKeys?.map(canonicalKey) ??
+        sys.keys(ctx.netns !== undefined).filter((k) => !volatileKeys.has(k));
+      let last = readAll(sys, keys, ctx);
+      const timer = setInterval(() => {
+        Promise.resolve()
+          .then(() => readAll(sys, keys, ctx))
+          .then((now) => {
+            for (const key of keys) {
+              const before = last[key];
+              const after = now[key];
+              if (
+                before === after ||
+                (before !== undefined &&
+                  after !== undefined &&
+                  comparableValue(before) === comparableValue(after))
+              )
+                continue;
+              onEvent({
+                plugin: 'sysctl',
+                resource: key,
+                detail: `${key} changed ${JSON.stringify(before ?? null)} → ${JSON.stringify(after ?? null)} (seen by polling every ${intervalMs} ms)`,
+                raw: { key, before: before ?? null, after: after ?? null },
+              });
+            }
+            last = now;
+          })
+          .catch((err: unknown) => ctx.logger.warn({ err }, 'sysctl watch poll failed'));
+      }, intervalMs);
+      return Promise.resolve(() => clearInterval(timer));
+    },
+  });
+}
+
+/** The sysctl plugin with default options. */
+export const sysctlPlugin: Plugin<SysctlSection, SysctlCheckpoint> = createSysctlPlugin();
