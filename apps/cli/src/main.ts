@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { OpdbusError } from '@opdbus/core';
 import { exitCodes } from './exitCodes.js';
+import { commandGroups, type CommandContext } from './groups.js';
 import { defaultStateDir, reportError, stdio, type GlobalOptions, type Output } from './runtime.js';
 
 const VERSION = '0.1.0';
@@ -41,6 +42,7 @@ export function buildProgram(
       setExit(reportError(err, globals().json, output));
     }
   };
+  const context: CommandContext = { program, output, globals, run };
 
   program
     .command('query')
@@ -111,6 +113,8 @@ export function buildProgram(
     .action((options: { keep?: boolean }) =>
       run(async () => (await import('./commands/demo.js')).demo(globals(), options, output))(),
     );
+
+  for (const register of commandGroups) register(context);
 
   program
     .command('__watchdog', { hidden: true })

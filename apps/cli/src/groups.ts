@@ -1,0 +1,19 @@
+import type { Command } from 'commander';
+import type { GlobalOptions, Output } from './runtime.js';
+
+/** What a command group receives to add its commands to the program. */
+export interface CommandContext {
+  program: Command;
+  output: Output;
+  /** The global options, parsed (call inside an action). */
+  globals: () => GlobalOptions;
+  /** Wrap an action: its result is the exit code; errors are reported with the right exit code. */
+  run: (fn: () => Promise<number> | number) => () => Promise<void>;
+}
+
+/**
+ * Command groups beyond the core commands (e.g. `ledger`, `snapshot`, `numa`, `codegen`). Each
+ * group lives in its own module under `groups/` and imports its implementation lazily inside its
+ * actions, so `opdbus --help` stays fast. Add a group by appending its register function here.
+ */
+export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [];
