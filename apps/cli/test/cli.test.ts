@@ -84,6 +84,19 @@ describe.skipIf(!isRoot)('opdbus against a network namespace', () => {
     });
   });
 
+  it('names file and path when a plugin refuses a key (exit 3)', async () => {
+    const file = await doc(
+      'badkey.yaml',
+      'version: 1\nplugins:\n  sysctl:\n    net.ipv4.no_such_key: 1\n    kernel.hostname: x\n',
+    );
+    const result = await cli('diff', file);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain(
+      `${file}: plugins.sysctl["net.ipv4.no_such_key"]: no sysctl key net.ipv4.no_such_key`,
+    );
+    expect(result.stderr).toContain('OPDBUS_ERR_SYSCTL_UNKNOWN_KEY');
+  });
+
   it('exits 4 for a namespace that does not exist', async () => {
     const file = await doc('ok.yaml', 'version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_forward: 1\n');
     const result = await runCli(['--netns', 'opdbus-no-such-ns', '--state-dir', stateDir, 'diff', file]);

@@ -2,7 +2,7 @@ import { OpdbusError, type ApplyOptions } from '@opdbus/core';
 import { exitCodes } from '../exitCodes.js';
 import { formatEvent, formatPlan } from '../format.js';
 import { createEngine, ensureStateDir, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
-import { readDocument } from './document.js';
+import { inDocument, readDocument } from './document.js';
 
 export interface ApplyCommandOptions {
   dryRun?: boolean;
@@ -34,7 +34,7 @@ export async function apply(
   const doc = await readDocument(file, engine.registry);
   if (options.dryRun) {
     await recoverFirst(engine, output);
-    const { plan } = await engine.plan(doc);
+    const { plan } = await inDocument(doc, () => engine.plan(doc));
     if (global.json)
       output.out(JSON.stringify({ ok: true, dryRun: true, changes: plan.changes.length, plan }, null, 2));
     else output.out(formatPlan(plan));
@@ -61,7 +61,7 @@ export async function apply(
   if (confirmTimeoutS !== undefined) applyOptions.confirmTimeoutS = confirmTimeoutS;
   if (options.force) applyOptions.force = true;
   try {
-    const result = await engine.apply(doc, applyOptions);
+    const result = await inDocument(doc, () => engine.apply(doc, applyOptions));
     if (global.json) {
       output.out(
         JSON.stringify(

@@ -1,14 +1,14 @@
 import { exitCodes } from '../exitCodes.js';
 import { formatPlan } from '../format.js';
 import { createEngine, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
-import { readDocument } from './document.js';
+import { inDocument, readDocument } from './document.js';
 
 /** `opdbus diff FILE`: the plan that would take the host to the document. Exit 2 when changes are pending. */
 export async function diff(global: GlobalOptions, file: string, output: Output): Promise<number> {
   const engine = createEngine(global);
   const doc = await readDocument(file, engine.registry);
   await recoverFirst(engine, output);
-  const { plan } = await engine.plan(doc);
+  const { plan } = await inDocument(doc, () => engine.plan(doc));
   if (global.json) output.out(JSON.stringify({ ok: true, changes: plan.changes.length, plan }, null, 2));
   else output.out(formatPlan(plan));
   return plan.changes.length === 0 ? exitCodes.OK.code : exitCodes.CHANGES_PENDING.code;

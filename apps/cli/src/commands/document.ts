@@ -1,4 +1,10 @@
-import { loadStateDocument, parseStateDocument, type PluginRegistry, type StateDocument } from '@opdbus/core';
+import {
+  OpdbusError,
+  loadStateDocument,
+  parseStateDocument,
+  type PluginRegistry,
+  type StateDocument,
+} from '@opdbus/core';
 
 /** Read a state document from a file, or stdin when the file is `-`. */
 export async function readDocument(file: string, registry: PluginRegistry): Promise<StateDocument> {
@@ -6,4 +12,28 @@ export async function readDocument(file: string, registry: PluginRegistry): Prom
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return parseStateDocument(Buffer.concat(chunks).toString('utf8'), { source: '<stdin>', registry });
+}
+
+/**
+ * Run a step that reads the document's resources (plan, apply): a plugin error that names a
+ * place in the document (`data.path`) gets the document's file name in front, so every such
+ * message says file, path and what to do.
+ */
+export async function inDocument<T>(doc: StateDocument, step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (err) {
+    if (
+      err instanceof OpdbusError &&
+      typeof err.data?.path === 'string' &&
+      err.data.file === undefined &&
+      !err.message.startsWith(doc.source)
+    ) {
+      throw new OpdbusError(err.code, `${doc.source}: ${err.message}`, {
+        data: { ...err.data, file: doc.source },
+        cause: err.cause,
+      });
+    }
+    throw err;
+  }
 }

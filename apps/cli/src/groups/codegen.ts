@@ -10,6 +10,8 @@ export const codegenTargets: ReadonlyArray<(codegen: Command, context: CommandCo
 /** Register `opdbus codegen` when at least one generator exists. */
 export function registerCodegen(context: CommandContext): void {
   if (codegenTargets.length === 0) return;
-  const codegen = context.program.command('codegen').description('generate typed TypeScript from a schema or a live service');
+  const codegen = context.program
+    .command('codegen')
+    .description('generate typed TypeScript from a schema or a live service');
   for (const register of codegenTargets) register(codegen, context);
 }
