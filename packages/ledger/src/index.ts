@@ -48,3 +48,30 @@ export {
   type OpenReport,
 } from './ledger.js';
 export { verifyLedger, type TamperFinding, type VerifyOptions, type VerifyReport } from './verify.js';
+export { LedgerAuditSink, type LedgerAuditSinkOptions } from './auditSink.js';
+export {
+  BTRFS_SUPER_MAGIC,
+  BtrfsBackend,
+  DirectoryBackend,
+  btrfs,
+  isOnBtrfs,
+  snapshotIdPattern,
+  type SnapshotBackend,
+} from './snapshots/backend.js';
+export { loadOrCreateSnapshotKey, seal, unseal } from './snapshots/crypto.js';
+export {
+  SnapshotManager,
+  type SnapshotInfo,
+  type SnapshotManagerOptions,
+  type SnapshotMeta,
+  type SnapshotTrigger,
+} from './snapshots/manager.js';
+export {
+  defaultRetention,
+  isoWeek,
+  planRetention,
+  type KeepReason,
+  type RetentionItem,
+  type RetentionPlan,
+  type RetentionPolicy,
+} from './snapshots/retention.js';

@@ -158,7 +158,7 @@ describe('Ledger', () => {
     it('a flipped byte in an entry', async () => {
       const rec = (await records()).find((r) => r.type === 1 && r.seq === 23)!;
       const log = await readFile(join(dir, 'log'));
-      log[rec.offset + FRAME_HEADER + 5] ^= 0x20;
+      log[rec.offset + FRAME_HEADER + 5] = log[rec.offset + FRAME_HEADER + 5]! ^ 0x20;
       await writeFile(join(dir, 'log'), log);
       await expectTampered(23, 'record');
     });
@@ -166,7 +166,7 @@ describe('Ledger', () => {
     it('a flipped byte in the length field', async () => {
       const rec = (await records()).find((r) => r.type === 1 && r.seq === 12)!;
       const log = await readFile(join(dir, 'log'));
-      log[rec.offset + 5] ^= 0x01;
+      log[rec.offset + 5] = log[rec.offset + 5]! ^ 0x01;
       await writeFile(join(dir, 'log'), log);
       await expectTampered(12, 'record');
     });
