@@ -75,3 +75,4 @@ export {
   type RetentionPlan,
   type RetentionPolicy,
 } from './snapshots/retention.js';
+export { BUNDLE_FORMAT, exportBundle, verifyBundle, type BundleVerification, type EvidenceBundle } from './bundle.js';
