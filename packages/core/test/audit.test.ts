@@ -76,7 +76,7 @@ describe('audit sink', () => {
       ['apply', 'committed'],
     ]);
     expect(sink.records.every((r) => r.durable)).toBe(true);
-    const [plan, applied] = sink.records as [AuditRecord, AuditRecord];
+    const [plan, applied] = sink.records as unknown as [AuditRecord, AuditRecord];
     expect(plan).toMatchObject({
       planHash: result.plan.hash,
       changes: 1,

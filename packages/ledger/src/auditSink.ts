@@ -1,4 +1,4 @@
-import { silentLogger, type AuditRecord, type AuditSink, type JsonValue, type Logger } from '@opdbus/core';
+import { silentLogger, type AuditRecord, type AuditSink, type Logger } from '@opdbus/core';
 import { Ledger, type LedgerOptions } from './ledger.js';
 import { SnapshotManager, type SnapshotManagerOptions } from './snapshots/manager.js';
 
@@ -33,7 +33,7 @@ export class LedgerAuditSink implements AuditSink {
   async record(record: AuditRecord): Promise<void> {
     const ledger = await Ledger.open({ ...this.#options.ledger, ...(this.#options.logger ? { logger: this.#options.logger } : {}) });
     try {
-      await ledger.append({ v: 1, ...record } as unknown as JsonValue);
+      await ledger.append({ v: 1, ...record });
       const snapshots = this.#options.snapshots;
       const committed = (record.kind === 'apply' && record.status === 'committed') || record.kind === 'confirm';
       if (snapshots !== undefined && committed) {

@@ -80,7 +80,8 @@ export function verifyBundle(input: unknown, options: { verifier?: NoteVerifier 
   }
   const indexes: number[] = [];
   for (const [i, item] of bundle.entries.entries()) {
-    const where = `entry ${String((item as { index?: unknown }).index ?? `#${i}`)}`;
+    const rawIndex = (item as { index?: unknown }).index;
+    const where = `entry ${typeof rawIndex === 'number' ? rawIndex : `#${i}`}`;
     if (typeof item !== 'object' || typeof item.entry !== 'string' || !Number.isSafeInteger(item.index) || !Array.isArray(item.proof))
       throw bad(`The bundle's ${where} is malformed.`, { position: i });
     let canonical: string;

@@ -33,7 +33,7 @@ export function hashBackend(): 'native' | 'node:crypto' {
 
 /** SHA-256 of `data`. */
 export function sha256(data: Uint8Array | string): Buffer {
-  return oneShot('sha256', data, 'buffer') as unknown as Buffer;
+  return oneShot('sha256', data, 'buffer');
 }
 
 /** RFC 9162 leaf hash: SHA-256(0x00 ‖ entry). */

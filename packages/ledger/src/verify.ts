@@ -93,9 +93,7 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
     const checkpoints: SeenCheckpoint[] = [];
     let count = 0;
     let finding: TamperFinding | undefined;
-    let stopAt: ScanStop | undefined;
-
-    stopAt = await scanFrames(handle, 0, fileSize, (buf, frames) => {
+    const stopAt: ScanStop | undefined = await scanFrames(handle, 0, fileSize, (buf, frames) => {
       const entryFrames = frames.filter((f) => f.type === FrameType.entry);
       const offsets = new Uint32Array(entryFrames.length);
       const lengths = new Uint32Array(entryFrames.length);

@@ -32,7 +32,7 @@ export async function openLedger(global: GlobalOptions, output: Output): Promise
   return ledger;
 }
 
-async function withLedger<T>(global: GlobalOptions, output: Output, fn: (ledger: Ledger) => Promise<T>): Promise<T> {
+async function withLedger<T>(global: GlobalOptions, output: Output, fn: (ledger: Ledger) => T | Promise<T>): Promise<T> {
   const ledger = await openLedger(global, output);
   try {
     return await fn(ledger);
@@ -72,7 +72,7 @@ function summary(e: LedgerEntry): string {
   const parts = [
     String(e.index).padStart(6),
     typeof v.at === 'string' ? v.at : '-',
-    String(v.kind ?? '-').padEnd(16),
+    (typeof v.kind === 'string' ? v.kind : '-').padEnd(16),
     String(typeof v.status === 'string' ? v.status : typeof v.trigger === 'string' ? v.trigger : ((v.trigger as { kind?: string } | undefined)?.kind ?? '')).padEnd(15),
     typeof v.txId === 'string' ? `tx ${v.txId}` : typeof v.id === 'string' ? `snapshot ${v.id}` : '',
     actor?.name !== undefined ? `by ${actor.name} (uid ${actor.uid ?? '?'}, pid ${actor.pid ?? '?'})` : '',
@@ -146,7 +146,7 @@ export async function proof(global: GlobalOptions, index: string, options: { siz
 export async function consistency(global: GlobalOptions, m: string, n: string, output: Output): Promise<number> {
   const size1 = integer(m, 'M')!;
   const size2 = integer(n, 'N')!;
-  return withLedger(global, output, async (ledger) => {
+  return withLedger(global, output, (ledger) => {
     if (size1 > size2 || size2 > ledger.size) {
       throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `Sizes must satisfy M ≤ N ≤ ${ledger.size} (the ledger's size); got ${size1} and ${size2}.`, {
         data: { size1, size2, size: ledger.size },

@@ -158,11 +158,12 @@ export class SnapshotManager {
       const id = typeof value.id === 'string' ? value.id : undefined;
       if (id === undefined) continue;
       if (value.kind === 'snapshot.created' || value.kind === 'snapshot.imported') {
+        const text = (v: JsonValue | undefined): string => (typeof v === 'string' ? v : '');
         view.created.set(id, {
           index: entry.index,
-          cipherHash: String(value.cipherHash),
-          stateHash: String(value.stateHash),
-          createdAt: String(value.createdAt),
+          cipherHash: text(value.cipherHash),
+          stateHash: text(value.stateHash),
+          createdAt: text(value.createdAt),
         });
         view.pruned.delete(id);
       } else if (value.kind === 'snapshot.pruned') {
