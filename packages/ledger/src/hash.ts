@@ -8,7 +8,7 @@ const LEAF_PREFIX = Buffer.from([0x00]);
 const NODE_PREFIX = Buffer.from([0x01]);
 
 interface NativeHash {
-  leafHashes(data: Buffer, offsets: Uint32Array, lengths: Uint32Array, out: Buffer): void;
+  leafHashes(data: Buffer, offsets: Uint32Array, lengths: Uint32Array, out: Buffer, check?: boolean): number;
   nodeHashes(level: Buffer, pairs: number, out: Buffer): void;
 }
 
@@ -52,18 +52,29 @@ export const EMPTY_ROOT: Buffer = sha256(Buffer.alloc(0));
 
 /**
  * Leaf hashes of many entries that lie in one buffer (`offsets[i]`, `lengths[i]`), written to
- * `out` (32 bytes each). Batched in the native addon when it is built.
+ * `out` (32 bytes each). Batched (and spread over the cores) in the native addon when it is
+ * built. With `checkStored`, each hash is compared with the 32 bytes just before its payload
+ * (a record's checksum) and the first index that differs is returned; otherwise -1.
  */
-export function leafHashesInto(data: Buffer, offsets: Uint32Array, lengths: Uint32Array, out: Buffer): void {
+export function leafHashesInto(
+  data: Buffer,
+  offsets: Uint32Array,
+  lengths: Uint32Array,
+  out: Buffer,
+  checkStored = false,
+): number {
   const addon = loadNative();
-  if (addon !== null) {
-    addon.leafHashes(data, offsets, lengths, out);
-    return;
-  }
+  if (addon !== null) return addon.leafHashes(data, offsets, lengths, out, checkStored);
+  let first = -1;
   for (let i = 0; i < offsets.length; i++) {
     const start = offsets[i]!;
-    leafHash(data.subarray(start, start + lengths[i]!)).copy(out, i * HASH_SIZE);
+    if (start + lengths[i]! > data.length || (checkStored && start < HASH_SIZE))
+      throw new RangeError('leafHashesInto: a range lies outside the buffer');
+    const hash = leafHash(data.subarray(start, start + lengths[i]!));
+    hash.copy(out, i * HASH_SIZE);
+    if (checkStored && first < 0 && !hash.equals(data.subarray(start - HASH_SIZE, start))) first = i;
   }
+  return first;
 }
 
 /**

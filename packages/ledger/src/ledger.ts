@@ -278,19 +278,22 @@ export class Ledger {
       let checkpointSize = -1;
       let expected = entriesBefore;
       const stop = await scanFrames(log, scanFrom, fileSize, (buf, frames) => {
-        for (const f of frames) {
-          const payload = buf.subarray(f.at + FRAME_HEADER, f.at + FRAME_HEADER + f.length);
+        for (let i = 0; i < frames.count; i++) {
+          const at = frames.at[i]!;
+          const offset = frames.offset[i]!;
+          const seq = frames.seq[i]!;
+          const payload = buf.subarray(at + FRAME_HEADER, at + FRAME_HEADER + frames.length[i]!);
           const digest = leafHash(payload);
-          if (!digest.equals(storedDigest(buf, f.at))) return { offset: f.offset, reason: 'checksum mismatch' };
-          if (f.type === FrameType.entry) {
-            if (f.seq !== expected) return { offset: f.offset, reason: `entry ${f.seq} where entry ${expected} belongs` };
-            offsets.push(f.offset);
+          if (!digest.equals(storedDigest(buf, at))) return { offset, reason: 'checksum mismatch' };
+          if (frames.type[i] === FrameType.entry) {
+            if (seq !== expected) return { offset, reason: `entry ${seq} where entry ${expected} belongs` };
+            offsets.push(offset);
             tailDigests.push(digest);
             expected++;
           } else {
-            if (f.seq !== expected) return { offset: f.offset, reason: `checkpoint for size ${f.seq} after ${expected} entries` };
+            if (seq !== expected) return { offset, reason: `checkpoint for size ${seq} after ${expected} entries` };
             checkpoint = payload.toString('utf8');
-            checkpointSize = f.seq;
+            checkpointSize = seq;
           }
         }
         return undefined;

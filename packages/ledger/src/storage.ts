@@ -5,15 +5,27 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { unlink } from 'node:fs/promises';
 import { FRAME_HEADER, findValidFrameAfter, readHeader } from './frame.js';
 
-/** A frame found by {@link scanFrames}. */
-export interface ScannedFrame {
-  /** Offset of the frame in the file. */
-  offset: number;
-  /** Offset of the frame in the chunk buffer. */
-  at: number;
-  type: number;
-  length: number;
-  seq: number;
+/** The frames of one chunk found by {@link scanFrames}, as parallel arrays (no object per frame). */
+export interface FrameBatch {
+  count: number;
+  /** Offset of each frame in the file. */
+  offset: Float64Array;
+  /** Offset of each frame in the chunk buffer. */
+  at: Uint32Array;
+  type: Uint8Array;
+  length: Uint32Array;
+  seq: Float64Array;
+}
+
+function newBatch(capacity: number): FrameBatch {
+  return {
+    count: 0,
+    offset: new Float64Array(capacity),
+    at: new Uint32Array(capacity),
+    type: new Uint8Array(capacity),
+    length: new Uint32Array(capacity),
+    seq: new Float64Array(capacity),
+  };
 }
 
 /** Where and why a scan stopped before the end of the file. */
@@ -25,21 +37,25 @@ export interface ScanStop {
 /**
  * Read frames from `start` to `end` in large chunks, calling `onChunk` with each chunk and the
  * whole frames in it (headers checked for plausibility, checksums not: the caller batches them).
- * `onChunk` may return a frame offset to stop at. Returns where the scan stopped, if it did not
- * reach `end` cleanly (an implausible header or a frame running past `end`).
+ * `onChunk` may return where to stop. Returns where the scan stopped, if it did not reach `end`
+ * cleanly (an implausible header or a frame running past `end`).
  */
 export async function scanFrames(
   handle: FileHandle,
   start: number,
   end: number,
-  onChunk: (buf: Buffer, frames: ScannedFrame[]) => ScanStop | undefined,
+  onChunk: (buf: Buffer, frames: FrameBatch) => ScanStop | undefined,
   chunkSize = 16 * 1024 * 1024,
 ): Promise<ScanStop | undefined> {
   let base = start;
+  const span = Math.min(chunkSize, Math.max(0, end - start));
+  let batch = newBatch(Math.ceil(span / FRAME_HEADER) + 1);
+  // One read buffer for every chunk: the callback consumes a chunk before the next read.
+  const reusable = Buffer.allocUnsafe(span);
   while (base < end) {
-    let want = Math.min(chunkSize, end - base);
-    let buf = await readAt(handle, base, want);
-    const frames: ScannedFrame[] = [];
+    const want = Math.min(chunkSize, end - base);
+    let buf = await readInto(handle, reusable, base, want);
+    batch.count = 0;
     let at = 0;
     let stop: ScanStop | undefined;
     for (;;) {
@@ -48,25 +64,38 @@ export async function scanFrames(
         stop = { offset: base + at, reason: 'not a record header' };
         break;
       }
-      const frameEnd = header === undefined ? undefined : at + FRAME_HEADER + header.length;
-      if (header === undefined || frameEnd! > buf.length) {
-        const needed = header === undefined ? FRAME_HEADER : FRAME_HEADER + header.length;
+      const needed = header === undefined ? FRAME_HEADER : FRAME_HEADER + header.length;
+      if (at + needed > buf.length) {
         if (base + at + needed > end) {
           if (base + at < end) stop = { offset: base + at, reason: 'incomplete record at the end of the file' };
           break;
         }
         if (at === 0) {
           // A frame larger than the chunk: read it whole.
-          want = needed;
-          buf = await readAt(handle, base, want);
+          buf = await readAt(handle, base, needed);
           continue;
         }
         break;
       }
-      frames.push({ offset: base + at, at, type: header.type, length: header.length, seq: header.seq });
-      at = frameEnd!;
+      if (batch.count === batch.at.length) {
+        const bigger = newBatch(batch.at.length * 2);
+        bigger.offset.set(batch.offset);
+        bigger.at.set(batch.at);
+        bigger.type.set(batch.type);
+        bigger.length.set(batch.length);
+        bigger.seq.set(batch.seq);
+        bigger.count = batch.count;
+        batch = bigger;
+      }
+      const i = batch.count++;
+      batch.offset[i] = base + at;
+      batch.at[i] = at;
+      batch.type[i] = header!.type;
+      batch.length[i] = header!.length;
+      batch.seq[i] = header!.seq;
+      at += needed;
     }
-    const visitorStop = frames.length > 0 ? onChunk(buf, frames) : undefined;
+    const visitorStop = batch.count > 0 ? onChunk(buf, batch) : undefined;
     if (visitorStop !== undefined) return visitorStop;
     if (stop !== undefined) return stop;
     if (at === 0) break;
@@ -85,6 +114,17 @@ export async function readAt(handle: FileHandle, position: number, length: numbe
     got += bytesRead;
   }
   return got === length ? buf : buf.subarray(0, got);
+}
+
+/** Read up to `length` bytes at `position` into the start of `buf`; returns the part filled. */
+async function readInto(handle: FileHandle, buf: Buffer, position: number, length: number): Promise<Buffer> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await handle.read(buf, got, length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }
 
 /** Write all of `buf` at `position`. */

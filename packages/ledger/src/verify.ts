@@ -94,43 +94,45 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
     let count = 0;
     let finding: TamperFinding | undefined;
     const stopAt: ScanStop | undefined = await scanFrames(handle, 0, fileSize, (buf, frames) => {
-      const entryFrames = frames.filter((f) => f.type === FrameType.entry);
-      const offsets = new Uint32Array(entryFrames.length);
-      const lengths = new Uint32Array(entryFrames.length);
-      const expected = Buffer.allocUnsafe(entryFrames.length * HASH_SIZE);
-      for (let i = 0; i < entryFrames.length; i++) {
-        const f = entryFrames[i]!;
-        offsets[i] = f.at + FRAME_HEADER;
-        lengths[i] = f.length;
-        storedDigest(buf, f.at).copy(expected, i * HASH_SIZE);
+      let entryCount = 0;
+      for (let i = 0; i < frames.count; i++) if (frames.type[i] === FrameType.entry) entryCount++;
+      const offsets = new Uint32Array(entryCount);
+      const lengths = new Uint32Array(entryCount);
+      for (let i = 0, e = 0; i < frames.count; i++) {
+        if (frames.type[i] !== FrameType.entry) continue;
+        offsets[e] = frames.at[i]! + FRAME_HEADER;
+        lengths[e++] = frames.length[i]!;
       }
-      const computed = Buffer.allocUnsafe(entryFrames.length * HASH_SIZE);
-      leafHashesInto(buf, offsets, lengths, computed);
-      const allMatch = computed.equals(expected);
+      const computed = Buffer.allocUnsafe(entryCount * HASH_SIZE);
+      // Every entry's leaf hash, compared with its record checksum in the same pass.
+      const mismatch = leafHashesInto(buf, offsets, lengths, computed, true);
       let e = 0;
-      for (const f of frames) {
-        if (f.type === FrameType.entry) {
-          const i = e++;
-          if (!allMatch && !computed.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE).equals(expected.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE))) {
-            leafChunks.push(computed.subarray(0, i * HASH_SIZE));
-            return { offset: f.offset, reason: `the checksum of entry ${count} does not match its bytes` };
+      for (let i = 0; i < frames.count; i++) {
+        const offset = frames.offset[i]!;
+        const seq = frames.seq[i]!;
+        if (frames.type[i] === FrameType.entry) {
+          if (e === mismatch) {
+            leafChunks.push(computed.subarray(0, e * HASH_SIZE));
+            return { offset, reason: `the checksum of entry ${count} does not match its bytes` };
           }
-          if (f.seq !== count) {
-            leafChunks.push(computed.subarray(0, i * HASH_SIZE));
+          if (seq !== count) {
+            leafChunks.push(computed.subarray(0, e * HASH_SIZE));
             finding = {
               index: count,
-              offset: f.offset,
+              offset,
               kind: 'order',
-              message: `Entry ${f.seq} stands where entry ${count} belongs: entries were deleted, reordered or inserted from index ${count} on.`,
+              message: `Entry ${seq} stands where entry ${count} belongs: entries were deleted, reordered or inserted from index ${count} on.`,
             };
-            return { offset: f.offset, reason: 'order' };
+            return { offset, reason: 'order' };
           }
+          e++;
           count++;
         } else {
-          const payload = buf.subarray(f.at + FRAME_HEADER, f.at + FRAME_HEADER + f.length);
-          if (!leafHash(payload).equals(storedDigest(buf, f.at))) {
+          const at = frames.at[i]!;
+          const payload = buf.subarray(at + FRAME_HEADER, at + FRAME_HEADER + frames.length[i]!);
+          if (!leafHash(payload).equals(storedDigest(buf, at))) {
             leafChunks.push(computed.subarray(0, e * HASH_SIZE));
-            return { offset: f.offset, reason: `the checksum of the checkpoint record after entry ${count - 1} does not match` };
+            return { offset, reason: `the checksum of the checkpoint record after entry ${count - 1} does not match` };
           }
           const note = payload.toString('utf8');
           let size: number;
@@ -142,23 +144,23 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
             leafChunks.push(computed.subarray(0, e * HASH_SIZE));
             finding = {
               index: count,
-              offset: f.offset,
+              offset,
               kind: 'checkpoint',
               message: `The checkpoint record after entry ${count - 1} does not verify: ${(err as Error).message}`,
             };
-            return { offset: f.offset, reason: 'checkpoint' };
+            return { offset, reason: 'checkpoint' };
           }
-          if (size !== count || f.seq !== count) {
+          if (size !== count || seq !== count) {
             leafChunks.push(computed.subarray(0, e * HASH_SIZE));
             finding = {
               index: Math.min(size, count),
-              offset: f.offset,
+              offset,
               kind: 'order',
               message: `A checkpoint for size ${size} stands after ${count} entries: entries were deleted, reordered or inserted.`,
             };
-            return { offset: f.offset, reason: 'order' };
+            return { offset, reason: 'order' };
           }
-          checkpoints.push({ size, root, note, offset: f.offset });
+          checkpoints.push({ size, root, note, offset });
         }
       }
       leafChunks.push(computed);
