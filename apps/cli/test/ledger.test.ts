@@ -65,6 +65,10 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     expect(apply.entry.stateHashAfter).toBe(record.stateHashAfter);
     expect(snap.entry).toMatchObject({ trigger: { kind: 'apply', txId } });
     expect((await cli('ledger', 'verify')).code).toBe(0);
+    // Pinned to another key, the same log does not verify.
+    const { NoteSigner } = await import('@opdbus/ledger');
+    const pinned = await cli('ledger', 'verify', '--key', NoteSigner.generate('vm/opdbus').verifier.toString());
+    expect(pinned.code).toBe(11);
   });
 
   it('proves inclusion and consistency, prints the signed checkpoint, exports a bundle verifiable offline', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { OpdbusError } from '@opdbus/core';
 import {
   Ledger,
+  NoteVerifier,
   exportBundle,
   openCheckpoint,
   verifyBundle,
@@ -44,13 +45,13 @@ async function withLedger<T>(global: GlobalOptions, output: Output, fn: (ledger:
 const json = (value: unknown): string => JSON.stringify(value, null, 2);
 
 /** `opdbus ledger verify`. */
-export async function verify(global: GlobalOptions, options: { checkpoint?: string[] }, output: Output): Promise<number> {
+export async function verify(global: GlobalOptions, options: { checkpoint?: string[]; key?: string }, output: Output): Promise<number> {
   const dir = ledgerPaths(global.stateDir).ledgerDir;
   if (!existsSync(join(dir, 'log'))) {
     throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `There is no ledger in ${dir} yet; it is created by the first apply.`, { data: { dir } });
   }
   const trusted = await Promise.all((options.checkpoint ?? []).map((file) => readFile(file, 'utf8')));
-  const report = await verifyLedger(dir, { trusted });
+  const report = await verifyLedger(dir, { trusted, ...(options.key === undefined ? {} : { verifier: NoteVerifier.parse(options.key) }) });
   if (global.json) {
     output.out(json(report));
   } else if (report.ok) {

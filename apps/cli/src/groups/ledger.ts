@@ -12,7 +12,8 @@ export function registerLedger(context: CommandContext): void {
     .command('verify')
     .description('verify the whole log: records, order, signed checkpoints; exit 11 on tampering')
     .option('--checkpoint <file...>', 'signed checkpoints saved earlier that the log must be consistent with')
-    .action((options: { checkpoint?: string[] }) => run(async () => (await load()).verify(globals(), options, output))());
+    .option('--key <vkey>', "the log's verifier key to pin (default: STATE_DIR/ledger/verifier.pub)")
+    .action((options: { checkpoint?: string[]; key?: string }) => run(async () => (await load()).verify(globals(), options, output))());
 
   ledger
     .command('log')
