@@ -29,7 +29,7 @@ const TEST = {
   btrfs: 'btrfs-progs',
   truncate: 'coreutils',
 };
-const BENCH = { ...TEST };
+const BENCH = { ...TEST, sha256sum: 'coreutils' };
 
 function log(message) {
   process.stderr.write(`[opdbus ${job}] ${message}\n`);

@@ -31,12 +31,19 @@ export const exitCodes = {
     meaning:
       'Another op-dbus holds the state lock, or a transaction is in a state that forbids this (pending confirmation).',
   },
-  NOT_FOUND: { code: 8, meaning: 'No such transaction.' },
+  NOT_FOUND: { code: 8, meaning: 'No such transaction, ledger entry or snapshot.' },
   RISKY: {
     code: 9,
     meaning: 'The plan has risky changes; use --confirm-timeout (commit-confirmed) or --force.',
   },
-  STATE_DIR: { code: 10, meaning: 'The state directory or a journal in it cannot be used.' },
+  STATE_DIR: {
+    code: 10,
+    meaning: 'The state directory, a journal, the ledger files or their keys cannot be used (or a step could not be recorded).',
+  },
+  TAMPERED: {
+    code: 11,
+    meaning: 'The ledger, an evidence bundle, a checkpoint or a snapshot does not verify: evidence of tampering.',
+  },
   INTERRUPTED: {
     code: 130,
     meaning: 'Interrupted (SIGINT/SIGTERM); an apply in progress was rolled back first.',
@@ -71,6 +78,18 @@ const byError: Partial<Record<ErrorCode, ExitName>> = {
   OPDBUS_ERR_RISKY_CHANGE: 'RISKY',
   OPDBUS_ERR_STATE_DIR: 'STATE_DIR',
   OPDBUS_ERR_JOURNAL_CORRUPT: 'STATE_DIR',
+  OPDBUS_ERR_AUDIT_FAILED: 'STATE_DIR',
+  OPDBUS_ERR_LEDGER_TAMPERED: 'TAMPERED',
+  OPDBUS_ERR_LEDGER_BUNDLE_INVALID: 'TAMPERED',
+  OPDBUS_ERR_LEDGER_CHECKPOINT_INVALID: 'TAMPERED',
+  OPDBUS_ERR_SNAPSHOT_INVALID: 'TAMPERED',
+  OPDBUS_ERR_LEDGER_IO: 'STATE_DIR',
+  OPDBUS_ERR_LEDGER_KEY: 'STATE_DIR',
+  OPDBUS_ERR_LEDGER_LOCKED: 'CONFLICT',
+  OPDBUS_ERR_LEDGER_NOT_FOUND: 'NOT_FOUND',
+  OPDBUS_ERR_SNAPSHOT_NOT_FOUND: 'NOT_FOUND',
+  OPDBUS_ERR_LEDGER_INVALID_ARGUMENT: 'INVALID_INPUT',
+  OPDBUS_ERR_SNAPSHOT_BACKEND: 'UNAVAILABLE',
 };
 
 /**

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   Engine,
@@ -8,7 +10,10 @@ import {
   StateDir,
   isOpdbusError,
   processStartTime,
+  type Actor,
   type AnyPlugin,
+  type AuditRecord,
+  type AuditSink,
   type Logger,
   type ProcessIdentity,
   type RecoveryReport,
@@ -115,20 +120,69 @@ export async function spawnWatchdog(options: GlobalOptions, txId: string): Promi
   }
 }
 
-/** Build the registry and engine for a command. */
+/** Where the ledger, the snapshots and their keys live in a state directory. */
+export function ledgerPaths(stateDir: string): {
+  ledgerDir: string;
+  ledgerKey: string;
+  snapshotsDir: string;
+  snapshotKey: string;
+  origin: string;
+} {
+  return {
+    ledgerDir: join(stateDir, 'ledger'),
+    ledgerKey: join(stateDir, 'keys', 'ledger.key'),
+    snapshotsDir: join(stateDir, 'snapshots'),
+    snapshotKey: join(stateDir, 'keys', 'snapshot.key'),
+    origin: `${hostname()}/opdbus`,
+  };
+}
+
+/**
+ * The audit sink of the CLI: the @opdbus/ledger transparency log in STATE_DIR/ledger, with a
+ * snapshot of the observed state at every committed apply. Loaded on first use, so commands
+ * that record nothing never load it.
+ */
+export function ledgerAuditSink(options: GlobalOptions, engine: () => Engine, logger: Logger): AuditSink {
+  let sink: Promise<AuditSink> | undefined;
+  const paths = ledgerPaths(options.stateDir);
+  return {
+    record: async (record: AuditRecord) => {
+      sink ??= import('@opdbus/ledger').then(
+        ({ LedgerAuditSink }) =>
+          new LedgerAuditSink({
+            ledger: { dir: paths.ledgerDir, keyFile: paths.ledgerKey, origin: paths.origin },
+            snapshots: {
+              dir: paths.snapshotsDir,
+              keyFile: paths.snapshotKey,
+              actor: { ...record.actor },
+              capture: () => engine().query(undefined, { showSecrets: true }),
+            },
+            logger,
+          }),
+      );
+      await (await sink).record(record);
+    },
+  };
+}
+
+/** Build the registry and engine for a command. Every engine records to the ledger (see {@link ledgerAuditSink}). */
 export function createEngine(
   options: GlobalOptions,
   plugins: AnyPlugin[] = defaultPlugins(),
   logger = createLogger(options.logLevel),
+  extra: { actor?: Actor } = {},
 ): Engine {
-  return new Engine({
+  const engine: Engine = new Engine({
     registry: new PluginRegistry(plugins),
     stateDir: options.stateDir,
     target: targetOf(options),
     openNetns,
     logger,
     spawnWatchdog: (txId) => spawnWatchdog(options, txId),
+    audit: ledgerAuditSink(options, () => engine, logger),
+    ...(extra.actor === undefined ? {} : { actor: extra.actor }),
   });
+  return engine;
 }
 
 /**

@@ -1,5 +1,7 @@
+import { basename } from 'node:path';
 import { userInfo } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { AuditRecord, AuditSink } from './audit.js';
 import { makeChange, resourceKey, type Change } from './change.js';
 import type { StateDocument } from './document.js';
 import { OpdbusError, toOpdbusError } from './errors.js';
@@ -17,7 +19,7 @@ import type {
   Unsubscribe,
   WatchEvent,
 } from './plugin.js';
-import { isAlive, selfIdentity, type ProcessIdentity } from './process.js';
+import { isAlive, processStartTime, selfIdentity, type ProcessIdentity } from './process.js';
 import type { PluginRegistry } from './registry.js';
 
 /** How verification retries while the kernel and daemons settle. */
@@ -47,6 +49,11 @@ export interface EngineOptions {
    * runs {@link Engine.runWatchdog}. Required for `confirmTimeoutS`.
    */
   spawnWatchdog?: (txId: string) => Promise<ProcessIdentity>;
+  /**
+   * Record every plan, apply result, rollback and confirm (e.g. in the @opdbus/ledger
+   * transparency log). Awaited at each step; see {@link AuditSink} for what a failure does.
+   */
+  audit?: AuditSink;
 }
 
 /** Options of {@link Engine.apply}. */
@@ -287,6 +294,19 @@ export class Engine {
         );
       }
       const { plan, observed } = await this.plan(doc);
+      const planned = [...new Set(plan.changes.map((c) => c.plugin))];
+      await this.#audit(
+        {
+          kind: 'plan',
+          status: plan.changes.length === 0 ? 'no-changes' : 'planned',
+          planHash: plan.hash,
+          changes: plan.changes.length,
+          plugins: planned,
+          stateHashBefore: hashJson(scoped(observed, Object.keys(doc.plugins))),
+          desiredHash: hashJson(doc.plugins),
+        },
+        'abort',
+      );
       if (plan.changes.length === 0) return { status: 'no-changes', plan };
       const risky = plan.changes.filter((c) => c.risk !== undefined);
       if (risky.length > 0 && options.confirmTimeoutS === undefined && options.force !== true) {
@@ -502,6 +522,7 @@ export class Engine {
         deadline,
         ...(record.confirm.watchdog ? { watchdogPid: record.confirm.watchdog.pid } : {}),
       });
+      await this.#audit(this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }), 'throw');
       return { status: 'pending-confirm', plan, txId, deadline, record };
     }
     record.status = 'committed';
@@ -513,6 +534,7 @@ export class Engine {
       stateHashBefore: record.stateHashBefore,
       stateHashAfter: record.stateHashAfter,
     });
+    await this.#audit(this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }), 'throw');
     return { status: 'committed', plan, txId, record };
   }
 
@@ -547,7 +569,15 @@ export class Engine {
   }
 
   async #failAndRestore(record: TransactionRecord, reason: string, error: OpdbusError): Promise<never> {
-    const ok = await this.#restore(record, reason);
+    const ok = await this.#restore(record, reason, 'apply-failed');
+    await this.#audit(
+      this.#txAudit('apply', record, {
+        stateHashAfter: record.restore?.stateHash ?? null,
+        reason,
+        error: { code: error.code, message: error.message },
+      }),
+      'log',
+    );
     if (!ok) {
       throw new OpdbusError(
         'OPDBUS_ERR_RESTORE_FAILED',
@@ -572,8 +602,9 @@ export class Engine {
    * Restore a transaction's checkpoints in reverse plugin order and verify the restore against
    * the observed state before it. Updates and persists the record. Returns whether it verified.
    */
-  async #restore(record: TransactionRecord, reason: string): Promise<boolean> {
+  async #restore(record: TransactionRecord, reason: string, trigger: string): Promise<boolean> {
     const txId = record.txId;
+    const stateHashBefore = this.#options.audit === undefined ? null : await this.#observedHash(record);
     record.status = 'rolling-back';
     await this.state.write(record);
     this.events.publish({ type: 'restore.begin', txId, reason });
@@ -600,18 +631,39 @@ export class Engine {
     const keys = new Set(record.plan.changes.map(resourceKey));
     const plugins = order.filter((name) => this.registry.get(name) !== undefined);
     let residual: string[] = [];
+    let stateHash: string | undefined;
     try {
       const settled = await this.#settle(txId, record.target, plugins, record.observedBefore, keys);
       residual = settled.residual.map((c) => `${resourceKey(c)}: ${c.summary}`);
+      stateHash = hashJson(settled.observed);
     } catch (err) {
       errors.push(`verifying the restore failed: ${(err as Error).message}`);
     }
     const ok = errors.length === 0 && residual.length === 0;
     record.status = ok ? 'rolled-back' : 'restore-failed';
-    record.restore = { reason, ok, residual, at: new Date().toISOString(), by: this.actor, errors };
+    record.restore = {
+      reason,
+      ok,
+      residual,
+      at: new Date().toISOString(),
+      by: this.actor,
+      errors,
+      ...(stateHash === undefined ? {} : { stateHash }),
+    };
     await this.state.write(record);
     this.events.publish({ type: 'restore.done', txId, ok, residual });
     this.events.publish({ type: 'tx.rolled-back', txId, reason, ok });
+    await this.#audit(
+      this.#txAudit('rollback', record, {
+        stateHashBefore,
+        stateHashAfter: stateHash ?? null,
+        trigger,
+        reason,
+        ...(residual.length > 0 ? { residual } : {}),
+        ...(errors.length > 0 ? { error: { code: 'OPDBUS_ERR_RESTORE_FAILED', message: errors.join('; ') } } : {}),
+      }),
+      'log',
+    );
     return ok;
   }
 
@@ -658,6 +710,13 @@ export class Engine {
       record.confirm = { ...(record.confirm ?? { timeoutS: 0 }), confirmedAt: now, confirmedBy: this.actor };
       await this.state.write(record);
       this.events.publish({ type: 'tx.confirmed', txId: record.txId });
+      await this.#audit(
+        this.#txAudit('confirm', record, {
+          stateHashBefore: record.stateHashAfter ?? null,
+          stateHashAfter: record.stateHashAfter ?? null,
+        }),
+        'throw',
+      );
     } finally {
       await lock.release();
     }
@@ -723,7 +782,7 @@ export class Engine {
           );
         }
       }
-      const ok = await this.#restore(record, options.reason ?? `rollback requested by ${this.actor.name}`);
+      const ok = await this.#restore(record, options.reason ?? `rollback requested by ${this.actor.name}`, 'requested');
       if (!ok) {
         throw new OpdbusError(
           'OPDBUS_ERR_RESTORE_FAILED',
@@ -803,7 +862,7 @@ export class Engine {
     const found = record.status;
     this.events.publish({ type: 'recovery.found', txId: record.txId, status: found, reason });
     this.logger.info({ txId: record.txId, status: found }, `recovering: ${reason}`);
-    const ok = await this.#restore(record, `recovery: ${reason}`);
+    const ok = await this.#restore(record, `recovery: ${reason}`, 'recovery');
     this.events.publish({ type: 'recovery.done', txId: record.txId, ok });
     return {
       txId: record.txId,
@@ -859,6 +918,7 @@ export class Engine {
           await this.#restore(
             fresh,
             `commit-confirmed: not confirmed within ${fresh.confirm?.timeoutS ?? '?'} s`,
+            'watchdog',
           );
           return fresh;
         } finally {
@@ -875,6 +935,7 @@ export class Engine {
             await this.#restore(
               fresh,
               `recovery: process ${fresh.owner.pid} died while the transaction was ${fresh.status}`,
+              'watchdog',
             );
             return fresh;
           }
@@ -884,6 +945,83 @@ export class Engine {
         ownerGone = false;
       }
       await sleep(pollMs);
+    }
+  }
+
+  /** The audit fields of a transaction step. */
+  #txAudit(
+    kind: AuditRecord['kind'],
+    record: TransactionRecord,
+    extra: Partial<AuditRecord>,
+  ): Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target'> & { target: TargetSpec } {
+    return {
+      kind,
+      txId: record.txId,
+      status: record.status,
+      planHash: record.plan.hash,
+      changes: record.plan.changes.length,
+      plugins: [...new Set(record.plan.changes.map((c) => c.plugin))],
+      stateHashBefore: record.stateHashBefore,
+      target: record.target,
+      ...extra,
+    };
+  }
+
+  /** Hash of what a transaction's plugins observe now, scoped to its desired sections (null if it cannot be observed). */
+  async #observedHash(record: TransactionRecord): Promise<string | null> {
+    try {
+      const observed: Record<string, unknown> = {};
+      for (const name of Object.keys(record.desired)) {
+        const plugin = this.registry.get(name);
+        if (plugin === undefined) return null;
+        observed[name] = await this.#query(plugin, record.desired[name], { txId: record.txId }, record.target);
+      }
+      return hashJson(observed);
+    } catch (err) {
+      this.logger.warn({ err, txId: record.txId }, 'could not observe the state before restoring');
+      return null;
+    }
+  }
+
+  /**
+   * Hand a record to the audit sink. `abort`/`throw`: a failure throws `OPDBUS_ERR_AUDIT_FAILED`
+   * (before anything changed, or after a commit); `log`: it is logged and published, never thrown.
+   */
+  async #audit(
+    fields: Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target'> & { target?: TargetSpec },
+    onFailure: 'abort' | 'throw' | 'log',
+  ): Promise<void> {
+    const sink = this.#options.audit;
+    if (sink === undefined) return;
+    const record: AuditRecord = {
+      ...fields,
+      at: new Date().toISOString(),
+      actor: this.actor,
+      process: auditProcess(),
+      target: fields.target ?? this.target,
+    };
+    try {
+      await sink.record(record);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.events.publish({
+        type: 'audit.failed',
+        kind: record.kind,
+        ...(record.txId === undefined ? {} : { txId: record.txId }),
+        error: message,
+      });
+      if (onFailure === 'log') {
+        this.logger.error({ err, kind: record.kind, txId: record.txId }, 'could not record this step in the audit log');
+        return;
+      }
+      const what =
+        onFailure === 'abort'
+          ? 'nothing was changed'
+          : `transaction ${record.txId ?? ''} is ${record.status ?? 'done'} on the host but is missing from the audit log`;
+      throw new OpdbusError('OPDBUS_ERR_AUDIT_FAILED', `Could not record the ${record.kind} in the audit log (${message}); ${what}.`, {
+        data: { kind: record.kind, ...(record.txId === undefined ? {} : { txId: record.txId }), status: record.status },
+        cause: err,
+      });
     }
   }
 
@@ -911,6 +1049,22 @@ export class Engine {
       for (const unsubscribe of subscriptions) await unsubscribe();
     };
   }
+}
+
+/** Only the named sections of an observed state. */
+function scoped(observed: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of names) if (observed[name] !== undefined) out[name] = observed[name];
+  return out;
+}
+
+function auditProcess(): AuditRecord['process'] {
+  const script = process.argv[1];
+  return {
+    pid: process.pid,
+    startTime: processStartTime(process.pid),
+    command: [...(script === undefined ? [] : [basename(script)]), ...process.argv.slice(2)],
+  };
 }
 
 function currentUserActor(): Actor {

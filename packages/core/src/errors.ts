@@ -119,6 +119,11 @@ export const errorCodes = {
     remedy:
       'Create it (`ip netns add NAME`) or pass an existing name, a /run/netns path or a /proc/PID/ns/net path.',
   },
+  OPDBUS_ERR_AUDIT_FAILED: {
+    summary: 'A step could not be recorded in the audit log (the ledger): the message says whether the host changed.',
+    remedy:
+      'Fix the audit log (disk space, permissions; `opdbus ledger verify`). A plan that could not be recorded was not applied.',
+  },
   OPDBUS_ERR_WATCHDOG: {
     summary: 'The commit-confirmed watchdog could not be started.',
     remedy: 'Check the watchdog log in the state directory; the transaction was rolled back.',

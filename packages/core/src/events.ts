@@ -50,6 +50,7 @@ export type OpdbusEvent =
   | { type: 'recovery.done'; txId: string; ok: boolean }
   | { type: 'watch.event'; plugin: string; resource?: string; detail?: string }
   | { type: 'drift.detected'; plugin: string; resources: string[] }
+  | { type: 'audit.failed'; kind: string; txId?: string; error: string }
   | { type: 'log'; level: 'info' | 'warn'; message: string };
 
 /** Counters of an {@link EventBus}. */

@@ -4,6 +4,7 @@
  *
  * @packageDocumentation
  */
+export type { AuditKind, AuditProcess, AuditRecord, AuditSink } from './audit.js';
 export {
   makeChange,
   resourceKey,

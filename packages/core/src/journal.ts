@@ -75,7 +75,16 @@ export interface TransactionRecord {
     changeId?: string;
     error: { code: string; message: string };
   };
-  restore?: { reason: string; ok: boolean; residual: string[]; at: string; by: Actor; errors: string[] };
+  restore?: {
+    reason: string;
+    ok: boolean;
+    residual: string[];
+    at: string;
+    by: Actor;
+    errors: string[];
+    /** SHA-256 of the observed state after the restore (when it could be observed). */
+    stateHash?: string;
+  };
   committedAt?: string;
 }
 

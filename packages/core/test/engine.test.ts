@@ -10,6 +10,7 @@ import {
   PluginRegistry,
   parseStateDocument,
   selfIdentity,
+  type AuditRecord,
   type OpdbusEvent,
   type StateDocument,
 } from '../src/index.js';
@@ -255,7 +256,9 @@ describe('crash recovery', () => {
     expect(existsSync(join(stateDir, 'sd', 'lock'))).toBe(true);
 
     const registry = new PluginRegistry([filePlugin(hostFile)]);
-    const engine = new Engine({ registry, stateDir: join(stateDir, 'sd') });
+    const audited: AuditRecord[] = [];
+    const audit = { record: (r: AuditRecord) => Promise.resolve(void audited.push(r)) };
+    const engine = new Engine({ registry, stateDir: join(stateDir, 'sd'), audit });
     const [left] = await engine.transactions();
     expect(left?.status).toBe('applying');
     const progress = await engine.state.readProgress(left!.txId);
@@ -268,6 +271,11 @@ describe('crash recovery', () => {
     expect(readHost(hostFile)).toEqual({ a: '1', b: '2' });
     expect((await engine.state.read(left!.txId)).status).toBe('rolled-back');
     expect(await engine.recover()).toEqual([]);
+    // The recovery is recorded like any rollback, with what was observed before and after it.
+    expect(audited).toEqual([
+      expect.objectContaining({ kind: 'rollback', trigger: 'recovery', txId: left!.txId, status: 'rolled-back' }),
+    ]);
+    expect(audited[0]!.stateHashBefore).not.toBe(audited[0]!.stateHashAfter);
     expect(JSON.parse(await readFile(engine.state.journalPath(left!.txId), 'utf8'))).toMatchObject({
       restore: { reason: expect.stringMatching(/died while the transaction was applying/) },
     });

@@ -15,6 +15,11 @@ const isRoot = process.getuid?.() === 0;
 export const runnableReadmes: { readme: string; root: boolean; expect: RegExp }[] = [
   { readme: 'packages/core/README.md', root: false, expect: /committed[\s\S]*OPDBUS_ERR_APPLY_FAILED/ },
   { readme: 'packages/sandbox/README.md', root: true, expect: /unix:path=/ },
+  {
+    readme: 'packages/ledger/README.md',
+    root: false,
+    expect: /^example\.com\/audit\n4\n[A-Za-z0-9+/]{43}=\n\n— example\.com\/audit \S+\n\nincluded: true\nbundle: \[ 3 \]\nlog verifies: true/,
+  },
   { readme: 'packages/netlink/README.md', root: true, expect: /^1\n[\s\S]*lo\s+UNKNOWN/ },
   {
     readme: 'packages/plugins-sysctl/README.md',

@@ -1,4 +1,4 @@
-import { OpdbusError, type ApplyOptions } from '@opdbus/core';
+import { OpdbusError, type ApplyOptions, type ApplyResult, type Engine, type StateDocument } from '@opdbus/core';
 import { exitCodes } from '../exitCodes.js';
 import { formatEvent, formatPlan } from '../format.js';
 import { createEngine, ensureStateDir, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
@@ -8,6 +8,8 @@ export interface ApplyCommandOptions {
   dryRun?: boolean;
   confirmTimeout?: string;
   force?: boolean;
+  /** Called with the result of a successful apply (used by `snapshot restore` to record it). */
+  onResult?: (result: ApplyResult) => void;
 }
 
 function parseTimeout(text: string | undefined): number | undefined {
@@ -29,9 +31,23 @@ export async function apply(
   options: ApplyCommandOptions,
   output: Output,
 ): Promise<number> {
-  const confirmTimeoutS = parseTimeout(options.confirmTimeout);
   const engine = createEngine(global);
   const doc = await readDocument(file, engine.registry);
+  return applyDocument(global, engine, doc, options, output);
+}
+
+/**
+ * Apply a parsed document with the engine as one transaction (or only show the plan with
+ * `dryRun`), printing progress; used by `apply` and `snapshot restore`.
+ */
+export async function applyDocument(
+  global: GlobalOptions,
+  engine: Engine,
+  doc: StateDocument,
+  options: ApplyCommandOptions,
+  output: Output,
+): Promise<number> {
+  const confirmTimeoutS = parseTimeout(options.confirmTimeout);
   if (options.dryRun) {
     await recoverFirst(engine, output);
     const { plan } = await inDocument(doc, () => engine.plan(doc));
@@ -62,6 +78,7 @@ export async function apply(
   if (options.force) applyOptions.force = true;
   try {
     const result = await inDocument(doc, () => engine.apply(doc, applyOptions));
+    options.onResult?.(result);
     if (global.json) {
       output.out(
         JSON.stringify(

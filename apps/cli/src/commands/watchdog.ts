@@ -1,4 +1,5 @@
-import { createEngine, type GlobalOptions } from '../runtime.js';
+import { userInfo } from 'node:os';
+import { createEngine, createLogger, type GlobalOptions } from '../runtime.js';
 
 /**
  * `opdbus __watchdog TXID` (internal): the commit-confirmed watchdog. Started detached by
@@ -6,7 +7,10 @@ import { createEngine, type GlobalOptions } from '../runtime.js';
  * once if the applying process dies mid-apply.
  */
 export async function watchdog(global: GlobalOptions, txId: string): Promise<number> {
-  const engine = createEngine(global);
+  // What the watchdog restores is recorded in the ledger as the watchdog's doing.
+  const engine = createEngine(global, undefined, createLogger(global.logLevel), {
+    actor: { kind: 'watchdog', name: `watchdog (${userInfo().username})`, uid: process.getuid?.() ?? -1, pid: process.pid },
+  });
   const log = engine.logger.child({ txId, role: 'watchdog' });
   // Ignore terminal signals meant for the CLI's session; SIGTERM (from `confirm`) means "look again".
   process.on('SIGINT', () => log.info('SIGINT ignored'));

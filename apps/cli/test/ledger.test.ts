@@ -1,0 +1,197 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TransactionRecord } from '@opdbus/core';
+import { FRAME_HEADER, NoteVerifier, openCheckpoint, verifyConsistency, verifyInclusion } from '@opdbus/ledger';
+import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, waitForChange } from './helpers.js';
+
+const isRoot = process.getuid?.() === 0;
+
+interface LogRow {
+  index: number;
+  leafHash: string;
+  entry: Record<string, unknown> & { kind: string; status?: string; trigger?: unknown; txId?: string };
+}
+
+describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network namespace', () => {
+  let netns: SandboxNetns;
+  let dir: string;
+  let stateDir: string;
+  const cli = (...args: string[]) => runCli(['--netns', netns.name, '--state-dir', stateDir, ...args]);
+  const sysctlIn = (key: string): string => execFileSync('ip', ['netns', 'exec', netns.name, 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
+  const doc = async (name: string, body: Record<string, string | number>): Promise<string> => {
+    const file = join(dir, name);
+    await writeFile(file, JSON.stringify({ version: 1, plugins: { sysctl: body } }));
+    return file;
+  };
+  const entries = async (): Promise<LogRow[]> => {
+    const result = await cli('--json', 'ledger', 'log', '--from', '0', '--limit', '1000');
+    expect(result.code, result.stderr).toBe(0);
+    return JSON.parse(result.stdout) as LogRow[];
+  };
+
+  beforeAll(async () => {
+    netns = await createNetns();
+    dir = await mkdtemp(join(tmpdir(), 'opdbus-cli-ledger-'));
+    stateDir = join(dir, 'state');
+  });
+  afterAll(async () => {
+    await netns?.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('records an apply (plan, result, snapshot) with actor, process and state hashes', async () => {
+    const file = await doc('a.json', { 'net.ipv4.ip_forward': 1, 'net.ipv4.ip_default_ttl': 77 });
+    const applied = await cli('--json', 'apply', file);
+    expect(applied.code, applied.stderr).toBe(0);
+    const { txId } = JSON.parse(applied.stdout) as { txId: string };
+    const rows = await entries();
+    expect(rows.map((r) => r.entry.kind)).toEqual(['plan', 'apply', 'snapshot.created']);
+    const [plan, apply, snap] = rows as [LogRow, LogRow, LogRow];
+    expect(plan.entry).toMatchObject({ status: 'planned', changes: 2, plugins: ['sysctl'], target: { netns: netns.name } });
+    expect(apply.entry).toMatchObject({
+      status: 'committed',
+      txId,
+      actor: { kind: 'user', uid: 0 },
+      process: { command: expect.arrayContaining(['apply']) },
+    });
+    expect(apply.entry.stateHashBefore).toBe(plan.entry.stateHashBefore);
+    expect(apply.entry.stateHashAfter).toMatch(/^[0-9a-f]{64}$/);
+    expect(apply.entry.stateHashAfter).not.toBe(apply.entry.stateHashBefore);
+    const record = JSON.parse(await readFile(join(stateDir, 'transactions', `${txId}.json`), 'utf8')) as TransactionRecord;
+    expect(apply.entry.stateHashAfter).toBe(record.stateHashAfter);
+    expect(snap.entry).toMatchObject({ trigger: { kind: 'apply', txId } });
+    expect((await cli('ledger', 'verify')).code).toBe(0);
+    // Pinned to another key, the same log does not verify.
+    const { NoteSigner } = await import('@opdbus/ledger');
+    const pinned = await cli('ledger', 'verify', '--key', NoteSigner.generate('vm/opdbus').verifier.toString());
+    expect(pinned.code).toBe(11);
+  });
+
+  it('proves inclusion and consistency, prints the signed checkpoint, exports a bundle verifiable offline', async () => {
+    const key = NoteVerifier.parse(await readFile(join(stateDir, 'ledger', 'verifier.pub'), 'utf8'));
+    const cp = await cli('ledger', 'checkpoint');
+    expect(cp.code).toBe(0);
+    const { checkpoint } = openCheckpoint(cp.stdout.trimEnd() + '\n', [key]);
+    const proof = await cli('--json', 'ledger', 'proof', '1');
+    expect(proof.code, proof.stderr).toBe(0);
+    const p = JSON.parse(proof.stdout) as { leafHash: string; proof: string[]; size: number; root: string };
+    const hex = (h: string) => Buffer.from(h, 'hex');
+    expect(p.size).toBe(checkpoint.size);
+    expect(verifyInclusion(hex(p.leafHash), 1, p.size, p.proof.map(hex), checkpoint.root)).toBe(true);
+    const older = await cli('--json', 'ledger', 'proof', '0', '--size', '2');
+    expect(JSON.parse(older.stdout)).toMatchObject({ size: 2 });
+    const cons = await cli('--json', 'ledger', 'consistency', '1', String(checkpoint.size));
+    const c = JSON.parse(cons.stdout) as { root1: string; root2: string; proof: string[] };
+    expect(verifyConsistency(1, checkpoint.size, c.proof.map(hex), hex(c.root1), checkpoint.root)).toBe(true);
+    expect((await cli('ledger', 'show', '999')).code).toBe(8);
+    expect((await cli('ledger', 'show', 'x')).code).toBe(3);
+
+    const bundle = join(dir, 'evidence.json');
+    expect((await cli('ledger', 'export', bundle)).code).toBe(0);
+    // Offline: another machine has no state directory, only the bundle and the pinned key.
+    const offline = await runCli(['--state-dir', join(dir, 'nowhere'), 'ledger', 'verify-bundle', bundle, '--key', key.toString()]);
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(offline.stdout).toMatch(/Bundle verified: \d+ entries/);
+    const text = await readFile(bundle, 'utf8');
+    await writeFile(join(dir, 'forged.json'), text.replace(/\\"status\\":\\"committed\\"/, '\\"status\\":\\"rolled-back\\"'));
+    const forged = await runCli(['ledger', 'verify-bundle', join(dir, 'forged.json'), '--key', key.toString()]);
+    expect(forged.code).toBe(11);
+    expect(forged.stderr).toContain('OPDBUS_ERR_LEDGER_BUNDLE_INVALID');
+  });
+
+  it('records rollbacks, confirms and the watchdog restore', async () => {
+    expect((await cli('rollback')).code).toBe(0);
+    let rows = await entries();
+    expect(rows.at(-1)!.entry).toMatchObject({ kind: 'rollback', trigger: 'requested', status: 'rolled-back' });
+
+    const file = await doc('cc.json', { 'net.ipv4.ip_default_ttl': 55 });
+    const pending = await cli('--json', 'apply', '--confirm-timeout', '60', file);
+    const { txId } = JSON.parse(pending.stdout) as { txId: string };
+    expect((await cli('confirm', txId)).code).toBe(0);
+    rows = await entries();
+    expect(rows.map((r) => [r.entry.kind, r.entry.status]).slice(-4)).toEqual([
+      ['plan', 'planned'],
+      ['apply', 'pending-confirm'],
+      ['confirm', 'committed'],
+      ['snapshot.created', undefined],
+    ]);
+
+    const other = await doc('cc2.json', { 'net.ipv4.ip_default_ttl': 66 });
+    const unconfirmed = await cli('--json', 'apply', '--confirm-timeout', '1', other);
+    const tx2 = (JSON.parse(unconfirmed.stdout) as { txId: string }).txId;
+    await waitForChange(
+      join(stateDir, 'transactions'),
+      async () => {
+        const r = JSON.parse(await readFile(join(stateDir, 'transactions', `${tx2}.json`), 'utf8')) as TransactionRecord;
+        return r.status === 'rolled-back' ? r : undefined;
+      },
+      20_000,
+      'the watchdog to restore',
+    );
+    rows = await entries();
+    expect(rows.at(-1)!.entry).toMatchObject({ kind: 'rollback', trigger: 'watchdog', txId: tx2, actor: { kind: 'watchdog' } });
+    expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('55');
+    expect((await cli('ledger', 'verify')).code).toBe(0);
+  });
+
+  it('lists, creates, prunes and restores snapshots as a planned apply', async () => {
+    const created = await cli('--json', 'snapshot', 'create');
+    expect(created.code, created.stderr).toBe(0);
+    const { id } = JSON.parse(created.stdout) as { id: string };
+    const list = await cli('--json', 'snapshot', 'list');
+    const listed = JSON.parse(list.stdout) as { backend: string; snapshots: { id: string; status: string }[] };
+    expect(listed.backend).toBe('directory');
+    expect(listed.snapshots.every((s) => s.status === 'ok')).toBe(true);
+    expect(listed.snapshots.map((s) => s.id)).toContain(id);
+
+    expect(sysctlIn('net.ipv4.ip_forward')).toBe('0'); // the first apply was rolled back
+    const file = await doc('later.json', { 'net.ipv4.ip_default_ttl': 99, 'net.ipv4.ip_forward': 1 });
+    expect((await cli('apply', file)).code).toBe(0);
+    expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('99');
+    const preview = await cli('snapshot', 'restore', id, '--dry-run');
+    expect(preview.code).toBe(2);
+    expect(preview.stdout).toMatch(/net\.ipv4\.ip_default_ttl/);
+    expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('99');
+    const restored = await cli('snapshot', 'restore', id);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/Committed transaction/);
+    expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('55');
+    expect(sysctlIn('net.ipv4.ip_forward')).toBe('0');
+    expect((await entries()).at(-1)!.entry).toMatchObject({ kind: 'snapshot.restored', id, status: 'committed' });
+
+    const dry = await cli('--json', 'snapshot', 'prune', '--dry-run', '--hourly', '1', '--daily', '0', '--weekly', '0', '--quarterly', '0', '--min-age', '0');
+    const plan = JSON.parse(dry.stdout) as { keep: { id: string }[]; remove: { id: string }[]; removed: string[] };
+    expect(plan.removed).toEqual([]);
+    expect(plan.keep.length).toBeGreaterThan(0);
+    expect(plan.remove.length).toBeGreaterThan(0);
+    const pruned = JSON.parse((await cli('--json', 'snapshot', 'prune', '--hourly', '1', '--daily', '0', '--weekly', '0', '--quarterly', '0', '--min-age', '0')).stdout) as {
+      removed: string[];
+    };
+    expect(pruned.removed).toEqual(plan.remove.map((r) => r.id));
+    expect((await entries()).filter((r) => r.entry.kind === 'snapshot.pruned').map((r) => r.entry.id)).toEqual(pruned.removed);
+  });
+
+  it('reports tampering with the entry index (exit 11)', async () => {
+    const logFile = join(stateDir, 'ledger', 'log');
+    const log = await readFile(logFile);
+    // Find entry 2's record and flip a byte of its JSON.
+    let at = 0;
+    for (let seen = 0; ; ) {
+      const type = log[at + 2];
+      const length = log.readUInt32LE(at + 4);
+      if (type === 1 && seen++ === 2) break;
+      at += FRAME_HEADER + length;
+    }
+    log[at + FRAME_HEADER + 3] = log[at + FRAME_HEADER + 3]! ^ 0x01;
+    await writeFile(logFile, log);
+    const verify = await cli('--json', 'ledger', 'verify');
+    expect(verify.code).toBe(11);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: false, size: 2, tampering: { index: 2, kind: 'record' } });
+    const human = await cli('ledger', 'verify');
+    expect(human.stderr).toMatch(/TAMPERING[\s\S]*first entry that cannot be trusted is 2/);
+  });
+});
