@@ -43,7 +43,8 @@ export function toJson(value: unknown): JsonValue {
     return out;
   }
   if (typeof value === 'number' || typeof value === 'string' || typeof value === 'boolean') return value;
-  return typeof value === 'symbol' ? value.toString() : String(value);
+  // Functions and symbols are not D-Bus values.
+  return typeof value === 'symbol' ? value.toString() : '[function]';
 }
 
 function badJson(type: DbusType, json: unknown, path: string): never {
