@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -276,6 +277,7 @@ export class SystemdContainer implements AsyncDisposable {
   readonly #registration: Registration;
   readonly #logger: Logger;
   #stopping: Promise<void> | undefined;
+  #bridge: Promise<{ server: Server; address: string; children: Set<ChildProcess> }> | undefined;
 
   /** @internal Use {@link startSystemdContainer}. */
   constructor(init: {
@@ -341,6 +343,40 @@ export class SystemdContainer implements AsyncDisposable {
   }
 
   /**
+   * A bus address that reaches the container's system bus from inside the container: each
+   * connection to it is relayed by `systemd-stdio-bridge` started in the container's namespaces,
+   * so services see a caller in their own pid namespace (logind, for one, refuses callers whose
+   * pid it cannot see, as a client on the host side of {@link SystemdContainer.busAddress} is).
+   */
+  insideBusAddress(): Promise<string> {
+    this.#bridge ??= new Promise((resolve, reject) => {
+      const socket = join(this.dir, 'bridge.sock');
+      const children = new Set<ChildProcess>();
+      const nsenter = requireTool('nsenter');
+      const server = createServer((client) => {
+        const child = spawn(nsenter, ['--target', String(this.leaderPid), '--all', '--', '/usr/bin/systemd-stdio-bridge'], {
+          stdio: ['pipe', 'pipe', 'ignore'],
+        });
+        children.add(child);
+        child.once('exit', () => {
+          children.delete(child);
+          client.destroy();
+        });
+        client.on('error', () => child.kill('SIGTERM'));
+        client.once('close', () => child.kill('SIGTERM'));
+        child.stdout?.pipe(client);
+        if (child.stdin !== null) client.pipe(child.stdin).on('error', () => client.destroy());
+      });
+      server.once('error', reject);
+      server.listen(socket, () => {
+        server.unref();
+        resolve({ server, address: `unix:path=${socket}`, children });
+      });
+    });
+    return this.#bridge.then((b) => b.address);
+  }
+
+  /**
    * Shut the container down (SIGTERM to systemd-nspawn, which halts the container's systemd),
    * kill what is left in its cgroups, unmount its root and remove its directory, cgroups and
    * record. Idempotent; throws `OPDBUS_ERR_SANDBOX_CLEANUP` listing what could not be removed.
@@ -361,6 +397,11 @@ export class SystemdContainer implements AsyncDisposable {
   }
 
   async #teardown(): Promise<void> {
+    const bridge = await this.#bridge?.catch(() => undefined);
+    if (bridge !== undefined) {
+      for (const child of bridge.children) child.kill('SIGTERM');
+      await new Promise<void>((resolve) => bridge.server.close(() => resolve()));
+    }
     if (this.#child.exitCode === null && this.#child.signalCode === null) {
       this.#child.kill('SIGTERM');
       const timer = setTimeout(() => this.#child.kill('SIGKILL'), 15_000);
