@@ -126,7 +126,7 @@ export class ManagerSession implements AsyncDisposable {
   async readDir(dir: string): Promise<Record<string, string>> {
     let names: string[];
     try {
-      names = await readdir(dir);
+      names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
       throw err;
