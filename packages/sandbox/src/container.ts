@@ -362,8 +362,8 @@ export class SystemdContainer implements AsyncDisposable {
           children.delete(child);
           client.destroy();
         });
-        client.on('error', () => child.kill('SIGTERM'));
-        client.once('close', () => child.kill('SIGTERM'));
+        client.on('error', () => killBridge(child));
+        client.once('close', () => killBridge(child));
         child.stdout?.pipe(client);
         if (child.stdin !== null) client.pipe(child.stdin).on('error', () => client.destroy());
       });
@@ -399,7 +399,7 @@ export class SystemdContainer implements AsyncDisposable {
   async #teardown(): Promise<void> {
     const bridge = await this.#bridge?.catch(() => undefined);
     if (bridge !== undefined) {
-      for (const child of bridge.children) child.kill('SIGTERM');
+      for (const child of bridge.children) killBridge(child);
       await new Promise<void>((resolve) => bridge.server.close(() => resolve()));
     }
     if (this.#child.exitCode === null && this.#child.signalCode === null) {
@@ -419,6 +419,23 @@ export class SystemdContainer implements AsyncDisposable {
     this.#registration.done();
     this.#logger.debug({ id: this.id }, 'sandbox container stopped');
   }
+}
+
+/**
+ * Stop a bridge: nsenter forks to enter the pid namespace, so the bridge itself is its child;
+ * kill that child first (it would otherwise hold up the container's shutdown), then nsenter.
+ */
+function killBridge(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const grandchild = childOf(child.pid);
+  if (grandchild !== undefined) {
+    try {
+      process.kill(grandchild, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  child.kill('SIGKILL');
 }
 
 /** Read a D-Bus property of the container's manager with dbus-send; undefined when not reachable yet. */
