@@ -360,8 +360,9 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         return out;
       }
       const units: Record<string, UnitSpec> = {};
-      for (const row of (await s.manager.listUnits()) as UnitRow[]) units[row[0]] = { active: isActive(row[3]) };
-      for (const [path, state] of await s.manager.listUnitFiles()) {
+      const [loaded, files] = await Promise.all([s.manager.listUnits(), s.manager.listUnitFiles()]);
+      for (const row of loaded as UnitRow[]) units[row[0]] = { active: isActive(row[3]) };
+      for (const [path, state] of files) {
         const name = basename(path);
         // An alias is active when the unit it names is: ListUnits lists that one, not the alias.
         if (state === 'alias' && units[name] === undefined) continue;
