@@ -18,15 +18,41 @@ export async function run({ log }) {
   const stateDir = await mkdtemp(join(tmpdir(), 'opdbus-bench-systemd-'));
   try {
     const plugin = createSystemdPlugin();
-    const engine = new Engine({ registry: new PluginRegistry([plugin]), stateDir, target: { busAddress: ct.busAddress, root: ct.rootDir } });
+    const engine = new Engine({
+      registry: new PluginRegistry([plugin]),
+      stateDir,
+      target: { busAddress: ct.busAddress, root: ct.rootDir },
+    });
     const ctx = engine.context('systemd');
     const units = Object.keys((await plugin.query(ctx)).units ?? {}).length;
-    const loaded = JSON.parse(sh('nsenter', ['--target', String(ct.leaderPid), '--all', '--', 'systemctl', 'list-units', '--all', '--output=json', '--no-pager'])).length;
+    const loaded = JSON.parse(
+      sh('nsenter', [
+        '--target',
+        String(ct.leaderPid),
+        '--all',
+        '--',
+        'systemctl',
+        'list-units',
+        '--all',
+        '--output=json',
+        '--no-pager',
+      ]),
+    ).length;
 
     log(`query: ${units} units (${loaded} loaded)`);
     const inCt = (...args) => sh('nsenter', ['--target', String(ct.leaderPid), '--all', '--', ...args]);
     const busctl = (member) =>
-      JSON.parse(sh('busctl', [`--address=${ct.busAddress}`, '--json=short', 'call', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager', member]));
+      JSON.parse(
+        sh('busctl', [
+          `--address=${ct.busAddress}`,
+          '--json=short',
+          'call',
+          'org.freedesktop.systemd1',
+          '/org/freedesktop/systemd1',
+          'org.freedesktop.systemd1.Manager',
+          member,
+        ]),
+      );
 
     // 1. Loaded units with their state (what `systemctl list-units --all` shows).
     const oursLoaded = await measure(
@@ -43,31 +69,86 @@ export async function run({ log }) {
     const bus = await connectBus({ address: ct.busAddress });
     const manager = new Systemd1Manager(bus);
     const warmLoaded = await measure(() => manager.listUnits(), { iterations: 50 });
-    const systemctlLoaded = await measure(() => JSON.parse(inCt('systemctl', 'list-units', '--all', '--output=json', '--no-pager')), { iterations: 30 });
-    const busctlLoaded = has('busctl') ? await measure(() => busctl('ListUnits'), { iterations: 30 }) : undefined;
+    const systemctlLoaded = await measure(
+      () => JSON.parse(inCt('systemctl', 'list-units', '--all', '--output=json', '--no-pager')),
+      { iterations: 30 },
+    );
+    const busctlLoaded = has('busctl')
+      ? await measure(() => busctl('ListUnits'), { iterations: 30 })
+      : undefined;
 
     // 2. Every unit with state and enablement (the plugin's full query: ListUnits + ListUnitFiles).
     const oursAll = await measure(() => plugin.query(ctx), { iterations: 10, warmup: 1 });
     const warmFiles = await measure(() => manager.listUnitFiles(), { iterations: 10, warmup: 1 });
     await bus.close();
     const systemctlAll = await measure(
-      () => [JSON.parse(inCt('systemctl', 'list-units', '--all', '--output=json', '--no-pager')), JSON.parse(inCt('systemctl', 'list-unit-files', '--output=json', '--no-pager'))],
+      () => [
+        JSON.parse(inCt('systemctl', 'list-units', '--all', '--output=json', '--no-pager')),
+        JSON.parse(inCt('systemctl', 'list-unit-files', '--output=json', '--no-pager')),
+      ],
       { iterations: 10, warmup: 1 },
     );
-    const busctlAll = has('busctl') ? await measure(() => [busctl('ListUnits'), busctl('ListUnitFiles')], { iterations: 10, warmup: 1 }) : undefined;
+    const busctlAll = has('busctl')
+      ? await measure(() => [busctl('ListUnits'), busctl('ListUnitFiles')], { iterations: 10, warmup: 1 })
+      : undefined;
 
-    const vs = (other, base) => (other > base ? `${ratio(other, base)} slower` : `${ratio(base, other)} faster`);
+    const vs = (other, base) =>
+      other > base ? `${ratio(other, base)} slower` : `${ratio(base, other)} faster`;
     const rows = [
-      [`Loaded units with their state (${loaded})`, `op-dbus: connect + ListUnits`, ms(oursLoaded.median), ms(oursLoaded.p95), '1×'],
-      ['', 'op-dbus: ListUnits on an open connection (a daemon)', ms(warmLoaded.median), ms(warmLoaded.p95), vs(warmLoaded.median, oursLoaded.median)],
-      ['', '`systemctl list-units --all --output=json` (spawned in the container)', ms(systemctlLoaded.median), ms(systemctlLoaded.p95), vs(systemctlLoaded.median, oursLoaded.median)],
+      [
+        `Loaded units with their state (${loaded})`,
+        `op-dbus: connect + ListUnits`,
+        ms(oursLoaded.median),
+        ms(oursLoaded.p95),
+        '1×',
+      ],
+      [
+        '',
+        'op-dbus: ListUnits on an open connection (a daemon)',
+        ms(warmLoaded.median),
+        ms(warmLoaded.p95),
+        vs(warmLoaded.median, oursLoaded.median),
+      ],
+      [
+        '',
+        '`systemctl list-units --all --output=json` (spawned in the container)',
+        ms(systemctlLoaded.median),
+        ms(systemctlLoaded.p95),
+        vs(systemctlLoaded.median, oursLoaded.median),
+      ],
     ];
-    if (busctlLoaded) rows.push(['', '`busctl --json=short call … ListUnits` (spawned)', ms(busctlLoaded.median), ms(busctlLoaded.p95), vs(busctlLoaded.median, oursLoaded.median)]);
+    if (busctlLoaded)
+      rows.push([
+        '',
+        '`busctl --json=short call … ListUnits` (spawned)',
+        ms(busctlLoaded.median),
+        ms(busctlLoaded.p95),
+        vs(busctlLoaded.median, oursLoaded.median),
+      ]);
     rows.push(
-      [`Every unit with state and enablement (${units})`, 'op-dbus: `query` of the systemd plugin', ms(oursAll.median), ms(oursAll.p95), '1×'],
-      ['', '`systemctl list-units --all` + `list-unit-files` (2 spawns)', ms(systemctlAll.median), ms(systemctlAll.p95), vs(systemctlAll.median, oursAll.median)],
+      [
+        `Every unit with state and enablement (${units})`,
+        'op-dbus: `query` of the systemd plugin',
+        ms(oursAll.median),
+        ms(oursAll.p95),
+        '1×',
+      ],
+      [
+        '',
+        '`systemctl list-units --all` + `list-unit-files` (2 spawns)',
+        ms(systemctlAll.median),
+        ms(systemctlAll.p95),
+        vs(systemctlAll.median, oursAll.median),
+      ],
     );
-    if (busctlAll) rows.push(['', '`busctl` ListUnits + ListUnitFiles (2 spawns)', ms(busctlAll.median), ms(busctlAll.p95), vs(busctlAll.median, oursAll.median)]);
+    if (busctlAll)
+      rows.push([
+        '',
+        '`busctl` ListUnits + ListUnitFiles (2 spawns)',
+        ms(busctlAll.median),
+        ms(busctlAll.p95),
+        vs(busctlAll.median, oursAll.median),
+      ]);
     return [
       table(['Task', 'How', 'median', 'p95', 'vs op-dbus'], rows),
       '',

@@ -19,7 +19,10 @@ it('passes target.root to plugins and records it in the journal', async () => {
     const registry = new PluginRegistry([plugin]);
     const target = { busAddress: 'unix:path=/x/system_bus_socket', root: '/var/lib/machines/web' };
     const engine = new Engine({ registry, stateDir: dir, target });
-    const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: { [plugin.name]: { a: '1' } } }), { source: 't', registry });
+    const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: { [plugin.name]: { a: '1' } } }), {
+      source: 't',
+      registry,
+    });
     const result = await engine.apply(doc);
     expect(result.status).toBe('committed');
     expect(seen[0]?.target).toEqual(target);

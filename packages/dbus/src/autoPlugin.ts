@@ -18,7 +18,9 @@ import { walkObjectTree } from './walker.js';
 export type AutoSection = Record<string, Record<string, Record<string, JsonValue>>>;
 
 /** The auto plugin's checkpoint: the values a plan changes, as they were. */
-export type AutoCheckpoint = { values: Array<{ path: string; interface: string; property: string; value: JsonValue }> };
+export type AutoCheckpoint = {
+  values: Array<{ path: string; interface: string; property: string; value: JsonValue }>;
+};
 
 /** Options of {@link createDbusAutoPlugin}. */
 export interface DbusAutoPluginOptions {
@@ -65,16 +67,24 @@ const sectionSchema: z.ZodType<AutoSection> = z.record(
 export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<AutoSection, AutoCheckpoint> {
   const { name, destination } = options;
   const include = (iface: InterfaceInfo): boolean =>
-    !STANDARD_INTERFACES.has(iface.name) && (options.interfaces === undefined || options.interfaces.includes(iface.name));
+    !STANDARD_INTERFACES.has(iface.name) &&
+    (options.interfaces === undefined || options.interfaces.includes(iface.name));
   const connect = (ctx: PluginContext): Promise<DbusConnection> =>
-    connectBus({ ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }), logger: ctx.logger });
+    connectBus({
+      ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
+      logger: ctx.logger,
+    });
 
   /** Objects and their (included) interfaces. */
-  const objects = async (bus: DbusConnection, only?: readonly string[]): Promise<Array<{ path: string; interfaces: InterfaceInfo[] }>> => {
+  const objects = async (
+    bus: DbusConnection,
+    only?: readonly string[],
+  ): Promise<Array<{ path: string; interfaces: InterfaceInfo[] }>> => {
     const paths = only ?? options.objects;
     if (paths !== undefined) {
       const out = [];
-      for (const path of paths) out.push({ path, interfaces: (await bus.introspect(destination, path)).interfaces.filter(include) });
+      for (const path of paths)
+        out.push({ path, interfaces: (await bus.introspect(destination, path)).interfaces.filter(include) });
       return out;
     }
     return (await walkObjectTree(bus, destination, { root: options.root ?? '/' }))
@@ -82,7 +92,11 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
       .filter((o) => o.interfaces.length > 0);
   };
 
-  const readInterface = async (bus: DbusConnection, path: string, iface: InterfaceInfo): Promise<Record<string, JsonValue>> => {
+  const readInterface = async (
+    bus: DbusConnection,
+    path: string,
+    iface: InterfaceInfo,
+  ): Promise<Record<string, JsonValue>> => {
     const readable = iface.properties.filter((p) => p.access !== 'write');
     if (readable.length === 0) return {};
     const all = await bus.getAllProperties(destination, path, iface.name);
@@ -91,7 +105,12 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
     return out;
   };
 
-  const propertyInfo = async (bus: DbusConnection, path: string, ifaceName: string, prop: string): Promise<PropertyInfo> => {
+  const propertyInfo = async (
+    bus: DbusConnection,
+    path: string,
+    ifaceName: string,
+    prop: string,
+  ): Promise<PropertyInfo> => {
     const node = await bus.introspect(destination, path);
     const iface = node.interfaces.find((i) => i.name === ifaceName);
     const info = iface?.properties.find((p) => p.name === prop);
@@ -99,13 +118,27 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
       throw new OpdbusError(
         'OPDBUS_ERR_DBUS_UNKNOWN_MEMBER',
         `plugins.${name}: ${destination} has no property ${ifaceName}.${prop} on ${path}; check the names with \`opdbus query --plugin ${name}\`.`,
-        { data: { path: `plugins.${name}.${path}.${ifaceName}.${prop}`, destination, object: path, interface: ifaceName, property: prop } },
+        {
+          data: {
+            path: `plugins.${name}.${path}.${ifaceName}.${prop}`,
+            destination,
+            object: path,
+            interface: ifaceName,
+            property: prop,
+          },
+        },
       );
     }
     return info;
   };
 
-  const writeProperty = async (bus: DbusConnection, path: string, ifaceName: string, prop: string, value: JsonValue): Promise<void> => {
+  const writeProperty = async (
+    bus: DbusConnection,
+    path: string,
+    ifaceName: string,
+    prop: string,
+    value: JsonValue,
+  ): Promise<void> => {
     const info = await propertyInfo(bus, path, ifaceName, prop);
     if (options.writable !== true || info.access === 'read') {
       throw new OpdbusError(
@@ -114,13 +147,21 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
         { data: { destination, object: path, interface: ifaceName, property: prop, access: info.access } },
       );
     }
-    await bus.setProperty(destination, path, ifaceName, prop, new Variant(info.type, fromJson(info.type, value, `${path}.${ifaceName}.${prop}`)));
+    await bus.setProperty(
+      destination,
+      path,
+      ifaceName,
+      prop,
+      new Variant(info.type, fromJson(info.type, value, `${path}.${ifaceName}.${prop}`)),
+    );
   };
 
   return definePlugin<AutoSection, AutoCheckpoint>({
     name,
     version: '0.1.0',
-    description: options.description ?? `Properties of the D-Bus service ${destination}${options.writable === true ? '' : ' (read-only)'}.`,
+    description:
+      options.description ??
+      `Properties of the D-Bus service ${destination}${options.writable === true ? '' : ' (read-only)'}.`,
     schema: sectionSchema,
 
     async probe(ctx) {
@@ -131,9 +172,14 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
         return { available: false, reason: (err as Error).message };
       }
       try {
-        if ((await bus.getNameOwner(destination)) !== undefined) return { available: true, detail: bus.address };
-        if ((await bus.listActivatableNames()).includes(destination)) return { available: true, detail: `${bus.address} (activatable)` };
-        return { available: false, reason: `${destination} is not on the bus ${bus.address} and cannot be activated` };
+        if ((await bus.getNameOwner(destination)) !== undefined)
+          return { available: true, detail: bus.address };
+        if ((await bus.listActivatableNames()).includes(destination))
+          return { available: true, detail: `${bus.address} (activatable)` };
+        return {
+          available: false,
+          reason: `${destination} is not on the bus ${bus.address} and cannot be activated`,
+        };
       } finally {
         await bus.close();
       }
@@ -162,12 +208,15 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
               const values = await readInterface(bus, object.path, iface);
               if (Object.keys(values).length > 0) (out[object.path] ??= {})[iface.name] = values;
             } catch (err) {
-              ctx.logger.warn({ err, path: object.path, interface: iface.name }, 'cannot read properties; skipped');
+              ctx.logger.warn(
+                { err, path: object.path, interface: iface.name },
+                'cannot read properties; skipped',
+              );
             }
           }
         }
         return out;
-      }  finally {
+      } finally {
         await bus.close();
       }
     },
@@ -209,7 +258,12 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
         for (const change of changes) {
           const after = change.after as { path: string; interface: string; property: string };
           const value = await bus.getProperty(destination, after.path, after.interface, after.property);
-          values.push({ path: after.path, interface: after.interface, property: after.property, value: toJson(value) });
+          values.push({
+            path: after.path,
+            interface: after.interface,
+            property: after.property,
+            value: toJson(value),
+          });
         }
         return { values };
       } finally {
@@ -222,7 +276,8 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
       try {
         for (const v of token.values) {
           const now = toJson(await bus.getProperty(destination, v.path, v.interface, v.property));
-          if (canonicalJson(now) !== canonicalJson(v.value)) await writeProperty(bus, v.path, v.interface, v.property, v.value);
+          if (canonicalJson(now) !== canonicalJson(v.value))
+            await writeProperty(bus, v.path, v.interface, v.property, v.value);
         }
       } finally {
         await bus.close();
@@ -244,7 +299,11 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
               ...(options.objects === undefined ? { pathNamespace: root } : { path: root }),
             },
             (message) => {
-              const [ifaceName, changed, invalidated] = message.body as [string, Record<string, unknown>, string[]];
+              const [ifaceName, changed, invalidated] = message.body as [
+                string,
+                Record<string, unknown>,
+                string[],
+              ];
               for (const [prop, value] of Object.entries(changed))
                 onEvent({
                   plugin: name,
@@ -253,14 +312,22 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
                   raw: { path: message.path, interface: ifaceName, property: prop, value: toJson(value) },
                 });
               for (const prop of invalidated)
-                onEvent({ plugin: name, resource: `${message.path}:${ifaceName}.${prop}`, detail: `${ifaceName}.${prop} on ${message.path} changed` });
+                onEvent({
+                  plugin: name,
+                  resource: `${message.path}:${ifaceName}.${prop}`,
+                  detail: `${ifaceName}.${prop} on ${message.path} changed`,
+                });
             },
           ),
         );
       }
       // Properties that never emit PropertiesChanged: poll them (documented).
       const unsignalled = list.flatMap((o) =>
-        o.interfaces.flatMap((i) => i.properties.filter((p) => p.emitsChangedSignal === 'false' && p.access !== 'write').map((p) => ({ path: o.path, iface: i.name, prop: p.name }))),
+        o.interfaces.flatMap((i) =>
+          i.properties
+            .filter((p) => p.emitsChangedSignal === 'false' && p.access !== 'write')
+            .map((p) => ({ path: o.path, iface: i.name, prop: p.name })),
+        ),
       );
       const pollMs = options.pollIntervalMs ?? 1000;
       let timer: NodeJS.Timeout | undefined;
@@ -291,7 +358,12 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
                 const text = canonicalJson(value);
                 if (last.get(resource) === text) continue;
                 last.set(resource, text);
-                onEvent({ plugin: name, resource, detail: `${resource} is now ${text} (seen by polling every ${pollMs} ms)`, raw: { resource, value } });
+                onEvent({
+                  plugin: name,
+                  resource,
+                  detail: `${resource} is now ${text} (seen by polling every ${pollMs} ms)`,
+                  raw: { resource, value },
+                });
               }
             })
             .catch((err: unknown) => ctx.logger.warn({ err }, 'polling D-Bus properties failed'))

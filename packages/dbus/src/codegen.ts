@@ -48,7 +48,10 @@ function describeNode(node: NodeInfo, path: string | undefined, into: ServiceDes
  * Stage 1 (introspect) from XML: the interfaces of an introspection document (its root node and
  * any inline child nodes). `path` is the object the XML describes, when known.
  */
-export function describeXml(xml: string, options: { source?: string; destination?: string; path?: string } = {}): ServiceDescription {
+export function describeXml(
+  xml: string,
+  options: { source?: string; destination?: string; path?: string } = {},
+): ServiceDescription {
   const source = options.source ?? 'introspection XML';
   const node = parseIntrospection(xml, source);
   const out: ServiceDescription = { destination: options.destination, interfaces: [], paths: {}, source };
@@ -57,26 +60,42 @@ export function describeXml(xml: string, options: { source?: string; destination
 }
 
 /** Stage 1 from XML files (each parsed and merged, first definition of an interface wins). */
-export async function describeXmlFiles(files: readonly string[], options: { destination?: string } = {}): Promise<ServiceDescription> {
-  const out: ServiceDescription = { destination: options.destination, interfaces: [], paths: {}, source: files.join(', ') };
+export async function describeXmlFiles(
+  files: readonly string[],
+  options: { destination?: string } = {},
+): Promise<ServiceDescription> {
+  const out: ServiceDescription = {
+    destination: options.destination,
+    interfaces: [],
+    paths: {},
+    source: files.join(', '),
+  };
   for (const file of files) {
     let xml: string;
     try {
       xml = await readFile(file, 'utf8');
     } catch (err) {
-      throw new OpdbusError('OPDBUS_ERR_DBUS_INTROSPECTION', `Cannot read the introspection file ${file}: ${(err as Error).message}.`, {
-        data: { file },
-        cause: err,
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_DBUS_INTROSPECTION',
+        `Cannot read the introspection file ${file}: ${(err as Error).message}.`,
+        {
+          data: { file },
+          cause: err,
+        },
+      );
     }
-    const one = describeXml(xml, { source: file, ...(options.destination === undefined ? {} : { destination: options.destination }) });
+    const one = describeXml(xml, {
+      source: file,
+      ...(options.destination === undefined ? {} : { destination: options.destination }),
+    });
     mergeInto(out, one);
   }
   return out;
 }
 
 function mergeInto(out: ServiceDescription, one: ServiceDescription): void {
-  for (const iface of one.interfaces) if (!out.interfaces.some((i) => i.name === iface.name)) out.interfaces.push(iface);
+  for (const iface of one.interfaces)
+    if (!out.interfaces.some((i) => i.name === iface.name)) out.interfaces.push(iface);
   for (const [name, paths] of Object.entries(one.paths)) (out.paths[name] ??= []).push(...paths);
 }
 
@@ -89,7 +108,12 @@ export async function describeService(
   destination: string,
   options: WalkOptions & { paths?: readonly string[] } = {},
 ): Promise<ServiceDescription> {
-  const out: ServiceDescription = { destination, interfaces: [], paths: {}, source: `${destination} on ${connection.address}` };
+  const out: ServiceDescription = {
+    destination,
+    interfaces: [],
+    paths: {},
+    source: `${destination} on ${connection.address}`,
+  };
   if (options.paths !== undefined) {
     for (const path of options.paths) {
       const node = await connection.introspect(destination, path);
@@ -164,7 +188,10 @@ export function lowerCamel(name: string): string {
   const w = words(name);
   if (w.length === 0) return '_';
   const [first, ...rest] = w;
-  const head = /^[A-Z0-9]+$/.test(first!) && first!.length > 1 && rest.length === 0 ? first!.toLowerCase() : first![0]!.toLowerCase() + first!.slice(1);
+  const head =
+    /^[A-Z0-9]+$/.test(first!) && first!.length > 1 && rest.length === 0
+      ? first!.toLowerCase()
+      : first![0]!.toLowerCase() + first!.slice(1);
   const out = head + rest.map((x) => x[0]!.toUpperCase() + x.slice(1)).join('');
   return /^[0-9]/.test(out) ? `_${out}` : out;
 }
@@ -267,12 +294,22 @@ function returnExpression(method: MethodInfo): string {
 }
 
 function methodSignatureLine(method: MethodInfo): string {
-  const args = [...method.inArgs.map((a) => `in ${a.type} ${a.name ?? ''}`.trim()), ...method.outArgs.map((a) => `out ${a.type} ${a.name ?? ''}`.trim())];
+  const args = [
+    ...method.inArgs.map((a) => `in ${a.type} ${a.name ?? ''}`.trim()),
+    ...method.outArgs.map((a) => `out ${a.type} ${a.name ?? ''}`.trim()),
+  ];
   return `\`${method.name}(${args.join(', ')})\``;
 }
 
 /** Generate the module of one interface. */
-function interfaceModule(iface: InterfaceInfo, className: string, destination: string | undefined, defaultPath: string | undefined, importFrom: string, source: string): string {
+function interfaceModule(
+  iface: InterfaceInfo,
+  className: string,
+  destination: string | undefined,
+  defaultPath: string | undefined,
+  importFrom: string,
+  source: string,
+): string {
   const props = iface.properties;
   const writable = props.filter((p) => p.access !== 'read');
   const uses = { variant: false };
@@ -299,20 +336,30 @@ function interfaceModule(iface: InterfaceInfo, className: string, destination: s
   lines.push(block([`The properties of ${iface.name}.`], '').trimEnd());
   lines.push(`export interface ${className}Properties {`);
   for (const p of props) {
-    const doc = [...annotationNotes(p.annotations), `Signature \`${p.type}\`, ${p.access}. ${emitsNote(p)}`, ...deprecatedTag(p.annotations)];
+    const doc = [
+      ...annotationNotes(p.annotations),
+      `Signature \`${p.type}\`, ${p.access}. ${emitsNote(p)}`,
+      ...deprecatedTag(p.annotations),
+    ];
     lines.push(block(doc, '  ').trimEnd());
     lines.push(`  ${p.access === 'read' ? 'readonly ' : ''}${p.name}: ${typeOf(p.type, 'out')};`);
   }
   lines.push('}');
   lines.push('');
   lines.push(block([`The writable properties of ${iface.name} (for \`set\`).`], '').trimEnd());
-  lines.push(`export type ${className}Writable = ${writable.length === 0 ? 'never' : writable.map((p) => `'${p.name}'`).join(' | ')};`);
+  lines.push(
+    `export type ${className}Writable = ${writable.length === 0 ? 'never' : writable.map((p) => `'${p.name}'`).join(' | ')};`,
+  );
   lines.push('');
   // Argument schemas.
-  lines.push(block([`zod schemas of the input arguments of each method of ${iface.name}, as tuples.`], '').trimEnd());
+  lines.push(
+    block([`zod schemas of the input arguments of each method of ${iface.name}, as tuples.`], '').trimEnd(),
+  );
   lines.push(`export const ${className}Args = {`);
   for (const m of iface.methods) {
-    lines.push(`  ${m.name}: z.tuple([${m.inArgs.map((a) => zodSource(parseSingleType(a.type))).join(', ')}]),`);
+    lines.push(
+      `  ${m.name}: z.tuple([${m.inArgs.map((a) => zodSource(parseSingleType(a.type))).join(', ')}]),`,
+    );
   }
   lines.push('} as const;');
   lines.push('');
@@ -325,19 +372,27 @@ function interfaceModule(iface: InterfaceInfo, className: string, destination: s
     ...deprecatedTag(iface.annotations),
   ];
   lines.push(block(classDoc, '').trimEnd());
-  lines.push(`export class ${className} extends InterfaceProxy<${className}Properties, ${className}Writable> {`);
+  lines.push(
+    `export class ${className} extends InterfaceProxy<${className}Properties, ${className}Writable> {`,
+  );
   lines.push(`  /** The D-Bus interface name. */`);
   lines.push(`  static readonly interfaceName = '${iface.name}';`);
   lines.push(`  /** The service this proxy talks to unless told otherwise. */`);
-  lines.push(`  static readonly defaultDestination: string | undefined = ${destination === undefined ? 'undefined' : `'${destination}'`};`);
+  lines.push(
+    `  static readonly defaultDestination: string | undefined = ${destination === undefined ? 'undefined' : `'${destination}'`};`,
+  );
   lines.push(`  /** The object path this proxy talks to unless told otherwise. */`);
-  lines.push(`  static readonly defaultPath: string | undefined = ${defaultPath === undefined ? 'undefined' : `'${defaultPath}'`};`);
+  lines.push(
+    `  static readonly defaultPath: string | undefined = ${defaultPath === undefined ? 'undefined' : `'${defaultPath}'`};`,
+  );
   lines.push(`  /** Property signatures, by name. */`);
   lines.push(`  static readonly propertySignatures: Readonly<Record<string, string>> = {`);
   for (const p of props) lines.push(`    ${p.name}: '${p.type}',`);
   lines.push('  };');
   lines.push('');
-  lines.push(`  /** A proxy of ${iface.name} on \`target\` (default: the service and path it was generated from). */`);
+  lines.push(
+    `  /** A proxy of ${iface.name} on \`target\` (default: the service and path it was generated from). */`,
+  );
   lines.push(`  constructor(connection: DbusConnection, target: ProxyTarget = {}) {`);
   lines.push(`    super(connection, ${className}, target);`);
   lines.push('  }');
@@ -356,15 +411,23 @@ function interfaceModule(iface: InterfaceInfo, className: string, destination: s
       `Calls ${methodSignatureLine(m)}.`,
       ...annotationNotes(m.annotations),
       ...(m.noReply ? ['The service sends no reply (NoReply): this resolves once the call is sent.'] : []),
-      ...m.inArgs.map((a, i) => `@param ${params[i]} - \`${a.type}\`${a.name === undefined ? '' : ` (${a.name})`}`),
-      ...(m.outArgs.length === 0 ? [] : [`@returns ${m.outArgs.map((a) => `\`${a.type}\`${a.name === undefined ? '' : ` ${a.name}`}`).join(', ')}`]),
+      ...m.inArgs.map(
+        (a, i) => `@param ${params[i]} - \`${a.type}\`${a.name === undefined ? '' : ` (${a.name})`}`,
+      ),
+      ...(m.outArgs.length === 0
+        ? []
+        : [
+            `@returns ${m.outArgs.map((a) => `\`${a.type}\`${a.name === undefined ? '' : ` ${a.name}`}`).join(', ')}`,
+          ]),
       ...deprecatedTag(m.annotations),
     ];
     lines.push('');
     lines.push(block(doc, '  ').trimEnd());
     const signature = m.inArgs.map((a) => a.type).join('');
     const call = `this.callMethod('${m.name}', '${signature}', ${className}Args.${m.name}, [${params.join(', ')}]${m.noReply ? ', { noReply: true }' : ''})`;
-    lines.push(`  async ${name}(${m.inArgs.map((a, i) => `${params[i]}: ${typeOf(a.type, 'in')}`).join(', ')}): Promise<${returnType(m)}> {`);
+    lines.push(
+      `  async ${name}(${m.inArgs.map((a, i) => `${params[i]}: ${typeOf(a.type, 'in')}`).join(', ')}): Promise<${returnType(m)}> {`,
+    );
     if (m.outArgs.length === 0) lines.push(`    await ${call};`);
     else {
       lines.push(`    const out = await ${call};`);
@@ -383,7 +446,9 @@ function interfaceModule(iface: InterfaceInfo, className: string, destination: s
     ];
     lines.push('');
     lines.push(block(doc, '  ').trimEnd());
-    lines.push(`  ${name}(handler: (${s.args.map((a, i) => `${params[i]}: ${typeOf(a.type, 'out')}`).join(', ')}) => void): Promise<Subscription> {`);
+    lines.push(
+      `  ${name}(handler: (${s.args.map((a, i) => `${params[i]}: ${typeOf(a.type, 'out')}`).join(', ')}) => void): Promise<Subscription> {`,
+    );
     lines.push(
       s.args.length === 0
         ? `    return this.subscribeSignal('${s.name}', () => handler());`
@@ -403,10 +468,15 @@ function interfaceModule(iface: InterfaceInfo, className: string, destination: s
  * TSDoc from the annotations (deprecation, EmitsChangedSignal, NoReply, privileges, doc strings).
  * The output typechecks under the strict settings of this repository.
  */
-export function generateBindings(description: ServiceDescription, options: GenerateOptions = {}): GeneratedFile[] {
+export function generateBindings(
+  description: ServiceDescription,
+  options: GenerateOptions = {},
+): GeneratedFile[] {
   const importFrom = options.importFrom ?? '@opdbus/dbus';
   const suffix = options.importSuffix ?? '.js';
-  let interfaces = description.interfaces.filter((i) => options.includeStandard === true || !STANDARD_INTERFACES.has(i.name));
+  let interfaces = description.interfaces.filter(
+    (i) => options.includeStandard === true || !STANDARD_INTERFACES.has(i.name),
+  );
   if (options.interfaces !== undefined) {
     const missing = options.interfaces.filter((name) => !description.interfaces.some((i) => i.name === name));
     if (missing.length > 0) {
@@ -439,10 +509,22 @@ export function generateBindings(description: ServiceDescription, options: Gener
     modules.set(module, iface.name);
     const className = upperCamel(module);
     const paths = description.paths[iface.name] ?? [];
-    const defaultPath = options.defaultPaths !== undefined && iface.name in options.defaultPaths ? options.defaultPaths[iface.name] : paths.length === 1 ? paths[0] : undefined;
+    const defaultPath =
+      options.defaultPaths !== undefined && iface.name in options.defaultPaths
+        ? options.defaultPaths[iface.name]
+        : paths.length === 1
+          ? paths[0]
+          : undefined;
     files.push({
       path: `${module}.ts`,
-      content: interfaceModule(iface, className, description.destination, defaultPath, importFrom, description.source),
+      content: interfaceModule(
+        iface,
+        className,
+        description.destination,
+        defaultPath,
+        importFrom,
+        description.source,
+      ),
     });
   }
   const index = [
@@ -471,9 +553,13 @@ export async function writeBindings(files: readonly GeneratedFile[], outDir: str
     }
     return written;
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_DBUS_CODEGEN', `Cannot write the bindings to ${outDir}: ${(err as Error).message}.`, {
-      data: { outDir },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_DBUS_CODEGEN',
+      `Cannot write the bindings to ${outDir}: ${(err as Error).message}.`,
+      {
+        data: { outDir },
+        cause: err,
+      },
+    );
   }
 }

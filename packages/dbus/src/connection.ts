@@ -142,7 +142,8 @@ export function matchesRule(
   if (rule.member !== undefined && rule.member !== message.member) return false;
   if (rule.path !== undefined && rule.path !== message.path) return false;
   if (rule.pathNamespace !== undefined && rule.pathNamespace !== '/') {
-    if (message.path !== rule.pathNamespace && !message.path.startsWith(`${rule.pathNamespace}/`)) return false;
+    if (message.path !== rule.pathNamespace && !message.path.startsWith(`${rule.pathNamespace}/`))
+      return false;
   }
   for (const [index, value] of Object.entries(rule.args ?? {})) {
     if (message.body[Number(index)] !== value) return false;
@@ -205,7 +206,13 @@ export class DbusConnection implements AsyncDisposable {
   #closed: string | undefined;
 
   /** @internal Use {@link connectBus}. */
-  constructor(bus: NextMessageBus, address: string, uniqueName: string, callTimeoutMs: number, logger: Logger) {
+  constructor(
+    bus: NextMessageBus,
+    address: string,
+    uniqueName: string,
+    callTimeoutMs: number,
+    logger: Logger,
+  ) {
     this.#bus = bus;
     this.address = address;
     this.uniqueName = uniqueName;
@@ -241,9 +248,13 @@ export class DbusConnection implements AsyncDisposable {
   #markClosed(reason: string): void {
     if (this.#closed !== undefined) return;
     this.#closed = reason;
-    const err = new OpdbusError('OPDBUS_ERR_DBUS_CLOSED', `The D-Bus connection to ${this.address} closed: ${reason}.`, {
-      data: { address: this.address },
-    });
+    const err = new OpdbusError(
+      'OPDBUS_ERR_DBUS_CLOSED',
+      `The D-Bus connection to ${this.address} closed: ${reason}.`,
+      {
+        data: { address: this.address },
+      },
+    );
     for (const reject of this.#pending) reject(err);
     this.#pending.clear();
     for (const listener of this.#closeListeners) listener(reason);
@@ -283,7 +294,9 @@ export class DbusConnection implements AsyncDisposable {
         member: request.member,
         signature: request.signature ?? '',
         body: (request.body ?? []).map(toNext),
-        flags: (request.noAutoStart === true ? NO_AUTO_START : 0) | (request.noReply === true ? NO_REPLY_EXPECTED : 0),
+        flags:
+          (request.noAutoStart === true ? NO_AUTO_START : 0) |
+          (request.noReply === true ? NO_REPLY_EXPECTED : 0),
       });
     } catch (err) {
       throw new OpdbusError(
@@ -363,7 +376,13 @@ export class DbusConnection implements AsyncDisposable {
   }
 
   /** Write a property (org.freedesktop.DBus.Properties.Set) with a value of the property's signature. */
-  async setProperty(destination: string, path: string, iface: string, name: string, value: Variant): Promise<void> {
+  async setProperty(
+    destination: string,
+    path: string,
+    iface: string,
+    name: string,
+    value: Variant,
+  ): Promise<void> {
     await this.call({
       destination,
       path,
@@ -407,7 +426,8 @@ export class DbusConnection implements AsyncDisposable {
       const [owner] = await this.#busCall('GetNameOwner', 's', [name]);
       return String(owner);
     } catch (err) {
-      if (err instanceof OpdbusError && err.data?.dbusError === 'org.freedesktop.DBus.Error.NameHasNoOwner') return undefined;
+      if (err instanceof OpdbusError && err.data?.dbusError === 'org.freedesktop.DBus.Error.NameHasNoOwner')
+        return undefined;
       throw err;
     }
   }
@@ -426,7 +446,12 @@ export class DbusConnection implements AsyncDisposable {
 
   /** The machine id of the host a service runs on (org.freedesktop.DBus.Peer.GetMachineId). */
   async peerMachineId(destination: string, path = '/'): Promise<string> {
-    const [id] = await this.call({ destination, path, interface: 'org.freedesktop.DBus.Peer', member: 'GetMachineId' });
+    const [id] = await this.call({
+      destination,
+      path,
+      interface: 'org.freedesktop.DBus.Peer',
+      member: 'GetMachineId',
+    });
     return String(id);
   }
 
@@ -492,7 +517,12 @@ export class DbusConnection implements AsyncDisposable {
     this.#owners.delete(name);
     if (this.closed) return;
     await this.#busCall('RemoveMatch', 's', [
-      formatMatchRule({ sender: 'org.freedesktop.DBus', interface: 'org.freedesktop.DBus', member: 'NameOwnerChanged', args: { 0: name } }),
+      formatMatchRule({
+        sender: 'org.freedesktop.DBus',
+        interface: 'org.freedesktop.DBus',
+        member: 'NameOwnerChanged',
+        args: { 0: name },
+      }),
     ]).catch((err: unknown) => this.#logger.debug({ err }, 'RemoveMatch failed'));
   }
 
@@ -559,19 +589,27 @@ export async function connectBus(options: BusConnectOptions = {}): Promise<DbusC
   try {
     bus = next.sessionBus({ busAddress: address });
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_DBUS_CONNECT', `Cannot connect to the D-Bus address ${address}: ${(err as Error).message}.`, {
-      data: { address },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_DBUS_CONNECT',
+      `Cannot connect to the D-Bus address ${address}: ${(err as Error).message}.`,
+      {
+        data: { address },
+        cause: err,
+      },
+    );
   }
   const uniqueName = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
       bus.disconnect();
       reject(
-        new OpdbusError('OPDBUS_ERR_DBUS_CONNECT', `The bus at ${address} did not answer within ${timeoutMs} ms.`, {
-          data: { address },
-        }),
+        new OpdbusError(
+          'OPDBUS_ERR_DBUS_CONNECT',
+          `The bus at ${address} did not answer within ${timeoutMs} ms.`,
+          {
+            data: { address },
+          },
+        ),
       );
     }, timeoutMs);
     const onConnect = (): void => {

@@ -3,7 +3,8 @@ import { defineErrorCodes } from '@opdbus/core';
 /** The error codes of @opdbus/dbus (documented in docs/errors.md). */
 export const dbusErrors = defineErrorCodes({
   OPDBUS_ERR_DBUS_CONNECT: {
-    summary: 'The D-Bus bus could not be reached (no socket at the address, refused, or authentication failed).',
+    summary:
+      'The D-Bus bus could not be reached (no socket at the address, refused, or authentication failed).',
     remedy:
       'Check the address (`--bus unix:path=…`, `$DBUS_SYSTEM_BUS_ADDRESS`) and that the bus daemon runs; run as a user the bus accepts.',
   },
@@ -22,23 +23,28 @@ export const dbusErrors = defineErrorCodes({
     remedy: 'Open a new connection; if the bus daemon went away, restart it.',
   },
   OPDBUS_ERR_DBUS_SIGNATURE: {
-    summary: 'A D-Bus type signature is not valid (unbalanced brackets, unknown type code, dict outside an array).',
+    summary:
+      'A D-Bus type signature is not valid (unbalanced brackets, unknown type code, dict outside an array).',
     remedy: 'Correct the signature; the message names the position of the error.',
   },
   OPDBUS_ERR_DBUS_ARGS: {
     summary: 'The arguments passed to a D-Bus method or property do not match its signature.',
-    remedy: 'Pass values of the types the signature names; the message names the argument and what was expected.',
+    remedy:
+      'Pass values of the types the signature names; the message names the argument and what was expected.',
   },
   OPDBUS_ERR_DBUS_INTROSPECTION: {
     summary: 'Introspection XML could not be parsed or is not valid D-Bus introspection data.',
-    remedy: 'Check the XML file (or the service returning it): the message names the element and what is wrong.',
+    remedy:
+      'Check the XML file (or the service returning it): the message names the element and what is wrong.',
   },
   OPDBUS_ERR_DBUS_CODEGEN: {
-    summary: 'Bindings could not be generated or written (nothing to generate, a name clash, or an unwritable directory).',
+    summary:
+      'Bindings could not be generated or written (nothing to generate, a name clash, or an unwritable directory).',
     remedy: 'Read the message: pick interfaces with `--interface`, or choose a writable `--out` directory.',
   },
   OPDBUS_ERR_DBUS_READ_ONLY: {
-    summary: 'A change was asked of a D-Bus property that the auto plugin cannot write (read-only, or writes not enabled).',
+    summary:
+      'A change was asked of a D-Bus property that the auto plugin cannot write (read-only, or writes not enabled).',
     remedy:
       'Remove the property from the state document, or create the auto plugin with `writable: true` for properties with access "readwrite".',
   },

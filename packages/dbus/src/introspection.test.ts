@@ -44,16 +44,34 @@ describe('parseIntrospection', () => {
       ['Size', 'read', 'invalidates'],
       ['Label', 'readwrite', 'false'],
     ]);
-    expect(childPaths('/com/example/Thing', node)).toEqual(['/com/example/Thing/child1', '/com/example/Thing/child2']);
+    expect(childPaths('/com/example/Thing', node)).toEqual([
+      '/com/example/Thing/child1',
+      '/com/example/Thing/child2',
+    ]);
     expect(node.nodes[1]!.interfaces[0]!.name).toBe('com.example.Inline');
   });
 
   it('parses the real systemd, hostnamed, timedated and logind interfaces', () => {
-    for (const file of ['systemd1-manager', 'systemd1-service', 'systemd1-timer', 'hostname1', 'timedate1', 'login1-manager', 'login1-session', 'login1-user', 'login1-seat']) {
-      const node = parseIntrospection(readFileSync(new URL(`../interfaces/${file}.xml`, import.meta.url), 'utf8'), file);
+    for (const file of [
+      'systemd1-manager',
+      'systemd1-service',
+      'systemd1-timer',
+      'hostname1',
+      'timedate1',
+      'login1-manager',
+      'login1-session',
+      'login1-user',
+      'login1-seat',
+    ]) {
+      const node = parseIntrospection(
+        readFileSync(new URL(`../interfaces/${file}.xml`, import.meta.url), 'utf8'),
+        file,
+      );
       expect(node.interfaces.length, file).toBeGreaterThan(3);
     }
-    const manager = parseIntrospection(readFileSync(new URL('../interfaces/systemd1-manager.xml', import.meta.url), 'utf8'));
+    const manager = parseIntrospection(
+      readFileSync(new URL('../interfaces/systemd1-manager.xml', import.meta.url), 'utf8'),
+    );
     const m = manager.interfaces.find((i) => i.name === 'org.freedesktop.systemd1.Manager')!;
     expect(m.methods.find((x) => x.name === 'StartUnit')!.inArgs.map((a) => a.type)).toEqual(['s', 's']);
     expect(m.properties.find((p) => p.name === 'LogLevel')!.emitsChangedSignal).toBe('false');
@@ -69,9 +87,15 @@ describe('parseIntrospection', () => {
       }
       throw new Error('no error');
     };
-    expect(bad('<node><interface name="a.b"><method></interface></node>')).toMatch(/test\.xml: not well-formed XML at line 1/);
+    expect(bad('<node><interface name="a.b"><method></interface></node>')).toMatch(
+      /test\.xml: not well-formed XML at line 1/,
+    );
     expect(bad('<node><interface name="nodots"/></node>')).toMatch(/invalid name "nodots"/);
-    expect(bad('<node><interface name="a.b"><property name="P" type="a" access="read"/></interface></node>')).toMatch(/property a\.b\.P: Invalid D-Bus signature/);
-    expect(bad('<node><interface name="a.b"><property name="P" type="s" access="rw"/></interface></node>')).toMatch(/access must be/);
+    expect(
+      bad('<node><interface name="a.b"><property name="P" type="a" access="read"/></interface></node>'),
+    ).toMatch(/property a\.b\.P: Invalid D-Bus signature/);
+    expect(
+      bad('<node><interface name="a.b"><property name="P" type="s" access="rw"/></interface></node>'),
+    ).toMatch(/access must be/);
   });
 });

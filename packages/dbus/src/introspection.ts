@@ -89,7 +89,8 @@ const memberNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const parser = new XMLParser({
   ignoreAttributes: false,
   attributeNamePrefix: '',
-  isArray: (name) => ['node', 'interface', 'method', 'signal', 'property', 'arg', 'annotation'].includes(name),
+  isArray: (name) =>
+    ['node', 'interface', 'method', 'signal', 'property', 'arg', 'annotation'].includes(name),
   ignoreDeclaration: true,
   ignorePiTags: true,
   parseAttributeValue: false,
@@ -116,10 +117,16 @@ function attr(raw: Raw, key: string): string | undefined {
  */
 export function parseIntrospection(xml: string, source = 'introspection XML'): NodeInfo {
   const fail = (what: string, data: Record<string, unknown> = {}): never => {
-    throw new OpdbusError('OPDBUS_ERR_DBUS_INTROSPECTION', `${source}: ${what}.`, { data: { source, ...data } });
+    throw new OpdbusError('OPDBUS_ERR_DBUS_INTROSPECTION', `${source}: ${what}.`, {
+      data: { source, ...data },
+    });
   };
   const valid = XMLValidator.validate(xml);
-  if (valid !== true) fail(`not well-formed XML at line ${valid.err.line}, column ${valid.err.col}: ${valid.err.msg}`, { line: valid.err.line, col: valid.err.col });
+  if (valid !== true)
+    fail(`not well-formed XML at line ${valid.err.line}, column ${valid.err.col}: ${valid.err.msg}`, {
+      line: valid.err.line,
+      col: valid.err.col,
+    });
   let doc: Raw;
   try {
     doc = parser.parse(xml) as Raw;
@@ -127,7 +134,8 @@ export function parseIntrospection(xml: string, source = 'introspection XML'): N
     return fail(`cannot parse: ${(err as Error).message}`);
   }
   const roots = asObjects(doc.node);
-  if (roots.length !== 1 || roots[0] === undefined) return fail('the document must have exactly one root <node> element');
+  if (roots.length !== 1 || roots[0] === undefined)
+    return fail('the document must have exactly one root <node> element');
 
   const annotations = (raw: Raw, where: string): Annotation[] =>
     asObjects(raw.annotation).map((a) => {
@@ -136,7 +144,8 @@ export function parseIntrospection(xml: string, source = 'introspection XML'): N
       if (name === undefined || value === undefined) fail(`${where}: <annotation> needs "name" and "value"`);
       return { name: name!, value: value! };
     });
-  const flag = (list: Annotation[], name: string): boolean => list.some((a) => a.name === name && a.value === 'true');
+  const flag = (list: Annotation[], name: string): boolean =>
+    list.some((a) => a.name === name && a.value === 'true');
   const signature = (type: string | undefined, where: string, single: boolean): string => {
     if (type === undefined) return fail(`${where}: missing "type"`);
     try {
@@ -150,7 +159,8 @@ export function parseIntrospection(xml: string, source = 'introspection XML'): N
   const args = (raw: Raw, where: string, defaultDirection: 'in' | 'out'): ArgInfo[] =>
     asObjects(raw.arg).map((a, i) => {
       const direction = attr(a, 'direction') ?? defaultDirection;
-      if (direction !== 'in' && direction !== 'out') fail(`${where} argument ${i}: direction must be "in" or "out", not "${direction}"`);
+      if (direction !== 'in' && direction !== 'out')
+        fail(`${where} argument ${i}: direction must be "in" or "out", not "${direction}"`);
       return {
         name: attr(a, 'name'),
         type: signature(attr(a, 'type'), `${where} argument ${attr(a, 'name') ?? i}`, true),
@@ -160,16 +170,20 @@ export function parseIntrospection(xml: string, source = 'introspection XML'): N
     });
   const memberName = (raw: Raw, kind: string, iface: string): string => {
     const name = attr(raw, 'name');
-    if (name === undefined || !memberNamePattern.test(name)) fail(`interface ${iface}: <${kind}> has an invalid name ${JSON.stringify(name)}`);
+    if (name === undefined || !memberNamePattern.test(name))
+      fail(`interface ${iface}: <${kind}> has an invalid name ${JSON.stringify(name)}`);
     return name!;
   };
 
   const parseInterface = (raw: Raw): InterfaceInfo => {
     const name = attr(raw, 'name');
-    if (name === undefined || !interfaceNamePattern.test(name)) fail(`<interface> has an invalid name ${JSON.stringify(name)}`);
+    if (name === undefined || !interfaceNamePattern.test(name))
+      fail(`<interface> has an invalid name ${JSON.stringify(name)}`);
     const iface = name!;
     const ifaceAnnotations = annotations(raw, `interface ${iface}`);
-    const ifaceEmits = ifaceAnnotations.find((a) => a.name === 'org.freedesktop.DBus.Property.EmitsChangedSignal')?.value;
+    const ifaceEmits = ifaceAnnotations.find(
+      (a) => a.name === 'org.freedesktop.DBus.Property.EmitsChangedSignal',
+    )?.value;
     const methods = asObjects(raw.method).map((m): MethodInfo => {
       const mName = memberName(m, 'method', iface);
       const all = args(m, `${iface}.${mName}`, 'in');
@@ -197,11 +211,18 @@ export function parseIntrospection(xml: string, source = 'introspection XML'): N
       const pName = memberName(p, 'property', iface);
       const access = attr(p, 'access');
       if (access !== 'read' && access !== 'write' && access !== 'readwrite')
-        fail(`property ${iface}.${pName}: access must be read, write or readwrite, not ${JSON.stringify(access)}`);
+        fail(
+          `property ${iface}.${pName}: access must be read, write or readwrite, not ${JSON.stringify(access)}`,
+        );
       const list = annotations(p, `${iface}.${pName}`);
-      const emits = list.find((a) => a.name === 'org.freedesktop.DBus.Property.EmitsChangedSignal')?.value ?? ifaceEmits ?? 'true';
+      const emits =
+        list.find((a) => a.name === 'org.freedesktop.DBus.Property.EmitsChangedSignal')?.value ??
+        ifaceEmits ??
+        'true';
       if (!['true', 'invalidates', 'const', 'false'].includes(emits))
-        fail(`property ${iface}.${pName}: EmitsChangedSignal must be true, invalidates, const or false, not "${emits}"`);
+        fail(
+          `property ${iface}.${pName}: EmitsChangedSignal must be true, invalidates, const or false, not "${emits}"`,
+        );
       return {
         name: pName,
         type: signature(attr(p, 'type'), `property ${iface}.${pName}`, true),
@@ -211,7 +232,14 @@ export function parseIntrospection(xml: string, source = 'introspection XML'): N
         emitsChangedSignal: emits as EmitsChangedSignal,
       };
     });
-    return { name: iface, methods, signals, properties, annotations: ifaceAnnotations, deprecated: flag(ifaceAnnotations, 'org.freedesktop.DBus.Deprecated') };
+    return {
+      name: iface,
+      methods,
+      signals,
+      properties,
+      annotations: ifaceAnnotations,
+      deprecated: flag(ifaceAnnotations, 'org.freedesktop.DBus.Deprecated'),
+    };
   };
   const parseNode = (raw: Raw): NodeInfo => ({
     name: attr(raw, 'name'),

@@ -114,7 +114,13 @@ export class InterfaceProxy<P extends object = Record<string, unknown>, W extend
         data: { interface: this.interfaceName, property: name },
       });
     }
-    await this.connection.setProperty(this.destination, this.path, this.interfaceName, name, new Variant(signature, value));
+    await this.connection.setProperty(
+      this.destination,
+      this.path,
+      this.interfaceName,
+      name,
+      new Variant(signature, value),
+    );
   }
 
   /** Receive PropertiesChanged for this interface on this object (changed values unwrapped, invalidated names). */
@@ -154,15 +160,23 @@ export class PropertyCache<P extends object> implements AsyncDisposable {
   readonly #logger: Logger;
   #subscription: Subscription | undefined;
 
-  private constructor(proxy: Pick<InterfaceProxy<P>, 'get' | 'getAll' | 'interfaceName' | 'path'>, logger: Logger) {
+  private constructor(
+    proxy: Pick<InterfaceProxy<P>, 'get' | 'getAll' | 'interfaceName' | 'path'>,
+    logger: Logger,
+  ) {
     this.#proxy = proxy;
     this.#logger = logger;
   }
 
   /** Subscribe first, then read everything: no change is lost in between. */
-  static async open<P extends object>(proxy: InterfaceProxy<P, keyof P & string>, logger: Logger): Promise<PropertyCache<P>> {
+  static async open<P extends object>(
+    proxy: InterfaceProxy<P, keyof P & string>,
+    logger: Logger,
+  ): Promise<PropertyCache<P>> {
     const cache = new PropertyCache<P>(proxy, logger);
-    cache.#subscription = await proxy.onPropertiesChanged((changed, invalidated) => cache.#apply(changed, invalidated));
+    cache.#subscription = await proxy.onPropertiesChanged((changed, invalidated) =>
+      cache.#apply(changed, invalidated),
+    );
     await cache.refresh();
     return cache;
   }
@@ -180,7 +194,11 @@ export class PropertyCache<P extends object> implements AsyncDisposable {
       }),
     ).then(
       (entries) => this.#emit(Object.fromEntries(entries) as Partial<P>, []),
-      (err: unknown) => this.#logger.warn({ err, interface: this.#proxy.interfaceName }, 'could not re-read invalidated properties'),
+      (err: unknown) =>
+        this.#logger.warn(
+          { err, interface: this.#proxy.interfaceName },
+          'could not re-read invalidated properties',
+        ),
     );
   }
 

@@ -46,12 +46,9 @@ describe('signatures', () => {
 
 describe('values', () => {
   it('converts D-Bus values to JSON and back by signature', () => {
-    expect(toJson([new Variant('t', 5n), Buffer.from([1, 2]), { a: new Variant('s', 'x') }, 2n ** 63n])).toEqual([
-      5,
-      [1, 2],
-      { a: 'x' },
-      '9223372036854775808',
-    ]);
+    expect(
+      toJson([new Variant('t', 5n), Buffer.from([1, 2]), { a: new Variant('s', 'x') }, 2n ** 63n]),
+    ).toEqual([5, [1, 2], { a: 'x' }, '9223372036854775808']);
     expect(fromJson('t', 1024)).toBe(1024n);
     expect(fromJson('a(ss)', [['a', 'b']])).toEqual([['a', 'b']]);
     const v = fromJson('v', { signature: 'u', value: 3 }) as Variant;
@@ -71,11 +68,24 @@ describe('names and match rules', () => {
     expect(isObjectPath('/a/')).toBe(false);
   });
   it('formats match rules and matches signals locally', () => {
-    const rule = { sender: 'org.x', interface: 'org.x.I', member: 'M', pathNamespace: '/org/x', args: { 0: "it's" } };
+    const rule = {
+      sender: 'org.x',
+      interface: 'org.x.I',
+      member: 'M',
+      pathNamespace: '/org/x',
+      args: { 0: "it's" },
+    };
     expect(formatMatchRule(rule)).toBe(
       `type='signal',sender='org.x',interface='org.x.I',member='M',path_namespace='/org/x',arg0='it'\\''s'`,
     );
-    const message = { sender: ':1.5', path: '/org/x/a', interface: 'org.x.I', member: 'M', signature: 's', body: ["it's"] };
+    const message = {
+      sender: ':1.5',
+      path: '/org/x/a',
+      interface: 'org.x.I',
+      member: 'M',
+      signature: 's',
+      body: ["it's"],
+    };
     expect(matchesRule(rule, message, () => ':1.5')).toBe(true);
     expect(matchesRule(rule, message, () => ':1.6')).toBe(false);
     expect(matchesRule({ ...rule, pathNamespace: '/org/y' }, message, () => ':1.5')).toBe(false);

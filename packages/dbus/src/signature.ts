@@ -13,7 +13,21 @@ export type DbusType =
   | { kind: 'dict'; key: DbusType & { kind: 'basic' }; value: DbusType }
   | { kind: 'struct'; fields: DbusType[] };
 
-const basicCodes: ReadonlySet<string> = new Set(['y', 'b', 'n', 'q', 'i', 'u', 'x', 't', 'd', 'h', 's', 'o', 'g']);
+const basicCodes: ReadonlySet<string> = new Set([
+  'y',
+  'b',
+  'n',
+  'q',
+  'i',
+  'u',
+  'x',
+  't',
+  'd',
+  'h',
+  's',
+  'o',
+  'g',
+]);
 
 function fail(signature: string, at: number, what: string): never {
   throw new OpdbusError(
@@ -75,7 +89,8 @@ export function parseSignature(signature: string): DbusType[] {
 /** Parse a signature that must hold exactly one complete type (a property's, a variant's). */
 export function parseSingleType(signature: string): DbusType {
   const types = parseSignature(signature);
-  if (types.length !== 1 || types[0] === undefined) fail(signature, 0, 'exactly one complete type was expected');
+  if (types.length !== 1 || types[0] === undefined)
+    fail(signature, 0, 'exactly one complete type was expected');
   return types[0];
 }
 

@@ -109,7 +109,8 @@ export function fromJson(type: DbusType | string, json: unknown, path = ''): unk
     case 'array':
       if (!Array.isArray(json)) badJson(t, json, path);
       if (t.element.kind === 'basic' && t.element.code === 'y') {
-        if (!json.every((b) => typeof b === 'number' && Number.isInteger(b) && b >= 0 && b < 256)) badJson(t, json, path);
+        if (!json.every((b) => typeof b === 'number' && Number.isInteger(b) && b >= 0 && b < 256))
+          badJson(t, json, path);
         return Buffer.from(json as number[]);
       }
       return json.map((item, i) => fromJson(t.element, item, `${path}[${i}]`));

@@ -45,10 +45,15 @@ export async function walkObjectTree(
         node = await connection.introspect(destination, path);
       } catch (err) {
         const name = (err as { data?: { dbusError?: unknown } }).data?.dbusError;
-        if (name === 'org.freedesktop.DBus.Error.UnknownObject' || name === 'org.freedesktop.DBus.Error.UnknownMethod') continue;
+        if (
+          name === 'org.freedesktop.DBus.Error.UnknownObject' ||
+          name === 'org.freedesktop.DBus.Error.UnknownMethod'
+        )
+          continue;
         throw err;
       }
-      if (node.interfaces.some((i) => !STANDARD_INTERFACES.has(i.name))) found.push({ path, interfaces: node.interfaces });
+      if (node.interfaces.some((i) => !STANDARD_INTERFACES.has(i.name)))
+        found.push({ path, interfaces: node.interfaces });
       for (const child of childPaths(path, node)) {
         if (seen.has(child) || (options.descend !== undefined && !options.descend(child))) continue;
         seen.add(child);

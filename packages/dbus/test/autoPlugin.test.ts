@@ -52,7 +52,10 @@ describe.skipIf(!probe.available)('the auto plugin, read-only', () => {
     const props = state['/org/freedesktop/hostname1']?.['org.freedesktop.hostname1'];
     expect(props?.StaticHostname).toBe(ct.id);
     expect(props?.Chassis).toBe('container');
-    const [change] = plugin.diff({ '/org/freedesktop/hostname1': { 'org.freedesktop.hostname1': { Location: 'x' } } }, state);
+    const [change] = plugin.diff(
+      { '/org/freedesktop/hostname1': { 'org.freedesktop.hostname1': { Location: 'x' } } },
+      state,
+    );
     expect(change).toBeDefined();
     const { makeChange } = await import('@opdbus/core');
     const err = await plugin.apply(makeChange('hostname1', change!), ctx).catch((e: unknown) => e);

@@ -52,9 +52,13 @@ describe.skipIf(!probe.dbus.available)('a private dbus-daemon', () => {
     await using bus = await connectBus({ address: daemon.address });
     expect(bus.uniqueName).toMatch(/^:\d+\.\d+$/);
     expect(await bus.listNames()).toContain('org.freedesktop.DBus');
-    const err = await bus.getProperty('org.example.Nobody', '/', 'org.example.I', 'P').catch((e: unknown) => e);
+    const err = await bus
+      .getProperty('org.example.Nobody', '/', 'org.example.I', 'P')
+      .catch((e: unknown) => e);
     expect(isOpdbusError(err, 'OPDBUS_ERR_DBUS_CALL')).toBe(true);
-    expect((err as { data: { dbusError: string } }).data.dbusError).toBe('org.freedesktop.DBus.Error.ServiceUnknown');
+    expect((err as { data: { dbusError: string } }).data.dbusError).toBe(
+      'org.freedesktop.DBus.Error.ServiceUnknown',
+    );
   });
 
   it('fails to connect with the address and the reason', async () => {
@@ -99,9 +103,13 @@ describe.skipIf(!probe.container.available)('systemd, hostnamed, timedated, logi
     expect(typeof (await unit.get('ActiveEnterTimestamp'))).toBe('bigint');
     const err = await manager.getUnit('no-such-unit.service').catch((e: unknown) => e);
     expect(isOpdbusError(err, 'OPDBUS_ERR_DBUS_CALL')).toBe(true);
-    expect((err as { data: { dbusError: string } }).data.dbusError).toBe('org.freedesktop.systemd1.NoSuchUnit');
+    expect((err as { data: { dbusError: string } }).data.dbusError).toBe(
+      'org.freedesktop.systemd1.NoSuchUnit',
+    );
     // Arguments are checked against the signature before anything is sent.
-    await expect(manager.startUnit('x.service', 5 as unknown as string)).rejects.toMatchObject({ code: 'OPDBUS_ERR_DBUS_ARGS' });
+    await expect(manager.startUnit('x.service', 5 as unknown as string)).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_DBUS_ARGS',
+    });
   });
 
   it('receives signals through match rules (JobRemoved after StartUnit)', async () => {
@@ -147,27 +155,43 @@ describe.skipIf(!probe.container.available)('systemd, hostnamed, timedated, logi
     await manager.set('LogLevel', level);
     // SetUnitProperties takes a(sv): Variants pass through to the wire.
     await manager.setUnitProperties('dbus.service', true, [['CPUWeight', new Variant('t', 150n)]]);
-    expect(await bus.getProperty('org.freedesktop.systemd1', await manager.getUnit('dbus.service'), 'org.freedesktop.systemd1.Service', 'CPUWeight')).toBe(150n);
+    expect(
+      await bus.getProperty(
+        'org.freedesktop.systemd1',
+        await manager.getUnit('dbus.service'),
+        'org.freedesktop.systemd1.Service',
+        'CPUWeight',
+      ),
+    ).toBe(150n);
   });
 
   it('walks an object tree (logind)', async () => {
     const objects = await walkObjectTree(bus, 'org.freedesktop.login1');
     expect(objects.map((o) => o.path)).toContain('/org/freedesktop/login1');
     expect(objects.map((o) => o.path)).toContain('/org/freedesktop/login1/seat/seat0');
-    expect(objects.find((o) => o.path === '/org/freedesktop/login1')!.interfaces.map((i) => i.name)).toContain('org.freedesktop.login1.Manager');
+    expect(
+      objects.find((o) => o.path === '/org/freedesktop/login1')!.interfaces.map((i) => i.name),
+    ).toContain('org.freedesktop.login1.Manager');
   });
 
   it('generates bindings from live introspection that typecheck, and a call through them works', async () => {
     mkdirSync(genDir, { recursive: true });
     const services = [
-      { destination: 'org.freedesktop.systemd1', paths: ['/org/freedesktop/systemd1', '/org/freedesktop/systemd1/unit/dbus_2eservice'] },
+      {
+        destination: 'org.freedesktop.systemd1',
+        paths: ['/org/freedesktop/systemd1', '/org/freedesktop/systemd1/unit/dbus_2eservice'],
+      },
       { destination: 'org.freedesktop.hostname1', paths: ['/org/freedesktop/hostname1'] },
       { destination: 'org.freedesktop.timedate1', paths: ['/org/freedesktop/timedate1'] },
       { destination: 'org.freedesktop.login1', paths: undefined },
     ];
     const written: string[] = [];
     for (const s of services) {
-      const description = await describeService(bus, s.destination, s.paths === undefined ? {} : { paths: s.paths });
+      const description = await describeService(
+        bus,
+        s.destination,
+        s.paths === undefined ? {} : { paths: s.paths },
+      );
       const files = generateBindings(description, { importFrom: '../../../src/index.js' });
       written.push(...(await writeBindings(files, `${genDir}/${s.destination.split('.')[2]}`)));
     }
@@ -175,7 +199,10 @@ describe.skipIf(!probe.container.available)('systemd, hostnamed, timedated, logi
     expect(written.some((f) => f.endsWith('login1Seat.ts'))).toBe(true);
     expect(typecheck(written)).toBe('');
     const generated = (await import(`${genDir}/timedate1/timedate1.ts`)) as {
-      Timedate1: new (b: DbusConnection) => { get(name: string): Promise<unknown>; listTimezones(): Promise<string[]> };
+      Timedate1: new (b: DbusConnection) => {
+        get(name: string): Promise<unknown>;
+        listTimezones(): Promise<string[]>;
+      };
     };
     const timedate = new generated.Timedate1(bus);
     expect(await timedate.get('Timezone')).toBeTypeOf('string');

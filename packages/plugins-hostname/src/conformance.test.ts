@@ -11,7 +11,13 @@ describePluginConformance<HostnameSection>(
     const ct = await startSystemdContainer();
     return {
       target: { busAddress: ct.busAddress },
-      desired: { static: 'opdbus-host', pretty: 'op-dbus Test Host', chassis: 'server', deployment: 'staging', location: 'rack 4, row B' },
+      desired: {
+        static: 'opdbus-host',
+        pretty: 'op-dbus Test Host',
+        chassis: 'server',
+        deployment: 'staging',
+        location: 'rack 4, row B',
+      },
       // hostnamed refuses an icon name with a slash after the location was set: rolled back.
       failing: { location: 'somewhere else', iconName: 'bad/icon' },
       drift: async () => {

@@ -40,19 +40,39 @@ export const hostnameSchema: z.ZodType<HostnameSection> = z
   .strictObject({
     static: z
       .string()
-      .regex(/^$|^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'a hostname (letters, digits, dashes, dots; up to 64)')
+      .regex(
+        /^$|^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+        'a hostname (letters, digits, dashes, dots; up to 64)',
+      )
       .optional()
       .describe('The static hostname (/etc/hostname); "" removes it.'),
-    pretty: z.string().optional().describe('The pretty hostname, free text (PRETTY_HOSTNAME in /etc/machine-info).'),
+    pretty: z
+      .string()
+      .optional()
+      .describe('The pretty hostname, free text (PRETTY_HOSTNAME in /etc/machine-info).'),
     chassis: z.enum(chassisTypes).optional().describe('The chassis type; "" goes back to the detected one.'),
-    deployment: z.string().regex(/^[A-Za-z0-9.:-]*$/, 'letters, digits, ".", ":", "-", e.g. production').optional().describe('The deployment environment, e.g. production.'),
+    deployment: z
+      .string()
+      .regex(/^[A-Za-z0-9.:-]*$/, 'letters, digits, ".", ":", "-", e.g. production')
+      .optional()
+      .describe('The deployment environment, e.g. production.'),
     location: z.string().optional().describe('Where the machine is, free text.'),
     iconName: z.string().optional().describe('The icon name (XDG icon naming).'),
   })
   .describe('Host names and machine information, through systemd-hostnamed (org.freedesktop.hostname1).');
 
 type Field = keyof HostnameSection;
-const fields: ReadonlyArray<{ field: Field; property: string; method: 'setStaticHostname' | 'setPrettyHostname' | 'setChassis' | 'setDeployment' | 'setLocation' | 'setIconName' }> = [
+const fields: ReadonlyArray<{
+  field: Field;
+  property: string;
+  method:
+    | 'setStaticHostname'
+    | 'setPrettyHostname'
+    | 'setChassis'
+    | 'setDeployment'
+    | 'setLocation'
+    | 'setIconName';
+}> = [
   { field: 'static', property: 'StaticHostname', method: 'setStaticHostname' },
   { field: 'pretty', property: 'PrettyHostname', method: 'setPrettyHostname' },
   { field: 'chassis', property: 'Chassis', method: 'setChassis' },
@@ -65,7 +85,10 @@ const fields: ReadonlyArray<{ field: Field; property: string; method: 'setStatic
 export type HostnameCheckpoint = { values: Record<string, string> };
 
 const connect = (ctx: PluginContext): Promise<DbusConnection> =>
-  connectBus({ ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }), logger: ctx.logger });
+  connectBus({
+    ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
+    logger: ctx.logger,
+  });
 
 async function read(bus: DbusConnection): Promise<Required<Record<Field, string>>> {
   const all = await new Hostname1(bus).getAll();
@@ -81,14 +104,18 @@ async function read(bus: DbusConnection): Promise<Required<Record<Field, string>
 
 async function set(bus: DbusConnection, field: Field, value: string): Promise<void> {
   const spec = fields.find((f) => f.field === field);
-  if (spec === undefined) throw new OpdbusError('OPDBUS_ERR_HOSTNAME_SET', `Unknown hostname field ${field}.`);
+  if (spec === undefined)
+    throw new OpdbusError('OPDBUS_ERR_HOSTNAME_SET', `Unknown hostname field ${field}.`);
   try {
     await new Hostname1(bus)[spec.method](value, false);
   } catch (err) {
     throw new OpdbusError(
       'OPDBUS_ERR_HOSTNAME_SET',
       `systemd-hostnamed refused ${spec.property} = ${JSON.stringify(value)}: ${(err as Error).message}`,
-      { data: { path: `plugins.hostname.${field}`, value, dbusError: (err as OpdbusError).data?.dbusError }, cause: err },
+      {
+        data: { path: `plugins.hostname.${field}`, value, dbusError: (err as OpdbusError).data?.dbusError },
+        cause: err,
+      },
     );
   }
 }
@@ -119,7 +146,8 @@ export function createHostnamePlugin(): Plugin<HostnameSection, HostnameCheckpoi
       await using bus = await connect(ctx);
       const all = await read(bus);
       const out: HostnameSection = {};
-      const wanted = options?.scope === undefined ? fields.map((f) => f.field) : (Object.keys(options.scope) as Field[]);
+      const wanted =
+        options?.scope === undefined ? fields.map((f) => f.field) : (Object.keys(options.scope) as Field[]);
       for (const field of wanted) (out as Record<Field, string>)[field] = all[field];
       return out;
     },
@@ -142,7 +170,8 @@ export function createHostnamePlugin(): Plugin<HostnameSection, HostnameCheckpoi
 
     async apply(change, ctx) {
       await using bus = await connect(ctx);
-      await set(bus, change.resource as Field, String(change.after as string));
+      const value = typeof change.after === 'string' ? change.after : '';
+      await set(bus, change.resource as Field, value);
     },
 
     async checkpoint(ctx, changes) {
@@ -156,7 +185,8 @@ export function createHostnamePlugin(): Plugin<HostnameSection, HostnameCheckpoi
     async restore(token, ctx) {
       await using bus = await connect(ctx);
       const all = await read(bus);
-      for (const [field, value] of Object.entries(token.values)) if (all[field as Field] !== value) await set(bus, field as Field, value);
+      for (const [field, value] of Object.entries(token.values))
+        if (all[field as Field] !== value) await set(bus, field as Field, value);
     },
 
     async watch(ctx, onEvent: (event: WatchEvent) => void) {

@@ -7,7 +7,8 @@ export const sessionsErrors = defineErrorCodes({
     remedy: 'Create the user first, correct the name, or give the numeric uid as the key.',
   },
   OPDBUS_ERR_SESSIONS_ROOT: {
-    summary: "User names cannot be resolved: the root's /etc/passwd does not belong to the targeted logind (another machine id).",
+    summary:
+      "User names cannot be resolved: the root's /etc/passwd does not belong to the targeted logind (another machine id).",
     remedy: 'With --bus pointing at a container, pass its root with --root, or use numeric uids as keys.',
   },
   OPDBUS_ERR_SESSIONS_LOGIND: {

@@ -10,7 +10,17 @@ const probe = probeSandbox().container;
 const plugin = createSessionsPlugin();
 
 describe('session selectors', () => {
-  const session = { user: 'bob', uid: 1000, class: 'user', type: 'tty', service: 'sshd', state: 'active', active: true, remote: true, remoteHost: '10.0.0.9' };
+  const session = {
+    user: 'bob',
+    uid: 1000,
+    class: 'user',
+    type: 'tty',
+    service: 'sshd',
+    state: 'active',
+    active: true,
+    remote: true,
+    remoteHost: '10.0.0.9',
+  };
   it('match when every given field matches', () => {
     expect(matchesSelector(session, { user: 'bob' })).toBe(true);
     expect(matchesSelector(session, { user: 'bob', remote: true, service: 'sshd' })).toBe(true);
@@ -25,12 +35,19 @@ describe.skipIf(!probe.available)('the termination policy against a real logind'
   let engine: Engine;
   const registry = new PluginRegistry([plugin]);
   const doc = (section: SessionsSection) =>
-    parseStateDocument(JSON.stringify({ version: 1, plugins: { sessions: section } }), { source: 'test', registry });
+    parseStateDocument(JSON.stringify({ version: 1, plugins: { sessions: section } }), {
+      source: 'test',
+      registry,
+    });
   beforeAll(async () => {
     ct = await startSystemdContainer();
     await ct.exec('useradd', ['--create-home', 'opdbus']);
     stateDir = await mkdtemp(join(tmpdir(), 'opdbus-sessions-'));
-    engine = new Engine({ registry, stateDir, target: { busAddress: await ct.insideBusAddress(), root: ct.rootDir } });
+    engine = new Engine({
+      registry,
+      stateDir,
+      target: { busAddress: await ct.insideBusAddress(), root: ct.rootDir },
+    });
   }, 600_000);
   afterAll(async () => {
     await ct?.stop();
@@ -43,7 +60,8 @@ describe.skipIf(!probe.available)('the termination policy against a real logind'
     const sessionOpened = new Promise<string>((resolve) => (opened = resolve));
     const unsubscribe = await plugin.watch!(engine.context('sessions'), (event) => {
       events.push(event);
-      if ((event.raw as { signal?: string } | undefined)?.signal === 'SessionNew') opened(event.resource!.slice('session/'.length));
+      if ((event.raw as { signal?: string } | undefined)?.signal === 'SessionNew')
+        opened(event.resource!.slice('session/'.length));
     });
     // A login session of "opdbus", opened through PAM (pam_systemd) by su inside the container.
     const login = ct.exec('su', ['--login', 'opdbus', '--command', 'exec sleep 300']);
@@ -64,7 +82,11 @@ describe.skipIf(!probe.available)('the termination policy against a real logind'
     let closed!: () => void;
     const sessionClosed = new Promise<void>((resolve) => (closed = resolve));
     const off = await plugin.watch!(engine.context('sessions'), (event) => {
-      if (event.resource === `session/${id}` && (event.raw as { signal?: string }).signal === 'SessionRemoved') closed();
+      if (
+        event.resource === `session/${id}` &&
+        (event.raw as { signal?: string }).signal === 'SessionRemoved'
+      )
+        closed();
     });
     expect((await engine.apply(enforce, { force: true })).status).toBe('committed');
     await sessionClosed;

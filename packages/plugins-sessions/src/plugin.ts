@@ -9,7 +9,15 @@ import {
   type PluginContext,
   type WatchEvent,
 } from '@opdbus/core';
-import { Login1Manager, Login1Seat, Login1Session, Login1User, connectBus, type DbusConnection, type Subscription } from '@opdbus/dbus';
+import {
+  Login1Manager,
+  Login1Seat,
+  Login1Session,
+  Login1User,
+  connectBus,
+  type DbusConnection,
+  type Subscription,
+} from '@opdbus/dbus';
 import { z } from 'zod';
 
 const LOGIND = 'org.freedesktop.login1';
@@ -19,7 +27,10 @@ export const sessionSelectorSchema = z
   .strictObject({
     user: z.string().optional().describe('User name.'),
     uid: z.number().int().min(0).optional().describe('User id.'),
-    class: z.enum(['user', 'greeter', 'lock-screen', 'background', 'manager', 'manager-early']).optional().describe('Session class.'),
+    class: z
+      .enum(['user', 'greeter', 'lock-screen', 'background', 'manager', 'manager-early'])
+      .optional()
+      .describe('Session class.'),
     type: z.enum(['unspecified', 'tty', 'x11', 'wayland', 'mir', 'web']).optional().describe('Session type.'),
     service: z.string().optional().describe('PAM service that opened it, e.g. sshd.'),
     remote: z.boolean().optional().describe('Remote (e.g. SSH) or local.'),
@@ -65,34 +76,54 @@ export const sessionsSchema: z.ZodType<SessionsSection> = z
     linger: z
       .record(z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$|^\d+$/, 'a user name or a numeric uid'), z.boolean())
       .optional()
-      .describe("Lingering by user: the user's service manager runs without a login (loginctl enable-linger)."),
+      .describe(
+        "Lingering by user: the user's service manager runs without a login (loginctl enable-linger).",
+      ),
     terminate: z
       .strictObject({
         mode: z
           .enum(['observe', 'enforce'])
           .optional()
-          .describe('observe (default): nothing is terminated; enforce: matching sessions are terminated (needs --force: it cannot be undone).'),
+          .describe(
+            'observe (default): nothing is terminated; enforce: matching sessions are terminated (needs --force: it cannot be undone).',
+          ),
         match: z.array(sessionSelectorSchema).min(1).describe('Sessions matching any of these selectors.'),
       })
       .optional()
       .describe('A policy that terminates sessions matching a selector. Observe-only by default.'),
     sessions: z.record(z.string(), sessionInfoSchema).optional().describe(`Sessions by id. ${readOnly}`),
     users: z
-      .record(z.string(), z.strictObject({ uid: z.number(), state: z.string(), linger: z.boolean(), sessions: z.array(z.string()) }))
+      .record(
+        z.string(),
+        z.strictObject({
+          uid: z.number(),
+          state: z.string(),
+          linger: z.boolean(),
+          sessions: z.array(z.string()),
+        }),
+      )
       .optional()
       .describe(`Logged-in and lingering users by name. ${readOnly}`),
     seats: z
-      .record(z.string(), z.strictObject({ activeSession: z.string().optional(), sessions: z.array(z.string()) }))
+      .record(
+        z.string(),
+        z.strictObject({ activeSession: z.string().optional(), sessions: z.array(z.string()) }),
+      )
       .optional()
       .describe(`Seats by id. ${readOnly}`),
   })
-  .describe('Login sessions, users and seats (systemd-logind, org.freedesktop.login1): lingering and a termination policy.');
+  .describe(
+    'Login sessions, users and seats (systemd-logind, org.freedesktop.login1): lingering and a termination policy.',
+  );
 
 /** The checkpoint: linger as it was for the users a plan changes (sessions cannot be restored). */
 export type SessionsCheckpoint = { linger: Record<string, boolean>; terminated: string[] };
 
 const connect = (ctx: PluginContext): Promise<DbusConnection> =>
-  connectBus({ ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }), logger: ctx.logger });
+  connectBus({
+    ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
+    logger: ctx.logger,
+  });
 
 /** Whether a session matches a selector. */
 export function matchesSelector(session: SessionInfo, selector: SessionSelector): boolean {
@@ -151,7 +182,10 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
     if (/^\d+$/.test(user)) return Number(user);
     const root = ctx.target.root ?? '/';
     const [local, remote] = await Promise.all([
-      readFile(join(root, 'etc/machine-id'), 'utf8').then((t) => t.trim(), () => ''),
+      readFile(join(root, 'etc/machine-id'), 'utf8').then(
+        (t) => t.trim(),
+        () => '',
+      ),
       bus.peerMachineId(LOGIND, '/org/freedesktop/login1'),
     ]);
     if (local !== remote) {
@@ -166,12 +200,18 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
       const [name, , uid] = line.split(':');
       if (name === user && uid !== undefined) return Number(uid);
     }
-    throw new OpdbusError('OPDBUS_ERR_SESSIONS_UNKNOWN_USER', `plugins.sessions.linger.${user}: there is no user "${user}" in ${join(root, 'etc/passwd')}.`, {
-      data: { user, path: `plugins.sessions.linger.${user}` },
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_SESSIONS_UNKNOWN_USER',
+      `plugins.sessions.linger.${user}: there is no user "${user}" in ${join(root, 'etc/passwd')}.`,
+      {
+        data: { user, path: `plugins.sessions.linger.${user}` },
+      },
+    );
   };
 
-  const lingering = async (bus: DbusConnection): Promise<Map<number, { name: string; linger: boolean; state: string; path: string }>> => {
+  const lingering = async (
+    bus: DbusConnection,
+  ): Promise<Map<number, { name: string; linger: boolean; state: string; path: string }>> => {
     const out = new Map<number, { name: string; linger: boolean; state: string; path: string }>();
     for (const [uid, name, path] of await new Login1Manager(bus).listUsers()) {
       try {
@@ -188,17 +228,22 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
     try {
       await new Login1Manager(bus).setUserLinger(uid, enable, false);
     } catch (err) {
-      throw new OpdbusError('OPDBUS_ERR_SESSIONS_LOGIND', `logind refused to ${enable ? 'enable' : 'disable'} lingering for uid ${uid}: ${(err as Error).message}`, {
-        data: { uid, dbusError: (err as OpdbusError).data?.dbusError },
-        cause: err,
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_SESSIONS_LOGIND',
+        `logind refused to ${enable ? 'enable' : 'disable'} lingering for uid ${uid}: ${(err as Error).message}`,
+        {
+          data: { uid, dbusError: (err as OpdbusError).data?.dbusError },
+          cause: err,
+        },
+      );
     }
   };
 
   return definePlugin<SessionsSection, SessionsCheckpoint>({
     name: 'sessions',
     version: '0.1.0',
-    description: 'Login sessions, users and seats (systemd-logind): lingering, and a session termination policy (observe-only by default).',
+    description:
+      'Login sessions, users and seats (systemd-logind): lingering, and a session termination policy (observe-only by default).',
     schema: sessionsSchema,
 
     async probe(ctx) {
@@ -232,7 +277,8 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
         out.sessions = await listSessions(bus);
       }
       if (scope === undefined) {
-        const byUser: Record<string, { uid: number; state: string; linger: boolean; sessions: string[] }> = {};
+        const byUser: Record<string, { uid: number; state: string; linger: boolean; sessions: string[] }> =
+          {};
         for (const [uid, u] of users)
           byUser[u.name] = {
             uid,
@@ -261,7 +307,13 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
       for (const [user, want] of Object.entries(desired.linger ?? {})) {
         const have = observed.linger?.[user] ?? false;
         if (have === want) continue;
-        changes.push({ resource: `linger/${user}`, op: 'update', before: have, after: want, summary: `${want ? 'enable' : 'disable'} lingering for ${user}` });
+        changes.push({
+          resource: `linger/${user}`,
+          op: 'update',
+          before: have,
+          after: want,
+          summary: `${want ? 'enable' : 'disable'} lingering for ${user}`,
+        });
       }
       if (desired.terminate !== undefined && desired.terminate.mode === 'enforce') {
         for (const [id, session] of Object.entries(observed.sessions ?? {})) {
@@ -272,7 +324,9 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
             before: session as JsonValue,
             after: null,
             summary: `terminate session ${id} of ${session.user} (${session.service}${session.remote ? `, from ${session.remoteHost ?? 'remote'}` : ''})`,
-            risk: { reason: `terminating session ${id} cannot be undone and ends everything ${session.user} runs in it` },
+            risk: {
+              reason: `terminating session ${id} cannot be undone and ends everything ${session.user} runs in it`,
+            },
           });
         }
       }
@@ -291,10 +345,14 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
         await new Login1Manager(bus).terminateSession(key);
       } catch (err) {
         if ((err as OpdbusError).data?.dbusError === 'org.freedesktop.login1.NoSuchSession') return;
-        throw new OpdbusError('OPDBUS_ERR_SESSIONS_LOGIND', `logind refused to terminate session ${key}: ${(err as Error).message}`, {
-          data: { session: key, dbusError: (err as OpdbusError).data?.dbusError },
-          cause: err,
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_SESSIONS_LOGIND',
+          `logind refused to terminate session ${key}: ${(err as Error).message}`,
+          {
+            data: { session: key, dbusError: (err as OpdbusError).data?.dbusError },
+            cause: err,
+          },
+        );
       }
     },
 
@@ -319,20 +377,42 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
         if ((users.get(uid)?.linger ?? false) !== linger) await setLinger(bus, uid, linger);
       }
       // A terminated session cannot be brought back; the engine's verification reports it.
-      if (token.terminated.length > 0) ctx.logger.warn({ sessions: token.terminated }, 'terminated sessions cannot be restored');
+      if (token.terminated.length > 0)
+        ctx.logger.warn({ sessions: token.terminated }, 'terminated sessions cannot be restored');
     },
 
     async watch(ctx, onEvent: (event: WatchEvent) => void) {
       const bus = await connect(ctx);
       const manager = new Login1Manager(bus);
-      const emit = (resource: string, detail: string, raw: JsonValue): void => onEvent({ plugin: 'sessions', resource, detail, raw });
+      const emit = (resource: string, detail: string, raw: JsonValue): void =>
+        onEvent({ plugin: 'sessions', resource, detail, raw });
       const subscriptions: Subscription[] = [
-        await manager.onSessionNew((id, path) => emit(`session/${id}`, `session ${id} opened`, { signal: 'SessionNew', id, path })),
-        await manager.onSessionRemoved((id, path) => emit(`session/${id}`, `session ${id} closed`, { signal: 'SessionRemoved', id, path })),
-        await manager.onUserNew((uid, path) => emit(`user/${uid}`, `user ${uid} appeared (logged in or lingering)`, { signal: 'UserNew', uid, path })),
-        await manager.onUserRemoved((uid, path) => emit(`user/${uid}`, `user ${uid} is gone (no session, not lingering)`, { signal: 'UserRemoved', uid, path })),
-        await manager.onSeatNew((id, path) => emit(`seat/${id}`, `seat ${id} appeared`, { signal: 'SeatNew', id, path })),
-        await manager.onSeatRemoved((id, path) => emit(`seat/${id}`, `seat ${id} removed`, { signal: 'SeatRemoved', id, path })),
+        await manager.onSessionNew((id, path) =>
+          emit(`session/${id}`, `session ${id} opened`, { signal: 'SessionNew', id, path }),
+        ),
+        await manager.onSessionRemoved((id, path) =>
+          emit(`session/${id}`, `session ${id} closed`, { signal: 'SessionRemoved', id, path }),
+        ),
+        await manager.onUserNew((uid, path) =>
+          emit(`user/${uid}`, `user ${uid} appeared (logged in or lingering)`, {
+            signal: 'UserNew',
+            uid,
+            path,
+          }),
+        ),
+        await manager.onUserRemoved((uid, path) =>
+          emit(`user/${uid}`, `user ${uid} is gone (no session, not lingering)`, {
+            signal: 'UserRemoved',
+            uid,
+            path,
+          }),
+        ),
+        await manager.onSeatNew((id, path) =>
+          emit(`seat/${id}`, `seat ${id} appeared`, { signal: 'SeatNew', id, path }),
+        ),
+        await manager.onSeatRemoved((id, path) =>
+          emit(`seat/${id}`, `seat ${id} removed`, { signal: 'SeatRemoved', id, path }),
+        ),
       ];
       return async () => {
         for (const s of subscriptions) await s.unsubscribe();

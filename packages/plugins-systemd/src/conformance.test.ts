@@ -21,7 +21,13 @@ describePluginConformance<SystemdSection>(
             dropIns: { '10-env.conf': '[Service]\nEnvironment=GREETING=hello\n' },
             enabled: true,
             active: true,
-            properties: { CPUWeight: 300, MemoryMax: '256M', CPUAffinity: '0', NUMAPolicy: 'bind', NUMAMask: [0] },
+            properties: {
+              CPUWeight: 300,
+              MemoryMax: '256M',
+              CPUAffinity: '0',
+              NUMAPolicy: 'bind',
+              NUMAMask: [0],
+            },
           },
         },
         timers: {
@@ -31,8 +37,15 @@ describePluginConformance<SystemdSection>(
       // The second unit's start job fails (oneshot /bin/false): the first must be rolled back.
       failing: {
         units: {
-          'opdbus-first.service': { content: service('first', '/bin/sleep infinity'), enabled: true, active: true },
-          'opdbus-broken.service': { content: '[Service]\nType=oneshot\nExecStart=/bin/false\n', active: true },
+          'opdbus-first.service': {
+            content: service('first', '/bin/sleep infinity'),
+            enabled: true,
+            active: true,
+          },
+          'opdbus-broken.service': {
+            content: '[Service]\nType=oneshot\nExecStart=/bin/false\n',
+            active: true,
+          },
         },
       },
       drift: async () => {

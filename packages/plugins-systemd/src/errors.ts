@@ -13,7 +13,8 @@ export const systemdErrors = defineErrorCodes({
     remedy: 'Read the LoadError in the message and fix the unit file content in the state document.',
   },
   OPDBUS_ERR_SYSTEMD_JOB_FAILED: {
-    summary: 'A start or stop job of a unit did not complete successfully (its JobRemoved result was not "done").',
+    summary:
+      'A start or stop job of a unit did not complete successfully (its JobRemoved result was not "done").',
     remedy: "Check the unit's logs (journalctl -u UNIT) and its ExecStart; the message has the job result.",
   },
   OPDBUS_ERR_SYSTEMD_NO_INSTALL: {
@@ -26,14 +27,17 @@ export const systemdErrors = defineErrorCodes({
   },
   OPDBUS_ERR_SYSTEMD_NOT_FOUND: {
     summary: 'A unit the state document names does not exist and the document gives no content for it.',
-    remedy: 'Give the unit its `content`, or correct its name (`opdbus query --plugin systemd` lists the units).',
+    remedy:
+      'Give the unit its `content`, or correct its name (`opdbus query --plugin systemd` lists the units).',
   },
   OPDBUS_ERR_SYSTEMD_PROPERTY: {
     summary: 'A resource property does not apply to the unit type, or its value is not valid.',
-    remedy: 'Execution properties (CPUAffinity, NUMAPolicy, NUMAMask, Nice) apply to service, socket, mount and swap units; check the value.',
+    remedy:
+      'Execution properties (CPUAffinity, NUMAPolicy, NUMAMask, Nice) apply to service, socket, mount and swap units; check the value.',
   },
   OPDBUS_ERR_SYSTEMD_CONFLICT: {
-    summary: 'The state document declares something contradictory (a masked unit with content, a unit both in units and timers).',
+    summary:
+      'The state document declares something contradictory (a masked unit with content, a unit both in units and timers).',
     remedy: 'Keep one declaration per unit; a masked unit cannot have content.',
   },
   OPDBUS_ERR_SYSTEMD_FILE: {

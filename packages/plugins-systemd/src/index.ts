@@ -28,5 +28,12 @@ export {
   type UnitProperties,
   type UnitPropertyName,
 } from './properties.js';
-export { systemdSchema, unitSchema, type ObservedTimer, type ObservedUnit, type SystemdSection, type UnitSpec } from './schema.js';
+export {
+  systemdSchema,
+  unitSchema,
+  type ObservedTimer,
+  type ObservedUnit,
+  type SystemdSection,
+  type UnitSpec,
+} from './schema.js';
 export { MANAGED_MARKER, parseTimer, renderTimer, timerSchema, type TimerSpec } from './timers.js';

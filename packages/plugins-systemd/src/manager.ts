@@ -1,7 +1,13 @@
 import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import { OpdbusError, type PluginContext } from '@opdbus/core';
-import { Systemd1Manager, connectBus, escapePathElement, type DbusConnection, type Subscription } from '@opdbus/dbus';
+import {
+  Systemd1Manager,
+  connectBus,
+  escapePathElement,
+  type DbusConnection,
+  type Subscription,
+} from '@opdbus/dbus';
 
 /** The manager's D-Bus name and object. */
 export const SYSTEMD_DEST = 'org.freedesktop.systemd1';
@@ -92,8 +98,15 @@ export class ManagerSession implements AsyncDisposable {
     try {
       return await readFile(path, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
-      throw new OpdbusError('OPDBUS_ERR_SYSTEMD_FILE', `Cannot read ${path}: ${(err as Error).message}.`, { data: { file: path }, cause: err });
+      if (
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ||
+        (err as NodeJS.ErrnoException).code === 'ENOTDIR'
+      )
+        return null;
+      throw new OpdbusError('OPDBUS_ERR_SYSTEMD_FILE', `Cannot read ${path}: ${(err as Error).message}.`, {
+        data: { file: path },
+        cause: err,
+      });
     }
   }
 
@@ -114,10 +127,14 @@ export class ManagerSession implements AsyncDisposable {
         await rename(tmp, path);
       }
     } catch (err) {
-      throw new OpdbusError('OPDBUS_ERR_SYSTEMD_FILE', `Cannot ${content === null ? 'remove' : 'write'} ${path}: ${(err as Error).message}.`, {
-        data: { file: path },
-        cause: err,
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_SYSTEMD_FILE',
+        `Cannot ${content === null ? 'remove' : 'write'} ${path}: ${(err as Error).message}.`,
+        {
+          data: { file: path },
+          cause: err,
+        },
+      );
     }
     return true;
   }
@@ -178,9 +195,13 @@ export class ManagerSession implements AsyncDisposable {
       const timer = setTimeout(() => {
         this.#waiters.delete(job);
         reject(
-          new OpdbusError('OPDBUS_ERR_SYSTEMD_JOB_FAILED', `The ${what} job of ${unit} (${job}) did not finish within ${this.options.jobTimeoutMs} ms.`, {
-            data: { unit, job, result: 'timeout' },
-          }),
+          new OpdbusError(
+            'OPDBUS_ERR_SYSTEMD_JOB_FAILED',
+            `The ${what} job of ${unit} (${job}) did not finish within ${this.options.jobTimeoutMs} ms.`,
+            {
+              data: { unit, job, result: 'timeout' },
+            },
+          ),
         );
       }, this.options.jobTimeoutMs);
       this.#waiters.set(job, (result) => {

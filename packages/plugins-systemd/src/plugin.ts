@@ -26,7 +26,13 @@ import {
   type UnitProperties,
   type UnitPropertyName,
 } from './properties.js';
-import { systemdSchema, type ObservedTimer, type ObservedUnit, type SystemdSection, type UnitSpec } from './schema.js';
+import {
+  systemdSchema,
+  type ObservedTimer,
+  type ObservedUnit,
+  type SystemdSection,
+  type UnitSpec,
+} from './schema.js';
 import { MANAGED_MARKER, normalTimer, parseTimer, renderTimer, type TimerSpec } from './timers.js';
 
 /** What `restore` needs for one unit. */
@@ -70,7 +76,9 @@ const timerUnits = (name: string): [string, string] => [`${name}.timer`, `${name
  * JobRemoved, SetUnitProperties, Reload) and writes files under the target's root (see
  * `ctx.target.root`), after checking that this root belongs to the manager (same machine id).
  */
-export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<SystemdSection, SystemdCheckpoint> {
+export function createSystemdPlugin(
+  options: SystemdPluginOptions = {},
+): Plugin<SystemdSection, SystemdCheckpoint> {
   const managerOptions: ManagerOptions = {
     unitDir: options.unitDir ?? '/etc/systemd/system',
     jobTimeoutMs: options.jobTimeoutMs ?? 90_000,
@@ -89,12 +97,17 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
 
   const unitRow = async (s: ManagerSession, name: string): Promise<UnitRow> => {
     // A template (foo@.service) is never loaded; ListUnitsByNames refuses it.
-    if (/@\.[a-z]+$/.test(name)) return [name, '', 'template', 'inactive', 'dead', '', unitPath(name), 0, '', '/'];
+    if (/@\.[a-z]+$/.test(name))
+      return [name, '', 'template', 'inactive', 'dead', '', unitPath(name), 0, '', '/'];
     const [row] = (await s.manager.listUnitsByNames([name])) as UnitRow[];
     return row ?? [name, '', 'not-found', 'inactive', 'dead', '', unitPath(name), 0, '', '/'];
   };
 
-  const readProperties = async (s: ManagerSession, name: string, declared: UnitProperties): Promise<Record<string, JsonValue>> => {
+  const readProperties = async (
+    s: ManagerSession,
+    name: string,
+    declared: UnitProperties,
+  ): Promise<Record<string, JsonValue>> => {
     const iface = unitTypeInterface(name);
     const out: Record<string, JsonValue> = {};
     if (iface === undefined) return out;
@@ -121,10 +134,12 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
     if (spec.content !== undefined && content !== null) out.content = content;
     if (spec.dropIns !== undefined) {
       const dropIns: Record<string, string | null> = {};
-      for (const file of Object.keys(spec.dropIns)) dropIns[file] = await s.readFile(join(s.unitDir, `${name}.d`, file));
+      for (const file of Object.keys(spec.dropIns))
+        dropIns[file] = await s.readFile(join(s.unitDir, `${name}.d`, file));
       out.dropIns = dropIns;
     }
-    if (spec.properties !== undefined && row[2] !== 'not-found') out.properties = (await readProperties(s, name, spec.properties)) as UnitProperties;
+    if (spec.properties !== undefined && row[2] !== 'not-found')
+      out.properties = await readProperties(s, name, spec.properties);
     return out;
   };
 
@@ -146,7 +161,11 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
   const failJob = async (s: ManagerSession, unit: string, what: string, result: string): Promise<never> => {
     let detail = '';
     try {
-      const props = await s.bus.getAllProperties(SYSTEMD_DEST, unitPath(unit), 'org.freedesktop.systemd1.Unit');
+      const props = await s.bus.getAllProperties(
+        SYSTEMD_DEST,
+        unitPath(unit),
+        'org.freedesktop.systemd1.Unit',
+      );
       detail = ` (ActiveState ${String(props.ActiveState)}, SubState ${String(props.SubState)})`;
       if (unitTypeInterface(unit) === 'org.freedesktop.systemd1.Service') {
         detail += `, Result ${String(await s.bus.getProperty(SYSTEMD_DEST, unitPath(unit), 'org.freedesktop.systemd1.Service', 'Result'))}`;
@@ -209,11 +228,23 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
       );
     }
     if (row[2] === 'error' || row[2] === 'bad-setting') {
-      const [errorName, errorText] = (await s.bus.getProperty(SYSTEMD_DEST, unitPath(unit), 'org.freedesktop.systemd1.Unit', 'LoadError')) as [string, string];
+      const [errorName, errorText] = (await s.bus.getProperty(
+        SYSTEMD_DEST,
+        unitPath(unit),
+        'org.freedesktop.systemd1.Unit',
+        'LoadError',
+      )) as [string, string];
       throw new OpdbusError(
         'OPDBUS_ERR_SYSTEMD_UNIT_INVALID',
         `systemd could not load ${unit} (${row[2]}): ${errorText || errorName}. Fix its content in the state document.`,
-        { data: { unit, loadState: row[2], dbusError: errorName, path: `plugins.systemd.units.${unit}.content` } },
+        {
+          data: {
+            unit,
+            loadState: row[2],
+            dbusError: errorName,
+            path: `plugins.systemd.units.${unit}.content`,
+          },
+        },
       );
     }
     return row;
@@ -221,10 +252,15 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
 
   const applyUnit = async (s: ManagerSession, name: string, spec: UnitSpec): Promise<void> => {
     let filesChanged = false;
-    if (spec.content !== undefined) filesChanged = (await s.writeFile(join(s.unitDir, name), ensureNl(spec.content))) || filesChanged;
+    if (spec.content !== undefined)
+      filesChanged = (await s.writeFile(join(s.unitDir, name), ensureNl(spec.content))) || filesChanged;
     for (const [file, text] of Object.entries(spec.dropIns ?? {}))
-      filesChanged = (await s.writeFile(join(s.unitDir, `${name}.d`, file), text === null ? null : ensureNl(text))) || filesChanged;
-    const declared = (Object.keys(spec.properties ?? {}) as UnitPropertyName[]).filter((p) => spec.properties?.[p] !== undefined);
+      filesChanged =
+        (await s.writeFile(join(s.unitDir, `${name}.d`, file), text === null ? null : ensureNl(text))) ||
+        filesChanged;
+    const declared = (Object.keys(spec.properties ?? {}) as UnitPropertyName[]).filter(
+      (p) => spec.properties?.[p] !== undefined,
+    );
     const exec = declared.filter((p) => execProperties.includes(p));
     if (exec.length > 0) {
       const section = execSection(name);
@@ -241,7 +277,9 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         ...exec.map((p) => execPropertyLine(p, canonicalProperty(p, spec.properties?.[p]))),
         '',
       ];
-      filesChanged = (await s.writeFile(join(s.unitDir, `${name}.d`, PROPERTIES_DROP_IN), lines.join('\n'))) || filesChanged;
+      filesChanged =
+        (await s.writeFile(join(s.unitDir, `${name}.d`, PROPERTIES_DROP_IN), lines.join('\n'))) ||
+        filesChanged;
     }
     if (filesChanged) await s.reload();
     await checkLoaded(s, name, spec.masked === true);
@@ -273,7 +311,8 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
     if (isActive(row[3])) await setActive(s, name, false);
     if ((await fileState(s, name)).startsWith('enabled')) await s.manager.disableUnitFiles([name], false);
     await s.writeFile(file, null);
-    for (const dropIn of Object.keys(await s.readDir(join(s.unitDir, `${name}.d`)))) await s.writeFile(join(s.unitDir, `${name}.d`, dropIn), null);
+    for (const dropIn of Object.keys(await s.readDir(join(s.unitDir, `${name}.d`))))
+      await s.writeFile(join(s.unitDir, `${name}.d`, dropIn), null);
     await s.reload();
   };
 
@@ -290,7 +329,12 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
     if (a || b) await s.reload();
     await checkLoaded(s, serviceUnit, false);
     await checkLoaded(s, timerUnit, false);
-    const calendar = (await s.bus.getProperty(SYSTEMD_DEST, unitPath(timerUnit), 'org.freedesktop.systemd1.Timer', 'TimersCalendar')) as unknown[];
+    const calendar = (await s.bus.getProperty(
+      SYSTEMD_DEST,
+      unitPath(timerUnit),
+      'org.freedesktop.systemd1.Timer',
+      'TimersCalendar',
+    )) as unknown[];
     if (calendar.length === 0) {
       throw new OpdbusError(
         'OPDBUS_ERR_SYSTEMD_TIMER_INVALID',
@@ -338,7 +382,10 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         const version = await s.manager.get('Version');
         return { available: true, detail: `systemd ${version} at ${s.bus.address}` };
       } catch (err) {
-        return { available: false, reason: `no systemd manager on ${s.bus.address}: ${(err as Error).message}` };
+        return {
+          available: false,
+          reason: `no systemd manager on ${s.bus.address}: ${(err as Error).message}`,
+        };
       } finally {
         await s.close();
       }
@@ -351,7 +398,8 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         const out: SystemdSection = {};
         if (scope.units !== undefined) {
           out.units = {};
-          for (const [name, spec] of Object.entries(scope.units)) out.units[name] = await observeUnit(s, name, spec);
+          for (const [name, spec] of Object.entries(scope.units))
+            out.units[name] = await observeUnit(s, name, spec);
         }
         if (scope.timers !== undefined) {
           out.timers = {};
@@ -367,7 +415,8 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         // An alias is active when the unit it names is: ListUnits lists that one, not the alias.
         if (state === 'alias' && units[name] === undefined) continue;
         const entry = (units[name] ??= { active: false });
-        if (state === 'enabled' || state === 'enabled-runtime' || state === 'disabled') entry.enabled = state !== 'disabled';
+        if (state === 'enabled' || state === 'enabled-runtime' || state === 'disabled')
+          entry.enabled = state !== 'disabled';
         if (state.startsWith('masked')) entry.masked = true;
       }
       const sorted: Record<string, UnitSpec> = {};
@@ -385,7 +434,7 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         }
         if (Object.keys(timers).length > 0) out.timers = timers;
       } catch (err) {
-        ctx.logger.debug({ err }, 'timers not listed: the root is not the target manager\'s');
+        ctx.logger.debug({ err }, "timers not listed: the root is not the target manager's");
       }
       return out;
     },
@@ -396,23 +445,34 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         const o: ObservedUnit = observed.units?.[name] ?? { state: 'absent' };
         if (spec.state === 'absent') {
           if (o.state !== 'absent')
-            changes.push({ resource: `unit/${name}`, op: 'delete', before: o as JsonValue, after: null, summary: `remove unit ${name}` });
+            changes.push({
+              resource: `unit/${name}`,
+              op: 'delete',
+              before: o as JsonValue,
+              after: null,
+              summary: `remove unit ${name}`,
+            });
           continue;
         }
         const differs: string[] = [];
         if (spec.state === 'present' && o.state === 'absent') differs.push('state');
         if (spec.content !== undefined && ensureNl(spec.content) !== o.content) differs.push('content');
         for (const [file, text] of Object.entries(spec.dropIns ?? {})) {
-          if ((text === null ? null : ensureNl(text)) !== (o.dropIns?.[file] ?? null)) differs.push(`drop-in ${file}`);
+          if ((text === null ? null : ensureNl(text)) !== (o.dropIns?.[file] ?? null))
+            differs.push(`drop-in ${file}`);
         }
         for (const key of ['masked', 'enabled', 'active'] as const) {
-          if (spec[key] !== undefined && spec[key] !== (o[key] ?? false)) differs.push(`${key} ${String(o[key] ?? false)} → ${String(spec[key])}`);
+          if (spec[key] !== undefined && spec[key] !== (o[key] ?? false))
+            differs.push(`${key} ${String(o[key] ?? false)} → ${String(spec[key])}`);
         }
-        for (const [key, value] of Object.entries(spec.properties ?? {}) as Array<[UnitPropertyName, unknown]>) {
+        for (const [key, value] of Object.entries(spec.properties ?? {}) as Array<
+          [UnitPropertyName, unknown]
+        >) {
           if (value === undefined) continue;
           const want = canonicalProperty(key, value);
           const have = o.properties?.[key];
-          if (canonicalJson(want) !== canonicalJson(have ?? null)) differs.push(`${key} ${JSON.stringify(have ?? null)} → ${JSON.stringify(want)}`);
+          if (canonicalJson(want) !== canonicalJson(have ?? null))
+            differs.push(`${key} ${JSON.stringify(have ?? null)} → ${JSON.stringify(want)}`);
         }
         if (differs.length === 0) continue;
         changes.push({
@@ -427,7 +487,14 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         const o: ObservedTimer = observed.timers?.[name] ?? { state: 'absent' };
         const present = o.state !== 'absent';
         if (spec.state === 'absent') {
-          if (present) changes.push({ resource: `timer/${name}`, op: 'delete', before: o as JsonValue, after: null, summary: `remove timer ${name}` });
+          if (present)
+            changes.push({
+              resource: `timer/${name}`,
+              op: 'delete',
+              before: o as JsonValue,
+              after: null,
+              summary: `remove timer ${name}`,
+            });
           continue;
         }
         const differs: string[] = [];
@@ -437,8 +504,10 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
           const have = normalTimer(name, o);
           for (const key of Object.keys(want) as Array<keyof typeof want>)
             if (canonicalJson(want[key] ?? null) !== canonicalJson(have[key] ?? null)) differs.push(key);
-          if ((spec.enabled ?? true) !== (o.enabled ?? false)) differs.push(`enabled → ${String(spec.enabled ?? true)}`);
-          if ((spec.active ?? true) !== (o.active ?? false)) differs.push(`active → ${String(spec.active ?? true)}`);
+          if ((spec.enabled ?? true) !== (o.enabled ?? false))
+            differs.push(`enabled → ${String(spec.enabled ?? true)}`);
+          if ((spec.active ?? true) !== (o.active ?? false))
+            differs.push(`active → ${String(spec.active ?? true)}`);
         }
         if (differs.length === 0) continue;
         changes.push({
@@ -471,7 +540,9 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
       await s.checkRoot();
       const units: SystemdCheckpoint['units'] = [];
       for (const change of changes)
-        for (const unit of unitsOf(change)) if (!units.some((u) => u.name === unit)) units.push((await checkpointUnit(s, unit)) as UnitCheckpoint & { [key: string]: JsonValue });
+        for (const unit of unitsOf(change))
+          if (!units.some((u) => u.name === unit))
+            units.push((await checkpointUnit(s, unit)) as UnitCheckpoint & { [key: string]: JsonValue });
       return { units };
     },
 
@@ -495,15 +566,18 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         });
         await step(`enablement of ${u.name}`, async () => {
           const now = await fileState(s, u.name);
-          if (now.startsWith('enabled') && !u.fileState.startsWith('enabled')) await s.manager.disableUnitFiles([u.name], false);
-          if (now.startsWith('masked') && !u.fileState.startsWith('masked')) await s.manager.unmaskUnitFiles([u.name], false);
+          if (now.startsWith('enabled') && !u.fileState.startsWith('enabled'))
+            await s.manager.disableUnitFiles([u.name], false);
+          if (now.startsWith('masked') && !u.fileState.startsWith('masked'))
+            await s.manager.unmaskUnitFiles([u.name], false);
         });
       }
       // Files and directories exactly as they were.
       for (const u of units) {
         await step(`files of ${u.name}`, async () => {
           for (const [dir, files] of Object.entries(u.dirs)) {
-            for (const file of Object.keys(await s.readDir(at(dir)))) if (!(file in files)) await s.writeFile(join(at(dir), file), null);
+            for (const file of Object.keys(await s.readDir(at(dir))))
+              if (!(file in files)) await s.writeFile(join(at(dir), file), null);
             for (const [file, text] of Object.entries(files)) await s.writeFile(join(at(dir), file), text);
           }
           for (const [file, text] of Object.entries(u.files)) await s.writeFile(at(file), text);
@@ -514,8 +588,10 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
       for (const u of [...units].reverse()) {
         await step(`enablement of ${u.name}`, async () => {
           const now = await fileState(s, u.name);
-          if (u.fileState.startsWith('masked') && !now.startsWith('masked')) await s.manager.maskUnitFiles([u.name], u.fileState === 'masked-runtime', false);
-          if (u.fileState.startsWith('enabled') && !now.startsWith('enabled')) await s.manager.enableUnitFiles([u.name], u.fileState === 'enabled-runtime', false);
+          if (u.fileState.startsWith('masked') && !now.startsWith('masked'))
+            await s.manager.maskUnitFiles([u.name], u.fileState === 'masked-runtime', false);
+          if (u.fileState.startsWith('enabled') && !now.startsWith('enabled'))
+            await s.manager.enableUnitFiles([u.name], u.fileState === 'enabled-runtime', false);
         });
       }
       await step('daemon-reload', () => s.reload());
@@ -525,7 +601,11 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
         });
       }
       if (failures.length > 0) {
-        throw new OpdbusError('OPDBUS_ERR_SYSTEMD_JOB_FAILED', `Restoring systemd units failed: ${failures.join('; ')}.`, { data: { failures } });
+        throw new OpdbusError(
+          'OPDBUS_ERR_SYSTEMD_JOB_FAILED',
+          `Restoring systemd units failed: ${failures.join('; ')}.`,
+          { data: { failures } },
+        );
       }
     },
 
@@ -533,14 +613,29 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
       const s = await open(ctx);
       await s.manager.subscribe();
       const subscriptions: Subscription[] = [];
-      const emit = (resource: string, detail: string, raw: JsonValue): void => onEvent({ plugin: 'systemd', resource, detail, raw });
+      const emit = (resource: string, detail: string, raw: JsonValue): void =>
+        onEvent({ plugin: 'systemd', resource, detail, raw });
       subscriptions.push(
         await s.manager.onJobRemoved((id, job, unit, result) =>
-          emit(`unit/${unit}`, `job ${id} of ${unit} finished: ${result}`, { signal: 'JobRemoved', id, job, unit, result }),
+          emit(`unit/${unit}`, `job ${id} of ${unit} finished: ${result}`, {
+            signal: 'JobRemoved',
+            id,
+            job,
+            unit,
+            result,
+          }),
         ),
-        await s.manager.onUnitNew((unit) => emit(`unit/${unit}`, `unit ${unit} loaded`, { signal: 'UnitNew', unit })),
-        await s.manager.onUnitRemoved((unit) => emit(`unit/${unit}`, `unit ${unit} unloaded`, { signal: 'UnitRemoved', unit })),
-        await s.manager.onUnitFilesChanged(() => emit('unit-files', 'unit files changed (enable, disable, mask, link)', { signal: 'UnitFilesChanged' })),
+        await s.manager.onUnitNew((unit) =>
+          emit(`unit/${unit}`, `unit ${unit} loaded`, { signal: 'UnitNew', unit }),
+        ),
+        await s.manager.onUnitRemoved((unit) =>
+          emit(`unit/${unit}`, `unit ${unit} unloaded`, { signal: 'UnitRemoved', unit }),
+        ),
+        await s.manager.onUnitFilesChanged(() =>
+          emit('unit-files', 'unit files changed (enable, disable, mask, link)', {
+            signal: 'UnitFilesChanged',
+          }),
+        ),
         await s.bus.subscribe(
           {
             sender: SYSTEMD_DEST,
@@ -554,8 +649,13 @@ export function createSystemdPlugin(options: SystemdPluginOptions = {}): Plugin<
             const state = changed.ActiveState;
             if (state === undefined) return;
             const unit = unescapePathElement(message.path.slice(`${MANAGER_PATH}/unit/`.length));
-            const value = state instanceof Variant ? String(state.value as string) : String(state as string);
-            emit(`unit/${unit}`, `${unit} is ${value}`, { signal: 'PropertiesChanged', unit, activeState: value });
+            const raw: unknown = state instanceof Variant ? state.value : state;
+            const value = typeof raw === 'string' ? raw : '';
+            emit(`unit/${unit}`, `${unit} is ${value}`, {
+              signal: 'PropertiesChanged',
+              unit,
+              activeState: value,
+            });
           },
         ),
       );

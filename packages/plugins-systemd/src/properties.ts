@@ -41,11 +41,18 @@ export const unitPropertiesSchema = z
     MemoryLow: sizeSchema.optional().describe('Memory protection (live).'),
     MemoryMin: sizeSchema.optional().describe('Hard memory protection (live).'),
     MemorySwapMax: sizeSchema.optional().describe('Swap limit (live).'),
-    TasksMax: z.union([z.number().int().min(1), z.literal('infinity')]).optional().describe('Maximum number of tasks (live).'),
+    TasksMax: z
+      .union([z.number().int().min(1), z.literal('infinity')])
+      .optional()
+      .describe('Maximum number of tasks (live).'),
     IOWeight: weight.optional().describe('cgroup IO weight, 1–10000 (live).'),
     AllowedCPUs: indexSetSchema.optional().describe('cpuset: CPUs the unit may run on (live).'),
-    AllowedMemoryNodes: indexSetSchema.optional().describe('cpuset: NUMA nodes the unit may allocate from (live).'),
-    CPUAffinity: indexSetSchema.optional().describe('CPU affinity of the unit\'s processes (drop-in; next start).'),
+    AllowedMemoryNodes: indexSetSchema
+      .optional()
+      .describe('cpuset: NUMA nodes the unit may allocate from (live).'),
+    CPUAffinity: indexSetSchema
+      .optional()
+      .describe("CPU affinity of the unit's processes (drop-in; next start)."),
     NUMAPolicy: z.enum(numaPolicies).optional().describe('NUMA memory policy (drop-in; next start).'),
     NUMAMask: indexSetSchema.optional().describe('NUMA nodes of the policy (drop-in; next start).'),
     Nice: z.number().int().min(-20).max(19).optional().describe('Scheduling priority (drop-in; next start).'),
@@ -93,7 +100,8 @@ export function parseIndexSet(value: string | readonly number[]): number[] {
 /** A bitmask (`ay`, bit i of byte i/8) → indexes. */
 export function maskToIndexes(mask: Uint8Array): number[] {
   const out: number[] = [];
-  for (const [byteIndex, byte] of mask.entries()) for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push(byteIndex * 8 + bit);
+  for (const [byteIndex, byte] of mask.entries())
+    for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push(byteIndex * 8 + bit);
   return out;
 }
 
@@ -101,7 +109,7 @@ export function maskToIndexes(mask: Uint8Array): number[] {
 export function indexesToMask(indexes: readonly number[]): Buffer {
   const max = indexes.length === 0 ? -1 : Math.max(...indexes);
   const mask = Buffer.alloc(Math.floor(max / 8) + 1 > 0 ? Math.floor(max / 8) + 1 : 0);
-  for (const i of indexes) mask[Math.floor(i / 8)]! |= 1 << i % 8;
+  for (const i of indexes) mask[Math.floor(i / 8)]! |= 1 << (i % 8);
   return mask;
 }
 
@@ -112,7 +120,8 @@ export function parseSize(value: number | string): number | 'infinity' {
   if (typeof value === 'number') return value;
   if (value.toLowerCase() === 'infinity') return 'infinity';
   const match = /^(\d+(?:\.\d+)?)\s*([KMGTPE]?)$/i.exec(value);
-  if (match === null) throw new OpdbusError('OPDBUS_ERR_SYSTEMD_PROPERTY', `"${value}" is not a size (e.g. 512M).`);
+  if (match === null)
+    throw new OpdbusError('OPDBUS_ERR_SYSTEMD_PROPERTY', `"${value}" is not a size (e.g. 512M).`);
   const power = suffixes[(match[2] ?? '').toUpperCase()] ?? 0;
   return Math.round(Number(match[1]) * 1024 ** power);
 }
@@ -192,7 +201,17 @@ export function toSetUnitProperty(name: UnitPropertyName, canonical: JsonValue):
     case 'AllowedMemoryNodes':
       return [name, new Variant('ay', indexesToMask(canonical as number[]))];
     case 'CPUQuota':
-      return ['CPUQuotaPerSecUSec', new Variant('t', BigInt(Math.round(Number(String(canonical).replace('%', '')) * 10_000)))];
+      return [
+        'CPUQuotaPerSecUSec',
+        new Variant(
+          't',
+          BigInt(
+            Math.round(
+              Number(typeof canonical === 'string' ? canonical.replace('%', '') : canonical) * 10_000,
+            ),
+          ),
+        ),
+      ];
     default:
       return [name, new Variant('t', canonical === 'infinity' ? UINT64_MAX : BigInt(canonical as number))];
   }
@@ -200,8 +219,9 @@ export function toSetUnitProperty(name: UnitPropertyName, canonical: JsonValue):
 
 /** The drop-in line for an execution property. */
 export function execPropertyLine(name: UnitPropertyName, canonical: JsonValue): string {
-  if (Array.isArray(canonical)) return `${name}=${canonical.join(' ')}`;
-  return `${name}=${String(canonical as string | number)}`;
+  if (Array.isArray(canonical))
+    return `${name}=${canonical.map((v) => (typeof v === 'number' ? String(v) : '')).join(' ')}`;
+  return `${name}=${typeof canonical === 'string' || typeof canonical === 'number' ? canonical : ''}`;
 }
 
 /** The D-Bus interface holding a unit type's resource and execution properties. */
@@ -221,5 +241,7 @@ export function unitTypeInterface(unit: string): string | undefined {
 /** The unit-file section execution properties go in, for unit types that have them. */
 export function execSection(unit: string): string | undefined {
   const type = unit.slice(unit.lastIndexOf('.') + 1);
-  return ({ service: 'Service', socket: 'Socket', mount: 'Mount', swap: 'Swap' } as Record<string, string>)[type];
+  return ({ service: 'Service', socket: 'Socket', mount: 'Mount', swap: 'Swap' } as Record<string, string>)[
+    type
+  ];
 }

@@ -16,15 +16,25 @@ export const unitSchema = z
     state: z
       .enum(['present', 'absent'])
       .optional()
-      .describe('"absent" stops, disables and removes the unit file and drop-ins op-dbus manages (under /etc/systemd/system).'),
-    content: z.string().optional().describe('The unit file, written to /etc/systemd/system/NAME under the target root; daemon-reload follows.'),
+      .describe(
+        '"absent" stops, disables and removes the unit file and drop-ins op-dbus manages (under /etc/systemd/system).',
+      ),
+    content: z
+      .string()
+      .optional()
+      .describe(
+        'The unit file, written to /etc/systemd/system/NAME under the target root; daemon-reload follows.',
+      ),
     dropIns: z
       .record(dropInName, z.string().nullable())
       .optional()
       .describe('Drop-ins in /etc/systemd/system/NAME.d/: file name → content, or null to remove it.'),
     enabled: z.boolean().optional().describe('Enabled (its [Install] symlinks exist).'),
     masked: z.boolean().optional().describe('Masked (linked to /dev/null): cannot be started at all.'),
-    active: z.boolean().optional().describe('Running (ActiveState active); start and stop wait for the job to finish.'),
+    active: z
+      .boolean()
+      .optional()
+      .describe('Running (ActiveState active); start and stop wait for the job to finish.'),
     properties: unitPropertiesSchema.optional(),
   })
   .describe('A systemd unit.');
@@ -45,7 +55,10 @@ export interface SystemdSection {
 /** The zod schema of the `systemd` section. */
 export const systemdSchema: z.ZodType<SystemdSection> = z
   .strictObject({
-    units: z.record(unitName, unitSchema).optional().describe('Units by name (nginx.service, backup.timer …).'),
+    units: z
+      .record(unitName, unitSchema)
+      .optional()
+      .describe('Units by name (nginx.service, backup.timer …).'),
     timers: z
       .record(z.string().regex(/^[A-Za-z0-9:_.@-]+$/, 'a timer name (without .timer)'), timerSchema)
       .optional()
@@ -53,20 +66,32 @@ export const systemdSchema: z.ZodType<SystemdSection> = z
   })
   .superRefine((section, ctx) => {
     for (const [name, unit] of Object.entries(section.units ?? {})) {
-      if (unit.masked === true && (unit.content !== undefined || unit.active === true || unit.enabled === true)) {
+      if (
+        unit.masked === true &&
+        (unit.content !== undefined || unit.active === true || unit.enabled === true)
+      ) {
         ctx.addIssue({
           code: 'custom',
           path: ['units', name, 'masked'],
-          message: 'a masked unit cannot have content, be enabled or be active (masking replaces its file with /dev/null)',
+          message:
+            'a masked unit cannot have content, be enabled or be active (masking replaces its file with /dev/null)',
         });
       }
       if (unit.state === 'absent' && Object.keys(unit).some((k) => k !== 'state')) {
-        ctx.addIssue({ code: 'custom', path: ['units', name, 'state'], message: 'an absent unit takes no other fields' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['units', name, 'state'],
+          message: 'an absent unit takes no other fields',
+        });
       }
     }
     for (const [name, timer] of Object.entries(section.timers ?? {})) {
       if (timer.state !== 'absent' && (timer.onCalendar === undefined || timer.command === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['timers', name], message: 'a timer needs onCalendar and command' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['timers', name],
+          message: 'a timer needs onCalendar and command',
+        });
       }
       for (const unit of [`${name}.timer`, `${name}.service`]) {
         if (section.units?.[unit]?.content !== undefined || section.units?.[unit]?.dropIns !== undefined) {

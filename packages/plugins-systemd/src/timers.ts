@@ -6,17 +6,34 @@ export const MANAGED_MARKER = '# Managed by op-dbus';
 /** A timer: the declarative answer to a crontab line. op-dbus writes NAME.timer and NAME.service. */
 export const timerSchema = z
   .strictObject({
-    state: z.enum(['present', 'absent']).optional().describe('"absent" stops, disables and removes the timer and its service. Default present.'),
+    state: z
+      .enum(['present', 'absent'])
+      .optional()
+      .describe('"absent" stops, disables and removes the timer and its service. Default present.'),
     onCalendar: z
       .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
       .optional()
-      .describe('OnCalendar= expression(s), e.g. "daily" or "Mon..Fri 02:30" (systemd.time(7)). Required unless absent.'),
-    command: z.string().min(1).optional().describe('The command the service runs (ExecStart=). Required unless absent.'),
+      .describe(
+        'OnCalendar= expression(s), e.g. "daily" or "Mon..Fri 02:30" (systemd.time(7)). Required unless absent.',
+      ),
+    command: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The command the service runs (ExecStart=). Required unless absent.'),
     description: z.string().optional().describe('Description= of both units.'),
     user: z.string().optional().describe('User= the command runs as (default root).'),
-    persistent: z.boolean().optional().describe('Persistent=: run at boot when a run was missed while off. Default false.'),
+    persistent: z
+      .boolean()
+      .optional()
+      .describe('Persistent=: run at boot when a run was missed while off. Default false.'),
     randomizedDelaySec: z.number().int().min(0).optional().describe('RandomizedDelaySec=, in seconds.'),
-    accuracySec: z.number().int().min(1).optional().describe('AccuracySec=, in seconds (systemd default 60).'),
+    accuracySec: z
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .describe('AccuracySec=, in seconds (systemd default 60).'),
     enabled: z.boolean().optional().describe('Enable the timer (start at boot). Default true.'),
     active: z.boolean().optional().describe('Start the timer now. Default true.'),
   })
@@ -39,7 +56,12 @@ export interface NormalTimer {
 /** Fill in defaults. */
 export function normalTimer(name: string, spec: TimerSpec): NormalTimer {
   return {
-    onCalendar: spec.onCalendar === undefined ? [] : Array.isArray(spec.onCalendar) ? spec.onCalendar : [spec.onCalendar],
+    onCalendar:
+      spec.onCalendar === undefined
+        ? []
+        : Array.isArray(spec.onCalendar)
+          ? spec.onCalendar
+          : [spec.onCalendar],
     command: spec.command ?? '',
     description: spec.description ?? `op-dbus timer ${name}`,
     user: spec.user,
@@ -117,7 +139,8 @@ export function parseTimer(timerText: string, serviceText: string | null): Timer
   const user = last(s.Service?.User);
   if (user !== undefined) spec.user = user;
   const persistent = last(t.Timer?.Persistent);
-  if (persistent !== undefined) spec.persistent = ['true', 'yes', '1', 'on'].includes(persistent.toLowerCase());
+  if (persistent !== undefined)
+    spec.persistent = ['true', 'yes', '1', 'on'].includes(persistent.toLowerCase());
   const delay = last(t.Timer?.RandomizedDelaySec);
   if (delay !== undefined && /^\d+$/.test(delay)) spec.randomizedDelaySec = Number(delay);
   const accuracy = last(t.Timer?.AccuracySec);

@@ -7,7 +7,8 @@ const probe = probeSandbox().container;
 // systemd-timedated inside a systemd-nspawn container: it has no CAP_SYS_TIME there, so the host
 // clock is never touched. Its NTP service is a unit the test names in ntp-units.d (timedated
 // enables and starts whatever unit that list names).
-const ntpUnit = '[Unit]\nDescription=op-dbus test NTP service\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n';
+const ntpUnit =
+  '[Unit]\nDescription=op-dbus test NTP service\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[Install]\nWantedBy=multi-user.target\n';
 
 describePluginConformance<TimedateSection>(
   createTimedatePlugin(),

@@ -24,15 +24,25 @@ export const timedateSchema: z.ZodType<TimedateSection> = z
       .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'a time zone such as Europe/Berlin or UTC')
       .optional()
       .describe('The system time zone (/etc/localtime), e.g. Europe/Berlin.'),
-    ntp: z.boolean().optional().describe('Network time synchronization (the NTP service, e.g. systemd-timesyncd, enabled and running).'),
+    ntp: z
+      .boolean()
+      .optional()
+      .describe(
+        'Network time synchronization (the NTP service, e.g. systemd-timesyncd, enabled and running).',
+      ),
   })
-  .describe('Time zone and NTP, through systemd-timedated (org.freedesktop.timedate1). The clock itself is never set.');
+  .describe(
+    'Time zone and NTP, through systemd-timedated (org.freedesktop.timedate1). The clock itself is never set.',
+  );
 
 /** The checkpoint: the settings a plan changes. */
 export type TimedateCheckpoint = { timezone?: string; ntp?: boolean };
 
 const connect = (ctx: PluginContext): Promise<DbusConnection> =>
-  connectBus({ ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }), logger: ctx.logger });
+  connectBus({
+    ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
+    logger: ctx.logger,
+  });
 
 async function read(bus: DbusConnection): Promise<{ timezone: string; ntp: boolean }> {
   const all = await new Timedate1(bus).getAll();
@@ -48,7 +58,10 @@ async function set(bus: DbusConnection, field: 'timezone' | 'ntp', value: string
     throw new OpdbusError(
       'OPDBUS_ERR_TIMEDATE_SET',
       `systemd-timedated refused ${field === 'timezone' ? 'the time zone' : 'NTP'} ${JSON.stringify(value)}: ${(err as Error).message}`,
-      { data: { path: `plugins.timedate.${field}`, value, dbusError: (err as OpdbusError).data?.dbusError }, cause: err },
+      {
+        data: { path: `plugins.timedate.${field}`, value, dbusError: (err as OpdbusError).data?.dbusError },
+        cause: err,
+      },
     );
   }
 }
@@ -125,7 +138,8 @@ export function createTimedatePlugin(): Plugin<TimedateSection, TimedateCheckpoi
       await using bus = await connect(ctx);
       const now = await read(bus);
       if (token.ntp !== undefined && token.ntp !== now.ntp) await set(bus, 'ntp', token.ntp);
-      if (token.timezone !== undefined && token.timezone !== now.timezone) await set(bus, 'timezone', token.timezone);
+      if (token.timezone !== undefined && token.timezone !== now.timezone)
+        await set(bus, 'timezone', token.timezone);
     },
 
     async watch(ctx, onEvent: (event: WatchEvent) => void) {

@@ -8,7 +8,12 @@ import { isSandboxCgroup, isSandboxDir, isSandboxId, type SandboxRecord } from '
 import { findTool, runCommand } from './tools.js';
 
 /** Daemons a sandbox starts; one whose command line names a sandbox directory belongs to it. */
-const daemonNames: ReadonlySet<string> = new Set(['dbus-daemon', 'ovsdb-server', 'ovs-vswitchd', 'systemd-nspawn']);
+const daemonNames: ReadonlySet<string> = new Set([
+  'dbus-daemon',
+  'ovsdb-server',
+  'ovs-vswitchd',
+  'systemd-nspawn',
+]);
 
 /** What a record names that holds processes or mounts. */
 type Releasable = Pick<SandboxRecord, 'pids' | 'dir' | 'netns' | 'cgroups'>;

@@ -30,7 +30,14 @@ import {
 import { release } from './cleanup.js';
 import { sandboxDir } from './paths.js';
 import { register, type Registration } from './registry.js';
-import { checkedCommand, formatCommand, requireTool, runCommand, tailFile, type CommandResult } from './tools.js';
+import {
+  checkedCommand,
+  formatCommand,
+  requireTool,
+  runCommand,
+  tailFile,
+  type CommandResult,
+} from './tools.js';
 
 /** Debian packages every container image has (beyond debootstrap's minbase). */
 export const CONTAINER_BASE_PACKAGES: readonly string[] = [
@@ -234,7 +241,9 @@ export interface SystemdContainerOptions extends DebianRootfsOptions {
 /** The cgroup hierarchies to create the container's own cgroup in. */
 function cgroupRoots(): string[] {
   if (existsSync('/sys/fs/cgroup/cgroup.controllers')) return ['/sys/fs/cgroup'];
-  return ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified'].filter((d) => existsSync(join(d, 'cgroup.procs')));
+  return ['/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified'].filter((d) =>
+    existsSync(join(d, 'cgroup.procs')),
+  );
 }
 
 /**
@@ -354,9 +363,13 @@ export class SystemdContainer implements AsyncDisposable {
       const children = new Set<ChildProcess>();
       const nsenter = requireTool('nsenter');
       const server = createServer((client) => {
-        const child = spawn(nsenter, ['--target', String(this.leaderPid), '--all', '--', '/usr/bin/systemd-stdio-bridge'], {
-          stdio: ['pipe', 'pipe', 'ignore'],
-        });
+        const child = spawn(
+          nsenter,
+          ['--target', String(this.leaderPid), '--all', '--', '/usr/bin/systemd-stdio-bridge'],
+          {
+            stdio: ['pipe', 'pipe', 'ignore'],
+          },
+        );
         children.add(child);
         child.once('exit', () => {
           children.delete(child);
@@ -495,7 +508,9 @@ function childOf(parent: number): number | undefined {
  * console.log(ct.busAddress); // unix:path=/tmp/opdbus-sbx-…/bus/system_bus_socket
  * ```
  */
-export async function startSystemdContainer(options: SystemdContainerOptions = {}): Promise<SystemdContainer> {
+export async function startSystemdContainer(
+  options: SystemdContainerOptions = {},
+): Promise<SystemdContainer> {
   const logger = options.logger ?? silentLogger;
   if (process.getuid?.() !== 0) {
     throw new OpdbusError(
@@ -522,10 +537,18 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
   try {
     const rootDir = join(dir, 'root');
     const busDir = join(dir, 'bus');
-    for (const sub of ['upper', 'work', 'root', 'bus']) mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 });
+    for (const sub of ['upper', 'work', 'root', 'bus'])
+      mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 });
     await checkedCommand(
       'mount',
-      ['-t', 'overlay', 'overlay', '-o', `lowerdir=${image},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, rootDir],
+      [
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `lowerdir=${image},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`,
+        rootDir,
+      ],
       { what: 'Mounting the container root (overlayfs)' },
     );
     const machineId = randomBytes(16).toString('hex');
@@ -598,9 +621,13 @@ export async function startSystemdContainer(options: SystemdContainerOptions = {
     }
     const leaderPid = child.pid === undefined ? undefined : childOf(child.pid);
     if (leaderPid === undefined) {
-      throw new OpdbusError('OPDBUS_ERR_SANDBOX_START', `Cannot find the container's init process (child of ${child.pid}).`, {
-        data: { dir, logPath },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_SANDBOX_START',
+        `Cannot find the container's init process (child of ${child.pid}).`,
+        {
+          data: { dir, logPath },
+        },
+      );
     }
     child.unref();
     logger.debug({ id, pid: child.pid, leaderPid, state }, 'sandbox container booted');

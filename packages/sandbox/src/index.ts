@@ -29,7 +29,13 @@ export {
   type RecordDirOptions,
   type SandboxRecordInfo,
 } from './reap.js';
-export { defaultRecordDir, isSandboxCgroup, isSandboxId, type SandboxKind, type SandboxRecord } from './records.js';
+export {
+  defaultRecordDir,
+  isSandboxCgroup,
+  isSandboxId,
+  type SandboxKind,
+  type SandboxRecord,
+} from './records.js';
 export { cleanupAllSync, liveSandboxIds } from './registry.js';
 export { Sandbox, type SandboxOptions, type SandboxResource } from './sandbox.js';
 export { toolPackages, type CommandResult, type ToolName } from './tools.js';

@@ -33,7 +33,10 @@ const available: ProbeResult = { available: true };
 function cachedImageExists(): boolean {
   try {
     const dir = defaultCacheDir();
-    return readdirSync(dir).some((name) => /^debian-.*-minbase-[0-9a-f]{12}$/.test(name) && existsSync(join(dir, name, 'usr/lib/os-release')));
+    return readdirSync(dir).some(
+      (name) =>
+        /^debian-.*-minbase-[0-9a-f]{12}$/.test(name) && existsSync(join(dir, name, 'usr/lib/os-release')),
+    );
   } catch {
     return false;
   }
@@ -139,7 +142,8 @@ export function probeSandbox(): SandboxProbe {
   let container: ProbeResult = root
     ? available
     : { available: false, reason: 'a systemd-nspawn container needs root; run the tests as root.' };
-  if (container.available) container = missing(['systemd-nspawn', 'nsenter', 'dbus-send', 'mount']) ?? available;
+  if (container.available)
+    container = missing(['systemd-nspawn', 'nsenter', 'dbus-send', 'mount']) ?? available;
   if (container.available) {
     let overlay = false;
     try {
@@ -148,7 +152,10 @@ export function probeSandbox(): SandboxProbe {
       overlay = false;
     }
     if (!overlay)
-      container = { available: false, reason: 'the kernel has no overlayfs (containers boot on an overlay of a cached image).' };
+      container = {
+        available: false,
+        reason: 'the kernel has no overlayfs (containers boot on an overlay of a cached image).',
+      };
   }
   if (
     container.available &&
@@ -156,7 +163,10 @@ export function probeSandbox(): SandboxProbe {
     !existsSync('/sys/fs/cgroup/systemd/cgroup.procs') &&
     !existsSync('/sys/fs/cgroup/unified/cgroup.procs')
   ) {
-    container = { available: false, reason: 'no cgroup hierarchy under /sys/fs/cgroup to give the container its own cgroup.' };
+    container = {
+      available: false,
+      reason: 'no cgroup hierarchy under /sys/fs/cgroup to give the container its own cgroup.',
+    };
   }
   if (container.available && findTool('debootstrap') === undefined && !cachedImageExists()) {
     container = missing(['debootstrap']) ?? available;

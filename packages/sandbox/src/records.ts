@@ -146,7 +146,7 @@ export function parseRecord(text: string): SandboxRecord | undefined {
   };
   if (r.netns !== undefined) record.netns = r.netns;
   if (r.dir !== undefined) record.dir = r.dir;
-  if (r.cgroups !== undefined) record.cgroups = r.cgroups as string[];
+  if (r.cgroups !== undefined) record.cgroups = r.cgroups;
   return record;
 }
 

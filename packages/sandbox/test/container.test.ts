@@ -1,5 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { probeSandbox, startSystemdContainer, listSandboxRecords, type SystemdContainer } from '../src/index.js';
+import {
+  probeSandbox,
+  startSystemdContainer,
+  listSandboxRecords,
+  type SystemdContainer,
+} from '../src/index.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeIf, running } from './helpers.js';
 

@@ -21,7 +21,11 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     root: true,
     expect: /set net\.ipv4\.ip_forward[\s\S]*committed/,
   },
-  { readme: 'packages/dbus/README.md', root: false, expect: /org\.freedesktop\.DBus[\s\S]*dBus\.ts[\s\S]*owner: undefined/ },
+  {
+    readme: 'packages/dbus/README.md',
+    root: false,
+    expect: /org\.freedesktop\.DBus[\s\S]*dBus\.ts[\s\S]*owner: undefined/,
+  },
   // These boot a container: the first one on a machine may build the cached image (about a minute).
   {
     readme: 'packages/plugins-systemd/README.md',
@@ -29,8 +33,18 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     expect: /create unit hello\.service[\s\S]*committed\nactive/,
     timeoutMs: 600_000,
   },
-  { readme: 'packages/plugins-hostname/README.md', root: true, expect: /committed[\s\S]*pretty: 'Example Host'/, timeoutMs: 600_000 },
-  { readme: 'packages/plugins-timedate/README.md', root: true, expect: /America\/New_York[\s\S]*committed/, timeoutMs: 600_000 },
+  {
+    readme: 'packages/plugins-hostname/README.md',
+    root: true,
+    expect: /committed[\s\S]*pretty: 'Example Host'/,
+    timeoutMs: 600_000,
+  },
+  {
+    readme: 'packages/plugins-timedate/README.md',
+    root: true,
+    expect: /America\/New_York[\s\S]*committed/,
+    timeoutMs: 600_000,
+  },
   { readme: 'packages/plugins-sessions/README.md', root: true, expect: /seat0/, timeoutMs: 600_000 },
 ];
 

@@ -6,11 +6,15 @@ import { registerCodegenDbus } from './codegenDbus.js';
  * Code generators, one subcommand each (`opdbus codegen ovsdb …`, `opdbus codegen dbus …`). A
  * generator module exports a function that adds its subcommand to `codegen`; list it here.
  */
-export const codegenTargets: ReadonlyArray<(codegen: Command, context: CommandContext) => void> = [registerCodegenDbus];
+export const codegenTargets: ReadonlyArray<(codegen: Command, context: CommandContext) => void> = [
+  registerCodegenDbus,
+];
 
 /** Register `opdbus codegen` when at least one generator exists. */
 export function registerCodegen(context: CommandContext): void {
   if (codegenTargets.length === 0) return;
-  const codegen = context.program.command('codegen').description('generate typed TypeScript from a schema or a live service');
+  const codegen = context.program
+    .command('codegen')
+    .description('generate typed TypeScript from a schema or a live service');
   for (const register of codegenTargets) register(codegen, context);
 }
