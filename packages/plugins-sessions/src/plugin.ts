@@ -177,7 +177,10 @@ async function listSessions(bus: DbusConnection): Promise<Record<string, Session
  * User names in `linger` are resolved with the target root's /etc/passwd (checked to belong to
  * the targeted logind); numeric uids need no lookup.
  */
-export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoint> {
+export function createSessionsPlugin(
+  options: { terminateTimeoutMs?: number } = {},
+): Plugin<SessionsSection, SessionsCheckpoint> {
+  const terminateTimeoutMs = options.terminateTimeoutMs ?? 30_000;
   const uidOf = async (ctx: PluginContext, bus: DbusConnection, user: string): Promise<number> => {
     if (/^\d+$/.test(user)) return Number(user);
     const root = ctx.target.root ?? '/';
@@ -317,6 +320,8 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
       }
       if (desired.terminate !== undefined && desired.terminate.mode === 'enforce') {
         for (const [id, session] of Object.entries(observed.sessions ?? {})) {
+          // A closing session is already on its way out.
+          if (session.state === 'closing') continue;
           if (!desired.terminate.match.some((selector) => matchesSelector(session, selector))) continue;
           changes.push({
             resource: `session/${id}`,
@@ -341,18 +346,45 @@ export function createSessionsPlugin(): Plugin<SessionsSection, SessionsCheckpoi
         await setLinger(bus, await uidOf(ctx, bus, key), change.after === true);
         return;
       }
+      // TerminateSession returns once logind has asked systemd to stop the session's scope: wait
+      // for SessionRemoved (subscribed first), with a deadline, rather than for time to pass.
+      const manager = new Login1Manager(bus);
+      let removed!: () => void;
+      const gone = new Promise<void>((resolve) => (removed = resolve));
+      const subscription = await manager.onSessionRemoved((id) => {
+        if (id === key) removed();
+      });
       try {
-        await new Login1Manager(bus).terminateSession(key);
-      } catch (err) {
-        if ((err as OpdbusError).data?.dbusError === 'org.freedesktop.login1.NoSuchSession') return;
-        throw new OpdbusError(
-          'OPDBUS_ERR_SESSIONS_LOGIND',
-          `logind refused to terminate session ${key}: ${(err as Error).message}`,
-          {
-            data: { session: key, dbusError: (err as OpdbusError).data?.dbusError },
-            cause: err,
-          },
-        );
+        try {
+          await manager.terminateSession(key);
+        } catch (err) {
+          if ((err as OpdbusError).data?.dbusError === 'org.freedesktop.login1.NoSuchSession') return;
+          throw new OpdbusError(
+            'OPDBUS_ERR_SESSIONS_LOGIND',
+            `logind refused to terminate session ${key}: ${(err as Error).message}`,
+            { data: { session: key, dbusError: (err as OpdbusError).data?.dbusError }, cause: err },
+          );
+        }
+        if (!(await manager.listSessions()).some(([id]) => id === key)) return;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          gone,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () =>
+                reject(
+                  new OpdbusError(
+                    'OPDBUS_ERR_SESSIONS_LOGIND',
+                    `Session ${key} was told to terminate but still exists after ${terminateTimeoutMs} ms (processes that ignore SIGTERM?).`,
+                    { data: { session: key } },
+                  ),
+                ),
+              terminateTimeoutMs,
+            );
+          }),
+        ]).finally(() => clearTimeout(timer));
+      } finally {
+        await subscription.unsubscribe();
       }
     },
 

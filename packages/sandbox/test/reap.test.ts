@@ -104,6 +104,7 @@ function components(): string[] {
     'dbus',
     ...(probe.vswitchd.available ? ['ovs'] : []),
     ...(probe.btrfs.available ? ['btrfs'] : []),
+    ...(probe.container.available ? ['container'] : []),
   ];
 }
 
