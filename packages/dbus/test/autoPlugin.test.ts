@@ -33,11 +33,12 @@ describePluginConformance<AutoSection>(
       teardown: () => ct.stop(),
     };
   },
-  { skip: probe.available ? false : probe.reason },
+  // The first container on a machine builds the cached image (about a minute).
+  { skip: probe.available ? false : probe.reason, setupTimeoutMs: 600_000 },
 );
 
 describe.skipIf(!probe.available)('the auto plugin, read-only', () => {
-  it('exposes every property of hostnamed as state and refuses writes', async () => {
+  it('exposes every property of hostnamed as state and refuses writes', { timeout: 600_000 }, async () => {
     await using ct = await startSystemdContainer();
     const plugin = createDbusAutoPlugin({ name: 'hostname1', destination: 'org.freedesktop.hostname1' });
     const ctx = {

@@ -24,5 +24,6 @@ describePluginConformance<SessionsSection>(
       teardown: () => ct.stop(),
     };
   },
-  { skip: probe.available ? false : probe.reason },
+  // The first container on a machine builds the cached image (about a minute).
+  { skip: probe.available ? false : probe.reason, setupTimeoutMs: 600_000 },
 );

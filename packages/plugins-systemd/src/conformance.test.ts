@@ -55,5 +55,6 @@ describePluginConformance<SystemdSection>(
       teardown: () => ct.stop(),
     };
   },
-  { skip: probe.available ? false : probe.reason },
+  // The first container on a machine builds the cached image (about a minute).
+  { skip: probe.available ? false : probe.reason, setupTimeoutMs: 600_000 },
 );

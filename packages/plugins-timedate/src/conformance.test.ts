@@ -31,5 +31,6 @@ describePluginConformance<TimedateSection>(
       teardown: () => ct.stop(),
     };
   },
-  { skip: probe.available ? false : probe.reason },
+  // The first container on a machine builds the cached image (about a minute).
+  { skip: probe.available ? false : probe.reason, setupTimeoutMs: 600_000 },
 );

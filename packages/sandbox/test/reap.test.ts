@@ -13,6 +13,7 @@ import { processStartTime, selfIdentity, type ProbeResult } from '@opdbus/core';
 import { createNamedNetns, deleteNamedNetns } from '@opdbus/netlink';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import {
+  ensureDebianRootfs,
   isSandboxId,
   listSandboxRecords,
   probeSandbox,
@@ -109,10 +110,12 @@ function components(): string[] {
 }
 
 describeIf(canCrash, 'cleanup when the owner dies', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     assertBuilt();
     recordDir = mkdtempSync(join(tmpdir(), 'opdbus-crash-records-'));
-  });
+    // The children boot containers: build the cached image first (once per machine) so no test waits for it.
+    if (probe.container.available) await ensureDebianRootfs();
+  }, 600_000);
   afterAll(() => rmSync(recordDir, { recursive: true, force: true }));
 
   it('reapStaleSandboxes() removes everything a SIGKILLed process left behind', async () => {
