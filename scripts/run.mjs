@@ -28,6 +28,11 @@ const TEST = {
   'mkfs.btrfs': 'btrfs-progs',
   btrfs: 'btrfs-progs',
   truncate: 'coreutils',
+  // The D-Bus plugins' tests boot a Debian container (debootstrap once, cached in
+  // /var/cache/opdbus-sandbox) with systemd-nspawn; busctl and nsenter drive it from outside.
+  'systemd-nspawn': 'systemd-container',
+  debootstrap: 'debootstrap',
+  busctl: 'systemd',
 };
 const BENCH = { ...TEST, sha256sum: 'coreutils' };
 

@@ -24,6 +24,10 @@ export function buildProgram(
     .option('--state-dir <dir>', 'state directory: journals, lock, watchdog logs', defaultStateDir)
     .option('--bus <address>', 'D-Bus address (e.g. unix:path=/run/dbus/system_bus_socket)')
     .option('--ovsdb <address>', 'OVSDB address (e.g. unix:/run/openvswitch/db.sock)')
+    .option(
+      '--root <dir>',
+      "the target's filesystem root, for files plugins write (e.g. a container's root with --bus)",
+    )
     .option('--json', 'machine-readable output on stdout')
     .addOption(
       new Option('--log-level <level>', 'log level on stderr')

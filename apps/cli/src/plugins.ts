@@ -1,7 +1,11 @@
 import type { AnyPlugin } from '@opdbus/core';
+import { hostnamePlugin } from '@opdbus/plugins-hostname';
+import { sessionsPlugin } from '@opdbus/plugins-sessions';
 import { sysctlPlugin } from '@opdbus/plugins-sysctl';
+import { systemdPlugin } from '@opdbus/plugins-systemd';
+import { timedatePlugin } from '@opdbus/plugins-timedate';
 
 /** The plugins the `opdbus` CLI registers, in the order their sections are listed. */
 export function defaultPlugins(): AnyPlugin[] {
-  return [sysctlPlugin];
+  return [sysctlPlugin, systemdPlugin, hostnamePlugin, timedatePlugin, sessionsPlugin];
 }

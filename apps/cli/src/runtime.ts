@@ -30,6 +30,7 @@ export interface GlobalOptions {
   stateDir: string;
   bus?: string;
   ovsdb?: string;
+  root?: string;
   json?: boolean;
   logLevel: string;
 }
@@ -59,6 +60,7 @@ export function targetOf(options: GlobalOptions): TargetSpec {
   if (options.netns !== undefined) target.netns = options.netns;
   if (options.bus !== undefined) target.busAddress = options.bus;
   if (options.ovsdb !== undefined) target.ovsdbAddress = options.ovsdb;
+  if (options.root !== undefined) target.root = options.root;
   return target;
 }
 

@@ -15,6 +15,12 @@ export interface TargetSpec {
   busAddress?: string;
   /** An OVSDB address, e.g. `unix:/run/openvswitch/db.sock` or `tcp:127.0.0.1:6640`. */
   ovsdbAddress?: string;
+  /**
+   * The target's filesystem root as seen from here (default `/`), for plugins that write files
+   * the target reads — e.g. a container's root directory when `busAddress` is the container's
+   * system bus (as `systemctl --root`).
+   */
+  root?: string;
 }
 
 /**

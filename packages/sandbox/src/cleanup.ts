@@ -1,13 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { isAlive, processStartTime, type ProcessIdentity } from '@opdbus/core';
 import { NETNS_RUN_DIR, deleteNamedNetns } from '@opdbus/netlink';
-import { isSandboxDir, isSandboxId, type SandboxRecord } from './records.js';
+import { isSandboxCgroup, isSandboxDir, isSandboxId, type SandboxRecord } from './records.js';
 import { findTool, runCommand } from './tools.js';
 
 /** Daemons a sandbox starts; one whose command line names a sandbox directory belongs to it. */
-const daemonNames: ReadonlySet<string> = new Set(['dbus-daemon', 'ovsdb-server', 'ovs-vswitchd']);
+const daemonNames: ReadonlySet<string> = new Set([
+  'dbus-daemon',
+  'ovsdb-server',
+  'ovs-vswitchd',
+  'systemd-nspawn',
+]);
+
+/** What a record names that holds processes or mounts. */
+type Releasable = Pick<SandboxRecord, 'pids' | 'dir' | 'netns' | 'cgroups'>;
 
 /** The inode of a named sandbox namespace, when its file is a mounted namespace (nsfs). */
 function netnsInode(name: string): number | undefined {
@@ -20,6 +29,58 @@ function netnsInode(name: string): number | undefined {
   }
 }
 
+/** A sandbox cgroup and its descendants, deepest first (only existing directories). */
+export function cgroupTree(cgroup: string): string[] {
+  if (!isSandboxCgroup(cgroup)) return [];
+  const out: string[] = [];
+  const visit = (dir: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) if (entry.isDirectory()) visit(join(dir, entry.name));
+    out.push(dir);
+  };
+  visit(cgroup);
+  return out;
+}
+
+/** The pids in sandbox cgroups (and their descendants). */
+export function cgroupPids(cgroups: readonly string[]): number[] {
+  const pids = new Set<number>();
+  for (const cgroup of cgroups) {
+    for (const dir of cgroupTree(cgroup)) {
+      let text: string;
+      try {
+        text = readFileSync(join(dir, 'cgroup.procs'), 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n')) if (/^\d+$/.test(line)) pids.add(Number(line));
+    }
+  }
+  pids.delete(process.pid);
+  return [...pids];
+}
+
+/** Remove sandbox cgroups, deepest first; returns what could not be removed. */
+export function removeCgroups(cgroups: readonly string[]): string[] {
+  const leftovers: string[] = [];
+  for (const cgroup of cgroups) {
+    for (const dir of cgroupTree(cgroup)) {
+      try {
+        rmdirSync(dir);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') leftovers.push(`cgroup ${dir}: ${code ?? (err as Error).message}`);
+      }
+    }
+  }
+  return leftovers;
+}
+
 /** Whether the named sandbox namespace file still exists. */
 export function netnsExists(name: string): boolean {
   return existsSync(`${NETNS_RUN_DIR}/${name}`);
@@ -30,10 +91,15 @@ export function netnsExists(name: string): boolean {
  * sandbox daemon whose command line names the record's directory, and every process inside the
  * record's network namespace. Never this process.
  */
-export function processesOf(record: Pick<SandboxRecord, 'pids' | 'dir' | 'netns'>): ProcessIdentity[] {
+export function processesOf(record: Releasable): ProcessIdentity[] {
   const found = new Map<number, ProcessIdentity>();
   for (const identity of record.pids) {
     if (identity.pid !== process.pid && isAlive(identity)) found.set(identity.pid, identity);
+  }
+  for (const pid of cgroupPids(record.cgroups ?? [])) {
+    if (found.has(pid)) continue;
+    const identity = { pid, startTime: processStartTime(pid) };
+    if (isAlive(identity)) found.set(pid, identity);
   }
   const ino = record.netns !== undefined && isSandboxId(record.netns) ? netnsInode(record.netns) : undefined;
   const dir = record.dir !== undefined && isSandboxDir(record.dir) ? `${record.dir}/` : undefined;
@@ -191,8 +257,19 @@ async function unmount(mountPoint: string): Promise<{ lazy: boolean; error?: str
  * by files there, delete its namespace, remove its directory. Idempotent. Returns a description
  * of whatever could not be removed (empty when all is gone).
  */
-export async function release(record: Pick<SandboxRecord, 'pids' | 'dir' | 'netns'>): Promise<string[]> {
+export async function release(record: Releasable): Promise<string[]> {
   const leftovers: string[] = [];
+  if (record.cgroups !== undefined && record.cgroups.length > 0) {
+    // A container: SIGTERM to systemd-nspawn first (it shuts the container down cleanly), then
+    // SIGKILL whatever is left in its cgroups (SIGTERM would make the container's systemd re-execute).
+    await terminate(
+      record.pids.filter((p) => isAlive(p)),
+      15_000,
+    );
+    const rest = processesOf({ pids: [], cgroups: record.cgroups });
+    signal(rest, 'SIGKILL');
+    for (const s of await waitGone(rest, 5000)) leftovers.push(`process ${s.pid} still runs after SIGKILL`);
+  }
   const survivors = await terminate(processesOf(record));
   for (const s of survivors) leftovers.push(`process ${s.pid} still runs after SIGKILL`);
   const dir = record.dir !== undefined && isSandboxDir(record.dir) ? record.dir : undefined;
@@ -227,6 +304,12 @@ export async function release(record: Pick<SandboxRecord, 'pids' | 'dir' | 'netn
       leftovers.push(`network namespace ${record.netns}: ${(err as Error).message}`);
     }
   }
+  if (record.cgroups !== undefined && record.cgroups.length > 0) {
+    // Killed processes leave their cgroups once reaped: wait for that (bounded), then remove them.
+    const deadline = Date.now() + 5000;
+    while (cgroupPids(record.cgroups).length > 0 && Date.now() < deadline) await delay(20);
+    leftovers.push(...removeCgroups(record.cgroups));
+  }
   if (dir !== undefined) leftovers.push(...removeDir(dir));
   return leftovers;
 }
@@ -249,7 +332,7 @@ function removeDir(dir: string): string[] {
  * can be awaited: SIGKILL the processes, detach mounts lazily, delete the namespace, remove the
  * directory. Returns what could not be removed.
  */
-export function releaseSync(record: Pick<SandboxRecord, 'pids' | 'dir' | 'netns'>): string[] {
+export function releaseSync(record: Releasable): string[] {
   const leftovers: string[] = [];
   try {
     signal(processesOf(record), 'SIGKILL');
@@ -269,6 +352,14 @@ export function releaseSync(record: Pick<SandboxRecord, 'pids' | 'dir' | 'netns'
     } catch (err) {
       leftovers.push(`network namespace ${record.netns}: ${(err as Error).message}`);
     }
+  }
+  if (record.cgroups !== undefined && record.cgroups.length > 0) {
+    // The killed processes leave their cgroups asynchronously: wait for that, bounded.
+    const deadline = Date.now() + 3000;
+    while (cgroupPids(record.cgroups).length > 0 && Date.now() < deadline) {
+      spawnSync('sleep', ['0.02'], { stdio: 'ignore' });
+    }
+    leftovers.push(...removeCgroups(record.cgroups));
   }
   if (dir !== undefined) leftovers.push(...removeDir(dir));
   return leftovers;

@@ -54,6 +54,8 @@ export interface ConformanceOptions {
   watchTimeoutMs?: number;
   /** Check that the full query, written back as a document, diffs clean (default true). */
   queryRoundTrip?: boolean;
+  /** How long `setup` may take (default: the runner's hook timeout), e.g. to build a container image once. */
+  setupTimeoutMs?: number;
 }
 
 /**
@@ -95,7 +97,7 @@ export function describePluginConformance<D>(
       registry = new PluginRegistry([plugin]);
       stateDir = await mkdtemp(join(tmpdir(), `opdbus-conformance-${plugin.name}-`));
       env = await setup();
-    });
+    }, options.setupTimeoutMs);
     afterAll(async () => {
       await env?.teardown();
       await rm(stateDir, { recursive: true, force: true });

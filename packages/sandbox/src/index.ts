@@ -6,6 +6,15 @@
  * @packageDocumentation
  */
 export { BTRFS_MIN_BYTES, BtrfsLoop, createBtrfsLoop, parseSize, type BtrfsOptions } from './btrfs.js';
+export {
+  CONTAINER_BASE_PACKAGES,
+  SystemdContainer,
+  defaultCacheDir,
+  ensureDebianRootfs,
+  startSystemdContainer,
+  type DebianRootfsOptions,
+  type SystemdContainerOptions,
+} from './container.js';
 export { DbusDaemon, dbusConfig, startDbusDaemon, type DbusDaemonOptions } from './dbus.js';
 export { sandboxErrors, type SandboxErrorCode } from './errors.js';
 export { SandboxNetns, createNetns, type NetnsOptions } from './netns.js';
@@ -20,7 +29,13 @@ export {
   type RecordDirOptions,
   type SandboxRecordInfo,
 } from './reap.js';
-export { defaultRecordDir, isSandboxId, type SandboxKind, type SandboxRecord } from './records.js';
+export {
+  defaultRecordDir,
+  isSandboxCgroup,
+  isSandboxId,
+  type SandboxKind,
+  type SandboxRecord,
+} from './records.js';
 export { cleanupAllSync, liveSandboxIds } from './registry.js';
 export { Sandbox, type SandboxOptions, type SandboxResource } from './sandbox.js';
 export { toolPackages, type CommandResult, type ToolName } from './tools.js';

@@ -1,6 +1,8 @@
-import { accessSync, constants as fsc, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants as fsc, existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ProbeResult } from '@opdbus/core';
 import { Netns } from '@opdbus/netlink';
+import { defaultCacheDir } from './container.js';
 import { VSWITCH_SCHEMA } from './ovs.js';
 import { findTool, missingToolMessage, type ToolName } from './tools.js';
 
@@ -18,9 +20,27 @@ export interface SandboxProbe {
   vswitchd: ProbeResult;
   /** {@link createBtrfsLoop}: root, mkfs.btrfs, mount, btrfs in the kernel, loop devices. */
   btrfs: ProbeResult;
+  /**
+   * {@link startSystemdContainer}: root, systemd-nspawn, nsenter, dbus-send, overlayfs, a cgroup
+   * hierarchy, and debootstrap unless the image is cached already.
+   */
+  container: ProbeResult;
 }
 
 const available: ProbeResult = { available: true };
+
+/** Whether some container image is cached already (then debootstrap is not needed). */
+function cachedImageExists(): boolean {
+  try {
+    const dir = defaultCacheDir();
+    return readdirSync(dir).some(
+      (name) =>
+        /^debian-.*-minbase-[0-9a-f]{12}$/.test(name) && existsSync(join(dir, name, 'usr/lib/os-release')),
+    );
+  } catch {
+    return false;
+  }
+}
 
 function missing(tools: readonly ToolName[]): ProbeResult | undefined {
   const absent = tools.filter((t) => findTool(t) === undefined);
@@ -119,5 +139,37 @@ export function probeSandbox(): SandboxProbe {
         'no loop device support: /dev/loop-control is missing (in a container, pass the loop devices through).',
     };
   }
-  return { root, netns, dbus, ovsdb, vswitchd, btrfs };
+  let container: ProbeResult = root
+    ? available
+    : { available: false, reason: 'a systemd-nspawn container needs root; run the tests as root.' };
+  if (container.available)
+    container = missing(['systemd-nspawn', 'nsenter', 'dbus-send', 'mount']) ?? available;
+  if (container.available) {
+    let overlay = false;
+    try {
+      overlay = /\toverlay$/m.test(readFileSync('/proc/filesystems', 'utf8'));
+    } catch {
+      overlay = false;
+    }
+    if (!overlay)
+      container = {
+        available: false,
+        reason: 'the kernel has no overlayfs (containers boot on an overlay of a cached image).',
+      };
+  }
+  if (
+    container.available &&
+    !existsSync('/sys/fs/cgroup/cgroup.controllers') &&
+    !existsSync('/sys/fs/cgroup/systemd/cgroup.procs') &&
+    !existsSync('/sys/fs/cgroup/unified/cgroup.procs')
+  ) {
+    container = {
+      available: false,
+      reason: 'no cgroup hierarchy under /sys/fs/cgroup to give the container its own cgroup.',
+    };
+  }
+  if (container.available && findTool('debootstrap') === undefined && !cachedImageExists()) {
+    container = missing(['debootstrap']) ?? available;
+  }
+  return { root, netns, dbus, ovsdb, vswitchd, btrfs, container };
 }

@@ -5,7 +5,7 @@ import { basename, isAbsolute, join, normalize } from 'node:path';
 import type { ProcessIdentity } from '@opdbus/core';
 
 /** The kinds of resource a sandbox creates. */
-export type SandboxKind = 'netns' | 'dbus' | 'ovs' | 'btrfs';
+export type SandboxKind = 'netns' | 'dbus' | 'ovs' | 'btrfs' | 'container';
 
 /**
  * What a sandbox resource writes to its record file before it creates anything, so that
@@ -27,6 +27,11 @@ export interface SandboxRecord {
   dir?: string;
   /** Daemons it started (pid + start time, so a reused pid is never killed). */
   pids: ProcessIdentity[];
+  /**
+   * Control groups it created (`/sys/fs/cgroup/[HIERARCHY/]opdbus-sbx-…`): every process in them
+   * belongs to the sandbox (a systemd container and everything it started).
+   */
+  cgroups?: string[];
 }
 
 const idPattern = /^opdbus-sbx-(\d+)-[0-9a-f]{8}$/;
@@ -50,6 +55,13 @@ export function sandboxIdPid(name: string): number | undefined {
 /** Whether `path` is a directory a sandbox may have created: absolute, normalised, named by a sandbox id. */
 export function isSandboxDir(path: string): boolean {
   return isAbsolute(path) && normalize(path) === path && path !== '/' && isSandboxId(basename(path));
+}
+
+const cgroupPattern = /^\/sys\/fs\/cgroup\/(?:[a-z0-9_,=]+\/)?(opdbus-sbx-\d+-[0-9a-f]{8})$/;
+
+/** Whether `path` is a control group a sandbox may have created: `/sys/fs/cgroup/[HIERARCHY/]<sandbox id>`. */
+export function isSandboxCgroup(path: string): boolean {
+  return cgroupPattern.test(path);
 }
 
 /**
@@ -97,7 +109,7 @@ function isIdentity(value: unknown): value is ProcessIdentity {
   );
 }
 
-const kinds: readonly string[] = ['netns', 'dbus', 'ovs', 'btrfs'];
+const kinds: readonly string[] = ['netns', 'dbus', 'ovs', 'btrfs', 'container'];
 
 /**
  * Parse and check a record file's text. Returns undefined for anything that is not a well-formed
@@ -118,6 +130,12 @@ export function parseRecord(text: string): SandboxRecord | undefined {
   if (r.netns !== undefined && (typeof r.netns !== 'string' || !isSandboxId(r.netns))) return undefined;
   if (r.dir !== undefined && (typeof r.dir !== 'string' || !isSandboxDir(r.dir))) return undefined;
   if (!Array.isArray(r.pids) || !r.pids.every(isIdentity)) return undefined;
+  if (
+    r.cgroups !== undefined &&
+    (!Array.isArray(r.cgroups) ||
+      !r.cgroups.every((c): c is string => typeof c === 'string' && isSandboxCgroup(c)))
+  )
+    return undefined;
   const record: SandboxRecord = {
     version: 1,
     id: r.id,
@@ -128,6 +146,7 @@ export function parseRecord(text: string): SandboxRecord | undefined {
   };
   if (r.netns !== undefined) record.netns = r.netns;
   if (r.dir !== undefined) record.dir = r.dir;
+  if (r.cgroups !== undefined) record.cgroups = r.cgroups;
   return record;
 }
 

@@ -88,7 +88,7 @@ export interface Registration {
  */
 export function register(
   kind: SandboxKind,
-  fill: (id: string) => Partial<Pick<SandboxRecord, 'netns' | 'dir'>> = () => ({}),
+  fill: (id: string) => Partial<Pick<SandboxRecord, 'netns' | 'dir' | 'cgroups'>> = () => ({}),
 ): Registration {
   const id = newSandboxId();
   const record: SandboxRecord = {

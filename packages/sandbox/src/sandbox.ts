@@ -1,11 +1,12 @@
 import { OpdbusError, silentLogger, type Logger } from '@opdbus/core';
 import { createBtrfsLoop, type BtrfsLoop, type BtrfsOptions } from './btrfs.js';
+import { startSystemdContainer, type SystemdContainer, type SystemdContainerOptions } from './container.js';
 import { startDbusDaemon, type DbusDaemon, type DbusDaemonOptions } from './dbus.js';
 import { createNetns, type NetnsOptions, type SandboxNetns } from './netns.js';
 import { startOvs, type OvsOptions, type OvsSandbox } from './ovs.js';
 
 /** Any resource a {@link Sandbox} creates. */
-export type SandboxResource = SandboxNetns | DbusDaemon | OvsSandbox | BtrfsLoop;
+export type SandboxResource = SandboxNetns | DbusDaemon | OvsSandbox | BtrfsLoop | SystemdContainer;
 
 /** Options of {@link Sandbox}: defaults for every resource it creates. */
 export interface SandboxOptions {
@@ -66,6 +67,11 @@ export class Sandbox implements AsyncDisposable {
   /** Create a btrfs filesystem on a loop device ({@link createBtrfsLoop}) owned by this sandbox. */
   btrfs(options: BtrfsOptions = {}): Promise<BtrfsLoop> {
     return this.#add(() => createBtrfsLoop({ ...this.#defaults(), ...options }));
+  }
+
+  /** Boot a systemd-nspawn Debian container ({@link startSystemdContainer}) owned by this sandbox. */
+  container(options: SystemdContainerOptions = {}): Promise<SystemdContainer> {
+    return this.#add(() => startSystemdContainer({ ...this.#defaults(), ...options }));
   }
 
   /**

@@ -15,6 +15,10 @@ export const toolPackages = {
   mount: 'mount',
   umount: 'mount',
   losetup: 'mount',
+  'systemd-nspawn': 'systemd-container',
+  debootstrap: 'debootstrap',
+  nsenter: 'util-linux',
+  'dbus-send': 'dbus',
 } as const;
 
 /** A program a sandbox runs. */

@@ -13,6 +13,7 @@ import { processStartTime, selfIdentity, type ProbeResult } from '@opdbus/core';
 import { createNamedNetns, deleteNamedNetns } from '@opdbus/netlink';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import {
+  ensureDebianRootfs,
   isSandboxId,
   listSandboxRecords,
   probeSandbox,
@@ -104,14 +105,17 @@ function components(): string[] {
     'dbus',
     ...(probe.vswitchd.available ? ['ovs'] : []),
     ...(probe.btrfs.available ? ['btrfs'] : []),
+    ...(probe.container.available ? ['container'] : []),
   ];
 }
 
 describeIf(canCrash, 'cleanup when the owner dies', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     assertBuilt();
     recordDir = mkdtempSync(join(tmpdir(), 'opdbus-crash-records-'));
-  });
+    // The children boot containers: build the cached image first (once per machine) so no test waits for it.
+    if (probe.container.available) await ensureDebianRootfs();
+  }, 600_000);
   afterAll(() => rmSync(recordDir, { recursive: true, force: true }));
 
   it('reapStaleSandboxes() removes everything a SIGKILLed process left behind', async () => {

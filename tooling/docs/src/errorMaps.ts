@@ -1,14 +1,24 @@
 import { exitCodeFor } from '@opdbus/cli';
 import { errorCodes, type ErrorCodeInfo } from '@opdbus/core';
 import { ledgerErrors } from '@opdbus/ledger';
+import { dbusErrors } from '@opdbus/dbus';
+import { hostnameErrors } from '@opdbus/plugins-hostname';
+import { sessionsErrors } from '@opdbus/plugins-sessions';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
+import { systemdErrors } from '@opdbus/plugins-systemd';
+import { timedateErrors } from '@opdbus/plugins-timedate';
 import { sandboxErrors } from '@opdbus/sandbox';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/core': errorCodes,
   '@opdbus/ledger': ledgerErrors,
+  '@opdbus/dbus': dbusErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,
+  '@opdbus/plugins-systemd': systemdErrors,
+  '@opdbus/plugins-hostname': hostnameErrors,
+  '@opdbus/plugins-timedate': timedateErrors,
+  '@opdbus/plugins-sessions': sessionsErrors,
   '@opdbus/sandbox': sandboxErrors,
 };
 

@@ -53,9 +53,13 @@ function renderObject(path: string, s: Schema, out: string[]): void {
     for (const [name, prop] of Object.entries(s.properties)) {
       const required = s.required?.includes(name) ? 'yes' : 'no';
       const def = prop.default === undefined ? '' : ` Default: \`${JSON.stringify(prop.default)}\`.`;
-      out.push(`| \`${name}\` | ${typeOf(prop)} | ${required} | ${escape(prop.description)}${def} |`);
+      out.push(
+        `| \`${name}\` | ${typeOf(prop).replace(/([^\\])\|/g, '$1\\|')} | ${required} | ${escape(prop.description)}${def} |`,
+      );
       const inner = prop.type === 'array' ? prop.items : prop;
       if (inner?.properties) nested.push([`${path}.${name}${prop.type === 'array' ? '[]' : ''}`, inner]);
+      else if (typeof prop.additionalProperties === 'object' && prop.additionalProperties.properties)
+        nested.push([`${path}.${name}.<key>`, prop.additionalProperties]);
     }
     out.push('', s.additionalProperties === false ? 'Other fields are errors.' : '', '');
   } else if (typeof s.additionalProperties === 'object') {

@@ -12,7 +12,7 @@ const here = fileURLToPath(new URL('../', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 
 /** READMEs whose first ts block runs as is (`root`: needs root, e.g. creates namespaces). */
-export const runnableReadmes: { readme: string; root: boolean; expect: RegExp }[] = [
+export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; timeoutMs?: number }[] = [
   { readme: 'packages/core/README.md', root: false, expect: /committed[\s\S]*OPDBUS_ERR_APPLY_FAILED/ },
   { readme: 'packages/sandbox/README.md', root: true, expect: /unix:path=/ },
   {
@@ -26,6 +26,31 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp }[
     root: true,
     expect: /set net\.ipv4\.ip_forward[\s\S]*committed/,
   },
+  {
+    readme: 'packages/dbus/README.md',
+    root: false,
+    expect: /org\.freedesktop\.DBus[\s\S]*dBus\.ts[\s\S]*owner: undefined/,
+  },
+  // These boot a container: the first one on a machine may build the cached image (about a minute).
+  {
+    readme: 'packages/plugins-systemd/README.md',
+    root: true,
+    expect: /create unit hello\.service[\s\S]*committed\nactive/,
+    timeoutMs: 600_000,
+  },
+  {
+    readme: 'packages/plugins-hostname/README.md',
+    root: true,
+    expect: /committed[\s\S]*pretty: 'Example Host'/,
+    timeoutMs: 600_000,
+  },
+  {
+    readme: 'packages/plugins-timedate/README.md',
+    root: true,
+    expect: /America\/New_York[\s\S]*committed/,
+    timeoutMs: 600_000,
+  },
+  { readme: 'packages/plugins-sessions/README.md', root: true, expect: /seat0/, timeoutMs: 600_000 },
 ];
 
 function firstTsBlock(markdown: string): string {
@@ -35,8 +60,8 @@ function firstTsBlock(markdown: string): string {
 }
 
 describe('README examples run', () => {
-  for (const { readme, root: needsRoot, expect: pattern } of runnableReadmes) {
-    it.skipIf(needsRoot && !isRoot)(readme, async () => {
+  for (const { readme, root: needsRoot, expect: pattern, timeoutMs = 60_000 } of runnableReadmes) {
+    it.skipIf(needsRoot && !isRoot)(readme, { timeout: timeoutMs + 5_000 }, async () => {
       const source = firstTsBlock(readFileSync(`${root}${readme}`, 'utf8'));
       const js = ts.transpileModule(source, {
         compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
@@ -45,7 +70,7 @@ describe('README examples run', () => {
       writeFileSync(file, js);
       try {
         const output = await new Promise<string>((resolve, reject) => {
-          execFile(process.execPath, [file], { cwd: here, timeout: 60_000 }, (error, stdout, stderr) => {
+          execFile(process.execPath, [file], { cwd: here, timeout: timeoutMs }, (error, stdout, stderr) => {
             if (error) reject(new Error(`${readme} example failed: ${error.message}\n${stdout}\n${stderr}`));
             else resolve(stdout);
           });

@@ -1,0 +1,72 @@
+/**
+ * @opdbus/dbus: D-Bus for Node — connections to the system bus, the session bus or any address;
+ * typed proxies; a property cache kept current by PropertiesChanged; signal subscriptions with
+ * match rules; errors that keep the D-Bus error name; an introspection parser and an object tree
+ * walker; codegen of typed TypeScript bindings (introspect → build → deploy); and a generic
+ * "auto plugin" that exposes any service's properties as op-dbus state.
+ *
+ * @packageDocumentation
+ */
+export {
+  DEFAULT_SYSTEM_BUS_ADDRESS,
+  DbusConnection,
+  connectBus,
+  formatMatchRule,
+  matchesRule,
+  resolveBusAddress,
+  type BusConnectOptions,
+  type CallRequest,
+  type MatchRule,
+  type SignalMessage,
+  type Subscription,
+} from './connection.js';
+export {
+  describeService,
+  describeXml,
+  describeXmlFiles,
+  generateBindings,
+  lowerCamel,
+  moduleNameOf,
+  writeBindings,
+  type GenerateOptions,
+  type GeneratedFile,
+  type ServiceDescription,
+} from './codegen.js';
+export { dbusErrors, type DbusErrorCode } from './errors.js';
+export {
+  STANDARD_INTERFACES,
+  childPaths,
+  parseIntrospection,
+  type Annotation,
+  type ArgInfo,
+  type EmitsChangedSignal,
+  type InterfaceInfo,
+  type MethodInfo,
+  type NodeInfo,
+  type PropertyInfo,
+  type SignalInfo,
+} from './introspection.js';
+export { escapePathElement, isObjectPath, unescapePathElement } from './names.js';
+export { InterfaceProxy, PropertyCache, type ProxyClass, type ProxyTarget } from './proxy.js';
+export {
+  formatType,
+  isValidSignature,
+  parseSignature,
+  parseSingleType,
+  tsType,
+  zodSchema,
+  zodSource,
+  type BasicTypeCode,
+  type DbusType,
+  type TypeDirection,
+} from './signature.js';
+export { Variant, fromJson, toJson, variant } from './values.js';
+export { walkObjectTree, type ObjectInfo, type WalkOptions } from './walker.js';
+export * from './bindings/index.js';
+export { generateShippedBindings, shippedServices } from './shippedBindings.js';
+export {
+  createDbusAutoPlugin,
+  type AutoCheckpoint,
+  type AutoSection,
+  type DbusAutoPluginOptions,
+} from './autoPlugin.js';
