@@ -12,6 +12,7 @@ import {
   type TransactResults,
   type UntypedTables,
 } from './operations.js';
+import { Database } from './database.js';
 import { DatabaseSchema } from './schema.js';
 import { openSocket, type OvsdbTlsOptions } from './transport.js';
 
@@ -77,6 +78,8 @@ export type OvsdbClientEvents = {
   locked: [lock: string];
   /** Another client stole the lock. */
   stolen: [lock: string];
+  /** The server answered an inactivity probe (`echo`) after `rttMs`. */
+  probe: [rttMs: number];
   /** A notification the client does not handle itself. */
   notification: [method: string, params: unknown];
   /** The client closed for good (`close()`, or reconnecting gave up). */
@@ -140,6 +143,7 @@ export class OvsdbClient implements AsyncDisposable {
   #nextMonitor = 1;
   #lastReceived = Date.now();
   #probeOutstanding = false;
+  #probeSentAt = 0;
   #probeTimer: NodeJS.Timeout | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #connectionWaiters: { resolve(): void; reject(error: Error): void }[] = [];
@@ -235,6 +239,7 @@ export class OvsdbClient implements AsyncDisposable {
         return;
       }
       this.#probeOutstanding = true;
+      this.#probeSentAt = Date.now();
       this.#send({ method: 'echo', params: [], id: `probe-${this.#nextId++}` });
     }, interval);
     this.#probeTimer.unref();
@@ -427,6 +432,7 @@ export class OvsdbClient implements AsyncDisposable {
     const id = message.id;
     if (typeof id === 'string' && id.startsWith('probe-')) {
       this.#probeOutstanding = false;
+      this.#events.emit('probe', Date.now() - this.#probeSentAt);
       return;
     }
     const pending = typeof id === 'number' ? this.#pending.get(id) : undefined;
@@ -576,8 +582,25 @@ export class OvsdbClient implements AsyncDisposable {
       if (signal !== undefined) {
         onAbort = (): void => {
           if (method === 'transact' && id !== undefined && this.#pending.has(id) && this.#socket !== undefined) {
-            // RFC 7047 §4.1.4: the server answers the transaction with the error "canceled".
+            // RFC 7047 §4.1.4 says the server answers a canceled transaction with the error
+            // "canceled"; ovsdb-server ≥ 2.9 answers nothing unless the session is
+            // db-change-aware. It handles messages in order, so once an echo sent after the
+            // cancel comes back, a transaction still unanswered was canceled, not committed.
             this.#send({ method: 'cancel', params: [id], id: null });
+            const canceled = id;
+            this.#request('echo', ['cancel'], {}, true).then(
+              () => {
+                if (this.#pending.has(canceled))
+                  fail(
+                    new OpdbusError(
+                      'OPDBUS_ERR_OVSDB_CANCELED',
+                      'The transaction was canceled on the server (OVSDB "cancel"); nothing was committed.',
+                      { data: { method, error: 'canceled' }, cause: signal.reason },
+                    ),
+                  );
+              },
+              (err: unknown) => fail(err instanceof Error ? err : new Error(String(err))),
+            );
             return;
           }
           fail(this.#abortError(method, signal));
@@ -655,16 +678,32 @@ export class OvsdbClient implements AsyncDisposable {
    * throws `OPDBUS_ERR_OVSDB_TRANSACTION` with the server's error string and `data.operationIndex`.
    * Aborting `options.signal` sends `cancel` (RFC 7047 §4.1.4).
    */
-  async transact<TM extends TableMap = UntypedTables, const Ops extends readonly Operation<TM>[] = readonly Operation<TM>[]>(
+  async transact<const Ops extends readonly Operation[]>(
     database: string,
     operations: Ops,
     options?: RequestOptions,
-  ): Promise<TransactResults<Ops, TM>> {
+  ): Promise<TransactResults<Ops>> {
     const schema = await this.getSchema(database, options);
     const ops = operations as readonly Operation[];
     const wire = ops.map((op, index) => encodeOperation(schema, op, index));
     const reply = await this.request('transact', [database, ...wire], options);
-    return decodeResults(schema, ops, reply) as TransactResults<Ops, TM>;
+    return decodeResults(schema, ops, reply) as TransactResults<Ops>;
+  }
+
+  /**
+   * A handle on one database, typed by its table map (from generated types), so that
+   * operations, results, monitors and replicas are checked against the schema's tables and
+   * columns at compile time.
+   *
+   * @example
+   * ```ts
+   * import type { OpenVSwitchTables } from '@opdbus/ovsdb/vswitch';
+   * const db = client.database<OpenVSwitchTables>('Open_vSwitch');
+   * const [{ rows }] = await db.transact([{ op: 'select', table: 'Bridge', where: [], columns: ['name'] }]);
+   * ```
+   */
+  database<TM extends TableMap = UntypedTables>(name: string): Database<TM> {
+    return new Database<TM>(this, name);
   }
 
   /** `transact` with operations already in wire form; resolves with the raw result array. */
@@ -730,7 +769,17 @@ export class OvsdbClient implements AsyncDisposable {
 
   // ---------------------------------------------------------------- locks
 
+  #checkLockName(lock: string): void {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(lock))
+      throw new OpdbusError(
+        'OPDBUS_ERR_OVSDB_VALUE',
+        `OVSDB lock names are identifiers (letters, digits and "_", not starting with a digit); ${JSON.stringify(lock)} is not one.`,
+        { data: { lock } },
+      );
+  }
+
   async #requestLock(method: 'lock' | 'steal', lock: string): Promise<boolean> {
+    this.#checkLockName(lock);
     if (!this.#locks.has(lock)) this.#locks.set(lock, 'waiting');
     const result = await this.#request(method, [lock], {}, true);
     const locked = typeof result === 'object' && result !== null && (result as { locked?: unknown }).locked === true;
@@ -758,6 +807,7 @@ export class OvsdbClient implements AsyncDisposable {
 
   /** `unlock` (RFC 7047 §4.1.10): release or stop waiting for the lock. */
   async unlock(name: string): Promise<void> {
+    this.#checkLockName(name);
     this.#locks.delete(name);
     await this.request('unlock', [name]);
   }
@@ -791,7 +841,8 @@ export class OvsdbClient implements AsyncDisposable {
           resolve();
         }
       });
-      if (await this.lock(name)) return;
+      // After "stolen" the server keeps us waiting for the lock: do not ask again.
+      if (this.#locks.get(name) !== 'waiting' && (await this.lock(name))) return;
       let timer: NodeJS.Timeout | undefined;
       let onAbort: (() => void) | undefined;
       const giveUp = new Promise<never>((_, reject) => {

@@ -432,6 +432,35 @@ export function applyDiff(column: ColumnSchema, old: Value | undefined, diff: Va
   }
 }
 
+/**
+ * The default value of a column (RFC 7047 §5.2.1: what an insert gives a column it does not
+ * set): 0, 0.0, false, "" or the all-zero uuid for a scalar; `null` for an optional column; an
+ * empty array or `Map` for a set or map. ovsdb-server leaves such columns out of `update2`
+ * initial and insert rows.
+ */
+export function defaultValue(column: ColumnSchema): Value {
+  switch (column.kind) {
+    case 'optional':
+      return null;
+    case 'set':
+      return [];
+    case 'map':
+      return new Map();
+    case 'scalar':
+      switch (column.type.key.type) {
+        case 'integer':
+        case 'real':
+          return 0;
+        case 'boolean':
+          return false;
+        case 'string':
+          return '';
+        case 'uuid':
+          return '00000000-0000-0000-0000-000000000000';
+      }
+  }
+}
+
 /** The codecs of one table's columns. */
 export class TableCodec {
   readonly table: TableSchema;

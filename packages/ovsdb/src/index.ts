@@ -16,12 +16,14 @@ export {
   type ReconnectOptions,
   type RequestOptions,
 } from './client.js';
+export { Database } from './database.js';
 export { generateTypes, pascalCase, typesFileName, type CodegenOptions } from './codegen.js';
 export { matchesConditions, normalizeConditions, rowEquals, valueEquals, type NormalizedCondition } from './condition.js';
 export {
   ColumnCodec,
   TableCodec,
   applyDiff,
+  defaultValue,
   describeBaseType,
   describeType,
   isUuid,

@@ -1,7 +1,8 @@
 import { OpdbusError, type Logger } from '@opdbus/core';
 import type { OvsdbClient } from './client.js';
 import { matchesConditions, normalizeConditions, type NormalizedCondition } from './condition.js';
-import { tableCodec, type Row, type WireRow } from './datum.js';
+import { defaultValue, tableCodec, type Row, type WireRow } from './datum.js';
+import type { ColumnSchema } from './schema.js';
 import { Emitter } from './emitter.js';
 import type { Condition, TableMap, UntypedTables } from './operations.js';
 import type { DatabaseSchema } from './schema.js';
@@ -99,6 +100,8 @@ export class Monitor<TM extends TableMap = UntypedTables> {
   #filters = new Map<string, NormalizedCondition[][]>();
   #visible = new Map<string, Set<string>>();
   #nextChange = 1;
+  /** Per table, the monitored columns (to fill in the defaults update2 leaves out). */
+  #columns = new Map<string, ColumnSchema[]>();
 
   /** @internal Use {@link OvsdbClient.monitor}. */
   constructor(
@@ -151,6 +154,7 @@ export class Monitor<TM extends TableMap = UntypedTables> {
 
   #encodeRequests(method: MonitorMethod): Record<string, unknown> {
     const out: Record<string, unknown> = {};
+    this.#columns.clear();
     for (const [table, raw] of Object.entries(this.#requests) as [string, MonitorRequest | true | undefined][]) {
       if (raw === undefined) continue;
       const codec = tableCodec(this.schema, table);
@@ -164,6 +168,11 @@ export class Monitor<TM extends TableMap = UntypedTables> {
           if (Array.isArray(condition) && !columns.includes(condition[0] as string)) columns.push(condition[0] as string);
       }
       if (columns !== undefined) wire.columns = columns;
+      const table_ = this.schema.table(table);
+      this.#columns.set(
+        table,
+        columns === undefined ? [...table_.declaredColumns] : columns.map((c) => table_.columns.get(c)!).filter((c) => !c.name.startsWith('_')),
+      );
       if (request.select !== undefined) wire.select = request.select;
       if (method !== 'monitor' && request.where !== undefined) {
         const { where } = normalizeConditions(this.schema, table, request.where);
@@ -189,7 +198,7 @@ export class Monitor<TM extends TableMap = UntypedTables> {
   async _start(lastTxnId: string): Promise<void> {
     const methods: MonitorMethod[] =
       this.#wanted === 'auto' ? ['monitor_cond_since', 'monitor_cond', 'monitor'] : [this.#wanted];
-    this.#host.register(this.#key(), this as Monitor<TableMap>);
+    this.#host.register(this.#key(), this);
     try {
       for (const [i, method] of methods.entries()) {
         try {
@@ -266,6 +275,12 @@ export class Monitor<TM extends TableMap = UntypedTables> {
     this.#events.emit('update', batch);
   }
 
+  /** update2 leaves columns with default values out of initial and insert rows: put them back. */
+  #withDefaults(table: string, row: Row): Row {
+    for (const column of this.#columns.get(table) ?? []) if (!(column.name in row)) row[column.name] = defaultValue(column);
+    return row;
+  }
+
   #decode2(tableUpdates: unknown, initialKind: 'initial' | undefined): RowUpdate[] {
     const out: RowUpdate[] = [];
     if (typeof tableUpdates !== 'object' || tableUpdates === null) return out;
@@ -274,9 +289,14 @@ export class Monitor<TM extends TableMap = UntypedTables> {
       for (const uuid in rows) {
         const update = rows[uuid]!;
         if (update.initial !== undefined) {
-          out.push({ table, uuid, kind: 'initial', row: codec.decodeRow(update.initial as WireRow, uuid) });
+          out.push({ table, uuid, kind: 'initial', row: this.#withDefaults(table, codec.decodeRow(update.initial as WireRow, uuid)) });
         } else if (update.insert !== undefined) {
-          out.push({ table, uuid, kind: initialKind ?? 'insert', row: codec.decodeRow(update.insert as WireRow, uuid) });
+          out.push({
+            table,
+            uuid,
+            kind: initialKind ?? 'insert',
+            row: this.#withDefaults(table, codec.decodeRow(update.insert as WireRow, uuid)),
+          });
         } else if (update.modify !== undefined) {
           out.push({ table, uuid, kind: 'modify', diff: codec.decodeDiff(update.modify as WireRow) });
         } else if ('delete' in update) {
@@ -353,7 +373,7 @@ export class Monitor<TM extends TableMap = UntypedTables> {
     }
     const newId = `${this.#id.replace(/~\d+$/, '')}~${this.#nextChange++}`;
     const oldKey = this.#key();
-    this.#host.register(JSON.stringify(newId), this as Monitor<TableMap>);
+    this.#host.register(JSON.stringify(newId), this);
     try {
       await this.#host.request('monitor_cond_change', [this.#id, newId, wire]);
     } catch (err) {

@@ -7,7 +7,7 @@ import type { Atom, DatabaseSchema } from './schema.js';
  * one, e.g. `OpenVSwitchTables` from `@opdbus/ovsdb/vswitch`; without one, every table is an
  * untyped {@link Row}.
  */
-export type TableMap = { [table: string]: object };
+export type TableMap = object;
 
 /** The default, untyped {@link TableMap}. */
 export type UntypedTables = Record<string, Row>;

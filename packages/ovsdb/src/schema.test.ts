@@ -51,19 +51,22 @@ describe('DatabaseSchema.parse', () => {
   });
 
   it('reports the path of a malformed schema', () => {
-    const bad = (patch: (s: Record<string, any>) => void): unknown => {
-      const copy = structuredClone(kitchen) as Record<string, any>;
-      patch(copy);
+    /** A copy of the fixture with the value at `path` replaced. */
+    const bad = (path: string[], value: unknown): unknown => {
+      const copy = structuredClone(kitchen);
+      let node = copy;
+      for (const key of path.slice(0, -1)) node = node[key] as Record<string, unknown>;
+      node[path.at(-1)!] = value;
       return copy;
     };
     const cases: [unknown, RegExp][] = [
-      [bad((s) => (s.version = '1.2')), /version: expected "x\.y\.z"/],
-      [bad((s) => (s.tables.Item.columns.size.type = 'int')), /tables\.Item\.columns\.size\.type: unknown atomic type "int"/],
-      [bad((s) => (s.tables.Item.columns.tags.type.max = 0)), /tables\.Item\.columns\.tags\.type\.max: expected a positive integer/],
-      [bad((s) => (s.tables.Item.columns.parts.type.key.refTable = 'Nope')), /refTable Nope is not a table of this schema/],
-      [bad((s) => (s.tables.Item.indexes = [['nope']])), /tables\.Item\.indexes\[0\]: "nope" is not a column of Item/],
-      [bad((s) => (s.tables.Item.columns._x = { type: 'string' })), /reserved/],
-      [bad((s) => (s.tables.Item.columns.color.type.key.enum = ['set', ['red', 3]])), /enum\[1\]: 3 is not a string/],
+      [bad(['version'], '1.2'), /version: expected "x\.y\.z"/],
+      [bad(['tables', 'Item', 'columns', 'size', 'type'], 'int'), /tables\.Item\.columns\.size\.type: unknown atomic type "int"/],
+      [bad(['tables', 'Item', 'columns', 'tags', 'type', 'max'], 0), /tables\.Item\.columns\.tags\.type\.max: expected a positive integer/],
+      [bad(['tables', 'Item', 'columns', 'parts', 'type', 'key', 'refTable'], 'Nope'), /refTable Nope is not a table of this schema/],
+      [bad(['tables', 'Item', 'indexes'], [['nope']]), /tables\.Item\.indexes\[0\]: "nope" is not a column of Item/],
+      [bad(['tables', 'Item', 'columns', '_x'], { type: 'string' }), /reserved/],
+      [bad(['tables', 'Item', 'columns', 'color', 'type', 'key', 'enum'], ['set', ['red', 3]]), /enum\[1\]: 3 is not a string/],
     ];
     for (const [json, pattern] of cases)
       expect(() => DatabaseSchema.parse(json, 'bad.ovsschema')).toThrow(

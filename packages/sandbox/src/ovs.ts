@@ -290,6 +290,10 @@ export async function startOvs(options: OvsOptions = {}): Promise<OvsSandbox> {
         dbPath,
         `--remote=punix:${socketPath}`,
         '--remote=db:Open_vSwitch,Open_vSwitch,manager_options',
+        // As ovs-ctl starts it: TLS settings come from the SSL table (used by ssl:/pssl: remotes).
+        '--private-key=db:Open_vSwitch,SSL,private_key',
+        '--certificate=db:Open_vSwitch,SSL,certificate',
+        '--ca-cert=db:Open_vSwitch,SSL,ca_cert',
         `--unixctl=${join(dir, 'ovsdb-server.ctl')}`,
         `--pidfile=${join(dir, 'ovsdb-server.pid')}`,
         `--log-file=${serverLog}`,

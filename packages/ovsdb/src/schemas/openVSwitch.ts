@@ -19,9 +19,9 @@ export interface OpenVSwitch {
   _version?: Uuid;
   /** `datapaths`: map string → uuid → Datapath. */
   datapaths: Map<string, Uuid>;
-  /** `bridges`: set × uuid → Bridge. */
+  /** `bridges`: set of uuid → Bridge. */
   bridges: Uuid[];
-  /** `manager_options`: set × uuid → Manager. */
+  /** `manager_options`: set of uuid → Manager. */
   manager_options: Uuid[];
   /** `ssl`: optional uuid → SSL. */
   ssl: Uuid | null;
@@ -43,9 +43,9 @@ export interface OpenVSwitch {
   system_type: string | null;
   /** `system_version`: optional string. */
   system_version: string | null;
-  /** `datapath_types`: set × string. */
+  /** `datapath_types`: set of string. */
   datapath_types: string[];
-  /** `iface_types`: set × string. */
+  /** `iface_types`: set of string. */
   iface_types: string[];
   /** `dpdk_initialized`: boolean. */
   dpdk_initialized: boolean;
@@ -73,9 +73,9 @@ export interface Bridge {
   rstp_enable: boolean;
   /** `mcast_snooping_enable`: boolean. */
   mcast_snooping_enable: boolean;
-  /** `ports`: set × uuid → Port. */
+  /** `ports`: set of uuid → Port. */
   ports: Uuid[];
-  /** `mirrors`: set × uuid → Mirror. */
+  /** `mirrors`: set of uuid → Mirror. */
   mirrors: Uuid[];
   /** `netflow`: optional uuid → NetFlow. */
   netflow: Uuid | null;
@@ -83,9 +83,9 @@ export interface Bridge {
   sflow: Uuid | null;
   /** `ipfix`: optional uuid → IPFIX. */
   ipfix: Uuid | null;
-  /** `controller`: set × uuid → Controller. */
+  /** `controller`: set of uuid → Controller. */
   controller: Uuid[];
-  /** `protocols`: set × string one of "OpenFlow10" | "OpenFlow11" | "OpenFlow12" | "OpenFlow13" | "OpenFlow14" | "OpenFlow15". */
+  /** `protocols`: set of string one of "OpenFlow10" | "OpenFlow11" | "OpenFlow12" | "OpenFlow13" | "OpenFlow14" | "OpenFlow15". */
   protocols: ("OpenFlow10" | "OpenFlow11" | "OpenFlow12" | "OpenFlow13" | "OpenFlow14" | "OpenFlow15")[];
   /** `fail_mode`: optional string one of "standalone" | "secure". */
   fail_mode: "standalone" | "secure" | null;
@@ -97,7 +97,7 @@ export interface Bridge {
   other_config: Map<string, string>;
   /** `external_ids`: map string → string. */
   external_ids: Map<string, string>;
-  /** `flood_vlans`: set of 0..4096 × integer 0..4095. */
+  /** `flood_vlans`: set (0..4096) of integer 0..4095. */
   flood_vlans: number[];
   /** `flow_tables`: map integer 0..254 → uuid → Flow_Table. */
   flow_tables: Map<number, Uuid>;
@@ -113,11 +113,11 @@ export interface Port {
   _version?: Uuid;
   /** `name`: string; immutable (set at insert). */
   name: string;
-  /** `interfaces`: set of 1..∞ × uuid → Interface. */
+  /** `interfaces`: set (1..∞) of uuid → Interface. */
   interfaces: Uuid[];
-  /** `trunks`: set of 0..4096 × integer 0..4095. */
+  /** `trunks`: set (0..4096) of integer 0..4095. */
   trunks: number[];
-  /** `cvlans`: set of 0..4096 × integer 0..4095. */
+  /** `cvlans`: set (0..4096) of integer 0..4095. */
   cvlans: number[];
   /** `tag`: optional integer 0..4095. */
   tag: number | null;
@@ -195,13 +195,13 @@ export interface Interface {
   bfd_status: Map<string, string>;
   /** `cfm_mpid`: optional integer. */
   cfm_mpid: number | null;
-  /** `cfm_remote_mpids`: set × integer; ephemeral (not persisted). */
+  /** `cfm_remote_mpids`: set of integer; ephemeral (not persisted). */
   cfm_remote_mpids: number[];
   /** `cfm_flap_count`: optional integer. */
   cfm_flap_count: number | null;
   /** `cfm_fault`: optional boolean; ephemeral (not persisted). */
   cfm_fault: boolean | null;
-  /** `cfm_fault_status`: set × string; ephemeral (not persisted). */
+  /** `cfm_fault_status`: set of string; ephemeral (not persisted). */
   cfm_fault_status: string[];
   /** `cfm_remote_opstate`: optional string one of "up" | "down"; ephemeral (not persisted). */
   cfm_remote_opstate: "up" | "down" | null;
@@ -247,9 +247,9 @@ export interface FlowTable {
   flow_limit: number | null;
   /** `overflow_policy`: optional string one of "refuse" | "evict". */
   overflow_policy: "refuse" | "evict" | null;
-  /** `groups`: set × string. */
+  /** `groups`: set of string. */
   groups: string[];
-  /** `prefixes`: set of 0..3 × string. */
+  /** `prefixes`: set (0..3) of string. */
   prefixes: string[];
   /** `external_ids`: map string → string. */
   external_ids: Map<string, string>;
@@ -295,11 +295,11 @@ export interface Mirror {
   name: string;
   /** `select_all`: boolean. */
   select_all: boolean;
-  /** `select_src_port`: set × uuid → Port (weak). */
+  /** `select_src_port`: set of uuid → Port (weak). */
   select_src_port: Uuid[];
-  /** `select_dst_port`: set × uuid → Port (weak). */
+  /** `select_dst_port`: set of uuid → Port (weak). */
   select_dst_port: Uuid[];
-  /** `select_vlan`: set of 0..4096 × integer 0..4095. */
+  /** `select_vlan`: set (0..4096) of integer 0..4095. */
   select_vlan: number[];
   /** `output_port`: optional uuid → Port (weak). */
   output_port: Uuid | null;
@@ -319,7 +319,7 @@ export interface NetFlow {
   _uuid: Uuid;
   /** Changes whenever the row changes. */
   _version?: Uuid;
-  /** `targets`: set of 1..∞ × string. */
+  /** `targets`: set (1..∞) of string. */
   targets: string[];
   /** `engine_type`: optional integer 0..255. */
   engine_type: number | null;
@@ -339,7 +339,7 @@ export interface SFlow {
   _uuid: Uuid;
   /** Changes whenever the row changes. */
   _version?: Uuid;
-  /** `targets`: set of 1..∞ × string. */
+  /** `targets`: set (1..∞) of string. */
   targets: string[];
   /** `sampling`: optional integer. */
   sampling: number | null;
@@ -359,7 +359,7 @@ export interface IPFIX {
   _uuid: Uuid;
   /** Changes whenever the row changes. */
   _version?: Uuid;
-  /** `targets`: set × string. */
+  /** `targets`: set of string. */
   targets: string[];
   /** `sampling`: optional integer 1..4294967295. */
   sampling: number | null;
