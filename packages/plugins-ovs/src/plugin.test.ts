@@ -15,9 +15,11 @@ import {
   type PluginContext,
   type StateDocument,
 } from '@opdbus/core';
-import { OvsdbClient } from '@opdbus/ovsdb';
+import { OvsdbClient, type MonitorRequests } from '@opdbus/ovsdb';
+import type { OpenVSwitchTables } from '@opdbus/ovsdb/vswitch';
 import { createNetns, probeSandbox, startOvs, type OvsSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replicatedColumns } from './model.js';
 import { createOvsPlugin } from './plugin.js';
 import type { OvsSection } from './schema.js';
 import { buildTransaction } from './txn.js';
@@ -278,14 +280,12 @@ describeVswitchd(`the ovs plugin with ovs-vswitchd${probe.vswitchd.available ? '
     const fresh = await plugin.query(ctx(), { scope: desired });
     const again = createPlan(plugin.diff(desired, fresh).map((spec) => makeChange('ovs', spec))).changes;
     await using client = await OvsdbClient.connect(ovs.address);
-    const replica = await client.database<import('@opdbus/ovsdb/vswitch').OpenVSwitchTables>('Open_vSwitch').replica({
-      Open_vSwitch: { columns: ['bridges', 'manager_options', 'next_cfg', 'cur_cfg', 'iface_types', 'ovs_version'] },
-      Bridge: { columns: ['name', 'datapath_type', 'fail_mode', 'stp_enable', 'protocols', 'other_config', 'external_ids', 'ports', 'controller'] },
-      Port: { columns: ['name', 'interfaces', 'tag', 'trunks', 'vlan_mode', 'bond_mode', 'lacp', 'bond_updelay', 'bond_downdelay', 'other_config', 'external_ids'] },
-      Interface: { columns: ['name', 'type', 'options', 'mtu_request', 'mac', 'ofport_request', 'external_ids', 'other_config', 'error'] },
-      Controller: { columns: ['target', 'connection_mode', 'max_backoff', 'inactivity_probe', 'other_config', 'external_ids'] },
-      Manager: { columns: ['target', 'connection_mode', 'max_backoff', 'inactivity_probe', 'other_config', 'external_ids'] },
-    });
+    // A second replica with the plugin's columns, to build the transaction as the plugin would.
+    const replica = await client
+      .database<OpenVSwitchTables>('Open_vSwitch')
+      .replica(
+        Object.fromEntries(Object.entries(replicatedColumns).map(([table, columns]) => [table, { columns: [...columns] }])) as MonitorRequests<OpenVSwitchTables>,
+      );
     const built = buildTransaction(replica, again, { waitForVswitchd: false, comment: 'opdbus test' });
     await vsctl(ovs, '--no-wait', 'set', 'Bridge', 'ovsbr0', 'stp_enable=true');
     const raced = await errorOf(client.transact('Open_vSwitch', built.operations));
