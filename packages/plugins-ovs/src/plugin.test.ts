@@ -15,7 +15,7 @@ import {
   type PluginContext,
   type StateDocument,
 } from '@opdbus/core';
-import { OvsdbClient, type MonitorRequests } from '@opdbus/ovsdb';
+import { OvsdbClient } from '@opdbus/ovsdb';
 import type { OpenVSwitchTables } from '@opdbus/ovsdb/vswitch';
 import { createNetns, probeSandbox, startOvs, type OvsSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -284,7 +284,7 @@ describeVswitchd(`the ovs plugin with ovs-vswitchd${probe.vswitchd.available ? '
     const replica = await client
       .database<OpenVSwitchTables>('Open_vSwitch')
       .replica(
-        Object.fromEntries(Object.entries(replicatedColumns).map(([table, columns]) => [table, { columns: [...columns] }])) as MonitorRequests<OpenVSwitchTables>,
+        Object.fromEntries(Object.entries(replicatedColumns).map(([table, columns]) => [table, { columns: [...columns] }])),
       );
     const built = buildTransaction(replica, again, { waitForVswitchd: false, comment: 'opdbus test' });
     await vsctl(ovs, '--no-wait', 'set', 'Bridge', 'ovsbr0', 'stp_enable=true');
