@@ -25,11 +25,15 @@ const TEST = {
   'dbus-send': 'dbus',
   'ovsdb-server': 'openvswitch-switch',
   'ovs-vswitchd': 'openvswitch-switch',
+  'ovsdb-client': 'openvswitch-common',
+  ping: 'iputils-ping',
+  openssl: 'openssl',
   'mkfs.btrfs': 'btrfs-progs',
   btrfs: 'btrfs-progs',
   truncate: 'coreutils',
 };
-const BENCH = { ...TEST };
+// A path (starting with /) is a file the package installs, for packages without a program.
+const BENCH = { ...TEST, '/usr/lib/python3/dist-packages/ovsdbapp/__init__.py': 'python3-ovsdbapp' };
 
 function log(message) {
   process.stderr.write(`[opdbus ${job}] ${message}\n`);
@@ -63,7 +67,7 @@ function ensureDebianPackages(needs) {
   const missing = [
     ...new Set(
       Object.entries(needs)
-        .filter(([bin]) => !has(bin))
+        .filter(([bin]) => (bin.startsWith('/') ? !existsSync(bin) : !has(bin)))
         .map(([, pkg]) => pkg),
     ),
   ];

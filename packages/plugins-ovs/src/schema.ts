@@ -110,7 +110,7 @@ export const bridgeSchema = z
       .optional(),
     other_config: stringMap.optional(),
     external_ids: stringMap.optional(),
-    controllers: z.array(controllerSchema).optional(),
+    controllers: z.array(controllerSchema).describe('OpenFlow controllers, by target; those not named are left alone.').optional(),
     ports: z
       .array(portSchema)
       .describe('Ports, by name. A new bridge also gets its local internal port named like the bridge, as ovs-vsctl add-br makes it.')
@@ -128,8 +128,11 @@ function duplicates(values: readonly string[]): string[] {
 /** The zod schema of the `ovs` section. */
 export const ovsSchema = z
   .strictObject({
-    bridges: z.array(bridgeSchema).optional(),
-    managers: z.array(managerSchema).optional(),
+    bridges: z.array(bridgeSchema).describe('Bridges, by name; those not named are left alone.').optional(),
+    managers: z
+      .array(managerSchema)
+      .describe('Remotes of ovsdb-server (Open_vSwitch.manager_options), by target; those not named are left alone.')
+      .optional(),
   })
   .superRefine((section, ctx) => {
     const bridges = section.bridges ?? [];

@@ -16,6 +16,8 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp }[
   { readme: 'packages/core/README.md', root: false, expect: /committed[\s\S]*OPDBUS_ERR_APPLY_FAILED/ },
   { readme: 'packages/sandbox/README.md', root: true, expect: /unix:path=/ },
   { readme: 'packages/netlink/README.md', root: true, expect: /^1\n[\s\S]*lo\s+UNKNOWN/ },
+  { readme: 'packages/ovsdb/README.md', root: false, expect: /br0 10[\s\S]*Port\.tag: 5000 is greater than 4095/ },
+  { readme: 'packages/plugins-ovs/README.md', root: true, expect: /create port vlan10[\s\S]*committed\np1\nvlan10/ },
   {
     readme: 'packages/plugins-sysctl/README.md',
     root: true,

@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../groups.js';
+import { registerCodegenOvsdb } from './codegenOvsdb.js';
 
 /**
  * Code generators, one subcommand each (`opdbus codegen ovsdb …`, `opdbus codegen dbus …`). A
  * generator module exports a function that adds its subcommand to `codegen`; list it here.
  */
-export const codegenTargets: ReadonlyArray<(codegen: Command, context: CommandContext) => void> = [];
+export const codegenTargets: ReadonlyArray<(codegen: Command, context: CommandContext) => void> = [
+  registerCodegenOvsdb,
+];
 
 /** Register `opdbus codegen` when at least one generator exists. */
 export function registerCodegen(context: CommandContext): void {
