@@ -371,10 +371,15 @@ export class OvsdbClient implements AsyncDisposable {
     this.#socket = undefined;
     this.#finish(this.#closedError());
     if (socket !== undefined) {
+      // Keep the process alive until the socket is closed (it may be unref'd when idle).
+      socket.ref();
       await new Promise<void>((resolve) => {
-        socket.once('close', () => resolve());
+        const timer = setTimeout(() => socket.destroy(), 1000);
+        socket.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
         socket.end();
-        setTimeout(() => socket.destroy(), 1000).unref();
       });
     }
   }

@@ -1,6 +1,8 @@
 // The client against a real ovsdb-server (Debian's Open_vSwitch schema), cross-checked with
 // ovs-vsctl: every RFC 7047 method and operation, cancel, errors, keepalive and reconnect.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { OpdbusError } from '@opdbus/core';
 import { probeSandbox, startOvs, type OvsSandbox } from '@opdbus/sandbox';
@@ -14,6 +16,7 @@ import { describeIf, nextEvent, serverCtl, vsctl } from './helpers.js';
 const run = promisify(execFile);
 const probe = probeSandbox();
 const DB = 'Open_vSwitch';
+const distIndex = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 
 function errorOf(promise: Promise<unknown>): Promise<OpdbusError> {
   return promise.then(
@@ -388,6 +391,21 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     expect((await blocked).code).toBe('OPDBUS_ERR_OVSDB_CLOSED');
     expect((await errorOf(c.listDbs())).code).toBe('OPDBUS_ERR_OVSDB_CLOSED');
     expect(rootUuid).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it.skipIf(!existsSync(distIndex))('unrefWhenIdle: an idle client does not hold the process; awaited work and close() still finish', async () => {
+    // A separate Node process (the built package): it must run to the end on its own.
+    const script = [
+      `import { OvsdbClient } from ${JSON.stringify(distIndex)};`,
+      'const c = await OvsdbClient.connect({ address: process.argv[1], unrefWhenIdle: true });',
+      "console.log((await c.listDbs()).includes('Open_vSwitch'));",
+      'if (process.argv[2] === "close") { await c.close(); console.log("closed"); }',
+    ].join('\n');
+    const closing = await run(process.execPath, ['--input-type=module', '-e', script, ovs.address, 'close']);
+    expect(closing.stdout).toBe('true\nclosed\n');
+    // Without close(), the process exits by itself once nothing is pending.
+    const idle = await run(process.execPath, ['--input-type=module', '-e', script, ovs.address, 'keep'], { timeout: 20_000 });
+    expect(idle.stdout).toBe('true\n');
   });
 
   it('connection errors say where and why', async () => {
