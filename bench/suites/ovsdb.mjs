@@ -3,6 +3,7 @@
 // invocation chained with --) and Debian's python3-ovsdbapp, on the same sandboxed ovsdb-server.
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -246,8 +247,9 @@ export async function run({ log }) {
     return [
       table(['Task', 'op-dbus (@opdbus/ovsdb)', 'ovs-vsctl', 'ovsdbapp (python3-ovsdbapp)', 'op-dbus vs ovsdbapp'], rows),
       '',
-      `All against one ovsdb-server (Open vSwitch ${vsctl(ovs, 'get', 'Open_vSwitch', '.', 'ovs_version').trim().replace(/"/g, '')}, standalone database,`,
-      'unix socket) started by @opdbus/sandbox, without ovs-vswitchd, so every tool does the same database work:',
+      `All against one ${spawnSync('ovsdb-server', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]} (standalone database, unix`,
+      `socket) started by @opdbus/sandbox, without ovs-vswitchd, so every tool does the same database work (${os.loadavg()[0].toFixed(1)} load average on this`,
+      `${os.cpus().length}-CPU machine when the run ended, shared with other jobs: absolute times are noisy, the ratios come from the same run):`,
       '`ovs-vsctl --no-wait`, and ovsdbapp\'s own `add_port` commands in one transaction without its wait for',
       'ovs-vswitchd. Medians of 3 runs. op-dbus inserts with `client.transact` (rows validated against the',
       'schema); the replica is a `Replica` of the whole Port table (every column), ovsdbapp\'s an IDL',

@@ -80,6 +80,8 @@ export type OvsdbClientEvents = {
   stolen: [lock: string];
   /** The server answered an inactivity probe (`echo`) after `rttMs`. */
   probe: [rttMs: number];
+  /** The server sent its own inactivity probe (an `echo` request), and the client answered it. */
+  echo: [];
   /** A notification the client does not handle itself. */
   notification: [method: string, params: unknown];
   /** The client closed for good (`close()`, or reconnecting gave up). */
@@ -427,8 +429,10 @@ export class OvsdbClient implements AsyncDisposable {
     if (typeof message.method === 'string') {
       if (message.id !== null && message.id !== undefined) {
         // A request from the server: ovsdb-server sends "echo" as its inactivity probe.
-        if (message.method === 'echo') this.#send({ result: message.params ?? [], error: null, id: message.id });
-        else this.#send({ result: null, error: 'unknown method', id: message.id });
+        if (message.method === 'echo') {
+          this.#send({ result: message.params ?? [], error: null, id: message.id });
+          this.#events.emit('echo');
+        } else this.#send({ result: null, error: 'unknown method', id: message.id });
         return;
       }
       this.#onNotification(message.method, message.params);

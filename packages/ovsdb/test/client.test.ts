@@ -359,7 +359,7 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
   });
 
   it('keepalive: a server that stops answering is detected by the echo probe, and reconnected when back', async () => {
-    await using c = await OvsdbClient.connect({ address: ovs.address, probeIntervalMs: 100, reconnect: { minBackoffMs: 20, maxBackoffMs: 100 } });
+    await using c = await OvsdbClient.connect({ address: ovs.address, probeIntervalMs: 250, reconnect: { minBackoffMs: 20, maxBackoffMs: 100 } });
     // Idle for several intervals: the server answers the probes, the connection stays.
     let drops = 0;
     c.on('disconnect', () => drops++);

@@ -66,11 +66,27 @@ describeIf(probe.ovsdb, 'transports', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('tcp: talks to ovsdb-server over TCP (a ptcp: manager on loopback)', async () => {
+  it('tcp: talks to ovsdb-server over TCP (a ptcp: manager on loopback), and answers its echo probes', async () => {
     const port = await listen(ovs, local, 'ptcp:0:127.0.0.1');
-    await using tcp = await OvsdbClient.connect(`tcp:127.0.0.1:${port}`);
+    // The server probes an idle TCP client every second and drops it after two unanswered probes.
+    await vsctl(ovs, '--no-wait', 'set', 'Manager', 'ptcp:0:127.0.0.1', 'inactivity_probe=1000');
+    await using tcp = await OvsdbClient.connect({ address: `tcp:127.0.0.1:${port}`, probeIntervalMs: 0 });
     expect(await tcp.listDbs()).toContain('Open_vSwitch');
     expect(await tcp.echo('over tcp')).toEqual(['over tcp']);
+    let drops = 0;
+    tcp.on('disconnect', () => drops++);
+    let probes = 0;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the server sent fewer than 2 probes within 30 s')), 30_000);
+      tcp.on('echo', () => {
+        if (++probes === 2) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    expect(drops).toBe(0);
+    expect(await tcp.listDbs()).toContain('Open_vSwitch');
   });
 
   it.skipIf(!hasOpenssl)('ssl: mutual TLS with certificates from the SSL table; a wrong CA is refused', async () => {

@@ -49,9 +49,11 @@ function mapObject(map: ReadonlyMap<Atom, Atom>): Record<string, string> {
   return out;
 }
 
-/** The resource path of a bridge, a port, a manager. */
+/** The resource path of a bridge in plans: `bridge/NAME`. */
 export const bridgeResource = (bridge: string): string => `bridge/${bridge}`;
+/** The resource path of a port (with its interfaces): `bridge/BRIDGE/port/NAME`. */
 export const portResource = (bridge: string, port: string): string => `bridge/${bridge}/port/${port}`;
+/** The resource path of a manager: `manager/TARGET`. */
 export const managerResource = (target: string): string => `manager/${target}`;
 
 // ------------------------------------------------------------------ observing
