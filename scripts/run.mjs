@@ -25,6 +25,9 @@ const TEST = {
   'dbus-send': 'dbus',
   'ovsdb-server': 'openvswitch-switch',
   'ovs-vswitchd': 'openvswitch-switch',
+  'ovsdb-client': 'openvswitch-common',
+  ping: 'iputils-ping',
+  openssl: 'openssl',
   'mkfs.btrfs': 'btrfs-progs',
   btrfs: 'btrfs-progs',
   truncate: 'coreutils',
@@ -34,7 +37,8 @@ const TEST = {
   debootstrap: 'debootstrap',
   busctl: 'systemd',
 };
-const BENCH = { ...TEST, sha256sum: 'coreutils' };
+// A path (starting with /) is a file the package installs, for packages without a program.
+const BENCH = { ...TEST, sha256sum: 'coreutils', '/usr/lib/python3/dist-packages/ovsdbapp/__init__.py': 'python3-ovsdbapp' };
 
 function log(message) {
   process.stderr.write(`[opdbus ${job}] ${message}\n`);
@@ -68,7 +72,7 @@ function ensureDebianPackages(needs) {
   const missing = [
     ...new Set(
       Object.entries(needs)
-        .filter(([bin]) => !has(bin))
+        .filter(([bin]) => (bin.startsWith('/') ? !existsSync(bin) : !has(bin)))
         .map(([, pkg]) => pkg),
     ),
   ];

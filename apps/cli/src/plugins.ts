@@ -1,5 +1,6 @@
 import type { AnyPlugin } from '@opdbus/core';
 import { hostnamePlugin } from '@opdbus/plugins-hostname';
+import { ovsPlugin } from '@opdbus/plugins-ovs';
 import { sessionsPlugin } from '@opdbus/plugins-sessions';
 import { sysctlPlugin } from '@opdbus/plugins-sysctl';
 import { systemdPlugin } from '@opdbus/plugins-systemd';
@@ -7,5 +8,5 @@ import { timedatePlugin } from '@opdbus/plugins-timedate';
 
 /** The plugins the `opdbus` CLI registers, in the order their sections are listed. */
 export function defaultPlugins(): AnyPlugin[] {
-  return [sysctlPlugin, systemdPlugin, hostnamePlugin, timedatePlugin, sessionsPlugin];
+  return [sysctlPlugin, ovsPlugin, systemdPlugin, hostnamePlugin, timedatePlugin, sessionsPlugin];
 }

@@ -430,10 +430,12 @@ export class Engine {
       await this.state.write(record);
     }
 
-    // 4. Apply in order.
+    // 4. Apply in order: one change at a time, or, for a plugin with applyBatch, each run of its
+    //    consecutive changes at once.
     const progress = await this.state.openProgress(txId);
     try {
-      for (const [index, change] of plan.changes.entries()) {
+      for (let index = 0; index < plan.changes.length; ) {
+        const first = plan.changes[index]!;
         if (options.signal?.aborted) {
           record.failure = {
             phase: 'interrupted',
@@ -449,29 +451,51 @@ export class Engine {
             ),
           );
         }
-        const plugin = this.registry.require(change.plugin);
-        const base = { txId, index, changeId: change.id, plugin: change.plugin, resource: change.resource };
-        this.events.publish({ type: 'change.applying', ...base, op: change.op });
-        await progress.started(change);
+        const plugin = this.registry.require(first.plugin);
+        let end = index + 1;
+        if (plugin.applyBatch !== undefined)
+          while (end < plan.changes.length && plan.changes[end]!.plugin === first.plugin) end++;
+        const batch = plan.changes.slice(index, end);
+        const base = (change: Change, i: number) => ({
+          txId,
+          index: i,
+          changeId: change.id,
+          plugin: change.plugin,
+          resource: change.resource,
+        });
+        for (const [k, change] of batch.entries()) {
+          this.events.publish({ type: 'change.applying', ...base(change, index + k), op: change.op });
+          await progress.started(change);
+        }
         const t0 = performance.now();
         try {
-          await plugin.apply(change, this.context(change.plugin, { txId }, options.signal));
+          const ctx = this.context(first.plugin, { txId }, options.signal);
+          if (plugin.applyBatch !== undefined) await plugin.applyBatch(batch, ctx);
+          else await plugin.apply(first, ctx);
         } catch (err) {
           const cause = err instanceof OpdbusError ? err : undefined;
+          const namedId = cause?.data?.changeId;
+          const failedAt = Math.max(0, batch.findIndex((c) => c.id === namedId));
+          const change = batch[failedAt]!;
+          const position =
+            batch.length === 1 || namedId !== undefined
+              ? `Change ${index + failedAt + 1} of ${plan.changes.length}`
+              : `Changes ${index + 1}-${end} of ${plan.changes.length} (applied together by plugin ${first.plugin})`;
           const error = new OpdbusError(
             'OPDBUS_ERR_APPLY_FAILED',
-            `Change ${index + 1} of ${plan.changes.length} failed: ${change.summary} (plugin ${change.plugin}, resource ${change.resource}): ${err instanceof Error ? err.message : String(err)}`,
+            `${position} failed: ${change.summary} (plugin ${change.plugin}, resource ${change.resource}): ${err instanceof Error ? err.message : String(err)}`,
             {
               data: {
                 plugin: change.plugin,
                 resource: change.resource,
                 changeId: change.id,
+                ...(batch.length > 1 ? { batch: batch.map((c) => c.id) } : {}),
                 ...(cause ? { causeCode: cause.code, causeData: cause.data } : {}),
               },
               cause: err,
             },
           );
-          this.events.publish({ type: 'change.failed', ...base, error: error.message });
+          this.events.publish({ type: 'change.failed', ...base(change, index + failedAt), error: error.message });
           log.info({ err: error, changeId: change.id }, 'change failed; restoring');
           record.failure = {
             phase: 'apply',
@@ -480,9 +504,13 @@ export class Engine {
           };
           return await this.#failAndRestore(record, `change ${change.summary} failed`, error);
         }
-        await progress.done(change);
-        record.applied.push(change.id);
-        this.events.publish({ type: 'change.applied', ...base, op: change.op, ms: performance.now() - t0 });
+        const ms = performance.now() - t0;
+        for (const [k, change] of batch.entries()) {
+          await progress.done(change);
+          record.applied.push(change.id);
+          this.events.publish({ type: 'change.applied', ...base(change, index + k), op: change.op, ms });
+        }
+        index = end;
       }
       await progress.sync();
     } finally {

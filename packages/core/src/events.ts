@@ -25,6 +25,7 @@ export type OpdbusEvent =
       plugin: string;
       resource: string;
       op: ChangeOp;
+      /** How long applying it took; for changes a plugin applied together (`applyBatch`), the whole batch. */
       ms: number;
     }
   | {

@@ -101,6 +101,15 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
   diff(desired: D, observed: D): ChangeSpec[];
   /** Apply one change. Idempotent: applying it twice is the same as once. */
   apply(change: Change, ctx: PluginContext): Promise<void>;
+  /**
+   * Optional: apply several changes of this plugin at once, all or nothing (e.g. one OVSDB
+   * transaction). When present, the engine calls it instead of `apply` for every run of
+   * consecutive changes of this plugin in a plan, in plan order (a plan interleaves plugins only
+   * where dependencies require it). Idempotent like `apply`. When it throws, nothing of the batch
+   * may remain applied; an `OpdbusError` whose `data.changeId` names a change of the batch
+   * points at the change that failed.
+   */
+  applyBatch?(changes: readonly Change[], ctx: PluginContext): Promise<void>;
   /** Record what `restore` needs to put the given changes' resources back as they are now. */
   checkpoint(ctx: PluginContext, changes: readonly Change[]): Promise<T>;
   /** Put the resources of a checkpoint back. Idempotent; may run in another process than `checkpoint`. */
@@ -118,7 +127,7 @@ export type AnyPlugin = Plugin<any, any>;
 const pluginNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const semverPattern = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
 const requiredMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
-const optionalMethods = ['watch', 'redact'] as const;
+const optionalMethods = ['watch', 'redact', 'applyBatch'] as const;
 
 /**
  * Check that `value` satisfies the plugin contract; throws `OPDBUS_ERR_PLUGIN_INVALID` naming

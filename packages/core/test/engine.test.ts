@@ -11,10 +11,12 @@ import {
   parseStateDocument,
   selfIdentity,
   type AuditRecord,
+  type Change,
   type OpdbusEvent,
+  type PluginContext,
   type StateDocument,
 } from '../src/index.js';
-import { memoryHost, memoryPlugin, type MemoryHost } from './memoryPlugin.js';
+import { memoryHost, memoryPlugin, type MemoryHost, type Section } from './memoryPlugin.js';
 // @ts-expect-error -- plain JS fixture shared with a child process
 import { filePlugin, readHost, writeHost } from './fixtures/filePlugin.mjs';
 
@@ -152,6 +154,78 @@ describe('Engine.apply', () => {
     expect(err.message).toContain('interrupted');
     expect(host.log).toEqual(['create a', 'create b']);
     expect(snapshot(host)).toEqual({});
+  });
+});
+
+describe('plugins that apply a batch at once (applyBatch)', () => {
+  /** The memory plugin with applyBatch: a batch is applied all or nothing, and recorded. */
+  function batching(host: MemoryHost, name: string, batches: string[][]) {
+    const base = memoryPlugin(host, name);
+    return {
+      ...base,
+      apply: () => Promise.reject(new Error('apply must not be called when applyBatch exists')),
+      applyBatch: async (changes: readonly Change[], ctx: PluginContext) => {
+        batches.push(changes.map((c) => c.resource));
+        const failing = changes.find((c) => host.failOn.has(c.resource));
+        if (failing !== undefined)
+          throw new OpdbusError('OPDBUS_ERR_TEST_APPLY', `injected failure on ${failing.resource}`, {
+            data: { changeId: failing.id },
+          });
+        for (const change of changes) await base.apply(change, ctx);
+      },
+    };
+  }
+
+  it('applies each run of consecutive changes of such a plugin in one call, in plan order', async () => {
+    const batchHost = memoryHost({ a: '1' });
+    const plainHost = memoryHost({});
+    const batches: string[][] = [];
+    // b.mid depends on plain:m, which depends on batch:a: the plan interleaves the plugins.
+    batchHost.deps.set('b.mid', []);
+    const registry = new PluginRegistry([batching(batchHost, 'batch', batches), memoryPlugin(plainHost, 'plain')]);
+    const batchPlugin = registry.require('batch');
+    const diff = batchPlugin.diff.bind(batchPlugin);
+    batchPlugin.diff = (desired: Section, observed: Section) =>
+      diff(desired, observed).map((c) => (c.resource === 'b.mid' ? { ...c, dependsOn: [{ plugin: 'plain', resource: 'm' }] } : c));
+    const plain = registry.require('plain');
+    const plainDiff = plain.diff.bind(plain);
+    plain.diff = (desired: Section, observed: Section) =>
+      plainDiff(desired, observed).map((c) => ({ ...c, dependsOn: [{ plugin: 'batch', resource: 'a' }] }));
+    const engine = new Engine({ registry, stateDir, verify: { attempts: 2, initialDelayMs: 1 } });
+    const events: OpdbusEvent[] = [];
+    engine.events.on((e) => events.push(e));
+    const doc = parseStateDocument(
+      JSON.stringify({ version: 1, plugins: { batch: { a: '2', c: '3', 'b.mid': '4' }, plain: { m: 'x' } } }),
+      { source: 'test.json', registry },
+    );
+    const result = await engine.apply(doc);
+    expect(result.status).toBe('committed');
+    expect(result.plan.changes.map((c) => `${c.plugin}:${c.resource}`)).toEqual(['batch:a', 'batch:c', 'plain:m', 'batch:b.mid']);
+    expect(batches).toEqual([['a', 'c'], ['b.mid']]);
+    expect(plainHost.log).toEqual(['create m']);
+    // Every change still has its events and journal entries.
+    expect(events.filter((e) => e.type === 'change.applied').map((e) => (e as { index: number }).index)).toEqual([0, 1, 2, 3]);
+    expect((await engine.state.read(result.txId!)).applied).toEqual(result.plan.changes.map((c) => c.id));
+  });
+
+  it('a failing batch names the change the plugin says failed, and is rolled back', async () => {
+    const host = memoryHost({ a: '1', b: '1' });
+    const batches: string[][] = [];
+    const registry = new PluginRegistry([batching(host, 'batch', batches)]);
+    const engine = new Engine({ registry, stateDir, verify: { attempts: 2, initialDelayMs: 1 } });
+    host.failOn.add('b');
+    const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: { batch: { a: '2', b: '2', c: '2' } } }), {
+      source: 'test.json',
+      registry,
+    });
+    const err = (await engine.apply(doc).catch((e: unknown) => e)) as OpdbusError;
+    expect(err.code).toBe('OPDBUS_ERR_APPLY_FAILED');
+    expect(err.message).toMatch(/^Change 2 of 3 failed: update b \(plugin batch, resource b\): injected failure on b/);
+    expect(err.message).toContain('rolled back');
+    expect(batches).toEqual([['a', 'b', 'c']]);
+    expect(Object.fromEntries(host.values)).toEqual({ a: '1', b: '1' });
+    const [record] = await engine.transactions();
+    expect(record).toMatchObject({ status: 'rolled-back', applied: [], failure: { phase: 'apply' } });
   });
 });
 

@@ -29,6 +29,13 @@ export interface OvsOptions {
   netns?: NetnsRunner;
   /** The schema the database is created from (default {@link VSWITCH_SCHEMA}). */
   schema?: string;
+  /**
+   * Create a one-server clustered (Raft) database instead of a standalone one
+   * (`ovsdb-tool create-cluster`). Clustered databases keep a transaction history, so
+   * `monitor_cond_since` can resume from a transaction id after a reconnect; standalone ones
+   * always answer with the full contents. Default false.
+   */
+  clustered?: boolean;
   /** Parent directory of the sandbox directory (default: the OS temp dir). */
   baseDir?: string;
   /** Bound on each start-up step (default 30 s). */
@@ -57,6 +64,8 @@ export class OvsSandbox implements AsyncDisposable {
   readonly netns: NetnsRunner | undefined;
   /** Whether ovs-vswitchd runs. */
   readonly vswitchd: boolean;
+  /** Whether the database is clustered (Raft, one server). */
+  readonly clustered: boolean;
   /** ovsdb-server's pid. */
   readonly ovsdbServerPid: number;
   /** ovs-vswitchd's pid, when it runs. */
@@ -75,6 +84,7 @@ export class OvsSandbox implements AsyncDisposable {
     ownedNetns: SandboxNetns | undefined;
     ovsdbServerPid: number;
     vswitchdPid: number | undefined;
+    clustered: boolean;
     registration: Registration;
     logger: Logger;
   }) {
@@ -85,6 +95,7 @@ export class OvsSandbox implements AsyncDisposable {
     this.address = `unix:${this.socketPath}`;
     this.netns = init.netns;
     this.vswitchd = init.vswitchdPid !== undefined;
+    this.clustered = init.clustered;
     this.ovsdbServerPid = init.ovsdbServerPid;
     this.vswitchdPid = init.vswitchdPid;
     this.env = ovsEnv(init.dir);
@@ -263,7 +274,11 @@ export async function startOvs(options: OvsOptions = {}): Promise<OvsSandbox> {
     const env = { ...process.env, ...ovsEnv(dir) };
     const dbPath = join(dir, 'conf.db');
     const socketPath = join(dir, 'db.sock');
-    await checkedCommand('ovsdb-tool', ['create', dbPath, schema], {
+    const clustered = options.clustered === true;
+    const createArgs = clustered
+      ? ['create-cluster', dbPath, schema, `unix:${join(dir, 'raft.sock')}`]
+      : ['create', dbPath, schema];
+    await checkedCommand('ovsdb-tool', createArgs, {
       what: 'Creating the OVSDB database',
       env,
       timeoutMs,
@@ -275,6 +290,10 @@ export async function startOvs(options: OvsOptions = {}): Promise<OvsSandbox> {
         dbPath,
         `--remote=punix:${socketPath}`,
         '--remote=db:Open_vSwitch,Open_vSwitch,manager_options',
+        // As ovs-ctl starts it: TLS settings come from the SSL table (used by ssl:/pssl: remotes).
+        '--private-key=db:Open_vSwitch,SSL,private_key',
+        '--certificate=db:Open_vSwitch,SSL,certificate',
+        '--ca-cert=db:Open_vSwitch,SSL,ca_cert',
         `--unixctl=${join(dir, 'ovsdb-server.ctl')}`,
         `--pidfile=${join(dir, 'ovsdb-server.pid')}`,
         `--log-file=${serverLog}`,
@@ -308,7 +327,7 @@ export async function startOvs(options: OvsOptions = {}): Promise<OvsSandbox> {
       { id: registration.record.id, dir, ovsdbServerPid, vswitchdPid, netns: netns?.name },
       'sandbox ovs started',
     );
-    return new OvsSandbox({ dir, netns, ownedNetns, ovsdbServerPid, vswitchdPid, registration, logger });
+    return new OvsSandbox({ dir, netns, ownedNetns, ovsdbServerPid, vswitchdPid, clustered, registration, logger });
   } catch (err) {
     await release(registration.record);
     if (ownedNetns !== undefined)

@@ -57,6 +57,17 @@ describeIf(probe.ovsdb, 'startOvs', () => {
     expect(mine()).toEqual(before);
   });
 
+  it('clustered: a one-server Raft database that ovs-vsctl uses like a standalone one', async () => {
+    await using ovs = await startOvs({ clustered: true });
+    expect(ovs.clustered).toBe(true);
+    await vsctl(ovs.address, '--no-wait', 'add-br', 'sbxraft');
+    expect((await vsctl(ovs.address, 'list-br')).stdout.trim()).toBe('sbxraft');
+    const { stdout } = await run('ovs-appctl', ['-t', join(ovs.dir, 'ovsdb-server.ctl'), 'cluster/status', 'Open_vSwitch'], {
+      env: { ...process.env, ...ovs.env },
+    });
+    expect(stdout).toMatch(/Role: leader/);
+  });
+
   describeIf(probe.vswitchd, 'with ovs-vswitchd (userspace datapath)', () => {
     it('runs inside its own namespace: netdev bridges appear there and never on the host', async () => {
       const ovs = await startOvs({ vswitchd: true });

@@ -4,6 +4,8 @@ import { ledgerErrors } from '@opdbus/ledger';
 import { dbusErrors } from '@opdbus/dbus';
 import { hostnameErrors } from '@opdbus/plugins-hostname';
 import { sessionsErrors } from '@opdbus/plugins-sessions';
+import { ovsdbErrors } from '@opdbus/ovsdb';
+import { ovsErrors } from '@opdbus/plugins-ovs';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
 import { systemdErrors } from '@opdbus/plugins-systemd';
 import { timedateErrors } from '@opdbus/plugins-timedate';
@@ -14,6 +16,8 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/core': errorCodes,
   '@opdbus/ledger': ledgerErrors,
   '@opdbus/dbus': dbusErrors,
+  '@opdbus/ovsdb': ovsdbErrors,
+  '@opdbus/plugins-ovs': ovsErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,
   '@opdbus/plugins-systemd': systemdErrors,
   '@opdbus/plugins-hostname': hostnameErrors,

@@ -21,6 +21,8 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     expect: /^example\.com\/audit\n4\n[A-Za-z0-9+/]{43}=\n\n— example\.com\/audit \S+\n\nincluded: true\nbundle: \[ 3 \]\nlog verifies: true/,
   },
   { readme: 'packages/netlink/README.md', root: true, expect: /^1\n[\s\S]*lo\s+UNKNOWN/ },
+  { readme: 'packages/ovsdb/README.md', root: false, expect: /br0 10[\s\S]*Port\.tag: 5000 is greater than 4095/ },
+  { readme: 'packages/plugins-ovs/README.md', root: true, expect: /create port vlan10[\s\S]*committed\np1\nvlan10/ },
   {
     readme: 'packages/plugins-sysctl/README.md',
     root: true,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { CommandContext } from '../groups.js';
 import { registerCodegenDbus } from './codegenDbus.js';
+import { registerCodegenOvsdb } from './codegenOvsdb.js';
 
 /**
  * Code generators, one subcommand each (`opdbus codegen ovsdb …`, `opdbus codegen dbus …`). A
@@ -8,6 +9,7 @@ import { registerCodegenDbus } from './codegenDbus.js';
  */
 export const codegenTargets: ReadonlyArray<(codegen: Command, context: CommandContext) => void> = [
   registerCodegenDbus,
+  registerCodegenOvsdb,
 ];
 
 /** Register `opdbus codegen` when at least one generator exists. */
