@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerCodegen } from './groups/codegen.js';
+import { registerNuma } from './groups/numa.js';
 import type { GlobalOptions, Output } from './runtime.js';
 
 /** What a command group receives to add its commands to the program. */
@@ -17,4 +18,4 @@ export interface CommandContext {
  * group lives in its own module under `groups/` and imports its implementation lazily inside its
  * actions, so `opdbus --help` stays fast. Add a group by appending its register function here.
  */
-export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [registerCodegen];
+export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [registerCodegen, registerNuma];
