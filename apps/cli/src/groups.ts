@@ -18,4 +18,7 @@ export interface CommandContext {
  * group lives in its own module under `groups/` and imports its implementation lazily inside its
  * actions, so `opdbus --help` stays fast. Add a group by appending its register function here.
  */
-export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [registerCodegen, registerNuma];
+export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
+  registerCodegen,
+  registerNuma,
+];

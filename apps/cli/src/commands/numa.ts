@@ -37,10 +37,14 @@ export async function place(file: string, options: PlaceOptions, output: Output)
     value = parse(await readText(file));
   } catch (err) {
     if (err instanceof OpdbusError) throw err;
-    throw new OpdbusError('OPDBUS_ERR_STATE_PARSE', `${source} is not valid YAML or JSON: ${(err as Error).message}`, {
-      data: { file: source },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_STATE_PARSE',
+      `${source} is not valid YAML or JSON: ${(err as Error).message}`,
+      {
+        data: { file: source },
+        cause: err,
+      },
+    );
   }
   // A whole state document (plugins.numa), or the section itself.
   const isDocument = typeof value === 'object' && value !== null && 'plugins' in value;

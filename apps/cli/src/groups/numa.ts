@@ -37,7 +37,11 @@ export function registerNuma(context: CommandContext): void {
     .action((file: string, options: NumaOptions) =>
       run(async () => {
         const { place } = await import('../commands/numa.js');
-        return place(file, { fsroot: options.fsroot ?? numa.opts<NumaOptions>().fsroot ?? '/', json: globals().json === true }, output);
+        return place(
+          file,
+          { fsroot: options.fsroot ?? numa.opts<NumaOptions>().fsroot ?? '/', json: globals().json === true },
+          output,
+        );
       })(),
     );
 }
