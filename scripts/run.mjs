@@ -28,6 +28,8 @@ const TEST = {
   'mkfs.btrfs': 'btrfs-progs',
   btrfs: 'btrfs-progs',
   truncate: 'coreutils',
+  // hwloc reads the same generated sysfs trees as @opdbus/numa, as a cross-check (HWLOC_FSROOT).
+  'lstopo-no-graphics': 'hwloc',
 };
 const BENCH = { ...TEST };
 

@@ -1,11 +1,13 @@
 import { exitCodeFor } from '@opdbus/cli';
 import { errorCodes, type ErrorCodeInfo } from '@opdbus/core';
+import { numaErrors } from '@opdbus/numa';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
 import { sandboxErrors } from '@opdbus/sandbox';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/core': errorCodes,
+  '@opdbus/numa': numaErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,
   '@opdbus/sandbox': sandboxErrors,
 };
