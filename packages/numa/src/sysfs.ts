@@ -9,7 +9,7 @@
  * `await pace()` between units of work, which yields to the event loop once the current slice has
  * run for `sliceMs`. Timers, sockets and other work keep running while a topology is read.
  */
-import { closeSync, constants, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 
@@ -23,6 +23,8 @@ export class SysfsTree {
   readonly problems: string[] = [];
   /** Files and directories read so far. */
   reads = 0;
+  /** Names of attributes found missing, for readers that skip them afterwards. */
+  readonly missing = new Set<string>();
   readonly #prefix: string;
   readonly #sliceMs: number;
   #buffer = Buffer.allocUnsafe(64 * 1024);
@@ -90,6 +92,15 @@ export class SysfsTree {
     const value = this.text(rel);
     if (value === undefined || !/^-?\d+$/.test(value)) return undefined;
     return Number(value);
+  }
+
+  /**
+   * Whether a path exists. Cheaper than a read that fails (a failed open costs an exception), so
+   * it guards reads of what is often absent.
+   */
+  exists(rel: string): boolean {
+    this.reads++;
+    return existsSync(this.#prefix + rel);
   }
 
   /** The names in a directory, sorted, or undefined when it does not exist. */

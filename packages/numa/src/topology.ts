@@ -178,9 +178,16 @@ const NODE = 'sys/devices/system/node';
 const pciAddressPattern = /^[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 const pciInPathPattern = /[0-9a-f]{4,8}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7](?=\/|$)/g;
 
+/**
+ * A CPU set from a `*_list` file, else from its mask twin (old kernels have masks only). A list
+ * file found missing once is not tried again on that tree: a failed open costs an exception.
+ */
 function listOrMask(fs: SysfsTree, base: string, list: string, mask: string): number[] | undefined {
-  const text = fs.read(`${base}/${list}`);
-  if (text !== undefined) return parseCpuList(text, fs.path(`${base}/${list}`));
+  if (!fs.missing.has(list)) {
+    const text = fs.read(`${base}/${list}`);
+    if (text !== undefined) return parseCpuList(text, fs.path(`${base}/${list}`));
+    fs.missing.add(list);
+  }
   const maskText = fs.read(`${base}/${mask}`);
   if (maskText !== undefined) return parseCpuMask(maskText, fs.path(`${base}/${mask}`));
   return undefined;
@@ -410,6 +417,8 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
   const cacheKeys = new Set<string>();
   const covered: Set<number>[] = [];
   let cpusWithoutCaches = 0;
+  // Index directories known to exist on some CPU: beyond them, probe with exists() first.
+  let knownIndexes = 0;
   for (const cpu of online) {
     const base = `${CPU}/cpu${cpu}/cache`;
     let probed = false;
@@ -420,11 +429,12 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
       if (!probed && index > 0 && index === covered.length - 1) break;
       probed = true;
       const dir = `${base}/index${index}`;
-      const levelText = fs.text(`${dir}/level`);
+      const levelText = index < knownIndexes || fs.exists(dir) ? fs.text(`${dir}/level`) : undefined;
       if (levelText === undefined) {
         if (index === 0) cpusWithoutCaches++;
         break;
       }
+      knownIndexes = Math.max(knownIndexes, index + 1);
       let shared = onlineOnly(listOrMask(fs, dir, 'shared_cpu_list', 'shared_cpu_map') ?? [cpu]);
       if (!shared.includes(cpu)) shared = [...shared, cpu].sort((a, b) => a - b);
       for (const member of shared) done.add(member);
