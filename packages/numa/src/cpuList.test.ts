@@ -10,6 +10,8 @@ describe('kernel list format', () => {
     expect(parseCpuList(' \n')).toEqual([]);
     expect(parseCpuList('3, 1-2 ,1')).toEqual([1, 2, 3]);
     expect(parseCpuList('0-15:2/4')).toEqual([0, 1, 4, 5, 8, 9, 12, 13]);
+    expect(parseCpuList('8-11,0-3')).toEqual([0, 1, 2, 3, 8, 9, 10, 11]);
+    expect(parseCpuList('0-2,2-4')).toEqual([0, 1, 2, 3, 4]);
   });
 
   it('formats runs as ranges', () => {
@@ -25,7 +27,7 @@ describe('kernel list format', () => {
   });
 
   it('refuses what is not a list, naming the text and what it was', () => {
-    for (const bad of ['a', '3-1', '1-', '0-8:0/4', '0-8:5/4', '-1', '1,,2', '0-99999999']) {
+    for (const bad of ['a', '3-1', '1-', '0-8:0/4', '0-8:5/4', '-1', '1,,2', '1,', ',1', '0-99999999', '2,1-3x']) {
       let err: unknown;
       try {
         parseCpuList(bad, 'node 1 cpulist');

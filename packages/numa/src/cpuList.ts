@@ -26,6 +26,8 @@ function listError(text: string, what: string, detail: string): OpdbusError {
  * @throws OpdbusError `OPDBUS_ERR_NUMA_CPU_LIST` when the text is not a list.
  */
 export function parseCpuList(text: string, what = 'CPU list'): number[] {
+  const fast = parseSimpleList(text);
+  if (fast !== undefined) return fast;
   const trimmed = text.trim();
   if (trimmed === '') return [];
   const out = new Set<number>();
@@ -44,6 +46,43 @@ export function parseCpuList(text: string, what = 'CPU list'): number[] {
     for (let i = start; i <= end; i++) if ((i - start) % group < used) out.add(i);
   }
   return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * The common case, as the kernel prints it: ascending `N` and `N-M` elements separated by commas,
+ * with a final newline. Returns undefined for anything else (the general parser handles it).
+ */
+function parseSimpleList(text: string): number[] | undefined {
+  const out: number[] = [];
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 10 || text.charCodeAt(end - 1) === 32)) end--;
+  let i = 0;
+  while (i < end) {
+    let start = 0;
+    let digits = 0;
+    for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) {
+      start = start * 10 + (c - 48);
+      digits++;
+    }
+    if (digits === 0 || digits > 7) return undefined;
+    let last = start;
+    if (i < end && text.charCodeAt(i) === 45) {
+      i++;
+      last = 0;
+      digits = 0;
+      for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) {
+        last = last * 10 + (c - 48);
+        digits++;
+      }
+      if (digits === 0 || digits > 7 || last < start || last > maxIndex) return undefined;
+    }
+    if (out.length > 0 && start <= out[out.length - 1]!) return undefined;
+    for (let n = start; n <= last; n++) out.push(n);
+    if (i === end) return out;
+    if (text.charCodeAt(i) !== 44 || i + 1 === end) return undefined;
+    i++;
+  }
+  return out;
 }
 
 /**

@@ -256,10 +256,11 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
     warnings.push(`${fs.path(`${CPU}/online`)} is missing: online CPUs taken from each cpuN/online`);
   }
   const onlineSet = new Set(online);
+  const presentSet = new Set(allCpus);
   const offlineText = fs.read(`${CPU}/offline`);
   const offlineCpus =
     offlineText !== undefined
-      ? parseCpuList(offlineText, fs.path(`${CPU}/offline`)).filter((c) => allCpus.includes(c))
+      ? parseCpuList(offlineText, fs.path(`${CPU}/offline`)).filter((c) => presentSet.has(c))
       : allCpus.filter((c) => !onlineSet.has(c));
   const isolatedText = fs.read(`${CPU}/isolated`);
   const isolatedCpus =
