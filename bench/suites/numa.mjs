@@ -5,11 +5,11 @@ import { readTopology } from '@opdbus/numa';
 import { writeSyntheticMachine } from '@opdbus/numa/synthetic';
 import { closeSync, openSync, readSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { has, measure, ms, ratio, sh, table } from '../lib.mjs';
+import { has, measure, ms, ratio, sh, stats, table } from '../lib.mjs';
 
 export const title = 'numa: topology of a 256-CPU machine';
 
@@ -100,24 +100,38 @@ export async function run({ log }) {
     const summary = `${topology.cpus.length} CPUs, ${topology.cores.length} cores, ${topology.nodes.length} nodes, ${topology.caches.length} caches, ${topology.pciDevices.length} PCI devices`;
     log(`tree: ${summary}`);
 
-    log('readTopology in-process');
-    const ours = await measure(() => readTopology({ root }), { iterations: 40, warmup: 5 });
+    const loadBefore = loadavg()[0];
+    // Interleaved, so that both see the same machine conditions.
+    log('readTopology in-process and lstopo --of xml (HWLOC_FSROOT), interleaved');
+    const hwloc = has('lstopo-no-graphics');
+    const hwlocEnv = { ...process.env, HWLOC_FSROOT: root, HWLOC_COMPONENTS: '-x86' };
+    const runLstopo = () => sh('lstopo-no-graphics', ['--of', 'xml', '-'], { env: hwlocEnv });
+    for (let i = 0; i < 5; i++) await readTopology({ root });
+    if (hwloc) for (let i = 0; i < 2; i++) runLstopo();
+    const oursSamples = [];
+    const lstopoSamples = [];
+    for (let i = 0; i < 40; i++) {
+      let t0 = performance.now();
+      await readTopology({ root });
+      oursSamples.push(performance.now() - t0);
+      if (hwloc) {
+        t0 = performance.now();
+        runLstopo();
+        lstopoSamples.push(performance.now() - t0);
+      }
+    }
+    const ours = stats(oursSamples);
+    const lstopo = hwloc ? stats(lstopoSamples) : undefined;
     const stalls = [];
     for (let i = 0; i < 10; i++) stalls.push(await longestStall(() => readTopology({ root })));
     stalls.sort((a, b) => a - b);
 
-    const hwloc = has('lstopo-no-graphics');
-    const hwlocEnv = { ...process.env, HWLOC_FSROOT: root, HWLOC_COMPONENTS: '-x86' };
-    let lstopo;
-    if (hwloc) {
-      log('lstopo --of xml (HWLOC_FSROOT)');
-      lstopo = await measure(() => sh('lstopo-no-graphics', ['--of', 'xml', '-'], { env: hwlocEnv }), {
-        iterations: 20,
-        warmup: 2,
-      });
-    }
-    log('as commands: opdbus --json numa --fsroot, lstopo --of xml');
+    log('as commands: opdbus --json numa --fsroot, opdbus --version, lstopo --of xml');
     const command = await measure(() => sh(process.execPath, [cli, '--json', 'numa', '--fsroot', root]), {
+      iterations: 10,
+      warmup: 1,
+    });
+    const startup = await measure(() => sh(process.execPath, [cli, '--version']), {
       iterations: 10,
       warmup: 1,
     });
@@ -148,24 +162,28 @@ export async function run({ log }) {
       warmup: 2,
     });
 
+    const loadAfter = loadavg()[0];
     return [
       `A generated sysfs tree of ${summary} (2 packages × 64 cores × 2 threads, 4 NUMA nodes per`,
       'package, an L3 per 8 cores, a GPU, a NIC and an NVMe drive per node). Goal: < 20 ms.',
+      `Load average of the machine during the run: ${loadBefore.toFixed(1)} → ${loadAfter.toFixed(1)}.`,
       '',
       table(
         ['Task', '@opdbus/numa', 'lstopo --of xml (hwloc)', 'Ratio'],
         [
           [
             'Read the 256-CPU tree (in-process; hwloc spawned)',
-            `${ms(ours.median)} (p95 ${ms(ours.p95)})`,
-            lstopo ? `${ms(lstopo.median)} (p95 ${ms(lstopo.p95)})` : 'n/a (hwloc not installed)',
+            `${ms(ours.median)} (min ${ms(ours.min)}, p95 ${ms(ours.p95)})`,
+            lstopo
+              ? `${ms(lstopo.median)} (min ${ms(lstopo.min)}, p95 ${ms(lstopo.p95)})`
+              : 'n/a (hwloc not installed)',
             lstopo ? `${ratio(lstopo.median, ours.median)} faster` : 'n/a',
           ],
           [
             'As a command: `opdbus --json numa --fsroot` vs `lstopo --of xml`',
-            ms(command.median),
+            `${ms(command.median)} (of which start-up, \`opdbus --version\`: ${ms(startup.median)})`,
             lstopo ? ms(lstopo.median) : 'n/a',
-            lstopo ? `${ratio(command.median, lstopo.median)} the time (Node.js start-up)` : 'n/a',
+            lstopo ? `${ratio(command.median, lstopo.median)} the time` : 'n/a',
           ],
           [
             `This machine (${real.cpus.length} CPUs, ${real.pciDevices.length} PCI devices)`,
@@ -188,7 +206,7 @@ export async function run({ log }) {
       ),
       '',
       'sysfs attributes are generated in memory: a read never waits on a device. Through the thread',
-      "pool each file costs several round trips (open, fstat, read, close), so @opdbus/numa reads them",
+      'pool each file costs several round trips (open, fstat, read, close), so @opdbus/numa reads them',
       'synchronously into one buffer, in slices of at most 2 ms between which it yields to the event',
       'loop; it reads one sibling list per core / package / cache instead of one per CPU. lstopo is',
       'run as a user would run it (a process per call, with HWLOC_COMPONENTS=-x86 so that it describes',
