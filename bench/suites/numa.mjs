@@ -5,7 +5,7 @@ import { readTopology } from '@opdbus/numa';
 import { writeSyntheticMachine } from '@opdbus/numa/synthetic';
 import { closeSync, openSync, readSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -166,7 +166,11 @@ export async function run({ log }) {
     return [
       `A generated sysfs tree of ${summary} (2 packages × 64 cores × 2 threads, 4 NUMA nodes per`,
       'package, an L3 per 8 cores, a GPU, a NIC and an NVMe drive per node). Goal: < 20 ms.',
-      `Load average of the machine during the run: ${loadBefore.toFixed(1)} → ${loadAfter.toFixed(1)}.`,
+      `Load average of the machine during the run: ${loadBefore.toFixed(1)} → ${loadAfter.toFixed(1)}${
+        Math.max(loadBefore, loadAfter) > cpus().length
+          ? ` (above its ${cpus().length} CPUs: it was busy with other work, so medians include waiting for a CPU; the minimum is the closest to an idle machine)`
+          : ''
+      }.`,
       '',
       table(
         ['Task', '@opdbus/numa', 'lstopo --of xml (hwloc)', 'Ratio'],
