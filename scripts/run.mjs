@@ -36,6 +36,8 @@ const TEST = {
   'systemd-nspawn': 'systemd-container',
   debootstrap: 'debootstrap',
   busctl: 'systemd',
+  // hwloc reads the same generated sysfs trees as @opdbus/numa, as a cross-check (HWLOC_FSROOT).
+  'lstopo-no-graphics': 'hwloc',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
 const BENCH = { ...TEST, sha256sum: 'coreutils', '/usr/lib/python3/dist-packages/ovsdbapp/__init__.py': 'python3-ovsdbapp' };

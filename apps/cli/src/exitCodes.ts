@@ -18,7 +18,7 @@ export const exitCodes = {
   UNAVAILABLE: {
     code: 4,
     meaning:
-      'A plugin the document names cannot work here, or the target (--netns, --bus, --ovsdb) does not exist.',
+      'A plugin the document names cannot work here, or the target (--netns, --bus, --ovsdb, --fsroot) does not exist.',
   },
   ROLLED_BACK: { code: 5, meaning: 'Apply failed and was rolled back: the host is as it was before.' },
   RESTORE_FAILED: {
@@ -70,6 +70,7 @@ const byError: Partial<Record<ErrorCode, ExitName>> = {
   OPDBUS_ERR_NETNS: 'UNAVAILABLE',
   OPDBUS_ERR_DBUS_CONNECT: 'UNAVAILABLE',
   OPDBUS_ERR_SYSTEMD_ROOT: 'UNAVAILABLE',
+  OPDBUS_ERR_NUMA_READ: 'UNAVAILABLE',
   OPDBUS_ERR_APPLY_FAILED: 'ROLLED_BACK',
   OPDBUS_ERR_VERIFY_FAILED: 'ROLLED_BACK',
   OPDBUS_ERR_WATCHDOG: 'ROLLED_BACK',

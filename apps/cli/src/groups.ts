@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerCodegen } from './groups/codegen.js';
 import { registerLedger } from './groups/ledger.js';
 import { registerSnapshot } from './groups/snapshot.js';
+import { registerNuma } from './groups/numa.js';
 import type { GlobalOptions, Output } from './runtime.js';
 
 /** What a command group receives to add its commands to the program. */
@@ -23,4 +24,5 @@ export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
   registerCodegen,
   registerLedger,
   registerSnapshot,
+  registerNuma,
 ];

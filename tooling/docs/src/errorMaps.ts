@@ -6,6 +6,7 @@ import { hostnameErrors } from '@opdbus/plugins-hostname';
 import { sessionsErrors } from '@opdbus/plugins-sessions';
 import { ovsdbErrors } from '@opdbus/ovsdb';
 import { ovsErrors } from '@opdbus/plugins-ovs';
+import { numaErrors } from '@opdbus/numa';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
 import { systemdErrors } from '@opdbus/plugins-systemd';
 import { timedateErrors } from '@opdbus/plugins-timedate';
@@ -18,6 +19,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/dbus': dbusErrors,
   '@opdbus/ovsdb': ovsdbErrors,
   '@opdbus/plugins-ovs': ovsErrors,
+  '@opdbus/numa': numaErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,
   '@opdbus/plugins-systemd': systemdErrors,
   '@opdbus/plugins-hostname': hostnameErrors,

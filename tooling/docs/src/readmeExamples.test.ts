@@ -24,6 +24,11 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
   { readme: 'packages/ovsdb/README.md', root: false, expect: /br0 10[\s\S]*Port\.tag: 5000 is greater than 4095/ },
   { readme: 'packages/plugins-ovs/README.md', root: true, expect: /create port vlan10[\s\S]*committed\np1\nvlan10/ },
   {
+    readme: 'packages/numa/README.md',
+    root: false,
+    expect: /^Machine: 32 CPUs online \(0-31\), 4 NUMA nodes[\s\S]*db\.service[\s\S]*CPUAffinity: '0-1,16-17'[\s\S]*trainer\.service[\s\S]*node 1: GPU 0000:3b:00\.0 \(card0\) is on node 1/,
+  },
+  {
     readme: 'packages/plugins-sysctl/README.md',
     root: true,
     expect: /set net\.ipv4\.ip_forward[\s\S]*committed/,
