@@ -1,4 +1,4 @@
-import type { Change, OpdbusEvent, Plan, TransactionRecord } from '@opdbus/core';
+import type { Change, OpdbusEvent, Plan, PlanNote, TransactionRecord } from '@opdbus/core';
 
 function value(v: unknown): string {
   if (v === null || v === undefined) return '(absent)';
@@ -11,12 +11,16 @@ export function formatChange(change: Change): string {
   return `${change.plugin}  ${change.op}  ${change.summary}${risk}`;
 }
 
-/** A plan for people. */
-export function formatPlan(plan: Plan): string {
+/** A plan for people, with the notes plugins attached to its resources (e.g. why these CPUs). */
+export function formatPlan(plan: Plan, notes: readonly PlanNote[] = []): string {
   if (plan.changes.length === 0) return 'No changes: the host matches the document.';
   const lines = [`Plan ${plan.hash.slice(0, 12)}: ${plan.changes.length} change(s), in order:`];
-  for (const [i, change] of plan.changes.entries())
+  for (const [i, change] of plan.changes.entries()) {
     lines.push(`  ${String(i + 1).padStart(3)}. ${formatChange(change)}`);
+    for (const note of notes) {
+      if (note.plugin === change.plugin && note.resource === change.resource) lines.push(`       ${note.note}`);
+    }
+  }
   return lines.join('\n');
 }
 

@@ -3,15 +3,17 @@ import { userInfo } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { AuditRecord, AuditSink } from './audit.js';
 import { makeChange, resourceKey, type Change } from './change.js';
-import type { StateDocument } from './document.js';
+import { formatPath, type StateDocument } from './document.js';
 import { OpdbusError, toOpdbusError } from './errors.js';
 import { EventBus, type OpdbusEvent } from './events.js';
 import { StateDir, newTxId, terminalStatuses, type Actor, type TransactionRecord } from './journal.js';
-import { hashJson, type JsonValue } from './json.js';
+import { canonicalJson, hashJson, type JsonValue } from './json.js';
 import { silentLogger, type Logger } from './logger.js';
 import { createPlan, type Plan } from './planner.js';
 import type {
   AnyPlugin,
+  Expansion,
+  PlanNote,
   NetnsRunner,
   PluginContext,
   ProbeResult,
@@ -71,6 +73,10 @@ export interface PlanResult {
   plan: Plan;
   /** Observed sections, scoped to the document's. */
   observed: Record<string, unknown>;
+  /** The desired sections planned for: the document's, with what plugins' `expand` contributed. */
+  desired: Record<string, unknown>;
+  /** Explanations from `expand`, for people (e.g. why these CPUs). */
+  notes: PlanNote[];
 }
 
 /** Outcome of an apply that did not throw. */
@@ -254,9 +260,10 @@ export class Engine {
 
   /** Query what the document names and compute the ordered plan that takes the host there. */
   async plan(doc: StateDocument): Promise<PlanResult> {
+    const { desired: sections, notes } = await this.expand(doc);
     const observed: Record<string, unknown> = {};
     const changes: Change[] = [];
-    for (const [name, desired] of Object.entries(doc.plugins)) {
+    for (const [name, desired] of Object.entries(sections)) {
       if (desired === undefined) continue;
       const plugin = this.registry.require(name);
       await this.#requireAvailable(plugin);
@@ -270,7 +277,54 @@ export class Engine {
       changes: plan.changes.length,
       plugins: [...new Set(plan.changes.map((c) => c.plugin))],
     });
-    return { plan, observed };
+    return { plan, observed, desired: sections, notes };
+  }
+
+  /**
+   * The document's sections with what plugins' `expand` contribute merged in, in registration
+   * order. A contributed value that contradicts the document is `OPDBUS_ERR_PLAN_CONFLICT`; a
+   * merged section that its plugin's schema refuses is `OPDBUS_ERR_STATE_INVALID`.
+   */
+  async expand(doc: StateDocument): Promise<{ desired: Record<string, unknown>; notes: PlanNote[] }> {
+    const merged: Record<string, unknown> = { ...doc.plugins };
+    const notes: PlanNote[] = [];
+    const touched = new Set<string>();
+    for (const [name, section] of Object.entries(doc.plugins)) {
+      const plugin = this.registry.require(name);
+      if (section === undefined || plugin.expand === undefined) continue;
+      await this.#requireAvailable(plugin);
+      let expansion: Expansion;
+      try {
+        expansion = await plugin.expand(section, this.context(name));
+      } catch (err) {
+        throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${name}" failed to expand its section`, {
+          plugin: name,
+          operation: 'expand',
+        });
+      }
+      for (const [target, fragment] of Object.entries(expansion.sections)) {
+        this.registry.require(target);
+        merged[target] = mergeFragment(merged[target], fragment, ['plugins', target], name, doc.source);
+        touched.add(target);
+      }
+      notes.push(...(expansion.notes ?? []));
+    }
+    for (const target of touched) {
+      const plugin = this.registry.require(target);
+      const parsed = plugin.schema.safeParse(merged[target]);
+      if (!parsed.success) {
+        const issues = parsed.error.issues.map((i) => `${formatPath(['plugins', target, ...i.path])}: ${i.message}`);
+        throw new OpdbusError(
+          'OPDBUS_ERR_STATE_INVALID',
+          `${doc.source}: the "${target}" section, with what other plugins contributed, is not valid:\n  ${issues.join('\n  ')}`,
+          { data: { file: doc.source, plugin: target, issues } },
+        );
+      }
+      merged[target] = parsed.data;
+    }
+    const ordered: Record<string, unknown> = {};
+    for (const name of this.registry.names()) if (merged[name] !== undefined) ordered[name] = merged[name];
+    return { desired: ordered, notes };
   }
 
   /**
@@ -293,7 +347,7 @@ export class Engine {
           },
         );
       }
-      const { plan, observed } = await this.plan(doc);
+      const { plan, observed, desired } = await this.plan(doc);
       const planned = [...new Set(plan.changes.map((c) => c.plugin))];
       await this.#audit(
         {
@@ -302,8 +356,8 @@ export class Engine {
           planHash: plan.hash,
           changes: plan.changes.length,
           plugins: planned,
-          stateHashBefore: hashJson(scoped(observed, Object.keys(doc.plugins))),
-          desiredHash: hashJson(doc.plugins),
+          stateHashBefore: hashJson(scoped(observed, Object.keys(desired))),
+          desiredHash: hashJson(desired),
         },
         'abort',
       );
@@ -316,14 +370,14 @@ export class Engine {
           { data: { changes: risky.map((c) => c.id) } },
         );
       }
-      return await this.#transact(doc, plan, observed, options);
+      return await this.#transact(desired, plan, observed, options);
     } finally {
       await lock.release();
     }
   }
 
   async #transact(
-    doc: StateDocument,
+    desiredAll: Record<string, unknown>,
     plan: Plan,
     observedAll: Record<string, unknown>,
     options: ApplyOptions,
@@ -334,7 +388,7 @@ export class Engine {
     const desired: Record<string, JsonValue> = {};
     const observedBefore: Record<string, JsonValue> = {};
     for (const name of touched) {
-      desired[name] = doc.plugins[name] as JsonValue;
+      desired[name] = desiredAll[name] as JsonValue;
       observedBefore[name] = observedAll[name] as JsonValue;
     }
     this.events.publish({
@@ -1103,4 +1157,28 @@ function currentUserActor(): Actor {
     name = `uid ${process.getuid?.() ?? -1}`;
   }
   return { kind: 'user', name, uid: process.getuid?.() ?? -1, pid: process.pid };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Deep-merge a fragment a plugin contributes into a section: objects merge key by key; any
+ * other value (scalars, arrays) must equal what is already there.
+ */
+function mergeFragment(base: unknown, fragment: unknown, path: (string | number)[], contributor: string, source: string): unknown {
+  if (base === undefined) return fragment;
+  if (isPlainObject(base) && isPlainObject(fragment)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [key, value] of Object.entries(fragment)) out[key] = mergeFragment(base[key], value, [...path, key], contributor, source);
+    return out;
+  }
+  if (canonicalJson(base) === canonicalJson(fragment)) return base;
+  const where = formatPath(path);
+  throw new OpdbusError(
+    'OPDBUS_ERR_PLAN_CONFLICT',
+    `${source}: ${where} is ${JSON.stringify(base)}, but the "${contributor}" section derives ${JSON.stringify(fragment)} for it; remove one of the two.`,
+    { data: { file: source, path: where, contributor, declared: base, derived: fragment } },
+  );
 }

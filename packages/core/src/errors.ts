@@ -73,6 +73,10 @@ export const errorCodes = {
       'A plan is malformed: a duplicate change id, a change from an unknown plugin, or a hash mismatch.',
     remedy: 'Recompute the plan from the state document instead of editing it by hand.',
   },
+  OPDBUS_ERR_PLAN_CONFLICT: {
+    summary: 'A plugin expanded the document into a value that contradicts what the document itself says.',
+    remedy: 'Remove one of the two: the message names the path written in the document and the plugin section that derives a different value.',
+  },
   OPDBUS_ERR_RISKY_CHANGE: {
     summary: 'The plan contains a change flagged as risky (it can cut the management connection).',
     remedy: 'Apply it with `--confirm-timeout SECONDS` (commit-confirmed) or, knowing the risk, `--force`.',

@@ -68,6 +68,8 @@ export {
   assertPlugin,
   definePlugin,
   type AnyPlugin,
+  type Expansion,
+  type PlanNote,
   type NetnsRunner,
   type Plugin,
   type PluginContext,

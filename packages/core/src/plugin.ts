@@ -118,6 +118,29 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
   watch?(ctx: PluginContext, onEvent: (event: WatchEvent) => void): Promise<Unsubscribe>;
   /** Redact secrets from an observed section for display; `query` output passes through it. */
   redact?(section: D): D;
+  /**
+   * Optional: contribute desired state to other plugins' sections, resolved at plan time (e.g.
+   * NUMA placements become a systemd unit's CPUAffinity/NUMAPolicy/NUMAMask). The engine
+   * deep-merges `sections` into the document before querying, refuses a fragment that contradicts
+   * what the document says (`OPDBUS_ERR_PLAN_CONFLICT`), validates the merged sections with their
+   * plugins' schemas, and records the merged document in the transaction journal.
+   */
+  expand?(desired: D, ctx: PluginContext): Promise<Expansion>;
+}
+
+/** What a plugin's `expand` contributes. */
+export interface Expansion {
+  /** Fragments of other plugins' sections, by plugin name. */
+  sections: Record<string, unknown>;
+  /** Why, for people: shown with the changes of the resources they name. */
+  notes?: PlanNote[];
+}
+
+/** An explanation attached to a resource of a plan (e.g. why a CPU set was chosen). */
+export interface PlanNote {
+  plugin: string;
+  resource: string;
+  note: string;
 }
 
 /** A plugin of any section type. */
@@ -127,7 +150,7 @@ export type AnyPlugin = Plugin<any, any>;
 const pluginNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const semverPattern = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
 const requiredMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
-const optionalMethods = ['watch', 'redact', 'applyBatch'] as const;
+const optionalMethods = ['watch', 'redact', 'applyBatch', 'expand'] as const;
 
 /**
  * Check that `value` satisfies the plugin contract; throws `OPDBUS_ERR_PLUGIN_INVALID` naming

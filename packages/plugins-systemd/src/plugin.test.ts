@@ -116,6 +116,29 @@ describe.skipIf(!probe.available)('systemd plugin against systemd in a container
     expect(await show('opdbus-numa.service', 'LoadState')).toBe('not-found');
   });
 
+  it('restarts a running unit whose execution properties change, so the new CPU set is what runs', async () => {
+    const unit = (cpu: string): SystemdSection => ({
+      units: {
+        'opdbus-move.service': {
+          content: '[Service]\nExecStart=/bin/sleep infinity\n',
+          active: true,
+          properties: { CPUAffinity: cpu },
+        },
+      },
+    });
+    expect((await engine.apply(doc(unit('0')))).status).toBe('committed');
+    const before = await show('opdbus-move.service', 'MainPID');
+    const planned = await engine.plan(doc(unit('1')));
+    expect(planned.plan.changes.map((c) => c.summary)).toEqual([expect.stringContaining('restarts it')]);
+    expect((await engine.apply(doc(unit('1')))).status).toBe('committed');
+    const after = await show('opdbus-move.service', 'MainPID');
+    expect(after).not.toBe(before);
+    expect((await ct.exec('cat', [`/proc/${after}/status`])).stdout).toMatch(/Cpus_allowed_list:\s+1\n/);
+    expect((await engine.rollback()).status).toBe('rolled-back');
+    expect((await engine.rollback()).status).toBe('rolled-back');
+    expect(await show('opdbus-move.service', 'LoadState')).toBe('not-found');
+  });
+
   it('reports a unit systemd cannot load, with its LoadError, and rolls back', async () => {
     const cause = await failure({
       units: { 'opdbus-bad.service': { content: '[Service]\nType=oneshot\n', active: true } },

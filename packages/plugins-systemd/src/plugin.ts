@@ -252,6 +252,7 @@ export function createSystemdPlugin(
 
   const applyUnit = async (s: ManagerSession, name: string, spec: UnitSpec): Promise<void> => {
     let filesChanged = false;
+    let execChanged = false;
     if (spec.content !== undefined)
       filesChanged = (await s.writeFile(join(s.unitDir, name), ensureNl(spec.content))) || filesChanged;
     for (const [file, text] of Object.entries(spec.dropIns ?? {}))
@@ -277,9 +278,8 @@ export function createSystemdPlugin(
         ...exec.map((p) => execPropertyLine(p, canonicalProperty(p, spec.properties?.[p]))),
         '',
       ];
-      filesChanged =
-        (await s.writeFile(join(s.unitDir, `${name}.d`, PROPERTIES_DROP_IN), lines.join('\n'))) ||
-        filesChanged;
+      execChanged = await s.writeFile(join(s.unitDir, `${name}.d`, PROPERTIES_DROP_IN), lines.join('\n'));
+      filesChanged = execChanged || filesChanged;
     }
     if (filesChanged) await s.reload();
     await checkLoaded(s, name, spec.masked === true);
@@ -293,6 +293,13 @@ export function createSystemdPlugin(
         if (canonicalJson(want) !== canonicalJson(current[p] ?? null)) pairs.push(toSetUnitProperty(p, want));
       }
       if (pairs.length > 0) await s.manager.setUnitProperties(name, false, pairs);
+    }
+    // Execution properties (CPUAffinity, NUMAPolicy, NUMAMask, Nice) only act when the process
+    // starts: a running unit whose execution properties changed is restarted so that what was
+    // declared is what runs (a unit declared inactive is stopped instead, below).
+    if (execChanged && spec.active !== false && isActive((await unitRow(s, name))[3])) {
+      const result = await s.runJob(name, 'restart', () => s.manager.restartUnit(name, 'replace'));
+      if (result !== 'done') await failJob(s, name, 'restart', result);
     }
     if (spec.active !== undefined) await setActive(s, name, spec.active);
   };
@@ -475,12 +482,16 @@ export function createSystemdPlugin(
             differs.push(`${key} ${JSON.stringify(have ?? null)} → ${JSON.stringify(want)}`);
         }
         if (differs.length === 0) continue;
+        const restarts =
+          o.active === true &&
+          spec.active !== false &&
+          execProperties.some((p) => differs.some((d) => d.startsWith(`${p} `)));
         changes.push({
           resource: `unit/${name}`,
           op: o.state === 'absent' ? 'create' : 'update',
           before: o as JsonValue,
           after: { kind: 'unit', name, spec: spec as JsonValue },
-          summary: `${o.state === 'absent' ? 'create' : 'update'} unit ${name}: ${differs.join(', ')}`,
+          summary: `${o.state === 'absent' ? 'create' : 'update'} unit ${name}: ${differs.join(', ')}${restarts ? ' (restarts it: execution properties act at start)' : ''}`,
         });
       }
       for (const [name, spec] of Object.entries(desired.timers ?? {})) {

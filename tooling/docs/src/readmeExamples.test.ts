@@ -29,6 +29,11 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     expect: /^Machine: 32 CPUs online \(0-31\), 4 NUMA nodes[\s\S]*db\.service[\s\S]*CPUAffinity: '0-1,16-17'[\s\S]*trainer\.service[\s\S]*node 1: GPU 0000:3b:00\.0 \(card0\) is on node 1/,
   },
   {
+    readme: 'packages/plugins-numa/README.md',
+    root: false,
+    expect: /"db\.service":\{"properties":\{"CPUAffinity":\[[\d,]+\],"NUMAPolicy":"bind","NUMAMask":\[1\]\}\}[\s\S]*node 1/,
+  },
+  {
     readme: 'packages/plugins-sysctl/README.md',
     root: true,
     expect: /set net\.ipv4\.ip_forward[\s\S]*committed/,

@@ -50,10 +50,10 @@ export async function applyDocument(
   const confirmTimeoutS = parseTimeout(options.confirmTimeout);
   if (options.dryRun) {
     await recoverFirst(engine, output);
-    const { plan } = await inDocument(doc, () => engine.plan(doc));
+    const { plan, notes } = await inDocument(doc, () => engine.plan(doc));
     if (global.json)
-      output.out(JSON.stringify({ ok: true, dryRun: true, changes: plan.changes.length, plan }, null, 2));
-    else output.out(formatPlan(plan));
+      output.out(JSON.stringify({ ok: true, dryRun: true, changes: plan.changes.length, plan, notes }, null, 2));
+    else output.out(formatPlan(plan, notes));
     return plan.changes.length === 0 ? exitCodes.OK.code : exitCodes.CHANGES_PENDING.code;
   }
   ensureStateDir(global.stateDir);

@@ -8,8 +8,8 @@ export async function diff(global: GlobalOptions, file: string, output: Output):
   const engine = createEngine(global);
   const doc = await readDocument(file, engine.registry);
   await recoverFirst(engine, output);
-  const { plan } = await inDocument(doc, () => engine.plan(doc));
-  if (global.json) output.out(JSON.stringify({ ok: true, changes: plan.changes.length, plan }, null, 2));
-  else output.out(formatPlan(plan));
+  const { plan, notes } = await inDocument(doc, () => engine.plan(doc));
+  if (global.json) output.out(JSON.stringify({ ok: true, changes: plan.changes.length, plan, notes }, null, 2));
+  else output.out(formatPlan(plan, notes));
   return plan.changes.length === 0 ? exitCodes.OK.code : exitCodes.CHANGES_PENDING.code;
 }
