@@ -1,0 +1,116 @@
+/** Decoders from rtnetlink messages (in the receive buffer) to typed objects. */
+import { NLMSG_HDRLEN, rd } from './codec.js';
+import { AF, IFF } from './constants.js';
+import {
+  addressAttrs,
+  ifaddrmsg,
+  ifinfomsgDecode,
+  linkAttrs,
+  ndmsg,
+  neighbourAttrs,
+  routeAttrs,
+  rtmsg,
+} from './rtnlSpecs.js';
+import {
+  LIFETIME_FOREVER,
+  type Address,
+  type Link,
+  type Neighbour,
+  type Nexthop,
+  type Route,
+  type RouteMetrics,
+} from './types.js';
+
+/** Decode an RTM_NEWLINK/RTM_DELLINK message at `off` (length `len`). */
+export function decodeLink(buf: Buffer, off: number, len: number): Link {
+  const o = ifinfomsgDecode.decode(buf, off + NLMSG_HDRLEN);
+  linkAttrs.decode(buf, off + NLMSG_HDRLEN + 16, off + len, o);
+  const flags = o.flags as number;
+  o.up = (flags & IFF.UP) !== 0;
+  o.lowerUp = (flags & IFF.LOWER_UP) !== 0;
+  if (o.operState === undefined) o.operState = 'unknown';
+  if (o.name === undefined) o.name = '';
+  if (o.mtu === undefined) o.mtu = 0;
+  return o as unknown as Link;
+}
+
+/** The interface index of a link message, without decoding the rest. */
+export function linkIndexOf(buf: Buffer, off: number): number {
+  return rd.s32(buf, off + NLMSG_HDRLEN + 4);
+}
+
+/** Decode an RTM_NEWADDR/RTM_DELADDR message. */
+export function decodeAddress(buf: Buffer, off: number, len: number): Address {
+  const h = ifaddrmsg.decode(buf, off + NLMSG_HDRLEN);
+  const r = addressAttrs.decode(buf, off + NLMSG_HDRLEN + ifaddrmsg.size, off + len, {});
+  const family = h.family === AF.INET6 ? 6 : 4;
+  const local = (r.local ?? r.address ?? '') as string;
+  const cache = r.cacheinfo as { preferred: number; valid: number } | undefined;
+  const a: Address = {
+    family,
+    index: h.index as number,
+    address: local,
+    prefixLength: h.prefixLength as number,
+    flags: (r.flags32 as number | undefined) ?? (h.flags as number),
+    scope: h.scope as number,
+    validLifetime: cache?.valid ?? LIFETIME_FOREVER,
+    preferredLifetime: cache?.preferred ?? LIFETIME_FOREVER,
+  };
+  if (r.local !== undefined && r.address !== undefined && r.address !== r.local) a.peer = r.address as string;
+  if (r.broadcast !== undefined) a.broadcast = r.broadcast as string;
+  if (r.anycast !== undefined) a.anycast = r.anycast as string;
+  if (r.label !== undefined) a.label = r.label as string;
+  if (r.routePriority !== undefined) a.routePriority = r.routePriority as number;
+  if (r.protocol !== undefined) a.protocol = r.protocol as number;
+  return a;
+}
+
+/** Decode an RTM_NEWROUTE/RTM_DELROUTE message. */
+export function decodeRoute(buf: Buffer, off: number, len: number): Route {
+  const h = rtmsg.decode(buf, off + NLMSG_HDRLEN);
+  const r = routeAttrs.decode(buf, off + NLMSG_HDRLEN + rtmsg.size, off + len, {});
+  const family = h.family === AF.INET6 ? 6 : 4;
+  const dst = (r.dst as string | undefined) ?? (family === 4 ? '0.0.0.0' : '::');
+  const route: Route = {
+    family,
+    destination: `${dst}/${h.dstLength as number}`,
+    tos: h.tos as number,
+    table: (r.table32 as number | undefined) ?? (h.table as number),
+    protocol: h.protocol as number,
+    scope: h.scope as number,
+    type: h.type as number,
+    flags: h.flags as number,
+    priority: (r.priority as number | undefined) ?? 0,
+  };
+  if (r.src !== undefined) route.source = `${r.src as string}/${h.srcLength as number}`;
+  if (r.gateway !== undefined) route.gateway = r.gateway as string;
+  if (r.via !== undefined) route.via = r.via as string;
+  if (r.oif !== undefined) route.oif = r.oif as number;
+  if (r.iif !== undefined) route.iif = r.iif as number;
+  if (r.prefsrc !== undefined) route.prefsrc = r.prefsrc as string;
+  if (r.metrics !== undefined) route.metrics = r.metrics as RouteMetrics;
+  if (r.multipath !== undefined) route.nexthops = r.multipath as Nexthop[];
+  if (r.pref !== undefined) route.pref = r.pref as number;
+  if (r.mark !== undefined) route.mark = r.mark as number;
+  return route;
+}
+
+/** Decode an RTM_NEWNEIGH/RTM_DELNEIGH message. */
+export function decodeNeighbour(buf: Buffer, off: number, len: number): Neighbour {
+  const h = ndmsg.decode(buf, off + NLMSG_HDRLEN);
+  const r = neighbourAttrs.decode(buf, off + NLMSG_HDRLEN + ndmsg.size, off + len, {});
+  const family = h.family === AF.INET6 ? 6 : h.family === AF.BRIDGE ? 7 : 4;
+  const n: Neighbour = {
+    family,
+    index: h.index as number,
+    state: h.state as number,
+    flags: h.flags as number,
+  };
+  if (r.destination !== undefined) n.destination = r.destination as string;
+  if (r.lladdr !== undefined) n.lladdr = r.lladdr as string;
+  if (r.probes !== undefined) n.probes = r.probes as number;
+  if (r.vlan !== undefined) n.vlan = r.vlan as number;
+  if (r.master !== undefined) n.master = r.master as number;
+  if (r.protocol !== undefined) n.protocol = r.protocol as number;
+  return n;
+}
