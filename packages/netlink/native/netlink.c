@@ -211,6 +211,10 @@ static void poller_cb(uv_poll_t *handle, int status, int events) {
   (void)events;
   poller_t *p = handle->data;
   if (!p->active) return;
+  // libuv reports POLLERR as UV_EBADF and stops watching. On a netlink socket POLLERR means a
+  // pending socket error (ENOBUFS after an overrun), which the callback's next recv consumes, so
+  // watch again afterwards.
+  int restart = status < 0;
   napi_env env = p->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -221,6 +225,7 @@ static void poller_cb(uv_poll_t *handle, int status, int events) {
     napi_make_callback(env, p->context, recv, cb, 1, &arg, &result);
   }
   napi_close_handle_scope(env, scope);
+  if (restart && p->active) uv_poll_start(&p->handle, UV_READABLE, poller_cb);
 }
 
 static void poller_stop(poller_t *p) {

@@ -267,14 +267,11 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
     if (parent !== undefined) attrs.link = parent;
     const fds: number[] = [];
     try {
-      const data = await this.#kindData(req.kind, req);
+      const data = await this.#kindData(req.kind, req, true);
       if (req.kind === 'veth' && req.peer !== undefined) {
-        const peer: Record<string, unknown> = {
-          index: 0,
-          flags: req.peer.up ? IFF.UP : 0,
-          change: req.peer.up ? IFF.UP : 0,
-          name: req.peer.name,
-        };
+        // The peer cannot be brought up inside the create request (veth_open fails with
+        // ENOTCONN before the pair is linked): that is done right after.
+        const peer: Record<string, unknown> = { index: 0, name: req.peer.name };
         if (req.peer.mtu !== undefined) peer.mtu = req.peer.mtu;
         if (req.peer.address !== undefined) peer.address = req.peer.address;
         if (req.peer.netns !== undefined) peer.netnsFd = openNetnsFd(req.peer.netns, fds);
@@ -293,17 +290,28 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
         request: 'RTM_NEWLINK',
         description,
       });
-      // Pipelined with the create: the bridge's MTU, and the alias (not taken at creation).
-      const follow: SetLinkRequest = {};
-      if (req.mtu !== undefined && req.kind === 'bridge') follow.mtu = req.mtu;
-      if (req.alias !== undefined) follow.alias = req.alias;
-      const target = req.netns === undefined ? this : undefined;
-      const followed =
-        target !== undefined && Object.keys(follow).length > 0 ? target.setLink(req.name, follow) : undefined;
-      await Promise.all([created, followed]);
-      if (target === undefined && Object.keys(follow).length > 0) {
+      // Pipelined with the create: what cannot be given at creation. A bridge's MTU is set
+      // afterwards, through the device (twice if it already has that value), so the kernel marks
+      // it as set by the user and keeps it when ports with a smaller MTU join.
+      const follow: SetLinkRequest[] = [];
+      if (req.mtu !== undefined && req.kind === 'bridge') {
+        if (req.mtu === 1500) follow.push({ mtu: req.mtu - 1 });
+        follow.push({ mtu: req.mtu });
+      }
+      if (req.alias !== undefined) follow.push({ alias: req.alias });
+      const here = req.netns === undefined;
+      const followed = here ? follow.map((f) => this.setLink(req.name, f)) : [];
+      await Promise.all([created, ...followed]);
+      if (!here && follow.length > 0) {
         using other = Rtnetlink.open({ netns: req.netns });
-        await other.setLink(req.name, follow);
+        for (const f of follow) await other.setLink(req.name, f);
+      }
+      if (req.peer?.up === true) {
+        if (req.peer.netns === undefined) await this.setLink(req.peer.name, { up: true });
+        else {
+          using other = Rtnetlink.open({ netns: req.peer.netns });
+          await other.setLink(req.peer.name, { up: true });
+        }
       }
     } finally {
       for (const fd of fds) closeSync(fd);
@@ -329,13 +337,17 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
   }
 
   /** The IFLA_INFO_DATA of a kind, from a request's kind options. */
-  async #kindData(kind: string | undefined, o: LinkKindOptions): Promise<Record<string, unknown>> {
+  async #kindData(
+    kind: string | undefined,
+    o: LinkKindOptions,
+    create: boolean,
+  ): Promise<Record<string, unknown>> {
     const data: Record<string, unknown> = {};
     if (kind === 'bridge' && o.bridge !== undefined) Object.assign(data, o.bridge);
     if (kind === 'vxlan' && o.vxlan !== undefined) {
       const v = o.vxlan;
       if (v.id !== undefined) data.id = v.id;
-      data.port = v.port ?? 4789;
+      if (v.port !== undefined || create) data.port = v.port ?? 4789;
       if (v.local !== undefined) data[parseIp(v.local).family === 4 ? 'local' : 'local6'] = v.local;
       const remote = v.remote ?? v.group;
       if (remote !== undefined) data[parseIp(remote).family === 4 ? 'group' : 'group6'] = remote;
@@ -406,7 +418,7 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
                   ? 'bond'
                   : undefined;
       if (kind !== undefined) {
-        attrs.linkinfo = { kind, data: await this.#kindData(kind, req) };
+        attrs.linkinfo = { kind, data: await this.#kindData(kind, req, false) };
         parts.push(`${kind} options`);
       }
       if (req.bridgePort !== undefined) {

@@ -180,7 +180,9 @@ export class NetlinkSocket {
     this.#onReadable = fn;
     if (this.#poll === undefined && !this.#closed) {
       this.#poll = native().pollStart(this.fd, (errno) => {
-        if (errno !== 0) this.logger.warn({ errno: errnoInfo(errno).name }, 'netlink socket poll error');
+        // libuv reports POLLERR (a pending socket error such as ENOBUFS) as EBADF; the next
+        // read returns the real error.
+        if (errno !== 0) this.logger.debug({ errno: errnoInfo(errno).name }, 'netlink socket poll error');
         this.#onReadable?.();
       });
     }
