@@ -455,17 +455,20 @@ export function compareAddress(want: AddressEntry, have: AddressEntry): FieldCha
   return out;
 }
 
-function nexthopsKey(hops: readonly NexthopEntry[] | undefined): string {
-  return JSON.stringify(
-    (hops ?? [])
-      .map((h) => ({
-        via: h.via === undefined ? '' : canonicalIp(h.via),
-        dev: h.dev ?? '',
-        weight: h.weight ?? 1,
-        onlink: h.onlink === true,
-      }))
-      .sort((a, b) => (a.dev + a.via).localeCompare(b.dev + b.via)),
-  );
+/** Whether observed next hops match declared ones (as a set, by gateway; `dev` only when declared). */
+function nexthopsMatch(want: readonly NexthopEntry[], have: readonly NexthopEntry[] | undefined): boolean {
+  if (have === undefined || have.length !== want.length) return false;
+  const key = (h: NexthopEntry): string => (h.via === undefined ? `dev:${h.dev ?? ''}` : canonicalIp(h.via));
+  const byKey = new Map(have.map((h) => [key(h), h]));
+  return want.every((w) => {
+    const h = byKey.get(key(w));
+    return (
+      h !== undefined &&
+      (w.dev === undefined || w.dev === h.dev) &&
+      (w.weight ?? 1) === (h.weight ?? 1) &&
+      (w.onlink === true) === (h.onlink === true)
+    );
+  });
 }
 
 /** What differs between a declared route and the observed one. */
@@ -489,7 +492,7 @@ export function compareRoute(want: RouteEntry, have: RouteEntry): FieldChange[] 
   if (want.src !== undefined && !ipEq(want.src, have.src)) push('src', have.src, want.src);
   if (want.onlink !== undefined && want.onlink !== (have.onlink === true))
     push('onlink', have.onlink ?? false, want.onlink);
-  if (want.nexthops !== undefined && nexthopsKey(want.nexthops) !== nexthopsKey(have.nexthops))
+  if (want.nexthops !== undefined && !nexthopsMatch(want.nexthops, have.nexthops))
     push('nexthops', have.nexthops, want.nexthops);
   if (want.mtu !== undefined && want.mtu !== have.mtu) push('mtu', have.mtu, want.mtu);
   if (want.advmss !== undefined && want.advmss !== have.advmss) push('advmss', have.advmss, want.advmss);

@@ -60,11 +60,9 @@ const ifname = z
   .string()
   .regex(/^[^\s/:]{1,15}$/, 'an interface name: 1 to 15 characters, no whitespace, "/" or ":"')
   .describe('Interface name.');
-const ipAddress = z
-  .string()
-  .refine((v) => tryParseIp(v) !== undefined, {
-    message: 'an IPv4 or IPv6 address, e.g. 10.0.0.254 or fd00::1',
-  });
+const ipAddress = z.string().refine((v) => tryParseIp(v) !== undefined, {
+  message: 'an IPv4 or IPv6 address, e.g. 10.0.0.254 or fd00::1',
+});
 const cidr = z.string().refine((v) => v.includes('/') && tryParseCidr(v) !== undefined, {
   message: 'an address with its prefix length, e.g. 10.0.0.1/24 or fd00::1/64',
 });
