@@ -29,7 +29,7 @@ const TEST = {
   btrfs: 'btrfs-progs',
   truncate: 'coreutils',
 };
-const BENCH = { ...TEST };
+const BENCH = { ...TEST, 'pyroute2-cli': 'python3-pyroute2' };
 
 function log(message) {
   process.stderr.write(`[opdbus ${job}] ${message}\n`);

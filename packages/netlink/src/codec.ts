@@ -171,6 +171,7 @@ export class StructDef {
   readonly name: string;
   readonly size: number;
   readonly fields: ReadonlyArray<{ name: string; kind: FieldKind; offset: number }>;
+  #decoder: ((buf: Buffer, off: number, out: Record<string, unknown>) => Record<string, unknown>) | undefined;
 
   /** Fields in order; offsets follow C layout for the given kinds (natural alignment). */
   constructor(name: string, fields: ReadonlyArray<readonly [string, FieldKind]>) {
@@ -187,41 +188,10 @@ export class StructDef {
     this.size = (offset + 3) & ~3;
   }
 
-  /** Decode at `off` into `out` (pad fields are skipped). */
+  /** Decode at `off` into `out` (pad fields are skipped). Generated once per struct. */
   decode(buf: Buffer, off: number, out: Record<string, unknown> = {}): Record<string, unknown> {
-    for (const f of this.fields) {
-      const at = off + f.offset;
-      switch (f.kind) {
-        case 'u8':
-          out[f.name] = buf[at];
-          break;
-        case 'u16':
-          out[f.name] = rd.u16(buf, at);
-          break;
-        case 's16':
-          out[f.name] = rd.s16(buf, at);
-          break;
-        case 'u32':
-          out[f.name] = rd.u32(buf, at);
-          break;
-        case 's32':
-          out[f.name] = rd.s32(buf, at);
-          break;
-        case 'u64':
-          out[f.name] = rd.u64(buf, at);
-          break;
-        case 'be16':
-          out[f.name] = buf.readUInt16BE(at);
-          break;
-        case 'be32':
-          out[f.name] = buf.readUInt32BE(at);
-          break;
-        case 'pad8':
-        case 'pad16':
-          break;
-      }
-    }
-    return out;
+    this.#decoder ??= compileStructDecoder(this);
+    return this.#decoder(buf, off, out);
   }
 
   /** Encode `value` (missing fields are 0). */
@@ -263,6 +233,55 @@ export class StructDef {
     }
     w.pos = start + this.size;
   }
+}
+
+function compileStructDecoder(
+  struct: StructDef,
+): (buf: Buffer, off: number, out: Record<string, unknown>) => Record<string, unknown> {
+  const lines: string[] = [];
+  const helpers: unknown[] = [rd.u64];
+  for (const f of struct.fields) {
+    const at = `off + ${f.offset}`;
+    const key = `out[${JSON.stringify(f.name)}]`;
+    switch (f.kind) {
+      case 'u8':
+        lines.push(`${key} = buf[${at}];`);
+        break;
+      case 'u16':
+        lines.push(`${key} = ${u16expr(`(${at})`)};`);
+        break;
+      case 's16':
+        lines.push(`${key} = (${u16expr(`(${at})`)} << 16) >> 16;`);
+        break;
+      case 'u32':
+        lines.push(`${key} = ${u32expr(`(${at})`)};`);
+        break;
+      case 's32':
+        lines.push(`${key} = ${s32expr(`(${at})`)};`);
+        break;
+      case 'u64':
+        lines.push(`${key} = H[0](buf, ${at});`);
+        break;
+      case 'be16':
+        lines.push(`${key} = (buf[${at}] << 8) | buf[${at} + 1];`);
+        break;
+      case 'be32':
+        lines.push(
+          `${key} = buf[${at}] * 16777216 + ((buf[${at} + 1] << 16) | (buf[${at} + 2] << 8) | buf[${at} + 3]);`,
+        );
+        break;
+      case 'pad8':
+      case 'pad16':
+        break;
+    }
+  }
+  const body = `"use strict";\nreturn function decode(buf, off, out) {\n  ${lines.join('\n  ')}\n  return out;\n};`;
+  // The source holds only offsets and JSON-quoted field names from the struct's definition.
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const factory = new Function('H', body) as (
+    h: unknown[],
+  ) => (buf: Buffer, off: number, out: Record<string, unknown>) => Record<string, unknown>;
+  return factory(helpers);
 }
 
 /** Scalar attribute kinds. */

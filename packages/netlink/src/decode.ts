@@ -41,18 +41,19 @@ export function linkIndexOf(buf: Buffer, off: number): number {
 
 /** Decode an RTM_NEWADDR/RTM_DELADDR message. */
 export function decodeAddress(buf: Buffer, off: number, len: number): Address {
-  const h = ifaddrmsg.decode(buf, off + NLMSG_HDRLEN);
-  const r = addressAttrs.decode(buf, off + NLMSG_HDRLEN + ifaddrmsg.size, off + len, {});
-  const family = h.family === AF.INET6 ? 6 : 4;
+  // struct ifaddrmsg, read in place: family u8, prefixlen u8, flags u8, scope u8, index u32.
+  const o = off + NLMSG_HDRLEN;
+  const r = addressAttrs.decode(buf, o + ifaddrmsg.size, off + len, {});
+  const family = buf[o] === AF.INET6 ? 6 : 4;
   const local = (r.local ?? r.address ?? '') as string;
   const cache = r.cacheinfo as { preferred: number; valid: number } | undefined;
   const a: Address = {
     family,
-    index: h.index as number,
+    index: rd.u32(buf, o + 4),
     address: local,
-    prefixLength: h.prefixLength as number,
-    flags: (r.flags32 as number | undefined) ?? (h.flags as number),
-    scope: h.scope as number,
+    prefixLength: buf[o + 1]!,
+    flags: (r.flags32 as number | undefined) ?? buf[o + 2]!,
+    scope: buf[o + 3]!,
     validLifetime: cache?.valid ?? LIFETIME_FOREVER,
     preferredLifetime: cache?.preferred ?? LIFETIME_FOREVER,
   };
@@ -67,22 +68,23 @@ export function decodeAddress(buf: Buffer, off: number, len: number): Address {
 
 /** Decode an RTM_NEWROUTE/RTM_DELROUTE message. */
 export function decodeRoute(buf: Buffer, off: number, len: number): Route {
-  const h = rtmsg.decode(buf, off + NLMSG_HDRLEN);
-  const r = routeAttrs.decode(buf, off + NLMSG_HDRLEN + rtmsg.size, off + len, {});
-  const family = h.family === AF.INET6 ? 6 : 4;
+  // struct rtmsg, read in place: family, dst_len, src_len, tos, table, protocol, scope, type (u8), flags u32.
+  const o = off + NLMSG_HDRLEN;
+  const r = routeAttrs.decode(buf, o + rtmsg.size, off + len, {});
+  const family = buf[o] === AF.INET6 ? 6 : 4;
   const dst = (r.dst as string | undefined) ?? (family === 4 ? '0.0.0.0' : '::');
   const route: Route = {
     family,
-    destination: `${dst}/${h.dstLength as number}`,
-    tos: h.tos as number,
-    table: (r.table32 as number | undefined) ?? (h.table as number),
-    protocol: h.protocol as number,
-    scope: h.scope as number,
-    type: h.type as number,
-    flags: h.flags as number,
+    destination: `${dst}/${buf[o + 1]!}`,
+    tos: buf[o + 3]!,
+    table: (r.table32 as number | undefined) ?? buf[o + 4]!,
+    protocol: buf[o + 5]!,
+    scope: buf[o + 6]!,
+    type: buf[o + 7]!,
+    flags: rd.u32(buf, o + 8),
     priority: (r.priority as number | undefined) ?? 0,
   };
-  if (r.src !== undefined) route.source = `${r.src as string}/${h.srcLength as number}`;
+  if (r.src !== undefined) route.source = `${r.src as string}/${buf[o + 2]!}`;
   if (r.gateway !== undefined) route.gateway = r.gateway as string;
   if (r.via !== undefined) route.via = r.via as string;
   if (r.oif !== undefined) route.oif = r.oif as number;

@@ -29,58 +29,45 @@ export function formatIpv4(buf: Uint8Array, off = 0): string {
  * tie) with IPv4-mapped and IPv4-compatible addresses in dotted form.
  */
 export function formatIpv6(buf: Uint8Array, off = 0): string {
-  const w0 = (buf[off]! << 8) | buf[off + 1]!;
-  const w1 = (buf[off + 2]! << 8) | buf[off + 3]!;
-  const w2 = (buf[off + 4]! << 8) | buf[off + 5]!;
-  const w3 = (buf[off + 6]! << 8) | buf[off + 7]!;
-  const w4 = (buf[off + 8]! << 8) | buf[off + 9]!;
-  const w5 = (buf[off + 10]! << 8) | buf[off + 11]!;
-  const w6 = (buf[off + 12]! << 8) | buf[off + 13]!;
-  const w7 = (buf[off + 14]! << 8) | buf[off + 15]!;
-  const words = [w0, w1, w2, w3, w4, w5, w6, w7];
+  const words = scratchWords;
+  for (let i = 0; i < 8; i++) words[i] = (buf[off + 2 * i]! << 8) | buf[off + 2 * i + 1]!;
+  // The longest run of zero groups (the first on a tie).
   let bestBase = -1;
   let bestLen = 0;
-  let curBase = -1;
-  let curLen = 0;
-  for (let i = 0; i < 8; i++) {
-    if (words[i] === 0) {
-      if (curBase === -1) {
-        curBase = i;
-        curLen = 1;
-      } else curLen++;
-    } else if (curBase !== -1) {
-      if (curLen > bestLen) {
-        bestBase = curBase;
-        bestLen = curLen;
-      }
-      curBase = -1;
-    }
-  }
-  if (curBase !== -1 && curLen > bestLen) {
-    bestBase = curBase;
-    bestLen = curLen;
-  }
-  if (bestLen < 2) bestBase = -1;
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (bestBase !== -1 && i >= bestBase && i < bestBase + bestLen) {
-      if (i === bestBase) out += ':';
+  for (let i = 0; i < 8;) {
+    if (words[i] !== 0) {
+      i++;
       continue;
     }
-    if (i !== 0) out += ':';
-    // Encapsulated IPv4 (glibc): ::a.b.c.d (not :: or ::1) and ::ffff:a.b.c.d.
-    if (
-      i === 6 &&
-      bestBase === 0 &&
-      (bestLen === 6 || (bestLen === 7 && w7 !== 1) || (bestLen === 5 && w5 === 0xffff))
-    ) {
-      return out + formatIpv4(buf, off + 12);
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestBase = i;
+      bestLen = j - i;
     }
-    out += hex[words[i]!];
+    i = j;
   }
-  if (bestBase !== -1 && bestBase + bestLen === 8) out += ':';
+  if (bestLen < 2) bestBase = -1;
+  // Encapsulated IPv4 (glibc): ::a.b.c.d (not :: or ::1) and ::ffff:a.b.c.d.
+  if (
+    bestBase === 0 &&
+    (bestLen === 6 || (bestLen === 7 && words[7] !== 1) || (bestLen === 5 && words[5] === 0xffff))
+  ) {
+    return `${bestLen === 5 ? '::ffff:' : '::'}${formatIpv4(buf, off + 12)}`;
+  }
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestBase) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    out += i === 0 || i === bestBase + bestLen ? hex[words[i]!]! : `:${hex[words[i]!]!}`;
+  }
   return out;
 }
+
+const scratchWords = new Uint16Array(8);
 
 /** Format an address of 4 or 16 bytes; other lengths as colon-separated hex. */
 export function formatIp(buf: Uint8Array, off: number, len: number): string {

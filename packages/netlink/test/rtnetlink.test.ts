@@ -63,6 +63,24 @@ interface IpRoute {
   nexthops?: { gateway: string; dev: string; weight: number }[];
 }
 
+/**
+ * iproute2's view, ours, and iproute2's again, until the two iproute2 views agree (the kernel
+ * changes some state by itself shortly after a change: operational state, IPv6 addresses).
+ */
+async function consistent<T, U>(
+  theirs: () => T,
+  ours: () => Promise<U>,
+  state: (t: T) => unknown = (t) => t,
+): Promise<{ theirs: T; ours: U }> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const before = theirs();
+    const mine = await ours();
+    if (JSON.stringify(state(before)) === JSON.stringify(state(theirs())))
+      return { theirs: before, ours: mine };
+  }
+  throw new Error('the namespace never held still long enough to compare');
+}
+
 const scopeNames: Record<string, number> = {
   global: 0,
   universe: 0,
@@ -172,8 +190,14 @@ describe.skipIf(!isRoot)('Rtnetlink in a network namespace', () => {
   });
 
   it('lists links as `ip -j -d link` does (index, name, flags, MTU, MAC, master, peer, kind, VXLAN data)', async () => {
-    const ours = await nl.listLinks();
-    const theirs = ipJson<IpLink[]>(ns.name, '-d', 'link', 'show');
+    // A consistent pair of views: iproute2's before and after ours must agree (the kernel's
+    // linkwatch changes operational states a moment after links change).
+    const { ours, theirs } = await consistent(
+      () => ipJson<IpLink[]>(ns.name, '-d', 'link', 'show'),
+      () => nl.listLinks(),
+      // Bridge timers in the details tick on their own; the state compared is this.
+      (links) => links.map((l) => [l.ifname, l.flags, l.operstate, l.mtu, l.master]),
+    );
     expect(ours.map((l) => l.name).sort()).toEqual(theirs.map((l) => l.ifname).sort());
     const names = new Map(ours.map((l) => [l.index, l.name]));
     for (const t of theirs) {
@@ -345,8 +369,10 @@ describe.skipIf(!isRoot)('Rtnetlink in a network namespace', () => {
       preferredLifetime: 1800,
     });
     await nl.addAddress({ link: 'lo', address: '127.0.0.2/8' });
-    const ours = await nl.listAddresses();
-    const theirs = ipJson<IpAddr[]>(ns.name, 'addr', 'show');
+    const { ours, theirs } = await consistent(
+      () => ipJson<IpAddr[]>(ns.name, 'addr', 'show'),
+      () => nl.listAddresses(),
+    );
     let compared = 0;
     for (const t of theirs) {
       for (const a of t.addr_info) {
@@ -418,12 +444,14 @@ describe.skipIf(!isRoot)('Rtnetlink in a network namespace', () => {
     await nl.addRoute({ to: 'fd09::/48', via: 'fd01::fe' });
     await nl.addRoute({ to: 'default', via: '10.1.0.254', metric: 300 });
 
-    const ours = await nl.listRoutes();
-    const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
+    // iproute2's view first: the kernel adds some routes a moment later by itself (the local route
+    // of an IPv6 address comes from addrconf's work queue), so ours, taken after, can only have more.
     const theirs = [
       ...ipJson<IpRoute[]>(ns.name, '-4', 'route', 'show', 'table', 'all'),
       ...ipJson<IpRoute[]>(ns.name, '-6', 'route', 'show', 'table', 'all'),
     ];
+    const ours = await nl.listRoutes();
+    const names = new Map((await nl.listLinks()).map((l) => [l.index, l.name]));
     for (const t of theirs) {
       const table = t.table === undefined ? 254 : (tableNames[t.table] ?? Number(t.table));
       const v6 = t.dst.includes(':') || (t.dst === 'default' && (t.gateway ?? '').includes(':'));

@@ -153,7 +153,22 @@ export async function liveLinkEntry(nl: Rtnetlink, link: Link): Promise<LinkEntr
 }
 
 /** Create or update a link to match `want`; recreate it when an immutable attribute differs. */
-export async function applyLink(nl: Rtnetlink, want: LinkEntry, resource: string): Promise<void> {
+export async function applyLink(
+  nl: Rtnetlink,
+  want: LinkEntry,
+  resource: string,
+  op: Change['op'],
+): Promise<void> {
+  // A create usually finds nothing there: try it first, and fall back to an update when the link
+  // exists after all (a veth peer created with its pair, an apply repeated).
+  if (op === 'create') {
+    try {
+      await nl.createLink(createRequest(want));
+      return;
+    } catch (err) {
+      if (!isErrno(err, errno.EEXIST)) throw applyError(`create link ${want.name}`, resource, err);
+    }
+  }
   const live = await nl.getLink(want.name);
   if (live === undefined) {
     try {

@@ -85,12 +85,34 @@ export function createNetworkPlugin(
 
   const open = (ctx: PluginContext): Rtnetlink => Rtnetlink.open({ netns: ctx.netns, logger: ctx.logger });
 
+  /**
+   * One client per namespace, kept while in use and closed after a second of idleness (an
+   * unref'd timer, so it never keeps the process alive): a plan of thousands of changes opens one
+   * socket, not thousands.
+   */
+  const clients = new WeakMap<object, { nl: Rtnetlink; users: number; timer: NodeJS.Timeout | undefined }>();
+  const hostKey = {};
   async function withClient<T>(ctx: PluginContext, fn: (nl: Rtnetlink) => Promise<T>): Promise<T> {
-    const nl = open(ctx);
+    const key = ctx.netns ?? hostKey;
+    let entry = clients.get(key);
+    if (entry === undefined) {
+      entry = { nl: open(ctx), users: 0, timer: undefined };
+      clients.set(key, entry);
+    }
+    const held = entry;
+    clearTimeout(held.timer);
+    held.users++;
     try {
-      return await fn(nl);
+      return await fn(held.nl);
     } finally {
-      nl.close();
+      held.users--;
+      if (held.users === 0) {
+        held.timer = setTimeout(() => {
+          if (held.users > 0) return;
+          if (clients.get(key) === held) clients.delete(key);
+          held.nl.close();
+        }, 1000).unref();
+      }
     }
   }
 
@@ -221,7 +243,7 @@ export function createNetworkPlugin(
         return;
       }
       await flushPending(nl);
-      await applyLink(nl, change.after as LinkEntry, change.resource);
+      await applyLink(nl, change.after as LinkEntry, change.resource, change.op);
       return;
     }
     await flushPending(nl);
