@@ -13,6 +13,7 @@
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <net/if.h>
+#include <poll.h>
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,6 +381,131 @@ static napi_value js_tun_delete(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// ---- dumps read in a worker thread ----
+//
+// The kernel builds dump replies inside recvmsg(2), on the calling thread. Reading a dump in the
+// libuv thread pool lets several dumps (links, addresses, routes, on their own sockets) be built by
+// the kernel in parallel on several CPUs while the main thread decodes.
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref buffer_ref;
+  int fd;
+  uint8_t *data;
+  size_t length;
+  size_t offset;
+  uint32_t seq;
+  int err;
+  int done;
+  int need;
+} dump_t;
+
+static void dump_execute(napi_env env, void *arg) {
+  (void)env;
+  dump_t *d = arg;
+  size_t off = d->offset;
+  for (;;) {
+    if (off + 65536 > d->length) break;  // let the caller consume (or grow) the buffer
+    ssize_t n = recv(d->fd, d->data + off, d->length - off, MSG_DONTWAIT | MSG_TRUNC);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        struct pollfd pfd = {.fd = d->fd, .events = POLLIN};
+        int rc = poll(&pfd, 1, 30000);
+        if (rc == 0) {
+          d->err = ETIMEDOUT;
+          break;
+        }
+        if (rc < 0 && errno != EINTR) {
+          d->err = errno;
+          break;
+        }
+        continue;
+      }
+      d->err = errno;
+      break;
+    }
+    if ((size_t)n > d->length - off) {
+      d->err = EMSGSIZE;
+      d->need = (int)n;
+      break;
+    }
+    // Is the end of the dump (or an error for it) in this datagram?
+    size_t pos = off;
+    size_t end = off + (size_t)n;
+    while (pos + sizeof(struct nlmsghdr) <= end) {
+      struct nlmsghdr *h = (struct nlmsghdr *)(d->data + pos);
+      if (h->nlmsg_len < sizeof(struct nlmsghdr) || pos + h->nlmsg_len > end) break;
+      if (h->nlmsg_seq == d->seq && (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)) d->done = 1;
+      pos += NLMSG_ALIGN(h->nlmsg_len);
+    }
+    off += ALIGN4((size_t)n);
+    if (d->done) break;
+  }
+  d->offset = off;
+}
+
+static void dump_complete(napi_env env, napi_status status, void *arg) {
+  dump_t *d = arg;
+  napi_value result, v;
+  napi_create_array_with_length(env, 4, &result);
+  napi_create_uint32(env, (uint32_t)d->offset, &v);
+  napi_set_element(env, result, 0, v);
+  napi_get_boolean(env, d->done != 0, &v);
+  napi_set_element(env, result, 1, v);
+  napi_create_int32(env, status == napi_ok ? d->err : ECANCELED, &v);
+  napi_set_element(env, result, 2, v);
+  napi_create_int32(env, d->need, &v);
+  napi_set_element(env, result, 3, v);
+  napi_resolve_deferred(env, d->deferred, result);
+  napi_delete_reference(env, d->buffer_ref);
+  napi_delete_async_work(env, d->work);
+  free(d);
+}
+
+// nlDumpAsync(fd, buffer, offset, seq) -> Promise<[end, done, errno, needed]>: read the replies of
+// the dump with sequence number `seq` into buffer[offset..] in a worker thread, until its
+// NLMSG_DONE (or error) arrives or the buffer has less than 64 KiB left.
+static napi_value js_nl_dump_async(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv) != 0) return NULL;
+  int32_t fd;
+  uint32_t offset, seq;
+  uint8_t *data;
+  size_t length;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  if (get_buffer(env, argv[1], &data, &length) != 0) {
+    napi_throw_type_error(env, NULL, "nlDumpAsync(fd, buffer: Buffer, offset: number, seq: number)");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &offset));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[3], &seq));
+  dump_t *d = calloc(1, sizeof *d);
+  if (d == NULL) return throw_errno(env, "nlDumpAsync", ENOMEM);
+  d->fd = fd;
+  d->data = data;
+  d->length = length;
+  d->offset = offset;
+  d->seq = seq;
+  napi_value promise, name;
+  if (napi_create_promise(env, &d->deferred, &promise) != napi_ok ||
+      napi_create_reference(env, argv[1], 1, &d->buffer_ref) != napi_ok) {
+    free(d);
+    napi_throw_error(env, NULL, "nlDumpAsync: N-API failure");
+    return NULL;
+  }
+  napi_create_string_utf8(env, "opdbus:netlink-dump", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, dump_execute, dump_complete, d, &d->work) != napi_ok ||
+      napi_queue_async_work(env, d->work) != napi_ok) {
+    napi_delete_reference(env, d->buffer_ref);
+    free(d);
+    napi_throw_error(env, NULL, "nlDumpAsync: cannot queue the work");
+    return NULL;
+  }
+  return promise;
+}
+
 // strerror(errno) -> [name, message], e.g. [ "EEXIST", "File exists" ] (glibc's names and texts).
 static napi_value js_strerror(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -410,6 +536,7 @@ void register_netlink(napi_env env, napi_value exports) {
       {"tunCreate", NULL, js_tun_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunDelete", NULL, js_tun_delete, NULL, NULL, NULL, napi_enumerable, NULL},
       {"strerror", NULL, js_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nlDumpAsync", NULL, js_nl_dump_async, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -109,16 +109,25 @@ export function canonicalMac(text: string): string {
 }
 
 function parseIpv4Into(text: string, out: Uint8Array, off: number): boolean {
-  const parts = text.split('.');
-  if (parts.length !== 4) return false;
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^\d{1,3}$/.test(p) || (p.length > 1 && p.startsWith('0'))) return false;
-    const n = Number(p);
-    if (n > 255) return false;
-    out[off + i] = n;
+  // Four decimal parts 0–255, no leading zeros (as inet_pton), parsed by character codes.
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46; // a final "."
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false;
+      out[off + part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return false; // a leading zero
+      value = value * 10 + (c - 48);
+      if (value > 255) return false;
+      digits++;
+    } else return false;
   }
-  return true;
+  return part === 4;
 }
 
 function parseIpv6(text: string): Uint8Array | undefined {

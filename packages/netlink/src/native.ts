@@ -34,6 +34,17 @@ export interface NativeSyscalls {
   tunCreate(name: string, flags: number, owner: number, group: number): void;
   /** Clear the persist flag of a tun/tap device, which removes it. */
   tunDelete(name: string, flags: number): void;
+  /**
+   * Read the replies of the dump with sequence number `seq` into `buffer[offset..]` in a worker
+   * thread, until its NLMSG_DONE (or an error) or until less than 64 KiB is left:
+   * `[end, done, errno, needed]`.
+   */
+  nlDumpAsync(
+    fd: number,
+    buffer: Buffer,
+    offset: number,
+    seq: number,
+  ): Promise<[number, boolean, number, number]>;
   /** glibc's errno name and message: `[name, message]` ("" for an unknown name). */
   strerror(errno: number): [string, string];
 }

@@ -35,7 +35,7 @@ import {
   rtmsg,
   type RawNexthop,
 } from './rtnlSpecs.js';
-import { NetlinkConnection, inNetns, type NetnsTarget } from './socket.js';
+import { NetlinkConnection, ParallelDumps, inNetns, type NetnsTarget, type RequestSpec } from './socket.js';
 import type {
   Address,
   AddressFilter,
@@ -119,10 +119,32 @@ function describeLinkRef(ref: LinkRef): string {
 export class Rtnetlink implements Disposable, AsyncDisposable {
   readonly #conn: NetlinkConnection;
   readonly #netnsTarget: NetnsTarget;
+  readonly #dumps: ParallelDumps;
 
-  private constructor(conn: NetlinkConnection, target: NetnsTarget) {
+  private constructor(conn: NetlinkConnection, target: NetnsTarget, options: RtnetlinkOptions) {
     this.#conn = conn;
     this.#netnsTarget = target;
+    this.#dumps = new ParallelDumps(NETLINK.ROUTE, {
+      netns: target,
+      receiveBufferSize: 1 << 20,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    });
+  }
+
+  /**
+   * Dumps run in worker threads on sockets of their own, so that several (links, addresses,
+   * routes) are built by the kernel in parallel. If such a socket cannot be opened (the namespace
+   * handle was closed meanwhile), the dump goes through the main socket instead.
+   */
+  async #dump<T>(spec: RequestSpec<T>): Promise<T[]> {
+    try {
+      return await this.#dumps.dump(spec);
+    } catch (err) {
+      if (isOpdbusError(err, 'OPDBUS_ERR_NETNS') || isOpdbusError(err, 'OPDBUS_ERR_NETLINK_SOCKET')) {
+        return this.#conn.request({ ...spec, dump: true });
+      }
+      throw err;
+    }
   }
 
   /** Open a client, with its socket created inside `options.netns` when given. */
@@ -133,7 +155,7 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
       ...(options.maxBatchBytes === undefined ? {} : { maxBatchBytes: options.maxBatchBytes }),
       ...(options.logger === undefined ? {} : { logger: options.logger }),
     });
-    return new Rtnetlink(conn, options.netns);
+    return new Rtnetlink(conn, options.netns, options);
   }
 
   /** The namespace this client acts in (undefined: the caller's). */
@@ -144,6 +166,7 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
   /** Close the socket. Pending requests are rejected with OPDBUS_ERR_NETLINK_CLOSED. */
   close(): void {
     this.#conn.close();
+    this.#dumps.close();
   }
 
   [Symbol.dispose](): void {
@@ -162,9 +185,8 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
     const attrs: Record<string, unknown> = { extMask: RTEXT_FILTER.SKIP_STATS };
     if (filter.master !== undefined) attrs.master = await this.linkIndex(filter.master);
     if (filter.kind !== undefined) attrs.linkinfo = { kind: filter.kind };
-    const links = await this.#conn.request<Link>({
+    const links = await this.#dump<Link>({
       type: RTM.GETLINK,
-      dump: true,
       body: (w) => {
         ifinfomsg.encode({}, w);
         linkAttrs.encode(attrs, w);
@@ -561,9 +583,8 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
   /** Addresses (all families, or filtered by family and link). */
   async listAddresses(filter: AddressFilter = {}): Promise<Address[]> {
     const index = filter.link === undefined ? 0 : await this.linkIndex(filter.link);
-    const addresses = await this.#conn.request<Address>({
+    const addresses = await this.#dump<Address>({
       type: RTM.GETADDR,
-      dump: true,
       body: (w) => ifaddrmsg.encode({ family: afOf(filter.family), index }, w),
       decode: (buf, off, len, type) => (type === RTM.NEWADDR ? decodeAddress(buf, off, len) : undefined),
       request: 'RTM_GETADDR',
@@ -639,9 +660,8 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
   /** Routes of every table (FIB entries, not cached clones), or filtered. */
   async listRoutes(filter: RouteFilter = {}): Promise<Route[]> {
     const oif = filter.oif === undefined ? undefined : await this.linkIndex(filter.oif);
-    const routes = await this.#conn.request<Route>({
+    const routes = await this.#dump<Route>({
       type: RTM.GETROUTE,
-      dump: true,
       body: (w) => {
         rtmsg.encode(
           {
@@ -777,9 +797,8 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
   /** Neighbour (ARP/NDP) entries. */
   async listNeighbours(filter: NeighbourFilter = {}): Promise<Neighbour[]> {
     const index = filter.link === undefined ? 0 : await this.linkIndex(filter.link);
-    const entries = await this.#conn.request<Neighbour>({
+    const entries = await this.#dump<Neighbour>({
       type: RTM.GETNEIGH,
-      dump: true,
       body: (w) => {
         ndmsg.encode({ family: afOf(filter.family) }, w);
         neighbourAttrs.encode(index === 0 ? {} : { ifindex: index }, w);

@@ -503,6 +503,155 @@ export class NetlinkConnection {
   }
 }
 
+let dumpSeq = Math.floor(Math.random() * 0x7fffffff);
+
+/**
+ * Dumps read in worker threads, each on its own socket (up to `max`), so that several dumps —
+ * links, addresses, routes — are built by the kernel in parallel on several CPUs while the main
+ * thread decodes. The kernel builds dump replies inside recvmsg(2), on the thread that reads.
+ */
+export class ParallelDumps {
+  readonly #protocol: number;
+  readonly #options: NetlinkSocketOptions;
+  readonly #max: number;
+  readonly #idle: { socket: NetlinkSocket; buffer: Buffer }[] = [];
+  readonly #waiters: ((entry: { socket: NetlinkSocket; buffer: Buffer }) => void)[] = [];
+  #count = 0;
+  #closed = false;
+
+  constructor(protocol: number, options: NetlinkSocketOptions, max = 3) {
+    this.#protocol = protocol;
+    this.#options = options;
+    this.#max = max;
+  }
+
+  async #acquire(): Promise<{ socket: NetlinkSocket; buffer: Buffer }> {
+    const idle = this.#idle.pop();
+    if (idle !== undefined) return idle;
+    if (this.#count < this.#max) {
+      this.#count++;
+      try {
+        return {
+          socket: NetlinkSocket.open(this.#protocol, this.#options),
+          buffer: Buffer.allocUnsafe(1 << 20),
+        };
+      } catch (err) {
+        this.#count--;
+        throw err;
+      }
+    }
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  #release(entry: { socket: NetlinkSocket; buffer: Buffer }): void {
+    if (this.#closed) {
+      entry.socket.close();
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) waiter(entry);
+    else this.#idle.push(entry);
+  }
+
+  /** Run a dump (`spec.dump` is implied) and resolve with its decoded messages. */
+  async dump<T>(spec: RequestSpec<T>): Promise<T[]> {
+    if (this.#closed) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_NETLINK_CLOSED',
+        `The netlink client was closed; cannot ${spec.description}.`,
+      );
+    }
+    const entry = await this.#acquire();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const { results, interrupted } = await this.#once(entry, spec);
+        // NLM_F_DUMP_INTR: the dump crossed a change and may be inconsistent; dump again.
+        if (!interrupted || attempt >= 5) return results;
+      }
+    } finally {
+      this.#release(entry);
+    }
+  }
+
+  async #once<T>(
+    entry: { socket: NetlinkSocket; buffer: Buffer },
+    spec: RequestSpec<T>,
+  ): Promise<{ results: T[]; interrupted: boolean }> {
+    const seq = (dumpSeq = (dumpSeq + 1) >>> 0 || 1);
+    const w = new Writer(256);
+    const start = beginMessage(w, spec.type, NLM_F.REQUEST | NLM_F.DUMP | (spec.flags ?? 0), seq, 0);
+    spec.body(w);
+    endMessage(w, start);
+    entry.socket.send(w.buf.subarray(0, w.pos));
+    const identity = { request: spec.request, description: spec.description, netns: entry.socket.netns };
+    const results: T[] = [];
+    let interrupted = false;
+    for (;;) {
+      const [end, done, errno, needed] = await native().nlDumpAsync(entry.socket.fd, entry.buffer, 0, seq);
+      const buf = entry.buffer;
+      let off = 0;
+      let failure: Error | undefined;
+      while (off + NLMSG_HDRLEN <= end) {
+        const len = rd.u32(buf, off);
+        if (len < NLMSG_HDRLEN || off + len > end) break;
+        const type = rd.u16(buf, off + 4);
+        const flags = rd.u16(buf, off + 6);
+        if (rd.u32(buf, off + 8) === seq && failure === undefined) {
+          if ((flags & NLM_F.DUMP_INTR) !== 0) interrupted = true;
+          if (type === NLMSG.ERROR || type === NLMSG.DONE) {
+            const error = len >= NLMSG_HDRLEN + 4 ? rd.s32(buf, off + NLMSG_HDRLEN) : 0;
+            if (error < 0) failure = requestError(identity, -error, extack(buf, off, len, flags));
+          } else if (type !== NLMSG.NOOP && type !== NLMSG.OVERRUN && spec.decode !== undefined) {
+            try {
+              const value = spec.decode(buf, off, len, type, flags);
+              if (value !== undefined) results.push(value);
+            } catch (err) {
+              failure = new OpdbusError(
+                'OPDBUS_ERR_NETLINK_PROTOCOL',
+                `Could not parse the reply to ${spec.request} (${spec.description}): ${(err as Error).message}.`,
+                { data: { request: spec.request, description: spec.description }, cause: err },
+              );
+            }
+          }
+        }
+        off += (len + 3) & ~3;
+      }
+      if (failure !== undefined) {
+        if (!done) await this.#drainRest(entry, seq);
+        throw failure;
+      }
+      if (errno !== 0 && needed === 0) {
+        const { name } = errnoInfo(errno);
+        throw socketError(
+          `Reading the dump for ${spec.description}`,
+          Object.assign(new Error(`recv: ${name}`), { code: name, errno }),
+          entry.socket.netns,
+        );
+      }
+      if (done) return { results, interrupted };
+      if (needed > 0) {
+        let size = entry.buffer.length * 2;
+        while (size < needed + 65536) size *= 2;
+        entry.buffer = Buffer.allocUnsafe(size);
+      }
+    }
+  }
+
+  /** Read and drop the rest of a dump that failed half way, so the socket can be reused. */
+  async #drainRest(entry: { socket: NetlinkSocket; buffer: Buffer }, seq: number): Promise<void> {
+    for (;;) {
+      const [, done, errno] = await native().nlDumpAsync(entry.socket.fd, entry.buffer, 0, seq);
+      if (done || errno !== 0) return;
+    }
+  }
+
+  /** Close the sockets (those in use once their dump ends). */
+  close(): void {
+    this.#closed = true;
+    for (const entry of this.#idle.splice(0)) entry.socket.close();
+  }
+}
+
 /** The extended-ack message (NLMSGERR_ATTR_MSG) of an error or done message, if any. */
 function extack(buf: Buffer, off: number, len: number, flags: number): string | undefined {
   if ((flags & NLM_F.ACK_TLVS) === 0) return undefined;

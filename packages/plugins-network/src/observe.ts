@@ -11,15 +11,7 @@ import {
   type Route,
 } from '@opdbus/netlink';
 import type { NetnsRunner } from '@opdbus/core';
-import {
-  addressEntry,
-  addressKey,
-  isManagedRoute,
-  linkEntry,
-  routeEntry,
-  routeKey,
-  type NameResolver,
-} from './model.js';
+import { addressEntry, isManagedRoute, linkEntry, routeEntry, type NameResolver } from './model.js';
 import type { AddressEntry, LinkEntry, RouteEntry } from './schema.js';
 
 /** What the kernel reported, indexed, with the section entries built from it. */
@@ -94,12 +86,14 @@ export async function observe(
     const link = byIndex.get(a.index);
     if (link === undefined) continue;
     const entry = addressEntry(a, link.name);
-    addressEntries.set(addressKey(entry), { entry, address: a });
+    // The kernel's text is canonical already: no need to parse it again for the key.
+    addressEntries.set(`address/${link.name}/${entry.address}`, { entry, address: a });
   }
   const routeEntries = new Map<string, { entry: RouteEntry; route: Route }>();
   for (const r of routes) {
     const entry = routeEntry(r, names);
-    const key = routeKey(entry);
+    // The kernel's destination is a canonical network already.
+    const key = `route/${r.table}/${r.destination}/${r.priority}`;
     // Several kernel routes can share a key (IPv6 ECMP without RTA_MULTIPATH); keep the first, managed one preferred.
     const existing = routeEntries.get(key);
     if (existing === undefined || (!isManagedRoute(existing.route) && isManagedRoute(r)))
