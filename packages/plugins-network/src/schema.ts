@@ -118,9 +118,9 @@ export const linkSchema = z
     bridge: z
       .strictObject({
         stp: z.boolean().optional().describe('Spanning tree (kernel STP).'),
-        vlanFiltering: z.boolean().optional(),
+        vlanFiltering: z.boolean().optional().describe('VLAN filtering (needs a kernel built with it).'),
         forwardDelay: z.number().min(0).max(300).optional().describe('Seconds.'),
-        priority: z.number().int().min(0).max(65535).optional(),
+        priority: z.number().int().min(0).max(65535).optional().describe('Bridge priority (STP).'),
       })
       .optional()
       .describe('Bridge options.'),
@@ -132,25 +132,27 @@ export const linkSchema = z
         group: ipAddress.optional().describe('Multicast group (needs `dev`).'),
         port: z.number().int().min(1).max(65535).optional().describe('UDP destination port. Default 4789.'),
         dev: ifname.optional().describe('Underlying device.'),
-        ttl: z.number().int().min(0).max(255).optional(),
-        learning: z.boolean().optional(),
+        ttl: z.number().int().min(0).max(255).optional().describe('TTL of the outer packets (0: inherit).'),
+        learning: z.boolean().optional().describe('Learn remote MAC addresses from received packets.'),
       })
       .optional()
       .describe('VXLAN options (required to create a vxlan).'),
     macvlan: z
-      .strictObject({ mode: z.enum(macvlanModes) })
+      .strictObject({
+        mode: z.enum(macvlanModes).describe('How macvlans on the same parent reach each other.'),
+      })
       .optional()
       .describe('macvlan/macvtap options.'),
     vlan: z
       .strictObject({
-        id: z.number().int().min(0).max(4094),
-        protocol: z.enum(['802.1Q', '802.1ad']).optional(),
+        id: z.number().int().min(0).max(4094).describe('VLAN id.'),
+        protocol: z.enum(['802.1Q', '802.1ad']).optional().describe('Default 802.1Q.'),
       })
       .optional()
       .describe('VLAN options (required to create a vlan; needs the 8021q module).'),
     bond: z
       .strictObject({
-        mode: z.enum(bondModes),
+        mode: z.enum(bondModes).describe('Bonding mode.'),
         miimon: z.number().int().min(0).optional().describe('Link monitoring interval in ms.'),
       })
       .optional()
@@ -159,7 +161,7 @@ export const linkSchema = z
       .strictObject({
         owner: z.number().int().min(0).optional().describe('Owner uid.'),
         group: z.number().int().min(0).optional().describe('Owner gid.'),
-        multiQueue: z.boolean().optional(),
+        multiQueue: z.boolean().optional().describe('Several queues (IFF_MULTI_QUEUE).'),
       })
       .optional()
       .describe('tap/tun options.'),
@@ -175,11 +177,13 @@ export const addressSchema = z
       .enum(['present', 'absent'])
       .optional()
       .describe('`absent` removes the address. Default present.'),
-    scope: scope.optional(),
+    scope: scope
+      .optional()
+      .describe('global, site, link, host or a number. Default: host for 127.0.0.0/8, else global.'),
     broadcast: ipAddress.optional().describe('IPv4 broadcast address.'),
     label: z.string().min(1).max(15).optional().describe('IPv4 label (default: the link name).'),
     peer: ipAddress.optional().describe('Point-to-point peer address.'),
-    flags: z.array(z.enum(addressFlags)).optional(),
+    flags: z.array(z.enum(addressFlags)).optional().describe('Address flags to set.'),
     validLifetime: lifetime.optional().describe('Seconds or `forever`.'),
     preferredLifetime: lifetime.optional().describe('Seconds or `forever`.'),
     metric: z.number().int().min(0).max(0xffffffff).optional().describe('Metric of the prefix route.'),
@@ -188,10 +192,10 @@ export const addressSchema = z
 
 /** One next hop of a multipath route. */
 export const nexthopSchema = z.strictObject({
-  via: ipAddress.optional(),
-  dev: ifname.optional(),
-  weight: z.number().int().min(1).max(256).optional(),
-  onlink: z.boolean().optional(),
+  via: ipAddress.optional().describe('Gateway of this next hop.'),
+  dev: ifname.optional().describe('Outgoing link of this next hop.'),
+  weight: z.number().int().min(1).max(256).optional().describe('Relative weight (default 1).'),
+  onlink: z.boolean().optional().describe('Treat the gateway as on link.'),
 });
 
 /** One route. */
@@ -218,11 +222,16 @@ export const routeSchema = z
       .union([z.enum(['main', 'local', 'default']), z.number().int().min(1).max(0xffffffff)])
       .optional()
       .describe("Routing table. Default main (254). Part of the route's identity."),
-    scope: scope.optional(),
+    scope: scope
+      .optional()
+      .describe('Default: link for a unicast route without gateway, host for local, else global.'),
     type: z.enum(routeTypes).optional().describe('Default unicast.'),
-    protocol: z.union([z.enum(protocolNames), z.number().int().min(0).max(255)]).optional(),
+    protocol: z
+      .union([z.enum(protocolNames), z.number().int().min(0).max(255)])
+      .optional()
+      .describe('Who owns the route (default static when created).'),
     src: ipAddress.optional().describe('Preferred source address.'),
-    onlink: z.boolean().optional(),
+    onlink: z.boolean().optional().describe('Treat the gateway as on link (no route to it needed).'),
     nexthops: z.array(nexthopSchema).min(1).optional().describe('Multipath: several next hops.'),
     mtu: z.number().int().min(68).max(65535).optional().describe('Path MTU (route metric).'),
     advmss: z.number().int().min(1).optional().describe('Advertised MSS (route metric).'),

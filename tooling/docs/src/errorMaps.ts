@@ -1,11 +1,15 @@
 import { exitCodeFor } from '@opdbus/cli';
 import { errorCodes, type ErrorCodeInfo } from '@opdbus/core';
+import { netlinkErrors } from '@opdbus/netlink';
+import { networkErrors } from '@opdbus/plugins-network';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
 import { sandboxErrors } from '@opdbus/sandbox';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/core': errorCodes,
+  '@opdbus/netlink': netlinkErrors,
+  '@opdbus/plugins-network': networkErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,
   '@opdbus/sandbox': sandboxErrors,
 };

@@ -15,7 +15,17 @@ const isRoot = process.getuid?.() === 0;
 export const runnableReadmes: { readme: string; root: boolean; expect: RegExp }[] = [
   { readme: 'packages/core/README.md', root: false, expect: /committed[\s\S]*OPDBUS_ERR_APPLY_FAILED/ },
   { readme: 'packages/sandbox/README.md', root: true, expect: /unix:path=/ },
-  { readme: 'packages/netlink/README.md', root: true, expect: /^1\n[\s\S]*lo\s+UNKNOWN/ },
+  {
+    readme: 'packages/netlink/README.md',
+    root: true,
+    expect: /^lo - up\nbr0 bridge up\nveth0p veth down\nveth0 veth up\n10\.0\.0\.0\/24 connected\n10\.9\.0\.0\/16 10\.0\.0\.254\nEEXIST\n$/,
+  },
+  {
+    readme: 'packages/plugins-network/README.md',
+    root: true,
+    expect:
+      /^create link br0 \(bridge, up\)\ncreate link vx7 \(vxlan, id 7, master br0, up\)\nadd address 10\.7\.0\.1\/24 to br0\ncommitted\n0\n$/,
+  },
   {
     readme: 'packages/plugins-sysctl/README.md',
     root: true,
