@@ -229,7 +229,7 @@ async function recreateLink(
     nl.listAddresses({ link: live.index }),
     nl.listRoutes({ oif: live.index }),
   ]);
-  const keepAddresses = addresses.filter((a) => !isKernelAddress(a)).map((a) => a);
+  const keepAddresses = addresses.filter((a) => !isKernelAddress(a));
   const resolver: NameResolver = {
     linkName: (i) => (i === live.index ? want.name : undefined),
     foreignPeer: () => undefined,
@@ -247,19 +247,23 @@ async function recreateLink(
     throw applyError(`recreate link ${want.name}`, resource, err);
   }
   const failures: string[] = [];
+  // Only the flags one can set (not tentative, permanent, deprecated ...).
+  const settable = Object.values(addressFlagBits).reduce((acc, bit) => acc | bit, 0);
   for (const a of keepAddresses) {
+    const req: AddressRequest = {
+      link: want.name,
+      address: `${a.address}/${a.prefixLength}`,
+      scope: a.scope,
+      flags: a.flags & settable,
+    };
+    if (a.peer !== undefined) req.peer = a.peer;
+    if (a.broadcast !== undefined) req.broadcast = a.broadcast;
+    if (a.label !== undefined) req.label = a.label;
+    if (a.validLifetime !== LIFETIME_FOREVER) req.validLifetime = a.validLifetime;
+    if (a.preferredLifetime !== LIFETIME_FOREVER) req.preferredLifetime = a.preferredLifetime;
+    if (a.routePriority !== undefined) req.metric = a.routePriority;
     await nl
-      .addAddress(
-        {
-          link: want.name,
-          address: `${a.address}/${a.prefixLength}`,
-          scope: a.scope,
-          flags: a.flags & ~0xc0,
-          ...(a.peer ? { peer: a.peer } : {}),
-          ...(a.broadcast ? { broadcast: a.broadcast } : {}),
-        },
-        { replace: true },
-      )
+      .addAddress(req, { replace: true })
       .catch((err: unknown) =>
         failures.push(`address ${a.address}/${a.prefixLength}: ${(err as Error).message}`),
       );
