@@ -369,7 +369,6 @@ export class AttributeSet {
   readonly name: string;
   readonly entries: readonly Entry[];
   readonly #byType: (Entry | undefined)[] = [];
-  #decoder: Decoder | undefined;
 
   constructor(name: string, defs: Readonly<Record<string, AttrDef>>) {
     this.name = name;
@@ -408,8 +407,11 @@ export class AttributeSet {
     end: number,
     out: Record<string, unknown> = {},
   ): Record<string, unknown> {
-    this.#decoder ??= compileDecoder(this);
-    return this.#decoder(buf, start, end, out);
+    // The first call generates the decoder and installs it on the instance, so later calls go
+    // straight to it.
+    const decoder = compileDecoder(this);
+    Object.defineProperty(this, 'decode', { value: decoder, configurable: true });
+    return decoder(buf, start, end, out);
   }
 
   /** Encode the defined keys of `value` as attributes, in definition order. */
@@ -555,6 +557,7 @@ function compileDecoder(set: AttributeSet): Decoder {
   const selectVars = selects.map((_, i) => `let d${i}s = 0, d${i}e = 0;`).join(' ');
   const body = `"use strict";
 return function decode(buf, start, end, out) {
+  if (out === undefined) out = {};
   let off = start; ${selectVars}
   while (off + 4 <= end) {
     const len = ${u16expr('off')};

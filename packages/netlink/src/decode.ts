@@ -8,18 +8,11 @@ import {
   linkAttrs,
   ndmsg,
   neighbourAttrs,
-  routeAttrs,
+  routeDecodeState,
+  routeFields,
   rtmsg,
 } from './rtnlSpecs.js';
-import {
-  LIFETIME_FOREVER,
-  type Address,
-  type Link,
-  type Neighbour,
-  type Nexthop,
-  type Route,
-  type RouteMetrics,
-} from './types.js';
+import { LIFETIME_FOREVER, type Address, type Link, type Neighbour, type Route } from './types.js';
 
 /** Decode an RTM_NEWLINK/RTM_DELLINK message at `off` (length `len`). */
 export function decodeLink(buf: Buffer, off: number, len: number): Link {
@@ -70,30 +63,23 @@ export function decodeAddress(buf: Buffer, off: number, len: number): Address {
 export function decodeRoute(buf: Buffer, off: number, len: number): Route {
   // struct rtmsg, read in place: family, dst_len, src_len, tos, table, protocol, scope, type (u8), flags u32.
   const o = off + NLMSG_HDRLEN;
-  const r = routeAttrs.decode(buf, o + rtmsg.size, off + len, {});
   const family = buf[o] === AF.INET6 ? 6 : 4;
-  const dst = (r.dst as string | undefined) ?? (family === 4 ? '0.0.0.0' : '::');
+  const dstLength = buf[o + 1]!;
+  // One object, the header fields first (a stable shape), the attributes decoded into it.
   const route: Route = {
     family,
-    destination: `${dst}/${buf[o + 1]!}`,
+    destination: family === 4 ? `0.0.0.0/${dstLength}` : `::/${dstLength}`,
     tos: buf[o + 3]!,
-    table: (r.table32 as number | undefined) ?? buf[o + 4]!,
+    table: buf[o + 4]!,
     protocol: buf[o + 5]!,
     scope: buf[o + 6]!,
     type: buf[o + 7]!,
     flags: rd.u32(buf, o + 8),
-    priority: (r.priority as number | undefined) ?? 0,
+    priority: 0,
   };
-  if (r.src !== undefined) route.source = `${r.src as string}/${buf[o + 2]!}`;
-  if (r.gateway !== undefined) route.gateway = r.gateway as string;
-  if (r.via !== undefined) route.via = r.via as string;
-  if (r.oif !== undefined) route.oif = r.oif as number;
-  if (r.iif !== undefined) route.iif = r.iif as number;
-  if (r.prefsrc !== undefined) route.prefsrc = r.prefsrc as string;
-  if (r.metrics !== undefined) route.metrics = r.metrics as RouteMetrics;
-  if (r.multipath !== undefined) route.nexthops = r.multipath as Nexthop[];
-  if (r.pref !== undefined) route.pref = r.pref as number;
-  if (r.mark !== undefined) route.mark = r.mark as number;
+  routeDecodeState.dstLength = dstLength;
+  routeDecodeState.srcLength = buf[o + 2]!;
+  routeFields.decode(buf, o + rtmsg.size, off + len, route as unknown as Record<string, unknown>);
   return route;
 }
 

@@ -406,6 +406,49 @@ export const routeAttrs: AttributeSet = defineAttributes('route', {
   nhId: { type: RTA.NH_ID, kind: 'u32' },
 });
 
+/** The prefix lengths of the route being decoded (from its rtmsg), for {@link routeFields}. */
+export const routeDecodeState = { dstLength: 0, srcLength: 0 };
+
+/**
+ * RTA_* decoded straight into a `Route`: RTA_DST and RTA_SRC become `destination` and `source`
+ * with their prefix lengths, RTA_TABLE overrides the header's table, RTA_MULTIPATH becomes
+ * `nexthops`. Only for decoding (requests are encoded with {@link routeAttrs}).
+ */
+export const routeFields: AttributeSet = defineAttributes('route-fields', {
+  destination: {
+    type: RTA.DST,
+    kind: 'custom',
+    decode: (buf, start, end, parent) => {
+      parent.destination = `${formatIp(buf, start, end - start)}/${routeDecodeState.dstLength}`;
+      return undefined;
+    },
+    encode: () => undefined,
+  },
+  source: {
+    type: RTA.SRC,
+    kind: 'custom',
+    decode: (buf, start, end, parent) => {
+      parent.source = `${formatIp(buf, start, end - start)}/${routeDecodeState.srcLength}`;
+      return undefined;
+    },
+    encode: () => undefined,
+  },
+  iif: { type: RTA.IIF, kind: 'u32' },
+  oif: { type: RTA.OIF, kind: 'u32' },
+  gateway: { type: RTA.GATEWAY, kind: 'ip' },
+  priority: { type: RTA.PRIORITY, kind: 'u32' },
+  prefsrc: { type: RTA.PREFSRC, kind: 'ip' },
+  metrics: { type: RTA.METRICS, kind: 'nested', set: () => metricsAttrs },
+  nexthops: { type: RTA.MULTIPATH, ...multipathAttr },
+  flow: { type: RTA.FLOW, kind: 'u32' },
+  table: { type: RTA.TABLE, kind: 'u32' },
+  mark: { type: RTA.MARK, kind: 'u32' },
+  via: { type: RTA.VIA, ...viaAttr },
+  pref: { type: RTA.PREF, kind: 'u8' },
+  encapType: { type: RTA.ENCAP_TYPE, kind: 'u16' },
+  nhId: { type: RTA.NH_ID, kind: 'u32' },
+});
+
 /** NDA_* neighbour attributes. */
 export const neighbourAttrs: AttributeSet = defineAttributes('neighbour', {
   destination: { type: NDA.DST, kind: 'ip' },

@@ -378,6 +378,12 @@ export interface Route {
   /** IPv6 router preference. */
   pref?: number;
   mark?: number;
+  /** Routing realm (RTA_FLOW). */
+  flow?: number;
+  /** Lightweight tunnel encapsulation type (RTA_ENCAP_TYPE). */
+  encapType?: number;
+  /** The nexthop object this route uses (RTA_NH_ID). */
+  nhId?: number;
 }
 
 /** One next hop of a route request. */
