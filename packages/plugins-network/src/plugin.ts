@@ -346,6 +346,9 @@ export function createNetworkPlugin(
           // Deleting one end of a veth deletes the other: keep the peer too.
           if (typeof entry.peer === 'string') recordLink(entry.peer);
         };
+        // A new plan: runs recorded for an earlier one that never got applied are forgotten (a
+        // delete without a run is simply done at once).
+        deleteRuns.clear();
         let run = -1;
         const runs: { id: string; name: string; run: number }[] = [];
         for (const change of changes) {
