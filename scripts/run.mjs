@@ -40,7 +40,12 @@ const TEST = {
   'lstopo-no-graphics': 'hwloc',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
-const BENCH = { ...TEST, sha256sum: 'coreutils', '/usr/lib/python3/dist-packages/ovsdbapp/__init__.py': 'python3-ovsdbapp' };
+const BENCH = {
+  ...TEST,
+  sha256sum: 'coreutils',
+  'pyroute2-cli': 'python3-pyroute2',
+  '/usr/lib/python3/dist-packages/ovsdbapp/__init__.py': 'python3-ovsdbapp',
+};
 
 function log(message) {
   process.stderr.write(`[opdbus ${job}] ${message}\n`);

@@ -14,7 +14,43 @@ export interface NativeSyscalls {
   umount2(target: string, flags: number): void;
   setInterfaceFlags(name: string, set: number, clear: number): void;
   gettid(): number;
+  /** socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol) + bind: `[fd, portId]`. */
+  nlSocket(protocol: number): [number, number];
+  setsockoptInt(fd: number, level: number, name: number, value: number): void;
+  getsockoptInt(fd: number, level: number, name: number): number;
+  /** One sendto(2) to the kernel of `buffer[0, length)`; returns the bytes sent. */
+  nlSend(fd: number, buffer: Buffer, length: number): number;
+  /**
+   * Read queued datagrams into `buffer[offset..]` (4-byte aligned) until none is queued or the
+   * buffer is full; returns the end offset. `status[0]`: errno that stopped it (0: nothing more
+   * queued); `status[1]`: size of a datagram that did not fit.
+   */
+  nlRecv(fd: number, buffer: Buffer, offset: number, status: Int32Array): number;
+  /** Watch `fd` for readability on the event loop; `callback(errno)` runs on each readiness. */
+  pollStart(fd: number, callback: (errno: number) => void): PollHandle;
+  pollStop(handle: PollHandle): void;
+  pollRef(handle: PollHandle, ref: boolean): void;
+  /** Create a persistent tun/tap device in the calling thread's namespace. */
+  tunCreate(name: string, flags: number, owner: number, group: number): void;
+  /** Clear the persist flag of a tun/tap device, which removes it. */
+  tunDelete(name: string, flags: number): void;
+  /**
+   * Read the replies of the dump with sequence number `seq` into `buffer[offset..]` in a worker
+   * thread, until its NLMSG_DONE (or an error) or until less than 64 KiB is left:
+   * `[end, done, errno, needed]`.
+   */
+  nlDumpAsync(
+    fd: number,
+    buffer: Buffer,
+    offset: number,
+    seq: number,
+  ): Promise<[number, boolean, number, number]>;
+  /** glibc's errno name and message: `[name, message]` ("" for an unknown name). */
+  strerror(errno: number): [string, string];
 }
+
+/** An opaque libuv poll handle. */
+export type PollHandle = { readonly __pollHandle: unique symbol };
 
 let loaded: NativeSyscalls | undefined;
 

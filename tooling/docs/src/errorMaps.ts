@@ -7,6 +7,8 @@ import { sessionsErrors } from '@opdbus/plugins-sessions';
 import { ovsdbErrors } from '@opdbus/ovsdb';
 import { ovsErrors } from '@opdbus/plugins-ovs';
 import { numaErrors } from '@opdbus/numa';
+import { netlinkErrors } from '@opdbus/netlink';
+import { networkErrors } from '@opdbus/plugins-network';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
 import { systemdErrors } from '@opdbus/plugins-systemd';
 import { timedateErrors } from '@opdbus/plugins-timedate';
@@ -20,6 +22,8 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/ovsdb': ovsdbErrors,
   '@opdbus/plugins-ovs': ovsErrors,
   '@opdbus/numa': numaErrors,
+  '@opdbus/netlink': netlinkErrors,
+  '@opdbus/plugins-network': networkErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,
   '@opdbus/plugins-systemd': systemdErrors,
   '@opdbus/plugins-hostname': hostnameErrors,

@@ -20,7 +20,6 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     root: false,
     expect: /^example\.com\/audit\n4\n[A-Za-z0-9+/]{43}=\n\n— example\.com\/audit \S+\n\nincluded: true\nbundle: \[ 3 \]\nlog verifies: true/,
   },
-  { readme: 'packages/netlink/README.md', root: true, expect: /^1\n[\s\S]*lo\s+UNKNOWN/ },
   { readme: 'packages/ovsdb/README.md', root: false, expect: /br0 10[\s\S]*Port\.tag: 5000 is greater than 4095/ },
   { readme: 'packages/plugins-ovs/README.md', root: true, expect: /create port vlan10[\s\S]*committed\np1\nvlan10/ },
   {
@@ -32,6 +31,17 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     readme: 'packages/plugins-numa/README.md',
     root: false,
     expect: /"db\.service":\{"properties":\{"CPUAffinity":\[[\d,]+\],"NUMAPolicy":"bind","NUMAMask":\[1\]\}\}[\s\S]*node 1/,
+  },
+  {
+    readme: 'packages/netlink/README.md',
+    root: true,
+    expect: /^lo - up\nbr0 bridge up\nveth0p veth down\nveth0 veth up\n10\.0\.0\.0\/24 connected\n10\.9\.0\.0\/16 10\.0\.0\.254\nEEXIST\n$/,
+  },
+  {
+    readme: 'packages/plugins-network/README.md',
+    root: true,
+    expect:
+      /^create link br0 \(bridge, up\)\ncreate link vx7 \(vxlan, id 7, master br0, up\)\nadd address 10\.7\.0\.1\/24 to br0\ncommitted\n0\n$/,
   },
   {
     readme: 'packages/plugins-sysctl/README.md',
