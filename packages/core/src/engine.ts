@@ -194,7 +194,7 @@ export class Engine {
     if (!result.available) {
       throw new OpdbusError(
         'OPDBUS_ERR_PLUGIN_UNAVAILABLE',
-        `Plugin "${plugin.name}" is not available here: ${result.reason}.`,
+        `Plugin "${plugin.name}" is not available here: ${result.reason.replace(/\.+$/, '')}.`,
         {
           data: { plugin: plugin.name, reason: result.reason },
         },

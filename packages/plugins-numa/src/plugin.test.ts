@@ -41,6 +41,11 @@ describe('numa plugin on a generated 2-socket machine', () => {
     expect(expansion.notes).toEqual([{ plugin: 'systemd', resource: 'unit/train.service', note: expect.stringMatching(/^numa: .*node 1/) }]);
   });
 
+  it('contributes nothing when there are no placements', async () => {
+    const plugin = createNumaPlugin({ root: dir });
+    expect(await plugin.expand!({ placements: {} }, undefined as never)).toEqual({ sections: {} });
+  });
+
   it('names the request that cannot be met', async () => {
     const plugin = createNumaPlugin({ root: dir });
     await expect(plugin.expand!({ placements: { 'big.service': { cpus: 64 } } }, undefined as never)).rejects.toMatchObject({

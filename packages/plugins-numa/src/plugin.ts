@@ -60,6 +60,8 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
     },
 
     async expand(section): Promise<Expansion> {
+      // No placements, no contribution: the systemd section (and the bus) are not needed.
+      if (Object.keys(section.placements).length === 0) return { sections: {} };
       const result = resolvePlacements(section, await topology(), { path: 'plugins.numa.placements' });
       const units: Record<string, { properties: Record<string, unknown> }> = {};
       for (const placement of result.placements) {

@@ -1,23 +1,37 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  Engine,
   OpdbusError,
-  PluginRegistry,
+  isAlive,
   parseStateDocument,
   stringifyStateDocument,
+  type Engine,
   type Plan,
+  type ProcessIdentity,
   type WatchEvent,
 } from '@opdbus/core';
-import { openNetns } from '@opdbus/netlink';
+import { verifyLedger } from '@opdbus/ledger';
+import { networkPlugin } from '@opdbus/plugins-network';
 import { createSysctlPlugin } from '@opdbus/plugins-sysctl';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { formatEvent, formatPlan } from '../format.js';
-import { createLogger, spawnWatchdog, type GlobalOptions, type Output } from '../runtime.js';
+import { createEngine, createLogger, ledgerPaths, type GlobalOptions, type Output } from '../runtime.js';
 
 /** The embedded example: what the demo applies inside its namespace. */
 export const demoDocument = {
+  network: {
+    links: [
+      { name: 'br0', kind: 'bridge', state: 'up', mtu: 1500 },
+      { name: 'veth0', kind: 'veth', peer: 'veth0p', master: 'br0', state: 'up' },
+    ],
+    addresses: [
+      { link: 'br0', address: '10.0.0.1/24' },
+      { link: 'br0', address: 'fd00::1/64' },
+    ],
+    routes: [{ to: '10.9.0.0/16', via: '10.0.0.254', metric: 100 }],
+  },
   sysctl: {
     'net.ipv4.ip_forward': 1,
     'net.ipv6.conf.all.forwarding': 1,
@@ -56,7 +70,7 @@ export async function demo(
   const indent = (text: string): string => text.replace(/^/gm, '    ');
   const results: Record<string, unknown> = {};
   let step = 0;
-  const heading = (title: string): void => say(`\n[${++step}/8] ${title}`);
+  const heading = (title: string): void => say(`\n[${++step}/9] ${title}`);
 
   say('op-dbus demo: everything happens in a disposable network namespace; the host is not changed.');
   heading('Sandbox');
@@ -69,16 +83,9 @@ export async function demo(
 
     const demoGlobal: GlobalOptions = { ...global, netns: netns.name, stateDir };
     const plugin = createSysctlPlugin({ watchIntervalMs: 100, watchKeys: keys });
-    const registry = new PluginRegistry([plugin]);
-    const logger = createLogger(global.logLevel);
-    const engine = new Engine({
-      registry,
-      stateDir,
-      target: { netns: netns.name },
-      openNetns,
-      logger,
-      spawnWatchdog: (txId) => spawnWatchdog(demoGlobal, txId),
-    });
+    // The CLI's engine (journal, watchdog, ledger), with the plugins the demo uses.
+    const engine = createEngine(demoGlobal, [plugin, networkPlugin], createLogger(global.logLevel));
+    const registry = engine.registry;
     let total = 0;
     engine.events.on((event) => {
       if (event.type === 'plan.created') total = event.changes;
@@ -89,11 +96,11 @@ export async function demo(
       parseStateDocument(JSON.stringify({ version: 1, plugins }), { source: 'demo', registry });
     const showPlan = (plan: Plan): void => say(indent(formatPlan(plan)));
 
-    heading('Query: the namespace as it is now (the keys the example names)');
-    const before = await engine.query(['sysctl']);
+    heading('Query: the namespace as it is now (its links, and the sysctl keys the example names)');
+    const before = await engine.query(['network', 'sysctl']);
     const named = Object.fromEntries(keys.map((k) => [k, (before.sysctl as Record<string, string>)[k]]));
-    say(indent(stringifyStateDocument({ sysctl: named }).trimEnd()));
-    results.before = named;
+    say(indent(stringifyStateDocument({ network: before.network, sysctl: named }).trimEnd()));
+    results.before = { network: before.network, sysctl: named };
 
     heading('Diff: the desired state (embedded example) against the namespace');
     say(indent(stringifyStateDocument(demoDocument).trimEnd()));
@@ -171,17 +178,31 @@ export async function demo(
       ),
     );
     const reverted = await waitForStatus(engine, pending.txId!, 20_000);
+    // The watchdog still records the rollback in the ledger after the journal says rolled-back:
+    // let it finish before the state directory goes away.
+    const watchdog = pending.record?.confirm?.watchdog;
+    if (watchdog !== undefined) await waitForExit(watchdog, 20_000);
     const somaxconn = ((await engine.query(['sysctl'])).sysctl as Record<string, string>)[
       'net.core.somaxconn'
     ];
     say(indent(`watchdog: transaction ${reverted}; net.core.somaxconn is back to ${somaxconn}`));
     results.commitConfirmed = { status: reverted, somaxconn };
 
+    heading('Ledger: every plan, apply, rollback and confirm, in a signed transparency log');
+    const report = await verifyLedger(ledgerPaths(stateDir).ledgerDir);
+    say(
+      indent(
+        `${report.size} entries, root ${report.root.slice(0, 16)}…, ${report.checkpoints} signed checkpoint(s): ${report.ok ? 'verifies' : `DOES NOT VERIFY (${report.tampering?.message ?? ''})`}`,
+      ),
+    );
+    results.ledger = { ok: report.ok, size: report.size };
+
     heading('Journal');
     for (const r of await engine.transactions())
       say(indent(`${r.txId}  ${r.status.padEnd(12)} ${r.restore ? `(${r.restore.reason})` : ''}`));
 
     const ok =
+      report.ok &&
       applied.status === 'committed' &&
       after.plan.changes.length === 0 &&
       drift.plan.changes.length > 0 &&
@@ -228,4 +249,17 @@ async function waitForStatus(engine: Engine, txId: string, timeoutMs: number): P
     watcher.on('change', check);
     check();
   });
+}
+
+/** Wait for a process to exit (it has no exit event for non-children), checking every 50 ms. */
+async function waitForExit(identity: ProcessIdentity, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(identity)) {
+    if (Date.now() > deadline)
+      throw new OpdbusError(
+        'OPDBUS_ERR_INTERNAL',
+        `the watchdog (pid ${identity.pid}) did not exit within ${timeoutMs} ms`,
+      );
+    await delay(50);
+  }
 }
