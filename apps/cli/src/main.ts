@@ -1,8 +1,15 @@
 import { Command, CommanderError, Option } from 'commander';
-import { OpdbusError } from '@opdbus/core';
 import { exitCodes } from './exitCodes.js';
 import { commandGroups, type CommandContext } from './groups.js';
-import { defaultStateDir, reportError, stdio, type GlobalOptions, type Output } from './runtime.js';
+import { defaultStateDir, stdio, type GlobalOptions, type Output } from './io.js';
+
+/**
+ * Report an error with its exit code. @opdbus/core is loaded only here and in the commands, so
+ * `opdbus --version` and `--help` start without it.
+ */
+async function report(err: unknown, json: boolean | undefined, output: Output): Promise<number> {
+  return (await import('./report.js')).reportError(err, json, output);
+}
 
 const VERSION = '0.1.0';
 
@@ -43,7 +50,7 @@ export function buildProgram(
     try {
       setExit(await fn());
     } catch (err) {
-      setExit(reportError(err, globals().json, output));
+      setExit(await report(err, globals().json, output));
     }
   };
   const context: CommandContext = { program, output, globals, run };
@@ -53,7 +60,11 @@ export function buildProgram(
     .description('print the observed state as a state document (YAML, or JSON with --json)')
     .option('-p, --plugin <name...>', 'only these plugins')
     .option('--show-secrets', 'do not redact secrets')
-    .action((options: { plugin?: string[]; showSecrets?: boolean }) =>
+    .option(
+      '--dbus-service <name...>',
+      'include these D-Bus services in the dbus section (every property of every object), e.g. org.freedesktop.hostname1',
+    )
+    .action((options: { plugin?: string[]; showSecrets?: boolean; dbusService?: string[] }) =>
       run(async () => (await import('./commands/query.js')).query(globals(), options, output))(),
     );
 
@@ -144,12 +155,13 @@ export async function main(argv: readonly string[], output: Output = stdio): Pro
         err.code === 'commander.help'
       )
         return exitCodes.OK.code;
-      return reportError(new OpdbusError('OPDBUS_ERR_USAGE', err.message.replace(/^error: /, '')), false, {
+      const { OpdbusError } = await import('@opdbus/core');
+      return report(new OpdbusError('OPDBUS_ERR_USAGE', err.message.replace(/^error: /, '')), false, {
         out: () => undefined,
         err: () => undefined,
       });
     }
-    return reportError(err, false, output);
+    return report(err, false, output);
   }
   return code;
 }

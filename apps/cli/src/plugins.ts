@@ -1,4 +1,5 @@
 import type { AnyPlugin } from '@opdbus/core';
+import { createDbusServicesPlugin } from '@opdbus/dbus';
 import { hostnamePlugin } from '@opdbus/plugins-hostname';
 import { networkPlugin } from '@opdbus/plugins-network';
 import { numaPlugin } from '@opdbus/plugins-numa';
@@ -8,7 +9,26 @@ import { sysctlPlugin } from '@opdbus/plugins-sysctl';
 import { systemdPlugin } from '@opdbus/plugins-systemd';
 import { timedatePlugin } from '@opdbus/plugins-timedate';
 
+/** Options of {@link defaultPlugins}. */
+export interface DefaultPluginsOptions {
+  /**
+   * D-Bus services whose properties a plain query of the `dbus` section lists (`opdbus query
+   * --dbus-service NAME`). A document's `dbus` section names its services itself.
+   */
+  dbusServices?: readonly string[];
+}
+
 /** The plugins the `opdbus` CLI registers, in the order their sections are listed. */
-export function defaultPlugins(): AnyPlugin[] {
-  return [sysctlPlugin, networkPlugin, ovsPlugin, systemdPlugin, numaPlugin, hostnamePlugin, timedatePlugin, sessionsPlugin];
+export function defaultPlugins(options: DefaultPluginsOptions = {}): AnyPlugin[] {
+  return [
+    sysctlPlugin,
+    networkPlugin,
+    ovsPlugin,
+    systemdPlugin,
+    numaPlugin,
+    hostnamePlugin,
+    timedatePlugin,
+    sessionsPlugin,
+    createDbusServicesPlugin(options.dbusServices === undefined ? {} : { services: options.dbusServices }),
+  ];
 }

@@ -21,33 +21,11 @@ import {
 } from '@opdbus/core';
 import { openNetns } from '@opdbus/netlink';
 import { pino } from 'pino';
-import { exitCodeFor, exitCodes } from './exitCodes.js';
 import { defaultPlugins } from './plugins.js';
+import { defaultStateDir, stdio, type GlobalOptions, type Output } from './io.js';
+import { reportError } from './report.js';
 
-/** Options every command takes. */
-export interface GlobalOptions {
-  netns?: string;
-  stateDir: string;
-  bus?: string;
-  ovsdb?: string;
-  root?: string;
-  json?: boolean;
-  logLevel: string;
-}
-
-/** The default state directory (or $OPDBUS_STATE_DIR). */
-export const defaultStateDir = process.env.OPDBUS_STATE_DIR ?? '/var/lib/opdbus';
-
-/** Where human and machine output go; tests and the demo can capture them. */
-export interface Output {
-  out(text: string): void;
-  err(text: string): void;
-}
-
-export const stdio: Output = {
-  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
-  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
-};
+export { defaultStateDir, reportError, stdio, type GlobalOptions, type Output };
 
 /** A pino logger on stderr. */
 export function createLogger(level: string): Logger {
@@ -221,18 +199,4 @@ export function ensureStateDir(dir: string): void {
       { cause: err },
     );
   }
-}
-
-/** Print an error (human or JSON) and return the exit code for it. */
-export function reportError(err: unknown, json: boolean | undefined, output: Output): number {
-  if (err instanceof OpdbusError) {
-    if (json) output.out(JSON.stringify({ ok: false, error: err.toJSON() }, null, 2));
-    else output.err(`opdbus: ${err.message}\n(${err.code})`);
-    return exitCodeFor(err.code, err.data);
-  }
-  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
-  if (json)
-    output.out(JSON.stringify({ ok: false, error: { code: 'OPDBUS_ERR_INTERNAL', message } }, null, 2));
-  else output.err(`opdbus: internal error: ${message}\n(OPDBUS_ERR_INTERNAL)`);
-  return exitCodes.INTERNAL.code;
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isAlive, type TransactionRecord } from '@opdbus/core';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, startCliUntil, waitForChange } from './helpers.js';
+import { runCli, startCliUntil, waitForChange, waitForExit } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 let ns: string;
@@ -178,15 +178,7 @@ describe.skipIf(!isRoot)('opdbus against a network namespace', () => {
     const confirmed = await cli('confirm', txId);
     expect(confirmed.code, confirmed.stderr).toBe(0);
     expect((await readRecord(txId)).status).toBe('committed');
-    await waitForChange(
-      join(stateDir, 'transactions'),
-      () => Promise.resolve(isAlive(watchdog) ? undefined : true),
-      10_000,
-      'the watchdog to exit',
-    ).catch(() => {
-      // The watchdog writes nothing when it exits; fall back to checking its liveness directly.
-      expect(isAlive(watchdog)).toBe(false);
-    });
+    await waitForExit(watchdog, 10_000, 'the watchdog');
     expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('55\n');
   });
 
@@ -214,6 +206,8 @@ describe.skipIf(!isRoot)('opdbus against a network namespace', () => {
     expect(record.restore?.reason).toContain('not confirmed within 2 s');
     expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe(before);
     expect(existsSync(join(stateDir, 'transactions', `${txId}.watchdog.log`))).toBe(true);
+    // Having reverted, it records the rollback in the ledger and exits.
+    await waitForExit(record.confirm?.watchdog, 10_000, 'the watchdog');
   });
 });
 

@@ -172,6 +172,51 @@ describe.skipIf(!probe.container.available)('opdbus against systemd in a contain
     expect((await ct.exec('test', ['-e', '/etc/systemd/system/opdbus-cli-report.timer'])).code).not.toBe(0);
   });
 
+  it('queries any service with --dbus-service, diffs a dbus section, and refuses to write it', async () => {
+    const hostname1 = 'org.freedesktop.hostname1';
+    const path = '/org/freedesktop/hostname1';
+    const queried = await cli('--json', 'query', '--plugin', 'dbus', '--dbus-service', hostname1);
+    expect(queried.code, queried.stderr).toBe(0);
+    const body = JSON.parse(queried.stdout) as {
+      plugins: { dbus: Record<string, Record<string, Record<string, Record<string, unknown>>>> };
+    };
+    expect(Object.keys(body.plugins)).toEqual(['dbus']);
+    const props = body.plugins.dbus[hostname1]?.[path]?.[hostname1];
+    expect(props?.StaticHostname).toBe(ct.id);
+
+    // The query, written back as a document, diffs clean.
+    const same = join(dir, 'dbus-same.json');
+    await writeFile(same, queried.stdout);
+    const clean = await cli('diff', same);
+    expect(clean.code, clean.stdout + clean.stderr).toBe(0);
+
+    const file = join(dir, 'dbus.yaml');
+    await writeFile(
+      file,
+      [
+        'version: 1',
+        'plugins:',
+        '  dbus:',
+        `    ${hostname1}:`,
+        `      ${path}:`,
+        `        ${hostname1}:`,
+        '          Chassis: vm',
+        '',
+      ].join('\n'),
+    );
+    const diff = await cli('diff', file);
+    expect(diff.code).toBe(2);
+    expect(diff.stdout).toContain('Chassis');
+    const applied = await cli('apply', file);
+    expect(applied.code).toBe(5);
+    expect(applied.stderr).toContain('read-only');
+    expect((await ct.exec('hostnamectl', ['chassis'])).stdout.trim()).toBe('container');
+
+    const bad = await cli('query', '--dbus-service', ':1.5');
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toContain('not a well-known D-Bus name');
+  });
+
   it('refuses to write unit files without the matching --root (exit 4)', async () => {
     const file = join(dir, 'unit.yaml');
     await writeFile(

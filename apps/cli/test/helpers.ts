@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { watch } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isAlive, type ProcessIdentity } from '@opdbus/core';
 
 /** The built CLI (the test command builds before testing). */
 export const cliBin = fileURLToPath(new URL('../dist/bin.js', import.meta.url));
@@ -99,4 +100,20 @@ export async function waitForChange<T>(
     };
     watcher.on('change', run);
   });
+}
+
+/**
+ * Wait until a process (e.g. a detached watchdog) has exited, with a deadline. A process's exit
+ * writes nothing to watch, so this polls its liveness every 25 ms.
+ */
+export async function waitForExit(
+  identity: ProcessIdentity | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(identity)) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} to exit`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }

@@ -6,7 +6,7 @@ import type { TransactionRecord } from '@opdbus/core';
 import { FRAME_HEADER, NoteVerifier, openCheckpoint, verifyConsistency, verifyInclusion } from '@opdbus/ledger';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, waitForChange } from './helpers.js';
+import { runCli, waitForChange, waitForExit } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -123,7 +123,7 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     const other = await doc('cc2.json', { 'net.ipv4.ip_default_ttl': 66 });
     const unconfirmed = await cli('--json', 'apply', '--confirm-timeout', '1', other);
     const tx2 = (JSON.parse(unconfirmed.stdout) as { txId: string }).txId;
-    await waitForChange(
+    const reverted = await waitForChange(
       join(stateDir, 'transactions'),
       async () => {
         const r = JSON.parse(await readFile(join(stateDir, 'transactions', `${tx2}.json`), 'utf8')) as TransactionRecord;
@@ -132,6 +132,8 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
       20_000,
       'the watchdog to restore',
     );
+    // The watchdog records the rollback in the ledger after the transaction record; read it once it has exited.
+    await waitForExit(reverted.confirm?.watchdog, 10_000, 'the watchdog');
     rows = await entries();
     expect(rows.at(-1)!.entry).toMatchObject({ kind: 'rollback', trigger: 'watchdog', txId: tx2, actor: { kind: 'watchdog' } });
     expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('55');

@@ -30,7 +30,10 @@ const kvPlugin = definePlugin<Record<string, string | number>, null>({
   name: 'sysctl',
   version: '1.0.0',
   description: 'test kv',
-  schema: z.record(z.string(), z.union([z.string(), z.number()])),
+  schema: z.record(
+    z.string().regex(/^[a-z0-9_.-]+$/, 'a sysctl key such as net.ipv4.ip_forward'),
+    z.union([z.string(), z.number()]),
+  ),
   probe: () => Promise.resolve({ available: true }),
   query: () => Promise.resolve({}),
   diff: () => [],
@@ -93,6 +96,14 @@ describe('parseStateDocument', () => {
     const err = parseError('version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_forward: true\n');
     expect(err.message).toContain('plugins.sysctl["net.ipv4.ip_forward"]');
     expect(err.message).toContain('host.yaml:4:');
+  });
+
+  it('names a key its record refuses, and what the key should be', () => {
+    const err = parseError('version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_forward: 1\n    Net IPv4: 1\n');
+    expect(err.code).toBe('OPDBUS_ERR_STATE_INVALID');
+    expect(err.message).toContain(
+      'host.yaml:5:5: plugins.sysctl["Net IPv4"]: invalid key "Net IPv4": expected a sysctl key such as net.ipv4.ip_forward',
+    );
   });
 
   it('refuses an unknown plugin, naming the registered ones', () => {

@@ -152,6 +152,18 @@ function describeIssue(
       message: `unknown field "${key}"; remove it or check its spelling (\`opdbus schema\` lists the fields)`,
     }));
   }
+  if (issue.code === 'invalid_key') {
+    // zod reports "Invalid key in record"; say which key and what its schema expects.
+    const key = issue.path.at(-1);
+    const expected = issue.issues.map((inner) => inner.message).join('; ');
+    return [
+      {
+        path: formatPath(issue.path),
+        ...locate(issue.path.slice(0, -1), String(key)),
+        message: `invalid key ${JSON.stringify(String(key))}: expected ${expected || 'a valid key'}`,
+      },
+    ];
+  }
   return [{ path: formatPath(issue.path), ...locate(issue.path), message: issue.message }];
 }
 

@@ -45,7 +45,8 @@ export interface DbusAutoPluginOptions {
   description?: string;
 }
 
-const sectionSchema: z.ZodType<AutoSection> = z.record(
+/** The zod schema of an {@link AutoSection}. */
+export const autoSectionSchema: z.ZodType<AutoSection> = z.record(
   z.string().regex(/^\/$|^(\/[A-Za-z0-9_]+)+$/, 'a D-Bus object path'),
   z.record(
     z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/, 'a D-Bus interface name'),
@@ -162,7 +163,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
     description:
       options.description ??
       `Properties of the D-Bus service ${destination}${options.writable === true ? '' : ' (read-only)'}.`,
-    schema: sectionSchema,
+    schema: autoSectionSchema,
 
     async probe(ctx) {
       let bus: DbusConnection;

@@ -65,8 +65,16 @@ export { walkObjectTree, type ObjectInfo, type WalkOptions } from './walker.js';
 export * from './bindings/index.js';
 export { generateShippedBindings, shippedServices } from './shippedBindings.js';
 export {
+  autoSectionSchema,
   createDbusAutoPlugin,
   type AutoCheckpoint,
   type AutoSection,
   type DbusAutoPluginOptions,
 } from './autoPlugin.js';
+export {
+  createDbusServicesPlugin,
+  isWellKnownBusName,
+  type DbusServicesCheckpoint,
+  type DbusServicesPluginOptions,
+  type DbusServicesSection,
+} from './servicesPlugin.js';

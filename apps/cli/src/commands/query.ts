@@ -1,16 +1,27 @@
 import { stringifyStateDocument } from '@opdbus/core';
+import { defaultPlugins } from '../plugins.js';
 import { createEngine, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
 
 export interface QueryOptions {
   plugin?: string[];
   showSecrets?: boolean;
+  /** D-Bus services for the `dbus` section (implies it when --plugin is given). */
+  dbusService?: string[];
 }
 
 /** `opdbus query`: the observed state as a state document. */
 export async function query(global: GlobalOptions, options: QueryOptions, output: Output): Promise<number> {
-  const engine = createEngine(global);
+  const services = options.dbusService;
+  const engine = createEngine(
+    global,
+    defaultPlugins(services === undefined ? {} : { dbusServices: services }),
+  );
   await recoverFirst(engine, output);
-  const plugins = await engine.query(options.plugin, { showSecrets: options.showSecrets === true });
+  const names =
+    services !== undefined && options.plugin !== undefined && !options.plugin.includes('dbus')
+      ? [...options.plugin, 'dbus']
+      : options.plugin;
+  const plugins = await engine.query(names, { showSecrets: options.showSecrets === true });
   if (global.json) output.out(JSON.stringify({ version: 1, plugins }, null, 2));
   else output.out(stringifyStateDocument(plugins));
   return 0;
