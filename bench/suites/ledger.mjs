@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, openSync, statSync, writeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Ledger, hashBackend, verifyConsistency, verifyInclusion, verifyLedger } from '@opdbus/ledger';
@@ -162,7 +162,7 @@ export async function run({ log }) {
     const v = stats(verifyRuns);
     const loadAfter = loadavg()[0];
     return [
-      `Load average while measuring: ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after (other work shared the 2 cores; wall times are inflated by it, CPU times are not).`,
+      `Load average while measuring: ${loadBefore.toFixed(1)} before, ${loadAfter.toFixed(1)} after${Math.max(loadBefore, loadAfter) > cpus().length ? ` (above its ${cpus().length} CPUs: other work shared them; wall times are inflated by it, CPU times are not)` : ''}.`,
       '',
       table(
         ['Task', 'op-dbus ledger', 'Alternative', 'Goal'],
