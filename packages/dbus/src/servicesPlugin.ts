@@ -35,7 +35,7 @@ export interface DbusServicesPluginOptions {
    * properties (systemd alone has one object per unit), so a plain query asks for them by name.
    */
   services?: readonly string[];
-  /** Allow writing `readwrite` properties (see {@link DbusAutoPluginOptions.writable}); default false. */
+  /** Allow writing `readwrite` properties (Properties.Set), as the auto plugin does with `writable`; default false. */
   writable?: boolean;
   /** Poll interval of `watch` for properties that do not emit PropertiesChanged (default 1000 ms). */
   pollIntervalMs?: number;
