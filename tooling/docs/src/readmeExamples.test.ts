@@ -2,7 +2,9 @@
 // Each example is the first ```ts block of the README; it is transpiled and run with Node from
 // this package's directory (which depends on every published package).
 import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -90,16 +92,24 @@ describe('README examples run', () => {
       }).outputText;
       const file = `${here}.readme-example-${readme.replace(/[^a-z]/gi, '-')}.mjs`;
       writeFileSync(file, js);
+      // The example's temporary files (tmpdir()) go to a directory of its own, removed afterwards.
+      const tmp = mkdtempSync(join(tmpdir(), 'opdbus-readme-'));
       try {
         const output = await new Promise<string>((resolve, reject) => {
-          execFile(process.execPath, [file], { cwd: here, timeout: timeoutMs }, (error, stdout, stderr) => {
-            if (error) reject(new Error(`${readme} example failed: ${error.message}\n${stdout}\n${stderr}`));
-            else resolve(stdout);
-          });
+          execFile(
+            process.execPath,
+            [file],
+            { cwd: here, timeout: timeoutMs, env: { ...process.env, TMPDIR: tmp } },
+            (error, stdout, stderr) => {
+              if (error) reject(new Error(`${readme} example failed: ${error.message}\n${stdout}\n${stderr}`));
+              else resolve(stdout);
+            },
+          );
         });
         expect(output).toMatch(pattern);
       } finally {
         rmSync(file, { force: true });
+        rmSync(tmp, { recursive: true, force: true });
       }
     });
   }
