@@ -20,24 +20,36 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
   {
     readme: 'packages/ledger/README.md',
     root: false,
-    expect: /^example\.com\/audit\n4\n[A-Za-z0-9+/]{43}=\n\n— example\.com\/audit \S+\n\nincluded: true\nbundle: \[ 3 \]\nlog verifies: true/,
+    expect:
+      /^example\.com\/audit\n4\n[A-Za-z0-9+/]{43}=\n\n— example\.com\/audit \S+\n\nincluded: true\nbundle: \[ 3 \]\nlog verifies: true/,
   },
-  { readme: 'packages/ovsdb/README.md', root: false, expect: /br0 10[\s\S]*Port\.tag: 5000 is greater than 4095/ },
-  { readme: 'packages/plugins-ovs/README.md', root: true, expect: /create port vlan10[\s\S]*committed\np1\nvlan10/ },
+  {
+    readme: 'packages/ovsdb/README.md',
+    root: false,
+    expect: /br0 10[\s\S]*Port\.tag: 5000 is greater than 4095/,
+  },
+  {
+    readme: 'packages/plugins-ovs/README.md',
+    root: true,
+    expect: /create port vlan10[\s\S]*committed\np1\nvlan10/,
+  },
   {
     readme: 'packages/numa/README.md',
     root: false,
-    expect: /^Machine: 32 CPUs online \(0-31\), 4 NUMA nodes[\s\S]*db\.service[\s\S]*CPUAffinity: '0-1,16-17'[\s\S]*trainer\.service[\s\S]*node 1: GPU 0000:3b:00\.0 \(card0\) is on node 1/,
+    expect:
+      /^Machine: 32 CPUs online \(0-31\), 4 NUMA nodes[\s\S]*db\.service[\s\S]*CPUAffinity: '0-1,16-17'[\s\S]*trainer\.service[\s\S]*node 1: GPU 0000:3b:00\.0 \(card0\) is on node 1/,
   },
   {
     readme: 'packages/plugins-numa/README.md',
     root: false,
-    expect: /"db\.service":\{"properties":\{"CPUAffinity":\[[\d,]+\],"NUMAPolicy":"bind","NUMAMask":\[1\]\}\}[\s\S]*node 1/,
+    expect:
+      /"db\.service":\{"properties":\{"CPUAffinity":\[[\d,]+\],"NUMAPolicy":"bind","NUMAMask":\[1\]\}\}[\s\S]*node 1/,
   },
   {
     readme: 'packages/netlink/README.md',
     root: true,
-    expect: /^lo - up\nbr0 bridge up\nveth0p veth down\nveth0 veth up\n10\.0\.0\.0\/24 connected\n10\.9\.0\.0\/16 10\.0\.0\.254\nEEXIST\n$/,
+    expect:
+      /^lo - up\nbr0 bridge up\nveth0p veth down\nveth0 veth up\n10\.0\.0\.0\/24 connected\n10\.9\.0\.0\/16 10\.0\.0\.254\nEEXIST\n$/,
   },
   {
     readme: 'packages/plugins-network/README.md',
@@ -101,7 +113,8 @@ describe('README examples run', () => {
             [file],
             { cwd: here, timeout: timeoutMs, env: { ...process.env, TMPDIR: tmp } },
             (error, stdout, stderr) => {
-              if (error) reject(new Error(`${readme} example failed: ${error.message}\n${stdout}\n${stderr}`));
+              if (error)
+                reject(new Error(`${readme} example failed: ${error.message}\n${stdout}\n${stderr}`));
               else resolve(stdout);
             },
           );
