@@ -59,7 +59,8 @@ export const autoSectionSchema: z.ZodType<AutoSection> = z.record(
  * generated code: `query` walks the service's objects and reads every property of every
  * interface (GetAll), as JSON (64-bit integers as numbers when exact, byte arrays as arrays,
  * variants as their value). A document can name the properties it expects; `diff` reports the
- * differences. With `writable: true`, `apply` writes `readwrite` properties (Properties.Set,
+ * differences. Queried with a document as scope, it reads what the document names, an empty
+ * object selecting everything below it (`{}` for an object: all its interfaces). With `writable: true`, `apply` writes `readwrite` properties (Properties.Set,
  * the value converted to the property's signature) and `restore` writes the old values back.
  * `watch` follows PropertiesChanged below the objects and polls properties that do not emit it.
  *
@@ -192,8 +193,37 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
         const out: AutoSection = {};
         const scope = queryOptions?.scope;
         if (scope !== undefined) {
+          // An empty object selects everything below it: every interface of an object, every
+          // property of an interface.
           for (const [path, ifaces] of Object.entries(scope)) {
+            const names = Object.keys(ifaces);
+            if (names.length === 0) {
+              for (const object of await objects(bus, [path]))
+                for (const iface of object.interfaces)
+                  (out[path] ??= {})[iface.name] = await readInterface(bus, path, iface);
+              continue;
+            }
             for (const [ifaceName, props] of Object.entries(ifaces)) {
+              if (Object.keys(props).length === 0) {
+                const node = await bus.introspect(destination, path);
+                const iface = node.interfaces.find((i) => i.name === ifaceName);
+                if (iface === undefined) {
+                  throw new OpdbusError(
+                    'OPDBUS_ERR_DBUS_UNKNOWN_MEMBER',
+                    `plugins.${name}: ${destination} has no interface ${ifaceName} on ${path}; check the names with \`opdbus query --plugin ${name}\`.`,
+                    {
+                      data: {
+                        path: `plugins.${name}.${path}.${ifaceName}`,
+                        destination,
+                        object: path,
+                        interface: ifaceName,
+                      },
+                    },
+                  );
+                }
+                (out[path] ??= {})[ifaceName] = await readInterface(bus, path, iface);
+                continue;
+              }
               const all = await bus.getAllProperties(destination, path, ifaceName);
               for (const prop of Object.keys(props)) {
                 if (!(prop in all)) await propertyInfo(bus, path, ifaceName, prop);

@@ -105,55 +105,15 @@ export function createDbusServicesPlugin(
         },
       );
   };
-  /** The auto plugin's scope for a service's section: `{}` (everything) becomes no scope. */
-  const scopeOf = (section: AutoSection): AutoSection | undefined => {
-    if (Object.keys(section).length === 0) return undefined;
-    return section;
-  };
   const queryService = async (
     ctx: PluginContext,
     destination: string,
     section: AutoSection | undefined,
   ): Promise<AutoSection> => {
     await available(ctx, destination);
-    const plugin = service(destination);
-    const scope = section === undefined ? undefined : scopeOf(section);
-    if (scope === undefined) return plugin.query(ctx);
-    // Objects or interfaces named with `{}` are read whole; the rest as named.
-    const out: AutoSection = {};
-    const exact: AutoSection = {};
-    const whole: string[] = [];
-    for (const [path, ifaces] of Object.entries(scope)) {
-      if (Object.keys(ifaces).length === 0) whole.push(path);
-      else exact[path] = ifaces;
-    }
-    if (whole.length > 0) {
-      const read = await createDbusAutoPlugin({ name: 'dbus', destination, objects: whole }).query(ctx);
-      Object.assign(out, read);
-    }
-    for (const [path, ifaces] of Object.entries(exact)) {
-      const named: Record<string, Record<string, JsonValue>> = {};
-      const wholeIfaces: string[] = [];
-      for (const [iface, props] of Object.entries(ifaces)) {
-        if (Object.keys(props).length === 0) wholeIfaces.push(iface);
-        else named[iface] = props;
-      }
-      if (wholeIfaces.length > 0) {
-        const read = await createDbusAutoPlugin({
-          name: 'dbus',
-          destination,
-          objects: [path],
-          interfaces: wholeIfaces,
-        }).query(ctx);
-        Object.assign((out[path] ??= {}), read[path] ?? {});
-        for (const iface of wholeIfaces) (out[path] ??= {})[iface] ??= {};
-      }
-      if (Object.keys(named).length > 0) {
-        const read = await plugin.query(ctx, { scope: { [path]: named } });
-        Object.assign((out[path] ??= {}), read[path] ?? {});
-      }
-    }
-    return out;
+    // `{}` for a service: its whole tree (the auto plugin's unscoped query).
+    const scope = section === undefined || Object.keys(section).length === 0 ? undefined : section;
+    return service(destination).query(ctx, scope === undefined ? undefined : { scope });
   };
 
   return definePlugin<DbusServicesSection, DbusServicesCheckpoint>({

@@ -102,13 +102,18 @@ describe.skipIf(!probe.available)('the dbus plugin against a container', () => {
     expect(plugin.diff(observed, observed)).toEqual([]);
   });
 
-  it('names a property the service does not have', async () => {
+  it('names a property or an interface the service does not have', async () => {
     const plugin = createDbusServicesPlugin();
     const err = await plugin
       .query(ctx(), { scope: { [hostname1]: { [hostnamePath]: { [hostname1]: { NoSuchThing: 1 } } } } })
       .catch((e: unknown) => e);
     expect(isOpdbusError(err, 'OPDBUS_ERR_DBUS_UNKNOWN_MEMBER')).toBe(true);
     expect((err as Error).message).toContain('NoSuchThing');
+    const noIface = await plugin
+      .query(ctx(), { scope: { [hostname1]: { [hostnamePath]: { 'org.example.Nothing': {} } } } })
+      .catch((e: unknown) => e);
+    expect(isOpdbusError(noIface, 'OPDBUS_ERR_DBUS_UNKNOWN_MEMBER')).toBe(true);
+    expect((noIface as Error).message).toContain('has no interface org.example.Nothing');
   });
 
   it('says which service is missing from the bus', async () => {
