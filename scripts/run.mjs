@@ -155,7 +155,12 @@ switch (job) {
     ensureDebianPackages({ ...BUILD, ...TEST });
     const pnpm = ensurePnpm();
     const env = installAndBuild(pnpm);
-    // Static checks first: types, lint rules (STYLE.md), packaging (publint).
+    // Static checks first: formatting, types, lint rules (STYLE.md), packaging (publint).
+    if (run(pnpm, ['exec', 'prettier', '--check', '--log-level=warn', '.'], { env }) !== 0) {
+      log('files are not formatted (see above); run `pnpm format`');
+      console.log('0 passed, 1 failed');
+      process.exit(1);
+    }
     const checks = run(
       pnpm,
       ['exec', 'turbo', 'run', 'typecheck', 'lint', 'publint', '--output-logs=errors-only'],

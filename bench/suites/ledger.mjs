@@ -86,7 +86,7 @@ export async function run({ log }) {
     const groupedRate = stats(grouped).median;
     const appendCpu = process.cpuUsage(appendCpu0);
     const appendWall = performance.now() - appendT0;
-    const perEntryCpuUs = ((appendCpu.user + appendCpu.system) / (TOTAL - 2_000));
+    const perEntryCpuUs = (appendCpu.user + appendCpu.system) / (TOTAL - 2_000);
     await ledger.close();
     const logBytes = statSync(join(ledgerDir, 'log')).size;
 
@@ -98,15 +98,25 @@ export async function run({ log }) {
       const c0 = process.cpuUsage();
       report = await verifyLedger(ledgerDir);
       const c = process.cpuUsage(c0);
-      if (!report.ok || report.size !== TOTAL) throw new Error(`verification failed: ${JSON.stringify(report)}`);
+      if (!report.ok || report.size !== TOTAL)
+        throw new Error(`verification failed: ${JSON.stringify(report)}`);
       verifyRuns.push(report.ms);
       verifyCpu.push((c.user + c.system) / 1000);
     }
     log('verify 1M entries with node:crypto only (no native addon), in a child process');
     const fallback = spawnSync(
       process.execPath,
-      ['--input-type=module', '-e', `import { verifyLedger } from '@opdbus/ledger'; const r = await verifyLedger(${JSON.stringify(ledgerDir)}); process.stdout.write(JSON.stringify({ ok: r.ok, ms: r.ms, backend: r.hashBackend }));`],
-      { encoding: 'utf8', env: { ...process.env, OPDBUS_LEDGER_NO_NATIVE: '1' }, cwd: new URL('..', import.meta.url).pathname, maxBuffer: 1 << 20 },
+      [
+        '--input-type=module',
+        '-e',
+        `import { verifyLedger } from '@opdbus/ledger'; const r = await verifyLedger(${JSON.stringify(ledgerDir)}); process.stdout.write(JSON.stringify({ ok: r.ok, ms: r.ms, backend: r.hashBackend }));`,
+      ],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, OPDBUS_LEDGER_NO_NATIVE: '1' },
+        cwd: new URL('..', import.meta.url).pathname,
+        maxBuffer: 1 << 20,
+      },
     );
     const jsVerify = fallback.status === 0 ? JSON.parse(fallback.stdout) : undefined;
     if (jsVerify === undefined) log(`node:crypto verification failed: ${fallback.stderr}`);
@@ -152,7 +162,8 @@ export async function run({ log }) {
       const t0 = performance.now();
       const proof = ledger.consistencyProof(m);
       consistency.push(performance.now() - t0);
-      if (!verifyConsistency(m, size, proof, ledger.root(m), root)) throw new Error(`consistency ${m} did not verify`);
+      if (!verifyConsistency(m, size, proof, ledger.root(m), root))
+        throw new Error(`consistency ${m} did not verify`);
     }
     await ledger.close();
 
@@ -176,7 +187,9 @@ export async function run({ log }) {
           [
             `Verify ${TOTAL.toLocaleString('en')} entries (${(logBytes / 2 ** 20).toFixed(0)} MiB)`,
             `**${ms(v.median)}** wall, ${ms(stats(verifyCpu).median)} CPU on 2 threads (${hashBackend()}: framing, order, every leaf, the tree, ${report.checkpoints} signed checkpoints)${jsVerify ? `; ${ms(jsVerify.ms)} with node:crypto only` : ''}`,
-            sha256sum === undefined ? 'n/a' : `${ms(sha256sum)}: sha256sum of the file (one hash, proves nothing about entries)`,
+            sha256sum === undefined
+              ? 'n/a'
+              : `${ms(sha256sum)}: sha256sum of the file (one hash, proves nothing about entries)`,
             '< 3 s',
           ],
           [

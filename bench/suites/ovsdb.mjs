@@ -24,7 +24,8 @@ function vsctl(ovs, ...args) {
     encoding: 'utf8',
     maxBuffer: 1 << 30,
   });
-  if (result.status !== 0) throw new Error(`ovs-vsctl ${args.slice(0, 6).join(' ')} … failed: ${result.stderr}`);
+  if (result.status !== 0)
+    throw new Error(`ovs-vsctl ${args.slice(0, 6).join(' ')} … failed: ${result.stderr}`);
   return result.stdout;
 }
 
@@ -33,7 +34,12 @@ async function freshBridge(ovs) {
   const client = await OvsdbClient.connect(ovs.address);
   try {
     await client.transact('Open_vSwitch', [
-      { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'delete', (await bridgeUuids(client))]] },
+      {
+        op: 'mutate',
+        table: 'Open_vSwitch',
+        where: [],
+        mutations: [['bridges', 'delete', await bridgeUuids(client)]],
+      },
       { op: 'insert', table: 'Interface', uuidName: 'li', row: { name: 'bench0', type: 'internal' } },
       { op: 'insert', table: 'Port', uuidName: 'lp', row: { name: 'bench0', interfaces: ['li'] } },
       { op: 'insert', table: 'Bridge', uuidName: 'br', row: { name: 'bench0', ports: ['lp'] } },
@@ -45,15 +51,21 @@ async function freshBridge(ovs) {
 }
 
 async function bridgeUuids(client) {
-  const [{ rows }] = await client.transact('Open_vSwitch', [{ op: 'select', table: 'Bridge', where: [], columns: ['_uuid'] }]);
+  const [{ rows }] = await client.transact('Open_vSwitch', [
+    { op: 'select', table: 'Bridge', where: [], columns: ['_uuid'] },
+  ]);
   return rows.map((r) => r._uuid);
 }
 
 async function ovsdbapp(ovs, task, n) {
-  const { stdout } = await execFileP(PYTHON, [join(here, '..', 'python', 'ovsdbapp_bench.py'), ovs.address, task, String(n)], {
-    maxBuffer: 1 << 26,
-    timeout: 1_800_000,
-  });
+  const { stdout } = await execFileP(
+    PYTHON,
+    [join(here, '..', 'python', 'ovsdbapp_bench.py'), ovs.address, task, String(n)],
+    {
+      maxBuffer: 1 << 26,
+      timeout: 1_800_000,
+    },
+  );
   return JSON.parse(stdout.trim().split('\n').at(-1));
 }
 
@@ -63,10 +75,20 @@ async function insertOurs(client, n) {
   const ports = [];
   for (let i = 0; i < n; i++) {
     ops.push({ op: 'insert', table: 'Interface', uuidName: `i${i}`, row: { name: `p${i}` } });
-    ops.push({ op: 'insert', table: 'Port', uuidName: `p${i}`, row: { name: `p${i}`, interfaces: [`i${i}`] } });
+    ops.push({
+      op: 'insert',
+      table: 'Port',
+      uuidName: `p${i}`,
+      row: { name: `p${i}`, interfaces: [`i${i}`] },
+    });
     ports.push(`p${i}`);
   }
-  ops.push({ op: 'mutate', table: 'Bridge', where: [['name', '==', 'bench0']], mutations: [['ports', 'insert', ports]] });
+  ops.push({
+    op: 'mutate',
+    table: 'Bridge',
+    where: [['name', '==', 'bench0']],
+    mutations: [['ports', 'insert', ports]],
+  });
   const t0 = performance.now();
   await client.transact('Open_vSwitch', ops);
   return performance.now() - t0;
@@ -80,7 +102,10 @@ function perPortSample(ovs, existing, samples) {
     vsctl(ovs, 'add-port', 'bench0', `s${existing}-${k}`);
     times.push(performance.now() - t0);
   }
-  vsctl(ovs, ...Array.from({ length: samples }, (_, k) => ['--', 'del-port', 'bench0', `s${existing}-${k}`]).flat());
+  vsctl(
+    ovs,
+    ...Array.from({ length: samples }, (_, k) => ['--', 'del-port', 'bench0', `s${existing}-${k}`]).flat(),
+  );
   return stats(times).median;
 }
 
@@ -92,13 +117,17 @@ async function replicaOurs(ovs) {
   const client = await OvsdbClient.connect(ovs.address);
   const replica = await client.database('Open_vSwitch').replica({ Port: true });
   const buildMs = performance.now() - t0;
-  if (replica.table('Port').size !== N + 1) throw new Error(`replica has ${replica.table('Port').size} ports`);
+  if (replica.table('Port').size !== N + 1)
+    throw new Error(`replica has ${replica.table('Port').size} ports`);
   const writer = await OvsdbClient.connect(ovs.address);
   const ports = replica.table('Port');
   const t1 = performance.now();
-  const everyRow = replica.waitFor(() => [...ports.values()].every((r) => r.external_ids.get('bench') === all), {
-    timeoutMs: 600_000,
-  });
+  const everyRow = replica.waitFor(
+    () => [...ports.values()].every((r) => r.external_ids.get('bench') === all),
+    {
+      timeoutMs: 600_000,
+    },
+  );
   await writer.transact('Open_vSwitch', [
     {
       op: 'mutate',
@@ -116,7 +145,9 @@ async function replicaOurs(ovs) {
   for (let k = 0; k < 100; k++) {
     const value = `one${k}`;
     const s = performance.now();
-    const seen = replica.waitFor(() => replica.lookup('Port', 'name', 'p7')?.external_ids.get('bench') === value);
+    const seen = replica.waitFor(
+      () => replica.lookup('Port', 'name', 'p7')?.external_ids.get('bench') === value,
+    );
     await writer.transact('Open_vSwitch', [
       {
         op: 'mutate',
@@ -161,7 +192,10 @@ export async function run({ log }) {
         await freshBridge(ovs);
         runs.push(await ovsdbapp(ovs, 'insert', N));
       }
-      py = { insertMs: stats(runs.map((x) => x.insertMs)).median, connectMs: stats(runs.map((x) => x.connectMs)).median };
+      py = {
+        insertMs: stats(runs.map((x) => x.insertMs)).median,
+        connectMs: stats(runs.map((x) => x.connectMs)).median,
+      };
     }
 
     log(`insert ${N} ports: ovs-vsctl, all in one invocation chained with --`);
@@ -175,8 +209,19 @@ export async function run({ log }) {
     const sizes = [N, (3 * N) / 4, N / 2, N / 4, 0];
     const perPort = new Map();
     for (const size of sizes) {
-      const current = Number(vsctl(ovs, '--columns=name', '--format=json', 'list', 'Port').match(/"p\d+"/g)?.length ?? 0);
-      if (current > size) vsctl(ovs, ...Array.from({ length: current - size }, (_, k) => ['--', 'del-port', 'bench0', `p${size + k}`]).flat());
+      const current = Number(
+        vsctl(ovs, '--columns=name', '--format=json', 'list', 'Port').match(/"p\d+"/g)?.length ?? 0,
+      );
+      if (current > size)
+        vsctl(
+          ovs,
+          ...Array.from({ length: current - size }, (_, k) => [
+            '--',
+            'del-port',
+            'bench0',
+            `p${size + k}`,
+          ]).flat(),
+        );
       perPort.set(size, perPortSample(ovs, size, size === 0 ? 20 : 10));
       log(`  at ${size} ports: ${ms(perPort.get(size))} per add-port`);
     }
@@ -211,7 +256,11 @@ export async function run({ log }) {
       log(`replica of the Port table (${N + 1} rows): ovsdbapp`);
       const runs = [];
       for (let r = 0; r < 3; r++) runs.push(await ovsdbapp(ovs, 'replica', N + 1));
-      pyReplica = { buildMs: median('buildMs', runs), allRowsMs: median('allRowsMs', runs), oneRowMs: median('oneRowMs', runs) };
+      pyReplica = {
+        buildMs: median('buildMs', runs),
+        allRowsMs: median('allRowsMs', runs),
+        oneRowMs: median('oneRowMs', runs),
+      };
     }
     log('ovs-vsctl list Port (a one-shot read; ovs-vsctl keeps no replica)');
     const reads = [];
@@ -220,7 +269,11 @@ export async function run({ log }) {
       vsctl(ovs, '--format=json', 'list', 'Port');
       reads.push(performance.now() - t);
     }
-    const o = { buildMs: median('buildMs', oursReplica), allRowsMs: median('allRowsMs', oursReplica), oneRowMs: median('oneRowMs', oursReplica) };
+    const o = {
+      buildMs: median('buildMs', oursReplica),
+      allRowsMs: median('allRowsMs', oursReplica),
+      oneRowMs: median('oneRowMs', oursReplica),
+    };
     const cmp = (key) => (pyReplica ? ratio(pyReplica[key], o[key]) + ' faster' : 'n/a');
     rows.push([
       `Build a replica of ${(N + 1).toLocaleString('en')} Port rows (connect, schema, monitor, initial rows)`,
@@ -245,14 +298,23 @@ export async function run({ log }) {
     ]);
 
     return [
-      table(['Task', 'op-dbus (@opdbus/ovsdb)', 'ovs-vsctl', 'ovsdbapp (python3-ovsdbapp)', 'op-dbus vs ovsdbapp'], rows),
+      table(
+        [
+          'Task',
+          'op-dbus (@opdbus/ovsdb)',
+          'ovs-vsctl',
+          'ovsdbapp (python3-ovsdbapp)',
+          'op-dbus vs ovsdbapp',
+        ],
+        rows,
+      ),
       '',
       `All against one ${spawnSync('ovsdb-server', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0]} (standalone database, unix`,
       `socket) started by @opdbus/sandbox, without ovs-vswitchd, so every tool does the same database work (${os.loadavg()[0].toFixed(1)} load average on this`,
       `${os.cpus().length}-CPU machine when the run ended, shared with other jobs: absolute times are noisy, the ratios come from the same run):`,
-      '`ovs-vsctl --no-wait`, and ovsdbapp\'s own `add_port` commands in one transaction without its wait for',
+      "`ovs-vsctl --no-wait`, and ovsdbapp's own `add_port` commands in one transaction without its wait for",
       'ovs-vswitchd. Medians of 3 runs. op-dbus inserts with `client.transact` (rows validated against the',
-      'schema); the replica is a `Replica` of the whole Port table (every column), ovsdbapp\'s an IDL',
+      "schema); the replica is a `Replica` of the whole Port table (every column), ovsdbapp's an IDL",
       'registered for the Port table, both following monitor_cond_since updates; the writer is a second',
       'client in the same process. ovs-vsctl keeps no replica and reads the whole database on every call,',
       'so one process per port grows quadratically: its total is estimated from the sampled per-call cost',

@@ -38,11 +38,13 @@ export const exitCodes = {
   },
   STATE_DIR: {
     code: 10,
-    meaning: 'The state directory, a journal, the ledger files or their keys cannot be used (or a step could not be recorded).',
+    meaning:
+      'The state directory, a journal, the ledger files or their keys cannot be used (or a step could not be recorded).',
   },
   TAMPERED: {
     code: 11,
-    meaning: 'The ledger, an evidence bundle, a checkpoint or a snapshot does not verify: evidence of tampering.',
+    meaning:
+      'The ledger, an evidence bundle, a checkpoint or a snapshot does not verify: evidence of tampering.',
   },
   INTERRUPTED: {
     code: 130,

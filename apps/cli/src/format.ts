@@ -18,7 +18,8 @@ export function formatPlan(plan: Plan, notes: readonly PlanNote[] = []): string 
   for (const [i, change] of plan.changes.entries()) {
     lines.push(`  ${String(i + 1).padStart(3)}. ${formatChange(change)}`);
     for (const note of notes) {
-      if (note.plugin === change.plugin && note.resource === change.resource) lines.push(`       ${note.note}`);
+      if (note.plugin === change.plugin && note.resource === change.resource)
+        lines.push(`       ${note.note}`);
     }
   }
   return lines.join('\n');

@@ -3,7 +3,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TransactionRecord } from '@opdbus/core';
-import { FRAME_HEADER, NoteVerifier, openCheckpoint, verifyConsistency, verifyInclusion } from '@opdbus/ledger';
+import {
+  FRAME_HEADER,
+  NoteVerifier,
+  openCheckpoint,
+  verifyConsistency,
+  verifyInclusion,
+} from '@opdbus/ledger';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, waitForChange, waitForExit } from './helpers.js';
@@ -21,7 +27,8 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
   let dir: string;
   let stateDir: string;
   const cli = (...args: string[]) => runCli(['--netns', netns.name, '--state-dir', stateDir, ...args]);
-  const sysctlIn = (key: string): string => execFileSync('ip', ['netns', 'exec', netns.name, 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
+  const sysctlIn = (key: string): string =>
+    execFileSync('ip', ['netns', 'exec', netns.name, 'sysctl', '-n', key], { encoding: 'utf8' }).trim();
   const doc = async (name: string, body: Record<string, string | number>): Promise<string> => {
     const file = join(dir, name);
     await writeFile(file, JSON.stringify({ version: 1, plugins: { sysctl: body } }));
@@ -51,7 +58,12 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     const rows = await entries();
     expect(rows.map((r) => r.entry.kind)).toEqual(['plan', 'apply', 'snapshot.created']);
     const [plan, apply, snap] = rows as [LogRow, LogRow, LogRow];
-    expect(plan.entry).toMatchObject({ status: 'planned', changes: 2, plugins: ['sysctl'], target: { netns: netns.name } });
+    expect(plan.entry).toMatchObject({
+      status: 'planned',
+      changes: 2,
+      plugins: ['sysctl'],
+      target: { netns: netns.name },
+    });
     expect(apply.entry).toMatchObject({
       status: 'committed',
       txId,
@@ -61,13 +73,20 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     expect(apply.entry.stateHashBefore).toBe(plan.entry.stateHashBefore);
     expect(apply.entry.stateHashAfter).toMatch(/^[0-9a-f]{64}$/);
     expect(apply.entry.stateHashAfter).not.toBe(apply.entry.stateHashBefore);
-    const record = JSON.parse(await readFile(join(stateDir, 'transactions', `${txId}.json`), 'utf8')) as TransactionRecord;
+    const record = JSON.parse(
+      await readFile(join(stateDir, 'transactions', `${txId}.json`), 'utf8'),
+    ) as TransactionRecord;
     expect(apply.entry.stateHashAfter).toBe(record.stateHashAfter);
     expect(snap.entry).toMatchObject({ trigger: { kind: 'apply', txId } });
     expect((await cli('ledger', 'verify')).code).toBe(0);
     // Pinned to another key, the same log does not verify.
     const { NoteSigner } = await import('@opdbus/ledger');
-    const pinned = await cli('ledger', 'verify', '--key', NoteSigner.generate('vm/opdbus').verifier.toString());
+    const pinned = await cli(
+      'ledger',
+      'verify',
+      '--key',
+      NoteSigner.generate('vm/opdbus').verifier.toString(),
+    );
     expect(pinned.code).toBe(11);
   });
 
@@ -93,12 +112,29 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     const bundle = join(dir, 'evidence.json');
     expect((await cli('ledger', 'export', bundle)).code).toBe(0);
     // Offline: another machine has no state directory, only the bundle and the pinned key.
-    const offline = await runCli(['--state-dir', join(dir, 'nowhere'), 'ledger', 'verify-bundle', bundle, '--key', key.toString()]);
+    const offline = await runCli([
+      '--state-dir',
+      join(dir, 'nowhere'),
+      'ledger',
+      'verify-bundle',
+      bundle,
+      '--key',
+      key.toString(),
+    ]);
     expect(offline.code, offline.stderr).toBe(0);
     expect(offline.stdout).toMatch(/Bundle verified: \d+ entries/);
     const text = await readFile(bundle, 'utf8');
-    await writeFile(join(dir, 'forged.json'), text.replace(/\\"status\\":\\"committed\\"/, '\\"status\\":\\"rolled-back\\"'));
-    const forged = await runCli(['ledger', 'verify-bundle', join(dir, 'forged.json'), '--key', key.toString()]);
+    await writeFile(
+      join(dir, 'forged.json'),
+      text.replace(/\\"status\\":\\"committed\\"/, '\\"status\\":\\"rolled-back\\"'),
+    );
+    const forged = await runCli([
+      'ledger',
+      'verify-bundle',
+      join(dir, 'forged.json'),
+      '--key',
+      key.toString(),
+    ]);
     expect(forged.code).toBe(11);
     expect(forged.stderr).toContain('OPDBUS_ERR_LEDGER_BUNDLE_INVALID');
   });
@@ -106,7 +142,11 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
   it('records rollbacks, confirms and the watchdog restore', async () => {
     expect((await cli('rollback')).code).toBe(0);
     let rows = await entries();
-    expect(rows.at(-1)!.entry).toMatchObject({ kind: 'rollback', trigger: 'requested', status: 'rolled-back' });
+    expect(rows.at(-1)!.entry).toMatchObject({
+      kind: 'rollback',
+      trigger: 'requested',
+      status: 'rolled-back',
+    });
 
     const file = await doc('cc.json', { 'net.ipv4.ip_default_ttl': 55 });
     const pending = await cli('--json', 'apply', '--confirm-timeout', '60', file);
@@ -126,7 +166,9 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     const reverted = await waitForChange(
       join(stateDir, 'transactions'),
       async () => {
-        const r = JSON.parse(await readFile(join(stateDir, 'transactions', `${tx2}.json`), 'utf8')) as TransactionRecord;
+        const r = JSON.parse(
+          await readFile(join(stateDir, 'transactions', `${tx2}.json`), 'utf8'),
+        ) as TransactionRecord;
         return r.status === 'rolled-back' ? r : undefined;
       },
       20_000,
@@ -135,7 +177,12 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     // The watchdog records the rollback in the ledger after the transaction record; read it once it has exited.
     await waitForExit(reverted.confirm?.watchdog, 10_000, 'the watchdog');
     rows = await entries();
-    expect(rows.at(-1)!.entry).toMatchObject({ kind: 'rollback', trigger: 'watchdog', txId: tx2, actor: { kind: 'watchdog' } });
+    expect(rows.at(-1)!.entry).toMatchObject({
+      kind: 'rollback',
+      trigger: 'watchdog',
+      txId: tx2,
+      actor: { kind: 'watchdog' },
+    });
     expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('55');
     expect((await cli('ledger', 'verify')).code).toBe(0);
   });
@@ -145,7 +192,10 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     expect(created.code, created.stderr).toBe(0);
     const { id } = JSON.parse(created.stdout) as { id: string };
     const list = await cli('--json', 'snapshot', 'list');
-    const listed = JSON.parse(list.stdout) as { backend: string; snapshots: { id: string; status: string }[] };
+    const listed = JSON.parse(list.stdout) as {
+      backend: string;
+      snapshots: { id: string; status: string }[];
+    };
     expect(listed.backend).toBe('directory');
     expect(listed.snapshots.every((s) => s.status === 'ok')).toBe(true);
     expect(listed.snapshots.map((s) => s.id)).toContain(id);
@@ -163,18 +213,61 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     expect(restored.stdout).toMatch(/Committed transaction/);
     expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe('55');
     expect(sysctlIn('net.ipv4.ip_forward')).toBe('0');
-    expect((await entries()).at(-1)!.entry).toMatchObject({ kind: 'snapshot.restored', id, status: 'committed' });
+    expect((await entries()).at(-1)!.entry).toMatchObject({
+      kind: 'snapshot.restored',
+      id,
+      status: 'committed',
+    });
 
-    const dry = await cli('--json', 'snapshot', 'prune', '--dry-run', '--hourly', '1', '--daily', '0', '--weekly', '0', '--quarterly', '0', '--min-age', '0');
-    const plan = JSON.parse(dry.stdout) as { keep: { id: string }[]; remove: { id: string }[]; removed: string[] };
+    const dry = await cli(
+      '--json',
+      'snapshot',
+      'prune',
+      '--dry-run',
+      '--hourly',
+      '1',
+      '--daily',
+      '0',
+      '--weekly',
+      '0',
+      '--quarterly',
+      '0',
+      '--min-age',
+      '0',
+    );
+    const plan = JSON.parse(dry.stdout) as {
+      keep: { id: string }[];
+      remove: { id: string }[];
+      removed: string[];
+    };
     expect(plan.removed).toEqual([]);
     expect(plan.keep.length).toBeGreaterThan(0);
     expect(plan.remove.length).toBeGreaterThan(0);
-    const pruned = JSON.parse((await cli('--json', 'snapshot', 'prune', '--hourly', '1', '--daily', '0', '--weekly', '0', '--quarterly', '0', '--min-age', '0')).stdout) as {
+    const pruned = JSON.parse(
+      (
+        await cli(
+          '--json',
+          'snapshot',
+          'prune',
+          '--hourly',
+          '1',
+          '--daily',
+          '0',
+          '--weekly',
+          '0',
+          '--quarterly',
+          '0',
+          '--min-age',
+          '0',
+        )
+      ).stdout,
+    ) as {
       removed: string[];
     };
     expect(pruned.removed).toEqual(plan.remove.map((r) => r.id));
-    expect((await entries()).filter((r) => r.entry.kind === 'snapshot.pruned').map((r) => r.entry.id)).toEqual(pruned.removed);
+    expect(
+      (await entries()).filter((r) => r.entry.kind === 'snapshot.pruned').map((r) => r.entry.id),
+    ).toEqual(pruned.removed);
   });
 
   it('reports tampering with the entry index (exit 11)', async () => {
@@ -182,7 +275,7 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     const log = await readFile(logFile);
     // Find entry 2's record and flip a byte of its JSON.
     let at = 0;
-    for (let seen = 0; ; ) {
+    for (let seen = 0; ;) {
       const type = log[at + 2];
       const length = log.readUInt32LE(at + 4);
       if (type === 1 && seen++ === 2) break;
@@ -192,7 +285,11 @@ describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network na
     await writeFile(logFile, log);
     const verify = await cli('--json', 'ledger', 'verify');
     expect(verify.code).toBe(11);
-    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: false, size: 2, tampering: { index: 2, kind: 'record' } });
+    expect(JSON.parse(verify.stdout)).toMatchObject({
+      ok: false,
+      size: 2,
+      tampering: { index: 2, kind: 'record' },
+    });
     const human = await cli('ledger', 'verify');
     expect(human.stderr).toMatch(/TAMPERING[\s\S]*first entry that cannot be trusted is 2/);
   });

@@ -30,7 +30,8 @@ describe.skipIf(!probe.vswitchd.available)('opdbus --ovsdb against ovsdb-server 
   let ovs: OvsSandbox;
   let dir: string;
   let file: string;
-  const cli = (...args: string[]) => runCli(['--ovsdb', ovs.address, '--state-dir', join(dir, 'state'), ...args]);
+  const cli = (...args: string[]) =>
+    runCli(['--ovsdb', ovs.address, '--state-dir', join(dir, 'state'), ...args]);
   const vsctl = async (...args: string[]): Promise<string> =>
     (await run('ovs-vsctl', [`--db=${ovs.address}`, '--timeout=20', ...args])).stdout.trim();
 
@@ -49,7 +50,9 @@ describe.skipIf(!probe.vswitchd.available)('opdbus --ovsdb against ovsdb-server 
     const before = await cli('diff', file);
     expect(before.code).toBe(2);
     expect(before.stdout).toContain('ovs  create  create bridge ovsbr0 (datapath_type netdev)');
-    expect(before.stdout).toContain('ovs  create  create port vlan10 on bridge ovsbr0 (tag 10) with interface(s) vlan10 internal');
+    expect(before.stdout).toContain(
+      'ovs  create  create port vlan10 on bridge ovsbr0 (tag 10) with interface(s) vlan10 internal',
+    );
 
     const applied = await cli('apply', file);
     expect(applied.stderr).toBe('');
@@ -69,7 +72,9 @@ describe.skipIf(!probe.vswitchd.available)('opdbus --ovsdb against ovsdb-server 
     expect(yaml.code).toBe(0);
     expect(yaml.stdout).toContain('name: ovsbr0');
     const json = await cli('--json', 'query', '--plugin', 'ovs');
-    const body = JSON.parse(json.stdout) as { plugins: { ovs: { bridges: { name: string; ports: { name: string; tag?: number }[] }[] } } };
+    const body = JSON.parse(json.stdout) as {
+      plugins: { ovs: { bridges: { name: string; ports: { name: string; tag?: number }[] }[] } };
+    };
     const bridge = body.plugins.ovs.bridges.find((b) => b.name === 'ovsbr0');
     expect(bridge?.ports.map((p) => [p.name, p.tag])).toEqual([
       ['ovsbr0', undefined],
@@ -86,9 +91,18 @@ describe.skipIf(!probe.vswitchd.available)('opdbus --ovsdb against ovsdb-server 
   });
 
   it('an unreachable OVSDB is reported as unavailable (exit 4), saying where', async () => {
-    const result = await runCli(['--ovsdb', `unix:${join(dir, 'nothing.sock')}`, '--state-dir', join(dir, 'state'), 'diff', file]);
+    const result = await runCli([
+      '--ovsdb',
+      `unix:${join(dir, 'nothing.sock')}`,
+      '--state-dir',
+      join(dir, 'state'),
+      'diff',
+      file,
+    ]);
     expect(result.code).toBe(4);
-    expect(result.stderr).toContain(`Plugin "ovs" is not available here: there is no OVSDB socket at ${join(dir, 'nothing.sock')}`);
+    expect(result.stderr).toContain(
+      `Plugin "ovs" is not available here: there is no OVSDB socket at ${join(dir, 'nothing.sock')}`,
+    );
   });
 });
 
@@ -107,19 +121,29 @@ describe('opdbus codegen ovsdb', () => {
     expect(help.stdout).toContain('ovsdb');
   });
 
-  it.skipIf(!existsSync(VSWITCH))("writes the types the package ships for Debian's vswitch schema", async () => {
-    const result = await runCli(['codegen', 'ovsdb', VSWITCH, '--out', join(dir, 'out')]);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^Wrote .*openVSwitch\.ts: types for 19 tables of Open_vSwitch/);
-    const shipped = fileURLToPath(new URL('../../../packages/ovsdb/src/schemas/openVSwitch.ts', import.meta.url));
-    expect(await readFile(join(dir, 'out', 'openVSwitch.ts'), 'utf8')).toBe(await readFile(shipped, 'utf8'));
-    const json = await runCli(['--json', 'codegen', 'ovsdb', VSWITCH, '--out', join(dir, 'out2')]);
-    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, database: 'Open_vSwitch', tables: 19 });
-  });
+  it.skipIf(!existsSync(VSWITCH))(
+    "writes the types the package ships for Debian's vswitch schema",
+    async () => {
+      const result = await runCli(['codegen', 'ovsdb', VSWITCH, '--out', join(dir, 'out')]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^Wrote .*openVSwitch\.ts: types for 19 tables of Open_vSwitch/);
+      const shipped = fileURLToPath(
+        new URL('../../../packages/ovsdb/src/schemas/openVSwitch.ts', import.meta.url),
+      );
+      expect(await readFile(join(dir, 'out', 'openVSwitch.ts'), 'utf8')).toBe(
+        await readFile(shipped, 'utf8'),
+      );
+      const json = await runCli(['--json', 'codegen', 'ovsdb', VSWITCH, '--out', join(dir, 'out2')]);
+      expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, database: 'Open_vSwitch', tables: 19 });
+    },
+  );
 
   it('a broken schema is invalid input (exit 3) with the path of the problem', async () => {
     const bad = join(dir, 'bad.ovsschema');
-    await writeFile(bad, JSON.stringify({ name: 'X', version: '1.0.0', tables: { T: { columns: { c: { type: 'int' } } } } }));
+    await writeFile(
+      bad,
+      JSON.stringify({ name: 'X', version: '1.0.0', tables: { T: { columns: { c: { type: 'int' } } } } }),
+    );
     const result = await runCli(['codegen', 'ovsdb', bad, '--out', dir]);
     expect(result.code).toBe(3);
     expect(result.stderr).toContain(`${bad}: tables.T.columns.c.type: unknown atomic type "int"`);

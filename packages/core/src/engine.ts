@@ -297,10 +297,15 @@ export class Engine {
       try {
         expansion = await plugin.expand(section, this.context(name));
       } catch (err) {
-        throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${name}" failed to expand its section`, {
-          plugin: name,
-          operation: 'expand',
-        });
+        throw toOpdbusError(
+          err,
+          'OPDBUS_ERR_PLUGIN_FAILED',
+          `Plugin "${name}" failed to expand its section`,
+          {
+            plugin: name,
+            operation: 'expand',
+          },
+        );
       }
       for (const [target, fragment] of Object.entries(expansion.sections)) {
         this.registry.require(target);
@@ -313,7 +318,9 @@ export class Engine {
       const plugin = this.registry.require(target);
       const parsed = plugin.schema.safeParse(merged[target]);
       if (!parsed.success) {
-        const issues = parsed.error.issues.map((i) => `${formatPath(['plugins', target, ...i.path])}: ${i.message}`);
+        const issues = parsed.error.issues.map(
+          (i) => `${formatPath(['plugins', target, ...i.path])}: ${i.message}`,
+        );
         throw new OpdbusError(
           'OPDBUS_ERR_STATE_INVALID',
           `${doc.source}: the "${target}" section, with what other plugins contributed, is not valid:\n  ${issues.join('\n  ')}`,
@@ -488,7 +495,7 @@ export class Engine {
     //    consecutive changes at once.
     const progress = await this.state.openProgress(txId);
     try {
-      for (let index = 0; index < plan.changes.length; ) {
+      for (let index = 0; index < plan.changes.length;) {
         const first = plan.changes[index]!;
         if (options.signal?.aborted) {
           record.failure = {
@@ -529,7 +536,10 @@ export class Engine {
         } catch (err) {
           const cause = err instanceof OpdbusError ? err : undefined;
           const namedId = cause?.data?.changeId;
-          const failedAt = Math.max(0, batch.findIndex((c) => c.id === namedId));
+          const failedAt = Math.max(
+            0,
+            batch.findIndex((c) => c.id === namedId),
+          );
           const change = batch[failedAt]!;
           const position =
             batch.length === 1 || namedId !== undefined
@@ -549,7 +559,11 @@ export class Engine {
               cause: err,
             },
           );
-          this.events.publish({ type: 'change.failed', ...base(change, index + failedAt), error: error.message });
+          this.events.publish({
+            type: 'change.failed',
+            ...base(change, index + failedAt),
+            error: error.message,
+          });
           log.info({ err: error, changeId: change.id }, 'change failed; restoring');
           record.failure = {
             phase: 'apply',
@@ -604,7 +618,10 @@ export class Engine {
         deadline,
         ...(record.confirm.watchdog ? { watchdogPid: record.confirm.watchdog.pid } : {}),
       });
-      await this.#audit(this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }), 'throw');
+      await this.#audit(
+        this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }),
+        'throw',
+      );
       return { status: 'pending-confirm', plan, txId, deadline, record };
     }
     record.status = 'committed';
@@ -616,7 +633,10 @@ export class Engine {
       stateHashBefore: record.stateHashBefore,
       stateHashAfter: record.stateHashAfter,
     });
-    await this.#audit(this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }), 'throw');
+    await this.#audit(
+      this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }),
+      'throw',
+    );
     return { status: 'committed', plan, txId, record };
   }
 
@@ -742,7 +762,9 @@ export class Engine {
         trigger,
         reason,
         ...(residual.length > 0 ? { residual } : {}),
-        ...(errors.length > 0 ? { error: { code: 'OPDBUS_ERR_RESTORE_FAILED', message: errors.join('; ') } } : {}),
+        ...(errors.length > 0
+          ? { error: { code: 'OPDBUS_ERR_RESTORE_FAILED', message: errors.join('; ') } }
+          : {}),
       }),
       'log',
     );
@@ -864,7 +886,11 @@ export class Engine {
           );
         }
       }
-      const ok = await this.#restore(record, options.reason ?? `rollback requested by ${this.actor.name}`, 'requested');
+      const ok = await this.#restore(
+        record,
+        options.reason ?? `rollback requested by ${this.actor.name}`,
+        'requested',
+      );
       if (!ok) {
         throw new OpdbusError(
           'OPDBUS_ERR_RESTORE_FAILED',
@@ -1056,7 +1082,12 @@ export class Engine {
       for (const name of Object.keys(record.desired)) {
         const plugin = this.registry.get(name);
         if (plugin === undefined) return null;
-        observed[name] = await this.#query(plugin, record.desired[name], { txId: record.txId }, record.target);
+        observed[name] = await this.#query(
+          plugin,
+          record.desired[name],
+          { txId: record.txId },
+          record.target,
+        );
       }
       return hashJson(observed);
     } catch (err) {
@@ -1093,17 +1124,28 @@ export class Engine {
         error: message,
       });
       if (onFailure === 'log') {
-        this.logger.error({ err, kind: record.kind, txId: record.txId }, 'could not record this step in the audit log');
+        this.logger.error(
+          { err, kind: record.kind, txId: record.txId },
+          'could not record this step in the audit log',
+        );
         return;
       }
       const what =
         onFailure === 'abort'
           ? 'nothing was changed'
           : `transaction ${record.txId ?? ''} is ${record.status ?? 'done'} on the host but is missing from the audit log`;
-      throw new OpdbusError('OPDBUS_ERR_AUDIT_FAILED', `Could not record the ${record.kind} in the audit log (${message}); ${what}.`, {
-        data: { kind: record.kind, ...(record.txId === undefined ? {} : { txId: record.txId }), status: record.status },
-        cause: err,
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_AUDIT_FAILED',
+        `Could not record the ${record.kind} in the audit log (${message}); ${what}.`,
+        {
+          data: {
+            kind: record.kind,
+            ...(record.txId === undefined ? {} : { txId: record.txId }),
+            status: record.status,
+          },
+          cause: err,
+        },
+      );
     }
   }
 
@@ -1167,11 +1209,18 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * Deep-merge a fragment a plugin contributes into a section: objects merge key by key; any
  * other value (scalars, arrays) must equal what is already there.
  */
-function mergeFragment(base: unknown, fragment: unknown, path: (string | number)[], contributor: string, source: string): unknown {
+function mergeFragment(
+  base: unknown,
+  fragment: unknown,
+  path: (string | number)[],
+  contributor: string,
+  source: string,
+): unknown {
   if (base === undefined) return fragment;
   if (isPlainObject(base) && isPlainObject(fragment)) {
     const out: Record<string, unknown> = { ...base };
-    for (const [key, value] of Object.entries(fragment)) out[key] = mergeFragment(base[key], value, [...path, key], contributor, source);
+    for (const [key, value] of Object.entries(fragment))
+      out[key] = mergeFragment(base[key], value, [...path, key], contributor, source);
     return out;
   }
   if (canonicalJson(base) === canonicalJson(fragment)) return base;

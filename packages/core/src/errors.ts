@@ -75,7 +75,8 @@ export const errorCodes = {
   },
   OPDBUS_ERR_PLAN_CONFLICT: {
     summary: 'A plugin expanded the document into a value that contradicts what the document itself says.',
-    remedy: 'Remove one of the two: the message names the path written in the document and the plugin section that derives a different value.',
+    remedy:
+      'Remove one of the two: the message names the path written in the document and the plugin section that derives a different value.',
   },
   OPDBUS_ERR_RISKY_CHANGE: {
     summary: 'The plan contains a change flagged as risky (it can cut the management connection).',
@@ -124,7 +125,8 @@ export const errorCodes = {
       'Create it (`ip netns add NAME`) or pass an existing name, a /run/netns path or a /proc/PID/ns/net path.',
   },
   OPDBUS_ERR_AUDIT_FAILED: {
-    summary: 'A step could not be recorded in the audit log (the ledger): the message says whether the host changed.',
+    summary:
+      'A step could not be recorded in the audit log (the ledger): the message says whether the host changed.',
     remedy:
       'Fix the audit log (disk space, permissions; `opdbus ledger verify`). A plan that could not be recorded was not applied.',
   },

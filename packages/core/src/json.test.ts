@@ -42,9 +42,15 @@ describe('canonicalJson (RFC 8785)', () => {
   it('refuses what JSON cannot carry', () => {
     expect(() => canonicalJson({ a: Number.NaN })).toThrow(/NaN/);
     expect(() => canonicalJson({ a: 1n })).toThrow(/bigint/);
-    expect(() => canonicalJson({ a: { b: [1, Number.POSITIVE_INFINITY] } })).toThrow('canonicalJson: $.a.b[1] is Infinity, which JSON cannot carry');
-    expect(() => canonicalJson([{ f: () => 1 }])).toThrow('canonicalJson: $[0].f is a function, which JSON cannot carry');
-    expect(canonicalJson({ b: undefined, a: [undefined], d: new Date(0) })).toBe('{"a":[null],"d":"1970-01-01T00:00:00.000Z"}');
+    expect(() => canonicalJson({ a: { b: [1, Number.POSITIVE_INFINITY] } })).toThrow(
+      'canonicalJson: $.a.b[1] is Infinity, which JSON cannot carry',
+    );
+    expect(() => canonicalJson([{ f: () => 1 }])).toThrow(
+      'canonicalJson: $[0].f is a function, which JSON cannot carry',
+    );
+    expect(canonicalJson({ b: undefined, a: [undefined], d: new Date(0) })).toBe(
+      '{"a":[null],"d":"1970-01-01T00:00:00.000Z"}',
+    );
   });
 
   it('hashes equal values equally regardless of member order', () => {

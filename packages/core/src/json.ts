@@ -16,7 +16,8 @@ export function canonicalJson(value: unknown): string {
     return write(value);
   } catch (err) {
     // Only on failure: walk again to say where (building paths eagerly costs more than the rest).
-    if (err instanceof NotJson) throw new TypeError(`canonicalJson: ${locate(value, '$') ?? '$'} ${err.message}`);
+    if (err instanceof NotJson)
+      throw new TypeError(`canonicalJson: ${locate(value, '$') ?? '$'} ${err.message}`);
     throw err;
   }
 }
@@ -25,7 +26,8 @@ class NotJson extends Error {}
 
 function describe(value: unknown): string | undefined {
   if (typeof value === 'number' && !Number.isFinite(value)) return `is ${value}, which JSON cannot carry`;
-  if (value === null || ['boolean', 'number', 'string', 'object', 'undefined'].includes(typeof value)) return undefined;
+  if (value === null || ['boolean', 'number', 'string', 'object', 'undefined'].includes(typeof value))
+    return undefined;
   return `is a ${typeof value}, which JSON cannot carry`;
 }
 

@@ -63,7 +63,10 @@ function setup(initial: Record<string, string>) {
   });
   engine.events.on((e) => events.push(e));
   const doc = (section: Record<string, string | null>): StateDocument =>
-    parseStateDocument(JSON.stringify({ version: 1, plugins: { mem: section } }), { source: 'test.json', registry });
+    parseStateDocument(JSON.stringify({ version: 1, plugins: { mem: section } }), {
+      source: 'test.json',
+      registry,
+    });
   return { host, engine, sink, events, doc, watchdog: () => watchdog };
 }
 
@@ -99,7 +102,9 @@ describe('audit sink', () => {
   it('records a failed apply: the rollback and the apply result', async () => {
     const { host, engine, sink, doc } = setup({ a: '1' });
     host.failOn.add('b');
-    await expect(engine.apply(doc({ a: '2', b: '3' }))).rejects.toMatchObject({ code: 'OPDBUS_ERR_APPLY_FAILED' });
+    await expect(engine.apply(doc({ a: '2', b: '3' }))).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_APPLY_FAILED',
+    });
     expect(sink.records.map((r) => [r.kind, r.status, r.trigger])).toEqual([
       ['plan', 'planned', undefined],
       ['rollback', 'rolled-back', 'apply-failed'],
@@ -115,10 +120,18 @@ describe('audit sink', () => {
     const { engine, sink, doc, watchdog } = setup({ a: '1' });
     await engine.apply(doc({ a: '2' }));
     await engine.rollback();
-    expect(sink.records.at(-1)).toMatchObject({ kind: 'rollback', trigger: 'requested', status: 'rolled-back' });
+    expect(sink.records.at(-1)).toMatchObject({
+      kind: 'rollback',
+      trigger: 'requested',
+      status: 'rolled-back',
+    });
 
     const pending = await engine.apply(doc({ a: '3' }), { confirmTimeoutS: 30 });
-    expect(sink.records.at(-1)).toMatchObject({ kind: 'apply', status: 'pending-confirm', txId: pending.txId });
+    expect(sink.records.at(-1)).toMatchObject({
+      kind: 'apply',
+      status: 'pending-confirm',
+      txId: pending.txId,
+    });
     await engine.confirm();
     expect(sink.records.at(-1)).toMatchObject({ kind: 'confirm', status: 'committed', txId: pending.txId });
     await watchdog();

@@ -182,11 +182,16 @@ describe('plugins that apply a batch at once (applyBatch)', () => {
     const batches: string[][] = [];
     // b.mid depends on plain:m, which depends on batch:a: the plan interleaves the plugins.
     batchHost.deps.set('b.mid', []);
-    const registry = new PluginRegistry([batching(batchHost, 'batch', batches), memoryPlugin(plainHost, 'plain')]);
+    const registry = new PluginRegistry([
+      batching(batchHost, 'batch', batches),
+      memoryPlugin(plainHost, 'plain'),
+    ]);
     const batchPlugin = registry.require('batch');
     const diff = batchPlugin.diff.bind(batchPlugin);
     batchPlugin.diff = (desired: Section, observed: Section) =>
-      diff(desired, observed).map((c) => (c.resource === 'b.mid' ? { ...c, dependsOn: [{ plugin: 'plain', resource: 'm' }] } : c));
+      diff(desired, observed).map((c) =>
+        c.resource === 'b.mid' ? { ...c, dependsOn: [{ plugin: 'plain', resource: 'm' }] } : c,
+      );
     const plain = registry.require('plain');
     const plainDiff = plain.diff.bind(plain);
     plain.diff = (desired: Section, observed: Section) =>
@@ -200,11 +205,18 @@ describe('plugins that apply a batch at once (applyBatch)', () => {
     );
     const result = await engine.apply(doc);
     expect(result.status).toBe('committed');
-    expect(result.plan.changes.map((c) => `${c.plugin}:${c.resource}`)).toEqual(['batch:a', 'batch:c', 'plain:m', 'batch:b.mid']);
+    expect(result.plan.changes.map((c) => `${c.plugin}:${c.resource}`)).toEqual([
+      'batch:a',
+      'batch:c',
+      'plain:m',
+      'batch:b.mid',
+    ]);
     expect(batches).toEqual([['a', 'c'], ['b.mid']]);
     expect(plainHost.log).toEqual(['create m']);
     // Every change still has its events and journal entries.
-    expect(events.filter((e) => e.type === 'change.applied').map((e) => (e as { index: number }).index)).toEqual([0, 1, 2, 3]);
+    expect(
+      events.filter((e) => e.type === 'change.applied').map((e) => (e as { index: number }).index),
+    ).toEqual([0, 1, 2, 3]);
     expect((await engine.state.read(result.txId!)).applied).toEqual(result.plan.changes.map((c) => c.id));
   });
 
@@ -214,13 +226,18 @@ describe('plugins that apply a batch at once (applyBatch)', () => {
     const registry = new PluginRegistry([batching(host, 'batch', batches)]);
     const engine = new Engine({ registry, stateDir, verify: { attempts: 2, initialDelayMs: 1 } });
     host.failOn.add('b');
-    const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: { batch: { a: '2', b: '2', c: '2' } } }), {
-      source: 'test.json',
-      registry,
-    });
+    const doc = parseStateDocument(
+      JSON.stringify({ version: 1, plugins: { batch: { a: '2', b: '2', c: '2' } } }),
+      {
+        source: 'test.json',
+        registry,
+      },
+    );
     const err = (await engine.apply(doc).catch((e: unknown) => e)) as OpdbusError;
     expect(err.code).toBe('OPDBUS_ERR_APPLY_FAILED');
-    expect(err.message).toMatch(/^Change 2 of 3 failed: update b \(plugin batch, resource b\): injected failure on b/);
+    expect(err.message).toMatch(
+      /^Change 2 of 3 failed: update b \(plugin batch, resource b\): injected failure on b/,
+    );
     expect(err.message).toContain('rolled back');
     expect(batches).toEqual([['a', 'b', 'c']]);
     expect(Object.fromEntries(host.values)).toEqual({ a: '1', b: '1' });
@@ -347,7 +364,12 @@ describe('crash recovery', () => {
     expect(await engine.recover()).toEqual([]);
     // The recovery is recorded like any rollback, with what was observed before and after it.
     expect(audited).toEqual([
-      expect.objectContaining({ kind: 'rollback', trigger: 'recovery', txId: left!.txId, status: 'rolled-back' }),
+      expect.objectContaining({
+        kind: 'rollback',
+        trigger: 'recovery',
+        txId: left!.txId,
+        status: 'rolled-back',
+      }),
     ]);
     expect(audited[0]!.stateHashBefore).not.toBe(audited[0]!.stateHashAfter);
     expect(JSON.parse(await readFile(engine.state.journalPath(left!.txId), 'utf8'))).toMatchObject({

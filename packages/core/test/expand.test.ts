@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Engine, PluginRegistry, definePlugin, parseStateDocument, type StateDocument } from '../src/index.js';
+import {
+  Engine,
+  PluginRegistry,
+  definePlugin,
+  parseStateDocument,
+  type StateDocument,
+} from '../src/index.js';
 import { memoryHost, memoryPlugin } from './memoryPlugin.js';
 
 // A plugin with no host state of its own that derives another plugin's desired state, as the
@@ -22,8 +28,16 @@ const aliasPlugin = definePlugin<z.output<typeof aliasSchema>, null>({
   restore: () => Promise.resolve(),
   expand: (section) =>
     Promise.resolve({
-      sections: { mem: Object.fromEntries(Object.entries(section.aliases).map(([k, v]) => [`alias.${k}`, v.toUpperCase()])) },
-      notes: Object.keys(section.aliases).map((k) => ({ plugin: 'mem', resource: `alias.${k}`, note: `derived from alias ${k}` })),
+      sections: {
+        mem: Object.fromEntries(
+          Object.entries(section.aliases).map(([k, v]) => [`alias.${k}`, v.toUpperCase()]),
+        ),
+      },
+      notes: Object.keys(section.aliases).map((k) => ({
+        plugin: 'mem',
+        resource: `alias.${k}`,
+        note: `derived from alias ${k}`,
+      })),
     }),
 });
 
@@ -39,7 +53,8 @@ function setup(initial: Record<string, string> = {}) {
   const host = memoryHost(initial);
   const registry = new PluginRegistry([memoryPlugin(host), aliasPlugin]);
   const engine = new Engine({ registry, stateDir, verify: { attempts: 2, initialDelayMs: 1 } });
-  const doc = (plugins: object): StateDocument => parseStateDocument(JSON.stringify({ version: 1, plugins }), { source: 'doc.yaml', registry });
+  const doc = (plugins: object): StateDocument =>
+    parseStateDocument(JSON.stringify({ version: 1, plugins }), { source: 'doc.yaml', registry });
   return { host, engine, doc };
 }
 
@@ -65,17 +80,25 @@ describe('plugins that expand into other sections', () => {
 
   it('creates the target section when the document has none', async () => {
     const { engine, doc } = setup();
-    expect((await engine.plan(doc({ alias: { aliases: { c: 'z' } } }))).desired.mem).toEqual({ 'alias.c': 'Z' });
+    expect((await engine.plan(doc({ alias: { aliases: { c: 'z' } } }))).desired.mem).toEqual({
+      'alias.c': 'Z',
+    });
   });
 
   it('refuses a derived value that contradicts the document, naming both', async () => {
     const { engine, doc } = setup();
-    await expect(engine.plan(doc({ mem: { 'alias.a': 'other' }, alias: { aliases: { a: 'x' } } }))).rejects.toMatchObject({
+    await expect(
+      engine.plan(doc({ mem: { 'alias.a': 'other' }, alias: { aliases: { a: 'x' } } })),
+    ).rejects.toMatchObject({
       code: 'OPDBUS_ERR_PLAN_CONFLICT',
-      message: expect.stringContaining('doc.yaml: plugins.mem["alias.a"] is "other", but the "alias" section derives "X"'),
+      message: expect.stringContaining(
+        'doc.yaml: plugins.mem["alias.a"] is "other", but the "alias" section derives "X"',
+      ),
     });
     // Agreeing values are fine.
-    expect((await engine.plan(doc({ mem: { 'alias.a': 'X' }, alias: { aliases: { a: 'x' } } }))).desired.mem).toEqual({ 'alias.a': 'X' });
+    expect(
+      (await engine.plan(doc({ mem: { 'alias.a': 'X' }, alias: { aliases: { a: 'x' } } }))).desired.mem,
+    ).toEqual({ 'alias.a': 'X' });
   });
 
   it('validates the merged section with the target schema', async () => {

@@ -25,7 +25,8 @@ function skip(reason) {
   process.exit(optional ? 0 : 1);
 }
 if (nodedir === undefined) skip("Node's headers (include/node/node_api.h) were not found");
-if (!existsSync(join(nodedir, 'include', 'node', 'openssl', 'sha.h'))) skip("Node's OpenSSL headers were not found");
+if (!existsSync(join(nodedir, 'include', 'node', 'openssl', 'sha.h')))
+  skip("Node's OpenSSL headers were not found");
 args.push(`--nodedir=${nodedir}`, '--loglevel=warn');
 let nodeGyp = process.env.npm_config_node_gyp;
 if (nodeGyp === undefined || !existsSync(nodeGyp)) {

@@ -31,15 +31,22 @@ export class LedgerAuditSink implements AuditSink {
   }
 
   async record(record: AuditRecord): Promise<void> {
-    const ledger = await Ledger.open({ ...this.#options.ledger, ...(this.#options.logger ? { logger: this.#options.logger } : {}) });
+    const ledger = await Ledger.open({
+      ...this.#options.ledger,
+      ...(this.#options.logger ? { logger: this.#options.logger } : {}),
+    });
     try {
       await ledger.append({ v: 1, ...record });
       const snapshots = this.#options.snapshots;
-      const committed = (record.kind === 'apply' && record.status === 'committed') || record.kind === 'confirm';
+      const committed =
+        (record.kind === 'apply' && record.status === 'committed') || record.kind === 'confirm';
       if (snapshots !== undefined && committed) {
         try {
           const manager = await SnapshotManager.open({ ...snapshots, ledger });
-          await manager.create(await snapshots.capture(), { kind: record.kind, ...(record.txId === undefined ? {} : { txId: record.txId }) });
+          await manager.create(await snapshots.capture(), {
+            kind: record.kind,
+            ...(record.txId === undefined ? {} : { txId: record.txId }),
+          });
           if (snapshots.prune !== false) await manager.prune();
         } catch (err) {
           // The step itself is recorded; a snapshot that failed is recorded too, and logged.

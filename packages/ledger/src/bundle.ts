@@ -19,21 +19,39 @@ export interface EvidenceBundle {
   verifierKey: string;
   /** The signed checkpoint (C2SP tlog-checkpoint note) the proofs lead to. */
   checkpoint: string;
-  entries: { index: number; /** The entry's canonical JSON. */ entry: string; /** Inclusion proof, base64 hashes. */ proof: string[] }[];
+  entries: {
+    index: number;
+    /** The entry's canonical JSON. */ entry: string;
+    /** Inclusion proof, base64 hashes. */ proof: string[];
+  }[];
   exportedAt: string;
 }
 
 /** Build an evidence bundle of entries `[from, to)` (default: all) proven against the current checkpoint. */
-export async function exportBundle(ledger: Ledger, range: { from?: number; to?: number } = {}): Promise<EvidenceBundle> {
+export async function exportBundle(
+  ledger: Ledger,
+  range: { from?: number; to?: number } = {},
+): Promise<EvidenceBundle> {
   const checkpoint = await ledger.checkpoint();
   const { size } = openCheckpoint(checkpoint, [ledger.verifier]).checkpoint;
   const from = Math.max(0, range.from ?? 0);
   const to = Math.min(size, range.to ?? size);
   const entries: EvidenceBundle['entries'] = [];
   for await (const e of ledger.entries(from, to)) {
-    entries.push({ index: e.index, entry: e.bytes.toString('utf8'), proof: ledger.inclusionProof(e.index, size).map((h) => h.toString('base64')) });
+    entries.push({
+      index: e.index,
+      entry: e.bytes.toString('utf8'),
+      proof: ledger.inclusionProof(e.index, size).map((h) => h.toString('base64')),
+    });
   }
-  return { format: BUNDLE_FORMAT, origin: ledger.origin, verifierKey: ledger.verifier.toString(), checkpoint, entries, exportedAt: new Date().toISOString() };
+  return {
+    format: BUNDLE_FORMAT,
+    origin: ledger.origin,
+    verifierKey: ledger.verifier.toString(),
+    checkpoint,
+    entries,
+    exportedAt: new Date().toISOString(),
+  };
 }
 
 /** What a verified bundle proves. */
@@ -58,17 +76,23 @@ function bad(message: string, data: Record<string, unknown> = {}): OpdbusError {
  * bundle names), each entry's canonical form and its inclusion proof to the checkpoint's root.
  * Throws `OPDBUS_ERR_LEDGER_BUNDLE_INVALID` naming what failed.
  */
-export function verifyBundle(input: unknown, options: { verifier?: NoteVerifier | string } = {}): BundleVerification {
+export function verifyBundle(
+  input: unknown,
+  options: { verifier?: NoteVerifier | string } = {},
+): BundleVerification {
   const bundle = (typeof input === 'string' ? parseJson(input) : input) as Partial<EvidenceBundle>;
   if (bundle === null || typeof bundle !== 'object' || bundle.format !== BUNDLE_FORMAT)
     throw bad(`Not an evidence bundle (expected format "${BUNDLE_FORMAT}").`);
-  if (typeof bundle.checkpoint !== 'string' || !Array.isArray(bundle.entries)) throw bad('The bundle lacks its checkpoint or entries.');
+  if (typeof bundle.checkpoint !== 'string' || !Array.isArray(bundle.entries))
+    throw bad('The bundle lacks its checkpoint or entries.');
   let verifier: NoteVerifier;
   try {
     verifier =
       options.verifier instanceof NoteVerifier
         ? options.verifier
-        : NoteVerifier.parse(typeof options.verifier === 'string' ? options.verifier : String(bundle.verifierKey));
+        : NoteVerifier.parse(
+            typeof options.verifier === 'string' ? options.verifier : String(bundle.verifierKey),
+          );
   } catch (err) {
     throw bad(`The verifier key is not usable: ${(err as Error).message}`);
   }
@@ -82,7 +106,12 @@ export function verifyBundle(input: unknown, options: { verifier?: NoteVerifier 
   for (const [i, item] of bundle.entries.entries()) {
     const rawIndex = (item as { index?: unknown }).index;
     const where = `entry ${typeof rawIndex === 'number' ? rawIndex : `#${i}`}`;
-    if (typeof item !== 'object' || typeof item.entry !== 'string' || !Number.isSafeInteger(item.index) || !Array.isArray(item.proof))
+    if (
+      typeof item !== 'object' ||
+      typeof item.entry !== 'string' ||
+      !Number.isSafeInteger(item.index) ||
+      !Array.isArray(item.proof)
+    )
       throw bad(`The bundle's ${where} is malformed.`, { position: i });
     let canonical: string;
     try {
@@ -90,16 +119,26 @@ export function verifyBundle(input: unknown, options: { verifier?: NoteVerifier 
     } catch {
       throw bad(`The bundle's ${where} is not JSON.`, { index: item.index });
     }
-    if (canonical !== item.entry) throw bad(`The bundle's ${where} is not in canonical form (RFC 8785).`, { index: item.index });
+    if (canonical !== item.entry)
+      throw bad(`The bundle's ${where} is not in canonical form (RFC 8785).`, { index: item.index });
     const proof = item.proof.map((h) => Buffer.from(String(h), 'base64'));
     if (!verifyInclusion(leafHash(item.entry), item.index, checkpoint.size, proof, checkpoint.root)) {
-      throw bad(`The inclusion proof of ${where} does not lead to the checkpoint's root at size ${checkpoint.size}: the entry or the proof was changed.`, {
-        index: item.index,
-      });
+      throw bad(
+        `The inclusion proof of ${where} does not lead to the checkpoint's root at size ${checkpoint.size}: the entry or the proof was changed.`,
+        {
+          index: item.index,
+        },
+      );
     }
     indexes.push(item.index);
   }
-  return { origin: checkpoint.origin, size: checkpoint.size, root: checkpoint.root.toString('hex'), indexes, pinnedKey: options.verifier !== undefined };
+  return {
+    origin: checkpoint.origin,
+    size: checkpoint.size,
+    root: checkpoint.root.toString('hex'),
+    indexes,
+    pinnedKey: options.verifier !== undefined,
+  };
 }
 
 function parseJson(text: string): unknown {

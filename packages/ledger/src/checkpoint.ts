@@ -19,12 +19,21 @@ function invalid(message: string): OpdbusError {
 
 /** The note text of a checkpoint. */
 export function formatCheckpoint(checkpoint: Checkpoint): string {
-  if (checkpoint.origin.length === 0 || checkpoint.origin.includes('\n')) throw invalid('A checkpoint origin is one non-empty line.');
-  if (!Number.isSafeInteger(checkpoint.size) || checkpoint.size < 0) throw invalid('A checkpoint size is a non-negative integer.');
+  if (checkpoint.origin.length === 0 || checkpoint.origin.includes('\n'))
+    throw invalid('A checkpoint origin is one non-empty line.');
+  if (!Number.isSafeInteger(checkpoint.size) || checkpoint.size < 0)
+    throw invalid('A checkpoint size is a non-negative integer.');
   if (checkpoint.root.length !== HASH_SIZE) throw invalid('A checkpoint root is a 32-byte hash.');
   const extensions = checkpoint.extensions ?? [];
-  if (extensions.some((e) => e.length === 0 || e.includes('\n'))) throw invalid('Extension lines must be non-empty single lines.');
-  return [checkpoint.origin, String(checkpoint.size), checkpoint.root.toString('base64'), ...extensions, ''].join('\n');
+  if (extensions.some((e) => e.length === 0 || e.includes('\n')))
+    throw invalid('Extension lines must be non-empty single lines.');
+  return [
+    checkpoint.origin,
+    String(checkpoint.size),
+    checkpoint.root.toString('base64'),
+    ...extensions,
+    '',
+  ].join('\n');
 }
 
 /** Parse a checkpoint's note text. Throws `OPDBUS_ERR_LEDGER_CHECKPOINT_INVALID` when malformed. */

@@ -31,12 +31,14 @@ export const ledgerErrors = defineErrorCodes({
       'Check the key file named in the message (it must be mode 0600 and in signed-note format); a missing host key is created on first use.',
   },
   OPDBUS_ERR_LEDGER_CHECKPOINT_INVALID: {
-    summary: 'A checkpoint or signed note is malformed, signed by an unknown key, or its signature does not verify.',
-    remedy: 'Check that you verify with the log\'s own verifier key and that the checkpoint was not edited.',
+    summary:
+      'A checkpoint or signed note is malformed, signed by an unknown key, or its signature does not verify.',
+    remedy: "Check that you verify with the log's own verifier key and that the checkpoint was not edited.",
   },
   OPDBUS_ERR_LEDGER_BUNDLE_INVALID: {
     summary: 'An evidence bundle does not verify (bad format, proof, entry or checkpoint).',
-    remedy: 'Re-export the bundle from the host with `opdbus ledger export`; the message says which part failed.',
+    remedy:
+      'Re-export the bundle from the host with `opdbus ledger export`; the message says which part failed.',
   },
   OPDBUS_ERR_SNAPSHOT_NOT_FOUND: {
     summary: 'No snapshot with that id exists.',

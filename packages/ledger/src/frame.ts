@@ -23,7 +23,14 @@ const MAGIC0 = 0x4f; // 'O'
 const MAGIC1 = 0x4c; // 'L'
 
 /** Write a frame header into `buf` at `at` (the payload must follow it). */
-export function writeHeader(buf: Buffer, at: number, type: FrameTypeValue, length: number, seq: number, digest: Uint8Array): void {
+export function writeHeader(
+  buf: Buffer,
+  at: number,
+  type: FrameTypeValue,
+  length: number,
+  seq: number,
+  digest: Uint8Array,
+): void {
   buf[at] = MAGIC0;
   buf[at + 1] = MAGIC1;
   buf[at + 2] = type;

@@ -27,7 +27,11 @@ describe(`bulk hashing (${hashBackend()})`, () => {
     const out = Buffer.alloc(n * HASH_SIZE);
     expect(leafHashesInto(data, offsets, lengths, out, true)).toBe(-1);
     for (const i of [0, 1, 4095, 12_345, n - 1]) {
-      expect(out.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE).equals(leafHash(data.subarray(offsets[i], offsets[i]! + lengths[i]!)))).toBe(true);
+      expect(
+        out
+          .subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE)
+          .equals(leafHash(data.subarray(offsets[i], offsets[i]! + lengths[i]!))),
+      ).toBe(true);
     }
     data[offsets[15_000]! - 1] = data[offsets[15_000]! - 1]! ^ 1;
     data[offsets[17_000]! - 1] = data[offsets[17_000]! - 1]! ^ 1;

@@ -75,4 +75,10 @@ export {
   type RetentionPlan,
   type RetentionPolicy,
 } from './snapshots/retention.js';
-export { BUNDLE_FORMAT, exportBundle, verifyBundle, type BundleVerification, type EvidenceBundle } from './bundle.js';
+export {
+  BUNDLE_FORMAT,
+  exportBundle,
+  verifyBundle,
+  type BundleVerification,
+  type EvidenceBundle,
+} from './bundle.js';

@@ -6,7 +6,10 @@ import { OpdbusError } from '@opdbus/core';
 import { NoteSigner } from './note.js';
 
 function keyError(message: string, file: string, cause?: unknown): OpdbusError {
-  return new OpdbusError('OPDBUS_ERR_LEDGER_KEY', message, { data: { file }, ...(cause === undefined ? {} : { cause }) });
+  return new OpdbusError('OPDBUS_ERR_LEDGER_KEY', message, {
+    data: { file },
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 /** Refuse a secret key file that others can read or write. */
@@ -62,7 +65,10 @@ export async function readSecretFile(file: string): Promise<Buffer> {
  * The log's signing key from `file` (a signed-note private key, mode 0600), created with a new
  * random Ed25519 key named `name` on first use. An existing key keeps its own name.
  */
-export async function loadOrCreateSigner(file: string, name: string): Promise<{ signer: NoteSigner; created: boolean }> {
+export async function loadOrCreateSigner(
+  file: string,
+  name: string,
+): Promise<{ signer: NoteSigner; created: boolean }> {
   let text: string;
   try {
     text = (await readSecretFile(file)).toString('utf8');
@@ -78,6 +84,10 @@ export async function loadOrCreateSigner(file: string, name: string): Promise<{ 
   try {
     return { signer: NoteSigner.parse(text), created: false };
   } catch (err) {
-    throw keyError(`The ledger key ${file} is not a signed-note Ed25519 private key: ${(err as Error).message}`, file, err);
+    throw keyError(
+      `The ledger key ${file} is not a signed-note Ed25519 private key: ${(err as Error).message}`,
+      file,
+      err,
+    );
   }
 }

@@ -85,10 +85,17 @@ interface Pending {
 }
 
 function ioError(message: string, file: string, cause: unknown): OpdbusError {
-  return new OpdbusError('OPDBUS_ERR_LEDGER_IO', `${message} (${file}): ${(cause as Error).message ?? String(cause)}`, {
-    data: { file, ...((cause as NodeJS.ErrnoException).code ? { errno: (cause as NodeJS.ErrnoException).code } : {}) },
-    cause,
-  });
+  return new OpdbusError(
+    'OPDBUS_ERR_LEDGER_IO',
+    `${message} (${file}): ${(cause as Error).message ?? String(cause)}`,
+    {
+      data: {
+        file,
+        ...((cause as NodeJS.ErrnoException).code ? { errno: (cause as NodeJS.ErrnoException).code } : {}),
+      },
+      cause,
+    },
+  );
 }
 
 /** Growable offsets of entry records (u64 LE as two u32 per entry). */
@@ -230,7 +237,8 @@ export class Ledger {
       try {
         log = await open(logPath, readOnly ? constants.O_RDONLY : constants.O_RDWR);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || readOnly) throw ioError('Cannot open the ledger', logPath, err);
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || readOnly)
+          throw ioError('Cannot open the ledger', logPath, err);
         log = await open(logPath, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600);
         created = true;
       }
@@ -249,7 +257,9 @@ export class Ledger {
       const indexBytes = await readFile(join(dir, ledgerFiles.index)).catch(() => Buffer.alloc(0));
       const indexed = Math.floor(indexBytes.length / 8);
       if (indexed > 0) {
-        const words = new Uint32Array(indexBytes.buffer.slice(indexBytes.byteOffset, indexBytes.byteOffset + indexed * 8));
+        const words = new Uint32Array(
+          indexBytes.buffer.slice(indexBytes.byteOffset, indexBytes.byteOffset + indexed * 8),
+        );
         offsets.words = new Uint32Array(Math.max(1024, words.length * 2));
         offsets.words.set(words);
         offsets.count = indexed;
@@ -260,7 +270,11 @@ export class Ledger {
         const last = offsets.count - 1;
         const at = offsets.get(last);
         const header = at + FRAME_HEADER <= fileSize ? await readAt(log, at, FRAME_HEADER) : Buffer.alloc(0);
-        const ok = header.length === FRAME_HEADER && header[0] === 0x4f && header[1] === 0x4c && header[2] === FrameType.entry &&
+        const ok =
+          header.length === FRAME_HEADER &&
+          header[0] === 0x4f &&
+          header[1] === 0x4c &&
+          header[2] === FrameType.entry &&
           header.readUInt32LE(8) + header.readUInt32LE(12) * 2 ** 32 === last;
         if (ok) {
           scanFrom = at;
@@ -291,7 +305,8 @@ export class Ledger {
             tailDigests.push(digest);
             expected++;
           } else {
-            if (seq !== expected) return { offset, reason: `checkpoint for size ${seq} after ${expected} entries` };
+            if (seq !== expected)
+              return { offset, reason: `checkpoint for size ${seq} after ${expected} entries` };
             checkpoint = payload.toString('utf8');
             checkpointSize = seq;
           }
@@ -308,11 +323,18 @@ export class Ledger {
             { data: { file: logPath, index: expected, offset: problem.offset, reason: problem.reason } },
           );
         }
-        report.tornTail = { offset: problem.offset, bytes: fileSize - problem.offset, reason: problem.reason };
+        report.tornTail = {
+          offset: problem.offset,
+          bytes: fileSize - problem.offset,
+          reason: problem.reason,
+        };
         if (!readOnly) {
           await log.truncate(problem.offset);
           await log.sync();
-          logger.warn({ file: logPath, ...report.tornTail }, 'ledger: cut a torn tail back to the last whole record');
+          logger.warn(
+            { file: logPath, ...report.tornTail },
+            'ledger: cut a torn tail back to the last whole record',
+          );
           fileSize = problem.offset;
         }
       }
@@ -326,7 +348,10 @@ export class Ledger {
       }
       // The tree: stored levels, completed from the log where they are behind. A root that does
       // not match the last checkpoint is retried from the leaf hashes alone before it counts as damage.
-      const covered = checkpointSize === size && checkpoint !== undefined ? openCheckpoint(checkpoint, [verifier]).checkpoint : undefined;
+      const covered =
+        checkpointSize === size && checkpoint !== undefined
+          ? openCheckpoint(checkpoint, [verifier]).checkpoint
+          : undefined;
       let loaded = await loadTree(dir, log, offsets, entriesBefore, tailDigests, false);
       if (covered !== undefined && !covered.root.equals(loaded.tree.root(size))) {
         loaded = await loadTree(dir, log, offsets, entriesBefore, tailDigests, true);
@@ -380,7 +405,10 @@ export class Ledger {
   }
 
   #usable(): void {
-    if (this.#closed) throw new OpdbusError('OPDBUS_ERR_LEDGER_IO', `The ledger ${this.dir} is closed.`, { data: { dir: this.dir } });
+    if (this.#closed)
+      throw new OpdbusError('OPDBUS_ERR_LEDGER_IO', `The ledger ${this.dir} is closed.`, {
+        data: { dir: this.dir },
+      });
     if (this.#failed !== undefined) throw this.#failed;
   }
 
@@ -390,16 +418,27 @@ export class Ledger {
    */
   async append(value: unknown): Promise<AppendResult> {
     this.#usable();
-    if (this.readOnly) throw new OpdbusError('OPDBUS_ERR_LEDGER_INVALID_ARGUMENT', `The ledger ${this.dir} was opened read-only.`);
+    if (this.readOnly)
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_INVALID_ARGUMENT',
+        `The ledger ${this.dir} was opened read-only.`,
+      );
     let text: string;
     try {
       text = canonicalJson(value);
     } catch (err) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_INVALID_ARGUMENT', `A ledger entry must be JSON: ${(err as Error).message}.`, { cause: err });
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_INVALID_ARGUMENT',
+        `A ledger entry must be JSON: ${(err as Error).message}.`,
+        { cause: err },
+      );
     }
     const bytes = Buffer.from(text, 'utf8');
     if (bytes.length > MAX_PAYLOAD) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_INVALID_ARGUMENT', `A ledger entry is at most ${MAX_PAYLOAD} bytes; this one has ${bytes.length}.`);
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_INVALID_ARGUMENT',
+        `A ledger entry is at most ${MAX_PAYLOAD} bytes; this one has ${bytes.length}.`,
+      );
     }
     while (this.#pendingBytes > this.#maxPending && this.#flushing !== undefined) await this.#flushing;
     return new Promise<AppendResult>((resolve, reject) => {
@@ -450,7 +489,14 @@ export class Ledger {
     const digests = Buffer.allocUnsafe(n * HASH_SIZE);
     leafHashesInto(frames, offsets, lengths, digests);
     for (let i = 0; i < n; i++) {
-      writeHeader(frames, offsets[i]! - FRAME_HEADER, FrameType.entry, lengths[i]!, first + i, digests.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE));
+      writeHeader(
+        frames,
+        offsets[i]! - FRAME_HEADER,
+        FrameType.entry,
+        lengths[i]!,
+        first + i,
+        digests.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE),
+      );
     }
     this.#tree.appendLeafHashes(digests);
     const note = this.#signNote();
@@ -464,13 +510,21 @@ export class Ledger {
       await writeAt(this.#log, cpFrame, position + frames.length);
       await this.#log.datasync();
     } catch (err) {
-      const error = ioError(`Appending ${n} entries to the ledger failed; they were not recorded`, join(this.dir, ledgerFiles.log), err);
+      const error = ioError(
+        `Appending ${n} entries to the ledger failed; they were not recorded`,
+        join(this.dir, ledgerFiles.log),
+        err,
+      );
       this.#tree.truncate(first);
       try {
         await this.#log.truncate(position);
         await this.#log.datasync();
       } catch (truncErr) {
-        this.#failed = ioError('The ledger could not undo a failed append; reopen it', join(this.dir, ledgerFiles.log), truncErr);
+        this.#failed = ioError(
+          'The ledger could not undo a failed append; reopen it',
+          join(this.dir, ledgerFiles.log),
+          truncErr,
+        );
       }
       for (const p of batch) p.reject(error);
       return;
@@ -483,12 +537,16 @@ export class Ledger {
       batch[i]!.resolve({ index: first + i, leafHash: digests.subarray(i * HASH_SIZE, (i + 1) * HASH_SIZE) });
     }
     await this.#writeDerived().catch((err: unknown) =>
-      this.#logger.warn({ err }, 'ledger: could not update the derived index/tree files; they are rebuilt on the next open'),
+      this.#logger.warn(
+        { err },
+        'ledger: could not update the derived index/tree files; they are rebuilt on the next open',
+      ),
     );
   }
 
   #signNote(): string {
-    if (this.#signer === undefined) throw new OpdbusError('OPDBUS_ERR_LEDGER_KEY', `The ledger ${this.dir} has no signing key.`);
+    if (this.#signer === undefined)
+      throw new OpdbusError('OPDBUS_ERR_LEDGER_KEY', `The ledger ${this.dir} has no signing key.`);
     const size = this.#tree.size;
     return signCheckpoint({ origin: this.origin, size, root: this.#tree.root(size) }, this.#signer);
   }
@@ -513,7 +571,11 @@ export class Ledger {
     const to = this.#tree.size;
     if (from === to) return;
     if (this.#indexHandle === undefined) {
-      this.#indexHandle = await open(join(this.dir, ledgerFiles.index), constants.O_RDWR | constants.O_CREAT, 0o600);
+      this.#indexHandle = await open(
+        join(this.dir, ledgerFiles.index),
+        constants.O_RDWR | constants.O_CREAT,
+        0o600,
+      );
     }
     if (from === 0) await this.#indexHandle.truncate(0);
     await writeAt(this.#indexHandle, this.#offsets.bytes(from, to), from * 8);
@@ -523,11 +585,16 @@ export class Ledger {
       if (hi === 0) break;
       let handle = this.#levelHandles.get(k);
       if (handle === undefined) {
-        handle = await open(join(this.dir, ledgerFiles.treeLevel(k)), constants.O_RDWR | constants.O_CREAT, 0o600);
+        handle = await open(
+          join(this.dir, ledgerFiles.treeLevel(k)),
+          constants.O_RDWR | constants.O_CREAT,
+          0o600,
+        );
         this.#levelHandles.set(k, handle);
       }
       if (from === 0) await handle.truncate(0);
-      if (hi > lo) await writeAt(handle, this.#tree.level(k).subarray(lo * HASH_SIZE, hi * HASH_SIZE), lo * HASH_SIZE);
+      if (hi > lo)
+        await writeAt(handle, this.#tree.level(k).subarray(lo * HASH_SIZE, hi * HASH_SIZE), lo * HASH_SIZE);
     }
     this.#derivedSize = to;
   }
@@ -541,17 +608,27 @@ export class Ledger {
   async get(index: number): Promise<LedgerEntry> {
     this.#usable();
     if (!Number.isSafeInteger(index) || index < 0 || index >= this.size) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `The ledger has entries 0 to ${this.size - 1}; there is no entry ${index}.`, {
-        data: { index, size: this.size },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_NOT_FOUND',
+        `The ledger has entries 0 to ${this.size - 1}; there is no entry ${index}.`,
+        {
+          data: { index, size: this.size },
+        },
+      );
     }
     const at = this.#offsets.get(index);
     const header = await readAt(this.#log, at, FRAME_HEADER);
     const length = header.readUInt32LE(4);
-    const bytes = length <= MAX_PAYLOAD ? await readAt(this.#log, at + FRAME_HEADER, length) : Buffer.alloc(0);
+    const bytes =
+      length <= MAX_PAYLOAD ? await readAt(this.#log, at + FRAME_HEADER, length) : Buffer.alloc(0);
     const hash = leafHash(bytes);
     const seq = header.readUInt32LE(8) + header.readUInt32LE(12) * 2 ** 32;
-    if (bytes.length !== length || seq !== index || !hash.equals(this.#tree.leafHash(index)) || !hash.equals(storedDigest(header, 0))) {
+    if (
+      bytes.length !== length ||
+      seq !== index ||
+      !hash.equals(this.#tree.leafHash(index)) ||
+      !hash.equals(storedDigest(header, 0))
+    ) {
       throw new OpdbusError(
         'OPDBUS_ERR_LEDGER_TAMPERED',
         `Entry ${index} of the ledger ${this.dir} does not match its recorded hash. Run \`opdbus ledger verify\`.`,
@@ -593,8 +670,12 @@ export class Ledger {
     if (this.#checkpoint !== undefined && this.#checkpointSize === this.size) return this.#checkpoint;
     if (this.#signer === undefined) {
       const head = await readHead(this.dir);
-      if (head !== undefined && openCheckpoint(head, [this.verifier]).checkpoint.size === this.size) return head;
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_KEY', `The ledger ${this.dir} is open read-only without its signing key and has no checkpoint for size ${this.size}.`);
+      if (head !== undefined && openCheckpoint(head, [this.verifier]).checkpoint.size === this.size)
+        return head;
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_KEY',
+        `The ledger ${this.dir} is open read-only without its signing key and has no checkpoint for size ${this.size}.`,
+      );
     }
     // Only the empty log has no checkpoint record; sign one (not stored: nothing to cover).
     this.#checkpoint = this.#signNote();
@@ -658,10 +739,14 @@ async function readVerifierFile(dir: string): Promise<NoteVerifier> {
   try {
     return NoteVerifier.parse(await readFile(path, 'utf8'));
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_LEDGER_KEY', `Cannot read the ledger's verifier key ${path}: ${(err as Error).message}`, {
-      data: { file: path },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_LEDGER_KEY',
+      `Cannot read the ledger's verifier key ${path}: ${(err as Error).message}`,
+      {
+        data: { file: path },
+        cause: err,
+      },
+    );
   }
 }
 
@@ -700,5 +785,9 @@ async function loadTree(
   // Stored levels cover the indexed entries; the tail is appended on top of them.
   const { tree, complete } = MerkleTree.fromLevels(levels, indexedBefore);
   tree.appendLeafHashes(level0.subarray(indexedBefore * HASH_SIZE, size * HASH_SIZE));
-  return { tree, derivedGood: complete && have === indexedBefore ? indexedBefore : 0, rebuilt: indexedBefore - have };
+  return {
+    tree,
+    derivedGood: complete && have === indexedBefore ? indexedBefore : 0,
+    rebuilt: indexedBefore - have,
+  };
 }

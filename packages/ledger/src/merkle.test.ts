@@ -67,9 +67,16 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 describe('RFC 9162 Merkle tree', () => {
   // The leaves and roots of the RFC 6962 reference test vectors (certificate-transparency-go, trillian).
-  const vectors = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map(
-    (h) => Buffer.from(h, 'hex'),
-  );
+  const vectors = [
+    '',
+    '00',
+    '10',
+    '2021',
+    '3031',
+    '40414243',
+    '5051525354555657',
+    '606162636465666768696a6b6c6d6e6f',
+  ].map((h) => Buffer.from(h, 'hex'));
   const roots = [
     '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d',
     'fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125',
@@ -121,8 +128,12 @@ describe('RFC 9162 Merkle tree', () => {
   it('accepts sizes and indexes as bigints', () => {
     const d = data(37);
     const tree = MerkleTree.fromLeafHashes(d.map(refLeaf));
-    expect(verifyInclusion(refLeaf(d[20]!), 20n, 37n, tree.inclusionProof(20n, 37n), tree.root(37n))).toBe(true);
-    expect(verifyConsistency(13n, 37n, tree.consistencyProof(13n, 37n), tree.root(13), tree.root())).toBe(true);
+    expect(verifyInclusion(refLeaf(d[20]!), 20n, 37n, tree.inclusionProof(20n, 37n), tree.root(37n))).toBe(
+      true,
+    );
+    expect(verifyConsistency(13n, 37n, tree.consistencyProof(13n, 37n), tree.root(13), tree.root())).toBe(
+      true,
+    );
   });
 });
 
@@ -252,7 +263,9 @@ describe('RFC 9162 negative cases', () => {
   });
 
   it('proof generation refuses out-of-range arguments with a documented error', () => {
-    expect(() => tree.inclusionProof(117)).toThrow(expect.objectContaining({ code: 'OPDBUS_ERR_LEDGER_INVALID_ARGUMENT' }));
+    expect(() => tree.inclusionProof(117)).toThrow(
+      expect.objectContaining({ code: 'OPDBUS_ERR_LEDGER_INVALID_ARGUMENT' }),
+    );
     expect(() => tree.inclusionProof(0, 118)).toThrow(/size must be an integer from 0 to 117/);
     expect(() => tree.consistencyProof(9, 8)).toThrow(/size1/);
     expect(() => tree.root(-1)).toThrow(/size/);

@@ -224,7 +224,9 @@ export class MerkleTree {
   /** Build a tree from leaf hashes (32 bytes each, concatenated or as an array), hashing levels in batches. */
   static fromLeafHashes(leaves: Uint8Array | readonly Uint8Array[]): MerkleTree {
     const tree = new MerkleTree();
-    tree.appendLeafHashes(Array.isArray(leaves) ? Buffer.concat(leaves as readonly Uint8Array[]) : (leaves as Uint8Array));
+    tree.appendLeafHashes(
+      Array.isArray(leaves) ? Buffer.concat(leaves as readonly Uint8Array[]) : (leaves as Uint8Array),
+    );
     return tree;
   }
 
@@ -276,7 +278,8 @@ export class MerkleTree {
 
   /** Append many leaf hashes (concatenated, 32 bytes each), computing new interior nodes level by level in batches. */
   appendLeafHashes(hashes: Uint8Array): void {
-    if (hashes.length % HASH_SIZE !== 0) throw invalid('Leaf hashes must be 32 bytes each.', { length: hashes.length });
+    if (hashes.length % HASH_SIZE !== 0)
+      throw invalid('Leaf hashes must be 32 bytes each.', { length: hashes.length });
     if (hashes.length === 0) return;
     this.#levels[0]!.pushMany(hashes);
     this.#size += hashes.length / HASH_SIZE;

@@ -2,7 +2,15 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { formatCheckpoint, openCheckpoint, parseCheckpoint, signCheckpoint } from './checkpoint.js';
 import { EMPTY_ROOT } from './hash.js';
-import { NoteSigner, NoteVerifier, addSignature, formatNote, keyIdOf, parseNote, verifyNote } from './note.js';
+import {
+  NoteSigner,
+  NoteVerifier,
+  addSignature,
+  formatNote,
+  keyIdOf,
+  parseNote,
+  verifyNote,
+} from './note.js';
 
 describe('C2SP signed notes', () => {
   const log = NoteSigner.generate('example.com/log');
@@ -29,7 +37,10 @@ describe('C2SP signed notes', () => {
     expect(note.startsWith(`${text}\n— example.com/log `)).toBe(true);
     expect(parseNote(note).signatures[0]).toMatchObject({ name: 'example.com/log', keyId: log.keyId });
     const cosigned = addSignature(note, witness);
-    expect(parseNote(cosigned).signatures.map((s) => s.name)).toEqual(['example.com/log', 'witness.example/w1']);
+    expect(parseNote(cosigned).signatures.map((s) => s.name)).toEqual([
+      'example.com/log',
+      'witness.example/w1',
+    ]);
     expect(verifyNote(cosigned, [log.verifier, witness.verifier]).verifiedBy).toHaveLength(2);
     expect(verifyNote(cosigned, [log.verifier]).verifiedBy).toEqual([log.verifier]); // the witness is unknown: ignored
     expect(openCheckpoint(cosigned, [witness.verifier]).checkpoint.size).toBe(7);
@@ -38,7 +49,9 @@ describe('C2SP signed notes', () => {
     expect(() => verifyNote(forged, [log.verifier])).toThrow(/does not verify/);
     // Same name, another key: a different key id, so an unknown signature, not the log's.
     const impostor = new NoteSigner('example.com/log', Buffer.alloc(32, 7));
-    expect(() => verifyNote(formatNote({ text, signatures: [impostor.sign(text)] }), [log.verifier])).toThrow(/not signed by a trusted key/);
+    expect(() => verifyNote(formatNote({ text, signatures: [impostor.sign(text)] }), [log.verifier])).toThrow(
+      /not signed by a trusted key/,
+    );
   });
 
   it('parses and refuses malformed notes and checkpoints', () => {
@@ -48,7 +61,11 @@ describe('C2SP signed notes', () => {
     expect(() => parseCheckpoint('origin\n01\nAAAA\n')).toThrow(/tree size/);
     expect(() => parseCheckpoint(`origin\n5\n${Buffer.alloc(31).toString('base64')}\n`)).toThrow(/root/);
     expect(() => parseCheckpoint(`origin\n5\n${EMPTY_ROOT.toString('base64')}`)).toThrow(/newline/);
-    expect(parseCheckpoint(`o\n0\n${EMPTY_ROOT.toString('base64')}\next\n`)).toMatchObject({ origin: 'o', size: 0, extensions: ['ext'] });
+    expect(parseCheckpoint(`o\n0\n${EMPTY_ROOT.toString('base64')}\next\n`)).toMatchObject({
+      origin: 'o',
+      size: 0,
+      extensions: ['ext'],
+    });
     const text = formatNote({ text: 'a\n\nb\n', signatures: [log.sign('a\n\nb\n')] });
     expect(verifyNote(text, [log.verifier]).note.text).toBe('a\n\nb\n'); // the last blank line separates
   });

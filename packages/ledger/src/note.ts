@@ -1,4 +1,11 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { OpdbusError } from '@opdbus/core';
 import { sha256 } from './hash.js';
 
@@ -38,7 +45,9 @@ export function isValidKeyName(name: string): boolean {
 
 /** The C2SP key id: SHA-256(name ‖ 0x0A ‖ type ‖ public key)[:4], big-endian. */
 export function keyIdOf(name: string, type: number, publicKey: Uint8Array): number {
-  return sha256(Buffer.concat([Buffer.from(`${name}\n`, 'utf8'), Buffer.from([type]), publicKey])).readUInt32BE(0);
+  return sha256(
+    Buffer.concat([Buffer.from(`${name}\n`, 'utf8'), Buffer.from([type]), publicKey]),
+  ).readUInt32BE(0);
 }
 
 const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -71,12 +80,18 @@ export class NoteVerifier {
   readonly #key: KeyObject;
 
   constructor(name: string, publicKey: Uint8Array) {
-    if (!isValidKeyName(name)) throw keyError(`"${name}" is not a valid key name (non-empty, no spaces, no "+").`, { name });
-    if (publicKey.length !== 32) throw keyError('An Ed25519 public key is 32 bytes.', { length: publicKey.length });
+    if (!isValidKeyName(name))
+      throw keyError(`"${name}" is not a valid key name (non-empty, no spaces, no "+").`, { name });
+    if (publicKey.length !== 32)
+      throw keyError('An Ed25519 public key is 32 bytes.', { length: publicKey.length });
     this.name = name;
     this.publicKey = Buffer.from(publicKey);
     this.keyId = keyIdOf(name, ED25519_TYPE, this.publicKey);
-    this.#key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, this.publicKey]), format: 'der', type: 'spki' });
+    this.#key = createPublicKey({
+      key: Buffer.concat([SPKI_ED25519, this.publicKey]),
+      format: 'der',
+      type: 'spki',
+    });
   }
 
   /** Parse a verifier key string `NAME+KEYID+BASE64(0x01 ‖ public key)` (the Go note / sumdb format). */
@@ -85,10 +100,16 @@ export class NoteVerifier {
     if (parts === undefined) throw keyError(`"${vkey}" is not a verifier key (expected NAME+KEYID+BASE64).`);
     const [name, id, b64] = parts as [string, string, string];
     const raw = Buffer.from(b64, 'base64');
-    if (!/^[0-9a-f]{8}$/.test(id) || raw.length !== 33 || raw[0] !== ED25519_TYPE || raw.toString('base64') !== b64)
+    if (
+      !/^[0-9a-f]{8}$/.test(id) ||
+      raw.length !== 33 ||
+      raw[0] !== ED25519_TYPE ||
+      raw.toString('base64') !== b64
+    )
       throw keyError(`"${vkey}" is not an Ed25519 verifier key.`);
     const verifier = new NoteVerifier(name, raw.subarray(1));
-    if (hex8(verifier.keyId) !== id) throw keyError(`The key id of verifier key "${vkey}" does not match its key.`);
+    if (hex8(verifier.keyId) !== id)
+      throw keyError(`The key id of verifier key "${vkey}" does not match its key.`);
     return verifier;
   }
 
@@ -99,7 +120,8 @@ export class NoteVerifier {
 
   /** Whether `signature` is this key's valid signature of `text`. */
   verify(text: string, signature: NoteSignature): boolean {
-    if (signature.name !== this.name || signature.keyId !== this.keyId || signature.signature.length !== 64) return false;
+    if (signature.name !== this.name || signature.keyId !== this.keyId || signature.signature.length !== 64)
+      return false;
     try {
       return verify(null, Buffer.from(text, 'utf8'), this.#key, signature.signature);
     } catch {
@@ -115,9 +137,14 @@ export class NoteSigner {
   readonly #key: KeyObject;
 
   constructor(name: string, seed: Uint8Array) {
-    if (seed.length !== 32) throw keyError('An Ed25519 private key seed is 32 bytes.', { length: seed.length });
+    if (seed.length !== 32)
+      throw keyError('An Ed25519 private key seed is 32 bytes.', { length: seed.length });
     this.#seed = Buffer.from(seed);
-    this.#key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, this.#seed]), format: 'der', type: 'pkcs8' });
+    this.#key = createPrivateKey({
+      key: Buffer.concat([PKCS8_ED25519, this.#seed]),
+      format: 'der',
+      type: 'pkcs8',
+    });
     const spki = createPublicKey(this.#key).export({ format: 'der', type: 'spki' });
     this.verifier = new NoteVerifier(name, spki.subarray(SPKI_ED25519.length));
   }
@@ -157,7 +184,11 @@ export class NoteSigner {
 
   /** Sign a note text. */
   sign(text: string): NoteSignature {
-    return { name: this.name, keyId: this.keyId, signature: sign(null, Buffer.from(text, 'utf8'), this.#key) };
+    return {
+      name: this.name,
+      keyId: this.keyId,
+      signature: sign(null, Buffer.from(text, 'utf8'), this.#key),
+    };
   }
 }
 
@@ -176,19 +207,23 @@ export function formatNote(note: SignedNote): string {
 export function parseNote(input: string): SignedNote {
   if (input.length > 1 << 20) throw noteError('The note is larger than 1 MiB.');
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0009\u000b-\u001f]/.test(input)) throw noteError('A note must not contain control characters other than newline.');
+  if (/[\u0000-\u0009\u000b-\u001f]/.test(input))
+    throw noteError('A note must not contain control characters other than newline.');
   if (input.includes('\uFFFD')) throw noteError('A note must be valid UTF-8.');
   const split = input.lastIndexOf('\n\n');
-  if (split < 0 || !input.endsWith('\n')) throw noteError('A signed note needs its text, a blank line and signature lines.');
+  if (split < 0 || !input.endsWith('\n'))
+    throw noteError('A signed note needs its text, a blank line and signature lines.');
   const text = input.slice(0, split + 1);
   const lines = input.slice(split + 2, -1).split('\n');
-  if (lines.length > MAX_NOTE_SIGNATURES) throw noteError(`The note has more than ${MAX_NOTE_SIGNATURES} signatures.`);
+  if (lines.length > MAX_NOTE_SIGNATURES)
+    throw noteError(`The note has more than ${MAX_NOTE_SIGNATURES} signatures.`);
   const signatures: NoteSignature[] = [];
   for (const line of lines) {
     const m = /^— (\S+) ([A-Za-z0-9+/]+={0,2})$/u.exec(line);
     if (m === null) throw noteError(`Malformed signature line: "${line.slice(0, 120)}".`);
     const raw = Buffer.from(m[2]!, 'base64');
-    if (raw.length < 5 || raw.toString('base64') !== m[2]) throw noteError(`Malformed signature in line "${line.slice(0, 120)}".`);
+    if (raw.length < 5 || raw.toString('base64') !== m[2])
+      throw noteError(`Malformed signature in line "${line.slice(0, 120)}".`);
     if (!isValidKeyName(m[1]!)) throw noteError(`Invalid key name "${m[1]}".`);
     signatures.push({ name: m[1]!, keyId: raw.readUInt32BE(0), signature: raw.subarray(4) });
   }
@@ -210,7 +245,9 @@ export function verifyNote(
     const known = verifiers.find((v) => v.name === signature.name && v.keyId === signature.keyId);
     if (known === undefined) continue;
     if (!known.verify(note.text, signature)) {
-      throw noteError(`The signature of ${signature.name} on the note does not verify.`, { key: signature.name });
+      throw noteError(`The signature of ${signature.name} on the note does not verify.`, {
+        key: signature.name,
+      });
     }
     if (!verifiedBy.includes(known)) verifiedBy.push(known);
   }

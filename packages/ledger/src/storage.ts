@@ -67,7 +67,8 @@ export async function scanFrames(
       const needed = header === undefined ? FRAME_HEADER : FRAME_HEADER + header.length;
       if (at + needed > buf.length) {
         if (base + at + needed > end) {
-          if (base + at < end) stop = { offset: base + at, reason: 'incomplete record at the end of the file' };
+          if (base + at < end)
+            stop = { offset: base + at, reason: 'incomplete record at the end of the file' };
           break;
         }
         if (at === 0) {
@@ -141,7 +142,11 @@ export async function writeAt(handle: FileHandle, buf: Uint8Array, position: num
  * mid-write) or damage (a valid record follows it). Returns the offset of the next valid record
  * when there is one.
  */
-export async function classifyDamage(handle: FileHandle, offset: number, end: number): Promise<number | undefined> {
+export async function classifyDamage(
+  handle: FileHandle,
+  offset: number,
+  end: number,
+): Promise<number | undefined> {
   const rest = await readAt(handle, offset, end - offset);
   const next = findValidFrameAfter(rest, 0);
   return next === undefined ? undefined : offset + next;
@@ -189,9 +194,13 @@ export class FileLock {
         holder = undefined;
       }
       if (holder !== undefined && holder.pid === me.pid && holder.startTime === me.startTime) {
-        throw new OpdbusError('OPDBUS_ERR_LEDGER_LOCKED', `This process already has the ledger ${path} open for writing; share that Ledger instance.`, {
-          data: { lock: path, pid: me.pid },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_LEDGER_LOCKED',
+          `This process already has the ledger ${path} open for writing; share that Ledger instance.`,
+          {
+            data: { lock: path, pid: me.pid },
+          },
+        );
       }
       if (holder === undefined || !isAlive(holder)) {
         // Stale (owner gone) or a half-written lock from a crash: take it over.
@@ -201,9 +210,13 @@ export class FileLock {
         continue;
       }
       if (Date.now() >= deadline) {
-        throw new OpdbusError('OPDBUS_ERR_LEDGER_LOCKED', `The ledger ${path} is held by process ${holder.pid}; wait for it to finish.`, {
-          data: { lock: path, pid: holder.pid },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_LEDGER_LOCKED',
+          `The ledger ${path} is held by process ${holder.pid}; wait for it to finish.`,
+          {
+            data: { lock: path, pid: holder.pid },
+          },
+        );
       }
       await delay(20);
     }

@@ -82,10 +82,14 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
   try {
     handle = await open(logPath, constants.O_RDONLY);
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `There is no ledger in ${dir} (${(err as Error).message}).`, {
-      data: { dir },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_LEDGER_NOT_FOUND',
+      `There is no ledger in ${dir} (${(err as Error).message}).`,
+      {
+        data: { dir },
+        cause: err,
+      },
+    );
   }
   try {
     const fileSize = (await handle.stat()).size;
@@ -132,7 +136,10 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
           const payload = buf.subarray(at + FRAME_HEADER, at + FRAME_HEADER + frames.length[i]!);
           if (!leafHash(payload).equals(storedDigest(buf, at))) {
             leafChunks.push(computed.subarray(0, e * HASH_SIZE));
-            return { offset, reason: `the checksum of the checkpoint record after entry ${count - 1} does not match` };
+            return {
+              offset,
+              reason: `the checksum of the checkpoint record after entry ${count - 1} does not match`,
+            };
           }
           const note = payload.toString('utf8');
           let size: number;
@@ -208,20 +215,31 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
     if (finding !== undefined && finding.kind !== 'root') {
       const index = await firstDifferentLeaf(dir, tree, lastGood?.size ?? 0, tree.size, -1);
       if (index >= 0 && index < finding.index) {
-        finding = { ...finding, index, message: `${finding.message} The first entry that differs from the recorded leaf hashes is ${index}.` };
+        finding = {
+          ...finding,
+          index,
+          message: `${finding.message} The first entry that differs from the recorded leaf hashes is ${index}.`,
+        };
       }
     }
 
     // The head checkpoint (written at close) and trusted checkpoints must be consistent with the log.
     const head = await readFile(join(dir, 'head'), 'utf8').catch(() => undefined);
-    const anchors = [...(head === undefined ? [] : [{ note: head, what: 'the head checkpoint' }]), ...(options.trusted ?? []).map((note, i) => ({ note, what: `trusted checkpoint ${i + 1}` }))];
+    const anchors = [
+      ...(head === undefined ? [] : [{ note: head, what: 'the head checkpoint' }]),
+      ...(options.trusted ?? []).map((note, i) => ({ note, what: `trusted checkpoint ${i + 1}` })),
+    ];
     for (const anchor of anchors) {
       let size: number;
       let root: Buffer;
       try {
         ({ size, root } = openCheckpoint(anchor.note, [verifier]).checkpoint);
       } catch (err) {
-        finding ??= { index: 0, kind: 'trusted', message: `${anchor.what} does not verify: ${(err as Error).message}` };
+        finding ??= {
+          index: 0,
+          kind: 'trusted',
+          message: `${anchor.what} does not verify: ${(err as Error).message}`,
+        };
         continue;
       }
       if (size > tree.size) {
@@ -231,7 +249,10 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
           message: `${anchor.what} signed ${size} entries but the log has ${tree.size}: entries from index ${tree.size} on were removed.`,
         };
         if (finding === undefined || candidate.index < finding.index) finding = candidate;
-      } else if (!tree.root(size).equals(root) || !verifyConsistency(size, tree.size, tree.consistencyProof(size), root, tree.root())) {
+      } else if (
+        !tree.root(size).equals(root) ||
+        !verifyConsistency(size, tree.size, tree.consistencyProof(size), root, tree.root())
+      ) {
         const index = await firstDifferentLeaf(dir, tree, 0, size);
         const candidate: TamperFinding = {
           index,
@@ -263,7 +284,13 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
  * Locate a rewritten entry in [from, to): the first leaf whose recomputed hash differs from the
  * stored tree level 0 (kept beside the log), or `from` when that file was rewritten too.
  */
-async function firstDifferentLeaf(dir: string, tree: MerkleTree, from: number, to: number, otherwise = from): Promise<number> {
+async function firstDifferentLeaf(
+  dir: string,
+  tree: MerkleTree,
+  from: number,
+  to: number,
+  otherwise = from,
+): Promise<number> {
   const stored = await readFile(join(dir, 'tree.00')).catch(() => Buffer.alloc(0));
   const computed = tree.level(0);
   for (let i = from; i < to; i++) {

@@ -23,7 +23,12 @@ describe('evidence bundles', () => {
   it('verify offline with a pinned key, and survive a JSON round trip', () => {
     expect(bundle.entries.map((e) => e.index)).toEqual([5, 6, 7, 8, 9, 10, 11]);
     const result = verifyBundle(JSON.stringify(bundle), { verifier: key });
-    expect(result).toMatchObject({ origin: 'bundle.test/ledger', size: 23, indexes: [5, 6, 7, 8, 9, 10, 11], pinnedKey: true });
+    expect(result).toMatchObject({
+      origin: 'bundle.test/ledger',
+      size: 23,
+      indexes: [5, 6, 7, 8, 9, 10, 11],
+      pinnedKey: true,
+    });
     expect(verifyBundle(bundle).pinnedKey).toBe(false);
   });
 
@@ -34,14 +39,18 @@ describe('evidence bundles', () => {
     expect(() => verifyBundle(edited, { verifier: key })).toThrow(/entry 7 does not lead/);
     const proof = copy();
     proof.entries[0]!.proof[1] = Buffer.alloc(32).toString('base64');
-    expect(() => verifyBundle(proof, { verifier: key })).toThrow(expect.objectContaining({ code: 'OPDBUS_ERR_LEDGER_BUNDLE_INVALID' }));
+    expect(() => verifyBundle(proof, { verifier: key })).toThrow(
+      expect.objectContaining({ code: 'OPDBUS_ERR_LEDGER_BUNDLE_INVALID' }),
+    );
     const moved = copy();
     moved.entries[0]!.index = 6;
     expect(() => verifyBundle(moved, { verifier: key })).toThrow(/does not lead/);
     const spaced = copy();
     spaced.entries[1]!.entry = spaced.entries[1]!.entry.replace(',', ', ');
     expect(() => verifyBundle(spaced, { verifier: key })).toThrow(/canonical/);
-    expect(() => verifyBundle(bundle, { verifier: NoteSigner.generate('bundle.test/ledger').verifier })).toThrow(/does not verify/);
+    expect(() =>
+      verifyBundle(bundle, { verifier: NoteSigner.generate('bundle.test/ledger').verifier }),
+    ).toThrow(/does not verify/);
     expect(() => verifyBundle('{"format":"x"}')).toThrow(/Not an evidence bundle/);
   });
 });

@@ -17,7 +17,9 @@ afterAll(async () => {
 /** Run the append loop until it has acknowledged `acks` appends, then SIGKILL it. */
 function runAndKill(start: number, acks: number): Promise<{ acked: Map<number, number>; opened: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fixture, dir, String(start)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [fixture, dir, String(start)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const acked = new Map<number, number>();
     let buffered = '';
     let opened = '';

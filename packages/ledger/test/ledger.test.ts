@@ -35,7 +35,7 @@ async function fill(n: number, batch = 7): Promise<void> {
 async function records(): Promise<{ offset: number; type: number; seq: number; length: number }[]> {
   const log = await readFile(join(dir, 'log'));
   const out = [];
-  for (let at = 0; at < log.length; ) {
+  for (let at = 0; at < log.length;) {
     const length = log.readUInt32LE(at + 4);
     out.push({ offset: at, type: log[at + 2]!, seq: log.readUInt32LE(at + 8), length });
     at += FRAME_HEADER + length;
@@ -76,7 +76,9 @@ describe('Ledger', () => {
 
   it('is exclusive between processes and instances', async () => {
     const a = await Ledger.open({ dir });
-    await expect(Ledger.open({ dir, lockWaitMs: 0 })).rejects.toMatchObject({ code: 'OPDBUS_ERR_LEDGER_LOCKED' });
+    await expect(Ledger.open({ dir, lockWaitMs: 0 })).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_LEDGER_LOCKED',
+    });
     await a.close();
     await (await Ledger.open({ dir, lockWaitMs: 0 })).close();
   });
@@ -152,7 +154,8 @@ describe('Ledger', () => {
       expect(report.ok).toBe(false);
       expect(report.tampering?.index, report.tampering?.message).toBe(index);
       if (kind !== undefined) expect(report.tampering?.kind).toBe(kind);
-      if (openRefuses) await expect(Ledger.open({ dir })).rejects.toMatchObject({ code: 'OPDBUS_ERR_LEDGER_TAMPERED' });
+      if (openRefuses)
+        await expect(Ledger.open({ dir })).rejects.toMatchObject({ code: 'OPDBUS_ERR_LEDGER_TAMPERED' });
     }
 
     it('a flipped byte in an entry', async () => {
@@ -175,7 +178,10 @@ describe('Ledger', () => {
       const recs = await records();
       const rec = recs.find((r) => r.type === 1 && r.seq === 8)!;
       const log = await readFile(join(dir, 'log'));
-      await writeFile(join(dir, 'log'), Buffer.concat([log.subarray(0, rec.offset), log.subarray(rec.offset + FRAME_HEADER + rec.length)]));
+      await writeFile(
+        join(dir, 'log'),
+        Buffer.concat([log.subarray(0, rec.offset), log.subarray(rec.offset + FRAME_HEADER + rec.length)]),
+      );
       await expectTampered(8, 'order');
     });
 
@@ -186,7 +192,10 @@ describe('Ledger', () => {
       const log = await readFile(join(dir, 'log'));
       const ra = log.subarray(a.offset, a.offset + FRAME_HEADER + a.length);
       const rb = log.subarray(b.offset, b.offset + FRAME_HEADER + b.length);
-      await writeFile(join(dir, 'log'), Buffer.concat([log.subarray(0, a.offset), rb, ra, log.subarray(b.offset + FRAME_HEADER + b.length)]));
+      await writeFile(
+        join(dir, 'log'),
+        Buffer.concat([log.subarray(0, a.offset), rb, ra, log.subarray(b.offset + FRAME_HEADER + b.length)]),
+      );
       await expectTampered(31, 'order');
     });
 
@@ -196,7 +205,10 @@ describe('Ledger', () => {
       const log = await readFile(join(dir, 'log'));
       const { encodeFrame } = await import('../src/frame.js');
       const forged = encodeFrame(1, 17, Buffer.from('{"forged":true}'));
-      await writeFile(join(dir, 'log'), Buffer.concat([log.subarray(0, at.offset), forged, log.subarray(at.offset)]));
+      await writeFile(
+        join(dir, 'log'),
+        Buffer.concat([log.subarray(0, at.offset), forged, log.subarray(at.offset)]),
+      );
       await expectTampered(17);
     });
 
@@ -206,9 +218,21 @@ describe('Ledger', () => {
       const rec = recs.find((r) => r.type === 1 && r.seq === 26)!;
       const log = await readFile(join(dir, 'log'));
       const { encodeFrame } = await import('../src/frame.js');
-      const payload = Buffer.from(log.subarray(rec.offset + FRAME_HEADER, rec.offset + FRAME_HEADER + rec.length).toString().replace('26', '99'));
+      const payload = Buffer.from(
+        log
+          .subarray(rec.offset + FRAME_HEADER, rec.offset + FRAME_HEADER + rec.length)
+          .toString()
+          .replace('26', '99'),
+      );
       const forged = encodeFrame(1, 26, payload);
-      await writeFile(join(dir, 'log'), Buffer.concat([log.subarray(0, rec.offset), forged, log.subarray(rec.offset + FRAME_HEADER + rec.length)]));
+      await writeFile(
+        join(dir, 'log'),
+        Buffer.concat([
+          log.subarray(0, rec.offset),
+          forged,
+          log.subarray(rec.offset + FRAME_HEADER + rec.length),
+        ]),
+      );
       await expectTampered(26, 'root');
     });
 

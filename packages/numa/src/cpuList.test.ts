@@ -27,7 +27,19 @@ describe('kernel list format', () => {
   });
 
   it('refuses what is not a list, naming the text and what it was', () => {
-    for (const bad of ['a', '3-1', '1-', '0-8:0/4', '0-8:5/4', '-1', '1,,2', '1,', ',1', '0-99999999', '2,1-3x']) {
+    for (const bad of [
+      'a',
+      '3-1',
+      '1-',
+      '0-8:0/4',
+      '0-8:5/4',
+      '-1',
+      '1,,2',
+      '1,',
+      ',1',
+      '0-99999999',
+      '2,1-3x',
+    ]) {
       let err: unknown;
       try {
         parseCpuList(bad, 'node 1 cpulist');

@@ -3,7 +3,10 @@ import { formatOvsdbAddress, parseOvsdbAddress } from './address.js';
 
 describe('parseOvsdbAddress', () => {
   it('parses the ovs-vsctl --db forms', () => {
-    expect(parseOvsdbAddress('unix:/run/openvswitch/db.sock')).toEqual({ kind: 'unix', path: '/run/openvswitch/db.sock' });
+    expect(parseOvsdbAddress('unix:/run/openvswitch/db.sock')).toEqual({
+      kind: 'unix',
+      path: '/run/openvswitch/db.sock',
+    });
     expect(parseOvsdbAddress('tcp:127.0.0.1:6641')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 6641 });
     expect(parseOvsdbAddress('tcp:ovs.example')).toEqual({ kind: 'tcp', host: 'ovs.example', port: 6640 });
     expect(parseOvsdbAddress('ssl:[fe80::1]:6643')).toEqual({ kind: 'ssl', host: 'fe80::1', port: 6643 });
@@ -27,7 +30,10 @@ describe('parseOvsdbAddress', () => {
     ];
     for (const [address, pattern] of cases)
       expect(() => parseOvsdbAddress(address)).toThrow(
-        expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_ADDRESS', message: expect.stringMatching(pattern) }),
+        expect.objectContaining({
+          code: 'OPDBUS_ERR_OVSDB_ADDRESS',
+          message: expect.stringMatching(pattern),
+        }),
       );
   });
 });

@@ -5,8 +5,7 @@ export const OVSDB_DEFAULT_PORT = 6640;
 
 /** A parsed OVSDB address (the syntax of ovs-vsctl's `--db`). */
 export type OvsdbAddress =
-  | { kind: 'unix'; path: string }
-  | { kind: 'tcp' | 'ssl'; host: string; port: number };
+  { kind: 'unix'; path: string } | { kind: 'tcp' | 'ssl'; host: string; port: number };
 
 /**
  * Parse an OVSDB address: `unix:PATH`, `tcp:HOST[:PORT]` or `ssl:HOST[:PORT]`, with IPv6 hosts
@@ -36,7 +35,8 @@ export function parseOvsdbAddress(address: string): OvsdbAddress {
         if (end < 0) fail('an IPv6 host must be closed with "]"');
         host = rest.slice(1, end);
         const after = rest.slice(end + 1);
-        if (after !== '' && !after.startsWith(':')) fail(`unexpected ${JSON.stringify(after)} after the host`);
+        if (after !== '' && !after.startsWith(':'))
+          fail(`unexpected ${JSON.stringify(after)} after the host`);
         portText = after === '' ? undefined : after.slice(1);
       } else {
         const parts = rest.split(':');
@@ -48,14 +48,17 @@ export function parseOvsdbAddress(address: string): OvsdbAddress {
       let port = OVSDB_DEFAULT_PORT;
       if (portText !== undefined) {
         port = Number(portText);
-        if (!/^\d+$/.test(portText) || port < 1 || port > 65535) fail(`port ${JSON.stringify(portText)} is not 1-65535`);
+        if (!/^\d+$/.test(portText) || port < 1 || port > 65535)
+          fail(`port ${JSON.stringify(portText)} is not 1-65535`);
       }
       return { kind: scheme, host, port };
     }
     case 'punix':
     case 'ptcp':
     case 'pssl':
-      return fail(`"${scheme}:" is a passive (listening) address for servers; a client connects with "${scheme.slice(1)}:"`);
+      return fail(
+        `"${scheme}:" is a passive (listening) address for servers; a client connects with "${scheme.slice(1)}:"`,
+      );
     default:
       return fail(scheme === '' ? 'it has no scheme' : `unknown scheme "${scheme}:"`);
   }

@@ -185,12 +185,18 @@ export class OvsdbClient implements AsyncDisposable {
   }
 
   /** Subscribe to a client event; returns the unsubscribe function. */
-  on<K extends keyof OvsdbClientEvents>(event: K, listener: (...args: OvsdbClientEvents[K]) => void): () => void {
+  on<K extends keyof OvsdbClientEvents>(
+    event: K,
+    listener: (...args: OvsdbClientEvents[K]) => void,
+  ): () => void {
     return this.#events.on(event, listener);
   }
 
   /** Subscribe to the next occurrence of a client event. */
-  once<K extends keyof OvsdbClientEvents>(event: K, listener: (...args: OvsdbClientEvents[K]) => void): () => void {
+  once<K extends keyof OvsdbClientEvents>(
+    event: K,
+    listener: (...args: OvsdbClientEvents[K]) => void,
+  ): () => void {
     return this.#events.once(event, listener);
   }
 
@@ -264,12 +270,13 @@ export class OvsdbClient implements AsyncDisposable {
       `The connection to OVSDB at ${this.address} was lost (${error.message})`,
       { data: { address: this.address }, cause: error },
     );
-    this.#rejectPending((p) =>
-      new OpdbusError(
-        'OPDBUS_ERR_OVSDB_DISCONNECTED',
-        `The connection to OVSDB at ${this.address} was lost while "${p.method}" was outstanding (${error.message})${p.method === 'transact' ? '; the transaction may or may not have committed' : ''}.`,
-        { data: { address: this.address, method: p.method }, cause: error },
-      ),
+    this.#rejectPending(
+      (p) =>
+        new OpdbusError(
+          'OPDBUS_ERR_OVSDB_DISCONNECTED',
+          `The connection to OVSDB at ${this.address} was lost while "${p.method}" was outstanding (${error.message})${p.method === 'transact' ? '; the transaction may or may not have committed' : ''}.`,
+          { data: { address: this.address, method: p.method }, cause: error },
+        ),
     );
     for (const lock of this.#locks.keys()) this.#locks.set(lock, 'waiting');
     this.logger.info({ err: error }, 'ovsdb connection lost');
@@ -406,7 +413,10 @@ export class OvsdbClient implements AsyncDisposable {
     try {
       messages = this.#parser.push(chunk);
     } catch (err) {
-      this.logger.error({ err }, 'the OVSDB server sent bytes that are not JSON-RPC; dropping the connection');
+      this.logger.error(
+        { err },
+        'the OVSDB server sent bytes that are not JSON-RPC; dropping the connection',
+      );
       this.#dropConnection(err as Error);
       return;
     }
@@ -424,7 +434,10 @@ export class OvsdbClient implements AsyncDisposable {
 
   #onMessage(message: JsonRpcMessage): void {
     if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-      throw new OpdbusError('OPDBUS_ERR_OVSDB_PROTOCOL', `The server sent ${JSON.stringify(message)}, not a JSON-RPC message.`);
+      throw new OpdbusError(
+        'OPDBUS_ERR_OVSDB_PROTOCOL',
+        `The server sent ${JSON.stringify(message)}, not a JSON-RPC message.`,
+      );
     }
     if (typeof message.method === 'string') {
       if (message.id !== null && message.id !== undefined) {
@@ -450,23 +463,42 @@ export class OvsdbClient implements AsyncDisposable {
       return;
     }
     this.#settle(id as number);
-    if (message.error !== null && message.error !== undefined) pending.reject(this.#rpcError(pending.method, message.error));
+    if (message.error !== null && message.error !== undefined)
+      pending.reject(this.#rpcError(pending.method, message.error));
     else pending.resolve(message.result);
   }
 
   #rpcError(method: string, error: unknown): OpdbusError {
-    const object = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : undefined;
-    const name = typeof error === 'string' ? error : typeof object?.error === 'string' ? object.error : JSON.stringify(error);
+    const object =
+      typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : undefined;
+    const name =
+      typeof error === 'string'
+        ? error
+        : typeof object?.error === 'string'
+          ? object.error
+          : JSON.stringify(error);
     const details = typeof object?.details === 'string' ? object.details : undefined;
     if (name === 'canceled') {
-      return new OpdbusError('OPDBUS_ERR_OVSDB_CANCELED', `The "${method}" request was canceled; nothing was committed.`, {
-        data: { method, error: name },
-      });
+      return new OpdbusError(
+        'OPDBUS_ERR_OVSDB_CANCELED',
+        `The "${method}" request was canceled; nothing was committed.`,
+        {
+          data: { method, error: name },
+        },
+      );
     }
     return new OpdbusError(
       'OPDBUS_ERR_OVSDB_RPC',
       `OVSDB at ${this.address} refused "${method}": ${name}${details === undefined ? '' : `: ${details}`}.`,
-      { data: { address: this.address, method, error: name, ...(details === undefined ? {} : { details }), ...(object ?? {}) } },
+      {
+        data: {
+          address: this.address,
+          method,
+          error: name,
+          ...(details === undefined ? {} : { details }),
+          ...(object ?? {}),
+        },
+      },
     );
   }
 
@@ -590,7 +622,12 @@ export class OvsdbClient implements AsyncDisposable {
       }
       if (signal !== undefined) {
         onAbort = (): void => {
-          if (method === 'transact' && id !== undefined && this.#pending.has(id) && this.#socket !== undefined) {
+          if (
+            method === 'transact' &&
+            id !== undefined &&
+            this.#pending.has(id) &&
+            this.#socket !== undefined
+          ) {
             // RFC 7047 §4.1.4 says the server answers a canceled transaction with the error
             // "canceled"; ovsdb-server ≥ 2.9 answers nothing unless the session is
             // db-change-aware. It handles messages in order, so once an echo sent after the
@@ -645,10 +682,14 @@ export class OvsdbClient implements AsyncDisposable {
   }
 
   #abortError(method: string, signal: AbortSignal): OpdbusError {
-    return new OpdbusError('OPDBUS_ERR_OVSDB_CANCELED', `The "${method}" request was aborted by the caller.`, {
-      data: { method },
-      cause: signal.reason,
-    });
+    return new OpdbusError(
+      'OPDBUS_ERR_OVSDB_CANCELED',
+      `The "${method}" request was aborted by the caller.`,
+      {
+        data: { method },
+        cause: signal.reason,
+      },
+    );
   }
 
   /** Send a JSON-RPC notification (no reply). */
@@ -716,7 +757,11 @@ export class OvsdbClient implements AsyncDisposable {
   }
 
   /** `transact` with operations already in wire form; resolves with the raw result array. */
-  async transactRaw(database: string, operations: readonly unknown[], options?: RequestOptions): Promise<unknown[]> {
+  async transactRaw(
+    database: string,
+    operations: readonly unknown[],
+    options?: RequestOptions,
+  ): Promise<unknown[]> {
     const reply = await this.request('transact', [database, ...operations], options);
     if (!Array.isArray(reply))
       throw new OpdbusError('OPDBUS_ERR_OVSDB_PROTOCOL', `transact returned ${JSON.stringify(reply)}.`);
@@ -774,7 +819,11 @@ export class OvsdbClient implements AsyncDisposable {
   }
 
   /** The methods the monitors of this client use, in order of preference, for `auto`. */
-  static readonly monitorMethods: readonly MonitorMethod[] = ['monitor_cond_since', 'monitor_cond', 'monitor'];
+  static readonly monitorMethods: readonly MonitorMethod[] = [
+    'monitor_cond_since',
+    'monitor_cond',
+    'monitor',
+  ];
 
   // ---------------------------------------------------------------- locks
 
@@ -791,7 +840,8 @@ export class OvsdbClient implements AsyncDisposable {
     this.#checkLockName(lock);
     if (!this.#locks.has(lock)) this.#locks.set(lock, 'waiting');
     const result = await this.#request(method, [lock], {}, true);
-    const locked = typeof result === 'object' && result !== null && (result as { locked?: unknown }).locked === true;
+    const locked =
+      typeof result === 'object' && result !== null && (result as { locked?: unknown }).locked === true;
     if (locked && this.#locks.has(lock) && this.#locks.get(lock) !== 'held') {
       this.#locks.set(lock, 'held');
       this.#events.emit('locked', lock);

@@ -8,7 +8,10 @@ import { DatabaseSchema } from './schema.js';
 
 const VSWITCH = '/usr/share/openvswitch/vswitch.ovsschema';
 const here = fileURLToPath(new URL('.', import.meta.url));
-const kitchen = DatabaseSchema.parse(JSON.parse(readFileSync(join(here, '../test/fixtures/kitchen.ovsschema'), 'utf8')), 'kitchen.ovsschema');
+const kitchen = DatabaseSchema.parse(
+  JSON.parse(readFileSync(join(here, '../test/fixtures/kitchen.ovsschema'), 'utf8')),
+  'kitchen.ovsschema',
+);
 
 /** Type-check files with the repository's strict settings; returns the diagnostics as text. */
 function typecheck(files: string[]): string[] {
@@ -51,21 +54,25 @@ describe('codegen', () => {
     expect(generateTypes(kitchen, { source: 'kitchen.ovsschema' })).toBe(out);
   });
 
-  it.skipIf(!existsSync(VSWITCH))("the shipped types are what the generator makes of Debian's vswitch schema", () => {
-    const schema = DatabaseSchema.parse(JSON.parse(readFileSync(VSWITCH, 'utf8')), VSWITCH);
-    const shipped = readFileSync(join(here, 'schemas', typesFileName(schema)), 'utf8');
-    const regenerated = generateTypes(schema, { source: 'vswitch.ovsschema' });
-    expect(
-      regenerated === shipped,
-      `src/schemas/${typesFileName(schema)} is stale: regenerate it with \`opdbus codegen ovsdb ${VSWITCH} --out packages/ovsdb/src/schemas\``,
-    ).toBe(true);
-  });
+  it.skipIf(!existsSync(VSWITCH))(
+    "the shipped types are what the generator makes of Debian's vswitch schema",
+    () => {
+      const schema = DatabaseSchema.parse(JSON.parse(readFileSync(VSWITCH, 'utf8')), VSWITCH);
+      const shipped = readFileSync(join(here, 'schemas', typesFileName(schema)), 'utf8');
+      const regenerated = generateTypes(schema, { source: 'vswitch.ovsschema' });
+      expect(
+        regenerated === shipped,
+        `src/schemas/${typesFileName(schema)} is stale: regenerate it with \`opdbus codegen ovsdb ${VSWITCH} --out packages/ovsdb/src/schemas\``,
+      ).toBe(true);
+    },
+  );
 
   it('the output type-checks under strict settings, alone and used with the client types', () => {
     const dir = mkdtempSync(join(here, '../test/.codegen-'));
     try {
       const schemas = [kitchen];
-      if (existsSync(VSWITCH)) schemas.push(DatabaseSchema.parse(JSON.parse(readFileSync(VSWITCH, 'utf8')), VSWITCH));
+      if (existsSync(VSWITCH))
+        schemas.push(DatabaseSchema.parse(JSON.parse(readFileSync(VSWITCH, 'utf8')), VSWITCH));
       const files = schemas.map((schema) => {
         const file = join(dir, typesFileName(schema));
         writeFileSync(file, generateTypes(schema));

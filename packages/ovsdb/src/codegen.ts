@@ -25,7 +25,8 @@ export function typesFileName(schema: DatabaseSchema): string {
 }
 
 function atomType(base: BaseType): string {
-  if (base.enum !== undefined && base.enum.length > 0) return base.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (base.enum !== undefined && base.enum.length > 0)
+    return base.enum.map((v) => JSON.stringify(v)).join(' | ');
   switch (base.type) {
     case 'integer':
     case 'real':
@@ -65,7 +66,9 @@ function columnDoc(column: ColumnSchema): string[] {
     column.mutable ? undefined : 'immutable (set at insert)',
     column.ephemeral ? 'ephemeral (not persisted)' : undefined,
   ].filter((f): f is string => f !== undefined);
-  return [`\`${column.name}\`: ${describeType(column.type)}${flags.length > 0 ? `; ${flags.join('; ')}` : ''}.`];
+  return [
+    `\`${column.name}\`: ${describeType(column.type)}${flags.length > 0 ? `; ${flags.join('; ')}` : ''}.`,
+  ];
 }
 
 function tableDoc(table: TableSchema): string[] {
@@ -103,7 +106,10 @@ export function generateTypes(schema: DatabaseSchema, options: CodegenOptions = 
   out += `// Database ${schema.name}, schema version ${schema.version}${schema.cksum === undefined ? '' : `, cksum ${schema.cksum}`}.\n\n`;
   out += comment(['A uuid, as text (a named uuid on input, in a transaction that inserts the row).'], '');
   out += 'export type Uuid = string;\n\n';
-  out += comment([`Name, version and checksum of the ${schema.name} schema these types were generated from.`], '');
+  out += comment(
+    [`Name, version and checksum of the ${schema.name} schema these types were generated from.`],
+    '',
+  );
   out += `export const ${constName} = {\n`;
   out += `  name: ${JSON.stringify(schema.name)},\n`;
   out += `  version: ${JSON.stringify(schema.version)},\n`;
@@ -113,7 +119,7 @@ export function generateTypes(schema: DatabaseSchema, options: CodegenOptions = 
     out += '\n';
     out += comment(tableDoc(table), '');
     out += `export interface ${names.get(table.name)} {\n`;
-    out += comment(['The row\'s uuid.'], '  ');
+    out += comment(["The row's uuid."], '  ');
     out += '  _uuid: Uuid;\n';
     out += comment(['Changes whenever the row changes.'], '  ');
     out += '  _version?: Uuid;\n';
@@ -124,7 +130,12 @@ export function generateTypes(schema: DatabaseSchema, options: CodegenOptions = 
     out += '}\n';
   }
   out += '\n';
-  out += comment([`Every table of ${schema.name}, by name: use as the table map of \`OvsdbClient.transact\`, \`Replica\` and \`Monitor\`.`], '');
+  out += comment(
+    [
+      `Every table of ${schema.name}, by name: use as the table map of \`OvsdbClient.transact\`, \`Replica\` and \`Monitor\`.`,
+    ],
+    '',
+  );
   out += `export interface ${mapName} {\n`;
   for (const table of schema.tables.values()) out += `  ${table.name}: ${names.get(table.name)};\n`;
   out += '}\n\n';

@@ -19,7 +19,8 @@ const row: Row = {
     ['x', 'y'],
   ]),
 };
-const holds = (where: unknown[]): boolean => matchesConditions(row, normalizeConditions(schema, 'Item', where).normalized);
+const holds = (where: unknown[]): boolean =>
+  matchesConditions(row, normalizeConditions(schema, 'Item', where).normalized);
 
 describe('client-side conditions (as ovsdb-server evaluates them)', () => {
   it('==, != on scalars, optional values, sets and maps', () => {
@@ -35,7 +36,12 @@ describe('client-side conditions (as ovsdb-server evaluates them)', () => {
   it('ordering on integers', () => {
     expect(holds([['size', '<', 13]])).toBe(true);
     expect(holds([['size', '<=', 11]])).toBe(false);
-    expect(holds([['size', '>=', 12], ['size', '>', 11]])).toBe(true);
+    expect(
+      holds([
+        ['size', '>=', 12],
+        ['size', '>', 11],
+      ]),
+    ).toBe(true);
   });
 
   it('includes / excludes on sets, maps and scalars', () => {

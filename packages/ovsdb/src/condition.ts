@@ -5,15 +5,15 @@ import type { Atom, ColumnSchema, DatabaseSchema } from './schema.js';
 
 /** A condition with its operand in canonical JavaScript form, for evaluation on the client. */
 export type NormalizedCondition =
-  | boolean
-  | { column: string; fn: string; kind: ColumnSchema['kind']; value: Value };
+  boolean | { column: string; fn: string; kind: ColumnSchema['kind']; value: Value };
 
 /** Whether two column values are equal (sets compare as sets, maps as maps). */
 export function valueEquals(a: Value | undefined, b: Value | undefined): boolean {
   if (a === b) return true;
   if (a instanceof Map || b instanceof Map) {
     if (!(a instanceof Map) || !(b instanceof Map) || a.size !== b.size) return false;
-    for (const [k, v] of a as Map<Atom, Atom>) if ((b as Map<Atom, Atom>).get(k) !== v || !b.has(k)) return false;
+    for (const [k, v] of a as Map<Atom, Atom>)
+      if ((b as Map<Atom, Atom>).get(k) !== v || !b.has(k)) return false;
     return true;
   }
   if (Array.isArray(a) || Array.isArray(b)) {
@@ -60,9 +60,13 @@ export function normalizeConditions(
       continue;
     }
     if (!Array.isArray(condition) || condition.length !== 3 || typeof condition[0] !== 'string')
-      throw new OpdbusError('OPDBUS_ERR_OVSDB_VALUE', `${table}: the condition ${JSON.stringify(condition)} is not [column, function, value].`, {
-        data: { table },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_OVSDB_VALUE',
+        `${table}: the condition ${JSON.stringify(condition)} is not [column, function, value].`,
+        {
+          data: { table },
+        },
+      );
     const [column, fn, value] = condition as [string, string, unknown];
     const columnCodec = codec.column(column);
     const encoded = columnCodec.encodeCondition(fn, value);
@@ -85,7 +89,8 @@ export function normalizeConditions(
     } else {
       canonical = encoded as Atom;
     }
-    if (kind === 'set' && !Array.isArray(canonical)) canonical = canonical === null ? [] : [canonical as Atom];
+    if (kind === 'set' && !Array.isArray(canonical))
+      canonical = canonical === null ? [] : [canonical as Atom];
     normalized.push({ column, fn, kind, value: canonical });
   }
   return { where: wire, normalized };
@@ -115,7 +120,15 @@ export function matchesConditions(row: Row, conditions: readonly NormalizedCondi
         const a = elements(actual)[0];
         const b = elements(arg)[0];
         if (typeof a !== 'number' || typeof b !== 'number') ok = false;
-        else ok = condition.fn === '<' ? a < b : condition.fn === '<=' ? a <= b : condition.fn === '>' ? a > b : a >= b;
+        else
+          ok =
+            condition.fn === '<'
+              ? a < b
+              : condition.fn === '<='
+                ? a <= b
+                : condition.fn === '>'
+                  ? a > b
+                  : a >= b;
         break;
       }
       case 'includes':

@@ -24,8 +24,13 @@ export class Database<TM extends TableMap = UntypedTables> {
   }
 
   /** `transact` on this database, with operations and results typed by the table map. */
-  transact<const Ops extends readonly Operation<TM>[]>(operations: Ops, options?: RequestOptions): Promise<TransactResults<Ops, TM>> {
-    return this.client.transact(this.name, operations as readonly Operation[], options) as Promise<TransactResults<Ops, TM>>;
+  transact<const Ops extends readonly Operation<TM>[]>(
+    operations: Ops,
+    options?: RequestOptions,
+  ): Promise<TransactResults<Ops, TM>> {
+    return this.client.transact(this.name, operations as readonly Operation[], options) as Promise<
+      TransactResults<Ops, TM>
+    >;
   }
 
   /** A monitor of this database (see {@link OvsdbClient.monitor}). */
@@ -34,7 +39,10 @@ export class Database<TM extends TableMap = UntypedTables> {
   }
 
   /** A {@link Replica} of tables of this database. */
-  replica(tables: MonitorRequests<TM>, options: Omit<ReplicaOptions<TM>, 'database' | 'tables'> = {}): Promise<Replica<TM>> {
+  replica(
+    tables: MonitorRequests<TM>,
+    options: Omit<ReplicaOptions<TM>, 'database' | 'tables'> = {},
+  ): Promise<Replica<TM>> {
     return Replica.create<TM>(this.client, { ...options, database: this.name, tables });
   }
 }

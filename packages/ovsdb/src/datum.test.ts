@@ -38,11 +38,26 @@ describe('the OVSDB data model, both ways', () => {
       scores: ['set', []],
       labels: ['map', [['k', 'v']]],
       slots: ['map', [[3, ['uuid', U1]]]],
-      parts: ['set', [['uuid', U1], ['named-uuid', 'newPart']]],
+      parts: [
+        'set',
+        [
+          ['uuid', U1],
+          ['named-uuid', 'newPart'],
+        ],
+      ],
       notes: ['set', []],
     });
     const decoded = item.decodeRow(
-      { ...wire, parts: ['set', [['uuid', U1], ['uuid', U2]]] },
+      {
+        ...wire,
+        parts: [
+          'set',
+          [
+            ['uuid', U1],
+            ['uuid', U2],
+          ],
+        ],
+      },
       U2,
     );
     expect(decoded).toEqual({
@@ -71,7 +86,11 @@ describe('the OVSDB data model, both ways', () => {
       ['size', 1.5, /Item\.size: 1\.5 is not an integer/],
       ['weight', 101, /Item\.weight: 101 is greater than 100\.5/],
       ['fresh', 'yes', /Item\.fresh: "yes" is not a boolean/],
-      ['color', 'blue', /Item\.color: "blue" is not one of "red", "green" \(the column is optional string one of "red" \| "green"\)/],
+      [
+        'color',
+        'blue',
+        /Item\.color: "blue" is not one of "red", "green" \(the column is optional string one of "red" \| "green"\)/,
+      ],
       ['name', '', /Item\.name: "" is shorter than 1 characters/],
       ['name', 'ninechars', /is longer than 8 characters/],
       ['tags', ['a', 'b', 'c', 'd'], /Item\.tags: \["a","b","c","d"\] has 4 elements, more than 3/],
@@ -93,9 +112,14 @@ describe('the OVSDB data model, both ways', () => {
       );
     }
     expect(() => item.encodeRow({ _uuid: U1 }, false)).toThrow(/Item\._uuid: .* cannot be written/);
-    expect(() => item.encodeRow({ name: 'x' }, true)).toThrow(/Item\.name: "x" cannot be updated: the column is immutable/);
+    expect(() => item.encodeRow({ name: 'x' }, true)).toThrow(
+      /Item\.name: "x" cannot be updated: the column is immutable/,
+    );
     expect(() => item.encodeRow({ nmae: 'x' }, false)).toThrow(
-      expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_SCHEMA', message: expect.stringContaining('no column "nmae"') }),
+      expect.objectContaining({
+        code: 'OPDBUS_ERR_OVSDB_SCHEMA',
+        message: expect.stringContaining('no column "nmae"'),
+      }),
     );
   });
 
@@ -140,7 +164,12 @@ describe('operations', () => {
     const ops: Operation[] = [
       { op: 'insert', table: 'Part', row: { label: 'p' }, uuidName: 'newPart' },
       { op: 'insert', table: 'Item', row: { name: 'x', parts: ['newPart'] }, uuidName: 'newItem' },
-      { op: 'select', table: 'Item', where: [['name', '==', 'x'], ['tags', 'includes', ['a']], true], columns: ['name', '_uuid'] },
+      {
+        op: 'select',
+        table: 'Item',
+        where: [['name', '==', 'x'], ['tags', 'includes', ['a']], true],
+        columns: ['name', '_uuid'],
+      },
       { op: 'update', table: 'Item', where: [['_uuid', '==', U1]], row: { size: 3 } },
       {
         op: 'mutate',
@@ -155,7 +184,15 @@ describe('operations', () => {
         ],
       },
       { op: 'delete', table: 'Item', where: [['color', '==', null]] },
-      { op: 'wait', table: 'Item', where: [['name', '==', 'x']], columns: ['size'], until: '==', rows: [{ size: 3 }], timeout: 0 },
+      {
+        op: 'wait',
+        table: 'Item',
+        where: [['name', '==', 'x']],
+        columns: ['size'],
+        until: '==',
+        rows: [{ size: 3 }],
+        timeout: 0,
+      },
       { op: 'commit', durable: false },
       { op: 'comment', comment: 'hello' },
       { op: 'assert', lock: 'mine' },
@@ -164,8 +201,18 @@ describe('operations', () => {
     const wire = ops.map((op, i) => encodeOperation(schema, op, i));
     expect(wire).toEqual([
       { op: 'insert', table: 'Part', row: { label: 'p' }, 'uuid-name': 'newPart' },
-      { op: 'insert', table: 'Item', row: { name: 'x', parts: ['set', [['named-uuid', 'newPart']]] }, 'uuid-name': 'newItem' },
-      { op: 'select', table: 'Item', where: [['name', '==', 'x'], ['tags', 'includes', ['set', ['a']]], true], columns: ['name', '_uuid'] },
+      {
+        op: 'insert',
+        table: 'Item',
+        row: { name: 'x', parts: ['set', [['named-uuid', 'newPart']]] },
+        'uuid-name': 'newItem',
+      },
+      {
+        op: 'select',
+        table: 'Item',
+        where: [['name', '==', 'x'], ['tags', 'includes', ['set', ['a']]], true],
+        columns: ['name', '_uuid'],
+      },
       { op: 'update', table: 'Item', where: [['_uuid', '==', ['uuid', U1]]], row: { size: 3 } },
       {
         op: 'mutate',
@@ -180,7 +227,15 @@ describe('operations', () => {
         ],
       },
       { op: 'delete', table: 'Item', where: [['color', '==', ['set', []]]] },
-      { op: 'wait', table: 'Item', where: [['name', '==', 'x']], columns: ['size'], until: '==', rows: [{ size: 3 }], timeout: 0 },
+      {
+        op: 'wait',
+        table: 'Item',
+        where: [['name', '==', 'x']],
+        columns: ['size'],
+        until: '==',
+        rows: [{ size: 3 }],
+        timeout: 0,
+      },
       { op: 'commit', durable: false },
       { op: 'comment', comment: 'hello' },
       { op: 'assert', lock: 'mine' },
@@ -190,23 +245,32 @@ describe('operations', () => {
 
   it('says which operation is wrong and why', () => {
     expect(() =>
-      encodeOperation(schema, { op: 'mutate', table: 'Item', where: [], mutations: [['labels', '+=', 1]] }, 4),
+      encodeOperation(
+        schema,
+        { op: 'mutate', table: 'Item', where: [], mutations: [['labels', '+=', 1]] },
+        4,
+      ),
     ).toThrow(
       expect.objectContaining({
         code: 'OPDBUS_ERR_OVSDB_VALUE',
-        message: expect.stringMatching(/^In operation 4 \(mutate Item\): Item\.labels: 1 cannot be used with "\+="/),
+        message: expect.stringMatching(
+          /^In operation 4 \(mutate Item\): Item\.labels: 1 cannot be used with "\+="/,
+        ),
         data: expect.objectContaining({ operationIndex: 4, table: 'Item', column: 'labels' }),
       }),
     );
-    expect(() => encodeOperation(schema, { op: 'select', table: 'Item', where: [['fresh', '<', true]] }, 0)).toThrow(
-      /cannot be compared with "<"/,
-    );
+    expect(() =>
+      encodeOperation(schema, { op: 'select', table: 'Item', where: [['fresh', '<', true]] }, 0),
+    ).toThrow(/cannot be compared with "<"/);
     expect(() => encodeOperation(schema, { op: 'select', table: 'Nope', where: [] }, 2)).toThrow(
-      expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_SCHEMA', data: expect.objectContaining({ operationIndex: 2 }) }),
+      expect.objectContaining({
+        code: 'OPDBUS_ERR_OVSDB_SCHEMA',
+        data: expect.objectContaining({ operationIndex: 2 }),
+      }),
     );
   });
 
-  it('decodes results, and turns an error result into an error with OVSDB\'s string and the index', () => {
+  it("decodes results, and turns an error result into an error with OVSDB's string and the index", () => {
     const ops: Operation[] = [
       { op: 'insert', table: 'Part', row: { label: 'p' } },
       { op: 'select', table: 'Part', where: [] },
@@ -222,17 +286,30 @@ describe('operations', () => {
       ]),
     ).toEqual([{ uuid: U1 }, { rows: [{ _uuid: U1, label: 'p', ratio: 0.5 }] }, { count: 1 }, {}]);
     expect(() =>
-      decodeResults(schema, ops, [{ uuid: ['uuid', U1] }, { error: 'constraint violation', details: 'no' }, null, null]),
+      decodeResults(schema, ops, [
+        { uuid: ['uuid', U1] },
+        { error: 'constraint violation', details: 'no' },
+        null,
+        null,
+      ]),
     ).toThrow(
       expect.objectContaining({
         code: 'OPDBUS_ERR_OVSDB_TRANSACTION',
         message: 'Transaction on Kitchen failed at operation 1 (select Part): constraint violation: no.',
-        data: expect.objectContaining({ error: 'constraint violation', details: 'no', operationIndex: 1, table: 'Part' }),
+        data: expect.objectContaining({
+          error: 'constraint violation',
+          details: 'no',
+          operationIndex: 1,
+          table: 'Part',
+        }),
       }),
     );
     // All operations succeeded but the commit failed: an extra result.
-    expect(() => decodeResults(schema, ops.slice(0, 1), [{ uuid: ['uuid', U1] }, { error: 'referential integrity violation' }])).toThrow(
-      /failed at commit: referential integrity violation/,
-    );
+    expect(() =>
+      decodeResults(schema, ops.slice(0, 1), [
+        { uuid: ['uuid', U1] },
+        { error: 'referential integrity violation' },
+      ]),
+    ).toThrow(/failed at commit: referential integrity violation/);
   });
 });

@@ -43,10 +43,12 @@ export function describeBaseType(base: BaseType): string {
   if (base.enum !== undefined) parts.push(`one of ${base.enum.map((e) => JSON.stringify(e)).join(' | ')}`);
   if (base.minInteger !== undefined || base.maxInteger !== undefined)
     parts.push(`${base.minInteger ?? '-∞'}..${base.maxInteger ?? '∞'}`);
-  if (base.minReal !== undefined || base.maxReal !== undefined) parts.push(`${base.minReal ?? '-∞'}..${base.maxReal ?? '∞'}`);
+  if (base.minReal !== undefined || base.maxReal !== undefined)
+    parts.push(`${base.minReal ?? '-∞'}..${base.maxReal ?? '∞'}`);
   if (base.minLength !== undefined || base.maxLength !== undefined)
     parts.push(`length ${base.minLength ?? 0}..${base.maxLength ?? '∞'}`);
-  if (base.refTable !== undefined) parts.push(`→ ${base.refTable}${base.refType === 'weak' ? ' (weak)' : ''}`);
+  if (base.refTable !== undefined)
+    parts.push(`→ ${base.refTable}${base.refType === 'weak' ? ' (weak)' : ''}`);
   return parts.join(' ');
 }
 
@@ -76,8 +78,10 @@ function show(value: unknown): string {
 }
 
 function jsonSafe(value: unknown): unknown {
-  if (value instanceof Map) return Object.fromEntries([...value.entries()].map(([k, v]) => [String(k), jsonSafe(v)]));
-  if (typeof value === 'bigint' || typeof value === 'function' || typeof value === 'symbol') return String(value);
+  if (value instanceof Map)
+    return Object.fromEntries([...value.entries()].map(([k, v]) => [String(k), jsonSafe(v)]));
+  if (typeof value === 'bigint' || typeof value === 'function' || typeof value === 'symbol')
+    return String(value);
   return value;
 }
 
@@ -117,8 +121,10 @@ function atomProblem(base: BaseType, value: unknown, checkConstraints: boolean):
     case 'integer':
       if (typeof value !== 'number' || !Number.isSafeInteger(value)) return 'is not an integer';
       if (checkConstraints) {
-        if (base.minInteger !== undefined && value < base.minInteger) return `is less than ${base.minInteger}`;
-        if (base.maxInteger !== undefined && value > base.maxInteger) return `is greater than ${base.maxInteger}`;
+        if (base.minInteger !== undefined && value < base.minInteger)
+          return `is less than ${base.minInteger}`;
+        if (base.maxInteger !== undefined && value > base.maxInteger)
+          return `is greater than ${base.maxInteger}`;
       }
       break;
     case 'real':
@@ -253,14 +259,18 @@ export class ColumnCodec {
 
   #checkSize(value: unknown, n: number, relaxSize: boolean): void {
     const { min, max } = this.column.type;
-    if (!relaxSize && n < min) valueError(this.site, value, `has ${n} element(s), fewer than ${min}`, this.column.type);
+    if (!relaxSize && n < min)
+      valueError(this.site, value, `has ${n} element(s), fewer than ${min}`, this.column.type);
     if (max !== 'unlimited' && n > max)
       valueError(this.site, value, `has ${n} elements, more than ${max}`, this.column.type);
   }
 
   #encodeSet(value: unknown, relaxSize: boolean): WireValue {
     if (value === null) value = [];
-    if (value instanceof Map || (typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Set)))
+    if (
+      value instanceof Map ||
+      (typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Set))
+    )
       valueError(this.site, value, 'is not a set (give an array)', this.column.type);
     const elements = setElements(value);
     this.#checkSize(value, elements.length, relaxSize);
@@ -273,7 +283,8 @@ export class ColumnCodec {
 
   #encodeMap(value: unknown, relaxSize: boolean): WireValue {
     const entries = value === null ? [] : mapEntries(value);
-    if (entries === undefined) valueError(this.site, value, 'is not a map (give a Map or an object)', this.column.type);
+    if (entries === undefined)
+      valueError(this.site, value, 'is not a map (give a Map or an object)', this.column.type);
     this.#checkSize(value, entries.length, relaxSize);
     const keyType = this.column.type.key;
     const valueType = this.column.type.value!;
@@ -300,7 +311,12 @@ export class ColumnCodec {
       case '/=':
       case '%=': {
         if (kind === 'map' || (type.key.type !== 'integer' && type.key.type !== 'real'))
-          valueError(this.site, value, `cannot be used with "${mutator}": only integer and real columns do arithmetic`, type);
+          valueError(
+            this.site,
+            value,
+            `cannot be used with "${mutator}": only integer and real columns do arithmetic`,
+            type,
+          );
         if (mutator === '%=' && type.key.type !== 'integer')
           valueError(this.site, value, 'cannot be used with "%=": only integer columns', type);
         return this.#atom(type.key, value, false);
@@ -308,7 +324,12 @@ export class ColumnCodec {
       case 'insert':
       case 'delete': {
         if (kind === 'scalar')
-          valueError(this.site, value, `cannot be used with "${mutator}": the column holds exactly one value`, type);
+          valueError(
+            this.site,
+            value,
+            `cannot be used with "${mutator}": the column holds exactly one value`,
+            type,
+          );
         if (kind === 'map') {
           if (mutator === 'delete' && (Array.isArray(value) || value instanceof Set)) {
             return ['set', setElements(value).map((k) => this.#atom(type.key, k))];
@@ -319,7 +340,11 @@ export class ColumnCodec {
         return ['set', elements.map((e) => this.#atom(type.key, e))];
       }
       default:
-        return valueError(this.site, value, `has an unknown mutator ${JSON.stringify(mutator)} (use += -= *= /= %= insert delete)`);
+        return valueError(
+          this.site,
+          value,
+          `has an unknown mutator ${JSON.stringify(mutator)} (use += -= *= /= %= insert delete)`,
+        );
     }
   }
 
@@ -337,8 +362,16 @@ export class ColumnCodec {
       case '<=':
       case '>':
       case '>=':
-        if ((kind !== 'scalar' && kind !== 'optional') || (type.key.type !== 'integer' && type.key.type !== 'real'))
-          valueError(this.site, value, `cannot be compared with "${fn}": only integer and real columns with one value can`, type);
+        if (
+          (kind !== 'scalar' && kind !== 'optional') ||
+          (type.key.type !== 'integer' && type.key.type !== 'real')
+        )
+          valueError(
+            this.site,
+            value,
+            `cannot be compared with "${fn}": only integer and real columns with one value can`,
+            type,
+          );
         return this.#atom(type.key, value, false);
       default:
         return valueError(
@@ -471,7 +504,8 @@ export class TableCodec {
     this.table = table;
     this.#database = database;
     const columns = new Map<string, ColumnCodec>();
-    for (const column of table.columns.values()) columns.set(column.name, new ColumnCodec(table.name, column));
+    for (const column of table.columns.values())
+      columns.set(column.name, new ColumnCodec(table.name, column));
     this.columns = columns;
   }
 
@@ -495,10 +529,18 @@ export class TableCodec {
       const value = row[name];
       if (value === undefined) continue;
       if (name === '_uuid' || name === '_version')
-        valueError({ table: this.table.name, column: name }, value, 'cannot be written: it is set by the server');
+        valueError(
+          { table: this.table.name, column: name },
+          value,
+          'cannot be written: it is set by the server',
+        );
       const codec = this.column(name);
       if (update && !codec.column.mutable)
-        valueError(codec.site, value, 'cannot be updated: the column is immutable (set it when inserting the row)');
+        valueError(
+          codec.site,
+          value,
+          'cannot be updated: the column is immutable (set it when inserting the row)',
+        );
       out[name] = codec.encode(value);
     }
     return out;

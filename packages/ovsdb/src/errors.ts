@@ -32,7 +32,8 @@ export const ovsdbErrors = defineErrorCodes({
       'Check the load of ovsdb-server, or raise `timeoutMs`; a transaction that timed out may still commit.',
   },
   OPDBUS_ERR_OVSDB_PROTOCOL: {
-    summary: 'The peer sent something that is not OVSDB JSON-RPC (bad JSON, an unexpected reply, a malformed update).',
+    summary:
+      'The peer sent something that is not OVSDB JSON-RPC (bad JSON, an unexpected reply, a malformed update).',
     remedy: 'Check that the address points at an ovsdb-server and not another service.',
   },
   OPDBUS_ERR_OVSDB_RPC: {
@@ -47,7 +48,8 @@ export const ovsdbErrors = defineErrorCodes({
       'Read the error, its details and the failing operation; "timed out" on a `wait` means the rows changed under you: re-read and retry.',
   },
   OPDBUS_ERR_OVSDB_CANCELED: {
-    summary: 'A transaction was canceled (by the caller\'s AbortSignal, which sent OVSDB "cancel") before it completed.',
+    summary:
+      'A transaction was canceled (by the caller\'s AbortSignal, which sent OVSDB "cancel") before it completed.',
     remedy: 'Nothing was committed; run it again if it is still wanted.',
   },
   OPDBUS_ERR_OVSDB_SCHEMA: {

@@ -18,7 +18,13 @@ export {
 } from './client.js';
 export { Database } from './database.js';
 export { generateTypes, pascalCase, typesFileName, type CodegenOptions } from './codegen.js';
-export { matchesConditions, normalizeConditions, rowEquals, valueEquals, type NormalizedCondition } from './condition.js';
+export {
+  matchesConditions,
+  normalizeConditions,
+  rowEquals,
+  valueEquals,
+  type NormalizedCondition,
+} from './condition.js';
 export {
   ColumnCodec,
   TableCodec,

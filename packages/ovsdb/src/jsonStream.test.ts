@@ -50,13 +50,18 @@ describe('JsonStreamParser', () => {
   it('rejects a stream that does not start a JSON object or array', () => {
     const p = new JsonStreamParser();
     expect(() => p.push(enc('HTTP/1.1 400'))).toThrow(
-      expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_PROTOCOL', message: expect.stringContaining('0x48') }),
+      expect.objectContaining({
+        code: 'OPDBUS_ERR_OVSDB_PROTOCOL',
+        message: expect.stringContaining('0x48'),
+      }),
     );
   });
 
   it('rejects invalid JSON inside a balanced value, and recovers after reset', () => {
     const p = new JsonStreamParser();
-    expect(() => p.push(enc('{"a":01}'))).toThrow(expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_PROTOCOL' }));
+    expect(() => p.push(enc('{"a":01}'))).toThrow(
+      expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_PROTOCOL' }),
+    );
     expect(p.push(enc('{"a":1}'))).toEqual([{ a: 1 }]);
   });
 
@@ -64,7 +69,9 @@ describe('JsonStreamParser', () => {
     const p = new JsonStreamParser({ maxValueBytes: 16 });
     expect(p.push(enc('{"a":"0123"}'))).toEqual([{ a: '0123' }]);
     expect(() => p.push(enc('{"a":"0123456789'))).not.toThrow();
-    expect(() => p.push(enc('abcdefgh"}'))).toThrow(expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_PROTOCOL' }));
+    expect(() => p.push(enc('abcdefgh"}'))).toThrow(
+      expect.objectContaining({ code: 'OPDBUS_ERR_OVSDB_PROTOCOL' }),
+    );
     expect(() => p.push(enc('{"a":"0123456789abcdef"}'))).toThrow(/exceeds 16 bytes/);
   });
 });

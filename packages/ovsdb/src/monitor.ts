@@ -78,7 +78,9 @@ export interface MonitorHost {
 }
 
 function isUnknownMethod(err: unknown): boolean {
-  return err instanceof OpdbusError && err.code === 'OPDBUS_ERR_OVSDB_RPC' && err.data?.error === 'unknown method';
+  return (
+    err instanceof OpdbusError && err.code === 'OPDBUS_ERR_OVSDB_RPC' && err.data?.error === 'unknown method'
+  );
 }
 
 /**
@@ -155,23 +157,34 @@ export class Monitor<TM extends TableMap = UntypedTables> {
   #encodeRequests(method: MonitorMethod): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     this.#columns.clear();
-    for (const [table, raw] of Object.entries(this.#requests) as [string, MonitorRequest | true | undefined][]) {
+    for (const [table, raw] of Object.entries(this.#requests) as [
+      string,
+      MonitorRequest | true | undefined,
+    ][]) {
       if (raw === undefined) continue;
       const codec = tableCodec(this.schema, table);
       const request = raw === true ? {} : raw;
       const columns = request.columns === undefined ? undefined : [...request.columns];
       for (const column of columns ?? []) codec.column(column);
       const wire: Record<string, unknown> = {};
-      if (method === 'monitor' && request.where !== undefined && request.where.length > 0 && columns !== undefined) {
+      if (
+        method === 'monitor' &&
+        request.where !== undefined &&
+        request.where.length > 0 &&
+        columns !== undefined
+      ) {
         // The old method has no conditions: the client filters, so it needs the condition columns.
         for (const condition of request.where)
-          if (Array.isArray(condition) && !columns.includes(condition[0] as string)) columns.push(condition[0] as string);
+          if (Array.isArray(condition) && !columns.includes(condition[0] as string))
+            columns.push(condition[0] as string);
       }
       if (columns !== undefined) wire.columns = columns;
       const table_ = this.schema.table(table);
       this.#columns.set(
         table,
-        columns === undefined ? [...table_.declaredColumns] : columns.map((c) => table_.columns.get(c)!).filter((c) => !c.name.startsWith('_')),
+        columns === undefined
+          ? [...table_.declaredColumns]
+          : columns.map((c) => table_.columns.get(c)!).filter((c) => !c.name.startsWith('_')),
       );
       if (request.select !== undefined) wire.select = request.select;
       if (method !== 'monitor' && request.where !== undefined) {
@@ -187,7 +200,10 @@ export class Monitor<TM extends TableMap = UntypedTables> {
     this.#filters.clear();
     this.#visible.clear();
     if (method !== 'monitor') return;
-    for (const [table, raw] of Object.entries(this.#requests) as [string, MonitorRequest | true | undefined][]) {
+    for (const [table, raw] of Object.entries(this.#requests) as [
+      string,
+      MonitorRequest | true | undefined,
+    ][]) {
       if (raw === undefined || raw === true || raw.where === undefined || raw.where.length === 0) continue;
       this.#filters.set(table, [normalizeConditions(this.schema, table, raw.where).normalized]);
       this.#visible.set(table, new Set());
@@ -206,7 +222,10 @@ export class Monitor<TM extends TableMap = UntypedTables> {
           return;
         } catch (err) {
           if (isUnknownMethod(err) && i < methods.length - 1) {
-            this.#host.logger.info({ method }, 'the server does not know this monitor method; trying an older one');
+            this.#host.logger.info(
+              { method },
+              'the server does not know this monitor method; trying an older one',
+            );
             continue;
           }
           throw err;
@@ -228,7 +247,10 @@ export class Monitor<TM extends TableMap = UntypedTables> {
     this.#active = true;
     if (method === 'monitor_cond_since') {
       if (!Array.isArray(reply) || typeof reply[0] !== 'boolean' || typeof reply[1] !== 'string')
-        throw new OpdbusError('OPDBUS_ERR_OVSDB_PROTOCOL', `monitor_cond_since returned ${JSON.stringify(reply).slice(0, 200)}.`);
+        throw new OpdbusError(
+          'OPDBUS_ERR_OVSDB_PROTOCOL',
+          `monitor_cond_since returned ${JSON.stringify(reply).slice(0, 200)}.`,
+        );
       const found = reply[0];
       this.#lastTxnId = reply[1];
       const updates = this.#decode2(reply[2], found ? undefined : 'initial');
@@ -257,7 +279,11 @@ export class Monitor<TM extends TableMap = UntypedTables> {
     if (!this.#active) return;
     if (method === 'update3') {
       if (typeof args[1] === 'string') this.#lastTxnId = args[1];
-      this.#deliver({ updates: this.#decode2(args[2], undefined), reset: false, ...(this.#lastTxnId ? { lastTxnId: this.#lastTxnId } : {}) });
+      this.#deliver({
+        updates: this.#decode2(args[2], undefined),
+        reset: false,
+        ...(this.#lastTxnId ? { lastTxnId: this.#lastTxnId } : {}),
+      });
     } else if (method === 'update2') {
       this.#deliver({ updates: this.#decode2(args[1], undefined), reset: false });
     } else {
@@ -277,19 +303,27 @@ export class Monitor<TM extends TableMap = UntypedTables> {
 
   /** update2 leaves columns with default values out of initial and insert rows: put them back. */
   #withDefaults(table: string, row: Row): Row {
-    for (const column of this.#columns.get(table) ?? []) if (!(column.name in row)) row[column.name] = defaultValue(column);
+    for (const column of this.#columns.get(table) ?? [])
+      if (!(column.name in row)) row[column.name] = defaultValue(column);
     return row;
   }
 
   #decode2(tableUpdates: unknown, initialKind: 'initial' | undefined): RowUpdate[] {
     const out: RowUpdate[] = [];
     if (typeof tableUpdates !== 'object' || tableUpdates === null) return out;
-    for (const [table, rows] of Object.entries(tableUpdates as Record<string, Record<string, Record<string, unknown>>>)) {
+    for (const [table, rows] of Object.entries(
+      tableUpdates as Record<string, Record<string, Record<string, unknown>>>,
+    )) {
       const codec = tableCodec(this.schema, table);
       for (const uuid in rows) {
         const update = rows[uuid]!;
         if (update.initial !== undefined) {
-          out.push({ table, uuid, kind: 'initial', row: this.#withDefaults(table, codec.decodeRow(update.initial as WireRow, uuid)) });
+          out.push({
+            table,
+            uuid,
+            kind: 'initial',
+            row: this.#withDefaults(table, codec.decodeRow(update.initial as WireRow, uuid)),
+          });
         } else if (update.insert !== undefined) {
           out.push({
             table,
@@ -315,7 +349,9 @@ export class Monitor<TM extends TableMap = UntypedTables> {
   #decode1(tableUpdates: unknown, initial: boolean): RowUpdate[] {
     const out: RowUpdate[] = [];
     if (typeof tableUpdates !== 'object' || tableUpdates === null) return out;
-    for (const [table, rows] of Object.entries(tableUpdates as Record<string, Record<string, { old?: WireRow; new?: WireRow }>>)) {
+    for (const [table, rows] of Object.entries(
+      tableUpdates as Record<string, Record<string, { old?: WireRow; new?: WireRow }>>,
+    )) {
       const codec = tableCodec(this.schema, table);
       const filter = this.#filters.get(table);
       const visible = this.#visible.get(table);
@@ -323,7 +359,12 @@ export class Monitor<TM extends TableMap = UntypedTables> {
         const update = rows[uuid]!;
         let result: Exclude<RowUpdate, { kind: 'modify' }> | undefined;
         if (update.new !== undefined && update.old === undefined) {
-          result = { table, uuid, kind: initial ? 'initial' : 'insert', row: codec.decodeRow(update.new, uuid) };
+          result = {
+            table,
+            uuid,
+            kind: initial ? 'initial' : 'insert',
+            row: codec.decodeRow(update.new, uuid),
+          };
         } else if (update.new === undefined) {
           result =
             update.old === undefined
@@ -339,8 +380,10 @@ export class Monitor<TM extends TableMap = UntypedTables> {
           const isVisible =
             current.kind !== 'delete' &&
             filter.some((conditions) => matchesConditions(current.row, conditions));
-          if (isVisible && !wasVisible && current.kind === 'replace') result = { table, uuid, kind: 'insert', row: current.row };
-          else if (!isVisible && wasVisible && result.kind !== 'delete') result = { table, uuid, kind: 'delete' };
+          if (isVisible && !wasVisible && current.kind === 'replace')
+            result = { table, uuid, kind: 'insert', row: current.row };
+          else if (!isVisible && wasVisible && result.kind !== 'delete')
+            result = { table, uuid, kind: 'delete' };
           else if (!isVisible) result = undefined;
           if (isVisible) visible.add(uuid);
           else visible.delete(uuid);

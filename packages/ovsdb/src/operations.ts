@@ -33,7 +33,8 @@ export type ConditionFunction = '<' | '<=' | '==' | '!=' | '>=' | '>' | 'include
  * One condition of a `where` clause: `[column, function, value]`, the value in its JavaScript
  * form. `true` and `false` are the constant conditions ovsdb-server accepts in monitor_cond.
  */
-export type Condition<R = Row> = readonly [column: ColumnName<R>, fn: ConditionFunction, value: unknown] | boolean;
+export type Condition<R = Row> =
+  readonly [column: ColumnName<R>, fn: ConditionFunction, value: unknown] | boolean;
 
 /** A mutator (RFC 7047 §5.1). */
 export type Mutator = '+=' | '-=' | '*=' | '/=' | '%=' | 'insert' | 'delete';
@@ -203,7 +204,11 @@ function encodeColumns(schema: DatabaseSchema, table: string, columns: readonly 
  * Encode one operation for the wire, validated against the schema. Errors are
  * `OPDBUS_ERR_OVSDB_VALUE` / `OPDBUS_ERR_OVSDB_SCHEMA` with `data.operationIndex`.
  */
-export function encodeOperation(schema: DatabaseSchema, operation: Operation, index: number): Record<string, unknown> {
+export function encodeOperation(
+  schema: DatabaseSchema,
+  operation: Operation,
+  index: number,
+): Record<string, unknown> {
   const op = operation as Operation & { table?: string };
   const what = `operation ${index} (${operationLabel(op)})`;
   try {
@@ -216,7 +221,10 @@ export function encodeOperation(schema: DatabaseSchema, operation: Operation, in
         };
         if (op.uuidName !== undefined) {
           if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(op.uuidName))
-            throw new OpdbusError('OPDBUS_ERR_OVSDB_VALUE', `uuidName ${JSON.stringify(op.uuidName)} is not an identifier.`);
+            throw new OpdbusError(
+              'OPDBUS_ERR_OVSDB_VALUE',
+              `uuidName ${JSON.stringify(op.uuidName)} is not an identifier.`,
+            );
           out['uuid-name'] = op.uuidName;
         }
         if (op.uuid !== undefined) out.uuid = op.uuid;
@@ -292,7 +300,12 @@ export function encodeOperation(schema: DatabaseSchema, operation: Operation, in
   } catch (err) {
     if (err instanceof OpdbusError) {
       throw new OpdbusError(err.code, `In ${what}: ${err.message}`, {
-        data: { ...err.data, operationIndex: index, operation: op.op, ...(op.table ? { table: op.table } : {}) },
+        data: {
+          ...err.data,
+          operationIndex: index,
+          operation: op.op,
+          ...(op.table ? { table: op.table } : {}),
+        },
         cause: err,
       });
     }
@@ -308,7 +321,9 @@ export interface OperationError {
 }
 
 function isOperationError(value: unknown): value is OperationError {
-  return typeof value === 'object' && value !== null && typeof (value as { error?: unknown }).error === 'string';
+  return (
+    typeof value === 'object' && value !== null && typeof (value as { error?: unknown }).error === 'string'
+  );
 }
 
 /**
@@ -323,7 +338,10 @@ export function decodeResults(
   reply: unknown,
 ): unknown[] {
   if (!Array.isArray(reply))
-    throw new OpdbusError('OPDBUS_ERR_OVSDB_PROTOCOL', `The server answered a transaction with ${JSON.stringify(reply)}, not an array.`);
+    throw new OpdbusError(
+      'OPDBUS_ERR_OVSDB_PROTOCOL',
+      `The server answered a transaction with ${JSON.stringify(reply)}, not an array.`,
+    );
   for (const [index, result] of reply.entries()) {
     if (!isOperationError(result)) continue;
     const op = operations[index] as (Operation & { table?: string }) | undefined;
@@ -358,13 +376,19 @@ export function decodeResults(
       case 'insert': {
         const uuid = result?.uuid;
         if (!Array.isArray(uuid) || typeof uuid[1] !== 'string')
-          throw new OpdbusError('OPDBUS_ERR_OVSDB_PROTOCOL', `The insert result ${JSON.stringify(result)} has no uuid.`);
+          throw new OpdbusError(
+            'OPDBUS_ERR_OVSDB_PROTOCOL',
+            `The insert result ${JSON.stringify(result)} has no uuid.`,
+          );
         return { uuid: uuid[1] };
       }
       case 'select': {
         const rows = result?.rows;
         if (!Array.isArray(rows))
-          throw new OpdbusError('OPDBUS_ERR_OVSDB_PROTOCOL', `The select result ${JSON.stringify(result)} has no rows.`);
+          throw new OpdbusError(
+            'OPDBUS_ERR_OVSDB_PROTOCOL',
+            `The select result ${JSON.stringify(result)} has no rows.`,
+          );
         const codec = tableCodec(schema, op.table);
         return { rows: rows.map((row) => codec.decodeRow(row as WireRow)) };
       }
@@ -380,6 +404,7 @@ export function decodeResults(
 
 /** A `Map` or object of string keys, as a plain object (for display and JSON). */
 export function mapToObject(value: Value | undefined): Record<string, Atom> {
-  if (value instanceof Map) return Object.fromEntries([...(value as Map<Atom, Atom>).entries()].map(([k, v]) => [String(k), v]));
+  if (value instanceof Map)
+    return Object.fromEntries([...(value as Map<Atom, Atom>).entries()].map(([k, v]) => [String(k), v]));
   return {};
 }

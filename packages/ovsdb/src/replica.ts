@@ -115,7 +115,10 @@ export class Replica<TM extends TableMap = UntypedTables> {
   }
 
   /** Subscribe to `change` (and `close`); returns the unsubscribe function. */
-  on<K extends keyof ReplicaEvents<TM>>(event: K, listener: (...args: ReplicaEvents<TM>[K]) => void): () => void {
+  on<K extends keyof ReplicaEvents<TM>>(
+    event: K,
+    listener: (...args: ReplicaEvents<TM>[K]) => void,
+  ): () => void {
     return this.#events.on(event, listener);
   }
 
@@ -147,9 +150,13 @@ export class Replica<TM extends TableMap = UntypedTables> {
   }
 
   /** The rows of a table that satisfy `predicate`. */
-  filter<T extends keyof TM & string>(table: T, predicate: (row: ReplicaRow<TM[T]>) => boolean): ReplicaRow<TM[T]>[] {
+  filter<T extends keyof TM & string>(
+    table: T,
+    predicate: (row: ReplicaRow<TM[T]>) => boolean,
+  ): ReplicaRow<TM[T]>[] {
     const out: ReplicaRow<TM[T]>[] = [];
-    for (const row of this.#table(table).values()) if (predicate(row as ReplicaRow<TM[T]>)) out.push(row as ReplicaRow<TM[T]>);
+    for (const row of this.#table(table).values())
+      if (predicate(row as ReplicaRow<TM[T]>)) out.push(row as ReplicaRow<TM[T]>);
     return out;
   }
 
@@ -157,7 +164,11 @@ export class Replica<TM extends TableMap = UntypedTables> {
    * The row whose `column` (a column with one value, typically an indexed one such as `name`)
    * equals `value`. The first lookup on a column builds an index that is kept current.
    */
-  lookup<T extends keyof TM & string>(table: T, column: keyof TM[T] & string, value: Atom): ReplicaRow<TM[T]> | undefined {
+  lookup<T extends keyof TM & string>(
+    table: T,
+    column: keyof TM[T] & string,
+    value: Atom,
+  ): ReplicaRow<TM[T]> | undefined {
     let byColumn = this.#indexes.get(table);
     if (byColumn === undefined) {
       byColumn = new Map();
@@ -261,9 +272,16 @@ export class Replica<TM extends TableMap = UntypedTables> {
         const old = this.#tables.get(table)!;
         for (const [uuid, row] of rows) {
           const before = old.get(uuid);
-          if (before === undefined) changes.push({ table, uuid, kind: 'insert', new: row as ReplicaRow<Row> });
+          if (before === undefined)
+            changes.push({ table, uuid, kind: 'insert', new: row as ReplicaRow<Row> });
           else if (!rowEquals(before, row))
-            changes.push({ table, uuid, kind: 'update', old: before as ReplicaRow<Row>, new: row as ReplicaRow<Row> });
+            changes.push({
+              table,
+              uuid,
+              kind: 'update',
+              old: before as ReplicaRow<Row>,
+              new: row as ReplicaRow<Row>,
+            });
           else rows.set(uuid, before);
         }
         for (const [uuid, row] of old)
@@ -282,8 +300,19 @@ export class Replica<TM extends TableMap = UntypedTables> {
             rows.set(update.uuid, update.row);
             changes.push(
               before === undefined
-                ? { table: update.table, uuid: update.uuid, kind: 'insert', new: update.row as ReplicaRow<Row> }
-                : { table: update.table, uuid: update.uuid, kind: 'update', old: before as ReplicaRow<Row>, new: update.row as ReplicaRow<Row> },
+                ? {
+                    table: update.table,
+                    uuid: update.uuid,
+                    kind: 'insert',
+                    new: update.row as ReplicaRow<Row>,
+                  }
+                : {
+                    table: update.table,
+                    uuid: update.uuid,
+                    kind: 'update',
+                    old: before as ReplicaRow<Row>,
+                    new: update.row as ReplicaRow<Row>,
+                  },
             );
             break;
           case 'replace':
@@ -302,14 +331,25 @@ export class Replica<TM extends TableMap = UntypedTables> {
             changes.push(
               before === undefined
                 ? { table: update.table, uuid: update.uuid, kind: 'insert', new: next as ReplicaRow<Row> }
-                : { table: update.table, uuid: update.uuid, kind: 'update', old: before as ReplicaRow<Row>, new: next as ReplicaRow<Row> },
+                : {
+                    table: update.table,
+                    uuid: update.uuid,
+                    kind: 'update',
+                    old: before as ReplicaRow<Row>,
+                    new: next as ReplicaRow<Row>,
+                  },
             );
             break;
           }
           case 'delete':
             if (before !== undefined) {
               rows.delete(update.uuid);
-              changes.push({ table: update.table, uuid: update.uuid, kind: 'delete', old: before as ReplicaRow<Row> });
+              changes.push({
+                table: update.table,
+                uuid: update.uuid,
+                kind: 'delete',
+                old: before as ReplicaRow<Row>,
+              });
             }
             break;
         }
@@ -327,7 +367,12 @@ export class Replica<TM extends TableMap = UntypedTables> {
       if (byColumn === undefined) continue;
       for (const [column, index] of byColumn) {
         const oldKey = change.old?.[column];
-        if (oldKey !== undefined && oldKey !== null && typeof oldKey !== 'object' && index.get(oldKey) === change.old)
+        if (
+          oldKey !== undefined &&
+          oldKey !== null &&
+          typeof oldKey !== 'object' &&
+          index.get(oldKey) === change.old
+        )
           index.delete(oldKey);
         const newKey = change.new?.[column];
         if (change.new !== undefined && newKey !== undefined && newKey !== null && typeof newKey !== 'object')

@@ -102,7 +102,10 @@ class SchemaParser {
     const v = o[key];
     if (v === undefined) return undefined;
     if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)))
-      this.fail(`${path}.${key}`, `expected ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`);
+      this.fail(
+        `${path}.${key}`,
+        `expected ${integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`,
+      );
     return v;
   }
 
@@ -114,12 +117,18 @@ class SchemaParser {
     const o = this.object(value, path);
     const type = o.type;
     if (typeof type !== 'string' || !atomicTypes.has(type))
-      this.fail(`${path}.type`, `expected one of integer, real, boolean, string, uuid, got ${JSON.stringify(type)}`);
+      this.fail(
+        `${path}.type`,
+        `expected one of integer, real, boolean, string, uuid, got ${JSON.stringify(type)}`,
+      );
     const base: {
       -readonly [K in keyof BaseType]: BaseType[K];
     } = { type: type as AtomicType };
     if (o.enum !== undefined) base.enum = this.enumValues(o.enum, base.type, `${path}.enum`);
-    const num = (key: 'minInteger' | 'maxInteger' | 'minReal' | 'maxReal' | 'minLength' | 'maxLength', integer: boolean): void => {
+    const num = (
+      key: 'minInteger' | 'maxInteger' | 'minReal' | 'maxReal' | 'minLength' | 'maxLength',
+      integer: boolean,
+    ): void => {
       const v = this.optionalNumber(o, key, path, integer);
       if (v !== undefined) (base as Record<string, unknown>)[key] = v;
     };
@@ -166,8 +175,15 @@ class SchemaParser {
     if (typeof min !== 'number' || !Number.isInteger(min) || min < 0 || min > 1)
       this.fail(`${path}.min`, `expected 0 or 1, got ${JSON.stringify(min)}`);
     if (max !== 'unlimited' && (typeof max !== 'number' || !Number.isInteger(max) || max < 1 || max < min))
-      this.fail(`${path}.max`, `expected a positive integer ≥ min or "unlimited", got ${JSON.stringify(max)}`);
-    const type: { key: BaseType; value?: BaseType; min: number; max: number | 'unlimited' } = { key, min, max };
+      this.fail(
+        `${path}.max`,
+        `expected a positive integer ≥ min or "unlimited", got ${JSON.stringify(max)}`,
+      );
+    const type: { key: BaseType; value?: BaseType; min: number; max: number | 'unlimited' } = {
+      key,
+      min,
+      max,
+    };
     if (o.value !== undefined) type.value = this.baseType(o.value, `${path}.value`);
     return type;
   }
@@ -234,8 +250,10 @@ export class DatabaseSchema {
         if (columnName.startsWith('_')) p.fail(cpath, 'column names starting with "_" are reserved');
         const c = p.object(columnJson, cpath);
         const type = p.columnType(c.type, `${cpath}.type`);
-        if (c.ephemeral !== undefined && typeof c.ephemeral !== 'boolean') p.fail(`${cpath}.ephemeral`, 'expected a boolean');
-        if (c.mutable !== undefined && typeof c.mutable !== 'boolean') p.fail(`${cpath}.mutable`, 'expected a boolean');
+        if (c.ephemeral !== undefined && typeof c.ephemeral !== 'boolean')
+          p.fail(`${cpath}.ephemeral`, 'expected a boolean');
+        if (c.mutable !== undefined && typeof c.mutable !== 'boolean')
+          p.fail(`${cpath}.mutable`, 'expected a boolean');
         const column: ColumnSchema = {
           name: columnName,
           type,
@@ -247,7 +265,8 @@ export class DatabaseSchema {
         declared.push(column);
       }
       const maxRows = p.optionalNumber(t, 'maxRows', path, true);
-      if (t.isRoot !== undefined && typeof t.isRoot !== 'boolean') p.fail(`${path}.isRoot`, 'expected a boolean');
+      if (t.isRoot !== undefined && typeof t.isRoot !== 'boolean')
+        p.fail(`${path}.isRoot`, 'expected a boolean');
       const indexes: string[][] = [];
       if (t.indexes !== undefined) {
         if (!Array.isArray(t.indexes)) p.fail(`${path}.indexes`, 'expected an array of column lists');
@@ -274,7 +293,10 @@ export class DatabaseSchema {
       for (const column of table.declaredColumns) {
         for (const base of [column.type.key, column.type.value]) {
           if (base?.refTable !== undefined && !tables.has(base.refTable))
-            p.fail(`tables.${table.name}.columns.${column.name}.type`, `refTable ${base.refTable} is not a table of this schema`);
+            p.fail(
+              `tables.${table.name}.columns.${column.name}.type`,
+              `refTable ${base.refTable} is not a table of this schema`,
+            );
         }
       }
     }

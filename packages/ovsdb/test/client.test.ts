@@ -40,7 +40,9 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     ovs = await startOvs();
     client = await OvsdbClient.connect({ address: ovs.address });
     vs = client.database<OpenVSwitchTables>(DB);
-    const [{ rows }] = await client.transact(DB, [{ op: 'select', table: 'Open_vSwitch', where: [], columns: ['_uuid'] }]);
+    const [{ rows }] = await client.transact(DB, [
+      { op: 'select', table: 'Open_vSwitch', where: [], columns: ['_uuid'] },
+    ]);
     rootUuid = rows[0]!._uuid as string;
   });
   afterAll(async () => {
@@ -68,11 +70,21 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
 
   it('insert (with named uuids), select, update, mutate, delete — seen the same way by ovs-vsctl', async () => {
     const [bridge, iface, port, , selected] = await vs.transact([
-      { op: 'insert', table: 'Bridge', uuidName: 'br', row: { name: 'tbr0', ports: ['p'], external_ids: { owner: 'test' } } },
+      {
+        op: 'insert',
+        table: 'Bridge',
+        uuidName: 'br',
+        row: { name: 'tbr0', ports: ['p'], external_ids: { owner: 'test' } },
+      },
       { op: 'insert', table: 'Interface', uuidName: 'i', row: { name: 'tport0', type: 'internal' } },
       { op: 'insert', table: 'Port', uuidName: 'p', row: { name: 'tport0', interfaces: ['i'], tag: 7 } },
       { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', ['br']]] },
-      { op: 'select', table: 'Bridge', where: [['name', '==', 'tbr0']], columns: ['_uuid', 'name', 'ports', 'external_ids'] },
+      {
+        op: 'select',
+        table: 'Bridge',
+        where: [['name', '==', 'tbr0']],
+        columns: ['_uuid', 'name', 'ports', 'external_ids'],
+      },
     ]);
     expect(selected.rows).toEqual([
       { _uuid: bridge.uuid, name: 'tbr0', ports: [port.uuid], external_ids: new Map([['owner', 'test']]) },
@@ -83,7 +95,12 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     expect(await vsctl(ovs, 'get', 'Interface', 'tport0', 'type')).toBe('internal');
 
     const [updated] = await vs.transact([
-      { op: 'update', table: 'Bridge', where: [['name', '==', 'tbr0']], row: { fail_mode: 'secure', stp_enable: true } },
+      {
+        op: 'update',
+        table: 'Bridge',
+        where: [['name', '==', 'tbr0']],
+        row: { fail_mode: 'secure', stp_enable: true },
+      },
     ]);
     expect(updated).toEqual({ count: 1 });
     expect(await vsctl(ovs, 'get', 'Bridge', 'tbr0', 'fail_mode')).toBe('secure');
@@ -97,7 +114,14 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
         mutations: [
           ['tag', '+=', 3],
           ['trunks', 'insert', [10, 20, 30]],
-          ['external_ids', 'insert', new Map([['a', '1'], ['b', '2']])],
+          [
+            'external_ids',
+            'insert',
+            new Map([
+              ['a', '1'],
+              ['b', '2'],
+            ]),
+          ],
         ],
       },
       {
@@ -116,7 +140,9 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     expect(await vsctl(ovs, 'get', 'Port', 'tport0', 'external_ids')).toBe('{b="2"}');
 
     // delete: a Bridge is referenced by Open_vSwitch.bridges, so it goes in two steps of one transaction.
-    const refused = await errorOf(client.transact(DB, [{ op: 'delete', table: 'Bridge', where: [['name', '==', 'tbr0']] }]));
+    const refused = await errorOf(
+      client.transact(DB, [{ op: 'delete', table: 'Bridge', where: [['name', '==', 'tbr0']] }]),
+    );
     expect(refused.code).toBe('OPDBUS_ERR_OVSDB_TRANSACTION');
     expect(refused.data).toMatchObject({ error: 'referential integrity violation', operationIndex: 1 });
     const [, deleted] = await client.transact(DB, [
@@ -132,24 +158,53 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
   it('wait: passes when the rows are as stated, fails with "timed out" when they are not', async () => {
     await vsctl(ovs, '--no-wait', 'add-br', 'wbr0', '--', 'set', 'Bridge', 'wbr0', 'fail_mode=standalone');
     const [ok] = await vs.transact([
-      { op: 'wait', table: 'Bridge', where: [['name', '==', 'wbr0']], columns: ['fail_mode'], until: '==', rows: [{ fail_mode: 'standalone' }], timeout: 0 },
+      {
+        op: 'wait',
+        table: 'Bridge',
+        where: [['name', '==', 'wbr0']],
+        columns: ['fail_mode'],
+        until: '==',
+        rows: [{ fail_mode: 'standalone' }],
+        timeout: 0,
+      },
     ]);
     expect(ok).toEqual({});
     const err = await errorOf(
       vs.transact([
         { op: 'comment', comment: 'guarded' },
-        { op: 'wait', table: 'Bridge', where: [['name', '==', 'wbr0']], columns: ['fail_mode'], until: '==', rows: [{ fail_mode: 'secure' }], timeout: 0 },
+        {
+          op: 'wait',
+          table: 'Bridge',
+          where: [['name', '==', 'wbr0']],
+          columns: ['fail_mode'],
+          until: '==',
+          rows: [{ fail_mode: 'secure' }],
+          timeout: 0,
+        },
         { op: 'update', table: 'Bridge', where: [['name', '==', 'wbr0']], row: { fail_mode: 'secure' } },
       ]),
     );
     expect(err.code).toBe('OPDBUS_ERR_OVSDB_TRANSACTION');
-    expect(err.data).toMatchObject({ error: 'timed out', operationIndex: 1, operation: 'wait', table: 'Bridge' });
+    expect(err.data).toMatchObject({
+      error: 'timed out',
+      operationIndex: 1,
+      operation: 'wait',
+      table: 'Bridge',
+    });
     expect(err.message).toMatch(/failed at operation 1 \(wait Bridge\): timed out/);
     expect(await vsctl(ovs, 'get', 'Bridge', 'wbr0', 'fail_mode')).toBe('standalone');
     // until "!=": fails while the row is as stated.
     const ne = await errorOf(
       vs.transact([
-        { op: 'wait', table: 'Bridge', where: [['name', '==', 'wbr0']], columns: ['name'], until: '!=', rows: [{ name: 'wbr0' }], timeout: 0 },
+        {
+          op: 'wait',
+          table: 'Bridge',
+          where: [['name', '==', 'wbr0']],
+          columns: ['name'],
+          until: '!=',
+          rows: [{ name: 'wbr0' }],
+          timeout: 0,
+        },
       ]),
     );
     expect(ne.data?.error).toBe('timed out');
@@ -159,7 +214,12 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
   it('commit, comment (logged with the transaction), abort and assert', async () => {
     const [, , committed] = await vs.transact([
       { op: 'comment', comment: 'opdbus test: commit durable' },
-      { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['external_ids', 'insert', { committed: 'yes' }]] },
+      {
+        op: 'mutate',
+        table: 'Open_vSwitch',
+        where: [],
+        mutations: [['external_ids', 'insert', { committed: 'yes' }]],
+      },
       { op: 'commit', durable: true },
     ]);
     expect(committed).toEqual({});
@@ -168,7 +228,12 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
 
     const aborted = await errorOf(
       vs.transact([
-        { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['external_ids', 'insert', { aborted: 'yes' }]] },
+        {
+          op: 'mutate',
+          table: 'Open_vSwitch',
+          where: [],
+          mutations: [['external_ids', 'insert', { aborted: 'yes' }]],
+        },
         { op: 'abort' },
       ]),
     );
@@ -199,11 +264,7 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
   });
 
   it('validates values against the schema before sending, naming table, column and value', async () => {
-    const err = await errorOf(
-      vs.transact([
-        { op: 'update', table: 'Port', where: [], row: { tag: 5000 } },
-      ]),
-    );
+    const err = await errorOf(vs.transact([{ op: 'update', table: 'Port', where: [], row: { tag: 5000 } }]));
     expect(err.code).toBe('OPDBUS_ERR_OVSDB_VALUE');
     expect(err.message).toBe(
       'In operation 0 (update Port): Port.tag: 5000 is greater than 4095 (the column is optional integer 0..4095).',
@@ -223,9 +284,21 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     const controller = new AbortController();
     const pending = vs.transact(
       [
-        { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['external_ids', 'insert', { canceled: 'no' }]] },
+        {
+          op: 'mutate',
+          table: 'Open_vSwitch',
+          where: [],
+          mutations: [['external_ids', 'insert', { canceled: 'no' }]],
+        },
         // Blocks until a bridge named never0 exists.
-        { op: 'wait', table: 'Bridge', where: [['name', '==', 'never0']], columns: ['name'], until: '!=', rows: [] },
+        {
+          op: 'wait',
+          table: 'Bridge',
+          where: [['name', '==', 'never0']],
+          columns: ['name'],
+          until: '!=',
+          rows: [],
+        },
       ],
       { signal: controller.signal },
     );
@@ -250,7 +323,12 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
       expect(monitor.method).toBe(method);
       expect(batches[0]?.reset).toBe(true);
       expect(batches[0]?.updates).toEqual([
-        { table: 'Bridge', uuid: expect.any(String), kind: 'initial', row: { _uuid: expect.any(String), name: bridge, external_ids: new Map() } },
+        {
+          table: 'Bridge',
+          uuid: expect.any(String),
+          kind: 'initial',
+          row: { _uuid: expect.any(String), name: bridge, external_ids: new Map() },
+        },
       ]);
       const uuid = batches[0]!.updates[0]!.uuid;
       batches.length = 0;
@@ -259,7 +337,12 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
       expect(batches.map((b) => b.updates)).toEqual([
         [
           method === 'monitor'
-            ? { table: 'Bridge', uuid, kind: 'replace', row: { _uuid: uuid, name: bridge, external_ids: new Map([['k', 'v']]) } }
+            ? {
+                table: 'Bridge',
+                uuid,
+                kind: 'replace',
+                row: { _uuid: uuid, name: bridge, external_ids: new Map([['k', 'v']]) },
+              }
             : { table: 'Bridge', uuid, kind: 'modify', diff: { external_ids: new Map([['k', 'v']]) } },
         ],
       ]);
@@ -267,7 +350,9 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
       await vsctl(ovs, '--no-wait', 'add-br', `${bridge}x`);
       await vsctl(ovs, '--no-wait', 'del-br', bridge);
       await client.sync();
-      const kinds = batches.flatMap((b) => b.updates.map((u) => `${u.kind}:${u.uuid === uuid ? bridge : 'new'}`));
+      const kinds = batches.flatMap((b) =>
+        b.updates.map((u) => `${u.kind}:${u.uuid === uuid ? bridge : 'new'}`),
+      );
       expect(kinds).toEqual(['insert:new', `delete:${bridge}`]);
       await monitor.cancel();
       batches.length = 0;
@@ -280,7 +365,20 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
   });
 
   it('monitor_cond with conditions, changed with monitor_cond_change', async () => {
-    await vsctl(ovs, '--no-wait', 'add-br', 'ca0', '--', 'add-br', 'cb0', '--', 'set', 'Bridge', 'cb0', 'external_ids:team=blue');
+    await vsctl(
+      ovs,
+      '--no-wait',
+      'add-br',
+      'ca0',
+      '--',
+      'add-br',
+      'cb0',
+      '--',
+      'set',
+      'Bridge',
+      'cb0',
+      'external_ids:team=blue',
+    );
     const batches: UpdateBatch[] = [];
     const monitor = await client.monitor<OpenVSwitchTables>(
       DB,
@@ -298,7 +396,19 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     // cb0 leaves the view; ca0 stays.
     expect(batches.flatMap((b) => b.updates.map((u) => u.kind))).toEqual(['delete']);
     batches.length = 0;
-    await vsctl(ovs, '--no-wait', 'br-set-external-id', 'cb0', 'x', 'y', '--', 'br-set-external-id', 'ca0', 'x', 'y');
+    await vsctl(
+      ovs,
+      '--no-wait',
+      'br-set-external-id',
+      'cb0',
+      'x',
+      'y',
+      '--',
+      'br-set-external-id',
+      'ca0',
+      'x',
+      'y',
+    );
     await client.sync();
     expect(batches.flatMap((b) => b.updates.map((u) => u.kind))).toEqual(['modify']);
     await monitor.cancel();
@@ -312,14 +422,22 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     expect(await b.lock('opdbus_contended')).toBe(false);
     expect(b.locks.get('opdbus_contended')).toBe('waiting');
     // B cannot assert a lock it waits for.
-    expect((await errorOf(b.transact(DB, [{ op: 'assert', lock: 'opdbus_contended' }]))).data?.error).toBe('not owner');
+    expect((await errorOf(b.transact(DB, [{ op: 'assert', lock: 'opdbus_contended' }]))).data?.error).toBe(
+      'not owner',
+    );
     // A releases: the server grants the lock to B with a "locked" notification.
-    const granted = nextEvent<string>((l) => b.on('locked', l), (lock) => lock === 'opdbus_contended');
+    const granted = nextEvent<string>(
+      (l) => b.on('locked', l),
+      (lock) => lock === 'opdbus_contended',
+    );
     await a.unlock('opdbus_contended');
     await granted;
     expect(b.hasLock('opdbus_contended')).toBe(true);
     // A steals it back: B is told with "stolen".
-    const stolen = nextEvent<string>((l) => b.on('stolen', l), (lock) => lock === 'opdbus_contended');
+    const stolen = nextEvent<string>(
+      (l) => b.on('stolen', l),
+      (lock) => lock === 'opdbus_contended',
+    );
     await a.steal('opdbus_contended');
     await stolen;
     expect(a.hasLock('opdbus_contended')).toBe(true);
@@ -340,7 +458,14 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     // errorOf() at once: the rejection comes before the test awaits it.
     const blocked = errorOf(
       c.database<OpenVSwitchTables>(DB).transact([
-        { op: 'wait', table: 'Bridge', where: [['name', '==', 'never1']], columns: ['name'], until: '!=', rows: [] },
+        {
+          op: 'wait',
+          table: 'Bridge',
+          where: [['name', '==', 'never1']],
+          columns: ['name'],
+          until: '!=',
+          rows: [],
+        },
       ]),
     );
     await c.echo();
@@ -359,14 +484,28 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
   });
 
   it('keepalive: a server that stops answering is detected by the echo probe, and reconnected when back', async () => {
-    await using c = await OvsdbClient.connect({ address: ovs.address, probeIntervalMs: 250, reconnect: { minBackoffMs: 20, maxBackoffMs: 100 } });
+    await using c = await OvsdbClient.connect({
+      address: ovs.address,
+      probeIntervalMs: 250,
+      reconnect: { minBackoffMs: 20, maxBackoffMs: 100 },
+    });
     // Idle for several intervals: the server answers the probes, the connection stays.
     let drops = 0;
     c.on('disconnect', () => drops++);
     let probes = 0;
-    await nextEvent<number>((l) => c.on('probe', l), () => ++probes === 3, 10_000, 'three answered probes');
+    await nextEvent<number>(
+      (l) => c.on('probe', l),
+      () => ++probes === 3,
+      10_000,
+      'three answered probes',
+    );
     expect(drops).toBe(0);
-    const dead = nextEvent<Error>((l) => c.on('disconnect', l), () => true, 10_000, 'the probe to fail');
+    const dead = nextEvent<Error>(
+      (l) => c.on('disconnect', l),
+      () => true,
+      10_000,
+      'the probe to fail',
+    );
     process.kill(ovs.ovsdbServerPid, 'SIGSTOP');
     let reason: Error;
     try {
@@ -375,7 +514,12 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
       process.kill(ovs.ovsdbServerPid, 'SIGCONT');
     }
     expect((reason.cause as OpdbusError).code).toBe('OPDBUS_ERR_OVSDB_TIMEOUT');
-    await nextEvent<number>((l) => c.on('reconnect', l), () => true, 10_000, 'the reconnect');
+    await nextEvent<number>(
+      (l) => c.on('reconnect', l),
+      () => true,
+      10_000,
+      'the reconnect',
+    );
     expect(await c.echo('back')).toEqual(['back']);
   });
 
@@ -383,7 +527,14 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     const c = await OvsdbClient.connect(ovs.address);
     const blocked = errorOf(
       c.database<OpenVSwitchTables>(DB).transact([
-        { op: 'wait', table: 'Bridge', where: [['name', '==', 'never2']], columns: ['name'], until: '!=', rows: [] },
+        {
+          op: 'wait',
+          table: 'Bridge',
+          where: [['name', '==', 'never2']],
+          columns: ['name'],
+          until: '!=',
+          rows: [],
+        },
       ]),
     );
     await c.echo();
@@ -393,20 +544,31 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     expect(rootUuid).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it.skipIf(!existsSync(distIndex))('unrefWhenIdle: an idle client does not hold the process; awaited work and close() still finish', async () => {
-    // A separate Node process (the built package): it must run to the end on its own.
-    const script = [
-      `import { OvsdbClient } from ${JSON.stringify(distIndex)};`,
-      'const c = await OvsdbClient.connect({ address: process.argv[1], unrefWhenIdle: true });',
-      "console.log((await c.listDbs()).includes('Open_vSwitch'));",
-      'if (process.argv[2] === "close") { await c.close(); console.log("closed"); }',
-    ].join('\n');
-    const closing = await run(process.execPath, ['--input-type=module', '-e', script, ovs.address, 'close']);
-    expect(closing.stdout).toBe('true\nclosed\n');
-    // Without close(), the process exits by itself once nothing is pending.
-    const idle = await run(process.execPath, ['--input-type=module', '-e', script, ovs.address, 'keep'], { timeout: 20_000 });
-    expect(idle.stdout).toBe('true\n');
-  });
+  it.skipIf(!existsSync(distIndex))(
+    'unrefWhenIdle: an idle client does not hold the process; awaited work and close() still finish',
+    async () => {
+      // A separate Node process (the built package): it must run to the end on its own.
+      const script = [
+        `import { OvsdbClient } from ${JSON.stringify(distIndex)};`,
+        'const c = await OvsdbClient.connect({ address: process.argv[1], unrefWhenIdle: true });',
+        "console.log((await c.listDbs()).includes('Open_vSwitch'));",
+        'if (process.argv[2] === "close") { await c.close(); console.log("closed"); }',
+      ].join('\n');
+      const closing = await run(process.execPath, [
+        '--input-type=module',
+        '-e',
+        script,
+        ovs.address,
+        'close',
+      ]);
+      expect(closing.stdout).toBe('true\nclosed\n');
+      // Without close(), the process exits by itself once nothing is pending.
+      const idle = await run(process.execPath, ['--input-type=module', '-e', script, ovs.address, 'keep'], {
+        timeout: 20_000,
+      });
+      expect(idle.stdout).toBe('true\n');
+    },
+  );
 
   it('connection errors say where and why', async () => {
     const err = await errorOf(OvsdbClient.connect(`unix:${ovs.dir}/nope.sock`));

@@ -23,7 +23,9 @@ export async function vsctl(ovs: OvsSandbox, ...args: string[]): Promise<string>
 
 /** ovs-vsctl, synchronously (for use inside an event handler, before anything else can run). */
 export function vsctlSync(ovs: OvsSandbox, ...args: string[]): string {
-  return execFileSync('ovs-vsctl', [`--db=${ovs.address}`, '--timeout=20', ...args], { encoding: 'utf8' }).trim();
+  return execFileSync('ovs-vsctl', [`--db=${ovs.address}`, '--timeout=20', ...args], {
+    encoding: 'utf8',
+  }).trim();
 }
 
 /** ovs-appctl to the sandbox's ovsdb-server. */

@@ -12,8 +12,10 @@ const probe = probeSandbox();
 const DB = 'Open_vSwitch';
 
 type Batch = { changes: RowChange<Bridge>[]; info: ChangeInfo };
-const batches = (replica: Replica<OpenVSwitchTables>): ((listener: (b: Batch) => void) => () => void) => (listener) =>
-  replica.on('change', (changes, info) => listener({ changes: changes as RowChange<Bridge>[], info }));
+const batches =
+  (replica: Replica<OpenVSwitchTables>): ((listener: (b: Batch) => void) => () => void) =>
+  (listener) =>
+    replica.on('change', (changes, info) => listener({ changes: changes as RowChange<Bridge>[], info }));
 
 /**
  * Many bridges with big maps, in several transactions, then one small one: ovsdb-server trims its
@@ -24,7 +26,16 @@ async function populate(ovs: OvsSandbox, bridges: number): Promise<void> {
   for (let first = 0; first < bridges; first += 10) {
     const args: string[] = ['--no-wait'];
     for (let i = first; i < Math.min(bridges, first + 10); i++)
-      args.push('--', 'add-br', `pop${i}`, '--', 'set', 'Bridge', `pop${i}`, ...Array.from({ length: 10 }, (_, k) => `external_ids:k${k}=v${k}`));
+      args.push(
+        '--',
+        'add-br',
+        `pop${i}`,
+        '--',
+        'set',
+        'Bridge',
+        `pop${i}`,
+        ...Array.from({ length: 10 }, (_, k) => `external_ids:k${k}=v${k}`),
+      );
     await vsctl(ovs, ...args);
   }
   await vsctl(ovs, '--no-wait', 'br-set-external-id', 'pop0', 'small', 'txn');
@@ -55,12 +66,28 @@ describeIf(probe.ovsdb, 'Replica', () => {
     expect(replica.lookup('Port', 'name', 'r0p1')?.tag).toBeNull();
 
     const update = nextEvent(batches(replica), (b) => b.changes.some((c) => c.kind === 'update'));
-    await vsctl(ovs, '--no-wait', 'set', 'Port', 'r0p1', 'tag=42', '--', 'br-set-external-id', 'r0', 'owner', 'me');
+    await vsctl(
+      ovs,
+      '--no-wait',
+      'set',
+      'Port',
+      'r0p1',
+      'tag=42',
+      '--',
+      'br-set-external-id',
+      'r0',
+      'owner',
+      'me',
+    );
     const { changes } = await update;
     const bridge = changes.find((c) => c.table === 'Bridge')!;
     expect(bridge.old?.external_ids).toEqual(new Map());
     expect(bridge.new?.external_ids).toEqual(new Map([['owner', 'me']]));
-    expect(changes.find((c) => c.table === 'Port')).toMatchObject({ kind: 'update', old: { tag: null }, new: { tag: 42 } });
+    expect(changes.find((c) => c.table === 'Port')).toMatchObject({
+      kind: 'update',
+      old: { tag: null },
+      new: { tag: 42 },
+    });
     expect(replica.lookup('Port', 'name', 'r0p1')?.tag).toBe(42);
 
     await vsctl(ovs, '--no-wait', 'del-port', 'r0', 'r0p1');
@@ -72,7 +99,9 @@ describeIf(probe.ovsdb, 'Replica', () => {
     const created = replica.waitFor(() => replica.lookup('Bridge', 'name', 'r1'), { what: 'bridge r1' });
     await vsctl(ovs, '--no-wait', 'add-br', 'r1');
     expect((await created).name).toBe('r1');
-    await expect(replica.waitFor(() => replica.lookup('Bridge', 'name', 'never'), { timeoutMs: 50 })).rejects.toMatchObject({
+    await expect(
+      replica.waitFor(() => replica.lookup('Bridge', 'name', 'never'), { timeoutMs: 50 }),
+    ).rejects.toMatchObject({
       code: 'OPDBUS_ERR_OVSDB_TIMEOUT',
     });
     await replica.close();
@@ -81,10 +110,25 @@ describeIf(probe.ovsdb, 'Replica', () => {
 
   it('after a dropped connection it resynchronises and reports only what changed meanwhile (standalone: full resend)', async () => {
     await vsctl(ovs, '--no-wait', 'add-br', 's0', '--', 'add-br', 's1');
-    const replica = await client.database<OpenVSwitchTables>(DB).replica({ Bridge: { columns: ['name', 'external_ids'] } });
+    const replica = await client
+      .database<OpenVSwitchTables>(DB)
+      .replica({ Bridge: { columns: ['name', 'external_ids'] } });
     // Change the database while the client is disconnected (the handler runs before any reconnect).
     const off = client.on('disconnect', () => {
-      vsctlSync(ovs, '--no-wait', 'br-set-external-id', 's1', 'while', 'away', '--', 'del-br', 's0', '--', 'add-br', 's2');
+      vsctlSync(
+        ovs,
+        '--no-wait',
+        'br-set-external-id',
+        's1',
+        'while',
+        'away',
+        '--',
+        'del-br',
+        's0',
+        '--',
+        'add-br',
+        's2',
+      );
     });
     const resync = nextEvent(batches(replica), (b) => b.info.cause === 'resync');
     await serverCtl(ovs, 'ovsdb-server/reconnect');
@@ -92,59 +136,69 @@ describeIf(probe.ovsdb, 'Replica', () => {
     off();
     // A standalone database keeps no transaction history: the monitor could not resume.
     expect(info).toEqual({ cause: 'resync', resumed: false });
-    expect(changes.map((c) => `${c.kind} ${(c.new ?? c.old)!.name}`).sort()).toEqual(['delete s0', 'insert s2', 'update s1']);
+    expect(changes.map((c) => `${c.kind} ${(c.new ?? c.old)!.name}`).sort()).toEqual([
+      'delete s0',
+      'insert s2',
+      'update s1',
+    ]);
     expect(replica.lookup('Bridge', 'name', 's1')?.external_ids.get('while')).toBe('away');
     await replica.close();
     await vsctl(ovs, '--no-wait', 'del-br', 's1', '--', 'del-br', 's2');
   });
 });
 
-describeIf(probe.ovsdb, 'Replica on a clustered database: monitor_cond_since resumes after a reconnect', () => {
-  let ovs: OvsSandbox;
-  let client: OvsdbClient;
+describeIf(
+  probe.ovsdb,
+  'Replica on a clustered database: monitor_cond_since resumes after a reconnect',
+  () => {
+    let ovs: OvsSandbox;
+    let client: OvsdbClient;
 
-  beforeAll(async () => {
-    ovs = await startOvs({ clustered: true });
-    await populate(ovs, 40);
-    client = await OvsdbClient.connect({ address: ovs.address, reconnect: { minBackoffMs: 20 } });
-  });
-  afterAll(async () => {
-    await client?.close();
-    await ovs?.stop();
-  });
-
-  it('the connection is killed (not the server); only the transactions since the last id are sent', async () => {
-    const replica = await client.database<OpenVSwitchTables>(DB).replica({ Bridge: { columns: ['name', 'external_ids'] } });
-    expect(replica.monitor.method).toBe('monitor_cond_since');
-    expect(replica.table('Bridge').size).toBe(40);
-    const before = replica.lastTxnId;
-    expect(before).toMatch(/^[0-9a-f-]{36}$/);
-    expect(before).not.toBe('00000000-0000-0000-0000-000000000000');
-
-    const seen: Batch[] = [];
-    replica.on('change', (changes, info) => seen.push({ changes: changes as RowChange<Bridge>[], info }));
-    const off = client.on('disconnect', () => {
-      vsctlSync(ovs, '--no-wait', 'br-set-external-id', 'pop7', 'resumed', 'yes');
+    beforeAll(async () => {
+      ovs = await startOvs({ clustered: true });
+      await populate(ovs, 40);
+      client = await OvsdbClient.connect({ address: ovs.address, reconnect: { minBackoffMs: 20 } });
     });
-    const resync = nextEvent(batches(replica), (b) => b.info.cause === 'resync');
-    await serverCtl(ovs, 'ovsdb-server/reconnect');
-    const { changes, info } = await resync;
-    off();
-    expect(info).toEqual({ cause: 'resync', resumed: true });
-    expect(changes).toHaveLength(1);
-    expect(changes[0]).toMatchObject({ table: 'Bridge', kind: 'update', new: { name: 'pop7' } });
-    expect(replica.lookup('Bridge', 'name', 'pop7')?.external_ids.get('resumed')).toBe('yes');
-    expect(replica.lastTxnId).not.toBe(before);
-    // Only that one change came through the resync: no full resend of the 40 bridges.
-    expect(seen.flatMap((b) => b.changes)).toHaveLength(1);
+    afterAll(async () => {
+      await client?.close();
+      await ovs?.stop();
+    });
 
-    // And it keeps following updates afterwards.
-    const next = nextEvent(batches(replica), (b) => b.changes.some((c) => c.new?.name === 'pop8'));
-    await vsctl(ovs, '--no-wait', 'br-set-external-id', 'pop8', 'after', 'yes');
-    await next;
-    await replica.close();
-  });
-});
+    it('the connection is killed (not the server); only the transactions since the last id are sent', async () => {
+      const replica = await client
+        .database<OpenVSwitchTables>(DB)
+        .replica({ Bridge: { columns: ['name', 'external_ids'] } });
+      expect(replica.monitor.method).toBe('monitor_cond_since');
+      expect(replica.table('Bridge').size).toBe(40);
+      const before = replica.lastTxnId;
+      expect(before).toMatch(/^[0-9a-f-]{36}$/);
+      expect(before).not.toBe('00000000-0000-0000-0000-000000000000');
+
+      const seen: Batch[] = [];
+      replica.on('change', (changes, info) => seen.push({ changes: changes as RowChange<Bridge>[], info }));
+      const off = client.on('disconnect', () => {
+        vsctlSync(ovs, '--no-wait', 'br-set-external-id', 'pop7', 'resumed', 'yes');
+      });
+      const resync = nextEvent(batches(replica), (b) => b.info.cause === 'resync');
+      await serverCtl(ovs, 'ovsdb-server/reconnect');
+      const { changes, info } = await resync;
+      off();
+      expect(info).toEqual({ cause: 'resync', resumed: true });
+      expect(changes).toHaveLength(1);
+      expect(changes[0]).toMatchObject({ table: 'Bridge', kind: 'update', new: { name: 'pop7' } });
+      expect(replica.lookup('Bridge', 'name', 'pop7')?.external_ids.get('resumed')).toBe('yes');
+      expect(replica.lastTxnId).not.toBe(before);
+      // Only that one change came through the resync: no full resend of the 40 bridges.
+      expect(seen.flatMap((b) => b.changes)).toHaveLength(1);
+
+      // And it keeps following updates afterwards.
+      const next = nextEvent(batches(replica), (b) => b.changes.some((c) => c.new?.name === 'pop8'));
+      await vsctl(ovs, '--no-wait', 'br-set-external-id', 'pop8', 'after', 'yes');
+      await next;
+      await replica.close();
+    });
+  },
+);
 
 describeIf(probe.ovsdb, 'Replica when the server refuses monitor_cond (fallback to monitor)', () => {
   let ovs: OvsSandbox;
@@ -162,7 +216,20 @@ describeIf(probe.ovsdb, 'Replica when the server refuses monitor_cond (fallback 
   });
 
   it('falls back to monitor and applies the conditions itself: rows enter and leave the view', async () => {
-    await vsctl(ovs, '--no-wait', 'add-br', 'f0', '--', 'add-br', 'f1', '--', 'br-set-external-id', 'f1', 'team', 'red');
+    await vsctl(
+      ovs,
+      '--no-wait',
+      'add-br',
+      'f0',
+      '--',
+      'add-br',
+      'f1',
+      '--',
+      'br-set-external-id',
+      'f1',
+      'team',
+      'red',
+    );
     const replica = await client.database<OpenVSwitchTables>(DB).replica({
       Bridge: { columns: ['name'], where: [['external_ids', 'includes', { team: 'red' }]] },
     });

@@ -1,5 +1,12 @@
 import { OpdbusError, definePlugin, type Expansion, type Plugin } from '@opdbus/core';
-import { numaSectionSchema, parseCpuList, readTopology, resolvePlacements, type NumaSection, type Topology } from '@opdbus/numa';
+import {
+  numaSectionSchema,
+  parseCpuList,
+  readTopology,
+  resolvePlacements,
+  type NumaSection,
+  type Topology,
+} from '@opdbus/numa';
 
 /** Options of {@link createNumaPlugin}. */
 export interface NumaPluginOptions {
@@ -33,7 +40,10 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
         const t = await topology();
         return { available: true, detail: `${t.nodes.length} NUMA node(s), ${t.cpus.length} online CPU(s)` };
       } catch (err) {
-        return { available: false, reason: `the CPU/NUMA topology cannot be read: ${(err as Error).message}` };
+        return {
+          available: false,
+          reason: `the CPU/NUMA topology cannot be read: ${(err as Error).message}`,
+        };
       }
     },
 
@@ -47,7 +57,10 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
 
     apply(change) {
       return Promise.reject(
-        new OpdbusError('OPDBUS_ERR_INTERNAL', `The numa plugin has no changes of its own; it was asked to apply ${change.summary}.`),
+        new OpdbusError(
+          'OPDBUS_ERR_INTERNAL',
+          `The numa plugin has no changes of its own; it was asked to apply ${change.summary}.`,
+        ),
       );
     },
 
@@ -67,14 +80,21 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
       for (const placement of result.placements) {
         const properties: Record<string, unknown> = {};
         // CPU and node sets as sorted index lists: the systemd plugin's canonical form.
-        if (placement.properties.CPUAffinity !== undefined) properties.CPUAffinity = parseCpuList(placement.properties.CPUAffinity);
-        if (placement.properties.NUMAPolicy !== undefined) properties.NUMAPolicy = placement.properties.NUMAPolicy;
-        if (placement.properties.NUMAMask !== undefined) properties.NUMAMask = parseCpuList(placement.properties.NUMAMask);
+        if (placement.properties.CPUAffinity !== undefined)
+          properties.CPUAffinity = parseCpuList(placement.properties.CPUAffinity);
+        if (placement.properties.NUMAPolicy !== undefined)
+          properties.NUMAPolicy = placement.properties.NUMAPolicy;
+        if (placement.properties.NUMAMask !== undefined)
+          properties.NUMAMask = parseCpuList(placement.properties.NUMAMask);
         units[placement.unit] = { properties };
       }
       return {
         sections: { systemd: { units } },
-        notes: result.placements.map((p) => ({ plugin: 'systemd', resource: `unit/${p.unit}`, note: `numa: ${p.reason}` })),
+        notes: result.placements.map((p) => ({
+          plugin: 'systemd',
+          resource: `unit/${p.unit}`,
+          note: `numa: ${p.reason}`,
+        })),
       };
     },
   });

@@ -44,12 +44,20 @@ export function diffSection(desired: OvsSection, observed: OvsSection): ChangeSp
     const before = isPresent(have) ? toJson(scopedBridge(have, want)) : null;
     if (!isPresent(want)) {
       if (isPresent(have))
-        changes.push({ resource, op: 'delete', before, after: null, summary: `delete bridge ${want.name} and its ports` });
+        changes.push({
+          resource,
+          op: 'delete',
+          before,
+          after: null,
+          summary: `delete bridge ${want.name} and its ports`,
+        });
       continue;
     }
     const deltas = bridgeDeltas(want, have);
     if (!isPresent(have)) {
-      const extras: BridgeCreateExtras = { $localPort: !(want.ports ?? []).some((p) => p.name === want.name) };
+      const extras: BridgeCreateExtras = {
+        $localPort: !(want.ports ?? []).some((p) => p.name === want.name),
+      };
       changes.push({
         resource,
         op: 'create',
@@ -67,12 +75,19 @@ export function diffSection(desired: OvsSection, observed: OvsSection): ChangeSp
       });
     }
     for (const port of want.ports ?? []) {
-      const change = diffPort(want.name, port, have?.ports?.find((p) => p.name === port.name));
+      const change = diffPort(
+        want.name,
+        port,
+        have?.ports?.find((p) => p.name === port.name),
+      );
       if (change !== undefined) changes.push(change);
     }
   }
   for (const want of desired.managers ?? []) {
-    const change = diffManager(want, observed.managers?.find((m) => m.target === want.target));
+    const change = diffManager(
+      want,
+      observed.managers?.find((m) => m.target === want.target),
+    );
     if (change !== undefined) changes.push(change);
   }
   return changes;
@@ -88,7 +103,11 @@ function scopedBridge(have: OvsBridge, want: OvsBridge): Omit<OvsBridge, 'ports'
   return {
     ...own,
     controllers: want.controllers.map(
-      (c) => have.controllers?.find((h) => h.target === c.target) ?? { target: c.target, state: 'absent' as const },
+      (c) =>
+        have.controllers?.find((h) => h.target === c.target) ?? {
+          target: c.target,
+          state: 'absent' as const,
+        },
     ),
   };
 }
@@ -99,7 +118,14 @@ function diffPort(bridge: string, want: OvsPort, have: OvsPort | undefined): Cha
   const before = isPresent(have) ? toJson(have) : null;
   if (!isPresent(want)) {
     if (!isPresent(have)) return undefined;
-    return { resource, op: 'delete', before, after: null, dependsOn, summary: `delete port ${want.name} from bridge ${bridge}` };
+    return {
+      resource,
+      op: 'delete',
+      before,
+      after: null,
+      dependsOn,
+      summary: `delete port ${want.name} from bridge ${bridge}`,
+    };
   }
   if (!isPresent(have)) {
     const interfaces = (want.interfaces ?? [{ name: want.name }])
@@ -142,8 +168,20 @@ function diffManager(want: OvsManager, have: OvsManager | undefined): ChangeSpec
     };
   }
   if (!isPresent(have))
-    return { resource, op: 'create', before: null, after: toJson(want), summary: `create manager ${want.target}` };
+    return {
+      resource,
+      op: 'create',
+      before: null,
+      after: toJson(want),
+      summary: `create manager ${want.target}`,
+    };
   const deltas = remoteDeltas(want, have);
   if (deltas.length === 0) return undefined;
-  return { resource, op: 'update', before, after: toJson(want), summary: `update manager ${want.target}: ${formatDeltas(deltas)}` };
+  return {
+    resource,
+    op: 'update',
+    before,
+    after: toJson(want),
+    summary: `update manager ${want.target}: ${formatDeltas(deltas)}`,
+  };
 }

@@ -40,4 +40,10 @@ export {
   type OvsSection,
   type StringMapSpec,
 } from './schema.js';
-export { buildTransaction, currentState, parseResource, type BuiltTransaction, type ResourceRef } from './txn.js';
+export {
+  buildTransaction,
+  currentState,
+  parseResource,
+  type BuiltTransaction,
+  type ResourceRef,
+} from './txn.js';

@@ -16,7 +16,17 @@ import type {
 /** The columns the plugin replicates, per table (also the columns its `wait` guards compare). */
 export const replicatedColumns = {
   Open_vSwitch: ['bridges', 'manager_options', 'next_cfg', 'cur_cfg', 'iface_types', 'ovs_version'],
-  Bridge: ['name', 'datapath_type', 'fail_mode', 'stp_enable', 'protocols', 'other_config', 'external_ids', 'ports', 'controller'],
+  Bridge: [
+    'name',
+    'datapath_type',
+    'fail_mode',
+    'stp_enable',
+    'protocols',
+    'other_config',
+    'external_ids',
+    'ports',
+    'controller',
+  ],
   Port: [
     'name',
     'interfaces',
@@ -30,8 +40,25 @@ export const replicatedColumns = {
     'other_config',
     'external_ids',
   ],
-  Interface: ['name', 'type', 'options', 'mtu_request', 'mac', 'ofport_request', 'external_ids', 'other_config', 'error'],
-  Controller: ['target', 'connection_mode', 'max_backoff', 'inactivity_probe', 'other_config', 'external_ids'],
+  Interface: [
+    'name',
+    'type',
+    'options',
+    'mtu_request',
+    'mac',
+    'ofport_request',
+    'external_ids',
+    'other_config',
+    'error',
+  ],
+  Controller: [
+    'target',
+    'connection_mode',
+    'max_backoff',
+    'inactivity_probe',
+    'other_config',
+    'external_ids',
+  ],
   Manager: ['target', 'connection_mode', 'max_backoff', 'inactivity_probe', 'other_config', 'external_ids'],
 } as const satisfies { [T in keyof OpenVSwitchTables]?: readonly (keyof OpenVSwitchTables[T] & string)[] };
 
@@ -91,7 +118,9 @@ export function observePort(replica: OvsReplica, row: ReplicaRow<Port>): OvsPort
 }
 
 /** Fields shared by controllers and managers. */
-function observeRemote<T extends OvsController | OvsManager>(row: ReplicaRow<Controller> | ReplicaRow<Manager>): T {
+function observeRemote<T extends OvsController | OvsManager>(
+  row: ReplicaRow<Controller> | ReplicaRow<Manager>,
+): T {
   const out: OvsController = { target: row.target };
   if (row.connection_mode !== null) out.connection_mode = row.connection_mode;
   if (row.max_backoff !== null) out.max_backoff = row.max_backoff;
@@ -154,7 +183,9 @@ export function rootRow(replica: OvsReplica): ReplicaRow<OpenVSwitchTables['Open
 export function bridgeRows(replica: OvsReplica): ReplicaRow<Bridge>[] {
   const root = rootRow(replica);
   if (root === undefined) return [];
-  return root.bridges.map((uuid) => replica.get('Bridge', uuid)).filter((b): b is ReplicaRow<Bridge> => b !== undefined);
+  return root.bridges
+    .map((uuid) => replica.get('Bridge', uuid))
+    .filter((b): b is ReplicaRow<Bridge> => b !== undefined);
 }
 
 /** The manager rows the root refers to. */
@@ -221,7 +252,11 @@ export interface FieldDelta {
 const present = (x: { state?: 'present' | 'absent' | undefined } | undefined): boolean =>
   x !== undefined && x.state !== 'absent';
 
-function mapDeltas(prefix: string, desired: StringMapSpec | undefined, observed: StringMapSpec | undefined): FieldDelta[] {
+function mapDeltas(
+  prefix: string,
+  desired: StringMapSpec | undefined,
+  observed: StringMapSpec | undefined,
+): FieldDelta[] {
   if (desired === undefined) return [];
   const out: FieldDelta[] = [];
   for (const [key, value] of Object.entries(desired)) {
@@ -233,13 +268,22 @@ function mapDeltas(prefix: string, desired: StringMapSpec | undefined, observed:
   return out;
 }
 
-function scalarDelta(field: string, desired: unknown, observed: unknown, fallback: unknown = null): FieldDelta[] {
+function scalarDelta(
+  field: string,
+  desired: unknown,
+  observed: unknown,
+  fallback: unknown = null,
+): FieldDelta[] {
   if (desired === undefined) return [];
   const have = observed === undefined ? fallback : observed;
   return desired === have ? [] : [{ field, from: have, to: desired }];
 }
 
-function setDelta(field: string, desired: readonly (string | number)[] | undefined, observed: readonly (string | number)[] | undefined): FieldDelta[] {
+function setDelta(
+  field: string,
+  desired: readonly (string | number)[] | undefined,
+  observed: readonly (string | number)[] | undefined,
+): FieldDelta[] {
   if (desired === undefined) return [];
   const want = [...new Set(desired)].sort();
   const have = [...new Set(observed ?? [])].sort();
@@ -253,9 +297,14 @@ export function interfaceOptions(desired: OvsInterface): StringMapSpec | undefin
 }
 
 /** How an interface differs from what is desired (only named fields). */
-export function interfaceDeltas(desired: OvsInterface, observed: OvsInterface | undefined, prefix = ''): FieldDelta[] {
+export function interfaceDeltas(
+  desired: OvsInterface,
+  observed: OvsInterface | undefined,
+  prefix = '',
+): FieldDelta[] {
   const p = prefix === '' ? '' : `${prefix}.`;
-  if (!present(desired)) return present(observed) ? [{ field: `${p}state`, from: 'present', to: 'absent' }] : [];
+  if (!present(desired))
+    return present(observed) ? [{ field: `${p}state`, from: 'present', to: 'absent' }] : [];
   if (!present(observed)) return [{ field: `${p}state`, from: 'absent', to: 'present' }];
   return [
     ...scalarDelta(`${p}type`, desired.type, observed?.type, 'system'),
@@ -284,14 +333,25 @@ export function portDeltas(desired: OvsPort, observed: OvsPort | undefined): Fie
     ...mapDeltas('external_ids', desired.external_ids, observed?.external_ids),
   ];
   for (const iface of desired.interfaces ?? [])
-    out.push(...interfaceDeltas(iface, observed?.interfaces?.find((i) => i.name === iface.name), `interfaces.${iface.name}`));
+    out.push(
+      ...interfaceDeltas(
+        iface,
+        observed?.interfaces?.find((i) => i.name === iface.name),
+        `interfaces.${iface.name}`,
+      ),
+    );
   return out;
 }
 
 /** How a controller or manager differs from what is desired. */
-export function remoteDeltas(desired: OvsController | OvsManager, observed: OvsController | OvsManager | undefined, prefix = ''): FieldDelta[] {
+export function remoteDeltas(
+  desired: OvsController | OvsManager,
+  observed: OvsController | OvsManager | undefined,
+  prefix = '',
+): FieldDelta[] {
   const p = prefix === '' ? '' : `${prefix}.`;
-  if (!present(desired)) return present(observed) ? [{ field: `${p}state`, from: 'present', to: 'absent' }] : [];
+  if (!present(desired))
+    return present(observed) ? [{ field: `${p}state`, from: 'present', to: 'absent' }] : [];
   if (!present(observed)) return [{ field: `${p}state`, from: 'absent', to: 'present' }];
   return [
     ...scalarDelta(`${p}connection_mode`, desired.connection_mode, observed?.connection_mode),
@@ -321,13 +381,18 @@ export function bridgeDeltas(desired: OvsBridge, observed: OvsBridge | undefined
   ];
   for (const controller of desired.controllers ?? [])
     out.push(
-      ...remoteDeltas(controller, observed?.controllers?.find((c) => c.target === controller.target), `controllers.${controller.target}`),
+      ...remoteDeltas(
+        controller,
+        observed?.controllers?.find((c) => c.target === controller.target),
+        `controllers.${controller.target}`,
+      ),
     );
   return out;
 }
 
 /** `from → to` for a summary. */
 export function formatDeltas(deltas: readonly FieldDelta[]): string {
-  const show = (v: unknown): string => (v === null || v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v));
+  const show = (v: unknown): string =>
+    v === null || v === undefined ? '(unset)' : typeof v === 'string' ? v : JSON.stringify(v);
   return deltas.map((d) => `${d.field} ${show(d.from)} → ${show(d.to)}`).join(', ');
 }

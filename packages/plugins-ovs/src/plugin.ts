@@ -30,7 +30,16 @@ import {
   rootRow,
   type OvsReplica,
 } from './model.js';
-import { ovsSchema, type OvsBridge, type OvsController, type OvsInterface, type OvsManager, type OvsPort, type OvsSection, type StringMapSpec } from './schema.js';
+import {
+  ovsSchema,
+  type OvsBridge,
+  type OvsController,
+  type OvsInterface,
+  type OvsManager,
+  type OvsPort,
+  type OvsSection,
+  type StringMapSpec,
+} from './schema.js';
 import { buildTransaction, parseResource } from './txn.js';
 
 /** Where ovsdb-server listens on a Debian/Ubuntu host. */
@@ -109,7 +118,8 @@ function monitorRequests(): Record<string, { columns: string[] }> {
  */
 export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
   const sessions = new Map<string, Promise<Session>>();
-  const addressOf = (ctx: PluginContext): string => ctx.target.ovsdbAddress ?? options.defaultAddress ?? DEFAULT_OVSDB_ADDRESS;
+  const addressOf = (ctx: PluginContext): string =>
+    ctx.target.ovsdbAddress ?? options.defaultAddress ?? DEFAULT_OVSDB_ADDRESS;
 
   const open = async (address: string, logger: Logger): Promise<Session> => {
     const client = await OvsdbClient.connect({
@@ -194,12 +204,19 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
       if (built.effective.length === 0) return;
       let results: unknown[];
       try {
-        results = await client.transact('Open_vSwitch', built.operations, ctx.signal === undefined ? {} : { signal: ctx.signal });
+        results = await client.transact(
+          'Open_vSwitch',
+          built.operations,
+          ctx.signal === undefined ? {} : { signal: ctx.signal },
+        );
       } catch (err) {
         throw explain(err, built.owners, built.operations);
       }
       await replica.sync();
-      ctx.logger.debug({ changes: built.effective.map((c) => c.id), operations: built.operations.length }, 'ovs transaction committed');
+      ctx.logger.debug(
+        { changes: built.effective.map((c) => c.id), operations: built.operations.length },
+        'ovs transaction committed',
+      );
       if (built.nextCfgIndex !== undefined) {
         const rows = (results[built.nextCfgIndex] as { rows: { next_cfg: number }[] }).rows;
         const target = rows[0]?.next_cfg ?? 0;
@@ -214,7 +231,10 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
           throw new OpdbusError(
             'OPDBUS_ERR_OVS_VSWITCHD_TIMEOUT',
             `ovs-vswitchd did not apply the configuration within ${timeoutMs} ms (next_cfg ${target}, cur_cfg ${rootRow(replica)?.cur_cfg ?? '?'}); is it running?`,
-            { data: { address: addressOf(ctx), next_cfg: target, cur_cfg: rootRow(replica)?.cur_cfg }, cause: err },
+            {
+              data: { address: addressOf(ctx), next_cfg: target, cur_cfg: rootRow(replica)?.cur_cfg },
+              cause: err,
+            },
           );
         }
         const failed = built.interfaces
@@ -222,16 +242,25 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
           .filter((row) => row !== undefined && row.error !== null)
           .map((row) => ({ name: row!.name, error: row!.error! }));
         if (failed.length > 0) {
-          const owner = built.effective.find((c) => failed.some((f) => JSON.stringify(c.after).includes(`"${f.name}"`)));
+          const owner = built.effective.find((c) =>
+            failed.some((f) => JSON.stringify(c.after).includes(`"${f.name}"`)),
+          );
           throw new OpdbusError(
             'OPDBUS_ERR_OVS_INTERFACE',
             `ovs-vswitchd could not set up ${failed.map((f) => `interface ${f.name}: ${f.error}`).join('; ')}.`,
-            { data: { interfaces: failed, ...(owner === undefined ? {} : { changeId: owner.id, resource: owner.resource }) } },
+            {
+              data: {
+                interfaces: failed,
+                ...(owner === undefined ? {} : { changeId: owner.id, resource: owner.resource }),
+              },
+            },
           );
         }
       }
     } finally {
-      await client.unlock(OVS_LOCK).catch((err: unknown) => ctx.logger.warn({ err }, 'releasing the OVSDB lock failed'));
+      await client
+        .unlock(OVS_LOCK)
+        .catch((err: unknown) => ctx.logger.warn({ err }, 'releasing the OVSDB lock failed'));
     }
   };
 
@@ -258,8 +287,14 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
         const { replica } = await fresh(ctx);
         const root = rootRow(replica);
         if (root === undefined)
-          return { available: false, reason: `the Open_vSwitch database at ${address} is not initialised; run \`ovs-vsctl --no-wait init\`` };
-        return { available: true, detail: `Open vSwitch ${root.ovs_version ?? '(version unknown)'} at ${address}` };
+          return {
+            available: false,
+            reason: `the Open_vSwitch database at ${address} is not initialised; run \`ovs-vsctl --no-wait init\``,
+          };
+        return {
+          available: true,
+          detail: `Open vSwitch ${root.ovs_version ?? '(version unknown)'} at ${address}`,
+        };
       } catch (err) {
         return { available: false, reason: (err as Error).message.replace(/\.$/, '') };
       }
@@ -267,7 +302,9 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
 
     async query(ctx, queryOptions) {
       const { replica } = await fresh(ctx);
-      return queryOptions?.scope === undefined ? observeAll(replica) : observeScoped(replica, queryOptions.scope);
+      return queryOptions?.scope === undefined
+        ? observeAll(replica)
+        : observeScoped(replica, queryOptions.scope);
     },
 
     diff: diffSection,
@@ -286,7 +323,10 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
         } else if (ref.kind === 'port') {
           const row = replica.lookup('Port', 'name', ref.port);
           const onBridge = row !== undefined && bridgeOfPort(replica, row._uuid)?.name === ref.bridge;
-          token.ports[`${ref.bridge}/${ref.port}`] = { bridge: ref.bridge, port: onBridge ? observePort(replica, row) : null };
+          token.ports[`${ref.bridge}/${ref.port}`] = {
+            bridge: ref.bridge,
+            port: onBridge ? observePort(replica, row) : null,
+          };
         } else {
           const row = managerRows(replica).find((m) => m.target === ref.target);
           token.managers[ref.target] = row === undefined ? null : observeManager(row);
@@ -326,7 +366,11 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
 }
 
 /** Map a failed transaction to the change it belongs to, with OVSDB's error kept. */
-function explain(err: unknown, owners: readonly (Change | undefined)[], operations: readonly { op: string }[]): unknown {
+function explain(
+  err: unknown,
+  owners: readonly (Change | undefined)[],
+  operations: readonly { op: string }[],
+): unknown {
   if (!isOpdbusError(err, 'OPDBUS_ERR_OVSDB_TRANSACTION')) return err;
   const index = typeof err.data?.operationIndex === 'number' ? err.data.operationIndex : -1;
   const owner = owners[index];
@@ -373,10 +417,14 @@ function exactInterface(saved: OvsInterface, now: OvsInterface | undefined): Ovs
 
 function exactPort(saved: OvsPort, now: OvsPort | undefined): OvsPort {
   const interfaces: OvsInterface[] = (saved.interfaces ?? []).map((i) =>
-    exactInterface(i, now?.interfaces?.find((n) => n.name === i.name)),
+    exactInterface(
+      i,
+      now?.interfaces?.find((n) => n.name === i.name),
+    ),
   );
   for (const extra of now?.interfaces ?? [])
-    if (!interfaces.some((i) => i.name === extra.name)) interfaces.push({ name: extra.name, state: 'absent' });
+    if (!interfaces.some((i) => i.name === extra.name))
+      interfaces.push({ name: extra.name, state: 'absent' });
   return {
     name: saved.name,
     tag: saved.tag ?? null,
@@ -409,7 +457,11 @@ function exactRemote<T extends OvsController | OvsManager>(saved: T, now: T | un
  * and, for a bridge that was deleted, all its ports.
  */
 export function restoreSection(
-  token: { bridges: Record<string, OvsBridge | null>; ports: Record<string, { bridge: string; port: OvsPort | null }>; managers: Record<string, OvsManager | null> },
+  token: {
+    bridges: Record<string, OvsBridge | null>;
+    ports: Record<string, { bridge: string; port: OvsPort | null }>;
+    managers: Record<string, OvsManager | null>;
+  },
   current: OvsSection,
 ): OvsSection {
   const bridges = new Map<string, OvsBridge>();
@@ -420,9 +472,15 @@ export function restoreSection(
       continue;
     }
     const now = bridgeNow(name);
-    const controllers = (saved.controllers ?? []).map((c) => exactRemote(c, now?.controllers?.find((n) => n.target === c.target)));
+    const controllers = (saved.controllers ?? []).map((c) =>
+      exactRemote(
+        c,
+        now?.controllers?.find((n) => n.target === c.target),
+      ),
+    );
     for (const extra of now?.controllers ?? [])
-      if (!controllers.some((c) => c.target === extra.target)) controllers.push({ target: extra.target, state: 'absent' });
+      if (!controllers.some((c) => c.target === extra.target))
+        controllers.push({ target: extra.target, state: 'absent' });
     bridges.set(name, {
       name,
       datapath_type: saved.datapath_type ?? 'system',
@@ -452,7 +510,10 @@ export function restoreSection(
   const managers = Object.entries(token.managers).map(([target, saved]) =>
     saved === null
       ? { target, state: 'absent' as const }
-      : exactRemote(saved, current.managers?.find((m) => m.target === target)),
+      : exactRemote(
+          saved,
+          current.managers?.find((m) => m.target === target),
+        ),
   );
   const out: OvsSection = {};
   if (bridges.size > 0) out.bridges = [...bridges.values()];
@@ -463,9 +524,16 @@ export function restoreSection(
 // ------------------------------------------------------------------ watch
 
 /** Watch events for the row changes of one monitor update: one per resource of the section. */
-function watchEvents(replica: OvsReplica, changes: readonly RowChange<OpenVSwitchTables[keyof OpenVSwitchTables]>[]): WatchEvent[] {
+function watchEvents(
+  replica: OvsReplica,
+  changes: readonly RowChange<OpenVSwitchTables[keyof OpenVSwitchTables]>[],
+): WatchEvent[] {
   const seen = new Map<string, WatchEvent>();
-  const add = (resource: string, detail: string, raw: { table: string; uuid: string; kind: string }): void => {
+  const add = (
+    resource: string,
+    detail: string,
+    raw: { table: string; uuid: string; kind: string },
+  ): void => {
     if (!seen.has(resource)) seen.set(resource, { plugin: 'ovs', resource, detail, raw });
   };
   for (const change of changes) {
@@ -478,14 +546,20 @@ function watchEvents(replica: OvsReplica, changes: readonly RowChange<OpenVSwitc
         break;
       case 'Port': {
         const bridge = bridgeOfPort(replica, change.uuid);
-        add(bridge === undefined ? `port/${String(row?.name)}` : portResource(bridge.name, String(row?.name)), what, raw);
+        add(
+          bridge === undefined ? `port/${String(row?.name)}` : portResource(bridge.name, String(row?.name)),
+          what,
+          raw,
+        );
         break;
       }
       case 'Interface': {
         const port = replica.rows('Port').find((p) => p.interfaces.includes(change.uuid));
         const bridge = port === undefined ? undefined : bridgeOfPort(replica, port._uuid);
         add(
-          port === undefined || bridge === undefined ? `interface/${String(row?.name)}` : portResource(bridge.name, port.name),
+          port === undefined || bridge === undefined
+            ? `interface/${String(row?.name)}`
+            : portResource(bridge.name, port.name),
           what,
           raw,
         );
@@ -493,7 +567,11 @@ function watchEvents(replica: OvsReplica, changes: readonly RowChange<OpenVSwitc
       }
       case 'Controller': {
         const bridge = bridgeRows(replica).find((b) => b.controller.includes(change.uuid));
-        add(bridge === undefined ? `controller/${String(row?.target)}` : bridgeResource(bridge.name), what, raw);
+        add(
+          bridge === undefined ? `controller/${String(row?.target)}` : bridgeResource(bridge.name),
+          what,
+          raw,
+        );
         break;
       }
       case 'Manager':

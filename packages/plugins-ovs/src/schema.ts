@@ -8,7 +8,9 @@ const name = z
 
 const state = z
   .enum(['present', 'absent'])
-  .describe('`absent` removes it; the default is `present`. Nothing is removed because a document does not name it.');
+  .describe(
+    '`absent` removes it; the default is `present`. Nothing is removed because a document does not name it.',
+  );
 
 /** A map column (other_config, external_ids, options): values are strings in OVSDB; `null` removes a key. */
 const stringMap = z
@@ -29,16 +31,34 @@ export const interfaceSchema = z
         'Interface type: `system` (an existing network device, the default), `internal`, `tap`, `patch` (with `peer`), tunnels (`vxlan`, `geneve`, `gre`, `erspan`, `stt`, … with `options` such as remote_ip and key) or any type ovs-vswitchd lists in iface_types.',
       )
       .optional(),
-    peer: name.describe('For a patch interface: the interface at the other end (sets options:peer).').optional(),
-    options: stringMap.describe('Type-specific options, e.g. remote_ip, key, dst_port for tunnels; null removes a key.').optional(),
-    mtu_request: z.number().int().min(68).max(65535).nullable().describe('The MTU to request; null leaves it to OVS.').optional(),
+    peer: name
+      .describe('For a patch interface: the interface at the other end (sets options:peer).')
+      .optional(),
+    options: stringMap
+      .describe('Type-specific options, e.g. remote_ip, key, dst_port for tunnels; null removes a key.')
+      .optional(),
+    mtu_request: z
+      .number()
+      .int()
+      .min(68)
+      .max(65535)
+      .nullable()
+      .describe('The MTU to request; null leaves it to OVS.')
+      .optional(),
     mac: z
       .string()
       .regex(/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/)
       .nullable()
       .describe('The MAC address of an internal interface; null leaves it to OVS.')
       .optional(),
-    ofport_request: z.number().int().min(1).max(65279).nullable().describe('The OpenFlow port number to request.').optional(),
+    ofport_request: z
+      .number()
+      .int()
+      .min(1)
+      .max(65279)
+      .nullable()
+      .describe('The OpenFlow port number to request.')
+      .optional(),
     external_ids: stringMap.optional(),
     other_config: stringMap.optional(),
   })
@@ -51,17 +71,36 @@ export const portSchema = z
     state: state.optional(),
     tag: vlan.nullable().describe('Access VLAN (0-4095); null for none.').optional(),
     trunks: z.array(vlan).describe('VLANs a trunk port carries; [] for all.').optional(),
-    vlan_mode: z.enum(['trunk', 'access', 'native-tagged', 'native-untagged', 'dot1q-tunnel']).nullable().optional(),
-    bond_mode: z.enum(['balance-tcp', 'balance-slb', 'active-backup']).nullable().describe('For bonds (two or more interfaces).').optional(),
+    vlan_mode: z
+      .enum(['trunk', 'access', 'native-tagged', 'native-untagged', 'dot1q-tunnel'])
+      .nullable()
+      .optional(),
+    bond_mode: z
+      .enum(['balance-tcp', 'balance-slb', 'active-backup'])
+      .nullable()
+      .describe('For bonds (two or more interfaces).')
+      .optional(),
     lacp: z.enum(['active', 'passive', 'off']).nullable().describe('LACP for bonds.').optional(),
-    bond_updelay: z.number().int().min(0).describe('Milliseconds before a bond member that came up is used.').optional(),
-    bond_downdelay: z.number().int().min(0).describe('Milliseconds before a bond member that went down is dropped.').optional(),
+    bond_updelay: z
+      .number()
+      .int()
+      .min(0)
+      .describe('Milliseconds before a bond member that came up is used.')
+      .optional(),
+    bond_downdelay: z
+      .number()
+      .int()
+      .min(0)
+      .describe('Milliseconds before a bond member that went down is dropped.')
+      .optional(),
     other_config: stringMap.optional(),
     external_ids: stringMap.optional(),
     interfaces: z
       .array(interfaceSchema)
       .min(1)
-      .describe('Its interfaces, by name (default when creating: one system interface named like the port). Two or more make a bond.')
+      .describe(
+        'Its interfaces, by name (default when creating: one system interface named like the port). Two or more make a bond.',
+      )
       .optional(),
   })
   .describe('A port (OVSDB Port), by name; port names are unique across bridges.');
@@ -72,8 +111,20 @@ export const controllerSchema = z
     target: z.string().min(1).describe('e.g. tcp:192.0.2.1:6653, ssl:…, punix:/run/…'),
     state: state.optional(),
     connection_mode: z.enum(['in-band', 'out-of-band']).nullable().optional(),
-    max_backoff: z.number().int().min(1000).nullable().describe('Milliseconds between connection attempts, at most.').optional(),
-    inactivity_probe: z.number().int().min(0).nullable().describe('Milliseconds of silence before probing; 0 disables.').optional(),
+    max_backoff: z
+      .number()
+      .int()
+      .min(1000)
+      .nullable()
+      .describe('Milliseconds between connection attempts, at most.')
+      .optional(),
+    inactivity_probe: z
+      .number()
+      .int()
+      .min(0)
+      .nullable()
+      .describe('Milliseconds of silence before probing; 0 disables.')
+      .optional(),
     other_config: stringMap.optional(),
     external_ids: stringMap.optional(),
   })
@@ -82,7 +133,10 @@ export const controllerSchema = z
 /** An OVSDB manager (OVSDB table Manager, Open_vSwitch.manager_options). */
 export const managerSchema = z
   .strictObject({
-    target: z.string().min(1).describe('e.g. ptcp:6640:127.0.0.1 (ovsdb-server listens) or tcp:192.0.2.1:6640 (it connects out).'),
+    target: z
+      .string()
+      .min(1)
+      .describe('e.g. ptcp:6640:127.0.0.1 (ovsdb-server listens) or tcp:192.0.2.1:6640 (it connects out).'),
     state: state.optional(),
     connection_mode: z.enum(['in-band', 'out-of-band']).nullable().optional(),
     max_backoff: z.number().int().min(1000).nullable().optional(),
@@ -102,7 +156,11 @@ export const bridgeSchema = z
       .regex(/^[a-z0-9_-]*$/)
       .describe('`system` (the kernel datapath, the default) or `netdev` (the userspace datapath).')
       .optional(),
-    fail_mode: z.enum(['secure', 'standalone']).nullable().describe('What the bridge does without a controller; null: OVS default (standalone).').optional(),
+    fail_mode: z
+      .enum(['secure', 'standalone'])
+      .nullable()
+      .describe('What the bridge does without a controller; null: OVS default (standalone).')
+      .optional(),
     stp: z.boolean().describe('Spanning tree (stp_enable).').optional(),
     protocols: z
       .array(z.enum(['OpenFlow10', 'OpenFlow11', 'OpenFlow12', 'OpenFlow13', 'OpenFlow14', 'OpenFlow15']))
@@ -110,10 +168,15 @@ export const bridgeSchema = z
       .optional(),
     other_config: stringMap.optional(),
     external_ids: stringMap.optional(),
-    controllers: z.array(controllerSchema).describe('OpenFlow controllers, by target; those not named are left alone.').optional(),
+    controllers: z
+      .array(controllerSchema)
+      .describe('OpenFlow controllers, by target; those not named are left alone.')
+      .optional(),
     ports: z
       .array(portSchema)
-      .describe('Ports, by name. A new bridge also gets its local internal port named like the bridge, as ovs-vsctl add-br makes it.')
+      .describe(
+        'Ports, by name. A new bridge also gets its local internal port named like the bridge, as ovs-vsctl add-br makes it.',
+      )
       .optional(),
   })
   .describe('An Open vSwitch bridge (OVSDB Bridge), by name.');
@@ -131,7 +194,9 @@ export const ovsSchema = z
     bridges: z.array(bridgeSchema).describe('Bridges, by name; those not named are left alone.').optional(),
     managers: z
       .array(managerSchema)
-      .describe('Remotes of ovsdb-server (Open_vSwitch.manager_options), by target; those not named are left alone.')
+      .describe(
+        'Remotes of ovsdb-server (Open_vSwitch.manager_options), by target; those not named are left alone.',
+      )
       .optional(),
   })
   .superRefine((section, ctx) => {
@@ -142,7 +207,11 @@ export const ovsSchema = z
     const interfaces = new Map<string, string>();
     for (const [b, bridge] of bridges.entries()) {
       for (const dup of duplicates((bridge.controllers ?? []).map((c) => c.target)))
-        ctx.addIssue({ code: 'custom', path: ['bridges', b, 'controllers'], message: `controller ${dup} is named twice` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['bridges', b, 'controllers'],
+          message: `controller ${dup} is named twice`,
+        });
       for (const [p, port] of (bridge.ports ?? []).entries()) {
         const other = portPlaces.get(port.name);
         if (other !== undefined)
@@ -173,7 +242,9 @@ export const ovsSchema = z
     for (const dup of duplicates((section.managers ?? []).map((m) => m.target)))
       ctx.addIssue({ code: 'custom', path: ['managers'], message: `manager ${dup} is named twice` });
   })
-  .describe('Open vSwitch over OVSDB (--ovsdb, default unix:/run/openvswitch/db.sock): bridges with their ports, interfaces and controllers, and managers.');
+  .describe(
+    'Open vSwitch over OVSDB (--ovsdb, default unix:/run/openvswitch/db.sock): bridges with their ports, interfaces and controllers, and managers.',
+  );
 
 /** The `ovs` section of a state document. */
 export type OvsSection = z.infer<typeof ovsSchema>;

@@ -19,14 +19,7 @@ import {
   replicatedColumns,
   type OvsReplica,
 } from './model.js';
-import type {
-  OvsBridge,
-  OvsController,
-  OvsInterface,
-  OvsManager,
-  OvsPort,
-  StringMapSpec,
-} from './schema.js';
+import type { OvsBridge, OvsController, OvsInterface, OvsManager, OvsPort, StringMapSpec } from './schema.js';
 
 type Op = Operation<OpenVSwitchTables>;
 type GuardedTable = 'Bridge' | 'Port' | 'Interface' | 'Controller' | 'Manager';
@@ -44,9 +37,13 @@ export function parseResource(resource: string): ResourceRef {
   if (port !== null) return { kind: 'port', bridge: port[1]!, port: port[2]! };
   const bridge = /^bridge\/([^/]+)$/.exec(resource);
   if (bridge !== null) return { kind: 'bridge', bridge: bridge[1]! };
-  throw new OpdbusError('OPDBUS_ERR_OVS_INVALID', `Unknown ovs resource ${JSON.stringify(resource)}; this is a bug in the plan.`, {
-    data: { resource },
-  });
+  throw new OpdbusError(
+    'OPDBUS_ERR_OVS_INVALID',
+    `Unknown ovs resource ${JSON.stringify(resource)}; this is a bug in the plan.`,
+    {
+      data: { resource },
+    },
+  );
 }
 
 /** The values of a string map spec that set keys (null removes). */
@@ -57,7 +54,11 @@ function setKeys(spec: StringMapSpec | undefined): Record<string, string> {
 }
 
 /** Mutations that bring the named keys of a map column to what the spec says. */
-function mapMutations<R>(column: keyof R & string, spec: StringMapSpec | undefined, current: ReadonlyMap<string, string>): Mutation<R>[] {
+function mapMutations<R>(
+  column: keyof R & string,
+  spec: StringMapSpec | undefined,
+  current: ReadonlyMap<string, string>,
+): Mutation<R>[] {
   if (spec === undefined) return [];
   const remove: string[] = [];
   const add: Record<string, string> = {};
@@ -82,13 +83,18 @@ const present = (x: { state?: 'present' | 'absent' | undefined } | null | undefi
   x !== null && x !== undefined && x.state !== 'absent';
 
 /** The current state of a change's resource, in the same form as the plan's `before`. */
-export function currentState(replica: OvsReplica, change: Pick<Change, 'resource' | 'before' | 'after'>): unknown {
+export function currentState(
+  replica: OvsReplica,
+  change: Pick<Change, 'resource' | 'before' | 'after'>,
+): unknown {
   const ref = parseResource(change.resource);
   switch (ref.kind) {
     case 'bridge': {
       const row = bridgeRows(replica).find((b) => b.name === ref.bridge);
       if (row === undefined) return null;
-      const scope = ((change.after ?? change.before) as unknown as OvsBridge | null)?.controllers?.map((c) => c.target);
+      const scope = ((change.after ?? change.before) as unknown as OvsBridge | null)?.controllers?.map(
+        (c) => c.target,
+      );
       const own = bridgeOwn(observeBridge(replica, row, scope === undefined ? {} : { controllers: scope }));
       if (scope === undefined) delete own.controllers;
       return toJson(own);
@@ -116,8 +122,10 @@ function alreadyDone(change: Change, current: unknown): boolean {
   if (change.after === null) return current === null;
   if (current === null) return false;
   const ref = parseResource(change.resource);
-  if (ref.kind === 'bridge') return bridgeDeltas(change.after as unknown as OvsBridge, current as OvsBridge).length === 0;
-  if (ref.kind === 'port') return portDeltas(change.after as unknown as OvsPort, current as OvsPort).length === 0;
+  if (ref.kind === 'bridge')
+    return bridgeDeltas(change.after as unknown as OvsBridge, current as OvsBridge).length === 0;
+  if (ref.kind === 'port')
+    return portDeltas(change.after as unknown as OvsPort, current as OvsPort).length === 0;
   return remoteDeltas(change.after as unknown as OvsManager, current as OvsManager).length === 0;
 }
 
@@ -225,16 +233,36 @@ class Builder {
     const columns = (replicatedColumns[table] as readonly string[]).filter((c) => c !== 'error');
     const values: Record<string, unknown> = {};
     for (const column of columns) values[column] = (row as unknown as Record<string, unknown>)[column];
-    this.guards.push({ op: 'wait', table, where: [['_uuid', '==', row._uuid]], columns, until: '==', rows: [values], timeout: 0 } as Op);
+    this.guards.push({
+      op: 'wait',
+      table,
+      where: [['_uuid', '==', row._uuid]],
+      columns,
+      until: '==',
+      rows: [values],
+      timeout: 0,
+    } as Op);
     this.guardOwners.push(this.owner);
   }
 
   /** Fail if a row with this name exists (someone created it meanwhile). */
-  #guardAbsent(table: 'Bridge' | 'Port' | 'Interface' | 'Manager', column: 'name' | 'target', value: string): void {
+  #guardAbsent(
+    table: 'Bridge' | 'Port' | 'Interface' | 'Manager',
+    column: 'name' | 'target',
+    value: string,
+  ): void {
     const key = `${table}:${value}`;
     if (this.#guarded.has(key)) return;
     this.#guarded.add(key);
-    this.guards.push({ op: 'wait', table, where: [[column, '==', value]], columns: [column], until: '==', rows: [], timeout: 0 } as Op);
+    this.guards.push({
+      op: 'wait',
+      table,
+      where: [[column, '==', value]],
+      columns: [column],
+      until: '==',
+      rows: [],
+      timeout: 0,
+    } as Op);
     this.guardOwners.push(this.owner);
   }
 
@@ -251,7 +279,12 @@ class Builder {
     if (change.after === null) {
       if (row === undefined) return;
       this.#guardRow('Bridge', row);
-      this.#write({ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'delete', [row._uuid]]] });
+      this.#write({
+        op: 'mutate',
+        table: 'Open_vSwitch',
+        where: [],
+        mutations: [['bridges', 'delete', [row._uuid]]],
+      });
       return;
     }
     const want = change.after as unknown as OvsBridge & BridgeCreateExtras;
@@ -260,8 +293,11 @@ class Builder {
       const uuidName = this.#name('bridge');
       this.#newBridges.set(name, uuidName);
       const ports: string[] = [];
-      if (want.$localPort === true) ports.push(this.#createPort({ name, interfaces: [{ name, type: 'internal' }] }));
-      const controllers = (want.controllers ?? []).filter(present).map((c) => this.#createRemote('Controller', c));
+      if (want.$localPort === true)
+        ports.push(this.#createPort({ name, interfaces: [{ name, type: 'internal' }] }));
+      const controllers = (want.controllers ?? [])
+        .filter(present)
+        .map((c) => this.#createRemote('Controller', c));
       this.#write({
         op: 'insert',
         table: 'Bridge',
@@ -278,7 +314,12 @@ class Builder {
           ports,
         },
       });
-      this.#write({ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['bridges', 'insert', [uuidName]]] });
+      this.#write({
+        op: 'mutate',
+        table: 'Open_vSwitch',
+        where: [],
+        mutations: [['bridges', 'insert', [uuidName]]],
+      });
       return;
     }
     this.#guardRow('Bridge', row);
@@ -306,7 +347,8 @@ class Builder {
         this.#updateRemote('Controller', existing, controller);
       }
     }
-    if (mutations.length > 0) this.#write({ op: 'mutate', table: 'Bridge', where: [['_uuid', '==', row._uuid]], mutations });
+    if (mutations.length > 0)
+      this.#write({ op: 'mutate', table: 'Bridge', where: [['_uuid', '==', row._uuid]], mutations });
   }
 
   /** Insert a controller or manager row; returns its named uuid. */
@@ -328,18 +370,27 @@ class Builder {
     return uuidName;
   }
 
-  #updateRemote(table: 'Controller' | 'Manager', row: ReplicaRow<Controller | Manager>, want: OvsController | OvsManager): void {
+  #updateRemote(
+    table: 'Controller' | 'Manager',
+    row: ReplicaRow<Controller | Manager>,
+    want: OvsController | OvsManager,
+  ): void {
     this.#guardRow(table, row);
     const update: Record<string, unknown> = {};
-    if (want.connection_mode !== undefined && want.connection_mode !== row.connection_mode) update.connection_mode = want.connection_mode;
-    if (want.max_backoff !== undefined && want.max_backoff !== row.max_backoff) update.max_backoff = want.max_backoff;
-    if (want.inactivity_probe !== undefined && want.inactivity_probe !== row.inactivity_probe) update.inactivity_probe = want.inactivity_probe;
-    if (Object.keys(update).length > 0) this.#write({ op: 'update', table, where: [['_uuid', '==', row._uuid]], row: update });
+    if (want.connection_mode !== undefined && want.connection_mode !== row.connection_mode)
+      update.connection_mode = want.connection_mode;
+    if (want.max_backoff !== undefined && want.max_backoff !== row.max_backoff)
+      update.max_backoff = want.max_backoff;
+    if (want.inactivity_probe !== undefined && want.inactivity_probe !== row.inactivity_probe)
+      update.inactivity_probe = want.inactivity_probe;
+    if (Object.keys(update).length > 0)
+      this.#write({ op: 'update', table, where: [['_uuid', '==', row._uuid]], row: update });
     const mutations = [
       ...mapMutations<Controller>('other_config', want.other_config, row.other_config),
       ...mapMutations<Controller>('external_ids', want.external_ids, row.external_ids),
     ];
-    if (mutations.length > 0) this.#write({ op: 'mutate', table, where: [['_uuid', '==', row._uuid]], mutations } as Op);
+    if (mutations.length > 0)
+      this.#write({ op: 'mutate', table, where: [['_uuid', '==', row._uuid]], mutations } as Op);
   }
 
   // ---------------------------------------------------------------- ports
@@ -347,9 +398,14 @@ class Builder {
   /** Insert a port with its interfaces (guarding that none of the names exist); returns its named uuid. */
   #createPort(want: OvsPort): string {
     this.#guardAbsent('Port', 'name', want.name);
-    const interfaces = (want.interfaces ?? [{ name: want.name }]).filter(present).map((i) => this.#createInterface(i));
+    const interfaces = (want.interfaces ?? [{ name: want.name }])
+      .filter(present)
+      .map((i) => this.#createInterface(i));
     if (interfaces.length === 0)
-      this.#invalid(`Port ${want.name} would have no interface; a port needs at least one (name one that is not absent).`, this.owner);
+      this.#invalid(
+        `Port ${want.name} would have no interface; a port needs at least one (name one that is not absent).`,
+        this.owner,
+      );
     const uuidName = this.#name('port');
     this.#write({
       op: 'insert',
@@ -376,7 +432,10 @@ class Builder {
     this.#guardAbsent('Interface', 'name', want.name);
     const existing = this.#replica.lookup('Interface', 'name', want.name);
     if (existing !== undefined)
-      this.#invalid(`Interface ${want.name} already exists in another port; interface names are unique. Remove it there first.`, this.owner);
+      this.#invalid(
+        `Interface ${want.name} already exists in another port; interface names are unique. Remove it there first.`,
+        this.owner,
+      );
     this.interfaces.add(want.name);
     const uuidName = this.#name('iface');
     this.#write({
@@ -401,9 +460,11 @@ class Builder {
     this.#guardRow('Interface', row);
     const update: Record<string, unknown> = {};
     if (want.type !== undefined && ovsdbName(want.type) !== row.type) update.type = ovsdbName(want.type);
-    if (want.mtu_request !== undefined && want.mtu_request !== row.mtu_request) update.mtu_request = want.mtu_request;
+    if (want.mtu_request !== undefined && want.mtu_request !== row.mtu_request)
+      update.mtu_request = want.mtu_request;
     if (want.mac !== undefined && want.mac?.toLowerCase() !== row.mac?.toLowerCase()) update.mac = want.mac;
-    if (want.ofport_request !== undefined && want.ofport_request !== row.ofport_request) update.ofport_request = want.ofport_request;
+    if (want.ofport_request !== undefined && want.ofport_request !== row.ofport_request)
+      update.ofport_request = want.ofport_request;
     const mutations = [
       ...mapMutations<Interface>('options', interfaceOptions(want), row.options),
       ...mapMutations<Interface>('other_config', want.other_config, row.other_config),
@@ -412,23 +473,31 @@ class Builder {
     if (Object.keys(update).length > 0 || mutations.length > 0) this.interfaces.add(row.name);
     if (Object.keys(update).length > 0)
       this.#write({ op: 'update', table: 'Interface', where: [['_uuid', '==', row._uuid]], row: update });
-    if (mutations.length > 0) this.#write({ op: 'mutate', table: 'Interface', where: [['_uuid', '==', row._uuid]], mutations });
+    if (mutations.length > 0)
+      this.#write({ op: 'mutate', table: 'Interface', where: [['_uuid', '==', row._uuid]], mutations });
   }
 
   port(bridge: string, name: string, change: Change): void {
     const bridgeRow = bridgeRows(this.#replica).find((b) => b.name === bridge);
     const existing = this.#replica.lookup('Port', 'name', name);
-    const onBridge = existing !== undefined && bridgeRow?.ports.includes(existing._uuid) === true ? existing : undefined;
+    const onBridge =
+      existing !== undefined && bridgeRow?.ports.includes(existing._uuid) === true ? existing : undefined;
     if (change.after === null) {
       if (onBridge === undefined || bridgeRow === undefined) return;
       this.#guardRow('Port', onBridge);
-      this.#write({ op: 'mutate', table: 'Bridge', where: [['_uuid', '==', bridgeRow._uuid]], mutations: [['ports', 'delete', [onBridge._uuid]]] });
+      this.#write({
+        op: 'mutate',
+        table: 'Bridge',
+        where: [['_uuid', '==', bridgeRow._uuid]],
+        mutations: [['ports', 'delete', [onBridge._uuid]]],
+      });
       return;
     }
     const want = change.after as unknown as OvsPort;
     if (onBridge === undefined) {
       if (existing !== undefined) {
-        const other = bridgeRows(this.#replica).find((b) => b.ports.includes(existing._uuid))?.name ?? '(none)';
+        const other =
+          bridgeRows(this.#replica).find((b) => b.ports.includes(existing._uuid))?.name ?? '(none)';
         this.#invalid(
           `Port ${name} already exists on bridge ${other}; port names are unique across bridges. Name it under bridge ${other}, or remove it there first (state: absent).`,
           change,
@@ -436,21 +505,34 @@ class Builder {
       }
       const bridgeRef = this.#newBridges.get(bridge) ?? bridgeRow?._uuid;
       if (bridgeRef === undefined)
-        this.#invalid(`Bridge ${bridge} does not exist; add it to the document (bridges: - name: ${bridge}).`, change);
+        this.#invalid(
+          `Bridge ${bridge} does not exist; add it to the document (bridges: - name: ${bridge}).`,
+          change,
+        );
       const port = this.#createPort(want);
-      this.#write({ op: 'mutate', table: 'Bridge', where: [['_uuid', '==', bridgeRef]], mutations: [['ports', 'insert', [port]]] });
+      this.#write({
+        op: 'mutate',
+        table: 'Bridge',
+        where: [['_uuid', '==', bridgeRef]],
+        mutations: [['ports', 'insert', [port]]],
+      });
       return;
     }
     this.#guardRow('Port', onBridge);
     const update: Record<string, unknown> = {};
     if (want.tag !== undefined && want.tag !== onBridge.tag) update.tag = want.tag;
     if (want.trunks !== undefined) update.trunks = [...new Set(want.trunks)];
-    if (want.vlan_mode !== undefined && want.vlan_mode !== onBridge.vlan_mode) update.vlan_mode = want.vlan_mode;
-    if (want.bond_mode !== undefined && want.bond_mode !== onBridge.bond_mode) update.bond_mode = want.bond_mode;
+    if (want.vlan_mode !== undefined && want.vlan_mode !== onBridge.vlan_mode)
+      update.vlan_mode = want.vlan_mode;
+    if (want.bond_mode !== undefined && want.bond_mode !== onBridge.bond_mode)
+      update.bond_mode = want.bond_mode;
     if (want.lacp !== undefined && want.lacp !== onBridge.lacp) update.lacp = want.lacp;
-    if (want.bond_updelay !== undefined && want.bond_updelay !== onBridge.bond_updelay) update.bond_updelay = want.bond_updelay;
-    if (want.bond_downdelay !== undefined && want.bond_downdelay !== onBridge.bond_downdelay) update.bond_downdelay = want.bond_downdelay;
-    if (Object.keys(update).length > 0) this.#write({ op: 'update', table: 'Port', where: [['_uuid', '==', onBridge._uuid]], row: update });
+    if (want.bond_updelay !== undefined && want.bond_updelay !== onBridge.bond_updelay)
+      update.bond_updelay = want.bond_updelay;
+    if (want.bond_downdelay !== undefined && want.bond_downdelay !== onBridge.bond_downdelay)
+      update.bond_downdelay = want.bond_downdelay;
+    if (Object.keys(update).length > 0)
+      this.#write({ op: 'update', table: 'Port', where: [['_uuid', '==', onBridge._uuid]], row: update });
     const mutations: Mutation<Port>[] = [
       ...mapMutations<Port>('other_config', want.other_config, onBridge.other_config),
       ...mapMutations<Port>('external_ids', want.external_ids, onBridge.external_ids),
@@ -475,8 +557,12 @@ class Builder {
       }
     }
     if (remaining === 0)
-      this.#invalid(`Port ${name} would have no interface left; a port needs at least one. Delete the port instead (state: absent).`, change);
-    if (mutations.length > 0) this.#write({ op: 'mutate', table: 'Port', where: [['_uuid', '==', onBridge._uuid]], mutations });
+      this.#invalid(
+        `Port ${name} would have no interface left; a port needs at least one. Delete the port instead (state: absent).`,
+        change,
+      );
+    if (mutations.length > 0)
+      this.#write({ op: 'mutate', table: 'Port', where: [['_uuid', '==', onBridge._uuid]], mutations });
   }
 
   // ---------------------------------------------------------------- managers
@@ -486,14 +572,24 @@ class Builder {
     if (change.after === null) {
       if (row === undefined) return;
       this.#guardRow('Manager', row);
-      this.#write({ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['manager_options', 'delete', [row._uuid]]] });
+      this.#write({
+        op: 'mutate',
+        table: 'Open_vSwitch',
+        where: [],
+        mutations: [['manager_options', 'delete', [row._uuid]]],
+      });
       return;
     }
     const want = change.after as unknown as OvsManager;
     if (row === undefined) {
       this.#guardAbsent('Manager', 'target', target);
       const uuidName = this.#createRemote('Manager', want);
-      this.#write({ op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['manager_options', 'insert', [uuidName]]] });
+      this.#write({
+        op: 'mutate',
+        table: 'Open_vSwitch',
+        where: [],
+        mutations: [['manager_options', 'insert', [uuidName]]],
+      });
       return;
     }
     this.#updateRemote('Manager', row, want);

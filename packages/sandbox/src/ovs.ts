@@ -327,7 +327,16 @@ export async function startOvs(options: OvsOptions = {}): Promise<OvsSandbox> {
       { id: registration.record.id, dir, ovsdbServerPid, vswitchdPid, netns: netns?.name },
       'sandbox ovs started',
     );
-    return new OvsSandbox({ dir, netns, ownedNetns, ovsdbServerPid, vswitchdPid, clustered, registration, logger });
+    return new OvsSandbox({
+      dir,
+      netns,
+      ownedNetns,
+      ovsdbServerPid,
+      vswitchdPid,
+      clustered,
+      registration,
+      logger,
+    });
   } catch (err) {
     await release(registration.record);
     if (ownedNetns !== undefined)

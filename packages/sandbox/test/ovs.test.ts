@@ -62,9 +62,13 @@ describeIf(probe.ovsdb, 'startOvs', () => {
     expect(ovs.clustered).toBe(true);
     await vsctl(ovs.address, '--no-wait', 'add-br', 'sbxraft');
     expect((await vsctl(ovs.address, 'list-br')).stdout.trim()).toBe('sbxraft');
-    const { stdout } = await run('ovs-appctl', ['-t', join(ovs.dir, 'ovsdb-server.ctl'), 'cluster/status', 'Open_vSwitch'], {
-      env: { ...process.env, ...ovs.env },
-    });
+    const { stdout } = await run(
+      'ovs-appctl',
+      ['-t', join(ovs.dir, 'ovsdb-server.ctl'), 'cluster/status', 'Open_vSwitch'],
+      {
+        env: { ...process.env, ...ovs.env },
+      },
+    );
     expect(stdout).toMatch(/Role: leader/);
   });
 

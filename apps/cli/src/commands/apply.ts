@@ -1,4 +1,10 @@
-import { OpdbusError, type ApplyOptions, type ApplyResult, type Engine, type StateDocument } from '@opdbus/core';
+import {
+  OpdbusError,
+  type ApplyOptions,
+  type ApplyResult,
+  type Engine,
+  type StateDocument,
+} from '@opdbus/core';
 import { exitCodes } from '../exitCodes.js';
 import { formatEvent, formatPlan } from '../format.js';
 import { createEngine, ensureStateDir, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
@@ -52,7 +58,9 @@ export async function applyDocument(
     await recoverFirst(engine, output);
     const { plan, notes } = await inDocument(doc, () => engine.plan(doc));
     if (global.json)
-      output.out(JSON.stringify({ ok: true, dryRun: true, changes: plan.changes.length, plan, notes }, null, 2));
+      output.out(
+        JSON.stringify({ ok: true, dryRun: true, changes: plan.changes.length, plan, notes }, null, 2),
+      );
     else output.out(formatPlan(plan, notes));
     return plan.changes.length === 0 ? exitCodes.OK.code : exitCodes.CHANGES_PENDING.code;
   }

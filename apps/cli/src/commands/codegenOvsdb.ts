@@ -25,18 +25,31 @@ export async function codegenOvsdb(
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_OVSDB_SCHEMA', `${schemaFile} is not JSON: ${(err as Error).message}.`, {
-      data: { source: schemaFile, path: '(file)' },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_OVSDB_SCHEMA',
+      `${schemaFile} is not JSON: ${(err as Error).message}.`,
+      {
+        data: { source: schemaFile, path: '(file)' },
+        cause: err,
+      },
+    );
   }
   const schema = DatabaseSchema.parse(json, schemaFile);
   const source = basename(schemaFile);
   const file = resolve(join(options.out, typesFileName(schema)));
   await mkdir(options.out, { recursive: true });
   await writeFile(file, generateTypes(schema, { source }));
-  const summary = { ok: true, file, database: schema.name, version: schema.version, tables: schema.tables.size };
+  const summary = {
+    ok: true,
+    file,
+    database: schema.name,
+    version: schema.version,
+    tables: schema.tables.size,
+  };
   if (global.json) output.out(JSON.stringify(summary, null, 2));
-  else output.out(`Wrote ${file}: types for ${schema.tables.size} tables of ${schema.name} ${schema.version} (from ${source}).`);
+  else
+    output.out(
+      `Wrote ${file}: types for ${schema.tables.size} tables of ${schema.name} ${schema.version} (from ${source}).`,
+    );
   return 0;
 }

@@ -9,7 +9,8 @@ export async function diff(global: GlobalOptions, file: string, output: Output):
   const doc = await readDocument(file, engine.registry);
   await recoverFirst(engine, output);
   const { plan, notes } = await inDocument(doc, () => engine.plan(doc));
-  if (global.json) output.out(JSON.stringify({ ok: true, changes: plan.changes.length, plan, notes }, null, 2));
+  if (global.json)
+    output.out(JSON.stringify({ ok: true, changes: plan.changes.length, plan, notes }, null, 2));
   else output.out(formatPlan(plan, notes));
   return plan.changes.length === 0 ? exitCodes.OK.code : exitCodes.CHANGES_PENDING.code;
 }

@@ -29,11 +29,18 @@ export async function openLedger(global: GlobalOptions, output: Output): Promise
   const paths = ledgerPaths(global.stateDir);
   const ledger = await Ledger.open({ dir: paths.ledgerDir, keyFile: paths.ledgerKey, origin: paths.origin });
   const torn = ledger.openReport.tornTail;
-  if (torn !== undefined) output.err(`opdbus: the ledger had a torn tail (${torn.bytes} bytes at byte ${torn.offset}, a crash mid-write); it was cut back to the last whole record.`);
+  if (torn !== undefined)
+    output.err(
+      `opdbus: the ledger had a torn tail (${torn.bytes} bytes at byte ${torn.offset}, a crash mid-write); it was cut back to the last whole record.`,
+    );
   return ledger;
 }
 
-async function withLedger<T>(global: GlobalOptions, output: Output, fn: (ledger: Ledger) => T | Promise<T>): Promise<T> {
+async function withLedger<T>(
+  global: GlobalOptions,
+  output: Output,
+  fn: (ledger: Ledger) => T | Promise<T>,
+): Promise<T> {
   const ledger = await openLedger(global, output);
   try {
     return await fn(ledger);
@@ -45,13 +52,24 @@ async function withLedger<T>(global: GlobalOptions, output: Output, fn: (ledger:
 const json = (value: unknown): string => JSON.stringify(value, null, 2);
 
 /** `opdbus ledger verify`. */
-export async function verify(global: GlobalOptions, options: { checkpoint?: string[]; key?: string }, output: Output): Promise<number> {
+export async function verify(
+  global: GlobalOptions,
+  options: { checkpoint?: string[]; key?: string },
+  output: Output,
+): Promise<number> {
   const dir = ledgerPaths(global.stateDir).ledgerDir;
   if (!existsSync(join(dir, 'log'))) {
-    throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `There is no ledger in ${dir} yet; it is created by the first apply.`, { data: { dir } });
+    throw new OpdbusError(
+      'OPDBUS_ERR_LEDGER_NOT_FOUND',
+      `There is no ledger in ${dir} yet; it is created by the first apply.`,
+      { data: { dir } },
+    );
   }
   const trusted = await Promise.all((options.checkpoint ?? []).map((file) => readFile(file, 'utf8')));
-  const report = await verifyLedger(dir, { trusted, ...(options.key === undefined ? {} : { verifier: NoteVerifier.parse(options.key) }) });
+  const report = await verifyLedger(dir, {
+    trusted,
+    ...(options.key === undefined ? {} : { verifier: NoteVerifier.parse(options.key) }),
+  });
   if (global.json) {
     output.out(json(report));
   } else if (report.ok) {
@@ -59,10 +77,14 @@ export async function verify(global: GlobalOptions, options: { checkpoint?: stri
       `Ledger verified: ${report.size} entries, ${report.checkpoints} signed checkpoints, root ${report.root} (${report.ms.toFixed(0)} ms, ${report.hashBackend}).`,
     );
     if (report.tornTail !== undefined)
-      output.out(`Torn tail: ${report.tornTail.bytes} bytes at byte ${report.tornTail.offset} (a crash mid-write); cut back on the next write.`);
+      output.out(
+        `Torn tail: ${report.tornTail.bytes} bytes at byte ${report.tornTail.offset} (a crash mid-write); cut back on the next write.`,
+      );
   } else {
     output.err(`opdbus: TAMPERING: ${report.tampering?.message ?? 'the ledger does not verify'}`);
-    output.err(`The first entry that cannot be trusted is ${report.tampering?.index ?? '?'}; ${report.size} entries before it verified.`);
+    output.err(
+      `The first entry that cannot be trusted is ${report.tampering?.index ?? '?'}; ${report.size} entries before it verified.`,
+    );
   }
   return report.ok ? exitCodes.OK.code : exitCodes.TAMPERED.code;
 }
@@ -74,7 +96,13 @@ function summary(e: LedgerEntry): string {
     String(e.index).padStart(6),
     typeof v.at === 'string' ? v.at : '-',
     (typeof v.kind === 'string' ? v.kind : '-').padEnd(16),
-    String(typeof v.status === 'string' ? v.status : typeof v.trigger === 'string' ? v.trigger : ((v.trigger as { kind?: string } | undefined)?.kind ?? '')).padEnd(15),
+    String(
+      typeof v.status === 'string'
+        ? v.status
+        : typeof v.trigger === 'string'
+          ? v.trigger
+          : ((v.trigger as { kind?: string } | undefined)?.kind ?? ''),
+    ).padEnd(15),
     typeof v.txId === 'string' ? `tx ${v.txId}` : typeof v.id === 'string' ? `snapshot ${v.id}` : '',
     actor?.name !== undefined ? `by ${actor.name} (uid ${actor.uid ?? '?'}, pid ${actor.pid ?? '?'})` : '',
   ];
@@ -82,14 +110,26 @@ function summary(e: LedgerEntry): string {
 }
 
 /** `opdbus ledger log`. */
-export async function log(global: GlobalOptions, options: { from?: string; limit: string }, output: Output): Promise<number> {
+export async function log(
+  global: GlobalOptions,
+  options: { from?: string; limit: string },
+  output: Output,
+): Promise<number> {
   const limit = integer(options.limit, '--limit') ?? 50;
   return withLedger(global, output, async (ledger) => {
     const from = integer(options.from, '--from') ?? Math.max(0, ledger.size - limit);
     const entries: LedgerEntry[] = [];
     for await (const e of ledger.entries(from, Math.min(ledger.size, from + limit))) entries.push(e);
-    if (global.json) output.out(json(entries.map((e) => ({ index: e.index, leafHash: e.leafHash.toString('hex'), entry: e.value }))));
-    else if (entries.length === 0) output.out(ledger.size === 0 ? 'The ledger is empty.' : `No entries from ${from} (the ledger has ${ledger.size}).`);
+    if (global.json)
+      output.out(
+        json(entries.map((e) => ({ index: e.index, leafHash: e.leafHash.toString('hex'), entry: e.value }))),
+      );
+    else if (entries.length === 0)
+      output.out(
+        ledger.size === 0
+          ? 'The ledger is empty.'
+          : `No entries from ${from} (the ledger has ${ledger.size}).`,
+      );
     else output.out(entries.map(summary).join('\n'));
     return exitCodes.OK.code;
   });
@@ -100,27 +140,40 @@ export async function show(global: GlobalOptions, index: string, output: Output)
   const i = integer(index, 'The entry index')!;
   return withLedger(global, output, async (ledger) => {
     const e = await ledger.get(i);
-    if (global.json) output.out(json({ index: e.index, leafHash: e.leafHash.toString('hex'), entry: e.value }));
+    if (global.json)
+      output.out(json({ index: e.index, leafHash: e.leafHash.toString('hex'), entry: e.value }));
     else output.out(`Entry ${e.index} (leaf hash ${e.leafHash.toString('hex')}):\n${json(e.value)}`);
     return exitCodes.OK.code;
   });
 }
 
 /** `opdbus ledger proof N [--size M]`. */
-export async function proof(global: GlobalOptions, index: string, options: { size?: string }, output: Output): Promise<number> {
+export async function proof(
+  global: GlobalOptions,
+  index: string,
+  options: { size?: string },
+  output: Output,
+): Promise<number> {
   const i = integer(index, 'The entry index')!;
   return withLedger(global, output, async (ledger) => {
     const size = integer(options.size, '--size') ?? ledger.size;
     if (size > ledger.size || i >= size) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `Entry ${i} is not in a tree of size ${size} (the ledger has ${ledger.size} entries).`, {
-        data: { index: i, size },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_NOT_FOUND',
+        `Entry ${i} is not in a tree of size ${size} (the ledger has ${ledger.size} entries).`,
+        {
+          data: { index: i, size },
+        },
+      );
     }
     const leaf = ledger.leafHash(i);
     const path = ledger.inclusionProof(i, size);
     const root = ledger.root(size);
     if (!verifyInclusion(leaf, i, size, path, root)) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_TAMPERED', `The proof computed for entry ${i} does not verify: the ledger's stored hashes are inconsistent. Run \`opdbus ledger verify\`.`);
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_TAMPERED',
+        `The proof computed for entry ${i} does not verify: the ledger's stored hashes are inconsistent. Run \`opdbus ledger verify\`.`,
+      );
     }
     const checkpoint = size === ledger.size ? await ledger.checkpoint() : undefined;
     const body = {
@@ -144,22 +197,40 @@ export async function proof(global: GlobalOptions, index: string, options: { siz
 }
 
 /** `opdbus ledger consistency M N`. */
-export async function consistency(global: GlobalOptions, m: string, n: string, output: Output): Promise<number> {
+export async function consistency(
+  global: GlobalOptions,
+  m: string,
+  n: string,
+  output: Output,
+): Promise<number> {
   const size1 = integer(m, 'M')!;
   const size2 = integer(n, 'N')!;
   return withLedger(global, output, (ledger) => {
     if (size1 > size2 || size2 > ledger.size) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `Sizes must satisfy M ≤ N ≤ ${ledger.size} (the ledger's size); got ${size1} and ${size2}.`, {
-        data: { size1, size2, size: ledger.size },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_NOT_FOUND',
+        `Sizes must satisfy M ≤ N ≤ ${ledger.size} (the ledger's size); got ${size1} and ${size2}.`,
+        {
+          data: { size1, size2, size: ledger.size },
+        },
+      );
     }
     const path = ledger.consistencyProof(size1, size2);
     const root1 = ledger.root(size1);
     const root2 = ledger.root(size2);
     if (!verifyConsistency(size1, size2, path, root1, root2)) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_TAMPERED', 'The consistency proof computed does not verify: the stored hashes are inconsistent. Run `opdbus ledger verify`.');
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_TAMPERED',
+        'The consistency proof computed does not verify: the stored hashes are inconsistent. Run `opdbus ledger verify`.',
+      );
     }
-    const body = { size1, size2, root1: root1.toString('hex'), root2: root2.toString('hex'), proof: path.map((h) => h.toString('hex')) };
+    const body = {
+      size1,
+      size2,
+      root1: root1.toString('hex'),
+      root2: root2.toString('hex'),
+      proof: path.map((h) => h.toString('hex')),
+    };
     if (global.json) output.out(json(body));
     else {
       output.out(`Consistency proof from ${size1} to ${size2} entries (RFC 9162), verified:`);
@@ -175,24 +246,50 @@ export async function checkpoint(global: GlobalOptions, output: Output): Promise
   return withLedger(global, output, async (ledger) => {
     const note = await ledger.checkpoint();
     const { checkpoint: cp } = openCheckpoint(note, [ledger.verifier]);
-    if (global.json) output.out(json({ origin: cp.origin, size: cp.size, root: cp.root.toString('hex'), note, verifierKey: ledger.verifier.toString() }));
+    if (global.json)
+      output.out(
+        json({
+          origin: cp.origin,
+          size: cp.size,
+          root: cp.root.toString('hex'),
+          note,
+          verifierKey: ledger.verifier.toString(),
+        }),
+      );
     else output.out(note);
     return exitCodes.OK.code;
   });
 }
 
 /** `opdbus ledger export FILE`. */
-export async function exportCommand(global: GlobalOptions, file: string, options: { from?: string; to?: string }, output: Output): Promise<number> {
+export async function exportCommand(
+  global: GlobalOptions,
+  file: string,
+  options: { from?: string; to?: string },
+  output: Output,
+): Promise<number> {
   return withLedger(global, output, async (ledger) => {
     const from = integer(options.from, '--from');
     const to = integer(options.to, '--to');
-    const bundle = await exportBundle(ledger, { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) });
+    const bundle = await exportBundle(ledger, {
+      ...(from === undefined ? {} : { from }),
+      ...(to === undefined ? {} : { to }),
+    });
     const text = `${JSON.stringify(bundle, null, 2)}\n`;
     if (file === '-') output.out(text);
     else {
       await writeFile(file, text, { mode: 0o600 });
       const { checkpoint: cp } = openCheckpoint(bundle.checkpoint, [ledger.verifier]);
-      if (global.json) output.out(json({ ok: true, file, entries: bundle.entries.length, size: cp.size, verifierKey: bundle.verifierKey }));
+      if (global.json)
+        output.out(
+          json({
+            ok: true,
+            file,
+            entries: bundle.entries.length,
+            size: cp.size,
+            verifierKey: bundle.verifierKey,
+          }),
+        );
       else
         output.out(
           `Exported ${bundle.entries.length} entries with inclusion proofs to the checkpoint at size ${cp.size} into ${file}.\nVerify it anywhere with: opdbus ledger verify-bundle ${file} --key ${bundle.verifierKey}`,
@@ -218,17 +315,24 @@ export async function verifyBundleCommand(
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', `Cannot read the bundle ${file}: ${(err as Error).message}.`, { data: { file }, cause: err });
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_NOT_FOUND',
+        `Cannot read the bundle ${file}: ${(err as Error).message}.`,
+        { data: { file }, cause: err },
+      );
     }
   }
-  const key = options.key ?? (options.keyFile === undefined ? undefined : (await readFile(options.keyFile, 'utf8')).trim());
+  const key =
+    options.key ??
+    (options.keyFile === undefined ? undefined : (await readFile(options.keyFile, 'utf8')).trim());
   const result = verifyBundle(text, key === undefined ? {} : { verifier: key });
   if (global.json) output.out(json({ ok: true, ...result }));
   else {
     output.out(
       `Bundle verified: ${result.indexes.length} entries of ${result.origin} are included in the signed tree of ${result.size} entries (root ${result.root}).`,
     );
-    if (!result.pinnedKey) output.out('Note: verified with the key the bundle names; pass --key to pin the log key you trust.');
+    if (!result.pinnedKey)
+      output.out('Note: verified with the key the bundle names; pass --key to pin the log key you trust.');
   }
   return exitCodes.OK.code;
 }

@@ -9,7 +9,12 @@ import { createEngine, createLogger, type GlobalOptions } from '../runtime.js';
 export async function watchdog(global: GlobalOptions, txId: string): Promise<number> {
   // What the watchdog restores is recorded in the ledger as the watchdog's doing.
   const engine = createEngine(global, undefined, createLogger(global.logLevel), {
-    actor: { kind: 'watchdog', name: `watchdog (${userInfo().username})`, uid: process.getuid?.() ?? -1, pid: process.pid },
+    actor: {
+      kind: 'watchdog',
+      name: `watchdog (${userInfo().username})`,
+      uid: process.getuid?.() ?? -1,
+      pid: process.pid,
+    },
   });
   const log = engine.logger.child({ txId, role: 'watchdog' });
   // Ignore terminal signals meant for the CLI's session; SIGTERM (from `confirm`) means "look again".

@@ -6,21 +6,27 @@ export function registerLedger(context: CommandContext): void {
   const load = () => import('../commands/ledger.js');
   const ledger = program
     .command('ledger')
-    .description('the tamper-evident log of every plan, apply, rollback and confirm: verify, read, prove, export');
+    .description(
+      'the tamper-evident log of every plan, apply, rollback and confirm: verify, read, prove, export',
+    );
 
   ledger
     .command('verify')
     .description('verify the whole log: records, order, signed checkpoints; exit 11 on tampering')
     .option('--checkpoint <file...>', 'signed checkpoints saved earlier that the log must be consistent with')
     .option('--key <vkey>', "the log's verifier key to pin (default: STATE_DIR/ledger/verifier.pub)")
-    .action((options: { checkpoint?: string[]; key?: string }) => run(async () => (await load()).verify(globals(), options, output))());
+    .action((options: { checkpoint?: string[]; key?: string }) =>
+      run(async () => (await load()).verify(globals(), options, output))(),
+    );
 
   ledger
     .command('log')
     .description('list entries, one line each')
     .option('--from <index>', 'first entry (default: the last --limit entries)')
     .option('--limit <n>', 'at most this many entries', '50')
-    .action((options: { from?: string; limit: string }) => run(async () => (await load()).log(globals(), options, output))());
+    .action((options: { from?: string; limit: string }) =>
+      run(async () => (await load()).log(globals(), options, output))(),
+    );
 
   ledger
     .command('show')
@@ -33,7 +39,9 @@ export function registerLedger(context: CommandContext): void {
     .description('the RFC 9162 inclusion proof of an entry (checked before it is printed)')
     .argument('<index>', 'entry index')
     .option('--size <m>', 'tree size to prove against (default: the current size)')
-    .action((index: string, options: { size?: string }) => run(async () => (await load()).proof(globals(), index, options, output))());
+    .action((index: string, options: { size?: string }) =>
+      run(async () => (await load()).proof(globals(), index, options, output))(),
+    );
 
   ledger
     .command('consistency')
@@ -53,13 +61,22 @@ export function registerLedger(context: CommandContext): void {
     .argument('<file>', 'output file (- for stdout)')
     .option('--from <index>', 'first entry (default 0)')
     .option('--to <index>', 'entry after the last (default: all)')
-    .action((file: string, options: { from?: string; to?: string }) => run(async () => (await load()).exportCommand(globals(), file, options, output))());
+    .action((file: string, options: { from?: string; to?: string }) =>
+      run(async () => (await load()).exportCommand(globals(), file, options, output))(),
+    );
 
   ledger
     .command('verify-bundle')
-    .description('verify an evidence bundle offline (no state directory needed); exit 11 if it does not verify')
+    .description(
+      'verify an evidence bundle offline (no state directory needed); exit 11 if it does not verify',
+    )
     .argument('<file>', 'bundle file (- for stdin)')
-    .option('--key <vkey>', "the log's verifier key NAME+ID+BASE64 (pin it; default: the key the bundle names)")
+    .option(
+      '--key <vkey>',
+      "the log's verifier key NAME+ID+BASE64 (pin it; default: the key the bundle names)",
+    )
     .option('--key-file <file>', 'read the verifier key from a file (e.g. STATE_DIR/ledger/verifier.pub)')
-    .action((file: string, options: { key?: string; keyFile?: string }) => run(async () => (await load()).verifyBundleCommand(globals(), file, options, output))());
+    .action((file: string, options: { key?: string; keyFile?: string }) =>
+      run(async () => (await load()).verifyBundleCommand(globals(), file, options, output))(),
+    );
 }

@@ -18,7 +18,9 @@ export function registerSnapshot(context: CommandContext): void {
   const load = () => import('../commands/snapshot.js');
   const snapshot = program
     .command('snapshot')
-    .description('encrypted snapshots of the observed state (one at every committed apply), retention, restore');
+    .description(
+      'encrypted snapshots of the observed state (one at every committed apply), retention, restore',
+    );
 
   snapshot
     .command('list')
@@ -32,7 +34,9 @@ export function registerSnapshot(context: CommandContext): void {
 
   snapshot
     .command('prune')
-    .description("apply snapper's timeline retention (default: first of each of the last 5 hours, days, ISO weeks, quarters)")
+    .description(
+      "apply snapper's timeline retention (default: first of each of the last 5 hours, days, ISO weeks, quarters)",
+    )
     .option('--dry-run', 'only show what would be removed')
     .option('--hourly <n>', 'hours that keep their first snapshot (default 5)')
     .option('--daily <n>', 'days (default 5)')
@@ -41,14 +45,21 @@ export function registerSnapshot(context: CommandContext): void {
     .option('--quarterly <n>', 'quarters (default 5)')
     .option('--yearly <n>', 'years (default 0)')
     .option('--min-age <seconds>', 'always keep snapshots younger than this (default 1800)')
-    .action((options: RetentionOptions) => run(async () => (await load()).prune(globals(), options, output))());
+    .action((options: RetentionOptions) =>
+      run(async () => (await load()).prune(globals(), options, output))(),
+    );
 
   snapshot
     .command('restore')
-    .description('point-in-time restore: plan the snapshot as a document, show the diff, apply it as one transaction')
+    .description(
+      'point-in-time restore: plan the snapshot as a document, show the diff, apply it as one transaction',
+    )
     .argument('<id>', 'snapshot id')
     .option('--dry-run', 'only show the plan (exit 2 when changes are pending)')
-    .option('--confirm-timeout <seconds>', 'commit-confirmed: roll back unless `opdbus confirm` arrives in time')
+    .option(
+      '--confirm-timeout <seconds>',
+      'commit-confirmed: roll back unless `opdbus confirm` arrives in time',
+    )
     .option('--force', 'apply changes flagged risky without commit-confirmed')
     .action((id: string, options: { dryRun?: boolean; confirmTimeout?: string; force?: boolean }) =>
       run(async () => (await load()).restore(globals(), id, options, output))(),
@@ -60,7 +71,9 @@ export function registerSnapshot(context: CommandContext): void {
     .argument('<id>', 'snapshot id')
     .argument('<file>', 'send stream file')
     .option('--parent <id>', 'an older snapshot the receiver has')
-    .action((id: string, file: string, options: { parent?: string }) => run(async () => (await load()).exportSnapshot(globals(), id, file, options, output))());
+    .action((id: string, file: string, options: { parent?: string }) =>
+      run(async () => (await load()).exportSnapshot(globals(), id, file, options, output))(),
+    );
 
   snapshot
     .command('import')

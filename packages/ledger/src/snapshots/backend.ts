@@ -27,7 +27,10 @@ export interface SnapshotBackend {
 export const BTRFS_SUPER_MAGIC = 0x9123683e;
 
 function backendError(message: string, data: Record<string, unknown>, cause?: unknown): OpdbusError {
-  return new OpdbusError('OPDBUS_ERR_SNAPSHOT_BACKEND', message, { data, ...(cause === undefined ? {} : { cause }) });
+  return new OpdbusError('OPDBUS_ERR_SNAPSHOT_BACKEND', message, {
+    data,
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 async function writeDurable(path: string, data: Uint8Array): Promise<void> {
@@ -51,15 +54,23 @@ async function listIds(root: string): Promise<string[]> {
 
 async function readSnapshotFile(root: string, id: string, name: string): Promise<Buffer> {
   if (!snapshotIdPattern.test(id)) {
-    throw new OpdbusError('OPDBUS_ERR_SNAPSHOT_NOT_FOUND', `"${id}" is not a snapshot id (e.g. 20261122T101500.123Z-a1b2c3).`, { data: { id } });
+    throw new OpdbusError(
+      'OPDBUS_ERR_SNAPSHOT_NOT_FOUND',
+      `"${id}" is not a snapshot id (e.g. 20261122T101500.123Z-a1b2c3).`,
+      { data: { id } },
+    );
   }
   try {
     return await readFile(join(root, id, name));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new OpdbusError('OPDBUS_ERR_SNAPSHOT_NOT_FOUND', `There is no snapshot ${id} in ${root} (or it lacks ${name}); see \`opdbus snapshot list\`.`, {
-        data: { id, root },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_SNAPSHOT_NOT_FOUND',
+        `There is no snapshot ${id} in ${root} (or it lacks ${name}); see \`opdbus snapshot list\`.`,
+        {
+          data: { id, root },
+        },
+      );
     }
     throw err;
   }
@@ -102,24 +113,36 @@ export class DirectoryBackend implements SnapshotBackend {
 }
 
 /** Run `btrfs ARGS`; throws `OPDBUS_ERR_SNAPSHOT_BACKEND` with its output when it fails. */
-export function btrfs(args: readonly string[], timeoutMs = 120_000): Promise<{ stdout: string; stderr: string }> {
+export function btrfs(
+  args: readonly string[],
+  timeoutMs = 120_000,
+): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile('btrfs', [...args], { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error === null) {
-        resolve({ stdout, stderr });
-        return;
-      }
-      const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-      reject(
-        backendError(
-          missing
-            ? 'The btrfs command is not installed; install btrfs-progs (apt-get install btrfs-progs).'
-            : `\`btrfs ${args.join(' ')}\` failed: ${stderr.trim() || error.message}`,
-          { command: ['btrfs', ...args], stderr: stderr.trim(), ...(typeof error.code === 'number' ? { exitCode: error.code } : {}) },
-          error,
-        ),
-      );
-    });
+    execFile(
+      'btrfs',
+      [...args],
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error === null) {
+          resolve({ stdout, stderr });
+          return;
+        }
+        const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+        reject(
+          backendError(
+            missing
+              ? 'The btrfs command is not installed; install btrfs-progs (apt-get install btrfs-progs).'
+              : `\`btrfs ${args.join(' ')}\` failed: ${stderr.trim() || error.message}`,
+            {
+              command: ['btrfs', ...args],
+              stderr: stderr.trim(),
+              ...(typeof error.code === 'number' ? { exitCode: error.code } : {}),
+            },
+            error,
+          ),
+        );
+      },
+    );
   });
 }
 
@@ -157,7 +180,8 @@ export class BtrfsBackend implements SnapshotBackend {
 
   async create(id: string, files: Readonly<Record<string, Uint8Array>>): Promise<void> {
     await this.#ensureStaging();
-    for (const name of await readdir(this.staging)) await rm(join(this.staging, name), { recursive: true, force: true });
+    for (const name of await readdir(this.staging))
+      await rm(join(this.staging, name), { recursive: true, force: true });
     for (const [name, data] of Object.entries(files)) await writeDurable(join(this.staging, name), data);
     await syncDir(this.staging);
     await btrfs(['subvolume', 'snapshot', '-r', this.staging, join(this.root, id)]);
@@ -178,7 +202,14 @@ export class BtrfsBackend implements SnapshotBackend {
 
   /** Export snapshot `id` as a btrfs send stream to `file`: incremental against `parent` when given. */
   async send(id: string, file: string, parent?: string): Promise<void> {
-    await btrfs(['send', '-q', ...(parent === undefined ? [] : ['-p', join(this.root, parent)]), '-f', file, join(this.root, id)]);
+    await btrfs([
+      'send',
+      '-q',
+      ...(parent === undefined ? [] : ['-p', join(this.root, parent)]),
+      '-f',
+      file,
+      join(this.root, id),
+    ]);
   }
 
   /** Import a send stream (full, or incremental when its parent is here); returns the snapshot id received. */
@@ -190,7 +221,10 @@ export class BtrfsBackend implements SnapshotBackend {
     const added = (await this.list()).filter((id) => !before.has(id));
     const id = named !== undefined && snapshotIdPattern.test(named) ? named : added[0];
     if (id === undefined) {
-      throw backendError(`\`btrfs receive\` of ${file} did not produce a snapshot named like an op-dbus snapshot id.`, { file, stdout, stderr });
+      throw backendError(
+        `\`btrfs receive\` of ${file} did not produce a snapshot named like an op-dbus snapshot id.`,
+        { file, stdout, stderr },
+      );
     }
     return id;
   }

@@ -13,10 +13,14 @@ export async function loadOrCreateSnapshotKey(file: string): Promise<Buffer> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       if (err instanceof OpdbusError) throw err;
-      throw new OpdbusError('OPDBUS_ERR_LEDGER_KEY', `Cannot read the snapshot key ${file}: ${(err as Error).message}.`, {
-        data: { file },
-        cause: err,
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_KEY',
+        `Cannot read the snapshot key ${file}: ${(err as Error).message}.`,
+        {
+          data: { file },
+          cause: err,
+        },
+      );
     }
   }
   await createSecretFile(file, randomBytes(32));
@@ -25,7 +29,11 @@ export async function loadOrCreateSnapshotKey(file: string): Promise<Buffer> {
 
 function checkKey(key: Buffer, file: string): Buffer {
   if (key.length !== 32) {
-    throw new OpdbusError('OPDBUS_ERR_LEDGER_KEY', `The snapshot key ${file} must hold 32 bytes, it has ${key.length}.`, { data: { file } });
+    throw new OpdbusError(
+      'OPDBUS_ERR_LEDGER_KEY',
+      `The snapshot key ${file} must hold 32 bytes, it has ${key.length}.`,
+      { data: { file } },
+    );
   }
   return key;
 }
@@ -42,7 +50,9 @@ export function seal(key: Buffer, plaintext: Uint8Array, aad: string): Buffer {
 /** Decrypt what {@link seal} produced; throws `OPDBUS_ERR_SNAPSHOT_INVALID` when it does not authenticate. */
 export function unseal(key: Buffer, blob: Buffer, aad: string, what: string): Buffer {
   if (blob.length < MAGIC.length + IV + TAG || !blob.subarray(0, MAGIC.length).equals(MAGIC)) {
-    throw new OpdbusError('OPDBUS_ERR_SNAPSHOT_INVALID', `${what} is not an encrypted op-dbus snapshot.`, { data: { what } });
+    throw new OpdbusError('OPDBUS_ERR_SNAPSHOT_INVALID', `${what} is not an encrypted op-dbus snapshot.`, {
+      data: { what },
+    });
   }
   const iv = blob.subarray(MAGIC.length, MAGIC.length + IV);
   const tag = blob.subarray(blob.length - TAG);
@@ -50,7 +60,10 @@ export function unseal(key: Buffer, blob: Buffer, aad: string, what: string): Bu
   decipher.setAAD(Buffer.from(aad, 'utf8'));
   decipher.setAuthTag(tag);
   try {
-    return Buffer.concat([decipher.update(blob.subarray(MAGIC.length + IV, blob.length - TAG)), decipher.final()]);
+    return Buffer.concat([
+      decipher.update(blob.subarray(MAGIC.length + IV, blob.length - TAG)),
+      decipher.final(),
+    ]);
   } catch (err) {
     throw new OpdbusError(
       'OPDBUS_ERR_SNAPSHOT_INVALID',

@@ -108,7 +108,8 @@ export class SnapshotManager {
     let backend: SnapshotBackend;
     const choice = options.backend ?? 'auto';
     if (typeof choice === 'object') backend = choice;
-    else if (choice === 'btrfs' || (choice === 'auto' && (await isOnBtrfs(join(options.dir, '..'))))) backend = new BtrfsBackend(options.dir);
+    else if (choice === 'btrfs' || (choice === 'auto' && (await isOnBtrfs(join(options.dir, '..')))))
+      backend = new BtrfsBackend(options.dir);
     else backend = new DirectoryBackend(options.dir);
     return new SnapshotManager(backend, await loadOrCreateSnapshotKey(options.keyFile), options);
   }
@@ -124,7 +125,10 @@ export class SnapshotManager {
   }
 
   /** Encrypt `state`, record it in the ledger, and store it as a read-only snapshot. */
-  async create(state: Readonly<Record<string, unknown>>, trigger: SnapshotTrigger = { kind: 'manual' }): Promise<SnapshotMeta> {
+  async create(
+    state: Readonly<Record<string, unknown>>,
+    trigger: SnapshotTrigger = { kind: 'manual' },
+  ): Promise<SnapshotMeta> {
     const now = this.#now();
     const id = newTxId(now);
     const createdAt = now.toISOString();
@@ -144,8 +148,21 @@ export class SnapshotManager {
         trigger: { ...trigger },
       }),
     );
-    const meta: SnapshotMeta = { version: 1, id, createdAt, trigger, plugins, stateHash, cipherHash, backend: this.backend.kind, ledgerIndex: index };
-    await this.backend.create(id, { [META]: Buffer.from(`${JSON.stringify(meta, null, 2)}\n`), [STATE]: ciphertext });
+    const meta: SnapshotMeta = {
+      version: 1,
+      id,
+      createdAt,
+      trigger,
+      plugins,
+      stateHash,
+      cipherHash,
+      backend: this.backend.kind,
+      ledgerIndex: index,
+    };
+    await this.backend.create(id, {
+      [META]: Buffer.from(`${JSON.stringify(meta, null, 2)}\n`),
+      [STATE]: ciphertext,
+    });
     return meta;
   }
 
@@ -173,7 +190,10 @@ export class SnapshotManager {
     return view;
   }
 
-  async #check(id: string, view: LedgerView): Promise<{ info: SnapshotInfo; meta?: SnapshotMeta; ciphertext?: Buffer }> {
+  async #check(
+    id: string,
+    view: LedgerView,
+  ): Promise<{ info: SnapshotInfo; meta?: SnapshotMeta; ciphertext?: Buffer }> {
     const recorded = view.created.get(id);
     let meta: SnapshotMeta;
     let ciphertext: Buffer;
@@ -181,8 +201,20 @@ export class SnapshotManager {
       meta = JSON.parse((await this.backend.read(id, META)).toString('utf8')) as SnapshotMeta;
       ciphertext = await this.backend.read(id, STATE);
     } catch (err) {
-      if (err instanceof OpdbusError && err.code === 'OPDBUS_ERR_SNAPSHOT_NOT_FOUND' && recorded !== undefined) {
-        return { info: { id, status: 'missing', createdAt: recorded.createdAt, ledgerIndex: recorded.index, problem: 'recorded in the ledger but not on disk' } };
+      if (
+        err instanceof OpdbusError &&
+        err.code === 'OPDBUS_ERR_SNAPSHOT_NOT_FOUND' &&
+        recorded !== undefined
+      ) {
+        return {
+          info: {
+            id,
+            status: 'missing',
+            createdAt: recorded.createdAt,
+            ledgerIndex: recorded.index,
+            problem: 'recorded in the ledger but not on disk',
+          },
+        };
       }
       throw err;
     }
@@ -196,12 +228,26 @@ export class SnapshotManager {
       ...(recorded === undefined ? {} : { ledgerIndex: recorded.index }),
     };
     const cipherHash = sha256(ciphertext).toString('hex');
-    if (recorded === undefined) return { info: { ...base, status: 'unrecorded', problem: 'the ledger has no record of this snapshot' } };
+    if (recorded === undefined)
+      return {
+        info: { ...base, status: 'unrecorded', problem: 'the ledger has no record of this snapshot' },
+      };
     const prunedAt = view.pruned.get(id);
     if (prunedAt !== undefined) {
-      return { info: { ...base, status: 'pruned', problem: `the ledger recorded it as pruned (entry ${prunedAt}); it was put back` } };
+      return {
+        info: {
+          ...base,
+          status: 'pruned',
+          problem: `the ledger recorded it as pruned (entry ${prunedAt}); it was put back`,
+        },
+      };
     }
-    if (meta.id !== id || cipherHash !== recorded.cipherHash || meta.createdAt !== recorded.createdAt || meta.stateHash !== recorded.stateHash) {
+    if (
+      meta.id !== id ||
+      cipherHash !== recorded.cipherHash ||
+      meta.createdAt !== recorded.createdAt ||
+      meta.stateHash !== recorded.stateHash
+    ) {
       return {
         info: {
           ...base,
@@ -216,7 +262,10 @@ export class SnapshotManager {
   /** Every snapshot on disk or in the ledger, oldest first, each checked against the ledger. */
   async list(): Promise<SnapshotInfo[]> {
     const view = await this.#view();
-    const ids = new Set([...(await this.backend.list()), ...[...view.created.keys()].filter((id) => !view.pruned.has(id))]);
+    const ids = new Set([
+      ...(await this.backend.list()),
+      ...[...view.created.keys()].filter((id) => !view.pruned.has(id)),
+    ]);
     const out: SnapshotInfo[] = [];
     for (const id of [...ids].sort()) out.push((await this.#check(id, view)).info);
     return out;
@@ -229,12 +278,19 @@ export class SnapshotManager {
   async load(id: string): Promise<{ meta: SnapshotMeta; state: Record<string, JsonValue> }> {
     const { info, meta, ciphertext } = await this.#check(id, await this.#view());
     if (info.status === 'missing') {
-      throw new OpdbusError('OPDBUS_ERR_SNAPSHOT_NOT_FOUND', `Snapshot ${id} is recorded in the ledger (entry ${info.ledgerIndex}) but is not on disk.`, {
-        data: { id },
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_SNAPSHOT_NOT_FOUND',
+        `Snapshot ${id} is recorded in the ledger (entry ${info.ledgerIndex}) but is not on disk.`,
+        {
+          data: { id },
+        },
+      );
     }
     if (info.status !== 'ok' || meta === undefined || ciphertext === undefined) {
-      throw invalid(`Snapshot ${id} does not verify: ${info.problem ?? info.status}. It will not be restored.`, { id, status: info.status });
+      throw invalid(
+        `Snapshot ${id} does not verify: ${info.problem ?? info.status}. It will not be restored.`,
+        { id, status: info.status },
+      );
     }
     const plaintext = unseal(this.#key, ciphertext, aadFor(id, meta.createdAt), `Snapshot ${id}`);
     if (sha256(plaintext).toString('hex') !== meta.stateHash) {
@@ -248,7 +304,9 @@ export class SnapshotManager {
    * ledger), or only report it with `dryRun`. Only verified snapshots take part; others are left
    * for an operator to look at.
    */
-  async prune(options: { dryRun?: boolean; policy?: Partial<RetentionPolicy> } = {}): Promise<RetentionPlan & { removed: string[] }> {
+  async prune(
+    options: { dryRun?: boolean; policy?: Partial<RetentionPolicy> } = {},
+  ): Promise<RetentionPlan & { removed: string[] }> {
     const items = (await this.list()).filter((s) => s.status === 'ok' && s.createdAt !== undefined);
     const plan = planRetention(
       items.map((s) => ({ id: s.id, createdAt: new Date(s.createdAt!) })),
@@ -268,7 +326,13 @@ export class SnapshotManager {
 
   /** Record that a snapshot was restored by transaction `txId` (with its outcome). */
   async recordRestore(id: string, result: { txId?: string; status: string }): Promise<void> {
-    await this.#ledger.append(this.#entry('snapshot.restored', { id, status: result.status, ...(result.txId === undefined ? {} : { txId: result.txId }) }));
+    await this.#ledger.append(
+      this.#entry('snapshot.restored', {
+        id,
+        status: result.status,
+        ...(result.txId === undefined ? {} : { txId: result.txId }),
+      }),
+    );
   }
 
   #btrfs(): BtrfsBackend {
@@ -302,7 +366,10 @@ export class SnapshotManager {
     const plaintext = unseal(this.#key, ciphertext, aadFor(id, meta.createdAt), `Imported snapshot ${id}`);
     if (meta.id !== id || sha256(plaintext).toString('hex') !== meta.stateHash) {
       await backend.remove(id);
-      throw invalid(`Imported snapshot ${id} does not match its own description; it was removed again.`, { id, file });
+      throw invalid(`Imported snapshot ${id} does not match its own description; it was removed again.`, {
+        id,
+        file,
+      });
     }
     const cipherHash = sha256(ciphertext).toString('hex');
     const { index } = await this.#ledger.append(

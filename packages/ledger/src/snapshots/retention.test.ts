@@ -3,7 +3,12 @@ import { isoWeek, planRetention, type RetentionItem } from './retention.js';
 
 const at = (iso: string, id = iso): RetentionItem => ({ id, createdAt: new Date(iso) });
 const kept = (items: RetentionItem[], policy: Parameters<typeof planRetention>[1], now: string) =>
-  Object.fromEntries(planRetention(items, { minAgeS: 0, timeZone: 'utc', ...policy }, new Date(now)).keep.map((k) => [k.id, k.reasons]));
+  Object.fromEntries(
+    planRetention(items, { minAgeS: 0, timeZone: 'utc', ...policy }, new Date(now)).keep.map((k) => [
+      k.id,
+      k.reasons,
+    ]),
+  );
 
 describe('ISO weeks', () => {
   it('numbers weeks as ISO 8601 does, across year ends', () => {
@@ -26,7 +31,13 @@ describe('timeline retention (snapper semantics)', () => {
       at('2026-03-01T12:20:00Z'),
       at('2026-03-01T12:30:00Z'),
     ];
-    expect(kept(items, { hourly: 2, daily: 0, weekly: 0, monthly: 0, quarterly: 0, yearly: 0 }, '2026-03-01T13:00:00Z')).toEqual({
+    expect(
+      kept(
+        items,
+        { hourly: 2, daily: 0, weekly: 0, monthly: 0, quarterly: 0, yearly: 0 },
+        '2026-03-01T13:00:00Z',
+      ),
+    ).toEqual({
       '2026-03-01T11:10:00Z': ['hourly'],
       '2026-03-01T12:20:00Z': ['hourly'],
       '2026-03-01T12:30:00Z': ['newest'],
@@ -70,7 +81,9 @@ describe('timeline retention (snapper semantics)', () => {
 
   it('defaults to 5 hourly, 5 daily, 5 weekly, 5 quarterly over a simulated year of hourly snapshots', () => {
     const start = Date.parse('2026-01-01T00:30:00Z');
-    const items = Array.from({ length: 365 * 24 }, (_, h) => at(new Date(start + h * 3_600_000).toISOString()));
+    const items = Array.from({ length: 365 * 24 }, (_, h) =>
+      at(new Date(start + h * 3_600_000).toISOString()),
+    );
     const now = new Date(start + 365 * 24 * 3_600_000);
     const plan = planRetention(items, { minAgeS: 0, timeZone: 'utc' }, now);
     const reasons = (r: string) => plan.keep.filter((k) => k.reasons.includes(r as never)).map((k) => k.id);
@@ -92,7 +105,11 @@ describe('timeline retention (snapper semantics)', () => {
 
   it('keeps what is younger than the minimum age and the newest snapshot', () => {
     const items = [at('2026-05-01T10:00:00Z'), at('2026-05-01T10:10:00Z'), at('2026-05-01T10:20:00Z')];
-    const plan = planRetention(items, { hourly: 0, daily: 0, weekly: 0, monthly: 0, quarterly: 0, yearly: 0, minAgeS: 900, timeZone: 'utc' }, new Date('2026-05-01T10:30:00Z'));
+    const plan = planRetention(
+      items,
+      { hourly: 0, daily: 0, weekly: 0, monthly: 0, quarterly: 0, yearly: 0, minAgeS: 900, timeZone: 'utc' },
+      new Date('2026-05-01T10:30:00Z'),
+    );
     expect(plan.keep.map((k) => [k.id, k.reasons])).toEqual([
       ['2026-05-01T10:20:00Z', ['min-age', 'newest']],
     ]);

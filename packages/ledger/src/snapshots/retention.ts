@@ -26,7 +26,8 @@ export const defaultRetention: RetentionPolicy = {
 };
 
 /** Why a snapshot is kept. */
-export type KeepReason = 'hourly' | 'daily' | 'weekly' | 'monthly' | 'quarterly' | 'yearly' | 'min-age' | 'newest';
+export type KeepReason =
+  'hourly' | 'daily' | 'weekly' | 'monthly' | 'quarterly' | 'yearly' | 'min-age' | 'newest';
 
 /** A snapshot as retention sees it. */
 export interface RetentionItem {
@@ -91,14 +92,30 @@ function periodKey(period: Period, p: Parts): string {
  * quarter / year and fewer than the policy's count of such periods are kept yet. Snapshots
  * younger than `minAgeS`, and the newest snapshot, are always kept. Everything else is removed.
  */
-export function planRetention(items: readonly RetentionItem[], policy: Partial<RetentionPolicy> = {}, now = new Date()): RetentionPlan {
+export function planRetention(
+  items: readonly RetentionItem[],
+  policy: Partial<RetentionPolicy> = {},
+  now = new Date(),
+): RetentionPlan {
   const p: RetentionPolicy = { ...defaultRetention, ...policy };
-  const sorted = [...items].sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1));
+  const sorted = [...items].sort(
+    (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1),
+  );
   const keys = sorted.map((item) => {
     const at = parts(item.createdAt, p.timeZone);
-    return Object.fromEntries(periods.map((period) => [period, periodKey(period, at)])) as Record<Period, string>;
+    return Object.fromEntries(periods.map((period) => [period, periodKey(period, at)])) as Record<
+      Period,
+      string
+    >;
   });
-  const counts: Record<Period, number> = { hourly: 0, daily: 0, weekly: 0, monthly: 0, quarterly: 0, yearly: 0 };
+  const counts: Record<Period, number> = {
+    hourly: 0,
+    daily: 0,
+    weekly: 0,
+    monthly: 0,
+    quarterly: 0,
+    yearly: 0,
+  };
   const keep: RetentionPlan['keep'] = [];
   const remove: RetentionPlan['remove'] = [];
   for (let i = sorted.length - 1; i >= 0; i--) {

@@ -1,6 +1,6 @@
 import { probeSandbox, startSystemdContainer } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { createHostnamePlugin, type HostnameSection } from './plugin.js';
+import { createHostnamePlugin, type HostnameSection } from '../src/plugin.js';
 
 const probe = probeSandbox().container;
 

@@ -1,8 +1,8 @@
 import { openNetns } from '@opdbus/netlink';
 import { createNetns, probeSandbox } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { createNetworkPlugin } from './plugin.js';
-import type { NetworkSection } from './schema.js';
+import { createNetworkPlugin } from '../src/plugin.js';
+import type { NetworkSection } from '../src/schema.js';
 
 const probe = probeSandbox().netns;
 

@@ -1,7 +1,7 @@
 import { openNetns } from '@opdbus/netlink';
 import { createNetns, probeSandbox } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { createSysctlPlugin, type SysctlSection } from './plugin.js';
+import { createSysctlPlugin, type SysctlSection } from '../src/plugin.js';
 
 const probe = probeSandbox().netns;
 const keys = ['net.ipv4.ip_forward', 'net.core.somaxconn', 'net.ipv4.tcp_rmem', 'net.ipv4.ip_default_ttl'];

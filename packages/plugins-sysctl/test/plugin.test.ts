@@ -13,7 +13,7 @@ import {
 import { openNetns } from '@opdbus/netlink';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSysctlPlugin } from './plugin.js';
+import { createSysctlPlugin } from '../src/plugin.js';
 
 const isRoot = process.getuid?.() === 0;
 let name: string;

@@ -1,7 +1,7 @@
 import { probeSandbox, startSystemdContainer } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { createSystemdPlugin } from './plugin.js';
-import type { SystemdSection } from './schema.js';
+import { createSystemdPlugin } from '../src/plugin.js';
+import type { SystemdSection } from '../src/schema.js';
 
 const probe = probeSandbox().container;
 

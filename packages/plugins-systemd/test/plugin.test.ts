@@ -4,10 +4,16 @@ import { join } from 'node:path';
 import { Engine, PluginRegistry, isOpdbusError, parseStateDocument, type OpdbusError } from '@opdbus/core';
 import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSystemdPlugin } from './plugin.js';
-import { canonicalProperty, indexesToMask, maskToIndexes, parseIndexSet, parseSize } from './properties.js';
-import { parseTimer, renderTimer } from './timers.js';
-import type { SystemdSection } from './schema.js';
+import { createSystemdPlugin } from '../src/plugin.js';
+import {
+  canonicalProperty,
+  indexesToMask,
+  maskToIndexes,
+  parseIndexSet,
+  parseSize,
+} from '../src/properties.js';
+import { parseTimer, renderTimer } from '../src/timers.js';
+import type { SystemdSection } from '../src/schema.js';
 
 describe('property values', () => {
   it('normalise CPU and node sets, sizes and quotas', () => {

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { probeSandbox, startOvs } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { createOvsPlugin } from './plugin.js';
-import type { OvsSection } from './schema.js';
+import { createOvsPlugin } from '../src/plugin.js';
+import type { OvsSection } from '../src/schema.js';
 
 const run = promisify(execFile);
 const probe = probeSandbox().vswitchd;
@@ -29,7 +29,12 @@ describePluginConformance<OvsSection>(
             external_ids: { owner: 'conformance' },
             ports: [
               { name: 'cp1', tag: 10, interfaces: [{ name: 'cp1', type: 'internal' }] },
-              { name: 'cp2', trunks: [20, 30], vlan_mode: 'trunk', interfaces: [{ name: 'cp2', type: 'internal' }] },
+              {
+                name: 'cp2',
+                trunks: [20, 30],
+                vlan_mode: 'trunk',
+                interfaces: [{ name: 'cp2', type: 'internal' }],
+              },
             ],
           },
         ],
@@ -42,10 +47,7 @@ describePluginConformance<OvsSection>(
           {
             name: 'fbr0',
             datapath_type: 'netdev',
-            ports: [
-              { name: 'fp1', interfaces: [{ name: 'fp1', type: 'internal' }] },
-              { name: 'nodev0' },
-            ],
+            ports: [{ name: 'fp1', interfaces: [{ name: 'fp1', type: 'internal' }] }, { name: 'nodev0' }],
           },
         ],
       },

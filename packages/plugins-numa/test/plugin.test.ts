@@ -7,7 +7,7 @@ import { writeSyntheticMachine } from '@opdbus/numa/synthetic';
 import { createSystemdPlugin } from '@opdbus/plugins-systemd';
 import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNumaPlugin } from './plugin.js';
+import { createNumaPlugin } from '../src/plugin.js';
 
 const GiB = 1024 ** 3;
 
@@ -21,7 +21,17 @@ describe('numa plugin on a generated 2-socket machine', () => {
       threadsPerCore: 2,
       nodesPerPackage: 1,
       memoryPerNodeBytes: 32 * GiB,
-      pci: [{ address: '0000:3b:00.0', class: 0x030200, vendor: 0x10de, device: 0x2330, node: 1, driver: 'nvidia', drm: ['card0'] }],
+      pci: [
+        {
+          address: '0000:3b:00.0',
+          class: 0x030200,
+          vendor: 0x10de,
+          device: 0x2330,
+          node: 1,
+          driver: 'nvidia',
+          drm: ['card0'],
+        },
+      ],
     });
   });
   afterAll(async () => {
@@ -32,13 +42,25 @@ describe('numa plugin on a generated 2-socket machine', () => {
     const plugin = createNumaPlugin({ root: dir });
     const topology = await readTopology({ root: dir });
     const gpuNodeCpus = topology.nodes.find((n) => n.id === 1)!.cpus;
-    const expansion = await plugin.expand!({ placements: { 'train.service': { cpus: 4, memory: '8G', near: 'card0' } } }, undefined as never);
-    const props = (expansion.sections.systemd as { units: Record<string, { properties: { CPUAffinity: number[]; NUMAPolicy: string; NUMAMask: number[] } }> }).units['train.service']!.properties;
+    const expansion = await plugin.expand!(
+      { placements: { 'train.service': { cpus: 4, memory: '8G', near: 'card0' } } },
+      undefined as never,
+    );
+    const props = (
+      expansion.sections.systemd as {
+        units: Record<
+          string,
+          { properties: { CPUAffinity: number[]; NUMAPolicy: string; NUMAMask: number[] } }
+        >;
+      }
+    ).units['train.service']!.properties;
     expect(props.CPUAffinity).toHaveLength(4);
     expect(props.CPUAffinity.every((cpu) => gpuNodeCpus.includes(cpu))).toBe(true);
     expect(props.NUMAMask).toEqual([1]);
     expect(props.NUMAPolicy).toBe('bind');
-    expect(expansion.notes).toEqual([{ plugin: 'systemd', resource: 'unit/train.service', note: expect.stringMatching(/^numa: .*node 1/) }]);
+    expect(expansion.notes).toEqual([
+      { plugin: 'systemd', resource: 'unit/train.service', note: expect.stringMatching(/^numa: .*node 1/) },
+    ]);
   });
 
   it('contributes nothing when there are no placements', async () => {
@@ -48,7 +70,9 @@ describe('numa plugin on a generated 2-socket machine', () => {
 
   it('names the request that cannot be met', async () => {
     const plugin = createNumaPlugin({ root: dir });
-    await expect(plugin.expand!({ placements: { 'big.service': { cpus: 64 } } }, undefined as never)).rejects.toMatchObject({
+    await expect(
+      plugin.expand!({ placements: { 'big.service': { cpus: 64 } } }, undefined as never),
+    ).rejects.toMatchObject({
       code: expect.stringMatching(/^OPDBUS_ERR_NUMA_/),
       message: expect.stringContaining('plugins.numa.placements["big.service"]'),
     });
@@ -62,7 +86,8 @@ describe.skipIf(!probe.available)('numa placement applied through systemd in a c
   let stateDir: string;
   const registry = new PluginRegistry([createSystemdPlugin({ jobTimeoutMs: 30_000 }), createNumaPlugin()]);
   let engine: Engine;
-  const doc = (plugins: object) => parseStateDocument(JSON.stringify({ version: 1, plugins }), { source: 'placement.yaml', registry });
+  const doc = (plugins: object) =>
+    parseStateDocument(JSON.stringify({ version: 1, plugins }), { source: 'placement.yaml', registry });
   const show = async (unit: string, property: string): Promise<string> =>
     (await ct.exec('systemctl', ['show', '-p', property, '--value', unit])).stdout.trim();
 
@@ -79,18 +104,26 @@ describe.skipIf(!probe.available)('numa placement applied through systemd in a c
   it('places a running service on this machine, verified in the process, and rolls back', async () => {
     const topology = await readTopology();
     const desired = doc({
-      systemd: { units: { 'opdbus-placed.service': { content: '[Service]\nExecStart=/bin/sleep infinity\n', active: true } } },
+      systemd: {
+        units: {
+          'opdbus-placed.service': { content: '[Service]\nExecStart=/bin/sleep infinity\n', active: true },
+        },
+      },
       numa: { placements: { 'opdbus-placed.service': { cpus: 1, node: topology.nodes[0]!.id } } },
     });
     const planned = await engine.plan(desired);
     expect(planned.notes.map((n) => n.resource)).toEqual(['unit/opdbus-placed.service']);
-    const cpu = (planned.desired.systemd as { units: Record<string, { properties: { CPUAffinity: number[] } }> }).units['opdbus-placed.service']!.properties.CPUAffinity;
+    const cpu = (
+      planned.desired.systemd as { units: Record<string, { properties: { CPUAffinity: number[] } }> }
+    ).units['opdbus-placed.service']!.properties.CPUAffinity;
     expect(cpu).toHaveLength(1);
     expect((await engine.apply(desired)).status).toBe('committed');
     expect(await show('opdbus-placed.service', 'CPUAffinity')).toBe(String(cpu[0]));
     expect(await show('opdbus-placed.service', 'NUMAPolicy')).toBe('bind');
     const pid = await show('opdbus-placed.service', 'MainPID');
-    expect((await ct.exec('cat', [`/proc/${pid}/status`])).stdout).toMatch(new RegExp(`Cpus_allowed_list:\\s+${cpu[0]}\\n`));
+    expect((await ct.exec('cat', [`/proc/${pid}/status`])).stdout).toMatch(
+      new RegExp(`Cpus_allowed_list:\\s+${cpu[0]}\\n`),
+    );
     expect((await engine.plan(desired)).plan.changes).toEqual([]);
     expect((await engine.rollback()).status).toBe('rolled-back');
     expect(await show('opdbus-placed.service', 'LoadState')).toBe('not-found');
@@ -100,7 +133,11 @@ describe.skipIf(!probe.available)('numa placement applied through systemd in a c
     const err = (await engine
       .plan(
         doc({
-          systemd: { units: { 'x.service': { content: '[Service]\nExecStart=/bin/true\n', properties: { CPUAffinity: [99] } } } },
+          systemd: {
+            units: {
+              'x.service': { content: '[Service]\nExecStart=/bin/true\n', properties: { CPUAffinity: [99] } },
+            },
+          },
           numa: { placements: { 'x.service': { cpus: 1 } } },
         }),
       )

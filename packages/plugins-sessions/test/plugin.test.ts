@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Engine, PluginRegistry, isOpdbusError, parseStateDocument, type WatchEvent } from '@opdbus/core';
 import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSessionsPlugin, matchesSelector, type SessionsSection } from './plugin.js';
+import { createSessionsPlugin, matchesSelector, type SessionsSection } from '../src/plugin.js';
 
 const probe = probeSandbox().container;
 const plugin = createSessionsPlugin();

@@ -1,6 +1,6 @@
 import { probeSandbox, startSystemdContainer } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { createTimedatePlugin, type TimedateSection } from './plugin.js';
+import { createTimedatePlugin, type TimedateSection } from '../src/plugin.js';
 
 const probe = probeSandbox().container;
 

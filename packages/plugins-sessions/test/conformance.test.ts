@@ -1,6 +1,6 @@
 import { probeSandbox, startSystemdContainer } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { createSessionsPlugin, type SessionsSection } from './plugin.js';
+import { createSessionsPlugin, type SessionsSection } from '../src/plugin.js';
 
 const probe = probeSandbox().container;
 

@@ -15,9 +15,9 @@ import {
 import { RtnetlinkMonitor, openNetns, type NetlinkEvent } from '@opdbus/netlink';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { diffSection, observedFacts } from './diff.js';
-import { createNetworkPlugin } from './plugin.js';
-import type { NetworkSection } from './schema.js';
+import { diffSection, observedFacts } from '../src/diff.js';
+import { createNetworkPlugin } from '../src/plugin.js';
+import type { NetworkSection } from '../src/schema.js';
 
 const isRoot = process.getuid?.() === 0;
 const plugin = createNetworkPlugin();
