@@ -7,8 +7,9 @@ import { isAlive, type TransactionRecord } from '@opdbus/core';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, startCliUntil, waitForChange, waitForExit } from './helpers.js';
+import { describeIf, requirement } from '@opdbus/sandbox/testing';
 
-const isRoot = process.getuid?.() === 0;
+const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
 let ns: string;
 let netns: SandboxNetns;
 let dir: string;
@@ -51,7 +52,7 @@ describe('opdbus basics', () => {
   });
 });
 
-describe.skipIf(!isRoot)('opdbus against a network namespace', () => {
+describeIf(asRoot, 'opdbus against a network namespace', () => {
   beforeAll(async () => {
     netns = await createNetns();
     ns = netns.name;
@@ -211,7 +212,7 @@ describe.skipIf(!isRoot)('opdbus against a network namespace', () => {
   });
 });
 
-describe.skipIf(!isRoot)('opdbus demo', () => {
+describeIf(asRoot, 'opdbus demo', () => {
   it('runs the whole tour in a sandbox and cleans up', async () => {
     const result = await runCli(['--json', 'demo']);
     expect(result.code, result.stderr).toBe(0);

@@ -7,6 +7,7 @@ import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opd
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 const probe = probeSandbox();
 const cliDir = fileURLToPath(new URL('../', import.meta.url));
@@ -81,7 +82,7 @@ describe('opdbus codegen dbus --xml', () => {
   });
 });
 
-describe.skipIf(!probe.container.available)('opdbus against systemd in a container (--bus, --root)', () => {
+describeIf(probe.container, 'opdbus against systemd in a container (--bus, --root)', () => {
   let ct: SystemdContainer;
   let dir: string;
   beforeAll(async () => {

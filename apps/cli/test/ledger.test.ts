@@ -11,10 +11,11 @@ import {
   verifyInclusion,
 } from '@opdbus/ledger';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli, waitForChange, waitForExit } from './helpers.js';
+import { describeIf, requirement } from '@opdbus/sandbox/testing';
 
-const isRoot = process.getuid?.() === 0;
+const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
 
 interface LogRow {
   index: number;
@@ -22,7 +23,7 @@ interface LogRow {
   entry: Record<string, unknown> & { kind: string; status?: string; trigger?: unknown; txId?: string };
 }
 
-describe.skipIf(!isRoot)('opdbus ledger and snapshot, end to end in a network namespace', () => {
+describeIf(asRoot, 'opdbus ledger and snapshot, end to end in a network namespace', () => {
   let netns: SandboxNetns;
   let dir: string;
   let stateDir: string;

@@ -2,10 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli } from './helpers.js';
+import { describeIf, requirement } from '@opdbus/sandbox/testing';
 
-const isRoot = process.getuid?.() === 0;
+const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
 
 /** The example of the network issue, exactly as written there. */
 const ISSUE_EXAMPLE = `version: 1
@@ -22,7 +23,7 @@ plugins:
       - { to: 10.9.0.0/16, via: 10.0.0.254, metric: 100 }
 `;
 
-describe.skipIf(!isRoot)('opdbus with the network plugin, in a fresh namespace', () => {
+describeIf(asRoot, 'opdbus with the network plugin, in a fresh namespace', () => {
   let netns: SandboxNetns;
   let dir: string;
   let stateDir: string;

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { probeSandbox, startOvs, type OvsSandbox } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers.js';
+import { describeIf, itIf, requirement } from '@opdbus/sandbox/testing';
 
 const run = promisify(execFile);
 const probe = probeSandbox();
@@ -26,7 +27,7 @@ plugins:
           - { name: vlan10, tag: 10, interfaces: [{ name: vlan10, type: internal }] }
 `;
 
-describe.skipIf(!probe.vswitchd.available)('opdbus --ovsdb against ovsdb-server + ovs-vswitchd', () => {
+describeIf(probe.vswitchd, 'opdbus --ovsdb against ovsdb-server + ovs-vswitchd', () => {
   let ovs: OvsSandbox;
   let dir: string;
   let file: string;
@@ -121,7 +122,8 @@ describe('opdbus codegen ovsdb', () => {
     expect(help.stdout).toContain('ovsdb');
   });
 
-  it.skipIf(!existsSync(VSWITCH))(
+  itIf(
+    requirement('ovsdb', existsSync(VSWITCH), `${VSWITCH} is missing; apt-get install openvswitch-common`),
     "writes the types the package ships for Debian's vswitch schema",
     async () => {
       const result = await runCli(['codegen', 'ovsdb', VSWITCH, '--out', join(dir, 'out')]);

@@ -1,8 +1,9 @@
 import { isOpdbusError } from '@opdbus/core';
 import { probeSandbox, startSystemdContainer } from '@opdbus/sandbox';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createDbusAutoPlugin, type AutoSection } from '../src/index.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 const probe = probeSandbox().container;
 const manager = '/org/freedesktop/systemd1';
@@ -34,10 +35,10 @@ describePluginConformance<AutoSection>(
     };
   },
   // The first container on a machine builds the cached image (about a minute).
-  { skip: probe.available ? false : probe.reason, setupTimeoutMs: 600_000 },
+  { requires: probe, setupTimeoutMs: 600_000 },
 );
 
-describe.skipIf(!probe.available)('the auto plugin, read-only', () => {
+describeIf(probe, 'the auto plugin, read-only', () => {
   it('exposes every property of hostnamed as state and refuses writes', { timeout: 600_000 }, async () => {
     await using ct = await startSystemdContainer();
     const plugin = createDbusAutoPlugin({ name: 'hostname1', destination: 'org.freedesktop.hostname1' });

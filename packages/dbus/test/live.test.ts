@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { isOpdbusError } from '@opdbus/core';
 import { probeSandbox, startDbusDaemon, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import ts from 'typescript';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   Hostname1,
   Systemd1Manager,
@@ -19,6 +19,7 @@ import {
   writeBindings,
   type DbusConnection,
 } from '../src/index.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 const probe = probeSandbox();
 const packageDir = fileURLToPath(new URL('../', import.meta.url));
@@ -46,7 +47,7 @@ function typecheck(files: string[]): string {
     .join('\n');
 }
 
-describe.skipIf(!probe.dbus.available)('a private dbus-daemon', () => {
+describeIf(probe.dbus, 'a private dbus-daemon', () => {
   it('connects, lists names, and keeps the D-Bus error name', async () => {
     await using daemon = await startDbusDaemon();
     await using bus = await connectBus({ address: daemon.address });
@@ -76,7 +77,7 @@ describe.skipIf(!probe.dbus.available)('a private dbus-daemon', () => {
   });
 });
 
-describe.skipIf(!probe.container.available)('systemd, hostnamed, timedated, logind in a container', () => {
+describeIf(probe.container, 'systemd, hostnamed, timedated, logind in a container', () => {
   let ct: SystemdContainer;
   let bus: DbusConnection;
   const genDir = `${packageDir}test/.generated-${process.pid}`;

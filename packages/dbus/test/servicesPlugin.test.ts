@@ -15,6 +15,7 @@ import {
 import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDbusServicesPlugin, isWellKnownBusName, type DbusServicesSection } from '../src/index.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 const probe = probeSandbox().container;
 const hostname1 = 'org.freedesktop.hostname1';
@@ -48,7 +49,7 @@ describe('the dbus plugin schema', () => {
   });
 });
 
-describe.skipIf(!probe.available)('the dbus plugin against a container', () => {
+describeIf(probe, 'the dbus plugin against a container', () => {
   let ct: SystemdContainer;
   let stateDir: string;
   beforeAll(async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { probeSandbox, createBtrfsLoop, type BtrfsLoop } from '@opdbus/sandbox';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BtrfsBackend, Ledger, SnapshotManager, btrfs, verifyLedger } from '../src/index.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 const state = (n: number) => ({
   sysctl: { 'net.ipv4.ip_forward': String(n % 2), 'net.core.somaxconn': String(4096 + n) },
@@ -123,7 +124,7 @@ describe('snapshots in plain directories', () => {
 });
 
 const probe = probeSandbox();
-describe.skipIf(!probe.btrfs.available)('snapshots as btrfs read-only subvolumes', () => {
+describeIf(probe.btrfs, 'snapshots as btrfs read-only subvolumes', () => {
   let fs: BtrfsLoop;
   beforeAll(async () => {
     fs = await createBtrfsLoop({ size: '256M' });

@@ -12,8 +12,8 @@ import {
   netnsPath,
   openNetns,
 } from './index.js';
+import { describeAsRoot } from '../test/helpers.js';
 
-const isRoot = process.geteuid?.() === 0;
 const created: string[] = [];
 
 /** A unique, recognisable namespace name; deleted after each test. */
@@ -55,7 +55,7 @@ describe('netnsPath', () => {
   });
 });
 
-describe.skipIf(!isRoot)('named namespaces (root)', () => {
+describeAsRoot('named namespaces (root)', () => {
   it('createNamedNetns makes a separate namespace, mounted under /run/netns, loopback up', () => {
     const name = freshName();
     const ns = createNamedNetns(name);

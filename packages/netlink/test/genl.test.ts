@@ -1,9 +1,9 @@
 import { isOpdbusError } from '@opdbus/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { GenericNetlink, ctrlAttrs, defineAttributes, type Netns } from '../src/index.js';
-import { dropAllNetns, freshNetns, isRoot } from './helpers.js';
+import { dropAllNetns, freshNetns, describeAsRoot } from './helpers.js';
 
-describe.skipIf(!isRoot)('GenericNetlink', () => {
+describeAsRoot('GenericNetlink', () => {
   let ns: Netns;
   let genl: GenericNetlink;
   beforeAll(() => {

@@ -1,9 +1,32 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { describe, it } from 'vitest';
 import { createNamedNetns, deleteNamedNetns, type Netns } from '../src/index.js';
 
 /** Tests that create namespaces need root (CAP_SYS_ADMIN). */
 export const isRoot = process.getuid?.() === 0;
+
+/**
+ * `describe` for tests that need root; without root, a skipped suite, or a failing one when
+ * `OPDBUS_REQUIRE` is `all` or names `root` (the rule of `@opdbus/sandbox/testing`, which this
+ * package cannot import: the sandbox kit is built on it).
+ */
+export function describeAsRoot(name: string, fn: () => void): void {
+  if (isRoot) {
+    describe(name, fn);
+    return;
+  }
+  const required = (process.env.OPDBUS_REQUIRE ?? '').split(',').map((s) => s.trim());
+  if (required.includes('all') || required.includes('root')) {
+    describe(name, () => {
+      it('needs root', () => {
+        throw new Error('root is required (OPDBUS_REQUIRE) but this process is not root');
+      });
+    });
+    return;
+  }
+  describe.skip(`${name} [skipped: needs root]`, fn);
+}
 
 const created: string[] = [];
 

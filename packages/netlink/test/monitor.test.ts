@@ -1,6 +1,6 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { Rtnetlink, RtnetlinkMonitor, type NetlinkEvent, type Netns } from '../src/index.js';
-import { dropAllNetns, freshNetns, ip, ipBatch, isRoot, waitFor } from './helpers.js';
+import { dropAllNetns, freshNetns, ip, ipBatch, describeAsRoot, waitFor } from './helpers.js';
 
 /** Collect a monitor's events; `until(pred)` waits (with a deadline) for an event matching it. */
 function collect(monitor: RtnetlinkMonitor): {
@@ -28,7 +28,7 @@ function collect(monitor: RtnetlinkMonitor): {
   };
 }
 
-describe.skipIf(!isRoot)('RtnetlinkMonitor', () => {
+describeAsRoot('RtnetlinkMonitor', () => {
   let ns: Netns;
   const monitors: RtnetlinkMonitor[] = [];
   beforeAll(() => {

@@ -1,8 +1,8 @@
 import { isOpdbusError, type OpdbusError } from '@opdbus/core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { IFA_F, NUD, RTN, RTPROT, RT_SCOPE } from '../src/constants.js';
 import { LIFETIME_FOREVER, Rtnetlink, type Link, type Netns } from '../src/index.js';
-import { dropAllNetns, dropNetns, freshNetns, ip, ipBatch, ipJson, isRoot } from './helpers.js';
+import { dropAllNetns, dropNetns, freshNetns, ip, ipBatch, ipJson, describeAsRoot } from './helpers.js';
 
 async function rejection(promise: Promise<unknown>): Promise<OpdbusError> {
   try {
@@ -102,7 +102,7 @@ const typeNames: Record<string, number> = {
   prohibit: 8,
 };
 
-describe.skipIf(!isRoot)('Rtnetlink in a network namespace', () => {
+describeAsRoot('Rtnetlink in a network namespace', () => {
   let ns: Netns;
   let other: Netns;
   let nl: Rtnetlink;

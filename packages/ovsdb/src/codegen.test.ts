@@ -5,6 +5,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { generateTypes, pascalCase, typesFileName } from './codegen.js';
 import { DatabaseSchema } from './schema.js';
+import { itIf, requirement } from '@opdbus/sandbox/testing';
 
 const VSWITCH = '/usr/share/openvswitch/vswitch.ovsschema';
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -54,7 +55,8 @@ describe('codegen', () => {
     expect(generateTypes(kitchen, { source: 'kitchen.ovsschema' })).toBe(out);
   });
 
-  it.skipIf(!existsSync(VSWITCH))(
+  itIf(
+    requirement('ovsdb', existsSync(VSWITCH), `${VSWITCH} is missing; apt-get install openvswitch-common`),
     "the shipped types are what the generator makes of Debian's vswitch schema",
     () => {
       const schema = DatabaseSchema.parse(JSON.parse(readFileSync(VSWITCH, 'utf8')), VSWITCH);

@@ -12,6 +12,7 @@ import type { Database } from '../src/database.js';
 import type { UpdateBatch } from '../src/monitor.js';
 import type { OpenVSwitchTables } from '../src/schemas/openVSwitch.js';
 import { describeIf, nextEvent, serverCtl, vsctl } from './helpers.js';
+import { itIf, requirement } from '@opdbus/sandbox/testing';
 
 const run = promisify(execFile);
 const probe = probeSandbox();
@@ -544,7 +545,8 @@ describeIf(probe.ovsdb, 'OvsdbClient against ovsdb-server', () => {
     expect(rootUuid).toMatch(/^[0-9a-f-]{36}$/);
   });
 
-  it.skipIf(!existsSync(distIndex))(
+  itIf(
+    requirement('build', existsSync(distIndex), `${distIndex} is missing; run pnpm build first`),
     'unrefWhenIdle: an idle client does not hold the process; awaited work and close() still finish',
     async () => {
       // A separate Node process (the built package): it must run to the end on its own.

@@ -3,17 +3,11 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { ProbeResult } from '@opdbus/core';
 import type { OvsSandbox } from '@opdbus/sandbox';
-import { describe } from 'vitest';
 
 const run = promisify(execFile);
 
-/** `describe` when the probe says the component can run here; else a skipped suite naming why. */
-export function describeIf(probe: ProbeResult, name: string, fn: () => void): void {
-  if (probe.available) describe(name, fn);
-  else describe.skip(`${name} [skipped: ${probe.reason}]`, fn);
-}
+export { describeIf } from '@opdbus/sandbox/testing';
 
 /** ovs-vsctl against a sandbox (never waits for ovs-vswitchd unless asked). */
 export async function vsctl(ovs: OvsSandbox, ...args: string[]): Promise<string> {

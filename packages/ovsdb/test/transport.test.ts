@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { OvsdbClient } from '../src/client.js';
 import type { OpenVSwitchTables } from '../src/schemas/openVSwitch.js';
 import { describeIf, vsctl } from './helpers.js';
+import { itIf, requirement } from '@opdbus/sandbox/testing';
 
 const probe = probeSandbox();
 const hasOpenssl = (() => {
@@ -135,7 +136,8 @@ describeIf(probe.ovsdb, 'transports', () => {
     expect(await tcp.listDbs()).toContain('Open_vSwitch');
   });
 
-  it.skipIf(!hasOpenssl)(
+  itIf(
+    requirement('openssl', hasOpenssl, 'openssl is missing; apt-get install openssl'),
     'ssl: mutual TLS with certificates from the SSL table; a wrong CA is refused',
     async () => {
       makeCertificates(dir);

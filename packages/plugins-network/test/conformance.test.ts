@@ -63,5 +63,5 @@ describePluginConformance<NetworkSection>(
       teardown: () => netns.destroy(),
     };
   },
-  { skip: probe.available ? false : probe.reason },
+  { requires: probe },
 );

@@ -18,8 +18,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { diffSection, observedFacts } from '../src/diff.js';
 import { createNetworkPlugin } from '../src/plugin.js';
 import type { NetworkSection } from '../src/schema.js';
+import { describeIf, requirement } from '@opdbus/sandbox/testing';
 
-const isRoot = process.getuid?.() === 0;
+const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
 const plugin = createNetworkPlugin();
 const registry = new PluginRegistry([plugin]);
 const doc = (section: NetworkSection) =>
@@ -206,7 +207,7 @@ describe('diff (pure)', () => {
   });
 });
 
-describe.skipIf(!isRoot)('network plugin in a network namespace', () => {
+describeIf(asRoot, 'network plugin in a network namespace', () => {
   let netns: SandboxNetns;
   let other: SandboxNetns;
   let stateDir: string;

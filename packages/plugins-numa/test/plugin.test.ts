@@ -8,6 +8,7 @@ import { createSystemdPlugin } from '@opdbus/plugins-systemd';
 import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNumaPlugin } from '../src/plugin.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 const GiB = 1024 ** 3;
 
@@ -81,7 +82,7 @@ describe('numa plugin on a generated 2-socket machine', () => {
 
 const probe = probeSandbox().container;
 
-describe.skipIf(!probe.available)('numa placement applied through systemd in a container', () => {
+describeIf(probe, 'numa placement applied through systemd in a container', () => {
   let ct: SystemdContainer;
   let stateDir: string;
   const registry = new PluginRegistry([createSystemdPlugin({ jobTimeoutMs: 30_000 }), createNumaPlugin()]);

@@ -60,5 +60,5 @@ describePluginConformance<OvsSection>(
       },
     };
   },
-  { skip: probe.available ? false : probe.reason },
+  { requires: probe },
 );

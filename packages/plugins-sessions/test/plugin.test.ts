@@ -5,6 +5,7 @@ import { Engine, PluginRegistry, isOpdbusError, parseStateDocument, type WatchEv
 import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSessionsPlugin, matchesSelector, type SessionsSection } from '../src/plugin.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 const probe = probeSandbox().container;
 const plugin = createSessionsPlugin();
@@ -29,7 +30,7 @@ describe('session selectors', () => {
   });
 });
 
-describe.skipIf(!probe.available)('the termination policy against a real logind', () => {
+describeIf(probe, 'the termination policy against a real logind', () => {
   let ct: SystemdContainer;
   let stateDir: string;
   let engine: Engine;

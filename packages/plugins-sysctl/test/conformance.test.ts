@@ -27,5 +27,5 @@ describePluginConformance<SysctlSection>(
       teardown: () => netns.destroy(),
     };
   },
-  { skip: probe.available ? false : probe.reason },
+  { requires: probe },
 );

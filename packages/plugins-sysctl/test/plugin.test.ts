@@ -12,10 +12,11 @@ import {
 } from '@opdbus/core';
 import { openNetns } from '@opdbus/netlink';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createSysctlPlugin } from '../src/plugin.js';
+import { describeIf, requirement } from '@opdbus/sandbox/testing';
 
-const isRoot = process.getuid?.() === 0;
+const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
 let name: string;
 let netns: SandboxNetns;
 let stateDir: string;
@@ -37,7 +38,7 @@ function ctx(): PluginContext {
   };
 }
 
-describe.skipIf(!isRoot)('sysctl plugin in a network namespace', () => {
+describeIf(asRoot, 'sysctl plugin in a network namespace', () => {
   let hostForward: string;
   beforeAll(async () => {
     hostForward = await hostValue('net.ipv4.ip_forward');

@@ -56,5 +56,5 @@ describePluginConformance<SystemdSection>(
     };
   },
   // The first container on a machine builds the cached image (about a minute).
-  { skip: probe.available ? false : probe.reason, setupTimeoutMs: 600_000 },
+  { requires: probe, setupTimeoutMs: 600_000 },
 );

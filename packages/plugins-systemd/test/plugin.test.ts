@@ -14,6 +14,7 @@ import {
 } from '../src/properties.js';
 import { parseTimer, renderTimer } from '../src/timers.js';
 import type { SystemdSection } from '../src/schema.js';
+import { describeIf } from '@opdbus/sandbox/testing';
 
 describe('property values', () => {
   it('normalise CPU and node sets, sizes and quotas', () => {
@@ -40,7 +41,7 @@ describe('property values', () => {
 
 const probe = probeSandbox().container;
 
-describe.skipIf(!probe.available)('systemd plugin against systemd in a container', () => {
+describeIf(probe, 'systemd plugin against systemd in a container', () => {
   let ct: SystemdContainer;
   let stateDir: string;
   const plugin = createSystemdPlugin({ jobTimeoutMs: 30_000 });

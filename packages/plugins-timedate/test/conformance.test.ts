@@ -32,5 +32,5 @@ describePluginConformance<TimedateSection>(
     };
   },
   // The first container on a machine builds the cached image (about a minute).
-  { skip: probe.available ? false : probe.reason, setupTimeoutMs: 600_000 },
+  { requires: probe, setupTimeoutMs: 600_000 },
 );

@@ -29,6 +29,8 @@ import {
   type WatchEvent,
 } from '@opdbus/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Requirement } from './probe.js';
+import { describeIf } from './testing.js';
 
 /** What a plugin author provides: a live environment and states to drive the plugin through. */
 export interface ConformanceEnv<D> {
@@ -48,7 +50,13 @@ export interface ConformanceEnv<D> {
 
 /** Options of {@link describePluginConformance}. */
 export interface ConformanceOptions {
-  /** Skip the suite, with this reason in its name (e.g. the sandbox probe's reason). */
+  /**
+   * What the suite needs (e.g. `probeSandbox().netns`): when one is missing the suite is skipped
+   * with the reason in its name, or fails when `OPDBUS_REQUIRE` requires it (see
+   * `@opdbus/sandbox/testing`).
+   */
+  requires?: Requirement | readonly Requirement[];
+  /** Skip the suite, with this reason in its name. */
   skip?: string | false;
   /** How long to wait for a watch event (default 10 s). */
   watchTimeoutMs?: number;
@@ -69,6 +77,13 @@ export function describePluginConformance<D>(
   options: ConformanceOptions = {},
 ): void {
   const title = `plugin conformance: ${plugin.name}`;
+  if (options.requires !== undefined) {
+    const missing = ([] as Requirement[]).concat(options.requires).find((r) => !r.available);
+    if (missing !== undefined) {
+      describeIf(missing, title, () => undefined);
+      return;
+    }
+  }
   if (options.skip) {
     describe.skip(`${title} [skipped: ${options.skip}]`, () => undefined);
     return;

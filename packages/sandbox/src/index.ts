@@ -19,7 +19,7 @@ export { DbusDaemon, dbusConfig, startDbusDaemon, type DbusDaemonOptions } from 
 export { sandboxErrors, type SandboxErrorCode } from './errors.js';
 export { SandboxNetns, createNetns, type NetnsOptions } from './netns.js';
 export { OvsSandbox, VSWITCH_SCHEMA, startOvs, type OvsOptions } from './ovs.js';
-export { probeSandbox, type SandboxProbe } from './probe.js';
+export { probeSandbox, requirement, type Requirement, type SandboxProbe } from './probe.js';
 export {
   listSandboxRecords,
   reapStaleSandboxes,

@@ -6,25 +6,44 @@ import { defaultCacheDir } from './container.js';
 import { VSWITCH_SCHEMA } from './ovs.js';
 import { findTool, missingToolMessage, type ToolName } from './tools.js';
 
+/**
+ * A probe result that names the component it is about (`netns`, `ovsdb`, …), so a test that
+ * needs it can tell whether `OPDBUS_REQUIRE` makes its absence a failure (see
+ * `@opdbus/sandbox/testing`).
+ */
+export type Requirement = ProbeResult & { readonly component: string };
+
+/** Name a probe result's component, or build one from a condition and the reason it fails. */
+export function requirement(component: string, probe: ProbeResult | boolean, reason?: string): Requirement {
+  if (typeof probe === 'boolean') {
+    return probe
+      ? { component, available: true }
+      : { component, available: false, reason: reason ?? `${component} is not available here` };
+  }
+  return { ...probe, component };
+}
+
 /** Which sandboxes can run on this machine, and why not where they cannot. */
 export interface SandboxProbe {
   /** Whether this process runs as root (effective uid 0). */
   root: boolean;
+  /** The same as a requirement: tests that need root (component `root`). */
+  asRoot: Requirement;
   /** {@link createNetns}: root, the @opdbus/netlink addon, setns(2). */
-  netns: ProbeResult;
+  netns: Requirement;
   /** {@link startDbusDaemon}: the dbus-daemon program (root is not needed). */
-  dbus: ProbeResult;
+  dbus: Requirement;
   /** {@link startOvs} without vswitchd: ovsdb-server, ovsdb-tool, ovs-vsctl, ovs-appctl and the schema. */
-  ovsdb: ProbeResult;
+  ovsdb: Requirement;
   /** {@link startOvs} with `vswitchd: true`: all of `ovsdb`, ovs-vswitchd, a network namespace and /dev/net/tun. */
-  vswitchd: ProbeResult;
+  vswitchd: Requirement;
   /** {@link createBtrfsLoop}: root, mkfs.btrfs, mount, btrfs in the kernel, loop devices. */
-  btrfs: ProbeResult;
+  btrfs: Requirement;
   /**
    * {@link startSystemdContainer}: root, systemd-nspawn, nsenter, dbus-send, overlayfs, a cgroup
    * hierarchy, and debootstrap unless the image is cached already.
    */
-  container: ProbeResult;
+  container: Requirement;
 }
 
 const available: ProbeResult = { available: true };
@@ -91,7 +110,7 @@ function probeNetns(root: boolean): ProbeResult {
  * @example
  * ```ts
  * const probe = probeSandbox();
- * describe.skipIf(!probe.ovsdb.available)('ovs', () => { ... });
+ * describeIf(probe.ovsdb, 'ovs', () => { ... }); // from '@opdbus/sandbox/testing'
  * ```
  */
 export function probeSandbox(): SandboxProbe {
@@ -171,5 +190,18 @@ export function probeSandbox(): SandboxProbe {
   if (container.available && findTool('debootstrap') === undefined && !cachedImageExists()) {
     container = missing(['debootstrap']) ?? available;
   }
-  return { root, netns, dbus, ovsdb, vswitchd, btrfs, container };
+  return {
+    root,
+    asRoot: requirement(
+      'root',
+      root,
+      'this test needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN); run the tests as root.',
+    ),
+    netns: requirement('netns', netns),
+    dbus: requirement('dbus', dbus),
+    ovsdb: requirement('ovsdb', ovsdb),
+    vswitchd: requirement('vswitchd', vswitchd),
+    btrfs: requirement('btrfs', btrfs),
+    container: requirement('container', container),
+  };
 }

@@ -1,14 +1,8 @@
 // Shared checks for the sandbox integration tests: what exists on the host right now.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import type { ProbeResult } from '@opdbus/core';
-import { describe } from 'vitest';
 
-/** `describe` when the probe says the component can run here; otherwise a skipped suite whose name carries the reason. */
-export function describeIf(probe: ProbeResult, name: string, fn: () => void): void {
-  if (probe.available) describe(name, fn);
-  else describe.skip(`${name} [skipped: ${probe.reason}]`, fn);
-}
+export { describeIf } from '../src/testing.js';
 
 /** Whether `pid` runs (zombies count as gone). */
 export function running(pid: number): boolean {

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { processStartTime, selfIdentity, type ProbeResult } from '@opdbus/core';
+import { processStartTime, selfIdentity } from '@opdbus/core';
 import { createNamedNetns, deleteNamedNetns } from '@opdbus/netlink';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import {
@@ -18,6 +18,7 @@ import {
   listSandboxRecords,
   probeSandbox,
   reapStaleSandboxes,
+  type Requirement,
   type SandboxRecord,
 } from '../src/index.js';
 import { describeIf, loopsBackedBy, mountPoints, netnsExists, running, settle } from './helpers.js';
@@ -25,11 +26,11 @@ import { describeIf, loopsBackedBy, mountPoints, netnsExists, running, settle } 
 const here = dirname(fileURLToPath(import.meta.url));
 const fixture = join(here, 'fixtures', 'crashChild.mjs');
 const probe = probeSandbox();
-const canCrash: ProbeResult = !probe.netns.available
+const canCrash: Requirement = !probe.netns.available
   ? probe.netns
   : !probe.dbus.available
     ? probe.dbus
-    : { available: true };
+    : { component: 'netns', available: true };
 
 interface Created {
   pids: number[];

@@ -1,14 +1,14 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readlinkSync, statSync } from 'node:fs';
 import { promisify } from 'node:util';
-import type { ProbeResult } from '@opdbus/core';
 import { expect, it } from 'vitest';
-import { Sandbox, liveSandboxIds, probeSandbox } from '../src/index.js';
+import { Sandbox, liveSandboxIds, probeSandbox, type Requirement } from '../src/index.js';
 import { describeIf, mountPoints, netnsExists, netnsLinks, running } from './helpers.js';
 
 const run = promisify(execFile);
 const probe = probeSandbox();
-const all: ProbeResult = [probe.netns, probe.dbus, probe.vswitchd, probe.btrfs].find((p) => !p.available) ?? {
+const all: Requirement = [probe.netns, probe.dbus, probe.vswitchd, probe.btrfs].find((p) => !p.available) ?? {
+  component: 'sandbox',
   available: true,
 };
 

@@ -6,9 +6,9 @@ export type Uuid = string;
 
 /** Name, version and checksum of the Open_vSwitch schema these types were generated from. */
 export const openVSwitchSchema = {
-  name: 'Open_vSwitch',
-  version: '8.3.1',
-  cksum: '3012963480 26720',
+  name: "Open_vSwitch",
+  version: "8.3.1",
+  cksum: "3012963480 26720",
 } as const;
 
 /** A row of table `Open_vSwitch` (root table; at most 1 row(s)). */
@@ -86,9 +86,9 @@ export interface Bridge {
   /** `controller`: set of uuid → Controller. */
   controller: Uuid[];
   /** `protocols`: set of string one of "OpenFlow10" | "OpenFlow11" | "OpenFlow12" | "OpenFlow13" | "OpenFlow14" | "OpenFlow15". */
-  protocols: ('OpenFlow10' | 'OpenFlow11' | 'OpenFlow12' | 'OpenFlow13' | 'OpenFlow14' | 'OpenFlow15')[];
+  protocols: ("OpenFlow10" | "OpenFlow11" | "OpenFlow12" | "OpenFlow13" | "OpenFlow14" | "OpenFlow15")[];
   /** `fail_mode`: optional string one of "standalone" | "secure". */
-  fail_mode: 'standalone' | 'secure' | null;
+  fail_mode: "standalone" | "secure" | null;
   /** `status`: map string → string; ephemeral (not persisted). */
   status: Map<string, string>;
   /** `rstp_status`: map string → string; ephemeral (not persisted). */
@@ -122,15 +122,15 @@ export interface Port {
   /** `tag`: optional integer 0..4095. */
   tag: number | null;
   /** `vlan_mode`: optional string one of "trunk" | "access" | "native-tagged" | "native-untagged" | "dot1q-tunnel". */
-  vlan_mode: 'trunk' | 'access' | 'native-tagged' | 'native-untagged' | 'dot1q-tunnel' | null;
+  vlan_mode: "trunk" | "access" | "native-tagged" | "native-untagged" | "dot1q-tunnel" | null;
   /** `qos`: optional uuid → QoS. */
   qos: Uuid | null;
   /** `mac`: optional string. */
   mac: string | null;
   /** `bond_mode`: optional string one of "balance-tcp" | "balance-slb" | "active-backup". */
-  bond_mode: 'balance-tcp' | 'balance-slb' | 'active-backup' | null;
+  bond_mode: "balance-tcp" | "balance-slb" | "active-backup" | null;
   /** `lacp`: optional string one of "active" | "passive" | "off". */
-  lacp: 'active' | 'passive' | 'off' | null;
+  lacp: "active" | "passive" | "off" | null;
   /** `bond_updelay`: integer. */
   bond_updelay: number;
   /** `bond_downdelay`: integer. */
@@ -204,7 +204,7 @@ export interface Interface {
   /** `cfm_fault_status`: set of string; ephemeral (not persisted). */
   cfm_fault_status: string[];
   /** `cfm_remote_opstate`: optional string one of "up" | "down"; ephemeral (not persisted). */
-  cfm_remote_opstate: 'up' | 'down' | null;
+  cfm_remote_opstate: "up" | "down" | null;
   /** `cfm_health`: optional integer 0..100; ephemeral (not persisted). */
   cfm_health: number | null;
   /** `lacp_current`: optional boolean; ephemeral (not persisted). */
@@ -218,15 +218,15 @@ export interface Interface {
   /** `status`: map string → string; ephemeral (not persisted). */
   status: Map<string, string>;
   /** `admin_state`: optional string one of "up" | "down"; ephemeral (not persisted). */
-  admin_state: 'up' | 'down' | null;
+  admin_state: "up" | "down" | null;
   /** `link_state`: optional string one of "up" | "down"; ephemeral (not persisted). */
-  link_state: 'up' | 'down' | null;
+  link_state: "up" | "down" | null;
   /** `link_resets`: optional integer; ephemeral (not persisted). */
   link_resets: number | null;
   /** `link_speed`: optional integer; ephemeral (not persisted). */
   link_speed: number | null;
   /** `duplex`: optional string one of "half" | "full"; ephemeral (not persisted). */
-  duplex: 'half' | 'full' | null;
+  duplex: "half" | "full" | null;
   /** `mtu`: optional integer; ephemeral (not persisted). */
   mtu: number | null;
   /** `mtu_request`: optional integer 1..∞. */
@@ -246,7 +246,7 @@ export interface FlowTable {
   /** `flow_limit`: optional integer 0..∞. */
   flow_limit: number | null;
   /** `overflow_policy`: optional string one of "refuse" | "evict". */
-  overflow_policy: 'refuse' | 'evict' | null;
+  overflow_policy: "refuse" | "evict" | null;
   /** `groups`: set of string. */
   groups: string[];
   /** `prefixes`: set (0..3) of string. */
@@ -400,7 +400,7 @@ export interface Controller {
   /** Changes whenever the row changes. */
   _version?: Uuid;
   /** `type`: optional string one of "primary" | "service". */
-  type: 'primary' | 'service' | null;
+  type: "primary" | "service" | null;
   /** `target`: string. */
   target: string;
   /** `max_backoff`: optional integer 1000..∞. */
@@ -408,7 +408,7 @@ export interface Controller {
   /** `inactivity_probe`: optional integer. */
   inactivity_probe: number | null;
   /** `connection_mode`: optional string one of "in-band" | "out-of-band". */
-  connection_mode: 'in-band' | 'out-of-band' | null;
+  connection_mode: "in-band" | "out-of-band" | null;
   /** `local_ip`: optional string. */
   local_ip: string | null;
   /** `local_netmask`: optional string. */
@@ -430,7 +430,7 @@ export interface Controller {
   /** `is_connected`: boolean; ephemeral (not persisted). */
   is_connected: boolean;
   /** `role`: optional string one of "other" | "master" | "slave"; ephemeral (not persisted). */
-  role: 'other' | 'master' | 'slave' | null;
+  role: "other" | "master" | "slave" | null;
   /** `status`: map string → string; ephemeral (not persisted). */
   status: Map<string, string>;
 }
@@ -448,7 +448,7 @@ export interface Manager {
   /** `inactivity_probe`: optional integer. */
   inactivity_probe: number | null;
   /** `connection_mode`: optional string one of "in-band" | "out-of-band". */
-  connection_mode: 'in-band' | 'out-of-band' | null;
+  connection_mode: "in-band" | "out-of-band" | null;
   /** `other_config`: map string → string. */
   other_config: Map<string, string>;
   /** `external_ids`: map string → string. */
@@ -494,25 +494,7 @@ export interface CTTimeoutPolicy {
   /** Changes whenever the row changes. */
   _version?: Uuid;
   /** `timeouts`: map string one of "tcp_syn_sent" | "tcp_syn_recv" | "tcp_established" | "tcp_fin_wait" | "tcp_close_wait" | "tcp_last_ack" | "tcp_time_wait" | "tcp_close" | "tcp_syn_sent2" | "tcp_retransmit" | "tcp_unack" | "udp_first" | "udp_single" | "udp_multiple" | "icmp_first" | "icmp_reply" → integer 0..4294967295. */
-  timeouts: Map<
-    | 'tcp_syn_sent'
-    | 'tcp_syn_recv'
-    | 'tcp_established'
-    | 'tcp_fin_wait'
-    | 'tcp_close_wait'
-    | 'tcp_last_ack'
-    | 'tcp_time_wait'
-    | 'tcp_close'
-    | 'tcp_syn_sent2'
-    | 'tcp_retransmit'
-    | 'tcp_unack'
-    | 'udp_first'
-    | 'udp_single'
-    | 'udp_multiple'
-    | 'icmp_first'
-    | 'icmp_reply',
-    number
-  >;
+  timeouts: Map<"tcp_syn_sent" | "tcp_syn_recv" | "tcp_established" | "tcp_fin_wait" | "tcp_close_wait" | "tcp_last_ack" | "tcp_time_wait" | "tcp_close" | "tcp_syn_sent2" | "tcp_retransmit" | "tcp_unack" | "udp_first" | "udp_single" | "udp_multiple" | "icmp_first" | "icmp_reply", number>;
   /** `external_ids`: map string → string. */
   external_ids: Map<string, string>;
 }
@@ -577,23 +559,23 @@ export type OpenVSwitchTableName = keyof OpenVSwitchTables;
 
 /** The table names of Open_vSwitch, in schema order. */
 export const openVSwitchTableNames: readonly OpenVSwitchTableName[] = [
-  'Open_vSwitch',
-  'Bridge',
-  'Port',
-  'Interface',
-  'Flow_Table',
-  'QoS',
-  'Queue',
-  'Mirror',
-  'NetFlow',
-  'sFlow',
-  'IPFIX',
-  'Flow_Sample_Collector_Set',
-  'Controller',
-  'Manager',
-  'Datapath',
-  'CT_Zone',
-  'CT_Timeout_Policy',
-  'SSL',
-  'AutoAttach',
+  "Open_vSwitch",
+  "Bridge",
+  "Port",
+  "Interface",
+  "Flow_Table",
+  "QoS",
+  "Queue",
+  "Mirror",
+  "NetFlow",
+  "sFlow",
+  "IPFIX",
+  "Flow_Sample_Collector_Set",
+  "Controller",
+  "Manager",
+  "Datapath",
+  "CT_Zone",
+  "CT_Timeout_Policy",
+  "SSL",
+  "AutoAttach",
 ];
