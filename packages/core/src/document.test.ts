@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadStateDocument, parseStateDocument, stringifyStateDocument } from './document.js';
 import { OpdbusError } from './errors.js';
+import { limits } from './limits.js';
 import { definePlugin } from './plugin.js';
 import { PluginRegistry } from './registry.js';
 
@@ -173,5 +174,110 @@ describe('loadStateDocument', () => {
       network: { links: [{ name: 'br0', kind: 'bridge' }] },
     });
     expect(doc.source).toBe(file);
+  });
+});
+
+describe('hostile documents', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'opdbus-hostile-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+  const bomb = [
+    'version: 1',
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]',
+    'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]',
+    'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]',
+    'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]',
+    'f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]',
+    'plugins: { sysctl: { x: 1 } }',
+    '',
+  ].join('\n');
+
+  it('reports a YAML alias bomb as a parse error of the file, not an internal error', () => {
+    const err = parseError(bomb, 'bomb.yaml');
+    expect(err.code).toBe('OPDBUS_ERR_STATE_PARSE');
+    expect(err.message).toMatch(/^bomb\.yaml is not a valid state document:\n {2}bomb\.yaml: \(syntax\): its aliases expand/);
+    expect(err.message).not.toMatch(/ReferenceError|at /);
+  });
+
+  it('reports 100 000-deep JSON as too deep, before parsing it', () => {
+    const deep = `{"version":1,"plugins":{"sysctl":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
+    const err = parseError(deep, 'deep.json');
+    expect(err.code).toBe('OPDBUS_ERR_STATE_PARSE');
+    expect(err.message).toContain(`too deep: mappings and lists nest more than ${limits.documentDepth} levels`);
+    expect(err.message).toContain('deep.json:1');
+  });
+
+  it('reports deep block nesting as too deep, naming where', () => {
+    let text = 'version: 1\nplugins:\n  network:\n';
+    for (let i = 0; i < 80; i++) text += `${' '.repeat(4 + i)}k${i}:\n`;
+    text += `${' '.repeat(84)}leaf: 1\n`;
+    const err = parseError(text, 'block.yaml');
+    expect(err.code).toBe('OPDBUS_ERR_STATE_PARSE');
+    expect(err.message).toMatch(/block\.yaml:\d+:\d+: plugins\.network\.k0/);
+    expect(err.message).toContain('too deep');
+  });
+
+  it('accepts the nesting a real document has (brackets inside strings do not count)', () => {
+    const doc = parseStateDocument(
+      `version: 1\nplugins:\n  sysctl:\n    kernel.core_pattern: "${'['.repeat(200)}"\n`,
+      { source: 'ok.yaml', registry },
+    );
+    expect(doc.plugins.sysctl).toEqual({ 'kernel.core_pattern': '['.repeat(200) });
+  });
+
+  it('refuses a document over the size limit before parsing, from a file or a string', async () => {
+    const text = `version: 1\nplugins:\n  sysctl:\n    a: "${'x'.repeat(limits.documentBytes)}"\n`;
+    const err = parseError(text, 'big.yaml');
+    expect(err).toMatchObject({ code: 'OPDBUS_ERR_LIMIT_EXCEEDED', data: { file: 'big.yaml', limit: 'documentBytes' } });
+    expect(err.message.length).toBeLessThan(400);
+    const file = join(dir, 'big.yaml');
+    await writeFile(file, text);
+    await expect(loadStateDocument(file, registry)).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_LIMIT_EXCEEDED',
+      data: { file, limit: 'documentBytes' },
+    });
+  });
+
+  it('refuses a document with more items than the limit before parsing', () => {
+    const text = `version: 1\nplugins:\n  x: [${'0,'.repeat(limits.documentItems)}0]\n`;
+    const err = parseError(text, 'many.yaml');
+    expect(err).toMatchObject({ code: 'OPDBUS_ERR_LIMIT_EXCEEDED', data: { limit: 'documentItems' } });
+  });
+
+  it('refuses a value or a key over its limit, naming the path, without echoing it', () => {
+    const value = 'v'.repeat(limits.valueBytes + 1);
+    const err = parseError(`version: 1\nplugins:\n  sysctl:\n    kernel.x: ${value}\n`, 'v.yaml');
+    expect(err).toMatchObject({
+      code: 'OPDBUS_ERR_LIMIT_EXCEEDED',
+      data: { path: 'plugins.sysctl["kernel.x"]', limit: 'valueBytes' },
+    });
+    expect(err.message).toMatch(/^v\.yaml:4:\d+: plugins\.sysctl\["kernel\.x"\]: a value of \d+ bytes/);
+    expect(err.message.length).toBeLessThan(300);
+    const key = 'k'.repeat(limits.keyBytes + 1);
+    const keyErr = parseError(JSON.stringify({ version: 1, plugins: { sysctl: { [key]: 1 } } }), 'k.yaml');
+    expect(keyErr).toMatchObject({ code: 'OPDBUS_ERR_LIMIT_EXCEEDED', data: { limit: 'keyBytes' } });
+    expect(keyErr.message.length).toBeLessThan(500);
+    expect(keyErr.message).toMatch(/bytes, sha256 [0-9a-f]{12}\)/);
+  });
+
+  it('quotes long unknown names cut, with their size and hash', () => {
+    const name = `x${'y'.repeat(999)}`;
+    const err = parseError(JSON.stringify({ version: 1, plugins: { [name]: {} } }), 'u.yaml');
+    expect(err.code).toBe('OPDBUS_ERR_UNKNOWN_PLUGIN');
+    expect(err.message.length).toBeLessThan(800);
+    expect(err.message).toContain('1000 bytes, sha256');
+  });
+
+  it('reports at most 20 problems in the message', () => {
+    const links = Array.from({ length: 500 }, (_, i) => `      - { name: l${i}, kind: nope }`).join('\n');
+    const err = parseError(`version: 1\nplugins:\n  network:\n    links:\n${links}\n`, 'n.yaml');
+    expect(err.code).toBe('OPDBUS_ERR_STATE_INVALID');
+    expect(err.message.split('\n')).toHaveLength(22);
+    expect(err.message).toContain('… and 480 more problems');
   });
 });

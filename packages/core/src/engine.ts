@@ -1,13 +1,14 @@
 import { basename } from 'node:path';
-import { userInfo } from 'node:os';
+import { hostname, userInfo } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { AuditRecord, AuditSink } from './audit.js';
+import { auditChanges, type AuditRecord, type AuditSink } from './audit.js';
 import { makeChange, resourceKey, type Change } from './change.js';
 import { formatPath, type StateDocument } from './document.js';
 import { OpdbusError, toOpdbusError } from './errors.js';
 import { EventBus, type OpdbusEvent } from './events.js';
 import { StateDir, newTxId, terminalStatuses, type Actor, type TransactionRecord } from './journal.js';
 import { canonicalJson, hashJson, type JsonValue } from './json.js';
+import { limits, quoteValue } from './limits.js';
 import { silentLogger, type Logger } from './logger.js';
 import { createPlan, type Plan } from './planner.js';
 import type {
@@ -270,6 +271,13 @@ export class Engine {
       observed[name] = await this.#query(plugin, desired);
       changes.push(...this.#diff(plugin, desired, observed[name]));
     }
+    if (changes.length > limits.planChanges) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_LIMIT_EXCEEDED',
+        `${doc.source}: the plan has ${changes.length} changes; one transaction holds at most ${limits.planChanges}. Apply the document in parts.`,
+        { data: { file: doc.source, limit: 'planChanges', max: limits.planChanges, actual: changes.length } },
+      );
+    }
     const plan = createPlan(changes);
     this.events.publish({
       type: 'plan.created',
@@ -365,6 +373,7 @@ export class Engine {
           plugins: planned,
           stateHashBefore: hashJson(scoped(observed, Object.keys(desired))),
           desiredHash: hashJson(desired),
+          changeRecords: auditChanges(plan.changes, (name) => this.registry.get(name)),
         },
         'abort',
       );
@@ -373,7 +382,7 @@ export class Engine {
       if (risky.length > 0 && options.confirmTimeoutS === undefined && options.force !== true) {
         throw new OpdbusError(
           'OPDBUS_ERR_RISKY_CHANGE',
-          `The plan has ${risky.length} risky change(s): ${risky.map((c) => `${c.summary} (${c.risk?.reason})`).join('; ')}. Apply with --confirm-timeout SECONDS so it reverts unless confirmed, or with --force.`,
+          `The plan has ${risky.length} risky change(s): ${firstOf(risky.map((c) => `${c.summary} (${c.risk?.reason})`))}. Apply with --confirm-timeout SECONDS so it reverts unless confirmed, or with --force.`,
           { data: { changes: risky.map((c) => c.id) } },
         );
       }
@@ -595,7 +604,7 @@ export class Engine {
       this.events.publish({ type: 'verify.failed', txId, residual });
       const error = new OpdbusError(
         'OPDBUS_ERR_VERIFY_FAILED',
-        `After applying, ${residual.length} resource(s) did not reach the desired state: ${residual.join('; ')}.`,
+        `After applying, ${residual.length} resource(s) did not reach the desired state: ${firstOf(residual)}.`,
         {
           data: { txId, residual },
         },
@@ -606,9 +615,35 @@ export class Engine {
     this.events.publish({ type: 'verify.ok', txId, attempts: verified.attempts });
     record.stateHashAfter = hashJson(verified.observed);
 
-    // 6. Commit, or wait for confirmation.
-    if (options.confirmTimeoutS !== undefined && record.confirm !== undefined) {
-      const deadline = new Date(Date.now() + options.confirmTimeoutS * 1000).toISOString();
+    // 6. Commit, or wait for confirmation. The result is recorded before the journal says so: a
+    //    result the audit log cannot take is not kept on the host (restored, then reported).
+    const pending = options.confirmTimeoutS !== undefined && record.confirm !== undefined;
+    const outcome = pending ? 'pending-confirm' : 'committed';
+    const recorded = await this.#audit(
+      this.#txAudit(
+        'apply',
+        { ...record, status: outcome },
+        {
+          stateHashAfter: record.stateHashAfter ?? null,
+          changeRecords: this.#changeRecords(record.plan.changes, { applied: new Set(record.applied) }),
+        },
+      ),
+      'return',
+    );
+    if (recorded !== undefined) {
+      record.failure = {
+        phase: 'audit',
+        error: { code: 'OPDBUS_ERR_AUDIT_FAILED', message: recorded.message },
+      };
+      const ok = await this.#restore(record, 'the apply result could not be recorded in the audit log', 'audit-failed');
+      throw new OpdbusError(
+        'OPDBUS_ERR_AUDIT_FAILED',
+        `Could not record the result of transaction ${txId} in the audit log (${recorded.message}); ${ok ? 'it was rolled back and the host is as it was before' : `rolling it back did NOT restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}; fix the audit log, then run \`opdbus rollback ${txId}\``}.`,
+        { data: { txId, kind: 'apply', status: record.status }, cause: recorded },
+      );
+    }
+    if (pending && record.confirm !== undefined) {
+      const deadline = new Date(Date.now() + options.confirmTimeoutS! * 1000).toISOString();
       record.confirm.deadline = deadline;
       record.status = 'pending-confirm';
       await this.state.write(record);
@@ -618,10 +653,6 @@ export class Engine {
         deadline,
         ...(record.confirm.watchdog ? { watchdogPid: record.confirm.watchdog.pid } : {}),
       });
-      await this.#audit(
-        this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }),
-        'throw',
-      );
       return { status: 'pending-confirm', plan, txId, deadline, record };
     }
     record.status = 'committed';
@@ -633,10 +664,6 @@ export class Engine {
       stateHashBefore: record.stateHashBefore,
       stateHashAfter: record.stateHashAfter,
     });
-    await this.#audit(
-      this.#txAudit('apply', record, { stateHashAfter: record.stateHashAfter ?? null }),
-      'throw',
-    );
     return { status: 'committed', plan, txId, record };
   }
 
@@ -671,40 +698,83 @@ export class Engine {
   }
 
   async #failAndRestore(record: TransactionRecord, reason: string, error: OpdbusError): Promise<never> {
-    const ok = await this.#restore(record, reason, 'apply-failed');
-    await this.#audit(
+    // The apply result is recorded before the rollback it caused, so the log reads in order.
+    const rollback: AuditRecordFields[] = [];
+    const ok = await this.#restore(record, reason, 'apply-failed', rollback);
+    const failures: string[] = [];
+    const applyFailure = await this.#audit(
       this.#txAudit('apply', record, {
         stateHashAfter: record.restore?.stateHash ?? null,
         reason,
         error: { code: error.code, message: error.message },
+        changeRecords: this.#changeRecords(record.plan.changes, { applied: this.#touchedIds(record) }),
+        ...(record.failure?.changeId === undefined ? {} : { failedChange: record.failure.changeId }),
       }),
       'log',
     );
+    if (applyFailure !== undefined) failures.push(`the apply result: ${applyFailure.message}`);
+    for (const fields of rollback) {
+      const failed = await this.#audit(fields, 'log');
+      if (failed !== undefined) failures.push(`the rollback: ${failed.message}`);
+    }
+    const unrecorded =
+      failures.length === 0
+        ? ''
+        : `\nWARNING: the audit log could not record ${failures.join('; ')}; run \`opdbus ledger verify\` and fix the ledger.`;
     if (!ok) {
       throw new OpdbusError(
         'OPDBUS_ERR_RESTORE_FAILED',
-        `${error.message}\nRolling back transaction ${record.txId} did NOT restore: ${record.restore?.residual.join('; ') || record.restore?.errors.join('; ')}. Fix these resources, then run \`opdbus rollback ${record.txId}\`.`,
+        `${error.message}\nRolling back transaction ${record.txId} did NOT restore: ${record.restore?.residual.join('; ') || record.restore?.errors.join('; ')}. Fix these resources, then run \`opdbus rollback ${record.txId}\`.${unrecorded}`,
         {
-          data: { txId: record.txId, residual: record.restore?.residual, errors: record.restore?.errors },
+          data: {
+            txId: record.txId,
+            residual: record.restore?.residual,
+            errors: record.restore?.errors,
+            ...(failures.length > 0 ? { auditFailures: failures } : {}),
+          },
           cause: error,
         },
       );
     }
     throw new OpdbusError(
       'OPDBUS_ERR_APPLY_FAILED',
-      `${error.message}\nTransaction ${record.txId} was rolled back; the host is as it was before.`,
+      `${error.message}\nTransaction ${record.txId} was rolled back; the host is as it was before.${unrecorded}`,
       {
-        data: { txId: record.txId, ...(error.data ?? {}) },
+        data: {
+          txId: record.txId,
+          ...(error.data ?? {}),
+          ...(failures.length > 0 ? { auditFailures: failures } : {}),
+        },
         cause: error,
       },
     );
+  }
+
+  /** The change ids a transaction carried out or started (the failing one may be half done). */
+  #touchedIds(record: TransactionRecord): Set<string> {
+    const ids = new Set(record.applied);
+    if (record.failure?.changeId !== undefined) ids.add(record.failure.changeId);
+    return ids;
+  }
+
+  /** Bounded, redacted audit records of changes (see {@link auditChanges}). */
+  #changeRecords(
+    changes: readonly Change[],
+    options: { applied?: ReadonlySet<string>; inverse?: boolean },
+  ): ReturnType<typeof auditChanges> {
+    return auditChanges(changes, (name) => this.registry.get(name), options);
   }
 
   /**
    * Restore a transaction's checkpoints in reverse plugin order and verify the restore against
    * the observed state before it. Updates and persists the record. Returns whether it verified.
    */
-  async #restore(record: TransactionRecord, reason: string, trigger: string): Promise<boolean> {
+  async #restore(
+    record: TransactionRecord,
+    reason: string,
+    trigger: string,
+    deferAudit?: AuditRecordFields[],
+  ): Promise<boolean> {
     const txId = record.txId;
     const stateHashBefore = this.#options.audit === undefined ? null : await this.#observedHash(record);
     record.status = 'rolling-back';
@@ -755,19 +825,25 @@ export class Engine {
     await this.state.write(record);
     this.events.publish({ type: 'restore.done', txId, ok, residual });
     this.events.publish({ type: 'tx.rolled-back', txId, reason, ok });
-    await this.#audit(
-      this.#txAudit('rollback', record, {
-        stateHashBefore,
-        stateHashAfter: stateHash ?? null,
-        trigger,
-        reason,
-        ...(residual.length > 0 ? { residual } : {}),
-        ...(errors.length > 0
-          ? { error: { code: 'OPDBUS_ERR_RESTORE_FAILED', message: errors.join('; ') } }
-          : {}),
-      }),
-      'log',
-    );
+    const undone = this.#touchedIds(record);
+    const fields = this.#txAudit('rollback', record, {
+      stateHashBefore,
+      stateHashAfter: stateHash ?? null,
+      trigger,
+      reason: clipMessage(reason),
+      ...(residual.length > 0 ? { residual: residual.slice(0, 100).map(clipMessage) } : {}),
+      ...(errors.length > 0
+        ? { error: { code: 'OPDBUS_ERR_RESTORE_FAILED', message: clipMessage(errors.join('; ')) } }
+        : {}),
+      changeRecords: this.#changeRecords(
+        record.plan.changes.filter((c) => undone.has(c.id)).reverse(),
+        { inverse: true, applied: ok ? undone : new Set() },
+      ),
+    });
+    // A restore that cannot be recorded still restores: the failure is logged, published as
+    // `audit.failed` and, for a failed apply, named in the error the caller gets.
+    if (deferAudit !== undefined) deferAudit.push(fields);
+    else await this.#audit(fields, 'log');
     return ok;
   }
 
@@ -809,18 +885,31 @@ export class Engine {
         );
       }
       const now = new Date().toISOString();
-      record.status = 'committed';
-      record.committedAt = now;
-      record.confirm = { ...(record.confirm ?? { timeoutS: 0 }), confirmedAt: now, confirmedBy: this.actor };
-      await this.state.write(record);
-      this.events.publish({ type: 'tx.confirmed', txId: record.txId });
-      await this.#audit(
-        this.#txAudit('confirm', record, {
+      const confirmed: TransactionRecord = {
+        ...record,
+        status: 'committed',
+        committedAt: now,
+        confirm: { ...(record.confirm ?? { timeoutS: 0 }), confirmedAt: now, confirmedBy: this.actor },
+      };
+      // Recorded before the journal says so: a confirm the audit log cannot take leaves the
+      // transaction pending (its watchdog rolls it back at the deadline unless a confirm succeeds).
+      const failed = await this.#audit(
+        this.#txAudit('confirm', confirmed, {
           stateHashBefore: record.stateHashAfter ?? null,
           stateHashAfter: record.stateHashAfter ?? null,
         }),
-        'throw',
+        'return',
       );
+      if (failed !== undefined) {
+        throw new OpdbusError(
+          'OPDBUS_ERR_AUDIT_FAILED',
+          `Could not record the confirm of transaction ${record.txId} in the audit log (${failed.message}); it stays pending and is rolled back at ${record.confirm?.deadline ?? 'its deadline'} unless a confirm is recorded before then. Fix the audit log and run \`opdbus confirm ${record.txId}\` again.`,
+          { data: { txId: record.txId, kind: 'confirm', status: record.status }, cause: failed },
+        );
+      }
+      record = confirmed;
+      await this.state.write(record);
+      this.events.publish({ type: 'tx.confirmed', txId: record.txId });
     } finally {
       await lock.release();
     }
@@ -1061,7 +1150,7 @@ export class Engine {
     kind: AuditRecord['kind'],
     record: TransactionRecord,
     extra: Partial<AuditRecord>,
-  ): Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target'> & { target: TargetSpec } {
+  ): AuditRecordFields {
     return {
       kind,
       txId: record.txId,
@@ -1097,46 +1186,43 @@ export class Engine {
   }
 
   /**
-   * Hand a record to the audit sink. `abort`/`throw`: a failure throws `OPDBUS_ERR_AUDIT_FAILED`
-   * (before anything changed, or after a commit); `log`: it is logged and published, never thrown.
+   * Hand a record to the audit sink. A failure is published as `audit.failed`; then `abort`
+   * throws `OPDBUS_ERR_AUDIT_FAILED` saying that nothing was changed; `log` logs it and `return`
+   * returns it (the caller decides: restore, or report). Resolves to undefined when recorded.
    */
-  async #audit(
-    fields: Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target'> & { target?: TargetSpec },
-    onFailure: 'abort' | 'throw' | 'log',
-  ): Promise<void> {
+  async #audit(fields: AuditRecordFields, onFailure: 'abort' | 'log' | 'return'): Promise<Error | undefined> {
     const sink = this.#options.audit;
-    if (sink === undefined) return;
+    if (sink === undefined) return undefined;
     const record: AuditRecord = {
       ...fields,
+      ...(fields.error === undefined
+        ? {}
+        : { error: { code: fields.error.code, message: clipMessage(fields.error.message) } }),
       at: new Date().toISOString(),
+      host: hostname(),
       actor: this.actor,
       process: auditProcess(),
       target: fields.target ?? this.target,
     };
     try {
       await sink.record(record);
+      return undefined;
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const error = err instanceof Error ? err : new Error(String(err));
       this.events.publish({
         type: 'audit.failed',
         kind: record.kind,
         ...(record.txId === undefined ? {} : { txId: record.txId }),
-        error: message,
+        error: error.message,
       });
-      if (onFailure === 'log') {
-        this.logger.error(
-          { err, kind: record.kind, txId: record.txId },
-          'could not record this step in the audit log',
-        );
-        return;
-      }
-      const what =
-        onFailure === 'abort'
-          ? 'nothing was changed'
-          : `transaction ${record.txId ?? ''} is ${record.status ?? 'done'} on the host but is missing from the audit log`;
+      this.logger.error(
+        { err, kind: record.kind, txId: record.txId },
+        'could not record this step in the audit log',
+      );
+      if (onFailure !== 'abort') return error;
       throw new OpdbusError(
         'OPDBUS_ERR_AUDIT_FAILED',
-        `Could not record the ${record.kind} in the audit log (${message}); ${what}.`,
+        `Could not record the ${record.kind} in the audit log (${error.message}); nothing was changed.`,
         {
           data: {
             kind: record.kind,
@@ -1173,6 +1259,21 @@ export class Engine {
       for (const unsubscribe of subscriptions) await unsubscribe();
     };
   }
+}
+
+/** What a step hands to the audit log; the engine adds time, host, actor and process. */
+type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target' | 'host'> & {
+  target?: TargetSpec;
+};
+
+/** The first items of a list for a message: never thousands of them. */
+function firstOf(items: readonly string[], n = 10): string {
+  return items.length <= n ? items.join('; ') : `${items.slice(0, n).join('; ')}; and ${items.length - n} more`;
+}
+
+/** A message kept in an audit record: at most 4 KiB of it. */
+function clipMessage(text: string): string {
+  return text.length <= 4096 ? text : `${text.slice(0, 4096)}… (${text.length} characters)`;
 }
 
 /** Only the named sections of an observed state. */
@@ -1227,7 +1328,7 @@ function mergeFragment(
   const where = formatPath(path);
   throw new OpdbusError(
     'OPDBUS_ERR_PLAN_CONFLICT',
-    `${source}: ${where} is ${JSON.stringify(base)}, but the "${contributor}" section derives ${JSON.stringify(fragment)} for it; remove one of the two.`,
+    `${source}: ${where} is ${quoteValue(base)}, but the "${contributor}" section derives ${quoteValue(fragment)} for it; remove one of the two.`,
     { data: { file: source, path: where, contributor, declared: base, derived: fragment } },
   );
 }

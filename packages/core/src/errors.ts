@@ -130,6 +130,18 @@ export const errorCodes = {
     remedy:
       'Fix the audit log (disk space, permissions; `opdbus ledger verify`). A plan that could not be recorded was not applied.',
   },
+  OPDBUS_ERR_PATH_UNSAFE: {
+    summary:
+      'A name from a document, the command line, an API or a file would reach outside the directory it belongs to (`..`, an absolute path, a symbolic link leading out), or is not a valid name of its kind.',
+    remedy:
+      'Use the plain name (e.g. `net.ipv4.ip_forward`, `nginx.service`, an interface name); the message names the input and the root it must stay in. A symbolic link inside a target root that leads out of it is refused: remove it.',
+  },
+  OPDBUS_ERR_LIMIT_EXCEEDED: {
+    summary:
+      'An input is larger than op-dbus accepts (document size, items, a key or value, changes in one plan); it was refused before any work.',
+    remedy:
+      'Split the document or shorten the value; docs/security.md lists every limit and why it exists.',
+  },
   OPDBUS_ERR_WATCHDOG: {
     summary: 'The commit-confirmed watchdog could not be started.',
     remedy: 'Check the watchdog log in the state directory; the transaction was rolled back.',

@@ -4,7 +4,15 @@
  *
  * @packageDocumentation
  */
-export type { AuditKind, AuditProcess, AuditRecord, AuditSink } from './audit.js';
+export {
+  auditChanges,
+  type AuditChange,
+  type AuditChangesOptions,
+  type AuditKind,
+  type AuditProcess,
+  type AuditRecord,
+  type AuditSink,
+} from './audit.js';
 export {
   makeChange,
   resourceKey,
@@ -62,6 +70,17 @@ export {
   type TxStatus,
 } from './journal.js';
 export { canonicalJson, hashJson, type JsonValue } from './json.js';
+export {
+  REDACTED,
+  boundedValue,
+  clipText,
+  limits,
+  quoteInput,
+  quoteValue,
+  type HashedValue,
+  type Limits,
+  type RedactedValue,
+} from './limits.js';
 export { silentLogger, type LogFn, type Logger } from './logger.js';
 export { assertPlan, createPlan, planHash, type Plan } from './planner.js';
 export {
@@ -75,6 +94,7 @@ export {
   type PluginContext,
   type ProbeResult,
   type QueryOptions,
+  type RedactedChangeValues,
   type TargetSpec,
   type Unsubscribe,
   type WatchEvent,

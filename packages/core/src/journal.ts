@@ -71,7 +71,8 @@ export interface TransactionRecord {
     confirmedBy?: Actor;
   };
   failure?: {
-    phase: 'apply' | 'verify' | 'interrupted';
+    /** `audit`: the result could not be recorded in the audit log, so it was rolled back. */
+    phase: 'apply' | 'verify' | 'interrupted' | 'audit';
     changeId?: string;
     error: { code: string; message: string };
   };

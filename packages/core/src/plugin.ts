@@ -119,6 +119,14 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
   /** Redact secrets from an observed section for display; `query` output passes through it. */
   redact?(section: D): D;
   /**
+   * Optional: one change's `before` / `after` (and summary, when it quotes them) with secrets
+   * withheld, for the audit log. Replace a secret with `REDACTED` (`{ "$redacted": true }`),
+   * never with a hash of it. Pure. When a plugin has `redact` but no `redactChange`, the audit log
+   * keeps none of its values (both are recorded as redacted): a plugin that holds secrets says
+   * which parts are secret; one without `redact` holds none.
+   */
+  redactChange?(change: Change): RedactedChangeValues;
+  /**
    * Optional: contribute desired state to other plugins' sections, resolved at plan time (e.g.
    * NUMA placements become a systemd unit's CPUAffinity/NUMAPolicy/NUMAMask). The engine
    * deep-merges `sections` into the document before querying, refuses a fragment that contradicts
@@ -126,6 +134,14 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
    * plugins' schemas, and records the merged document in the transaction journal.
    */
   expand?(desired: D, ctx: PluginContext): Promise<Expansion>;
+}
+
+/** A change's values as the audit log may keep them (see {@link Plugin.redactChange}). */
+export interface RedactedChangeValues {
+  before: JsonValue;
+  after: JsonValue;
+  /** A summary without the secrets; default: `<op> <resource>` when the values were redacted. */
+  summary?: string;
 }
 
 /** What a plugin's `expand` contributes. */
@@ -150,7 +166,7 @@ export type AnyPlugin = Plugin<any, any>;
 const pluginNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const semverPattern = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
 const requiredMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
-const optionalMethods = ['watch', 'redact', 'applyBatch', 'expand'] as const;
+const optionalMethods = ['watch', 'redact', 'redactChange', 'applyBatch', 'expand'] as const;
 
 /**
  * Check that `value` satisfies the plugin contract; throws `OPDBUS_ERR_PLUGIN_INVALID` naming

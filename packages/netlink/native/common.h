@@ -19,5 +19,7 @@ int get_string(napi_env env, napi_value value, char **out);
 int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv);
 // Adds the netlink socket, polling and tun functions (netlink.c) to exports.
 void register_netlink(napi_env env, napi_value exports);
+// Adds openat2 (fs.c) to exports.
+void register_fs(napi_env env, napi_value exports);
 
 #endif

@@ -130,6 +130,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   NAPI_CALL(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   register_netlink(env, exports);
+  register_fs(env, exports);
   return exports;
 }
 

@@ -18,6 +18,15 @@ export {
 } from './netns.js';
 export { Rtnetlink, type RtnetlinkOptions } from './rtnetlink.js';
 export {
+  ConfinedRoot,
+  hasOpenat2,
+  openat2,
+  resolveFlags,
+  type ConfinedRootOptions,
+  type EntryKind,
+} from './confined.js';
+export { IFNAMSIZ, interfaceNameProblem, isValidInterfaceName } from './ifname.js';
+export {
   RtnetlinkMonitor,
   allMonitorGroups,
   type MonitorAction,

@@ -45,6 +45,8 @@ export interface NativeSyscalls {
     offset: number,
     seq: number,
   ): Promise<[number, boolean, number, number]>;
+  /** openat2(2) (native/fs.c): a descriptor, or an Error with the errno `code`. */
+  openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
   /** glibc's errno name and message: `[name, message]` ("" for an unknown name). */
   strerror(errno: number): [string, string];
 }

@@ -202,3 +202,20 @@ describeAsRoot('named namespaces (root)', () => {
     }
   });
 });
+
+describe('Netns.open of a path that is not a namespace', () => {
+  it('refuses a regular file or a FIFO (without hanging), naming it', () => {
+    const dir = execFileSync('mktemp', ['-d'], { encoding: 'utf8' }).trim();
+    try {
+      writeFileSync(`${dir}/file`, 'x');
+      execFileSync('mkfifo', [`${dir}/fifo`]);
+      for (const path of [`${dir}/file`, `${dir}/fifo`]) {
+        const err = thrown(() => Netns.open(path));
+        expect(isOpdbusError(err, 'OPDBUS_ERR_NETNS'), String(err)).toBe(true);
+        expect((err as Error).message).toContain('is not a network namespace file');
+      }
+    } finally {
+      execFileSync('rm', ['-rf', dir]);
+    }
+  });
+});

@@ -1,11 +1,22 @@
-import { closeSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, constants as fsc } from 'node:fs';
-import { OpdbusError, type NetnsRunner } from '@opdbus/core';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  statSync,
+  statfsSync,
+  unlinkSync,
+  constants as fsc,
+} from 'node:fs';
+import { OpdbusError, quoteInput, type NetnsRunner } from '@opdbus/core';
 import { linux, native } from './native.js';
 
 /** Where iproute2 (and op-dbus) keep named network namespaces. */
 export const NETNS_RUN_DIR = '/run/netns';
 
 const namePattern = /^[A-Za-z0-9_.-]{1,64}$/;
+/** statfs f_type of namespace files (linux/magic.h NSFS_MAGIC). */
+const NSFS_MAGIC = 0x6e736673;
 
 /**
  * Resolve a namespace spec to its file: a name under /run/netns (`blue`), an absolute path
@@ -18,8 +29,8 @@ export function netnsPath(spec: string): string {
   if (!namePattern.test(spec) || spec === '.' || spec === '..') {
     throw new OpdbusError(
       'OPDBUS_ERR_NETNS',
-      `"${spec}" is not a network namespace name (letters, digits, "_", "." and "-"), a path or pid:N.`,
-      { data: { netns: spec } },
+      `${quoteInput(spec)} is not a network namespace name (letters, digits, "_", "." and "-"), a path or pid:N.`,
+      { data: { netns: spec.slice(0, 256) } },
     );
   }
   return `${NETNS_RUN_DIR}/${spec}`;
@@ -50,15 +61,33 @@ export class Netns implements NetnsRunner {
     const path = netnsPath(spec);
     let fd: number;
     try {
-      fd = openSync(path, fsc.O_RDONLY);
+      // O_NONBLOCK: a FIFO named by mistake (or on purpose) must not hang the open.
+      fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       throw new OpdbusError(
         'OPDBUS_ERR_NETNS',
         code === 'ENOENT'
-          ? `Network namespace "${spec}" does not exist (${path}); create it with \`ip netns add\` or name an existing one.`
-          : `Cannot open network namespace "${spec}" (${path}): ${code}; op-dbus needs root (CAP_SYS_ADMIN) to enter namespaces.`,
-        { data: { netns: spec, path, errno: code }, cause: err },
+          ? `Network namespace ${quoteInput(spec)} does not exist (${quoteInput(path)}); create it with \`ip netns add\` or name an existing one.`
+          : `Cannot open network namespace ${quoteInput(spec)} (${quoteInput(path)}): ${code}; op-dbus needs root (CAP_SYS_ADMIN) to enter namespaces.`,
+        { data: { netns: spec.slice(0, 256), path: path.slice(0, 256), errno: code }, cause: err },
+      );
+    }
+    // Whatever the spec named, it must be a namespace file (nsfs), never a regular file, a
+    // device or a directory: a path from the command line or an API is checked before use.
+    let type: number | bigint;
+    try {
+      type = statfsSync(`/proc/self/fd/${fd}`).type;
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    if (Number(type) !== NSFS_MAGIC) {
+      closeSync(fd);
+      throw new OpdbusError(
+        'OPDBUS_ERR_NETNS',
+        `${quoteInput(spec)} (${quoteInput(path)}) is not a network namespace file; give a name under ${NETNS_RUN_DIR}, a /proc/PID/ns/net path or pid:N.`,
+        { data: { netns: spec.slice(0, 256), path: path.slice(0, 256) } },
       );
     }
     return new Netns(spec, path, fd);

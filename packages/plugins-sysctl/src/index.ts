@@ -4,7 +4,17 @@
  * @packageDocumentation
  */
 export { sysctlErrors } from './errors.js';
-export { canonicalKey, comparableValue, isNamespacedKey, keyPath, printedValue } from './keys.js';
+export {
+  MAX_KEY_BYTES,
+  MAX_VALUE_BYTES,
+  canonicalKey,
+  comparableValue,
+  isNamespacedKey,
+  keyPath,
+  keyRelativePath,
+  printedValue,
+  sysctlKeyProblem,
+} from './keys.js';
 export {
   createSysctlPlugin,
   sysctlPlugin,

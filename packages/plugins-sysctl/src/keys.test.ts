@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalKey, comparableValue, isNamespacedKey, keyPath, printedValue } from './keys.js';
+import {
+  canonicalKey,
+  comparableValue,
+  isNamespacedKey,
+  keyPath,
+  printedValue,
+  sysctlKeyProblem,
+} from './keys.js';
 
 describe('sysctl keys (as procps sysctl)', () => {
   it('keeps dotted keys and converts slashed ones', () => {
@@ -26,5 +33,37 @@ describe('sysctl keys (as procps sysctl)', () => {
     expect(comparableValue(1)).toBe(comparableValue('1\n'));
     expect(comparableValue('1')).not.toBe(comparableValue('01'));
     expect(printedValue('4096\t131072\t6291456\n')).toBe('4096\t131072\t6291456');
+  });
+});
+
+describe('sysctlKeyProblem: a key names a file below /proc/sys and nothing else', () => {
+  it('accepts real keys in both spellings', () => {
+    for (const key of [
+      'net.ipv4.ip_forward',
+      'net/ipv4/ip_forward',
+      'net.ipv4.conf.eth0/100.forwarding',
+      'net/ipv4/conf/eth0.100/forwarding',
+      'kernel.core_pattern',
+      'net.ipv4.conf.br-lan.rp_filter',
+    ])
+      expect(sysctlKeyProblem(key), key).toBeUndefined();
+  });
+
+  it('refuses traversal in every spelling, empty components and absolute forms', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['net/../../../etc/hostname', /"\.\." component/],
+      ['kernel/../../../etc/shadow', /"\.\." component/],
+      ['net.ipv4/../../../../etc/shadow', /empty component|"\." component/],
+      ['net.//.//.//.etc.shadow', /"\.\." component/],
+      ['net.ipv4.conf./.x', /"\." component/],
+      ['net..ipv4', /empty component/],
+      ['net.ipv4.', /empty component/],
+      ['/proc/sys/net/ipv4/ip_forward', /starts with "\/"/],
+      ['.net.ipv4.ip_forward', /starts with/],
+      ['', /empty/],
+      ['net.ipv4.ip forward', /letters, digits/],
+      [`net.${'x'.repeat(300)}`, /at most 255/],
+    ];
+    for (const [key, problem] of cases) expect(sysctlKeyProblem(key), key).toMatch(problem);
   });
 });

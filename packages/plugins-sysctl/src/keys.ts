@@ -26,7 +26,45 @@ export function canonicalKey(key: string): string {
 
 /** The /proc/sys path of a canonical key. */
 export function keyPath(key: string, root = '/proc/sys'): string {
-  return `${root}/${slashdot(key, '.', '/')}`;
+  return `${root}/${keyRelativePath(key)}`;
+}
+
+/** The path of a canonical key relative to /proc/sys (`net/ipv4/conf/eth0.100/forwarding`). */
+export function keyRelativePath(key: string): string {
+  return slashdot(key, '.', '/');
+}
+
+/** The longest key accepted, in bytes (the longest real key is about 60). */
+export const MAX_KEY_BYTES = 255;
+
+/**
+ * The longest value accepted, in bytes: a sysctl value is written in one write(2) that the kernel
+ * reads into one page (PAGE_SIZE 4096, with its terminating NUL).
+ */
+export const MAX_VALUE_BYTES = 4095;
+
+const keyCharacters = /^[A-Za-z0-9_][A-Za-z0-9_.:/@+-]*$/;
+
+/**
+ * Why `key` is not a sysctl key a document may name, or undefined. A key names a file below
+ * /proc/sys and nothing else: it is relative (no leading "/" or "."), has no empty component and
+ * no "." or ".." component in either spelling (`net/../x` or `net.//.x`), and uses the characters
+ * of sysctl names and interface names.
+ */
+export function sysctlKeyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'the key is empty';
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > MAX_KEY_BYTES) return `the key has ${bytes} bytes; sysctl keys have at most ${MAX_KEY_BYTES}`;
+  if (key.startsWith('/') || key.startsWith('.'))
+    return 'the key starts with "/" or "."; name it relative to /proc/sys, e.g. net.ipv4.ip_forward';
+  if (!keyCharacters.test(key)) return 'letters, digits, "_", "-", ":", "@", "+", dots or slashes only';
+  for (const component of keyRelativePath(canonicalKey(key)).split('/')) {
+    if (component === '')
+      return 'the key has an empty component (two separators in a row, or one at the end)';
+    if (component === '.' || component === '..')
+      return `the key has a "${component}" component, which would walk out of /proc/sys`;
+  }
+  return undefined;
 }
 
 /** The canonical key of a path relative to /proc/sys (`net/ipv4/conf/eth0.100/forwarding`). */

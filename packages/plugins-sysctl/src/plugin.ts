@@ -2,6 +2,7 @@ import {
   OpdbusError,
   definePlugin,
   formatPath,
+  quoteValue,
   type Change,
   type ChangeSpec,
   type Plugin,
@@ -9,7 +10,7 @@ import {
   type WatchEvent,
 } from '@opdbus/core';
 import { z } from 'zod';
-import { canonicalKey, comparableValue, isNamespacedKey } from './keys.js';
+import { MAX_VALUE_BYTES, canonicalKey, comparableValue, isNamespacedKey, sysctlKeyProblem } from './keys.js';
 import { ProcSys } from './procSys.js';
 
 /** The `sysctl` section: kernel parameter → value, e.g. `{ "net.ipv4.ip_forward": 1 }`. */
@@ -18,17 +19,25 @@ export type SysctlSection = Record<string, string | number>;
 /** The checkpoint: printed values of the keys a plan changes. */
 export type SysctlCheckpoint = { values: Record<string, string> };
 
-const keySchema = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9_][A-Za-z0-9_.:/@+-]*$/,
-    'a sysctl key such as net.ipv4.ip_forward (letters, digits, "_", "-", dots or slashes)',
-  );
-
-const valueSchema = z.union([z.string(), z.number().finite()], {
-  error: (issue) =>
-    `expected a string or a number for a sysctl value, got ${issue.input === null ? 'null' : typeof issue.input}`,
+const keySchema = z.string().superRefine((key, ctx) => {
+  const problem = sysctlKeyProblem(key);
+  if (problem !== undefined)
+    ctx.addIssue({ code: 'custom', message: `a sysctl key such as net.ipv4.ip_forward (${problem})` });
 });
+
+const valueSchema = z.union(
+  [
+    z.string().refine((value) => Buffer.byteLength(value, 'utf8') <= MAX_VALUE_BYTES, {
+      error: (issue) =>
+        `a sysctl value fits one page: at most ${MAX_VALUE_BYTES} bytes, this one has ${Buffer.byteLength(String(issue.input), 'utf8')}`,
+    }),
+    z.number().finite(),
+  ],
+  {
+    error: (issue) =>
+      `expected a string or a number for a sysctl value, got ${issue.input === null ? 'null' : typeof issue.input}`,
+  },
+);
 
 /** The zod schema of the `sysctl` section. */
 export const sysctlSchema: z.ZodType<SysctlSection> = z
@@ -190,13 +199,14 @@ export function createSysctlPlugin(
           op: 'update',
           before: have ?? null,
           after: want,
-          summary: `set ${key} ${have === undefined ? '(unread)' : JSON.stringify(have)} → ${JSON.stringify(want)}`,
+          summary: `set ${key} ${have === undefined ? '(unread)' : quoteValue(have)} → ${quoteValue(want)}`,
         });
       }
       return changes;
     },
 
-    apply(change: Change, ctx) {
+    async apply(change: Change, ctx) {
+      await Promise.resolve();
       const sys = procSys(ctx);
       const value =
         typeof change.after === 'string' || typeof change.after === 'number'
@@ -205,6 +215,7 @@ export function createSysctlPlugin(
       try {
         sys.write(change.resource, value);
       } catch (err) {
+        if (err instanceof OpdbusError) throw err;
         const errno = (err as NodeJS.ErrnoException).code ?? 'EIO';
         const hint =
           errno === 'EINVAL'
@@ -214,11 +225,11 @@ export function createSysctlPlugin(
               : 'the write failed';
         throw new OpdbusError(
           'OPDBUS_ERR_SYSCTL_WRITE',
-          `Cannot set sysctl ${change.resource} to ${JSON.stringify(value)}: ${errno}: ${hint}.`,
+          `Cannot set sysctl ${change.resource} to ${quoteValue(value)}: ${errno}: ${hint}.`,
           {
             data: {
               key: change.resource,
-              value,
+              value: value.slice(0, 256),
               errno,
               errnoNumber: Math.abs((err as NodeJS.ErrnoException).errno ?? 0),
             },
@@ -226,15 +237,15 @@ export function createSysctlPlugin(
           },
         );
       }
-      return Promise.resolve();
     },
 
-    checkpoint(ctx, changes) {
+    async checkpoint(ctx, changes) {
+      await Promise.resolve();
       const sys = procSys(ctx);
       const keys = [...new Set(changes.map((c) => c.resource))];
       const values: Record<string, string> = {};
       for (const key of keys) values[key] = sys.read(key);
-      return Promise.resolve({ values });
+      return { values };
     },
 
     restore(token, ctx) {
@@ -284,7 +295,7 @@ export function createSysctlPlugin(
               onEvent({
                 plugin: 'sysctl',
                 resource: key,
-                detail: `${key} changed ${JSON.stringify(before ?? null)} → ${JSON.stringify(after ?? null)} (seen by polling every ${intervalMs} ms)`,
+                detail: `${key} changed ${quoteValue(before ?? null)} → ${quoteValue(after ?? null)} (seen by polling every ${intervalMs} ms)`,
                 raw: { key, before: before ?? null, after: after ?? null },
               });
             }

@@ -2,14 +2,14 @@ import {
   closeSync,
   constants as fsc,
   fstatSync,
-  openSync,
   readSync,
   readdirSync,
   writeSync,
   type Dirent,
 } from 'node:fs';
-import type { NetnsRunner } from '@opdbus/core';
-import { isNamespacedKey, keyPath, pathKey, printedValue } from './keys.js';
+import { OpdbusError, type NetnsRunner } from '@opdbus/core';
+import { ConfinedRoot } from '@opdbus/netlink';
+import { isNamespacedKey, keyRelativePath, pathKey, printedValue, sysctlKeyProblem } from './keys.js';
 
 /** The errno `code` of a failed read, or the value read. */
 export type ReadResult = { value: string } | { errno: string; error: Error };
@@ -21,6 +21,10 @@ export type ReadResult = { value: string } | { errno: string; error: Error };
  * a few microseconds, and doing a whole batch inside one switch into the namespace (setns(2)
  * twice) is an order of magnitude faster than a thread-pool round trip per file. A batch of all
  * ~600 net.* keys takes a few milliseconds.
+ *
+ * Every key is checked ({@link sysctlKeyProblem}) and opened with openat2(2) beneath the root
+ * with no symbolic links (see `ConfinedRoot` of @opdbus/netlink): a key can name a file of
+ * /proc/sys of the target namespace and nothing else, whatever the caller's validation did.
  */
 export class ProcSys {
   constructor(
@@ -28,17 +32,45 @@ export class ProcSys {
     private readonly root = '/proc/sys',
   ) {}
 
-  #inTarget<T>(fn: () => T): T {
-    return this.netns === undefined ? fn() : this.netns.run(fn);
+  #inTarget<T>(fn: (root: ConfinedRoot) => T): T {
+    const run = (): T => {
+      const root = ConfinedRoot.open(this.root, { noSymlinks: true, label: this.#label() });
+      try {
+        return fn(root);
+      } finally {
+        root.close();
+      }
+    };
+    return this.netns === undefined ? run() : this.netns.run(run);
   }
 
-  #readOne(key: string, buf: Buffer): string {
-    const fd = openSync(keyPath(key, this.root), fsc.O_RDONLY);
+  #label(): string {
+    return this.netns === undefined ? this.root : `${this.root} of network namespace "${this.netns.name}"`;
+  }
+
+  /** The confined relative path of a key; refuses one that is not a plain sysctl key. */
+  #relative(key: string): string {
+    const problem = sysctlKeyProblem(key);
+    if (problem !== undefined) {
+      throw new OpdbusError('OPDBUS_ERR_PATH_UNSAFE', `Not a sysctl key (${problem}); refused.`, {
+        data: { key: key.slice(0, 256) },
+      });
+    }
+    return keyRelativePath(key);
+  }
+
+  #readOne(root: ConfinedRoot, key: string, buf: Buffer): string {
+    const fd = root.openSync(this.#relative(key), fsc.O_RDONLY);
     try {
       const chunks: Buffer[] = [];
+      let total = 0;
       for (;;) {
         const n = readSync(fd, buf, 0, buf.length, null);
         if (n === 0) break;
+        total += n;
+        // /proc/sys values fit a page or a few; stop a file that streams without end.
+        if (total > 1024 * 1024)
+          throw Object.assign(new Error(`${key}: value larger than 1 MiB`), { code: 'EFBIG' });
         chunks.push(Buffer.from(buf.subarray(0, n)));
       }
       return printedValue(Buffer.concat(chunks).toString('utf8'));
@@ -49,17 +81,18 @@ export class ProcSys {
 
   /** The value as sysctl(8) prints it; errors keep their errno `code`. */
   read(key: string): string {
-    return this.#inTarget(() => this.#readOne(key, Buffer.allocUnsafe(4096)));
+    return this.#inTarget((root) => this.#readOne(root, key, Buffer.allocUnsafe(4096)));
   }
 
   /** Read many keys in one batch; each result is a value or the error that key gave. */
   readMany(keys: readonly string[]): ReadResult[] {
-    return this.#inTarget(() => {
+    return this.#inTarget((root) => {
       const buf = Buffer.allocUnsafe(4096);
       return keys.map((key): ReadResult => {
         try {
-          return { value: this.#readOne(key, buf) };
+          return { value: this.#readOne(root, key, buf) };
         } catch (err) {
+          if (err instanceof OpdbusError) throw err;
           return { errno: (err as NodeJS.ErrnoException).code ?? 'EIO', error: err as Error };
         }
       });
@@ -72,8 +105,8 @@ export class ProcSys {
    */
   write(key: string, value: string): void {
     const data = Buffer.from(value === '' ? '\n' : value, 'utf8');
-    this.#inTarget(() => {
-      const fd = openSync(keyPath(key, this.root), fsc.O_WRONLY);
+    this.#inTarget((root) => {
+      const fd = root.openSync(this.#relative(key), fsc.O_WRONLY);
       try {
         writeSync(fd, data, 0, data.length, null);
       } finally {
@@ -84,9 +117,9 @@ export class ProcSys {
 
   /** Whether the key's file exists, and whether it is readable (write-only keys are actions). */
   stat(key: string): { exists: boolean; readable: boolean; directory: boolean } {
-    return this.#inTarget(() => {
+    return this.#inTarget((root) => {
       try {
-        const fd = openSync(keyPath(key, this.root), fsc.O_RDONLY | fsc.O_NONBLOCK);
+        const fd = root.openSync(this.#relative(key), fsc.O_RDONLY | fsc.O_NONBLOCK);
         try {
           const directory = fstatSync(fd).isDirectory();
           return { exists: true, readable: !directory, directory };
