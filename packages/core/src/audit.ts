@@ -127,7 +127,10 @@ export function auditChanges(
       const values = redacted[i]!;
       const before = bound(values.before, inline);
       const after = bound(values.after, inline);
-      const summary = clipText(inline < 0 ? `${change.op} ${change.resource}` : values.summary, limits.summaryChars);
+      const summary = clipText(
+        inline < 0 ? `${change.op} ${change.resource}` : values.summary,
+        limits.summaryChars,
+      );
       const record: AuditChange = {
         id: change.id,
         plugin: change.plugin,

@@ -200,7 +200,9 @@ describe('hostile documents', () => {
   it('reports a YAML alias bomb as a parse error of the file, not an internal error', () => {
     const err = parseError(bomb, 'bomb.yaml');
     expect(err.code).toBe('OPDBUS_ERR_STATE_PARSE');
-    expect(err.message).toMatch(/^bomb\.yaml is not a valid state document:\n {2}bomb\.yaml: \(syntax\): its aliases expand/);
+    expect(err.message).toMatch(
+      /^bomb\.yaml is not a valid state document:\n {2}bomb\.yaml: \(syntax\): its aliases expand/,
+    );
     expect(err.message).not.toMatch(/ReferenceError|at /);
   });
 
@@ -208,7 +210,9 @@ describe('hostile documents', () => {
     const deep = `{"version":1,"plugins":{"sysctl":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`;
     const err = parseError(deep, 'deep.json');
     expect(err.code).toBe('OPDBUS_ERR_STATE_PARSE');
-    expect(err.message).toContain(`too deep: mappings and lists nest more than ${limits.documentDepth} levels`);
+    expect(err.message).toContain(
+      `too deep: mappings and lists nest more than ${limits.documentDepth} levels`,
+    );
     expect(err.message).toContain('deep.json:1');
   });
 
@@ -233,7 +237,10 @@ describe('hostile documents', () => {
   it('refuses a document over the size limit before parsing, from a file or a string', async () => {
     const text = `version: 1\nplugins:\n  sysctl:\n    a: "${'x'.repeat(limits.documentBytes)}"\n`;
     const err = parseError(text, 'big.yaml');
-    expect(err).toMatchObject({ code: 'OPDBUS_ERR_LIMIT_EXCEEDED', data: { file: 'big.yaml', limit: 'documentBytes' } });
+    expect(err).toMatchObject({
+      code: 'OPDBUS_ERR_LIMIT_EXCEEDED',
+      data: { file: 'big.yaml', limit: 'documentBytes' },
+    });
     expect(err.message.length).toBeLessThan(400);
     const file = join(dir, 'big.yaml');
     await writeFile(file, text);

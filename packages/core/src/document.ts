@@ -357,7 +357,14 @@ function checkShape(
     if (typeof node === 'string') {
       const bytes = Buffer.byteLength(node, 'utf8');
       if (bytes > limits.valueBytes) {
-        throw limitIssue(source, 'valueBytes', bytes, path, locate(path), `a value of ${bytes} bytes; at most ${limits.valueBytes} are accepted`);
+        throw limitIssue(
+          source,
+          'valueBytes',
+          bytes,
+          path,
+          locate(path),
+          `a value of ${bytes} bytes; at most ${limits.valueBytes} are accepted`,
+        );
       }
       continue;
     }
@@ -386,7 +393,14 @@ function checkShape(
       const [key, member] = entries[i]!;
       const bytes = Buffer.byteLength(key, 'utf8');
       if (bytes > limits.keyBytes) {
-        throw limitIssue(source, 'keyBytes', bytes, [...path, key], locate(path, key), `a key of ${bytes} bytes; at most ${limits.keyBytes} are accepted`);
+        throw limitIssue(
+          source,
+          'keyBytes',
+          bytes,
+          [...path, key],
+          locate(path, key),
+          `a key of ${bytes} bytes; at most ${limits.keyBytes} are accepted`,
+        );
       }
       stack.push({ value: member, path: [...path, key] });
     }
@@ -423,11 +437,16 @@ function documentError(
   const lines = issues
     .slice(0, shown)
     .map(
-      (i) => `  ${source}${i.line === undefined ? '' : `:${i.line}:${i.column ?? 1}`}: ${i.path}: ${i.message}`,
+      (i) =>
+        `  ${source}${i.line === undefined ? '' : `:${i.line}:${i.column ?? 1}`}: ${i.path}: ${i.message}`,
     );
   if (issues.length > shown) lines.push(`  … and ${issues.length - shown} more problems`);
   return new OpdbusError(code, `${source} ${what}:\n${lines.join('\n')}`, {
-    data: { file: source, issues: issues.slice(0, 100), ...(issues.length > 100 ? { more: issues.length - 100 } : {}) },
+    data: {
+      file: source,
+      issues: issues.slice(0, 100),
+      ...(issues.length > 100 ? { more: issues.length - 100 } : {}),
+    },
   });
 }
 

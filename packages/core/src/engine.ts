@@ -635,7 +635,11 @@ export class Engine {
         phase: 'audit',
         error: { code: 'OPDBUS_ERR_AUDIT_FAILED', message: recorded.message },
       };
-      const ok = await this.#restore(record, 'the apply result could not be recorded in the audit log', 'audit-failed');
+      const ok = await this.#restore(
+        record,
+        'the apply result could not be recorded in the audit log',
+        'audit-failed',
+      );
       throw new OpdbusError(
         'OPDBUS_ERR_AUDIT_FAILED',
         `Could not record the result of transaction ${txId} in the audit log (${recorded.message}); ${ok ? 'it was rolled back and the host is as it was before' : `rolling it back did NOT restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}; fix the audit log, then run \`opdbus rollback ${txId}\``}.`,
@@ -835,10 +839,10 @@ export class Engine {
       ...(errors.length > 0
         ? { error: { code: 'OPDBUS_ERR_RESTORE_FAILED', message: clipMessage(errors.join('; ')) } }
         : {}),
-      changeRecords: this.#changeRecords(
-        record.plan.changes.filter((c) => undone.has(c.id)).reverse(),
-        { inverse: true, applied: ok ? undone : new Set() },
-      ),
+      changeRecords: this.#changeRecords(record.plan.changes.filter((c) => undone.has(c.id)).reverse(), {
+        inverse: true,
+        applied: ok ? undone : new Set(),
+      }),
     });
     // A restore that cannot be recorded still restores: the failure is logged, published as
     // `audit.failed` and, for a failed apply, named in the error the caller gets.
@@ -1268,7 +1272,9 @@ type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target'
 
 /** The first items of a list for a message: never thousands of them. */
 function firstOf(items: readonly string[], n = 10): string {
-  return items.length <= n ? items.join('; ') : `${items.slice(0, n).join('; ')}; and ${items.length - n} more`;
+  return items.length <= n
+    ? items.join('; ')
+    : `${items.slice(0, n).join('; ')}; and ${items.length - n} more`;
 }
 
 /** A message kept in an audit record: at most 4 KiB of it. */

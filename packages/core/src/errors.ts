@@ -139,8 +139,11 @@ export const errorCodes = {
   OPDBUS_ERR_LIMIT_EXCEEDED: {
     summary:
       'An input is larger than op-dbus accepts (document size, items, a key or value, changes in one plan); it was refused before any work.',
-    remedy:
-      'Split the document or shorten the value; docs/security.md lists every limit and why it exists.',
+    remedy: 'Split the document or shorten the value; docs/security.md lists every limit and why it exists.',
+  },
+  OPDBUS_ERR_OUTPUT_WRITE: {
+    summary: 'An output file (an export, generated code) could not be written.',
+    remedy: 'Check that its directory exists and is writable, and that the disk is not full.',
   },
   OPDBUS_ERR_WATCHDOG: {
     summary: 'The commit-confirmed watchdog could not be started.',

@@ -82,6 +82,8 @@ export {
   type RedactedValue,
 } from './limits.js';
 export { silentLogger, type LogFn, type Logger } from './logger.js';
+export { IFNAMSIZ, interfaceNameProblem, isValidInterfaceName } from './names.js';
+export { checkOutputPath, writeOutputFile } from './output.js';
 export { assertPlan, createPlan, planHash, type Plan } from './planner.js';
 export {
   assertPlugin,

@@ -118,7 +118,14 @@ describe('audit sink', () => {
     ]);
     const [plan, applied, rollback] = sink.records as unknown as [AuditRecord, AuditRecord, AuditRecord];
     expect(plan.changeRecords).toEqual([
-      expect.objectContaining({ plugin: 'mem', resource: 'a', op: 'update', before: '1', after: '2', risk: null }),
+      expect.objectContaining({
+        plugin: 'mem',
+        resource: 'a',
+        op: 'update',
+        before: '1',
+        after: '2',
+        risk: null,
+      }),
       expect.objectContaining({ plugin: 'mem', resource: 'b', op: 'create', before: null, after: '3' }),
     ]);
     expect(plan.changeRecords?.[0]).not.toHaveProperty('applied');
@@ -269,7 +276,12 @@ describe('change records', () => {
     };
     const registry = new PluginRegistry([plain, careful]);
     const sink = new MemorySink();
-    const engine = new Engine({ registry, stateDir, audit: sink, verify: { attempts: 2, initialDelayMs: 1 } });
+    const engine = new Engine({
+      registry,
+      stateDir,
+      audit: sink,
+      verify: { attempts: 2, initialDelayMs: 1 },
+    });
     const doc = parseStateDocument(
       JSON.stringify({
         version: 1,
@@ -302,7 +314,12 @@ describe('change records', () => {
 
   it('bounds the record of a plan of many large changes well under the ledger entry limit', () => {
     const changes = Array.from({ length: 5000 }, (_, i) =>
-      makeChange('mem', { resource: `k${i}`, op: 'update', before: 'a'.repeat(3000), after: 'b'.repeat(3000) }),
+      makeChange('mem', {
+        resource: `k${i}`,
+        op: 'update',
+        before: 'a'.repeat(3000),
+        after: 'b'.repeat(3000),
+      }),
     );
     const records = auditChanges(changes, () => undefined);
     const bytes = Buffer.byteLength(canonicalJson(records));

@@ -25,7 +25,7 @@ export {
   type ConfinedRootOptions,
   type EntryKind,
 } from './confined.js';
-export { IFNAMSIZ, interfaceNameProblem, isValidInterfaceName } from './ifname.js';
+export { IFNAMSIZ, interfaceNameProblem, isValidInterfaceName } from '@opdbus/core';
 export {
   RtnetlinkMonitor,
   allMonitorGroups,

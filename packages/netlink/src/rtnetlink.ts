@@ -1,6 +1,6 @@
 import { closeSync, openSync, constants as fsc } from 'node:fs';
 import { randomInt } from 'node:crypto';
-import { OpdbusError, isOpdbusError, quoteInput, type Logger } from '@opdbus/core';
+import { OpdbusError, interfaceNameProblem, isOpdbusError, quoteInput, type Logger } from '@opdbus/core';
 import { NLMSG_HDRLEN, type Writer } from './codec.js';
 import {
   AF,
@@ -19,7 +19,6 @@ import {
 } from './constants.js';
 import { decodeAddress, decodeLink, decodeNeighbour, decodeRoute, linkIndexOf } from './decode.js';
 import { invalid, requestError, socketError } from './errors.js';
-import { interfaceNameProblem } from './ifname.js';
 import { formatBytes, parseCidr, parseIp, type IpFamily } from './ip.js';
 import { native } from './native.js';
 import { netnsPath } from './netns.js';
@@ -251,7 +250,8 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
       linkAttrs.encode(attrs, w);
     } else {
       const problem = interfaceNameProblem(ref);
-      if (problem !== undefined) throw invalid(`${quoteInput(ref)} is not an interface name: ${problem}.`, { link: ref.slice(0, 64) });
+      if (problem !== undefined)
+        throw invalid(`${quoteInput(ref)} is not an interface name: ${problem}.`, { link: ref.slice(0, 64) });
       ifinfomsg.encode({ ...header, index: 0 }, w);
       linkAttrs.encode({ ...attrs, name: ref }, w);
     }
@@ -277,10 +277,15 @@ export class Rtnetlink implements Disposable, AsyncDisposable {
       if (Object.keys(rest).length > 0) await this.setLink(req.name, rest);
       return;
     }
-    for (const name of [req.name, ...(req.kind === 'veth' && req.peer !== undefined ? [req.peer.name] : [])]) {
+    for (const name of [
+      req.name,
+      ...(req.kind === 'veth' && req.peer !== undefined ? [req.peer.name] : []),
+    ]) {
       const problem = interfaceNameProblem(name);
       if (problem !== undefined)
-        throw invalid(`${quoteInput(name)} is not an interface name: ${problem}.`, { link: name.slice(0, 64) });
+        throw invalid(`${quoteInput(name)} is not an interface name: ${problem}.`, {
+          link: name.slice(0, 64),
+        });
     }
     const attrs: Record<string, unknown> = { name: req.name };
     if (req.mtu !== undefined && req.kind !== 'bridge') attrs.mtu = req.mtu;

@@ -1,3 +1,4 @@
+import { interfaceNameProblem } from '@opdbus/core';
 import { hasHostBits, isMac, tryParseCidr, tryParseIp } from '@opdbus/netlink';
 import { z } from 'zod';
 
@@ -58,8 +59,13 @@ export const protocolNames = ['redirect', 'kernel', 'boot', 'static', 'ra', 'dhc
 
 const ifname = z
   .string()
-  .regex(/^[^\s/:]{1,15}$/, 'an interface name: 1 to 15 characters, no whitespace, "/" or ":"')
-  .describe('Interface name.');
+  .superRefine((name, ctx) => {
+    const problem = interfaceNameProblem(name);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .describe(
+    'Interface name: 1 to 15 bytes, not "." or "..", no whitespace, "/" or ":" (as the kernel checks it).',
+  );
 const ipAddress = z.string().refine((v) => tryParseIp(v) !== undefined, {
   message: 'an IPv4 or IPv6 address, e.g. 10.0.0.254 or fd00::1',
 });

@@ -94,6 +94,20 @@ describe('network section schema', () => {
       'an interface name',
     );
   });
+
+  it('validates interface names as the kernel does: bytes, not characters; no ".", "..", "/", ":" or spaces', () => {
+    // 10 characters, 17 bytes.
+    expect(invalid('    links:\n      - { name: "ethééééééé" }\n')).toContain(
+      'plugins.network.links[0].name: an interface name has at most 15 bytes; this one has 17',
+    );
+    for (const bad of ['"."', '".."', '"a/b"', '"eth0:1"', '"a b"'])
+      expect(invalid(`    links:\n      - { name: ${bad} }\n`), bad).toContain(
+        'plugins.network.links[0].name',
+      );
+    expect(invalid('    addresses:\n      - { link: "..", address: 10.0.0.1/24 }\n')).toContain(
+      'plugins.network.addresses[0].link',
+    );
+  });
 });
 
 describe('diff (pure)', () => {

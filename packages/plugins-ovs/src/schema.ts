@@ -1,10 +1,46 @@
+import { interfaceNameProblem } from '@opdbus/core';
 import { z } from 'zod';
 
+/**
+ * An OVSDB row name that ovs-vswitchd may turn into a file name (BRIDGE.mgmt and BRIDGE.snoop
+ * sockets in its run directory) or a device name: never a path.
+ */
 const name = z
   .string()
   .min(1)
   .max(255)
-  .regex(/^[^\s/]+$/, 'a name without spaces or "/"');
+  .regex(/^[^\s/]+$/, 'a name without spaces or "/"')
+  .refine((value) => value !== '.' && value !== '..', 'a name, not "." or ".."');
+
+/**
+ * Why an OVSDB connection target would name an unsafe path, or undefined: `unix:`/`punix:` take
+ * a plain file name (in the OVS run directory) or a normalised absolute path, never `..`.
+ */
+export function targetPathProblem(target: string): string | undefined {
+  const m = /^p?unix:(.*)$/.exec(target);
+  if (m === null) return undefined;
+  const path = m[1]!;
+  if (path === '') return 'a unix socket target needs a path';
+  if (!path.startsWith('/') && path.includes('/'))
+    return 'a relative unix socket path is a plain file name (in the OVS run directory), or give an absolute path';
+  const parts = path.split('/').slice(1);
+  if (path.startsWith('/') && parts.some((p) => p === '' || p === '.' || p === '..'))
+    return 'a unix socket path must be normalised: no empty, "." or ".." components';
+  if (path === '.' || path === '..') return 'a unix socket path names a file, not "." or ".."';
+  return undefined;
+}
+
+const target = z
+  .string()
+  .min(1)
+  .max(4096)
+  .superRefine((value, ctx) => {
+    const problem = targetPathProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Interface types that are kernel devices: their names follow the kernel's rules. */
+const deviceTypes = new Set([undefined, '', 'system', 'internal', 'tap']);
 
 const state = z
   .enum(['present', 'absent'])
@@ -108,7 +144,7 @@ export const portSchema = z
 /** An OpenFlow controller of a bridge (OVSDB table Controller). */
 export const controllerSchema = z
   .strictObject({
-    target: z.string().min(1).describe('e.g. tcp:192.0.2.1:6653, ssl:…, punix:/run/…'),
+    target: target.describe('e.g. tcp:192.0.2.1:6653, ssl:…, punix:/run/…'),
     state: state.optional(),
     connection_mode: z.enum(['in-band', 'out-of-band']).nullable().optional(),
     max_backoff: z
@@ -133,10 +169,9 @@ export const controllerSchema = z
 /** An OVSDB manager (OVSDB table Manager, Open_vSwitch.manager_options). */
 export const managerSchema = z
   .strictObject({
-    target: z
-      .string()
-      .min(1)
-      .describe('e.g. ptcp:6640:127.0.0.1 (ovsdb-server listens) or tcp:192.0.2.1:6640 (it connects out).'),
+    target: target.describe(
+      'e.g. ptcp:6640:127.0.0.1 (ovsdb-server listens) or tcp:192.0.2.1:6640 (it connects out).',
+    ),
     state: state.optional(),
     connection_mode: z.enum(['in-band', 'out-of-band']).nullable().optional(),
     max_backoff: z.number().int().min(1000).nullable().optional(),
@@ -206,6 +241,22 @@ export const ovsSchema = z
     const portPlaces = new Map<string, string>();
     const interfaces = new Map<string, string>();
     for (const [b, bridge] of bridges.entries()) {
+      // A bridge's local port is a kernel device (its internal interface, or a tap device of the
+      // userspace datapath) named like the bridge.
+      const bridgeProblem = interfaceNameProblem(bridge.name);
+      if (bridgeProblem !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['bridges', b, 'name'], message: bridgeProblem });
+      for (const [p, port] of (bridge.ports ?? []).entries()) {
+        for (const [i, iface] of (port.interfaces ?? []).entries()) {
+          const problem = deviceTypes.has(iface.type) ? interfaceNameProblem(iface.name) : undefined;
+          if (problem !== undefined)
+            ctx.addIssue({
+              code: 'custom',
+              path: ['bridges', b, 'ports', p, 'interfaces', i, 'name'],
+              message: `${problem} (a ${iface.type ?? 'system'} interface is a kernel device)`,
+            });
+        }
+      }
       for (const dup of duplicates((bridge.controllers ?? []).map((c) => c.target)))
         ctx.addIssue({
           code: 'custom',

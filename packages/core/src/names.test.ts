@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { interfaceNameProblem, isValidInterfaceName } from './ifname.js';
+import { interfaceNameProblem, isValidInterfaceName } from './names.js';
 
 describe('interface names, as the kernel validates them', () => {
   it('counts bytes, not characters', () => {
