@@ -28,3 +28,22 @@ describe('shipped bindings (src/bindings)', () => {
     ]);
   });
 });
+
+describe('writeBindings', () => {
+  it('writes only plain .ts file names inside the output directory', async () => {
+    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = await mkdtemp(`${tmpdir()}/opdbus-bindings-`);
+    try {
+      for (const path of ['../evil.ts', '/etc/cron.d/x.ts', 'a/b.ts', 'x.js', '..ts'])
+        await expect(writeBindings([{ path, content: '' }], `${dir}/out`), path).rejects.toMatchObject({
+          code: 'OPDBUS_ERR_PATH_UNSAFE',
+        });
+      expect(await readdir(dir)).toEqual([]);
+      await writeBindings([{ path: 'fine.ts', content: 'export {};\n' }], `${dir}/out`);
+      expect(await readdir(`${dir}/out`)).toEqual(['fine.ts']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

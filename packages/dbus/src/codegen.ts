@@ -1,6 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OpdbusError } from '@opdbus/core';
+import { OpdbusError, quoteInput, writeOutputFile } from '@opdbus/core';
 import type { DbusConnection } from './connection.js';
 import {
   STANDARD_INTERFACES,
@@ -541,25 +541,27 @@ export function generateBindings(
  * (temporary file, then rename). Returns the paths written.
  */
 export async function writeBindings(files: readonly GeneratedFile[], outDir: string): Promise<string[]> {
+  // Every generated file is a plain file name in outDir: a module name derived from an interface
+  // name (or given in `moduleNames`) can never place a file elsewhere.
+  for (const file of files) {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ts$/.test(file.path) || file.path.includes('..')) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_PATH_UNSAFE',
+        `A generated file would be named ${quoteInput(file.path)}; generated files are plain names ending in .ts inside the output directory.`,
+        { data: { file: file.path.slice(0, 256), outDir } },
+      );
+    }
+  }
   try {
     await mkdir(outDir, { recursive: true });
-    const written: string[] = [];
-    for (const file of files) {
-      const target = join(outDir, file.path);
-      const tmp = `${target}.tmp-${process.pid}`;
-      await writeFile(tmp, file.content);
-      await rename(tmp, target);
-      written.push(target);
-    }
-    return written;
   } catch (err) {
     throw new OpdbusError(
       'OPDBUS_ERR_DBUS_CODEGEN',
-      `Cannot write the bindings to ${outDir}: ${(err as Error).message}.`,
-      {
-        data: { outDir },
-        cause: err,
-      },
+      `Cannot create the output directory ${outDir}: ${(err as Error).message}.`,
+      { data: { outDir }, cause: err },
     );
   }
+  const written: string[] = [];
+  for (const file of files) written.push(await writeOutputFile(join(outDir, file.path), file.content, 0o644));
+  return written;
 }

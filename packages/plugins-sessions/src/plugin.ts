@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { posix } from 'node:path';
 import {
   OpdbusError,
   definePlugin,
+  quoteInput,
   type ChangeSpec,
   type JsonValue,
   type Plugin,
@@ -18,6 +18,7 @@ import {
   type DbusConnection,
   type Subscription,
 } from '@opdbus/dbus';
+import { ConfinedRoot } from '@opdbus/netlink';
 import { z } from 'zod';
 
 const LOGIND = 'org.freedesktop.login1';
@@ -74,7 +75,13 @@ const readOnly = 'Read-only: reported by query, ignored when applying.';
 export const sessionsSchema: z.ZodType<SessionsSection> = z
   .strictObject({
     linger: z
-      .record(z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$|^\d+$/, 'a user name or a numeric uid'), z.boolean())
+      .record(
+        z
+          .string()
+          .max(256)
+          .regex(/^[a-z_][a-z0-9_.-]*\$?$|^\d+$/, 'a user name or a numeric uid'),
+        z.boolean(),
+      )
       .optional()
       .describe(
         "Lingering by user: the user's service manager runs without a login (loginctl enable-linger).",
@@ -184,30 +191,42 @@ export function createSessionsPlugin(
   const uidOf = async (ctx: PluginContext, bus: DbusConnection, user: string): Promise<number> => {
     if (/^\d+$/.test(user)) return Number(user);
     const root = ctx.target.root ?? '/';
-    const [local, remote] = await Promise.all([
-      readFile(join(root, 'etc/machine-id'), 'utf8').then(
-        (t) => t.trim(),
-        () => '',
-      ),
-      bus.peerMachineId(LOGIND, '/org/freedesktop/login1'),
-    ]);
-    if (local !== remote) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SESSIONS_ROOT',
-        `Cannot resolve user "${user}": ${join(root, 'etc/passwd')} belongs to another system than the logind at ${bus.address}. Pass the target's root with --root, or use the uid.`,
-        { data: { user, root } },
-      );
-    }
-    const passwd = await readFile(join(root, 'etc/passwd'), 'utf8');
-    for (const line of passwd.split('\n')) {
-      const [name, , uid] = line.split(':');
-      if (name === user && uid !== undefined) return Number(uid);
+    // The target's files are read inside its root, as under chroot(2): a link in a container's
+    // tree cannot make op-dbus read the host's files.
+    let confined: ConfinedRoot | undefined;
+    const read = async (path: string): Promise<string | null> => {
+      try {
+        confined ??= ConfinedRoot.open(root, { mode: 'in-root', label: `the target root ${root}` });
+        return await confined.readFile(path, 16 * 1024 * 1024);
+      } catch {
+        return null;
+      }
+    };
+    try {
+      const [local, remote] = await Promise.all([
+        read('/etc/machine-id').then((t) => (t ?? '').trim()),
+        bus.peerMachineId(LOGIND, '/org/freedesktop/login1'),
+      ]);
+      if (local !== remote) {
+        throw new OpdbusError(
+          'OPDBUS_ERR_SESSIONS_ROOT',
+          `Cannot resolve user ${quoteInput(user)}: ${posix.join(root, 'etc/passwd')} belongs to another system than the logind at ${bus.address}. Pass the target's root with --root, or use the uid.`,
+          { data: { user: user.slice(0, 256), root } },
+        );
+      }
+      const passwd = (await read('/etc/passwd')) ?? '';
+      for (const line of passwd.split('\n')) {
+        const [name, , uid] = line.split(':');
+        if (name === user && uid !== undefined && /^\d+$/.test(uid)) return Number(uid);
+      }
+    } finally {
+      confined?.close();
     }
     throw new OpdbusError(
       'OPDBUS_ERR_SESSIONS_UNKNOWN_USER',
-      `plugins.sessions.linger.${user}: there is no user "${user}" in ${join(root, 'etc/passwd')}.`,
+      `plugins.sessions.linger.${user}: there is no user ${quoteInput(user)} in ${posix.join(root, 'etc/passwd')}.`,
       {
-        data: { user, path: `plugins.sessions.linger.${user}` },
+        data: { user: user.slice(0, 256), path: `plugins.sessions.linger.${user}` },
       },
     );
   };

@@ -29,8 +29,11 @@ export {
   type UnitPropertyName,
 } from './properties.js';
 export {
+  UNIT_NAME_MAX,
   systemdSchema,
+  unitNameProblem,
   unitSchema,
+  unitTypes,
   type ObservedTimer,
   type ObservedUnit,
   type SystemdSection,

@@ -1,6 +1,6 @@
-import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import { dirname, join, normalize } from 'node:path';
+import { posix } from 'node:path';
 import { OpdbusError, type PluginContext } from '@opdbus/core';
+import { ConfinedRoot } from '@opdbus/netlink';
 import {
   Systemd1Manager,
   connectBus,
@@ -39,6 +39,7 @@ export class ManagerSession implements AsyncDisposable {
   readonly #waiters = new Map<string, (result: string) => void>();
   #jobSubscription: Subscription | undefined;
   #rootChecked = false;
+  #confined: ConfinedRoot | undefined;
 
   private constructor(bus: DbusConnection, root: string, options: ManagerOptions) {
     this.bus = bus;
@@ -53,17 +54,45 @@ export class ManagerSession implements AsyncDisposable {
       ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
       logger: ctx.logger,
     });
-    return new ManagerSession(bus, normalize(ctx.target.root ?? '/'), options);
+    return new ManagerSession(bus, posix.normalize(ctx.target.root ?? '/'), options);
   }
 
-  /** The admin unit directory on this side (ROOT/etc/systemd/system). */
+  /**
+   * The admin unit directory, as a path inside the target's root (`/etc/systemd/system`). Every
+   * file path of a session is inside the root: it is resolved as under chroot(2) (absolute links
+   * and `..` in the target's tree stay in the tree; see `ConfinedRoot` of @opdbus/netlink), so a
+   * container's tree cannot redirect a write to the host.
+   */
   get unitDir(): string {
-    return join(this.root, this.options.unitDir);
+    return posix.join('/', this.options.unitDir);
   }
 
-  /** The directory systemd persists SetUnitProperties in for a unit (ROOT/etc/systemd/system.control/NAME.d). */
+  /** The directory systemd persists SetUnitProperties in for a unit (/etc/systemd/system.control/NAME.d). */
   controlDir(unit: string): string {
-    return join(this.root, '/etc/systemd/system.control', `${unit}.d`);
+    return posix.join('/etc/systemd/system.control', `${unit}.d`);
+  }
+
+  /** A path inside the root as seen from here, for messages. */
+  display(path: string): string {
+    return this.root === '/' ? path : `${this.root}${path}`;
+  }
+
+  #fs(): ConfinedRoot {
+    if (this.#confined === undefined) {
+      try {
+        this.#confined = ConfinedRoot.open(this.root, {
+          mode: 'in-root',
+          label: `the target root ${this.root}`,
+        });
+      } catch (err) {
+        throw new OpdbusError(
+          'OPDBUS_ERR_SYSTEMD_ROOT',
+          `Cannot open the target root ${this.root}: ${(err as Error).message}. Pass the target's root with --root.`,
+          { data: { root: this.root }, cause: err },
+        );
+      }
+    }
+    return this.#confined;
   }
 
   /**
@@ -74,39 +103,38 @@ export class ManagerSession implements AsyncDisposable {
     if (this.#rootChecked) return;
     let local: string;
     try {
-      local = (await readFile(join(this.root, 'etc/machine-id'), 'utf8')).trim();
+      local = ((await this.#fs().readFile('/etc/machine-id', 4096)) ?? '').trim();
     } catch (err) {
       throw new OpdbusError(
         'OPDBUS_ERR_SYSTEMD_ROOT',
-        `Cannot read ${join(this.root, 'etc/machine-id')} to check that ${this.root} is the root of the targeted systemd: ${(err as Error).message}. Pass the target's root with --root.`,
+        `Cannot read ${this.display('/etc/machine-id')} to check that ${this.root} is the root of the targeted systemd: ${(err as Error).message}. Pass the target's root with --root.`,
         { data: { root: this.root }, cause: err },
       );
     }
     const remote = await this.bus.peerMachineId(SYSTEMD_DEST, MANAGER_PATH);
     if (local !== remote) {
+      // A machine id is 32 hex digits; anything else in that file is not quoted back.
+      const shown = /^[0-9a-f]{32}$/.test(local) ? local : local === '' ? '(empty)' : '(not a machine id)';
       throw new OpdbusError(
         'OPDBUS_ERR_SYSTEMD_ROOT',
-        `${this.root} is not the root of the systemd at ${this.bus.address} (machine id ${local || '(empty)'} here, ${remote} there); unit files would land on the wrong system. Pass the target's root with --root.`,
-        { data: { root: this.root, address: this.bus.address, local, remote } },
+        `${this.root} is not the root of the systemd at ${this.bus.address} (machine id ${shown} here, ${remote} there); unit files would land on the wrong system. Pass the target's root with --root.`,
+        { data: { root: this.root, address: this.bus.address, local: shown, remote } },
       );
     }
     this.#rootChecked = true;
   }
 
-  /** Read a file under the root (null when absent). */
+  /** Read a file (a path inside the root; null when absent). */
   async readFile(path: string): Promise<string | null> {
     try {
-      return await readFile(path, 'utf8');
+      return await this.#fs().readFile(path);
     } catch (err) {
-      if (
-        (err as NodeJS.ErrnoException).code === 'ENOENT' ||
-        (err as NodeJS.ErrnoException).code === 'ENOTDIR'
-      )
-        return null;
-      throw new OpdbusError('OPDBUS_ERR_SYSTEMD_FILE', `Cannot read ${path}: ${(err as Error).message}.`, {
-        data: { file: path },
-        cause: err,
-      });
+      if (err instanceof OpdbusError) throw err;
+      throw new OpdbusError(
+        'OPDBUS_ERR_SYSTEMD_FILE',
+        `Cannot read ${this.display(path)}: ${(err as Error).message}.`,
+        { data: { file: this.display(path) }, cause: err },
+      );
     }
   }
 
@@ -117,21 +145,19 @@ export class ManagerSession implements AsyncDisposable {
     if (now === content) return false;
     try {
       if (content === null) {
-        await rm(path, { force: true });
+        await this.#fs().removeFile(path);
         // Remove a drop-in directory left empty.
-        if (dirname(path).endsWith('.d')) await rmdir(dirname(path)).catch(() => undefined);
+        if (posix.dirname(path).endsWith('.d')) await this.#fs().removeEmptyDir(posix.dirname(path));
       } else {
-        await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-        const tmp = `${path}.opdbus-tmp-${process.pid}`;
-        await writeFile(tmp, content, { mode: 0o644 });
-        await rename(tmp, path);
+        await this.#fs().writeFileAtomic(path, content, 0o644);
       }
     } catch (err) {
+      if (err instanceof OpdbusError) throw err;
       throw new OpdbusError(
         'OPDBUS_ERR_SYSTEMD_FILE',
-        `Cannot ${content === null ? 'remove' : 'write'} ${path}: ${(err as Error).message}.`,
+        `Cannot ${content === null ? 'remove' : 'write'} ${this.display(path)}: ${(err as Error).message}.`,
         {
-          data: { file: path },
+          data: { file: this.display(path) },
           cause: err,
         },
       );
@@ -139,18 +165,13 @@ export class ManagerSession implements AsyncDisposable {
     return true;
   }
 
-  /** The files in a directory with their content ({} when it does not exist). */
+  /** The regular files in a directory (a path inside the root) with their content ({} when it does not exist). */
   async readDir(dir: string): Promise<Record<string, string>> {
-    let names: string[];
-    try {
-      names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      throw err;
-    }
+    const entries = (await this.#fs().readDir(dir)) ?? {};
     const out: Record<string, string> = {};
-    for (const name of names.sort()) {
-      const text = await this.readFile(join(dir, name));
+    for (const name of Object.keys(entries).sort()) {
+      if (entries[name] !== 'file') continue;
+      const text = await this.readFile(posix.join(dir, name));
       if (text !== null) out[name] = text;
     }
     return out;
@@ -212,6 +233,8 @@ export class ManagerSession implements AsyncDisposable {
   }
 
   async close(): Promise<void> {
+    this.#confined?.close();
+    this.#confined = undefined;
     await this.#jobSubscription?.unsubscribe().catch(() => undefined);
     await this.bus.close();
   }

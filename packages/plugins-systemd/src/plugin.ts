@@ -1,4 +1,4 @@
-import { basename, join } from 'node:path';
+import { basename, posix } from 'node:path';
 import {
   OpdbusError,
   canonicalJson,
@@ -125,7 +125,7 @@ export function createSystemdPlugin(
     const state = await fileState(s, name);
     const needFiles = spec.content !== undefined || spec.dropIns !== undefined || spec.state !== undefined;
     if (needFiles) await s.checkRoot();
-    const content = needFiles ? await s.readFile(join(s.unitDir, name)) : null;
+    const content = needFiles ? await s.readFile(posix.join(s.unitDir, name)) : null;
     if (row[2] === 'not-found' && content === null) return { state: 'absent' };
     const out: ObservedUnit = { state: 'present' };
     out.enabled = state.startsWith('enabled');
@@ -135,7 +135,7 @@ export function createSystemdPlugin(
     if (spec.dropIns !== undefined) {
       const dropIns: Record<string, string | null> = {};
       for (const file of Object.keys(spec.dropIns))
-        dropIns[file] = await s.readFile(join(s.unitDir, `${name}.d`, file));
+        dropIns[file] = await s.readFile(posix.join(s.unitDir, `${name}.d`, file));
       out.dropIns = dropIns;
     }
     if (spec.properties !== undefined && row[2] !== 'not-found')
@@ -146,9 +146,9 @@ export function createSystemdPlugin(
   const observeTimer = async (s: ManagerSession, name: string): Promise<ObservedTimer> => {
     await s.checkRoot();
     const [timerUnit, serviceUnit] = timerUnits(name);
-    const timerText = await s.readFile(join(s.unitDir, timerUnit));
+    const timerText = await s.readFile(posix.join(s.unitDir, timerUnit));
     if (timerText === null) return { state: 'absent' };
-    const serviceText = await s.readFile(join(s.unitDir, serviceUnit));
+    const serviceText = await s.readFile(posix.join(s.unitDir, serviceUnit));
     const row = await unitRow(s, timerUnit);
     return {
       ...parseTimer(timerText, serviceText),
@@ -254,11 +254,13 @@ export function createSystemdPlugin(
     let filesChanged = false;
     let execChanged = false;
     if (spec.content !== undefined)
-      filesChanged = (await s.writeFile(join(s.unitDir, name), ensureNl(spec.content))) || filesChanged;
+      filesChanged = (await s.writeFile(posix.join(s.unitDir, name), ensureNl(spec.content))) || filesChanged;
     for (const [file, text] of Object.entries(spec.dropIns ?? {}))
       filesChanged =
-        (await s.writeFile(join(s.unitDir, `${name}.d`, file), text === null ? null : ensureNl(text))) ||
-        filesChanged;
+        (await s.writeFile(
+          posix.join(s.unitDir, `${name}.d`, file),
+          text === null ? null : ensureNl(text),
+        )) || filesChanged;
     const declared = (Object.keys(spec.properties ?? {}) as UnitPropertyName[]).filter(
       (p) => spec.properties?.[p] !== undefined,
     );
@@ -278,7 +280,10 @@ export function createSystemdPlugin(
         ...exec.map((p) => execPropertyLine(p, canonicalProperty(p, spec.properties?.[p]))),
         '',
       ];
-      execChanged = await s.writeFile(join(s.unitDir, `${name}.d`, PROPERTIES_DROP_IN), lines.join('\n'));
+      execChanged = await s.writeFile(
+        posix.join(s.unitDir, `${name}.d`, PROPERTIES_DROP_IN),
+        lines.join('\n'),
+      );
       filesChanged = execChanged || filesChanged;
     }
     if (filesChanged) await s.reload();
@@ -305,7 +310,7 @@ export function createSystemdPlugin(
   };
 
   const removeUnit = async (s: ManagerSession, name: string): Promise<void> => {
-    const file = join(s.unitDir, name);
+    const file = posix.join(s.unitDir, name);
     const content = await s.readFile(file);
     const row = await unitRow(s, name);
     if (content === null && row[2] !== 'not-found' && row[2] !== 'masked') {
@@ -318,8 +323,8 @@ export function createSystemdPlugin(
     if (isActive(row[3])) await setActive(s, name, false);
     if ((await fileState(s, name)).startsWith('enabled')) await s.manager.disableUnitFiles([name], false);
     await s.writeFile(file, null);
-    for (const dropIn of Object.keys(await s.readDir(join(s.unitDir, `${name}.d`))))
-      await s.writeFile(join(s.unitDir, `${name}.d`, dropIn), null);
+    for (const dropIn of Object.keys(await s.readDir(posix.join(s.unitDir, `${name}.d`))))
+      await s.writeFile(posix.join(s.unitDir, `${name}.d`, dropIn), null);
     await s.reload();
   };
 
@@ -331,8 +336,8 @@ export function createSystemdPlugin(
       return;
     }
     const files = renderTimer(name, normalTimer(name, spec));
-    const a = await s.writeFile(join(s.unitDir, serviceUnit), files.service);
-    const b = await s.writeFile(join(s.unitDir, timerUnit), files.timer);
+    const a = await s.writeFile(posix.join(s.unitDir, serviceUnit), files.service);
+    const b = await s.writeFile(posix.join(s.unitDir, timerUnit), files.timer);
     if (a || b) await s.reload();
     await checkLoaded(s, serviceUnit, false);
     await checkLoaded(s, timerUnit, false);
@@ -354,12 +359,11 @@ export function createSystemdPlugin(
   };
 
   const checkpointUnit = async (s: ManagerSession, name: string): Promise<UnitCheckpoint> => {
-    const rel = (path: string): string => path.slice(s.root === '/' ? 0 : s.root.length) || '/';
     const files: Record<string, string | null> = {};
-    files[rel(join(s.unitDir, name))] = await s.readFile(join(s.unitDir, name));
+    files[posix.join(s.unitDir, name)] = await s.readFile(posix.join(s.unitDir, name));
     const dirs: Record<string, Record<string, string>> = {};
-    dirs[rel(join(s.unitDir, `${name}.d`))] = await s.readDir(join(s.unitDir, `${name}.d`));
-    dirs[rel(s.controlDir(name))] = await s.readDir(s.controlDir(name));
+    dirs[posix.join(s.unitDir, `${name}.d`)] = await s.readDir(posix.join(s.unitDir, `${name}.d`));
+    dirs[s.controlDir(name)] = await s.readDir(s.controlDir(name));
     const row = await unitRow(s, name);
     return { name, files, dirs, fileState: await fileState(s, name), active: isActive(row[3]) };
   };
@@ -560,7 +564,6 @@ export function createSystemdPlugin(
     async restore(token, ctx) {
       await using s = await open(ctx);
       await s.checkRoot();
-      const at = (rel: string): string => join(s.root, rel);
       const units = [...token.units].reverse();
       const failures: string[] = [];
       const step = async (what: string, fn: () => Promise<void>): Promise<void> => {
@@ -583,15 +586,24 @@ export function createSystemdPlugin(
             await s.manager.unmaskUnitFiles([u.name], false);
         });
       }
-      // Files and directories exactly as they were.
+      // Files and directories exactly as they were: only where the plugin writes (a journal is
+      // trusted, but a token naming other paths is refused rather than followed).
+      const managed = (path: string): boolean =>
+        [s.unitDir, '/etc/systemd/system.control'].some((dir) => path.startsWith(`${dir}/`)) &&
+        !path.split('/').includes('..');
       for (const u of units) {
         await step(`files of ${u.name}`, async () => {
+          const foreign = [...Object.keys(u.dirs), ...Object.keys(u.files)].filter((p) => !managed(p));
+          if (foreign.length > 0)
+            throw new Error(
+              `the checkpoint names paths outside the unit directories: ${foreign.slice(0, 5).join(', ')}`,
+            );
           for (const [dir, files] of Object.entries(u.dirs)) {
-            for (const file of Object.keys(await s.readDir(at(dir))))
-              if (!(file in files)) await s.writeFile(join(at(dir), file), null);
-            for (const [file, text] of Object.entries(files)) await s.writeFile(join(at(dir), file), text);
+            for (const file of Object.keys(await s.readDir(dir)))
+              if (!(file in files)) await s.writeFile(posix.join(dir, file), null);
+            for (const [file, text] of Object.entries(files)) await s.writeFile(posix.join(dir, file), text);
           }
-          for (const [file, text] of Object.entries(u.files)) await s.writeFile(at(file), text);
+          for (const [file, text] of Object.entries(u.files)) await s.writeFile(file, text);
         });
       }
       await step('daemon-reload', () => s.reload());

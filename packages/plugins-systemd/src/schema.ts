@@ -2,13 +2,62 @@ import { z } from 'zod';
 import { unitPropertiesSchema } from './properties.js';
 import { timerSchema, type TimerSpec } from './timers.js';
 
-const unitName = z
+/** Unit types a unit name can end in. */
+export const unitTypes = [
+  'service',
+  'socket',
+  'target',
+  'timer',
+  'path',
+  'mount',
+  'automount',
+  'swap',
+  'slice',
+  'scope',
+  'device',
+] as const;
+
+/** systemd's UNIT_NAME_MAX: a unit name has at most 255 bytes. */
+export const UNIT_NAME_MAX = 255;
+
+/**
+ * Why `name` is not a unit name systemd accepts (its unit_name_is_valid), or undefined: at most
+ * 255 bytes; a non-empty prefix of letters, digits and `:-_.\`; at most one `@`, for a template
+ * (`foo@.service`) or an instance (`foo@bar.service`, the instance may also hold `@`); a known
+ * type suffix. Such a name is one plain file name: it can never name a path.
+ */
+export function unitNameProblem(name: string): string | undefined {
+  if (Buffer.byteLength(name, 'utf8') > UNIT_NAME_MAX)
+    return `a unit name has at most ${UNIT_NAME_MAX} bytes`;
+  const dot = name.lastIndexOf('.');
+  const type = dot < 0 ? '' : name.slice(dot + 1);
+  if (!(unitTypes as readonly string[]).includes(type))
+    return `a unit name ends in a unit type (.${unitTypes.join(', .')})`;
+  const stem = name.slice(0, dot);
+  const at = stem.indexOf('@');
+  const prefix = at < 0 ? stem : stem.slice(0, at);
+  const instance = at < 0 ? undefined : stem.slice(at + 1);
+  if (!/^[A-Za-z0-9:_.\\-]+$/.test(prefix))
+    return 'a unit name starts with letters, digits, ":", "-", "_", "." or "\\"';
+  if (instance !== undefined && !/^[A-Za-z0-9:_.\\@-]*$/.test(instance))
+    return 'the instance of a unit name has letters, digits, ":", "-", "_", ".", "\\" or "@"';
+  return undefined;
+}
+
+const unitName = z.string().superRefine((name, ctx) => {
+  const problem = unitNameProblem(name);
+  if (problem !== undefined)
+    ctx.addIssue({ code: 'custom', message: `a unit name such as nginx.service (${problem})` });
+});
+const dropInName = z
   .string()
-  .regex(
-    /^[A-Za-z0-9:_.\\@-]+\.(service|socket|target|timer|path|mount|automount|swap|slice|scope|device)$/,
-    'a unit name such as nginx.service',
-  );
-const dropInName = z.string().regex(/^[A-Za-z0-9_.@-]+\.conf$/, 'a drop-in file name such as 10-limits.conf');
+  .max(UNIT_NAME_MAX)
+  .regex(/^[A-Za-z0-9_.@-]+\.conf$/, 'a drop-in file name such as 10-limits.conf');
+const timerName = z.string().superRefine((name, ctx) => {
+  const problem = unitNameProblem(`${name}.timer`);
+  if (problem !== undefined)
+    ctx.addIssue({ code: 'custom', message: `a timer name without .timer, such as backup (${problem})` });
+});
 
 /** One unit, as declared. */
 export const unitSchema = z
@@ -60,7 +109,7 @@ export const systemdSchema: z.ZodType<SystemdSection> = z
       .optional()
       .describe('Units by name (nginx.service, backup.timer …).'),
     timers: z
-      .record(z.string().regex(/^[A-Za-z0-9:_.@-]+$/, 'a timer name (without .timer)'), timerSchema)
+      .record(timerName, timerSchema)
       .optional()
       .describe('Timers by name: op-dbus writes NAME.timer and NAME.service, enables and starts the timer.'),
   })

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine, PluginRegistry, isOpdbusError, parseStateDocument, type OpdbusError } from '@opdbus/core';
@@ -13,8 +13,46 @@ import {
   parseSize,
 } from '../src/properties.js';
 import { parseTimer, renderTimer } from '../src/timers.js';
-import type { SystemdSection } from '../src/schema.js';
+import { unitNameProblem, type SystemdSection } from '../src/schema.js';
 import { describeIf } from '@opdbus/sandbox/testing';
+
+describe('unit and timer names', () => {
+  const parse = (section: SystemdSection): unknown =>
+    parseStateDocument(JSON.stringify({ version: 1, plugins: { systemd: section } }), {
+      source: 'units.yaml',
+      registry: new PluginRegistry([createSystemdPlugin()]),
+    });
+  it('accept what systemd accepts', () => {
+    for (const name of [
+      'nginx.service',
+      'getty@tty1.service',
+      'getty@.service',
+      'dev-sda1.device',
+      'a\\x2db.mount',
+    ])
+      expect(unitNameProblem(name), name).toBeUndefined();
+  });
+  it('refuse names that are paths, empty, too long or of no unit type, naming the key', () => {
+    for (const name of [
+      '../../etc/passwd.service',
+      'a/b.service',
+      '.service',
+      'x.conf',
+      `${'a'.repeat(250)}.service`,
+      'a@b@.service@',
+    ])
+      expect(unitNameProblem(name), name).toBeDefined();
+    expect(() => parse({ units: { '../../../etc/cron.d/x.service': { active: true } } })).toThrow(
+      /units\["\.\.\/\.\.\/\.\.\/etc\/cron\.d\/x\.service"\]: invalid key .*a unit name such as nginx\.service/,
+    );
+    expect(() => parse({ timers: { '../x': { onCalendar: 'daily', command: '/bin/true' } } })).toThrow(
+      /a timer name/,
+    );
+    expect(() =>
+      parse({ units: { 'x.service': { dropIns: { '../../../../etc/cron.d/x.conf': 'x' } } } }),
+    ).toThrow(/a drop-in file name/);
+  });
+});
 
 describe('property values', () => {
   it('normalise CPU and node sets, sizes and quotas', () => {
@@ -187,6 +225,49 @@ describeIf(probe, 'systemd plugin against systemd in a container', () => {
     await engine.rollback();
     expect(await show('systemd-tmpfiles-clean.timer', 'UnitFileState')).not.toBe('masked');
     expect(await show('systemd-tmpfiles-clean.timer', 'ActiveState')).toBe('active');
+  });
+
+  it("resolves the container's files inside its tree: a planted link never reaches the host", async () => {
+    // The container's tree is the container's: its root can plant links to host paths.
+    const hostDir = await mkdtemp(join(tmpdir(), 'opdbus-host-'));
+    const victim = join(hostDir, 'victim');
+    await writeFile(victim, 'HOST SECRET');
+    try {
+      await symlink(victim, ct.path('/etc/systemd/system/opdbus-evil.service'));
+      await symlink(hostDir, ct.path('/etc/systemd/system/opdbus-evil2.service.d'));
+      // query: the link resolves inside the container (where that path does not exist).
+      const observed = await plugin.query(engine.context('systemd'), {
+        scope: { units: { 'opdbus-evil.service': { content: '' } } },
+      });
+      expect(JSON.stringify(observed)).not.toContain('HOST SECRET');
+      const result = await engine.apply(
+        doc({ units: { 'opdbus-evil.service': { content: '[Service]\nExecStart=/bin/true\n' } } }),
+      );
+      expect(result.status).toBe('committed');
+      expect(await readFile(victim, 'utf8')).toBe('HOST SECRET');
+      // The link was replaced by the unit file, in the container.
+      expect((await lstat(ct.path('/etc/systemd/system/opdbus-evil.service'))).isFile()).toBe(true);
+      // A drop-in directory that is a link to a host directory resolves inside the container,
+      // where that directory does not exist: the apply fails and is rolled back.
+      const err = await engine
+        .apply(
+          doc({
+            units: {
+              'opdbus-evil2.service': {
+                content: '[Service]\nExecStart=/bin/true\n',
+                dropIns: { '10-x.conf': '[Service]\nEnvironment=A=1\n' },
+              },
+            },
+          }),
+        )
+        .catch((e: unknown) => e);
+      expect(isOpdbusError(err, 'OPDBUS_ERR_APPLY_FAILED'), String(err)).toBe(true);
+      expect(await readdir(hostDir)).toEqual(['victim']);
+      await engine.rollback();
+      expect(await readFile(victim, 'utf8')).toBe('HOST SECRET');
+    } finally {
+      await rm(hostDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses execution properties on a unit type without them', async () => {

@@ -27,6 +27,7 @@ import {
   type Logger,
   type ProcessIdentity,
 } from '@opdbus/core';
+import { ConfinedRoot } from '@opdbus/netlink';
 import { release } from './cleanup.js';
 import { sandboxDir } from './paths.js';
 import { register, type Registration } from './registry.js';
@@ -325,9 +326,14 @@ export class SystemdContainer implements AsyncDisposable {
     return this.#stopping !== undefined;
   }
 
-  /** The host path of an absolute path inside the container. */
+  /**
+   * The host path of an absolute path inside the container, resolved as the container sees it
+   * (links in its tree are followed inside the tree, `..` stops at its root): a link the
+   * container planted can never point a test at a host file.
+   */
   path(inside: string): string {
-    return join(this.rootDir, normalize(`/${inside}`));
+    using root = ConfinedRoot.open(this.rootDir, { mode: 'in-root', label: `container ${this.id}` });
+    return root.hostPath(`/${inside}`);
   }
 
   /**
@@ -554,10 +560,10 @@ export async function startSystemdContainer(
     const machineId = randomBytes(16).toString('hex');
     writeFileSync(join(rootDir, 'etc/machine-id'), `${machineId}\n`);
     writeFileSync(join(rootDir, 'etc/hostname'), `${id}\n`);
-    for (const [path, content] of Object.entries(options.files ?? {})) {
-      const target = join(rootDir, normalize(`/${path}`));
-      mkdirSync(dirname(target), { recursive: true });
-      writeFileSync(target, content);
+    {
+      using root = ConfinedRoot.open(rootDir, { mode: 'in-root', label: `container ${id}` });
+      for (const [path, content] of Object.entries(options.files ?? {}))
+        await root.writeFileAtomic(`/${path}`, content, 0o644);
     }
     for (const cgroup of registration.record.cgroups ?? []) mkdirSync(cgroup);
     const logPath = join(dir, 'nspawn.log');

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   probeSandbox,
   startSystemdContainer,
@@ -44,6 +45,10 @@ describeIf(probe.container, 'systemd-nspawn container', () => {
     expect((await ct.exec('cat', ['/etc/opdbus-test'])).stdout).toBe('hello\n');
     expect((await ct.exec('cat', ['/etc/machine-id'])).stdout.trim()).toBe(ct.machineId);
     expect(readFileSync(ct.path('/etc/opdbus-test'), 'utf8')).toBe('hello\n');
+    // Paths resolve as the container sees them: `..` stops at its root, its links stay inside.
+    expect(ct.path('/../../../etc/hostname')).toBe(join(ct.rootDir, 'etc', 'hostname'));
+    symlinkSync('/etc/hostname', join(ct.rootDir, 'opdbus-link'));
+    expect(ct.path('/opdbus-link')).toBe(join(ct.rootDir, 'etc', 'hostname'));
     const links = (await ct.exec('ip', ['-o', 'link'])).stdout;
     expect(links).toContain('lo:');
     expect(links).not.toMatch(/eth0|ens|enp/);
