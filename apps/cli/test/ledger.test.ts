@@ -80,6 +80,49 @@ describeIf(asRoot, 'opdbus ledger and snapshot, end to end in a network namespac
     expect(apply.entry.stateHashAfter).toBe(record.stateHashAfter);
     expect(snap.entry).toMatchObject({ trigger: { kind: 'apply', txId } });
     expect((await cli('ledger', 'verify')).code).toBe(0);
+    // Each change, with before and after, in the apply's entry.
+    const shown = await cli('--json', 'ledger', 'show', '1');
+    expect(shown.code, shown.stderr).toBe(0);
+    const entry = (JSON.parse(shown.stdout) as { entry: Record<string, unknown> }).entry;
+    expect(entry).toMatchObject({ v: 2, kind: 'apply', host: expect.any(String) });
+    const records = entry.changeRecords as Array<Record<string, unknown>>;
+    expect(records.map((c) => [c.plugin, c.resource, c.op, c.after, c.applied])).toEqual([
+      ['sysctl', 'net.ipv4.ip_default_ttl', 'update', '77', true],
+      ['sysctl', 'net.ipv4.ip_forward', 'update', '1', true],
+    ]);
+    const before = record.observedBefore.sysctl as Record<string, string>;
+    expect(records.map((c) => c.before)).toEqual([
+      before['net.ipv4.ip_default_ttl'],
+      before['net.ipv4.ip_forward'],
+    ]);
+    // …and as JSONL change events.
+    const events = await cli('ledger', 'export-changes');
+    expect(events.code, events.stderr).toBe(0);
+    const lines = events.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({
+      at: apply.entry.at,
+      host: entry.host,
+      actor: expect.any(String),
+      plugin: 'sysctl',
+      resource: 'net.ipv4.ip_default_ttl',
+      op: 'update',
+      before: records[0]!.before,
+      after: '77',
+      txId,
+      index: 1,
+      kind: 'apply',
+      status: 'committed',
+    });
+    const out = join(dir, 'changes.jsonl');
+    const written = await cli('--json', 'ledger', 'export-changes', '--from', '1', '--out', out);
+    expect(written.code, written.stderr).toBe(0);
+    expect(JSON.parse(written.stdout)).toMatchObject({ ok: true, events: 2, from: 1 });
+    expect((await readFile(out, 'utf8')).trim().split('\n')).toHaveLength(2);
+    expect((await cli('ledger', 'export-changes', '--from', '2')).stdout).toBe('');
     // Pinned to another key, the same log does not verify.
     const { NoteSigner } = await import('@opdbus/ledger');
     const pinned = await cli(

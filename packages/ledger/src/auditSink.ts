@@ -1,5 +1,15 @@
-import { silentLogger, type AuditRecord, type AuditSink, type Logger } from '@opdbus/core';
+import {
+  boundedValue,
+  canonicalJson,
+  silentLogger,
+  type AuditRecord,
+  type AuditSink,
+  type JsonValue,
+  type Logger,
+} from '@opdbus/core';
+import { MAX_PAYLOAD } from './frame.js';
 import { Ledger, type LedgerOptions } from './ledger.js';
+import { LEDGER_RECORD_VERSION } from './records.js';
 import { SnapshotManager, type SnapshotManagerOptions } from './snapshots/manager.js';
 
 /** Options of {@link LedgerAuditSink}. */
@@ -14,6 +24,18 @@ export interface LedgerAuditSinkOptions {
     prune?: boolean;
   };
   logger?: Logger;
+}
+
+/**
+ * The ledger entry of an engine record: the record with its format version (see
+ * docs/ledger-format.md). The engine bounds every record; should one still exceed the ledger's
+ * entry limit, its change records are kept by hash, so the step itself is always recorded.
+ */
+export function auditEntry(record: AuditRecord): JsonValue {
+  const entry = { v: LEDGER_RECORD_VERSION, ...record } as unknown as Record<string, JsonValue>;
+  if (Buffer.byteLength(canonicalJson(entry), 'utf8') <= MAX_PAYLOAD - 4096) return entry;
+  const { changeRecords, ...rest } = entry;
+  return { ...rest, changeRecords: boundedValue(changeRecords ?? null, 0) };
 }
 
 /**
@@ -36,7 +58,7 @@ export class LedgerAuditSink implements AuditSink {
       ...(this.#options.logger ? { logger: this.#options.logger } : {}),
     });
     try {
-      await ledger.append({ v: 1, ...record });
+      await ledger.append(auditEntry(record));
       const snapshots = this.#options.snapshots;
       const committed =
         (record.kind === 'apply' && record.status === 'committed') || record.kind === 'confirm';

@@ -48,7 +48,22 @@ export {
   type OpenReport,
 } from './ledger.js';
 export { verifyLedger, type TamperFinding, type VerifyOptions, type VerifyReport } from './verify.js';
-export { LedgerAuditSink, type LedgerAuditSinkOptions } from './auditSink.js';
+export { LedgerAuditSink, auditEntry, type LedgerAuditSinkOptions } from './auditSink.js';
+export {
+  CHANGE_EVENT_VERSION,
+  LEDGER_RECORD_VERSION,
+  changeEventsOf,
+  hostOfOrigin,
+  isAuditEntry,
+  isSnapshotEntry,
+  readChangeEvents,
+  type AuditEntry,
+  type ChangeEvent,
+  type ChangeRecord,
+  type ReadChangeEventsOptions,
+  type SnapshotEntry,
+  type SnapshotEntryKind,
+} from './records.js';
 export {
   BTRFS_SUPER_MAGIC,
   BtrfsBackend,

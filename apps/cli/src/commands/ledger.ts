@@ -1,12 +1,13 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { OpdbusError } from '@opdbus/core';
+import { OpdbusError, writeOutputFile } from '@opdbus/core';
 import {
   Ledger,
   NoteVerifier,
   exportBundle,
   openCheckpoint,
+  readChangeEvents,
   verifyBundle,
   verifyConsistency,
   verifyInclusion,
@@ -278,7 +279,7 @@ export async function exportCommand(
     const text = `${JSON.stringify(bundle, null, 2)}\n`;
     if (file === '-') output.out(text);
     else {
-      await writeFile(file, text, { mode: 0o600 });
+      await writeOutputFile(file, text);
       const { checkpoint: cp } = openCheckpoint(bundle.checkpoint, [ledger.verifier]);
       if (global.json)
         output.out(
@@ -335,4 +336,44 @@ export async function verifyBundleCommand(
       output.out('Note: verified with the key the bundle names; pass --key to pin the log key you trust.');
   }
   return exitCodes.OK.code;
+}
+
+/**
+ * `opdbus ledger export-changes [--from N] [--out FILE]`: every change the ledger records as a
+ * JSONL change event, one per line (docs/ledger-format.md), to FILE or stdout.
+ */
+export async function exportChanges(
+  global: GlobalOptions,
+  options: { from?: string; out?: string },
+  output: Output,
+): Promise<number> {
+  const dir = ledgerPaths(global.stateDir).ledgerDir;
+  if (!existsSync(join(dir, 'log'))) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_LEDGER_NOT_FOUND',
+      `There is no ledger in ${dir} yet; it is created by the first apply.`,
+      { data: { dir } },
+    );
+  }
+  const from = integer(options.from, '--from') ?? 0;
+  const ledger = await Ledger.open({ dir, readOnly: true });
+  try {
+    const lines: string[] = [];
+    let count = 0;
+    for await (const event of readChangeEvents(ledger, { from })) {
+      const line = JSON.stringify(event);
+      count++;
+      if (options.out === undefined || options.out === '-') output.out(line);
+      else lines.push(line);
+    }
+    if (options.out !== undefined && options.out !== '-') {
+      const file = await writeOutputFile(options.out, lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+      const summary = { ok: true, file, events: count, from, size: ledger.size };
+      if (global.json) output.out(json(summary));
+      else output.out(`Wrote ${count} change events from entries ${from} to ${ledger.size - 1} to ${file}.`);
+    }
+    return exitCodes.OK.code;
+  } finally {
+    await ledger.close();
+  }
 }

@@ -66,6 +66,17 @@ export function registerLedger(context: CommandContext): void {
     );
 
   ledger
+    .command('export-changes')
+    .description(
+      'write every recorded change as JSONL change events, one per line (plugin, resource, op, before, after, actor, host, time)',
+    )
+    .option('--from <index>', 'first ledger entry (default 0)')
+    .option('--out <file>', 'write to FILE (default: stdout)')
+    .action((options: { from?: string; out?: string }) =>
+      run(async () => (await load()).exportChanges(globals(), options, output))(),
+    );
+
+  ledger
     .command('verify-bundle')
     .description(
       'verify an evidence bundle offline (no state directory needed); exit 11 if it does not verify',
