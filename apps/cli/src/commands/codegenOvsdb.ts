@@ -1,6 +1,6 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { OpdbusError } from '@opdbus/core';
+import { OpdbusError, writeOutputFile } from '@opdbus/core';
 import { DatabaseSchema, generateTypes, typesFileName } from '@opdbus/ovsdb';
 import type { GlobalOptions, Output } from '../runtime.js';
 
@@ -36,9 +36,10 @@ export async function codegenOvsdb(
   }
   const schema = DatabaseSchema.parse(json, schemaFile);
   const source = basename(schemaFile);
+  // The file name comes from the schema's database name, made an identifier: never a path.
   const file = resolve(join(options.out, typesFileName(schema)));
   await mkdir(options.out, { recursive: true });
-  await writeFile(file, generateTypes(schema, { source }));
+  await writeOutputFile(file, generateTypes(schema, { source }), 0o644);
   const summary = {
     ok: true,
     file,

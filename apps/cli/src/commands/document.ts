@@ -1,5 +1,6 @@
 import {
   OpdbusError,
+  limits,
   loadStateDocument,
   parseStateDocument,
   type PluginRegistry,
@@ -10,7 +11,19 @@ import {
 export async function readDocument(file: string, registry: PluginRegistry): Promise<StateDocument> {
   if (file !== '-') return loadStateDocument(file, registry);
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  let bytes = 0;
+  for await (const chunk of process.stdin) {
+    bytes += (chunk as Buffer).length;
+    // Stop reading at the limit: an endless stdin must not fill memory.
+    if (bytes > limits.documentBytes) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_LIMIT_EXCEEDED',
+        `<stdin>: the state document has more than ${limits.documentBytes} bytes (${limits.documentBytes / 1024 / 1024} MiB), the most op-dbus reads. Split it into several documents.`,
+        { data: { file: '<stdin>', limit: 'documentBytes', max: limits.documentBytes } },
+      );
+    }
+    chunks.push(chunk as Buffer);
+  }
   return parseStateDocument(Buffer.concat(chunks).toString('utf8'), { source: '<stdin>', registry });
 }
 

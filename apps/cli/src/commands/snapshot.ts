@@ -1,4 +1,4 @@
-import { OpdbusError, parseStateDocument, type ApplyResult } from '@opdbus/core';
+import { OpdbusError, checkOutputPath, parseStateDocument, type ApplyResult } from '@opdbus/core';
 import { SnapshotManager, type RetentionPolicy, type SnapshotInfo } from '@opdbus/ledger';
 import { exitCodes } from '../exitCodes.js';
 import type { RetentionOptions } from '../groups/snapshot.js';
@@ -159,6 +159,8 @@ export async function exportSnapshot(
   options: { parent?: string },
   output: Output,
 ): Promise<number> {
+  // btrfs send opens the file itself: check first that it is not a link or a device.
+  await checkOutputPath(file);
   return withSnapshots(global, output, async (snaps) => {
     await snaps.export(id, file, options.parent);
     if (global.json) output.out(json({ ok: true, id, file, parent: options.parent }));

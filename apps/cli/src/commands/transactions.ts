@@ -26,7 +26,16 @@ export async function rollback(
 ): Promise<number> {
   const engine = createEngine(global);
   ensureStateDir(global.stateDir);
+  // A rollback that cannot be recorded still rolls back; it must not pass unnoticed.
+  const auditFailures: string[] = [];
   const stop = engine.events.on((event) => {
+    if (event.type === 'audit.failed') {
+      auditFailures.push(event.error);
+      output.err(
+        `opdbus: WARNING: the ${event.kind} of ${event.txId ?? 'this command'} could not be recorded in the audit log: ${event.error}. The host was restored; run \`opdbus ledger verify\` and fix the ledger.`,
+      );
+      return;
+    }
     if (global.json) return;
     if (event.type === 'restore.plugin')
       output.out(`  restore ${event.plugin}: ${event.ok ? 'ok' : `FAILED: ${event.error ?? ''}`}`);
@@ -34,7 +43,18 @@ export async function rollback(
   try {
     const record = await engine.rollback(txId, options.force ? { force: true } : {});
     if (global.json)
-      output.out(JSON.stringify({ ok: true, txId: record.txId, status: record.status }, null, 2));
+      output.out(
+        JSON.stringify(
+          {
+            ok: true,
+            txId: record.txId,
+            status: record.status,
+            ...(auditFailures.length > 0 ? { auditFailures } : {}),
+          },
+          null,
+          2,
+        ),
+      );
     else output.out(`Rolled back transaction ${record.txId}; the restore verified.`);
     return 0;
   } finally {
