@@ -153,7 +153,9 @@ describeIf(probe.container, 'opdbus against systemd in a container (--bus, --roo
     );
     expect(
       (
-        await ct.exec('systemctl', ['show', '-p', 'CPUWeight', '--value', 'opdbus-cli.service'], { check: true })
+        await ct.exec('systemctl', ['show', '-p', 'CPUWeight', '--value', 'opdbus-cli.service'], {
+          check: true,
+        })
       ).stdout.trim(),
     ).toBe('250');
     expect((await cli('diff', file)).code).toBe(0);
