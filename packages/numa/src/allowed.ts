@@ -28,7 +28,7 @@ function findCpusetMount(fs: SysfsTree): { type: CgroupType; mount: string } | u
   if (fs.exists('sys/fs/cgroup/cpuset/cpuset.cpus'))
     return { type: 'cgroup1', mount: '/sys/fs/cgroup/cpuset' };
   if (fs.exists('dev/cpuset/cpus')) return { type: 'cpuset', mount: '/dev/cpuset' };
-  const mounts = fs.read('proc/mounts');
+  const mounts = fs.optionalRead('proc/mounts');
   if (mounts === undefined) return undefined;
   for (const line of mounts.split('\n')) {
     const [, dir, type, options] = line.split(' ');
@@ -50,9 +50,9 @@ function findCpusetMount(fs: SysfsTree): { type: CgroupType; mount: string } | u
 
 /** The process's cpuset name: /proc/self/cpuset, else its cpuset (v1) or unified (v2) cgroup. */
 function cpusetName(fs: SysfsTree): string | undefined {
-  const direct = fs.read('proc/self/cpuset');
+  const direct = fs.optionalRead('proc/self/cpuset');
   if (direct !== undefined && direct !== '') return direct.split('\n')[0];
-  const cgroups = fs.read('proc/self/cgroup');
+  const cgroups = fs.optionalRead('proc/self/cgroup');
   if (cgroups === undefined) return undefined;
   for (const line of cgroups.split('\n')) {
     const colon = line.indexOf(':');
@@ -92,7 +92,7 @@ export function readAllowed(fs: SysfsTree, onlineCpus: number[], onlineNodes: nu
     if (cpus !== undefined || mems !== undefined) source = file(cpus !== undefined ? 'cpus' : 'mems');
   } else {
     // No cpuset hierarchy (or no cgroup of ours in it): what the kernel says of this process.
-    const status = fs.read('proc/self/status');
+    const status = fs.optionalRead('proc/self/status');
     if (status !== undefined) {
       cpus = statusList(status, 'Cpus_allowed_list');
       mems = statusList(status, 'Mems_allowed_list');

@@ -123,6 +123,8 @@ export function formatCpuList(members: Iterable<number>): string {
  */
 export function parseCpuMask(raw: string, what = 'CPU mask'): number[] {
   const text = beforeNul(raw);
+  const fast = parseSimpleMask(text);
+  if (fast !== undefined) return fast;
   const trimmed = text.trim();
   if (trimmed === '') return [];
   const words = trimmed.split(',');
@@ -135,6 +137,47 @@ export function parseCpuMask(raw: string, what = 'CPU mask'): number[] {
     for (let bit = 0; bit < 32; bit++) if ((value >>> bit) & 1) out.push(w * 32 + bit);
   }
   // Words are visited least significant first and bits in order: already sorted.
+  return out;
+}
+
+/** The hex value of a character code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * The mask format as the kernel prints it (words of 1 to 8 hex digits, a final newline), without
+ * intermediate strings; undefined for anything else (the general parser handles it).
+ */
+function parseSimpleMask(text: string): number[] | undefined {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 10 || text.charCodeAt(end - 1) === 32)) end--;
+  if (end === 0) return undefined;
+  const out: number[] = [];
+  let word = 0;
+  let i = end;
+  while (i > 0) {
+    let value = 0;
+    let digits = 0;
+    while (i > 0 && text.charCodeAt(i - 1) !== 44) {
+      const d = hexDigit(text.charCodeAt(i - 1));
+      if (d === -1 || digits === 8) return undefined;
+      value += d * 16 ** digits;
+      digits++;
+      i--;
+    }
+    if (digits === 0) return undefined;
+    for (let bit = 0; value !== 0; bit++, value = Math.floor(value / 2))
+      if (value % 2 === 1) out.push(word * 32 + bit);
+    word++;
+    if (i > 0) {
+      i--; // the comma
+      if (i === 0) return undefined;
+    }
+  }
   return out;
 }
 

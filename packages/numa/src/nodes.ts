@@ -296,7 +296,7 @@ function readMemorySideCaches(fs: SysfsTree, base: string, node: NumaNode): void
 /** NVIDIA coherent GPU memory: /proc/driver/nvidia/gpus/BUSID/numa_status names its node. */
 function readGpuMemory(fs: SysfsTree, nodes: NumaNode[], onlineOnly: (c: number[]) => number[]): void {
   const dir = 'proc/driver/nvidia/gpus';
-  for (const busId of fs.dir(dir) ?? []) {
+  for (const busId of fs.optionalDir(dir) ?? []) {
     const status = fs.read(`${dir}/${busId}/numa_status`);
     const match = status === undefined ? null : /Node:\s*(-?\d+)/.exec(status);
     if (match === null) continue;
@@ -315,7 +315,7 @@ function readGpuMemory(fs: SysfsTree, nodes: NumaNode[], onlineOnly: (c: number[
 function readDax(fs: SysfsTree, nodes: NumaNode[]): Map<number, number> {
   const kinds = new Map<number, number>();
   const dir = 'sys/bus/dax/devices';
-  const kmem = fs.dir('sys/bus/dax/drivers/kmem');
+  const kmem = fs.optionalDir('sys/bus/dax/drivers/kmem');
   if (kmem === undefined) return kinds;
   for (const name of fs.dir(dir) ?? []) {
     if (!kmem.includes(name)) continue;
@@ -340,7 +340,7 @@ function readDax(fs: SysfsTree, nodes: NumaNode[]): Map<number, number> {
 /** The kernel's memory tiers (Linux ≥ 6.1): memory_tiering/memory_tierN/nodelist. */
 function readKernelTiers(fs: SysfsTree, nodes: NumaNode[]): void {
   const dir = 'sys/devices/virtual/memory_tiering';
-  for (const entry of fs.dir(dir) ?? []) {
+  for (const entry of fs.optionalDir(dir) ?? []) {
     const match = /^memory_tier(\d+)$/.exec(entry);
     if (match === null) continue;
     for (const id of fs.list(`${dir}/${entry}/nodelist`) ?? []) {

@@ -77,8 +77,10 @@ export class SysfsTree {
       }
       // Older kernels end some values with "\n\0" (a C string written whole): as hwloc reads them
       // (as C strings), nothing from the first NUL on is part of the value.
-      const nul = this.#buffer.subarray(0, length).indexOf(0);
-      return this.#buffer.toString('latin1', 0, nul === -1 ? length : nul);
+      const buffer = this.#buffer;
+      let end = 0;
+      while (end < length && buffer[end] !== 0) end++;
+      return buffer.toString('latin1', 0, end);
     } catch (err) {
       return this.#failed(rel, err);
     } finally {
@@ -101,8 +103,9 @@ export class SysfsTree {
     try {
       const buffer = Buffer.allocUnsafe(bytes);
       const n = readSync(fd, buffer, 0, bytes, null);
-      const nul = buffer.subarray(0, n).indexOf(0);
-      return buffer.toString('latin1', 0, nul === -1 ? n : nul);
+      let end = 0;
+      while (end < n && buffer[end] !== 0) end++;
+      return buffer.toString('latin1', 0, end);
     } catch (err) {
       return this.#failed(rel, err);
     } finally {
@@ -159,6 +162,18 @@ export class SysfsTree {
     }
   }
 
+  /**
+   * The names in a directory that is often absent (no exception is made when it is), or undefined.
+   */
+  optionalDir(rel: string): string[] | undefined {
+    return this.exists(rel) ? this.dir(rel) : undefined;
+  }
+
+  /** The content of a file that is often absent (no exception is made when it is), or undefined. */
+  optionalRead(rel: string): string | undefined {
+    return this.exists(rel) ? this.read(rel) : undefined;
+  }
+
   /** The target of a symbolic link (as written, usually relative), or undefined. */
   link(rel: string): string | undefined {
     this.reads++;
@@ -171,10 +186,14 @@ export class SysfsTree {
     }
   }
 
-  /** Yield to the event loop when the current slice of synchronous reads has run long enough. */
-  async pace(): Promise<void> {
-    if (performance.now() - this.#sliceStart < this.#sliceMs) return;
-    await nextTurn();
-    this.#sliceStart = performance.now();
+  /**
+   * Yield to the event loop when the current slice of synchronous reads has run long enough:
+   * a promise to await then, else undefined (no promise made per unit of work).
+   */
+  pace(): Promise<void> | undefined {
+    if (performance.now() - this.#sliceStart < this.#sliceMs) return undefined;
+    return nextTurn().then(() => {
+      this.#sliceStart = performance.now();
+    });
   }
 }

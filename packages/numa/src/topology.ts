@@ -268,7 +268,8 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
   const covered = new Map<number, Set<number>>();
   const kinds = new Map<string, CacheKind | null>();
   const caches: Cache[] = [];
-  const cacheKeys = new Set<string>();
+  /** Caches by level, type and first CPU, to find the same cache listed twice. */
+  const cacheKeys = new Map<string, Cache[]>();
   let cpusWithoutCaches = 0;
 
   for (const cpu of online) {
@@ -348,7 +349,8 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
         }
       }
     }
-    await fs.pace();
+    const turn = fs.pace();
+    if (turn !== undefined) await turn;
   }
 
   /** Read one cache of `cpu`; true when it is of a kind (index and size) not seen before. */
@@ -383,10 +385,13 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
       kinds.set(key, kind);
     }
     if (kind === null) return isNew;
-    const id = `${kind.level}:${kind.type}:${cpus.join(',')}`;
-    if (!cacheKeys.has(id)) {
-      cacheKeys.add(id);
-      caches.push({ ...kind, sizeBytes: parseSize(sizeText), cpus });
+    const id = `${kind.level}:${kind.type}:${cpus[0]}`;
+    const same = cacheKeys.get(id) ?? [];
+    if (!same.some((c) => c.cpus.length === cpus.length && c.cpus.every((x, i) => x === cpus[i]))) {
+      const cache = { ...kind, sizeBytes: parseSize(sizeText), cpus };
+      same.push(cache);
+      cacheKeys.set(id, same);
+      caches.push(cache);
     }
     return isNew;
   }
@@ -420,11 +425,12 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
   // The view: everything, or what is allowed.
   const shownCpus = wholeSystem ? pus : allowed.cpus;
   const shown = new Set(shownCpus);
-  const keep = (cpus: number[]): number[] => (wholeSystem ? cpus : cpus.filter((c) => shown.has(c)));
+  const everything = shownCpus.length === pus.length;
+  const keep = (cpus: number[]): number[] => (everything ? cpus : cpus.filter((c) => shown.has(c)));
   const shownNodeIds = new Set(wholeSystem ? allNodes.map((n) => n.id) : allowed.nodes);
   const nodes = allNodes
     .filter((n) => shownNodeIds.has(n.id))
-    .map((n) => (wholeSystem ? n : { ...n, cpus: keep(n.cpus), localCpus: keep(n.localCpus) }));
+    .map((n) => (everything ? n : { ...n, cpus: keep(n.cpus), localCpus: keep(n.localCpus) }));
   if (nodes.length < allNodes.length) {
     // Distances between the nodes shown only.
     const kept = nodes.map((n) => allNodes.findIndex((m) => m.id === n.id));
@@ -472,8 +478,7 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
   }));
   const coreIndex = new Map<number, number>();
   for (const core of cores) for (const cpu of core.cpus) coreIndex.set(cpu, core.id);
-  const shownCaches = caches
-    .map((c) => ({ ...c, cpus: keep(c.cpus) }))
+  const shownCaches = (everything ? caches : caches.map((c) => ({ ...c, cpus: keep(c.cpus) })))
     .filter((c) => c.cpus.length > 0)
     .sort((a, b) => a.level - b.level || a.type.localeCompare(b.type) || byFirst(a.cpus, b.cpus));
 
@@ -520,9 +525,7 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
     core: coreIndex.get(id)!,
     node: nodeOf.get(id) ?? null,
   }));
-  if (!wholeSystem) {
-    for (const device of pciDevices) device.localCpus = keep(device.localCpus);
-  }
+  if (!everything) for (const device of pciDevices) device.localCpus = keep(device.localCpus);
 
   warnings.push(...fs.problems);
   for (const warning of warnings) logger.debug({ root }, warning);
