@@ -232,6 +232,13 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
     }
     noTopology.add(cpu);
   }
+  if (topologyNames === undefined && online.length > 0) {
+    // No CPU has topology information (hwloc falls back to bare PUs): each CPU is a core.
+    noTopology.clear();
+    warnings.push(
+      `no online CPU has a topology directory (${fs.path(`${CPU}/cpuN/topology`)}): each CPU is taken as a core of its own, in no package`,
+    );
+  }
   const names = topologyNames ?? new Set<string>();
   const coreFile = pick(names, 'core_cpus', 'thread_siblings');
   const packageFile = pick(names, 'package_cpus', 'core_siblings');

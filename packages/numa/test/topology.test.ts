@@ -1,6 +1,6 @@
 // readTopology on generated sysfs trees, compared with what the generator wrote and with hwloc
 // (lstopo --of xml with HWLOC_FSROOT) reading the same tree.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -253,6 +253,20 @@ describe('what real machines and old kernels leave out', () => {
     ]);
     expect(t.cores[0]!.cpus).toEqual([0, 1]);
     expect(t.processors[17]).toMatchObject({ die: 1, core: 8 });
+  });
+
+  it('no topology directories at all: every online CPU a core of its own, in no package', async () => {
+    const root = join(base, 'no-topology');
+    writeSyntheticMachine(root, { packages: 1, coresPerPackage: 2, threadsPerCore: 2 });
+    const cpuDir = join(root, 'sys/devices/system/cpu');
+    for (const entry of readdirSync(cpuDir).filter((e) => /^cpu\d+$/.test(e)))
+      rmSync(join(cpuDir, entry, 'topology'), { recursive: true });
+    const t = await readTopology({ root });
+    expect(t.cpus).toEqual([0, 1, 2, 3]);
+    expect(t.cores.map((c) => c.cpus)).toEqual([[0], [1], [2], [3]]);
+    expect(t.packages).toEqual([]);
+    expect(t.processors.every((p) => p.package === null)).toBe(true);
+    expect(t.warnings[0]).toMatch(/no online CPU has a topology directory/);
   });
 
   it('fails with OPDBUS_ERR_NUMA_READ naming the path when the root is not a sysfs tree', async () => {
