@@ -156,7 +156,15 @@ describe('names from the command line', () => {
     const link = join(dir, 'export-link.json');
     await symlink(victim, link);
     const state = join(dir, 'export-state');
-    // An empty ledger is enough to export.
+    // A ledger of one entry to export (the ledger commands only read).
+    const { Ledger } = await import('@opdbus/ledger');
+    const ledger = await Ledger.open({
+      dir: join(state, 'ledger'),
+      keyFile: join(state, 'keys', 'ledger.key'),
+      origin: 'security-test/opdbus',
+    });
+    await ledger.append({ v: 2, kind: 'note' });
+    await ledger.close();
     expect((await runCli(['--state-dir', state, 'ledger', 'checkpoint'])).code).toBe(0);
     for (const target of [link, '/dev/null']) {
       const bundle = await runCli(['--state-dir', state, 'ledger', 'export', target]);
@@ -189,5 +197,31 @@ describe('names from the command line', () => {
     );
     expect(fine.code, fine.stderr).toBe(0);
     expect(await readdir(out)).toEqual(['openVSwitchTest.ts']);
+  });
+});
+
+describe('the commit-confirmed watchdog', () => {
+  it('survives its parent going away during the start handshake', async () => {
+    const { spawn } = await import('node:child_process');
+    const { cliBin } = await import('./helpers.js');
+    const state = join(dir, 'watchdog-state');
+    await mkdir(join(state, 'transactions'), { recursive: true });
+    for (let round = 0; round < 5; round++) {
+      // The parent's end of the IPC channel closes before the watchdog can say "ready", as when
+      // the CLI is killed right after starting it.
+      const child = spawn(
+        process.execPath,
+        [cliBin, '--state-dir', state, '__watchdog', '20990101T000000.000Z-abcdef'],
+        { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] },
+      );
+      child.disconnect();
+      let stderr = '';
+      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(stderr).not.toMatch(/ERR_IPC_CHANNEL_CLOSED|EPIPE|internal error/);
+      // It went on to look at its transaction (there is none here: exit 8, not found).
+      expect(code, stderr).toBe(8);
+      expect(stderr).toContain('20990101T000000.000Z-abcdef');
+    }
   });
 });

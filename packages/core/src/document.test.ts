@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -247,6 +249,21 @@ describe('hostile documents', () => {
     await expect(loadStateDocument(file, registry)).rejects.toMatchObject({
       code: 'OPDBUS_ERR_LIMIT_EXCEEDED',
       data: { file, limit: 'documentBytes' },
+    });
+  });
+
+  it('reads a pipe or a file without a size whole, and stops an endless one at the limit', async () => {
+    // `opdbus apply <(…)` hands a FIFO, whose size is 0: it is read to its end.
+    const fifo = join(dir, 'doc.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const body = `version: 1\nplugins:\n  sysctl:\n${Array.from({ length: 5000 }, (_, i) => `    k${i}: "${i}"\n`).join('')}`;
+    const writer = createWriteStream(fifo);
+    writer.end(body);
+    const doc = await loadStateDocument(fifo, registry);
+    expect(Object.keys(doc.plugins.sysctl as object)).toHaveLength(5000);
+    await expect(loadStateDocument('/dev/zero', registry)).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_LIMIT_EXCEEDED',
+      data: { file: '/dev/zero', limit: 'documentBytes' },
     });
   });
 

@@ -59,17 +59,20 @@ export async function loadStateDocument(file: string, registry: PluginRegistry):
     try {
       const size = (await handle.stat()).size;
       if (size > limits.documentBytes) throw tooLarge(file, size);
-      // Read at most one byte more than the limit: a file that grows while it is read is caught too.
-      const buffer = Buffer.alloc(Math.min(size, limits.documentBytes) + 1);
+      // Read to the end, at most one byte more than the limit: a file that grows while it is
+      // read, a pipe (`<(…)`) or a /proc file (whose size is 0) is read whole and bounded too.
+      let buffer = Buffer.alloc(Math.min(size, limits.documentBytes) + 1);
       let length = 0;
       for (;;) {
+        if (length === buffer.length) {
+          if (length > limits.documentBytes) throw tooLarge(file, length);
+          const grown = Buffer.alloc(Math.min(Math.max(buffer.length * 2, 65_536), limits.documentBytes + 1));
+          buffer.copy(grown, 0, 0, length);
+          buffer = grown;
+        }
         const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
         if (bytesRead === 0) break;
         length += bytesRead;
-        if (length === buffer.length) {
-          if (length > limits.documentBytes) throw tooLarge(file, length);
-          break;
-        }
       }
       text = buffer.subarray(0, length).toString('utf8');
     } finally {

@@ -81,6 +81,14 @@ export {
   type Limits,
   type RedactedValue,
 } from './limits.js';
+export {
+  FileLock,
+  currentCommand,
+  describeLockOwner,
+  type FileLockOptions,
+  type LockOwner,
+  type LockProbe,
+} from './lock.js';
 export { silentLogger, type LogFn, type Logger } from './logger.js';
 export { IFNAMSIZ, interfaceNameProblem, isValidInterfaceName } from './names.js';
 export { checkOutputPath, writeOutputFile } from './output.js';

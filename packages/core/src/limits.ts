@@ -82,7 +82,7 @@ export interface RedactedValue {
 }
 
 /** The marker of a value withheld as secret. */
-export const REDACTED: RedactedValue = Object.freeze({ $redacted: true }) as RedactedValue;
+export const REDACTED: RedactedValue = Object.freeze({ $redacted: true });
 
 /**
  * A JSON value bounded for an audit record: itself when its canonical JSON has at most

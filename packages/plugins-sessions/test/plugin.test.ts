@@ -30,6 +30,19 @@ describe('session selectors', () => {
   });
 });
 
+describe('user names', () => {
+  it('are user names or uids, never paths, naming the key', () => {
+    const parse = (linger: Record<string, boolean>): unknown =>
+      parseStateDocument(JSON.stringify({ version: 1, plugins: { sessions: { linger } } }), {
+        source: 'users.yaml',
+        registry: new PluginRegistry([plugin]),
+      });
+    expect(() => parse({ opdbus: true, '1000': false, 'svc.user-1$': true })).not.toThrow();
+    for (const name of ['../../etc/shadow', '/root', 'a/b', '.', '', 'x'.repeat(300)])
+      expect(() => parse({ [name]: true }), name).toThrow(/a user name or a numeric uid|at most|too/i);
+  });
+});
+
 describeIf(probe, 'the termination policy against a real logind', () => {
   let ct: SystemdContainer;
   let stateDir: string;
@@ -42,7 +55,7 @@ describeIf(probe, 'the termination policy against a real logind', () => {
     });
   beforeAll(async () => {
     ct = await startSystemdContainer();
-    await ct.exec('useradd', ['--create-home', 'opdbus']);
+    await ct.exec('useradd', ['--create-home', 'opdbus'], { check: true });
     stateDir = await mkdtemp(join(tmpdir(), 'opdbus-sessions-'));
     engine = new Engine({
       registry,

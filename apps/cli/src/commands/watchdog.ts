@@ -20,14 +20,21 @@ export async function watchdog(global: GlobalOptions, txId: string): Promise<num
   // Ignore terminal signals meant for the CLI's session; SIGTERM (from `confirm`) means "look again".
   process.on('SIGINT', () => log.info('SIGINT ignored'));
   process.on('SIGHUP', () => log.info('SIGHUP ignored'));
+  // The owner may die at any point, even before this process could say it is ready: a channel
+  // already closed means it is gone (the engine then checks the transaction's owner itself).
   const ownerGone = new Promise<void>((resolve) => {
     if (process.connected) process.once('disconnect', () => resolve());
+    else if (process.send !== undefined) resolve();
   });
   const done = engine.runWatchdog(txId, {
     ownerGone,
     onWake: (wake) => process.on('SIGTERM', () => wake()),
   });
-  process.send?.('ready');
+  // With a callback, a closed channel (ERR_IPC_CHANNEL_CLOSED, EPIPE) is reported to it instead
+  // of being thrown as an unhandled 'error' event: the parent's death must not kill the watchdog.
+  process.send?.('ready', undefined, undefined, (err: Error | null) => {
+    if (err !== null) log.warn({ err }, 'the applying process is gone before the watchdog was ready');
+  });
   log.info('watchdog started');
   const record = await done;
   log.info({ status: record.status, restore: record.restore }, 'watchdog finished');
