@@ -86,7 +86,10 @@ describeIf(asRoot, 'opdbus ledger and snapshot, end to end in a network namespac
     expect(shown.code, shown.stderr).toBe(0);
     const entry = (JSON.parse(shown.stdout) as { entry: Record<string, unknown> }).entry;
     expect(entry).toMatchObject({ v: 2, kind: 'apply', host: expect.any(String) });
-    const records = entry.changeRecords as Array<Record<string, unknown>>;
+    // In plan order; compared by resource here.
+    const records = [...(entry.changeRecords as Array<Record<string, unknown>>)].sort((a, b) =>
+      String(a.resource).localeCompare(String(b.resource)),
+    );
     expect(records.map((c) => [c.plugin, c.resource, c.op, c.after, c.applied])).toEqual([
       ['sysctl', 'net.ipv4.ip_default_ttl', 'update', '77', true],
       ['sysctl', 'net.ipv4.ip_forward', 'update', '1', true],
@@ -104,7 +107,8 @@ describeIf(asRoot, 'opdbus ledger and snapshot, end to end in a network namespac
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatchObject({
+    const ttlEvent = lines.find((l) => l.resource === 'net.ipv4.ip_default_ttl');
+    expect(ttlEvent).toMatchObject({
       at: apply.entry.at,
       host: entry.host,
       actor: expect.any(String),
