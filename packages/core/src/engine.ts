@@ -69,6 +69,14 @@ export interface ApplyOptions {
   signal?: AbortSignal;
 }
 
+/** What {@link Engine.queryReport} returns. */
+export interface QueryReport {
+  /** Section by plugin: the observed state, in the document's shape. */
+  plugins: Record<string, unknown>;
+  /** Plugins an unscoped query could not reach, with the reason (e.g. "no OVSDB at unix:…"). */
+  unavailable: Record<string, string>;
+}
+
 /** Outcome of a plan computed from a document. */
 export interface PlanResult {
   plan: Plan;
@@ -208,10 +216,15 @@ export class Engine {
     scope: unknown,
     bindings: Record<string, unknown> = {},
     target: TargetSpec = this.target,
+    all = false,
   ): Promise<unknown> {
     const ctx = this.context(plugin.name, bindings, undefined, target);
     try {
-      return scope === undefined ? await plugin.query(ctx) : await plugin.query(ctx, { scope });
+      return scope !== undefined
+        ? await plugin.query(ctx, { scope })
+        : all
+          ? await plugin.query(ctx, { all: true })
+          : await plugin.query(ctx);
     } catch (err) {
       throw toOpdbusError(
         err,
@@ -224,26 +237,51 @@ export class Engine {
 
   /**
    * The observed state of the named plugins (default: every available one), normalised to the
-   * document's shape, with secrets redacted unless `showSecrets`.
+   * document's shape, with secrets redacted unless `showSecrets`. Only what a document can
+   * declare, unless `all` (see {@link QueryOptions.all}). See {@link Engine.queryReport} for
+   * which plugins an unscoped query left out and why.
    */
   async query(
     names?: readonly string[],
-    options: { showSecrets?: boolean } = {},
+    options: { showSecrets?: boolean; all?: boolean } = {},
   ): Promise<Record<string, unknown>> {
-    const out: Record<string, unknown> = {};
+    return (await this.queryReport(names, options)).plugins;
+  }
+
+  /**
+   * {@link Engine.query}, with the plugins it could not reach. Named plugins must be available
+   * (`OPDBUS_ERR_PLUGIN_UNAVAILABLE` otherwise); without names, every registered plugin is probed
+   * (all at once) and those that are not available are listed in `unavailable` with the reason
+   * their probe gave, instead of being left out silently.
+   */
+  async queryReport(
+    names?: readonly string[],
+    options: { showSecrets?: boolean; all?: boolean } = {},
+  ): Promise<QueryReport> {
+    const plugins: Record<string, unknown> = {};
+    const unavailable: Record<string, string> = {};
     const explicit = names !== undefined;
-    for (const name of names ?? this.registry.names()) {
-      const plugin = this.registry.require(name);
-      if (explicit) {
-        await this.#requireAvailable(plugin);
-      } else {
-        const probe = await this.probe([name]);
-        if (!probe[name]?.available) continue;
+    const selected = (names ?? this.registry.names()).map((name) => this.registry.require(name));
+    if (explicit) {
+      for (const plugin of selected) await this.#requireAvailable(plugin);
+    } else {
+      // Probes wait on sockets and buses that may not answer: run them side by side.
+      const probes = await Promise.all(
+        selected.map(
+          async (plugin) => [plugin.name, (await this.probe([plugin.name]))[plugin.name]] as const,
+        ),
+      );
+      for (const [name, probe] of probes) {
+        if (probe !== undefined && !probe.available) unavailable[name] = probe.reason;
       }
-      const section = await this.#query(plugin, undefined);
-      out[name] = options.showSecrets || plugin.redact === undefined ? section : plugin.redact(section);
     }
-    return out;
+    for (const plugin of selected) {
+      if (plugin.name in unavailable) continue;
+      const section = await this.#query(plugin, undefined, {}, this.target, options.all === true);
+      plugins[plugin.name] =
+        options.showSecrets || plugin.redact === undefined ? section : plugin.redact(section);
+    }
+    return { plugins, unavailable };
   }
 
   #diff(plugin: AnyPlugin, desired: unknown, observed: unknown): Change[] {
@@ -635,7 +673,11 @@ export class Engine {
         phase: 'audit',
         error: { code: 'OPDBUS_ERR_AUDIT_FAILED', message: recorded.message },
       };
-      const ok = await this.#restore(record, 'the apply result could not be recorded in the audit log', 'audit-failed');
+      const ok = await this.#restore(
+        record,
+        'the apply result could not be recorded in the audit log',
+        'audit-failed',
+      );
       throw new OpdbusError(
         'OPDBUS_ERR_AUDIT_FAILED',
         `Could not record the result of transaction ${txId} in the audit log (${recorded.message}); ${ok ? 'it was rolled back and the host is as it was before' : `rolling it back did NOT restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}; fix the audit log, then run \`opdbus rollback ${txId}\``}.`,
@@ -835,10 +877,10 @@ export class Engine {
       ...(errors.length > 0
         ? { error: { code: 'OPDBUS_ERR_RESTORE_FAILED', message: clipMessage(errors.join('; ')) } }
         : {}),
-      changeRecords: this.#changeRecords(
-        record.plan.changes.filter((c) => undone.has(c.id)).reverse(),
-        { inverse: true, applied: ok ? undone : new Set() },
-      ),
+      changeRecords: this.#changeRecords(record.plan.changes.filter((c) => undone.has(c.id)).reverse(), {
+        inverse: true,
+        applied: ok ? undone : new Set(),
+      }),
     });
     // A restore that cannot be recorded still restores: the failure is logged, published as
     // `audit.failed` and, for a failed apply, named in the error the caller gets.
@@ -1268,7 +1310,9 @@ type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target'
 
 /** The first items of a list for a message: never thousands of them. */
 function firstOf(items: readonly string[], n = 10): string {
-  return items.length <= n ? items.join('; ') : `${items.slice(0, n).join('; ')}; and ${items.length - n} more`;
+  return items.length <= n
+    ? items.join('; ')
+    : `${items.slice(0, n).join('; ')}; and ${items.length - n} more`;
 }
 
 /** A message kept in an audit record: at most 4 KiB of it. */
