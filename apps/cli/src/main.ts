@@ -61,10 +61,14 @@ export function buildProgram(
     .option('-p, --plugin <name...>', 'only these plugins')
     .option('--show-secrets', 'do not redact secrets')
     .option(
+      '--all',
+      'also what a document cannot set: read-only and volatile values (sysctl counters, random ids)',
+    )
+    .option(
       '--dbus-service <name...>',
       'include these D-Bus services in the dbus section (every property of every object), e.g. org.freedesktop.hostname1',
     )
-    .action((options: { plugin?: string[]; showSecrets?: boolean; dbusService?: string[] }) =>
+    .action((options: { plugin?: string[]; showSecrets?: boolean; all?: boolean; dbusService?: string[] }) =>
       run(async () => (await import('./commands/query.js')).query(globals(), options, output))(),
     );
 

@@ -135,6 +135,33 @@ describeIf(asRoot, 'opdbus against a network namespace', () => {
     expect(again.code).toBe(0);
   });
 
+  it('an unscoped query names what it could not reach (stderr, --json), and diffs clean', async () => {
+    const none = [
+      '--ovsdb',
+      `unix:${join(dir, 'no-ovsdb.sock')}`,
+      '--bus',
+      `unix:path=${join(dir, 'no.bus')}`,
+    ];
+    const query = await cli(...none, 'query');
+    expect(query.code, query.stderr).toBe(0);
+    expect(query.stderr).toMatch(/ovs: not queried: there is no OVSDB socket at .*no-ovsdb\.sock/);
+    expect(query.stderr).toMatch(/systemd: not queried: .*no\.bus/);
+    expect(query.stdout).toContain('sysctl:');
+    expect(query.stdout).not.toContain('net.core.rmem_max'); // read-only in a child namespace
+    const json = await cli(...none, '--json', 'query');
+    const body = JSON.parse(json.stdout) as { plugins: object; unavailable: Record<string, string> };
+    expect(Object.keys(body.unavailable)).toEqual(expect.arrayContaining(['ovs', 'systemd', 'dbus']));
+    expect(Object.keys(body.plugins)).toEqual(expect.arrayContaining(['sysctl', 'network']));
+    const again = await cli(...none, 'diff', await doc('whole.yaml', query.stdout));
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    // --all adds what a document cannot set; such a document is refused at plan time.
+    const all = await cli(...none, 'query', '--all', '--plugin', 'sysctl');
+    expect(all.stdout).toContain('net.core.rmem_max');
+    const refused = await cli(...none, 'diff', await doc('all.yaml', all.stdout));
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('OPDBUS_ERR_SYSCTL_READ_ONLY');
+  });
+
   it('rolls back a failed apply (exit 5) and records it', async () => {
     const before = sysctlIn('net.ipv4.ip_default_ttl', 'net.core.somaxconn');
     const file = await doc(

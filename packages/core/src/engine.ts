@@ -69,6 +69,14 @@ export interface ApplyOptions {
   signal?: AbortSignal;
 }
 
+/** What {@link Engine.queryReport} returns. */
+export interface QueryReport {
+  /** Section by plugin: the observed state, in the document's shape. */
+  plugins: Record<string, unknown>;
+  /** Plugins an unscoped query could not reach, with the reason (e.g. "no OVSDB at unix:…"). */
+  unavailable: Record<string, string>;
+}
+
 /** Outcome of a plan computed from a document. */
 export interface PlanResult {
   plan: Plan;
@@ -208,10 +216,15 @@ export class Engine {
     scope: unknown,
     bindings: Record<string, unknown> = {},
     target: TargetSpec = this.target,
+    all = false,
   ): Promise<unknown> {
     const ctx = this.context(plugin.name, bindings, undefined, target);
     try {
-      return scope === undefined ? await plugin.query(ctx) : await plugin.query(ctx, { scope });
+      return scope !== undefined
+        ? await plugin.query(ctx, { scope })
+        : all
+          ? await plugin.query(ctx, { all: true })
+          : await plugin.query(ctx);
     } catch (err) {
       throw toOpdbusError(
         err,
@@ -224,26 +237,51 @@ export class Engine {
 
   /**
    * The observed state of the named plugins (default: every available one), normalised to the
-   * document's shape, with secrets redacted unless `showSecrets`.
+   * document's shape, with secrets redacted unless `showSecrets`. Only what a document can
+   * declare, unless `all` (see {@link QueryOptions.all}). See {@link Engine.queryReport} for
+   * which plugins an unscoped query left out and why.
    */
   async query(
     names?: readonly string[],
-    options: { showSecrets?: boolean } = {},
+    options: { showSecrets?: boolean; all?: boolean } = {},
   ): Promise<Record<string, unknown>> {
-    const out: Record<string, unknown> = {};
+    return (await this.queryReport(names, options)).plugins;
+  }
+
+  /**
+   * {@link Engine.query}, with the plugins it could not reach. Named plugins must be available
+   * (`OPDBUS_ERR_PLUGIN_UNAVAILABLE` otherwise); without names, every registered plugin is probed
+   * (all at once) and those that are not available are listed in `unavailable` with the reason
+   * their probe gave, instead of being left out silently.
+   */
+  async queryReport(
+    names?: readonly string[],
+    options: { showSecrets?: boolean; all?: boolean } = {},
+  ): Promise<QueryReport> {
+    const plugins: Record<string, unknown> = {};
+    const unavailable: Record<string, string> = {};
     const explicit = names !== undefined;
-    for (const name of names ?? this.registry.names()) {
-      const plugin = this.registry.require(name);
-      if (explicit) {
-        await this.#requireAvailable(plugin);
-      } else {
-        const probe = await this.probe([name]);
-        if (!probe[name]?.available) continue;
+    const selected = (names ?? this.registry.names()).map((name) => this.registry.require(name));
+    if (explicit) {
+      for (const plugin of selected) await this.#requireAvailable(plugin);
+    } else {
+      // Probes wait on sockets and buses that may not answer: run them side by side.
+      const probes = await Promise.all(
+        selected.map(
+          async (plugin) => [plugin.name, (await this.probe([plugin.name]))[plugin.name]] as const,
+        ),
+      );
+      for (const [name, probe] of probes) {
+        if (probe !== undefined && !probe.available) unavailable[name] = probe.reason;
       }
-      const section = await this.#query(plugin, undefined);
-      out[name] = options.showSecrets || plugin.redact === undefined ? section : plugin.redact(section);
     }
-    return out;
+    for (const plugin of selected) {
+      if (plugin.name in unavailable) continue;
+      const section = await this.#query(plugin, undefined, {}, this.target, options.all === true);
+      plugins[plugin.name] =
+        options.showSecrets || plugin.redact === undefined ? section : plugin.redact(section);
+    }
+    return { plugins, unavailable };
   }
 
   #diff(plugin: AnyPlugin, desired: unknown, observed: unknown): Change[] {

@@ -37,6 +37,7 @@ export {
   type ApplyResult,
   type EngineOptions,
   type PlanResult,
+  type QueryReport,
   type RecoveryReport,
   type VerifyOptions,
   type WatchdogOptions,

@@ -61,6 +61,12 @@ export interface QueryOptions<D> {
    * When unset, return everything the plugin can see.
    */
   scope?: D;
+  /**
+   * Without a scope: also return what a document cannot or should not set (read-only values,
+   * values that change on their own). By default a query returns only what a document can
+   * declare, so that `query` fed back to `diff` shows no change.
+   */
+  all?: boolean;
 }
 
 /** One event from a plugin's native event stream. */

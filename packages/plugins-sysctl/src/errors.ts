@@ -17,6 +17,12 @@ export const sysctlErrors = defineErrorCodes({
       'The key is write-only (an action such as a cache flush, not a state), so it cannot be declared.',
     remedy: 'Remove it from the state document; trigger the action with sysctl(8) if you need it.',
   },
+  OPDBUS_ERR_SYSCTL_READ_ONLY: {
+    summary:
+      'The state document sets a read-only sysctl key (a counter or report of the kernel, mode without a write bit).',
+    remedy:
+      'Remove the key from the document; `opdbus query` leaves read-only and volatile keys out unless given `--all`.',
+  },
   OPDBUS_ERR_SYSCTL_WRITE: {
     summary: 'The kernel refused the value written to a sysctl key (the errno says why).',
     remedy: "Check the value against the key's documented range and type (Documentation/admin-guide/sysctl).",

@@ -46,7 +46,12 @@ export const sysctlSchema: z.ZodType<SysctlSection> = z
     'Kernel parameters under /proc/sys, by sysctl(8) name, e.g. "net.ipv4.ip_forward": 1. Values compare as sysctl prints them; whitespace between fields is free.',
   );
 
-/** Keys whose value changes on its own (counters, random values): never reported as drift. */
+/**
+ * Writable keys whose value changes on its own (the kernel moves them): left out of a query
+ * unless asked (`all`) and never reported as drift. Read-only keys (counters, random values,
+ * reports) are recognised by their mode bits and need no list; the read-only ones below stay
+ * listed for kernels that give them other modes.
+ */
 export const volatileKeys: ReadonlySet<string> = new Set([
   'fs.dentry-state',
   'fs.file-nr',
@@ -60,8 +65,13 @@ export const volatileKeys: ReadonlySet<string> = new Set([
   'fs.quota.reads',
   'fs.quota.syncs',
   'fs.quota.writes',
+  'kernel.hung_task_warnings',
   'kernel.ns_last_pid',
+  // Lowered by the kernel itself when perf interrupts take too long.
+  'kernel.perf_event_max_sample_rate',
+  'kernel.perf_cpu_time_max_percent',
   'kernel.pty.nr',
+  'kernel.random.boot_id',
   'kernel.random.entropy_avail',
   'kernel.random.uuid',
   'net.netfilter.nf_conntrack_count',
@@ -92,7 +102,7 @@ export function createSysctlPlugin(
   const root = options.root ?? '/proc/sys';
   const procSys = (ctx: PluginContext): ProcSys => new ProcSys(ctx.netns, root);
 
-  /** Check a document key: it exists, is readable, and (in a netns) is namespaced. */
+  /** Check a document key: it exists, is readable and writable, and (in a netns) is namespaced. */
   const resolveKey = (sys: ProcSys, ctx: PluginContext, key: string): string => {
     const canonical = canonicalKey(key);
     const path = formatPath(['plugins', 'sysctl', key]);
@@ -120,16 +130,32 @@ export function createSysctlPlugin(
         },
       );
     }
+    if (!stat.writable) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_SYSCTL_READ_ONLY',
+        `${path}: ${canonical} is read-only (the kernel reports it; nobody can set it${ctx.netns ? ` in namespace "${ctx.netns.name}"` : ''}), so it cannot be declared; remove it from the document (\`opdbus query\` leaves such keys out unless given --all).`,
+        { data: { path, key: canonical } },
+      );
+    }
     return canonical;
   };
 
-  const readAll = (sys: ProcSys, keys: readonly string[], ctx: PluginContext): Record<string, string> => {
+  /**
+   * Read keys in one batch. With `settableOnly`, keys the kernel does not let anyone set (mode
+   * without a write bit) are left out.
+   */
+  const readAll = (
+    sys: ProcSys,
+    keys: readonly string[],
+    ctx: PluginContext,
+    settableOnly = false,
+  ): Record<string, string> => {
     const out: Record<string, string> = {};
     const results = sys.readMany(keys);
     for (const [i, key] of keys.entries()) {
       const result = results[i]!;
       if ('value' in result) {
-        out[key] = result.value;
+        if (!settableOnly || result.writable) out[key] = result.value;
       } else if (READ_SKIP.has(result.errno)) {
         ctx.logger.trace({ key, code: result.errno }, 'sysctl key not readable; skipped');
       } else {
@@ -182,7 +208,10 @@ export function createSysctlPlugin(
           }
           return values;
         }
-        return readAll(sys, sys.keys(ctx.netns !== undefined), ctx);
+        // A document of the host: what can be set, without what moves on its own (unless `all`).
+        const all = queryOptions?.all === true;
+        const keys = sys.keys(ctx.netns !== undefined);
+        return readAll(sys, all ? keys : keys.filter((k) => !volatileKeys.has(k)), ctx, !all);
       });
     },
 
@@ -277,10 +306,12 @@ export function createSysctlPlugin(
       const keys =
         options.watchKeys?.map(canonicalKey) ??
         sys.keys(ctx.netns !== undefined).filter((k) => !volatileKeys.has(k));
-      let last = readAll(sys, keys, ctx);
+      // Read-only keys are the kernel's reports (counters): their changes are not drift.
+      const settableOnly = options.watchKeys === undefined;
+      let last = readAll(sys, keys, ctx, settableOnly);
       const timer = setInterval(() => {
         Promise.resolve()
-          .then(() => readAll(sys, keys, ctx))
+          .then(() => readAll(sys, keys, ctx, settableOnly))
           .then((now) => {
             for (const key of keys) {
               const before = last[key];

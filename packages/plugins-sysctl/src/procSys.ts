@@ -11,8 +11,14 @@ import { OpdbusError, type NetnsRunner } from '@opdbus/core';
 import { ConfinedRoot } from '@opdbus/netlink';
 import { isNamespacedKey, keyRelativePath, pathKey, printedValue, sysctlKeyProblem } from './keys.js';
 
-/** The errno `code` of a failed read, or the value read. */
-export type ReadResult = { value: string } | { errno: string; error: Error };
+/**
+ * The errno `code` of a failed read, or the value read and whether the key can be set (its mode
+ * has the owner's write bit: /proc/sys checks mode bits even for root, so a 0444 key is read-only
+ * for everyone).
+ */
+export type ReadResult = { value: string; writable: boolean } | { errno: string; error: Error };
+
+const writableMode = (mode: number): boolean => (mode & 0o200) !== 0;
 
 /**
  * /proc/sys as seen from a network namespace (or the caller's).
@@ -60,8 +66,13 @@ export class ProcSys {
   }
 
   #readOne(root: ConfinedRoot, key: string, buf: Buffer): string {
+    return this.#readOneWithMode(root, key, buf).value;
+  }
+
+  #readOneWithMode(root: ConfinedRoot, key: string, buf: Buffer): { value: string; writable: boolean } {
     const fd = root.openSync(this.#relative(key), fsc.O_RDONLY);
     try {
+      const writable = writableMode(fstatSync(fd).mode);
       const chunks: Buffer[] = [];
       let total = 0;
       for (;;) {
@@ -73,7 +84,7 @@ export class ProcSys {
           throw Object.assign(new Error(`${key}: value larger than 1 MiB`), { code: 'EFBIG' });
         chunks.push(Buffer.from(buf.subarray(0, n)));
       }
-      return printedValue(Buffer.concat(chunks).toString('utf8'));
+      return { value: printedValue(Buffer.concat(chunks).toString('utf8')), writable };
     } finally {
       closeSync(fd);
     }
@@ -90,7 +101,7 @@ export class ProcSys {
       const buf = Buffer.allocUnsafe(4096);
       return keys.map((key): ReadResult => {
         try {
-          return { value: this.#readOne(root, key, buf) };
+          return this.#readOneWithMode(root, key, buf);
         } catch (err) {
           if (err instanceof OpdbusError) throw err;
           return { errno: (err as NodeJS.ErrnoException).code ?? 'EIO', error: err as Error };
@@ -115,22 +126,33 @@ export class ProcSys {
     });
   }
 
-  /** Whether the key's file exists, and whether it is readable (write-only keys are actions). */
-  stat(key: string): { exists: boolean; readable: boolean; directory: boolean } {
+  /**
+   * Whether the key's file exists, whether it is readable (write-only keys are actions) and
+   * whether it is writable (read-only keys are reports of the kernel, not settings).
+   */
+  stat(key: string): { exists: boolean; readable: boolean; writable: boolean; directory: boolean } {
     return this.#inTarget((root) => {
       try {
         const fd = root.openSync(this.#relative(key), fsc.O_RDONLY | fsc.O_NONBLOCK);
         try {
-          const directory = fstatSync(fd).isDirectory();
-          return { exists: true, readable: !directory, directory };
+          const stat = fstatSync(fd);
+          const directory = stat.isDirectory();
+          return {
+            exists: true,
+            readable: !directory,
+            writable: !directory && writableMode(stat.mode),
+            directory,
+          };
         } finally {
           closeSync(fd);
         }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT' || code === 'ENOTDIR')
-          return { exists: false, readable: false, directory: false };
-        if (code === 'EACCES' || code === 'EPERM') return { exists: true, readable: false, directory: false };
+          return { exists: false, readable: false, writable: false, directory: false };
+        // Not readable even by its owner: a write-only action key (e.g. vm.drop_caches is 0200).
+        if (code === 'EACCES' || code === 'EPERM')
+          return { exists: true, readable: false, writable: true, directory: false };
         throw err;
       }
     });

@@ -86,6 +86,40 @@ describeIf(asRoot, 'sysctl plugin in a network namespace', () => {
     expect(keys).not.toContain('net.ipv4.route.flush');
   });
 
+  it('leaves out what a document cannot set (read-only by mode, volatile) unless asked for all', async () => {
+    // The kernel's own view of which files nobody may write, inside the same namespace.
+    const readOnly = execFileSync(
+      'ip',
+      ['netns', 'exec', name, 'find', '/proc/sys/net', '-type', 'f', '-perm', '-u+r', '!', '-perm', '-u+w'],
+      { encoding: 'utf8' },
+    )
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((path) => path.slice('/proc/sys/'.length).replaceAll('/', '.'));
+    expect(readOnly.length).toBeGreaterThan(0);
+    const settable = Object.keys(await plugin.query(ctx()));
+    const everything = Object.keys(await plugin.query(ctx(), { all: true }));
+    for (const key of readOnly) {
+      expect(settable).not.toContain(key);
+      expect(everything).toContain(key);
+    }
+    expect(everything.length).toBe(settable.length + readOnly.length);
+    expect(settable).toContain('net.ipv4.ip_forward');
+    // Fed back as a document, the default query plans no change.
+    const e = engine();
+    const plan = await e.plan(doc(await plugin.query(ctx())));
+    expect(plan.plan.changes).toEqual([]);
+  });
+
+  it('refuses a read-only key at plan time, naming it', async () => {
+    // net.core.rmem_max belongs to the host: a child namespace sees it read-only (0444).
+    const e = engine();
+    await expect(e.plan(doc({ 'net.core.rmem_max': 212992 }))).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_SYSCTL_READ_ONLY',
+      message: expect.stringContaining('plugins.sysctl["net.core.rmem_max"]'),
+    });
+  });
+
   it('refuses unknown, host-wide and write-only keys with the document path', async () => {
     await expect(plugin.query(ctx(), { scope: { 'net.ipv4.no_such_key': 1 } })).rejects.toMatchObject({
       code: 'OPDBUS_ERR_SYSCTL_UNKNOWN_KEY',

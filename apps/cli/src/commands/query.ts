@@ -5,6 +5,8 @@ import { createEngine, recoverFirst, type GlobalOptions, type Output } from '../
 export interface QueryOptions {
   plugin?: string[];
   showSecrets?: boolean;
+  /** Also read-only and volatile values (what a document cannot set). */
+  all?: boolean;
   /** D-Bus services for the `dbus` section (implies it when --plugin is given). */
   dbusService?: string[];
 }
@@ -21,8 +23,22 @@ export async function query(global: GlobalOptions, options: QueryOptions, output
     services !== undefined && options.plugin !== undefined && !options.plugin.includes('dbus')
       ? [...options.plugin, 'dbus']
       : options.plugin;
-  const plugins = await engine.query(names, { showSecrets: options.showSecrets === true });
-  if (global.json) output.out(JSON.stringify({ version: 1, plugins }, null, 2));
-  else output.out(stringifyStateDocument(plugins));
+  const { plugins, unavailable } = await engine.queryReport(names, {
+    showSecrets: options.showSecrets === true,
+    all: options.all === true,
+  });
+  // Say what is missing from the document and why, instead of leaving it out silently.
+  for (const [name, reason] of Object.entries(unavailable)) {
+    output.err(`opdbus: ${name}: not queried: ${reason.replace(/\.+$/, '')}`);
+  }
+  if (global.json) {
+    output.out(
+      JSON.stringify(
+        Object.keys(unavailable).length > 0 ? { version: 1, plugins, unavailable } : { version: 1, plugins },
+        null,
+        2,
+      ),
+    );
+  } else output.out(stringifyStateDocument(plugins));
   return 0;
 }
