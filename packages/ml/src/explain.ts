@@ -33,6 +33,13 @@ function num(x: unknown): string {
   return typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toPrecision(3)) : String(x);
 }
 
+/** A field key `plugin:template#path` shown as `plugin/resource.path` of this change. */
+function fieldName(f: ChangeFeatures, field: unknown): string {
+  const key = String(field);
+  const path = key.slice(key.indexOf('#', f.template.length) + 1);
+  return `${f.event.plugin}/${f.event.resource}${path === '' ? '' : `.${path}`}`;
+}
+
 /** The reason sentence of one detector, from its evidence. */
 export function reasonText(detector: string, f: ChangeFeatures, e: Evidence, p: number): string {
   const ev = f.event;
@@ -54,10 +61,10 @@ export function reasonText(detector: string, f: ChangeFeatures, e: Evidence, p: 
     case 'day':
       return `unusual day: ${DAYS[Number(e.day)] ?? '?'} for ${ev.actor} on ${change} (usual: ${ranges(e.usual, (d) => DAYS[d]!.slice(0, 3))}) [p ${pct}]`;
     case 'value':
-      if (e.kind === 'field') return `new field: ${String(e.field)} was never set on this resource [p ${pct}]`;
+      if (e.kind === 'field') return `new field: ${fieldName(f, e.field)} was never set on this resource [p ${pct}]`;
       if (e.kind === 'band')
-        return `value out of band: ${String(e.field)} = ${num(e.value)} (seen ${num((e.band as number[])[0])}…${num((e.band as number[])[1])}, median ${num(e.median)}) [p ${pct}]`;
-      return `unusual value: ${String(e.field)} = ${JSON.stringify(e.value)} (usual: ${list(e.usual)}) [p ${pct}]`;
+        return `value out of band: ${fieldName(f, e.field)} = ${num(e.value)} (seen ${num((e.band as number[])[0])}…${num((e.band as number[])[1])}, median ${num(e.median)}) [p ${pct}]`;
+      return `unusual value: ${fieldName(f, e.field)} = ${JSON.stringify(e.value)} (usual: ${list(e.usual)}) [p ${pct}]`;
     case 'burst':
       return `burst: ${num(e.count)} changes on ${ev.host} within ±5 min (usual at most ${num(e.usual)}) [p ${pct}]`;
     case 'neighbour':

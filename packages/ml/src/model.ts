@@ -314,7 +314,7 @@ export class AnomalyModel {
     return { values, evidence, hits };
   }
 
-  /** The combined statistic: the sum of each detector's calibrated surprise (−ln p), Fisher's method. */
+  /** Each detector's calibrated signal and the combined statistic ({@link combineSurprises}). */
   private combine(values: Record<DetectorName, number>): { statistic: number; signals: Record<DetectorName, Signal> } {
     const signals = {} as Record<DetectorName, Signal>;
     const surprises: number[] = [];
@@ -469,21 +469,22 @@ export class AnomalyModel {
   }
 }
 
-/** @internal */
-export const combineMode = { mode: process.env.OPDBUS_ML_COMBINE ?? 'fisher' };
-
-function combineSurprises(s: number[]): number {
-  const sorted = [...s].sort((a, b) => b - a);
-  switch (combineMode.mode) {
-    case 'tippett':
-      return sorted[0]!;
-    case 'top2':
-      return sorted[0]! + sorted[1]!;
-    case 'top3':
-      return sorted[0]! + sorted[1]! + sorted[2]!;
-    default:
-      return s.reduce((a, b) => a + b, 0);
+/**
+ * The combined statistic: the sum of the two largest calibrated surprises (−ln p), the rank
+ * truncated product of the two smallest p-values (Dudbridge & Koeleman, 2003). An anomaly shows
+ * in one or two signals; summing all nine (Fisher) would add the noise of the silent ones, and
+ * the largest alone (Tippett) would ignore a second signal that agrees.
+ */
+function combineSurprises(s: readonly number[]): number {
+  let first = 0;
+  let second = 0;
+  for (const x of s) {
+    if (x > first) {
+      second = first;
+      first = x;
+    } else if (x > second) second = x;
   }
+  return first + second;
 }
 
 function quantileOf(tail: TailModel, q: number): number {

@@ -143,6 +143,7 @@ export interface ProfileJson {
   burstByHost: [string, { values: number[]; seen: number; state: number }][];
   peers: [string, string[]][];
   hostSpan: [string, [number, number]][];
+  lastSession: [string, number][];
 }
 
 /** At most this many distinct values are counted per field (the rest count as "many"). */
@@ -174,6 +175,8 @@ export class HistoryProfile {
   burstGlobal = new NumberSample(4096, 7);
   burstByHost = new Map<string, NumberSample>();
   peers = new Map<string, string[]>();
+  /** The day each (context, actor) was last counted. */
+  lastSession = new Map<string, number>();
   /** First and last change time of each host. */
   hostSpan = new Map<string, [number, number]>();
   private bands = new Map<string, Band | null>();
@@ -192,9 +195,22 @@ export class HistoryProfile {
     this.kinds.add(e.plugin, f.kind);
     this.templates.add(f.kind, f.template);
     this.ops.add(f.template, e.op);
-    this.actors.add(e.actor);
-    this.actorByKind.add(f.kind, e.actor);
-    this.actorByWhat.add(f.what, e.actor);
+    // Who: one observation per actor, context and day (a session), not per write — an
+    // automation account that writes a thousand times a day is one decision, not a thousand.
+    const day = Math.floor(f.clock.time / 86_400_000);
+    for (const [table, context] of [
+      [this.actorByKind, f.kind],
+      [this.actorByWhat, f.what],
+    ] as const) {
+      const session = `${context}${sep}${e.actor}`;
+      if (this.lastSession.get(session) === day) continue;
+      this.lastSession.set(session, day);
+      table.add(context, e.actor);
+    }
+    if (this.lastSession.get(e.actor) !== day) {
+      this.lastSession.set(e.actor, day);
+      this.actors.add(e.actor);
+    }
     this.whats.add(f.what);
     this.whatByHost.add(e.host, f.what);
     const span = this.hostSpan.get(e.host);
@@ -308,7 +324,8 @@ export class HistoryProfile {
       perDay: stats.perDay,
       knownHost: own !== undefined,
     };
-    if (own === undefined || own.get(f.what) > 0) return { p: 1, evidence };
+    // Made here before, a host never seen, or a change no host made (the `what` detector's case).
+    if (own === undefined || own.get(f.what) > 0 || stats.hosts === 0) return { p: 1, evidence };
     const share = stats.hosts / Math.max(1, this.whatByHost.table.size);
     const prior = (onPeers + share) / (peers.length + 1);
     const unseen = Math.exp(-stats.perDay * this.daysOf(host));
@@ -486,6 +503,7 @@ export class HistoryProfile {
       burstByHost: samples(this.burstByHost),
       peers: [...this.peers.entries()],
       hostSpan: [...this.hostSpan.entries()],
+      lastSession: [...this.lastSession.entries()],
     };
   }
 
@@ -512,6 +530,7 @@ export class HistoryProfile {
     p.burstByHost = new Map(json.burstByHost.map(([k, s]) => [k, NumberSample.fromJSON(s, 512)]));
     p.peers = new Map(json.peers);
     p.hostSpan = new Map(json.hostSpan);
+    p.lastSession = new Map(json.lastSession);
     return p;
   }
 }
