@@ -843,11 +843,14 @@ export function generateFleetHistory(options: GeneratorOptions): GeneratedHistor
   const testWeeks = options.testWeeks ?? 2;
   const start = Date.parse(options.start ?? '2026-01-05T00:00:00Z');
   const fleet = buildFleet(rng, options, start, weeks);
-  const history = normalDays(rng, fleet, start, 0, weeks * 7).sort((a, b) => a.time - b.time);
   const testEnd = (weeks + testWeeks) * 7;
-  const normal = normalDays(rng, fleet, start, weeks * 7, testEnd);
+  const cut = start + weeks * 7 * DAY;
+  const end = start + testEnd * DAY;
+  // Drafts are placed by each host's and person's clock: split by absolute time.
+  const normal = normalDays(rng, fleet, start, 0, testEnd).filter((d) => d.time < end);
+  const history = normal.filter((d) => d.time < cut).sort((a, b) => a.time - b.time);
   const anomalies = injectAnomalies(rng, fleet, start, weeks * 7, testEnd, options.anomaliesPerKind ?? 16);
-  const test = [...normal, ...anomalies].filter((d) => d.time < start + testEnd * DAY).sort((a, b) => a.time - b.time);
+  const test = [...normal, ...anomalies].filter((d) => d.time >= cut && d.time < end).sort((a, b) => a.time - b.time);
   const actors = new Set<string>();
   for (const d of history) actors.add(d.actor);
   return {

@@ -248,6 +248,14 @@ export class AnomalyModel {
     };
   }
 
+  /**
+   * Forget what was derived from the profile (after it changed).
+   * @internal
+   */
+  refresh(): void {
+    this.burstTails.clear();
+  }
+
   private burstTail(host: string): { p: (count: number) => number; usual: number } {
     let t = this.burstTails.get(host);
     if (t === undefined) {
@@ -367,7 +375,7 @@ export class AnomalyModel {
     const features = events.map(featurize).sort((a, b) => a.clock.time - b.clock.time);
     this.profile.addAll(features);
     this.profile.finalize();
-    this.burstTails.clear();
+    this.refresh();
     for (const f of features) {
       this.index.add(this.embedder.embedChange(f), this.meta.length);
       this.meta.push(metaOf(f.event));
@@ -457,8 +465,9 @@ export class AnomalyModel {
       await rename(tmp, target);
       await rm(old, { recursive: true, force: true });
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
-      if (!existsSync(target) && existsSync(old)) await rename(old, target);
+      // Put things back as they were; a cleanup that fails too must not hide the first error.
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      if (!existsSync(target) && existsSync(old)) await rename(old, target).catch(() => undefined);
       if (err instanceof OpdbusError) throw err;
       throw new OpdbusError('OPDBUS_ERR_ML_MODEL_WRITE', `Cannot write the model to ${dir}: ${(err as Error).message}.`, {
         data: { dir },
@@ -618,6 +627,7 @@ export async function trainModel(events: readonly ChangeEvent[], options: TrainO
   // The held-out part joins the history.
   profile.addAll(holdout);
   profile.finalize();
+  model.refresh();
   for (let i = cut; i < features.length; i++) {
     index.add(vectors[i]!, i);
     meta.push(metaOf(features[i]!.event));
