@@ -1,10 +1,12 @@
 // Human-readable reasons: which signal, what was expected, what was seen.
 import type { ChangeFeatures } from './features.js';
 import type { Evidence } from './profile.js';
+import { Counter } from './stats.js';
 
 const DAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
 
-function list(entries: unknown): string {
+function list(value: unknown): string {
+  const entries = value instanceof Counter ? value.top(3) : value;
   if (!Array.isArray(entries) || entries.length === 0) return 'none';
   return (entries as [string, number][]).map(([k, n]) => `${k} ${n}×`).join(', ');
 }

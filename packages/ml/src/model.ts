@@ -106,7 +106,7 @@ export interface StateScore {
 
 /** Progress of a long step. */
 export interface TrainProgress {
-  phase: 'featurize' | 'profile' | 'index' | 'autoencoder' | 'calibrate' | 'states';
+  phase: 'featurize' | 'profile' | 'embed' | 'index' | 'autoencoder' | 'calibrate' | 'states';
   done: number;
   total: number;
 }
@@ -566,7 +566,8 @@ export async function trainModel(events: readonly ChangeEvent[], options: TrainO
   profile.finalize();
   progress({ phase: 'profile', done: 1, total: 1 });
 
-  const vectors = features.map((f) => {
+  const vectors = features.map((f, i) => {
+    if (i % 5000 === 0) progress({ phase: 'embed', done: i, total: features.length });
     const v = embedder.embedChange(f);
     if (v.length !== embedder.dim)
       throw new OpdbusError('OPDBUS_ERR_ML_EMBEDDER', `Embedder ${embedder.name} returned ${v.length} dimensions, not ${embedder.dim}.`);

@@ -15,7 +15,7 @@ const PEER_SIMILARITY = 0.5;
 /** A band needs at least this many values (else the wider context's band is used). */
 const MIN_BAND = 8;
 
-/** The evidence a detector gives for its reason. */
+/** The evidence a detector gives for its reason (counters are summarised only when a reason is written). */
 export type Evidence = Record<string, unknown>;
 
 /** One detector's result: p in (0, 1] (small = unusual) and what it saw. */
@@ -297,7 +297,7 @@ export class HistoryProfile {
   actor(f: ChangeFeatures): DetectorResult {
     const e = f.event;
     const p = categoricalTail([this.actors, this.actorByKind.get(f.kind), this.actorByWhat.get(f.what)], e.actor);
-    return { p, evidence: { usual: this.actorByWhat.get(f.what)?.top(3) ?? [], actorSeen: this.actors.get(e.actor) } };
+    return { p, evidence: { usual: this.actorByWhat.get(f.what), actorSeen: this.actors.get(e.actor) } };
   }
 
   /**
@@ -451,7 +451,7 @@ export class HistoryProfile {
       kind: 'value',
       field: leaf.field,
       value: leaf.value,
-      usual: (hostValues ?? fieldValues)?.top(3) ?? [],
+      usual: hostValues ?? fieldValues,
     };
     if (typeof leaf.value === 'number') {
       const band = this.band(hostField, this.numbersByHost) ?? this.band(leaf.field, this.numbers);
