@@ -7,7 +7,15 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BruteForceIndex, featurize, HashingEmbedder, HnswIndex, loadBackend, loadModel, trainModel } from '@opdbus/ml';
+import {
+  BruteForceIndex,
+  featurize,
+  HashingEmbedder,
+  HnswIndex,
+  loadBackend,
+  loadModel,
+  trainModel,
+} from '@opdbus/ml';
 import { generateFleetHistory } from '@opdbus/ml/generator';
 import { ms, stats, table } from '../lib.mjs';
 
@@ -121,11 +129,29 @@ export async function run({ log }) {
       table(
         ['what', 'op-dbus', 'goal'],
         [
-          ['score one change, wall time p50 / p99, `model.score([change])`', `${ms(percentile(one, 0.5))} / **${ms(percentile(one, 0.99))}**`, 'p99 < 5 ms'],
-          ['score one change, CPU time p50 / p99', `${ms(percentile(oneCpu, 0.5))} / **${ms(percentile(oneCpu, 0.99))}**`, ''],
+          [
+            'score one change, wall time p50 / p99, `model.score([change])`',
+            `${ms(percentile(one, 0.5))} / **${ms(percentile(one, 0.99))}**`,
+            'p99 < 5 ms',
+          ],
+          [
+            'score one change, CPU time p50 / p99',
+            `${ms(percentile(oneCpu, 0.5))} / **${ms(percentile(oneCpu, 0.99))}**`,
+            '',
+          ],
           ['score a batch of 2 000 changes', `${ms(batchMs)} (${ms(batchMs / test.length)} each)`, ''],
-          ['train on 100k changes (featurize, embed, HNSW, autoencoder, calibrate)', `${(trainMs / 1000).toFixed(1)} s`, ''],
-          ['model size on disk', `${mib(size)} (${Object.entries(files).map(([f, b]) => `${f} ${mib(b)}`).join(', ')})`, ''],
+          [
+            'train on 100k changes (featurize, embed, HNSW, autoencoder, calibrate)',
+            `${(trainMs / 1000).toFixed(1)} s`,
+            '',
+          ],
+          [
+            'model size on disk',
+            `${mib(size)} (${Object.entries(files)
+              .map(([f, b]) => `${f} ${mib(b)}`)
+              .join(', ')})`,
+            '',
+          ],
           ['save / load the model', `${ms(saveMs)} / ${ms(loadMs)}`, ''],
         ],
       ),

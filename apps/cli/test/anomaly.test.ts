@@ -14,9 +14,31 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'opdbus-cli-anomaly-'));
   data = join(dir, 'data');
   model = join(dir, 'model');
-  const gen = await runCli(['anomaly', 'generate', '--seed', '21', '--weeks', '3', '--test-weeks', '1', '--hosts', '16', '--out', data]);
+  const gen = await runCli([
+    'anomaly',
+    'generate',
+    '--seed',
+    '21',
+    '--weeks',
+    '3',
+    '--test-weeks',
+    '1',
+    '--hosts',
+    '16',
+    '--out',
+    data,
+  ]);
   expect(gen.code, gen.stderr).toBe(0);
-  const train = await runCli(['anomaly', 'train', '--history', join(data, 'history.jsonl'), '--model', model, '--epochs', '2']);
+  const train = await runCli([
+    'anomaly',
+    'train',
+    '--history',
+    join(data, 'history.jsonl'),
+    '--model',
+    model,
+    '--epochs',
+    '2',
+  ]);
   expect(train.code, train.stderr).toBe(0);
   expect(train.stdout).toMatch(/^Trained on \d+ changes \(16 hosts/);
 }, 300_000);
@@ -37,15 +59,28 @@ describe('opdbus anomaly', () => {
     expect(result.code, result.stderr).toBe(0);
     const out = result.stdout.trim().split('\n');
     expect(out).toHaveLength(lines.length);
-    const labels = (JSON.parse(await readFile(join(data, 'labels.json'), 'utf8')) as { labels: number[] }).labels;
-    const parsed = out.map((l) => JSON.parse(l) as { score: number; anomalous: boolean; reasons: string[]; neighbours: { at: string }[] });
+    const labels = (JSON.parse(await readFile(join(data, 'labels.json'), 'utf8')) as { labels: number[] })
+      .labels;
+    const parsed = out.map(
+      (l) =>
+        JSON.parse(l) as {
+          score: number;
+          anomalous: boolean;
+          reasons: string[];
+          neighbours: { at: string }[];
+        },
+    );
     for (const r of parsed) expect(Object.keys(r)).toEqual(['score', 'anomalous', 'reasons', 'neighbours']);
     // Flagged changes are mostly the injected ones.
     const flagged = parsed.map((r, i) => [r, labels[i]] as const).filter(([r]) => r.anomalous);
     expect(flagged.filter(([, l]) => l === 1).length / flagged.length).toBeGreaterThan(0.7);
     const human = await runCli(['anomaly', 'score', test, '--model', model]);
-    expect(human.stdout).toMatch(/^\d+ of \d+ changes flagged \(threshold 0\.99\)\.\n\nSCORE\s+AT\s+HOST\s+ACTOR\s+CHANGE\n/);
-    expect(human.stdout).toMatch(/\n {9}- (new actor|unusual|value out of band|burst|new kind of change|unlike)/);
+    expect(human.stdout).toMatch(
+      /^\d+ of \d+ changes flagged \(threshold 0\.99\)\.\n\nSCORE\s+AT\s+HOST\s+ACTOR\s+CHANGE\n/,
+    );
+    expect(human.stdout).toMatch(
+      /\n {9}- (new actor|unusual|value out of band|burst|new kind of change|unlike)/,
+    );
   });
 
   it('eval: ROC-AUC, PR-AUC and recall at 1/2/5 % FPR beside the frequency baseline', async () => {
@@ -63,8 +98,13 @@ describe('opdbus anomaly', () => {
       model,
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const r = JSON.parse(result.stdout) as { opdbus: Record<string, number>; frequencyBaseline: Record<string, number> };
-    expect(Object.keys(r.opdbus)).toEqual(expect.arrayContaining(['rocAuc', 'prAuc', 'recallAt1', 'recallAt2', 'recallAt5', 'kinds']));
+    const r = JSON.parse(result.stdout) as {
+      opdbus: Record<string, number>;
+      frequencyBaseline: Record<string, number>;
+    };
+    expect(Object.keys(r.opdbus)).toEqual(
+      expect.arrayContaining(['rocAuc', 'prAuc', 'recallAt1', 'recallAt2', 'recallAt5', 'kinds']),
+    );
     expect(r.opdbus.rocAuc).toBeGreaterThan(0.95);
     expect(r.opdbus.rocAuc).toBeGreaterThan(r.frequencyBaseline.rocAuc!);
   });
@@ -80,7 +120,11 @@ describe('opdbus anomaly', () => {
   it('score-state: records known-good states and flags one unlike them', async () => {
     const base = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`net.k${i}`, String(i)]));
     const snapshots = [0, 1, 2].map((i) =>
-      JSON.stringify({ id: `snap-${i}`, at: `2026-01-0${i + 1}T00:00:00Z`, state: { plugins: { sysctl: { ...base, 'net.k0': String(i) } } } }),
+      JSON.stringify({
+        id: `snap-${i}`,
+        at: `2026-01-0${i + 1}T00:00:00Z`,
+        state: { plugins: { sysctl: { ...base, 'net.k0': String(i) } } },
+      }),
     );
     const file = join(dir, 'states.jsonl');
     await writeFile(file, `${snapshots.join('\n')}\n`);
@@ -88,7 +132,10 @@ describe('opdbus anomaly', () => {
     expect(record.code, record.stderr).toBe(0);
     expect(record.stdout).toMatch(/Recorded 3 state\(s\)/);
     const odd = join(dir, 'odd.yaml');
-    await writeFile(odd, 'version: 1\nplugins:\n  firewall:\n    rules:\n      allow-all: { action: accept }\n');
+    await writeFile(
+      odd,
+      'version: 1\nplugins:\n  firewall:\n    rules:\n      allow-all: { action: accept }\n',
+    );
     const result = await runCli(['--json', 'anomaly', 'score-state', odd, '--model', model]);
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ anomalous: true, lastKnownGood: { id: 'snap-2' } });
@@ -106,7 +153,15 @@ describe('opdbus anomaly', () => {
 
   it('a model directory from another version: a clear error; a missing one: exit 8', async () => {
     const other = join(dir, 'other-model');
-    const copy = await runCli(['anomaly', 'train', '--history', join(data, 'history.jsonl'), '--model', other, '--no-autoencoder']);
+    const copy = await runCli([
+      'anomaly',
+      'train',
+      '--history',
+      join(data, 'history.jsonl'),
+      '--model',
+      other,
+      '--no-autoencoder',
+    ]);
     expect(copy.code, copy.stderr).toBe(0);
     const json = JSON.parse(await readFile(join(other, 'model.json'), 'utf8')) as Record<string, unknown>;
     await writeFile(join(other, 'model.json'), JSON.stringify({ ...json, formatVersion: 99 }));

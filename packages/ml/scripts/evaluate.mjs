@@ -21,25 +21,49 @@ for (const seed of seeds) {
   const t1 = performance.now();
   const scored = model.score(g.test);
   const t2 = performance.now();
-  const ours = evaluateScores(scored.map((s) => s.score), g.labels, g.kinds);
+  const ours = evaluateScores(
+    scored.map((s) => s.score),
+    g.labels,
+    g.kinds,
+  );
   const base = evaluateScores(new FrequencyBaseline(g.history).score(g.test), g.labels, g.kinds);
   const flagged = scored.filter((s) => s.anomalous);
   const fp = scored.filter((s, i) => s.anomalous && !g.labels[i]).length;
-  rows.push({ seed, history: g.history.length, test: g.test.length, anomalies: ours.anomalies, hosts: g.fleet.hosts.length, ours, base, trainMs: t1 - t0, scoreMs: t2 - t1, flagged: flagged.length, flaggedNormal: fp });
-  process.stderr.write(`seed ${seed}: ours ROC ${ours.rocAuc.toFixed(3)} R@2 ${ours.recallAt2.toFixed(3)} | base ROC ${base.rocAuc.toFixed(3)} R@2 ${base.recallAt2.toFixed(3)} (${((t2 - t0) / 1000).toFixed(1)} s)\n`);
+  rows.push({
+    seed,
+    history: g.history.length,
+    test: g.test.length,
+    anomalies: ours.anomalies,
+    hosts: g.fleet.hosts.length,
+    ours,
+    base,
+    trainMs: t1 - t0,
+    scoreMs: t2 - t1,
+    flagged: flagged.length,
+    flaggedNormal: fp,
+  });
+  process.stderr.write(
+    `seed ${seed}: ours ROC ${ours.rocAuc.toFixed(3)} R@2 ${ours.recallAt2.toFixed(3)} | base ROC ${base.rocAuc.toFixed(3)} R@2 ${base.recallAt2.toFixed(3)} (${((t2 - t0) / 1000).toFixed(1)} s)\n`,
+  );
 }
 if (json) {
   process.stdout.write(JSON.stringify(rows, null, 2) + '\n');
 } else {
   const f = (x) => (Number.isNaN(x) ? 'n/a' : x.toFixed(3));
-  console.log('| seed | hosts | history | test | anomalies | ROC-AUC (ours / baseline) | PR-AUC | recall @1 % FPR | @2 % | @5 % | flagged at 0.99 (of them normal) |');
+  console.log(
+    '| seed | hosts | history | test | anomalies | ROC-AUC (ours / baseline) | PR-AUC | recall @1 % FPR | @2 % | @5 % | flagged at 0.99 (of them normal) |',
+  );
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows)
-    console.log(`| ${r.seed} | ${r.hosts} | ${r.history} | ${r.test} | ${r.anomalies} | **${f(r.ours.rocAuc)}** / ${f(r.base.rocAuc)} | ${f(r.ours.prAuc)} / ${f(r.base.prAuc)} | ${f(r.ours.recallAt1)} / ${f(r.base.recallAt1)} | **${f(r.ours.recallAt2)}** / ${f(r.base.recallAt2)} | ${f(r.ours.recallAt5)} / ${f(r.base.recallAt5)} | ${r.flagged} (${r.flaggedNormal}) |`);
+    console.log(
+      `| ${r.seed} | ${r.hosts} | ${r.history} | ${r.test} | ${r.anomalies} | **${f(r.ours.rocAuc)}** / ${f(r.base.rocAuc)} | ${f(r.ours.prAuc)} / ${f(r.base.prAuc)} | ${f(r.ours.recallAt1)} / ${f(r.base.recallAt1)} | **${f(r.ours.recallAt2)}** / ${f(r.base.recallAt2)} | ${f(r.ours.recallAt5)} / ${f(r.base.recallAt5)} | ${r.flagged} (${r.flaggedNormal}) |`,
+    );
   const kinds = Object.keys(rows[0]?.ours.kinds ?? {});
   console.log('\nPer kind (ROC-AUC ours / baseline; recall at 2 % FPR ours / baseline), by seed:\n');
   console.log(`| kind | ${rows.map((r) => `seed ${r.seed}`).join(' | ')} |`);
   console.log(`| --- | ${rows.map(() => '---').join(' | ')} |`);
   for (const k of kinds)
-    console.log(`| ${k} | ${rows.map((r) => (r.ours.kinds[k] ? `${f(r.ours.kinds[k].rocAuc)} / ${f(r.base.kinds[k].rocAuc)}; ${f(r.ours.kinds[k].recallAt2)} / ${f(r.base.kinds[k].recallAt2)}` : 'n/a')).join(' | ')} |`);
+    console.log(
+      `| ${k} | ${rows.map((r) => (r.ours.kinds[k] ? `${f(r.ours.kinds[k].rocAuc)} / ${f(r.base.kinds[k].rocAuc)}; ${f(r.ours.kinds[k].recallAt2)} / ${f(r.base.kinds[k].recallAt2)}` : 'n/a')).join(' | ')} |`,
+    );
 }

@@ -69,7 +69,8 @@ export async function trainAutoencoder(
   const maxSamples = options.maxSamples ?? 20_000;
   const step = Math.max(1, vectors.length / maxSamples);
   const picked: Float32Array[] = [];
-  for (let i = 0; i < vectors.length && picked.length < maxSamples; i += step) picked.push(vectors[Math.floor(i)]!);
+  for (let i = 0; i < vectors.length && picked.length < maxSamples; i += step)
+    picked.push(vectors[Math.floor(i)]!);
   const order = shuffled(picked.length, seed);
   const flat = new Float32Array(picked.length * dim);
   order.forEach((k, row) => flat.set(picked[k]!, row * dim));
@@ -106,7 +107,7 @@ export async function trainAutoencoder(
       const [kernel, bias] = layer.getWeights();
       const shape = kernel!.shape;
       layers.push({
-        inputs: shape[0]!,
+        inputs: shape[0],
         outputs: shape[1]!,
         kernel: new Float32Array(await kernel!.data()),
         bias: new Float32Array(await bias!.data()),

@@ -10,7 +10,9 @@ describe('TensorFlow.js backend', () => {
     expect(BACKENDS).toContain(backend.name);
     // Everything above the chosen one was tried and said why not.
     expect(backend.tried.map((t) => t.name)).toEqual(BACKENDS.slice(0, BACKENDS.indexOf(backend.name)));
-    expect(backend.tf.getBackend()).toBe(backend.name === 'tfjs-node' || backend.name === 'tfjs-node-gpu' ? 'tensorflow' : backend.name);
+    expect(backend.tf.getBackend()).toBe(
+      backend.name === 'tfjs-node' || backend.name === 'tfjs-node-gpu' ? 'tensorflow' : backend.name,
+    );
   });
 
   it('starts at the backend asked for', async () => {
@@ -33,13 +35,24 @@ describe('autoencoder', () => {
       return normalize(v);
     };
     const train = Array.from({ length: 600 }, on);
-    const weights = await trainAutoencoder(train, { epochs: 30, hidden: 16, bottleneck: 4, backend: 'cpu', learningRate: 0.01 });
+    const weights = await trainAutoencoder(train, {
+      epochs: 30,
+      hidden: 16,
+      bottleneck: 4,
+      backend: 'cpu',
+      learningRate: 0.01,
+    });
     expect(weights.backend).toBe('cpu');
-    const onErr = Array.from({ length: 50 }, () => reconstructionError(weights, on())).reduce((a, b) => a + b) / 50;
+    const onErr =
+      Array.from({ length: 50 }, () => reconstructionError(weights, on())).reduce((a, b) => a + b) / 50;
     const offErr =
-      Array.from({ length: 50 }, () => reconstructionError(weights, normalize(Float32Array.from({ length: 64 }, rand)))).reduce((a, b) => a + b) / 50;
+      Array.from({ length: 50 }, () =>
+        reconstructionError(weights, normalize(Float32Array.from({ length: 64 }, rand))),
+      ).reduce((a, b) => a + b) / 50;
     expect(offErr).toBeGreaterThan(onErr * 1.5);
-    const copy = autoencoderFromJSON(JSON.parse(JSON.stringify(autoencoderToJSON(weights))) as Parameters<typeof autoencoderFromJSON>[0]);
+    const copy = autoencoderFromJSON(
+      JSON.parse(JSON.stringify(autoencoderToJSON(weights))) as Parameters<typeof autoencoderFromJSON>[0],
+    );
     const v = on();
     expect(reconstructionError(copy, v)).toBe(reconstructionError(weights, v));
   });

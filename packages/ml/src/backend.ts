@@ -60,7 +60,8 @@ async function probe(order: readonly BackendName[]): Promise<Backend> {
         }
         const tf = (await import(path)) as typeof TF;
         await tf.ready();
-        if (tf.getBackend() !== 'tensorflow') throw new Error(`backend is ${tf.getBackend()}, not tensorflow`);
+        if (tf.getBackend() !== 'tensorflow')
+          throw new Error(`backend is ${tf.getBackend()}, not tensorflow`);
         return { name, tf, tried };
       }
       const tf = await import('@tensorflow/tfjs');

@@ -29,16 +29,27 @@ describe('HashingEmbedder', () => {
 
   it('puts a routine repeat closer than a change by someone else, elsewhere, at night', () => {
     const v = embedder.embedChange(featurize(base));
-    const repeat = embedder.embedChange(featurize({ ...base, at: '2026-03-04T10:20:00+01:00', host: 'web-02' }));
+    const repeat = embedder.embedChange(
+      featurize({ ...base, at: '2026-03-04T10:20:00+01:00', host: 'web-02' }),
+    );
     const odd = embedder.embedChange(
-      featurize({ ...base, at: '2026-03-07T03:00:00+01:00', actor: 'mallory', host: 'db-01', op: 'delete', after: null }),
+      featurize({
+        ...base,
+        at: '2026-03-07T03:00:00+01:00',
+        actor: 'mallory',
+        host: 'db-01',
+        op: 'delete',
+        after: null,
+      }),
     );
     expect(cosine(v, repeat)).toBeGreaterThan(0.85);
     expect(cosine(v, odd)).toBeLessThan(cosine(v, repeat) - 0.3);
   });
 
   it('embeds states so that a small edit stays close and a rewrite does not', () => {
-    const state = { plugins: { sysctl: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`net.k${i}`, String(i)])) } };
+    const state = {
+      plugins: { sysctl: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`net.k${i}`, String(i)])) },
+    };
     const edited = { plugins: { sysctl: { ...state.plugins.sysctl, 'net.k3': '99' } } };
     const rewritten = { plugins: { systemd: { units: { 'x.service': { active: false } } } } };
     const a = embedder.embedState(state);

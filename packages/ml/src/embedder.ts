@@ -53,7 +53,8 @@ export class HashingEmbedder implements Embedder {
   readonly dim: number;
 
   constructor(dim = DEFAULT_DIM) {
-    if (!Number.isInteger(dim) || dim < 16) throw new RangeError(`dimension must be an integer ≥ 16, got ${dim}`);
+    if (!Number.isInteger(dim) || dim < 16)
+      throw new RangeError(`dimension must be an integer ≥ 16, got ${dim}`);
     this.dim = dim;
   }
 

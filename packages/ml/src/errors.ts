@@ -48,7 +48,8 @@ export const mlErrors = defineErrorCodes({
       'Reinstall @opdbus/ml (its @tensorflow/tfjs and -backend-wasm dependencies); the message lists what each backend said.',
   },
   OPDBUS_ERR_ML_EMBEDDER: {
-    summary: 'An embedder returned a vector of the wrong dimension, or a model was trained with another embedder.',
+    summary:
+      'An embedder returned a vector of the wrong dimension, or a model was trained with another embedder.',
     remedy: 'Use an embedder with the dimension of the model (384 by default), or retrain the model with it.',
   },
 });

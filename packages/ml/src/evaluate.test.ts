@@ -41,8 +41,14 @@ describe('FrequencyBaseline', () => {
       before: null,
       after: null,
     });
-    const b = new FrequencyBaseline([e('kubelet', 'links/cali0a1b2c3d4e5'), e('kubelet', 'links/cali9f8e7d6c5b4')]);
-    const [seen, fresh] = b.score([e('kubelet', 'links/cali1234567890a'), e('mallory', 'links/cali1234567890a')]);
+    const b = new FrequencyBaseline([
+      e('kubelet', 'links/cali0a1b2c3d4e5'),
+      e('kubelet', 'links/cali9f8e7d6c5b4'),
+    ]);
+    const [seen, fresh] = b.score([
+      e('kubelet', 'links/cali1234567890a'),
+      e('mallory', 'links/cali1234567890a'),
+    ]);
     expect(fresh!).toBeGreaterThan(seen!);
   });
 });

@@ -97,7 +97,11 @@ export function evaluateScores(
     kinds: {},
   };
   if (kinds !== undefined) {
-    const names = [...new Set(kinds.filter((k, i): k is string => labels[i] === true && typeof k === 'string' && k !== ''))].sort();
+    const names = [
+      ...new Set(
+        kinds.filter((k, i): k is string => labels[i] === true && typeof k === 'string' && k !== ''),
+      ),
+    ].sort();
     for (const kind of names) {
       const idx = scores.map((_, i) => i).filter((i) => !labels[i] || kinds[i] === kind);
       const s = idx.map((i) => scores[i]!);
@@ -138,7 +142,9 @@ export class FrequencyBaseline {
 
   score(events: readonly ChangeEvent[]): number[] {
     const v = this.counts.size + 1;
-    return events.map((e) => -Math.log(((this.counts.get(FrequencyBaseline.key(e)) ?? 0) + 1) / (this.total + v)));
+    return events.map(
+      (e) => -Math.log(((this.counts.get(FrequencyBaseline.key(e)) ?? 0) + 1) / (this.total + v)),
+    );
   }
 }
 
@@ -157,22 +163,35 @@ export async function readLabels(file: string, expected: number): Promise<Labels
   try {
     value = JSON.parse(await readFile(file, 'utf8'));
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_ML_LABELS', `Cannot read labels from ${file}: ${(err as Error).message}.`, {
-      data: { file },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_ML_LABELS',
+      `Cannot read labels from ${file}: ${(err as Error).message}.`,
+      {
+        data: { file },
+        cause: err,
+      },
+    );
   }
   const raw = Array.isArray(value) ? value : (value as { labels?: unknown } | null)?.labels;
   const kinds = Array.isArray(value) ? undefined : (value as { kinds?: unknown } | null)?.kinds;
   if (!Array.isArray(raw) || raw.some((x) => x !== 0 && x !== 1 && typeof x !== 'boolean'))
-    throw new OpdbusError('OPDBUS_ERR_ML_LABELS', `${file} must hold an array of 0/1 or { "labels": [0/1…], "kinds": [...] }.`, {
-      data: { file },
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_ML_LABELS',
+      `${file} must hold an array of 0/1 or { "labels": [0/1…], "kinds": [...] }.`,
+      {
+        data: { file },
+      },
+    );
   if (raw.length !== expected)
-    throw new OpdbusError('OPDBUS_ERR_ML_LABELS', `${file} has ${raw.length} labels but the test file has ${expected} change events; give one label per event.`, {
-      data: { file, labels: raw.length, events: expected },
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_ML_LABELS',
+      `${file} has ${raw.length} labels but the test file has ${expected} change events; give one label per event.`,
+      {
+        data: { file, labels: raw.length, events: expected },
+      },
+    );
   const out: Labels = { labels: raw.map((x) => x === 1 || x === true) };
-  if (Array.isArray(kinds) && kinds.length === expected) out.kinds = kinds.map((k) => (typeof k === 'string' ? k : null));
+  if (Array.isArray(kinds) && kinds.length === expected)
+    out.kinds = kinds.map((k) => (typeof k === 'string' ? k : null));
   return out;
 }

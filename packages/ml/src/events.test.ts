@@ -27,7 +27,9 @@ describe('change events', () => {
 
   it('names the file, the line and the field of a bad line', () => {
     const text = `${line()}\n${line({ op: 'rename' })}\n`;
-    expect(() => parseChangeEvents(text, 'changes.jsonl')).toThrow(/changes\.jsonl:2: not a change event: field "op"/);
+    expect(() => parseChangeEvents(text, 'changes.jsonl')).toThrow(
+      /changes\.jsonl:2: not a change event: field "op"/,
+    );
     try {
       parseChangeEvents(`${line()}\n{not json\n`, 'x.jsonl');
     } catch (err) {

@@ -63,7 +63,8 @@ export function reasonText(detector: string, f: ChangeFeatures, e: Evidence, p: 
     case 'day':
       return `unusual day: ${DAYS[Number(e.day)] ?? '?'} for ${ev.actor} on ${change} (usual: ${ranges(e.usual, (d) => DAYS[d]!.slice(0, 3))}) [p ${pct}]`;
     case 'value':
-      if (e.kind === 'field') return `new field: ${fieldName(f, e.field)} was never set on this resource [p ${pct}]`;
+      if (e.kind === 'field')
+        return `new field: ${fieldName(f, e.field)} was never set on this resource [p ${pct}]`;
       if (e.kind === 'band')
         return `value out of band: ${fieldName(f, e.field)} = ${num(e.value)} (seen ${num((e.band as number[])[0])}…${num((e.band as number[])[1])}, median ${num(e.median)}) [p ${pct}]`;
       return `unusual value: ${fieldName(f, e.field)} = ${JSON.stringify(e.value)} (usual: ${list(e.usual)}) [p ${pct}]`;

@@ -3,10 +3,18 @@ import { featurize, flatten, resourceKeys, resourceTokens } from './features.js'
 
 describe('featurizer', () => {
   it('collapses numbers and ids in resource templates, keeps the collection', () => {
-    expect(resourceKeys('network', 'links/cali3fa9c0d1e2b')).toEqual({ kind: 'network:links', template: 'network:links/cali*' });
-    expect(resourceKeys('systemd', 'units/trainer@3.service').template).toBe('systemd:units/trainer@#.service');
+    expect(resourceKeys('network', 'links/cali3fa9c0d1e2b')).toEqual({
+      kind: 'network:links',
+      template: 'network:links/cali*',
+    });
+    expect(resourceKeys('systemd', 'units/trainer@3.service').template).toBe(
+      'systemd:units/trainer@#.service',
+    );
     expect(resourceKeys('containers', 'machines/job-6a94ebb6e9').template).toBe('containers:machines/job-*');
-    expect(resourceKeys('sysctl', 'net.ipv4.ip_forward')).toEqual({ kind: 'sysctl:', template: 'sysctl:net.ipv#.ip_forward' });
+    expect(resourceKeys('sysctl', 'net.ipv4.ip_forward')).toEqual({
+      kind: 'sysctl:',
+      template: 'sysctl:net.ipv#.ip_forward',
+    });
     expect(resourceTokens('units/nginx.service')).toEqual(['units', 'nginx', 'service']);
   });
 

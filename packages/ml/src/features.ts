@@ -71,7 +71,12 @@ function asLeafValue(value: Json): number | string | undefined {
 }
 
 /** Flatten a JSON value into `path → leaf` (arrays of scalars become `path[]` with each element). */
-export function flatten(value: Json, prefix: string, out: [string, number | string][], limit = MAX_LEAVES): void {
+export function flatten(
+  value: Json,
+  prefix: string,
+  out: [string, number | string][],
+  limit = MAX_LEAVES,
+): void {
   if (out.length >= limit) return;
   const leaf = asLeafValue(value);
   if (leaf !== undefined) {

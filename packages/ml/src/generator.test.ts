@@ -7,7 +7,9 @@ describe('generateFleetHistory', () => {
 
   it('is deterministic for a seed and different for another', () => {
     expect(generateFleetHistory({ seed: 5, weeks: 2, testWeeks: 1, hosts: 12 })).toEqual(a);
-    expect(generateFleetHistory({ seed: 6, weeks: 2, testWeeks: 1, hosts: 12 }).history).not.toEqual(a.history);
+    expect(generateFleetHistory({ seed: 6, weeks: 2, testWeeks: 1, hosts: 12 }).history).not.toEqual(
+      a.history,
+    );
   });
 
   it('writes valid change events in time order, test after history, one label per test change', () => {

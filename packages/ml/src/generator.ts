@@ -162,7 +162,24 @@ interface Person {
   onCall: number;
 }
 
-const PEOPLE = ['alice', 'bob', 'chen', 'dana', 'emeka', 'farah', 'goran', 'hiro', 'ines', 'jonas', 'kemal', 'lena', 'mateo', 'nadia', 'oskar', 'priya'];
+const PEOPLE = [
+  'alice',
+  'bob',
+  'chen',
+  'dana',
+  'emeka',
+  'farah',
+  'goran',
+  'hiro',
+  'ines',
+  'jonas',
+  'kemal',
+  'lena',
+  'mateo',
+  'nadia',
+  'oskar',
+  'priya',
+];
 const ROLES = ['web', 'db', 'cache', 'router', 'gpu', 'k8s', 'storage', 'ci'];
 const SITES: Site[] = [
   { name: 'fra', offsetMinutes: 60 },
@@ -182,7 +199,18 @@ function pkgVersion(rng: Rng): string {
   return `${rng.int(1, 9)}.${rng.int(0, 30)}.${rng.int(0, 60)}-${rng.int(1, 5)}`;
 }
 
-const PACKAGES = ['openssl', 'libc6', 'openssh-server', 'curl', 'systemd', 'linux-image-amd64', 'tzdata', 'python3', 'ca-certificates', 'sudo'];
+const PACKAGES = [
+  'openssl',
+  'libc6',
+  'openssh-server',
+  'curl',
+  'systemd',
+  'linux-image-amd64',
+  'tzdata',
+  'python3',
+  'ca-certificates',
+  'sudo',
+];
 
 function routines(): Routine[] {
   const all = ROLES;
@@ -252,7 +280,10 @@ function routines(): Routine[] {
       plugin: 'systemd',
       resource: () => 'units/nginx.service',
       op: () => 'update',
-      actors: [['ci-deploy', 3], ['admin', 1]],
+      actors: [
+        ['ci-deploy', 3],
+        ['admin', 1],
+      ],
       schedule: { kind: 'work' },
       rate: 3,
       value: () => update({ active: true, restarts: 0 }, { active: true, restarts: 1 }),
@@ -309,11 +340,17 @@ function routines(): Routine[] {
       plugin: 'systemd',
       resource: () => 'units/postgresql.service',
       op: () => 'update',
-      actors: [['admin', 1], ['opdbusd', 1]],
+      actors: [
+        ['admin', 1],
+        ['opdbusd', 1],
+      ],
       schedule: { kind: 'work' },
       rate: 1,
       value: (rng, host) =>
-        update({ active: true }, { active: true, memoryMax: `${band(rng, host, 48, 6)}G`, cpuWeight: band(rng, host, 200, 40) }),
+        update(
+          { active: true },
+          { active: true, memoryMax: `${band(rng, host, 48, 6)}G`, cpuWeight: band(rng, host, 200, 40) },
+        ),
     },
     // Caches.
     {
@@ -322,10 +359,14 @@ function routines(): Routine[] {
       plugin: 'systemd',
       resource: () => 'units/redis.service',
       op: () => 'update',
-      actors: [['admin', 1], ['opdbusd', 2]],
+      actors: [
+        ['admin', 1],
+        ['opdbusd', 2],
+      ],
       schedule: { kind: 'any' },
       rate: 1.5,
-      value: (rng, host) => update({ active: true }, { active: true, memoryMax: `${band(rng, host, 16, 2)}G` }),
+      value: (rng, host) =>
+        update({ active: true }, { active: true, memoryMax: `${band(rng, host, 16, 2)}G` }),
     },
     {
       name: 'overcommit',
@@ -345,11 +386,15 @@ function routines(): Routine[] {
       plugin: 'network',
       resource: (rng) => `routes/10.${rng.int(0, 40)}.0.0-16`,
       op: (rng) => (rng.chance(0.5) ? 'create' : 'delete'),
-      actors: [['admin', 1], ['netbot', 2]],
+      actors: [
+        ['admin', 1],
+        ['netbot', 2],
+      ],
       schedule: { kind: 'work' },
       rate: 4,
       batch: [1, 3],
-      value: (rng) => update(null, { gateway: `10.255.0.${rng.int(1, 8)}`, metric: rng.pick([100, 200, 300]) }),
+      value: (rng) =>
+        update(null, { gateway: `10.255.0.${rng.int(1, 8)}`, metric: rng.pick([100, 200, 300]) }),
     },
     {
       name: 'ovs-port',
@@ -380,10 +425,14 @@ function routines(): Routine[] {
       plugin: 'systemd',
       resource: (rng) => `units/trainer@${rng.int(0, 7)}.service`,
       op: (rng) => (rng.chance(0.7) ? 'update' : 'create'),
-      actors: [['admin', 2], ['mcp:ops-agent', 1]],
+      actors: [
+        ['admin', 2],
+        ['mcp:ops-agent', 1],
+      ],
       schedule: { kind: 'work' },
       rate: 4,
-      value: (rng) => update(null, { active: true, cpuAffinity: `${rng.int(0, 3) * 16}-${rng.int(0, 3) * 16 + 15}` }),
+      value: (rng) =>
+        update(null, { active: true, cpuAffinity: `${rng.int(0, 3) * 16}-${rng.int(0, 3) * 16 + 15}` }),
     },
     {
       name: 'hugepages',
@@ -402,10 +451,14 @@ function routines(): Routine[] {
       plugin: 'numa',
       resource: (rng) => `placements/trainer@${rng.int(0, 7)}.service`,
       op: () => 'update',
-      actors: [['mcp:ops-agent', 1], ['admin', 1]],
+      actors: [
+        ['mcp:ops-agent', 1],
+        ['admin', 1],
+      ],
       schedule: { kind: 'work' },
       rate: 1.5,
-      value: (rng) => update(null, { node: rng.int(0, 3), near: `0000:${rng.pick(['3b', '5e', '86', 'af'])}:00.0` }),
+      value: (rng) =>
+        update(null, { node: rng.int(0, 3), near: `0000:${rng.pick(['3b', '5e', '86', 'af'])}:00.0` }),
     },
     // Kubernetes nodes.
     {
@@ -425,10 +478,14 @@ function routines(): Routine[] {
       plugin: 'systemd',
       resource: () => 'units/kubelet.service',
       op: () => 'update',
-      actors: [['admin', 1], ['ansible', 1]],
+      actors: [
+        ['admin', 1],
+        ['ansible', 1],
+      ],
       schedule: { kind: 'work' },
       rate: 0.6,
-      value: (rng) => update({ active: true }, { active: true, version: `1.${rng.int(28, 31)}.${rng.int(0, 9)}` }),
+      value: (rng) =>
+        update({ active: true }, { active: true, version: `1.${rng.int(28, 31)}.${rng.int(0, 9)}` }),
     },
     // Storage.
     {
@@ -463,7 +520,8 @@ function routines(): Routine[] {
       actors: [['ci-runner', 1]],
       schedule: { kind: 'work' },
       rate: 30,
-      value: (rng) => update(null, { image: rng.pick(['debian-12', 'ubuntu-24.04', 'alpine-3.20']), memoryMax: '4G' }),
+      value: (rng) =>
+        update(null, { image: rng.pick(['debian-12', 'ubuntu-24.04', 'alpine-3.20']), memoryMax: '4G' }),
     },
     {
       name: 'runner-cache',
@@ -486,12 +544,6 @@ function iso(time: number, offsetMinutes: number): string {
   const sign = offsetMinutes < 0 ? '-' : '+';
   const abs = Math.abs(offsetMinutes);
   return `${local}${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
-}
-
-/** Local weekday (0 = Monday) and fractional hour of an absolute time. */
-function localOf(time: number, offsetMinutes: number): { day: number; hour: number } {
-  const d = new Date(time + offsetMinutes * 60_000);
-  return { day: (d.getUTCDay() + 6) % 7, hour: d.getUTCHours() + d.getUTCMinutes() / 60 };
 }
 
 /** An absolute time at a local day (days since start) and hour. */
@@ -528,7 +580,13 @@ function buildFleet(rng: Rng, options: GeneratorOptions, start: number, weeks: n
           : `${role}${n}.${site.name}.example.net`;
     // A few hosts join during the history or the test weeks (the fleet grows).
     const late = i >= roles.length && rng.chance(0.08);
-    hosts.push({ name, role, site, tune: rng.normal(), since: late ? start + rng.int(1, weeks * 7 + 6) * DAY : start });
+    hosts.push({
+      name,
+      role,
+      site,
+      tune: rng.normal(),
+      since: late ? start + rng.int(1, weeks * 7 + 6) * DAY : start,
+    });
   }
   const people: Person[] = [];
   const names = rng.shuffle([...PEOPLE]).slice(0, rng.int(4, 7));
@@ -547,7 +605,8 @@ function buildFleet(rng: Rng, options: GeneratorOptions, start: number, weeks: n
     });
   }
   // Every role has at least one owner.
-  for (const role of roles) if (!people.some((p) => p.roles.includes(role))) rng.pick(people).roles.push(role);
+  for (const role of roles)
+    if (!people.some((p) => p.roles.includes(role))) rng.pick(people).roles.push(role);
   const patchDay = new Map<string, { day: number; hour: number }>();
   for (const role of roles) patchDay.set(role, { day: rng.int(0, 4), hour: rng.int(1, 4) });
   const all = routines().filter((r) => r.roles.some((role) => roles.includes(role)));
@@ -603,7 +662,14 @@ function emit(d: Draft): ChangeEvent {
   };
 }
 
-function occurrence(rng: Rng, fleet: Fleet, r: Routine, host: Host, start: number, dayIndex: number): Draft[] {
+function occurrence(
+  rng: Rng,
+  fleet: Fleet,
+  r: Routine,
+  host: Host,
+  start: number,
+  dayIndex: number,
+): Draft[] {
   const [actorKind] = pickWeighted(rng, r.actors);
   let time: number | undefined;
   let actor = actorKind;
@@ -624,7 +690,10 @@ function occurrence(rng: Rng, fleet: Fleet, r: Routine, host: Host, start: numbe
         time = atLocal(start, dayIndex, r.schedule.hour + rng.next() * 1.5, tz);
         break;
       case 'weekly': {
-        const plan = r.schedule.day < 0 ? fleet.patchDay.get(host.role)! : { day: r.schedule.day, hour: r.schedule.hour };
+        const plan =
+          r.schedule.day < 0
+            ? fleet.patchDay.get(host.role)!
+            : { day: r.schedule.day, hour: r.schedule.hour };
         if (dayIndex % 7 !== plan.day) return [];
         time = atLocal(start, dayIndex, plan.hour + rng.next() * 1.5, tz);
         break;
@@ -675,7 +744,8 @@ function normalDays(rng: Rng, fleet: Fleet, start: number, from: number, to: num
         if (!r.roles.includes(host.role)) continue;
         // Weekly routines happen once on their day; the rest spread their weekly rate over 7 days.
         const lambda = r.schedule.kind === 'weekly' ? r.rate : r.rate / 7;
-        const k = r.schedule.kind === 'weekly' ? (rng.chance(Math.min(1, lambda)) ? 1 : 0) : rng.poisson(lambda);
+        const k =
+          r.schedule.kind === 'weekly' ? (rng.chance(Math.min(1, lambda)) ? 1 : 0) : rng.poisson(lambda);
         for (let i = 0; i < k; i++) out.push(...occurrence(rng, fleet, r, host, start, day));
       }
     }
@@ -687,10 +757,22 @@ function normalDays(rng: Rng, fleet: Fleet, start: number, from: number, to: num
 function routineOf(rng: Rng, fleet: Fleet, host: Host, filter: (r: Routine) => boolean): Routine | undefined {
   // Weighted by rate, as normal traffic is: the base of an anomaly is a routine change.
   const options = fleet.routines.filter((r) => r.roles.includes(host.role) && filter(r));
-  return options.length === 0 ? undefined : pickWeighted(rng, options.map((r) => [r, r.rate] as [Routine, number]))[0];
+  return options.length === 0
+    ? undefined
+    : pickWeighted(
+        rng,
+        options.map((r) => [r, r.rate] as [Routine, number]),
+      )[0];
 }
 
-function injectAnomalies(rng: Rng, fleet: Fleet, start: number, from: number, to: number, perKind: number): Draft[] {
+function injectAnomalies(
+  rng: Rng,
+  fleet: Fleet,
+  start: number,
+  from: number,
+  to: number,
+  perKind: number,
+): Draft[] {
   const out: Draft[] = [];
   const days = to - from;
   const hostsAt = (time: number) => fleet.hosts.filter((h) => h.since <= time);
@@ -730,7 +812,14 @@ function injectAnomalies(rng: Rng, fleet: Fleet, start: number, from: number, to
       if (base === undefined) continue;
       switch (kind) {
         case 'new_actor': {
-          const name = rng.pick(['svc-tmp', 'root', 'jenkins-old', `user${rng.int(100, 999)}`, 'contractor', `mcp:unknown-${rng.hex(4)}`]);
+          const name = rng.pick([
+            'svc-tmp',
+            'root',
+            'jenkins-old',
+            `user${rng.int(100, 999)}`,
+            'contractor',
+            `mcp:unknown-${rng.hex(4)}`,
+          ]);
           out.push({ ...base, actor: name, kind });
           break;
         }
@@ -758,12 +847,29 @@ function injectAnomalies(rng: Rng, fleet: Fleet, start: number, from: number, to
           const r = rng.pick<[string, string, Json]>([
             ['kernel', 'modules/nf_conntrack_ftp', { loaded: true }],
             ['sshd', 'config/PermitRootLogin', 'yes'],
-            ['systemd', `units/${rng.pick(['xmrig', 'kworkerd', 'sysupdate'])}.service`, { active: true, enabled: true }],
-            ['firewall', `rules/allow-${rng.int(1000, 65000)}`, { action: 'accept', port: rng.int(1000, 65000) }],
+            [
+              'systemd',
+              `units/${rng.pick(['xmrig', 'kworkerd', 'sysupdate'])}.service`,
+              { active: true, enabled: true },
+            ],
+            [
+              'firewall',
+              `rules/allow-${rng.int(1000, 65000)}`,
+              { action: 'accept', port: rng.int(1000, 65000) },
+            ],
             ['network', `links/tun${rng.int(0, 9)}`, { kind: 'tun', up: true }],
             ['files', 'etc/ld.so.preload', { sha256: rng.hex(16) }],
           ]);
-          out.push({ ...base, plugin: r[0], resource: r[1], op: 'create', before: null, after: r[2], actor: base.actor, kind });
+          out.push({
+            ...base,
+            plugin: r[0],
+            resource: r[1],
+            op: 'create',
+            before: null,
+            after: r[2],
+            actor: base.actor,
+            kind,
+          });
           break;
         }
         case 'privilege_grant': {
@@ -771,10 +877,38 @@ function injectAnomalies(rng: Rng, fleet: Fleet, start: number, from: number, to
           const user = rng.pick(['deploy', 'ops', 'backup', 'www-data']);
           const variant = rng.int(0, 2);
           if (variant === 0)
-            out.push({ ...d, plugin: 'users', resource: `users/${user}/authorized_keys`, op: 'update', before: null, after: { keys: [`ssh-ed25519 AAAA${rng.hex(16)}`], groups: ['users', rng.pick(['sudo', 'wheel', 'docker', 'disk'])] }, kind });
+            out.push({
+              ...d,
+              plugin: 'users',
+              resource: `users/${user}/authorized_keys`,
+              op: 'update',
+              before: null,
+              after: {
+                keys: [`ssh-ed25519 AAAA${rng.hex(16)}`],
+                groups: ['users', rng.pick(['sudo', 'wheel', 'docker', 'disk'])],
+              },
+              kind,
+            });
           else if (variant === 1)
-            out.push({ ...d, plugin: 'files', resource: `etc/sudoers.d/90-${user}`, op: 'create', before: null, after: { content: `${user} ALL=(ALL) NOPASSWD: ALL`, mode: '0440' }, kind });
-          else out.push({ ...d, plugin: 'users', resource: 'users/root/authorized_keys', op: 'update', before: null, after: { keys: [`ssh-rsa AAAA${rng.hex(16)}`] }, kind });
+            out.push({
+              ...d,
+              plugin: 'files',
+              resource: `etc/sudoers.d/90-${user}`,
+              op: 'create',
+              before: null,
+              after: { content: `${user} ALL=(ALL) NOPASSWD: ALL`, mode: '0440' },
+              kind,
+            });
+          else
+            out.push({
+              ...d,
+              plugin: 'users',
+              resource: 'users/root/authorized_keys',
+              op: 'update',
+              before: null,
+              after: { keys: [`ssh-rsa AAAA${rng.hex(16)}`] },
+              kind,
+            });
           break;
         }
         case 'destructive_night': {
@@ -785,7 +919,14 @@ function injectAnomalies(rng: Rng, fleet: Fleet, start: number, from: number, to
           }
           if (d === undefined) continue;
           const hour = rng.next() * 4.5;
-          out.push({ ...d, op: 'delete', before: d.after, after: null, time: atLocal(start, randomDay(), hour, host.site.offsetMinutes), kind });
+          out.push({
+            ...d,
+            op: 'delete',
+            before: d.after,
+            after: null,
+            time: atLocal(start, randomDay(), hour, host.site.offsetMinutes),
+            kind,
+          });
           break;
         }
         case 'wrong_host': {
@@ -805,7 +946,10 @@ function injectAnomalies(rng: Rng, fleet: Fleet, start: number, from: number, to
           // A weekly job at its usual hour, on another day of the week.
           const r = routineOf(rng, fleet, host, (x) => x.schedule.kind === 'weekly');
           if (r === undefined) continue;
-          const plan = r.schedule.kind === 'weekly' && r.schedule.day >= 0 ? { day: r.schedule.day, hour: r.schedule.hour } : fleet.patchDay.get(host.role)!;
+          const plan =
+            r.schedule.kind === 'weekly' && r.schedule.day >= 0
+              ? { day: r.schedule.day, hour: r.schedule.hour }
+              : fleet.patchDay.get(host.role)!;
           const week = Math.floor(randomDay() / 7);
           const shift = rng.int(1, 6);
           const day = week * 7 + ((plan.day + shift) % 7);
@@ -850,7 +994,9 @@ export function generateFleetHistory(options: GeneratorOptions): GeneratedHistor
   const normal = normalDays(rng, fleet, start, 0, testEnd).filter((d) => d.time < end);
   const history = normal.filter((d) => d.time < cut).sort((a, b) => a.time - b.time);
   const anomalies = injectAnomalies(rng, fleet, start, weeks * 7, testEnd, options.anomaliesPerKind ?? 16);
-  const test = [...normal, ...anomalies].filter((d) => d.time >= cut && d.time < end).sort((a, b) => a.time - b.time);
+  const test = [...normal, ...anomalies]
+    .filter((d) => d.time >= cut && d.time < end)
+    .sort((a, b) => a.time - b.time);
   const actors = new Set<string>();
   for (const d of history) actors.add(d.actor);
   return {
@@ -859,7 +1005,11 @@ export function generateFleetHistory(options: GeneratorOptions): GeneratedHistor
     labels: test.map((d) => d.kind !== null),
     kinds: test.map((d) => d.kind),
     fleet: {
-      hosts: fleet.hosts.map((h) => ({ name: h.name, role: h.role, offset: iso(start, h.site.offsetMinutes).slice(19) })),
+      hosts: fleet.hosts.map((h) => ({
+        name: h.name,
+        role: h.role,
+        offset: iso(start, h.site.offsetMinutes).slice(19),
+      })),
       actors: [...actors].sort(),
       roles: fleet.roles,
     },

@@ -12,14 +12,43 @@ export {
   type LineSource,
   type WallClock,
 } from './events.js';
-export { featurize, flatten, logScale, resourceKeys, resourceTokens, MAX_LEAVES, type ChangeFeatures, type Leaf } from './features.js';
-export { cosine, DEFAULT_DIM, hash32, HashingEmbedder, hostStem, normalize, type Embedder } from './embedder.js';
+export {
+  featurize,
+  flatten,
+  logScale,
+  resourceKeys,
+  resourceTokens,
+  MAX_LEAVES,
+  type ChangeFeatures,
+  type Leaf,
+} from './features.js';
+export {
+  cosine,
+  DEFAULT_DIM,
+  hash32,
+  HashingEmbedder,
+  hostStem,
+  normalize,
+  type Embedder,
+} from './embedder.js';
 export { BruteForceIndex, HnswIndex, type Hit, type HnswParams, type NearestIndex } from './vectorIndex.js';
 export { fitTail, tailProbability, tailSurprise, MAX_CALIBRATION, type TailModel } from './calibration.js';
-export { categoricalTail, cyclicTail, burstCounts, HistoryProfile, BURST_HALF_WINDOW_MS, type DetectorResult } from './profile.js';
+export {
+  categoricalTail,
+  cyclicTail,
+  burstCounts,
+  HistoryProfile,
+  BURST_HALF_WINDOW_MS,
+  type DetectorResult,
+} from './profile.js';
 export { Counter, CounterTable, CyclicCounts, NumberSample } from './stats.js';
 export { BACKENDS, loadBackend, type Backend, type BackendName } from './backend.js';
-export { reconstructionError, trainAutoencoder, type AutoencoderOptions, type AutoencoderWeights } from './autoencoder.js';
+export {
+  reconstructionError,
+  trainAutoencoder,
+  type AutoencoderOptions,
+  type AutoencoderWeights,
+} from './autoencoder.js';
 export {
   AnomalyModel,
   DEFAULT_SIMILARITY_THRESHOLD,

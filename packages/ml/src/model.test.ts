@@ -51,7 +51,13 @@ describe('AnomalyModel', () => {
     await model.save(target);
     await model.save(target); // over an existing model
     expect((await readdir(dir)).sort()).toEqual(['model']);
-    expect((await readdir(target)).sort()).toEqual(['autoencoder.json', 'changes.hnsw', 'changes.jsonl', 'model.json', 'profile.json']);
+    expect((await readdir(target)).sort()).toEqual([
+      'autoencoder.json',
+      'changes.hnsw',
+      'changes.jsonl',
+      'model.json',
+      'profile.json',
+    ]);
     const loaded = await loadModel(target);
     const sample = g.test.slice(0, 300);
     expect(loaded.score(sample).map((s) => s.score)).toEqual(model.score(sample).map((s) => s.score));
@@ -69,7 +75,9 @@ describe('AnomalyModel', () => {
   });
 
   it('says what is missing or damaged', async () => {
-    await expect(loadModel(join(dir, 'nowhere'))).rejects.toMatchObject({ code: 'OPDBUS_ERR_ML_MODEL_MISSING' });
+    await expect(loadModel(join(dir, 'nowhere'))).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_ML_MODEL_MISSING',
+    });
     const target = join(dir, 'damaged');
     await model.save(target);
     await writeFile(join(target, 'profile.json'), '{');
@@ -86,7 +94,9 @@ describe('AnomalyModel', () => {
     await expect(model.save(other)).rejects.toMatchObject({ code: 'OPDBUS_ERR_ML_MODEL_WRITE' });
     expect(await readdir(other)).toEqual(['cat.jpg']);
     // A parent that is a file: nothing can be written, nothing is left.
-    await expect(model.save(join(other, 'cat.jpg', 'model'))).rejects.toMatchObject({ code: 'OPDBUS_ERR_ML_MODEL_WRITE' });
+    await expect(model.save(join(other, 'cat.jpg', 'model'))).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_ML_MODEL_WRITE',
+    });
     expect((await readdir(dir)).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
@@ -99,7 +109,12 @@ describe('AnomalyModel', () => {
     const i = g.test.findIndex((_, k) => g.kinds[k] === 'wrong_host');
     const e = g.test[i]!;
     const before = copy.score([e])[0]!.score;
-    copy.learn(Array.from({ length: 5 }, (_, k) => ({ ...e, at: new Date(Date.parse(e.at) - (k + 1) * 86_400_000).toISOString() })));
+    copy.learn(
+      Array.from({ length: 5 }, (_, k) => ({
+        ...e,
+        at: new Date(Date.parse(e.at) - (k + 1) * 86_400_000).toISOString(),
+      })),
+    );
     expect(copy.score([e])[0]!.score).toBeLessThan(before);
   });
 });
@@ -108,7 +123,10 @@ describe('state scoring', () => {
   const state = (extra: Record<string, string>) => ({
     version: 1,
     plugins: {
-      sysctl: { ...Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`net.k${i}`, String(i)])), ...extra },
+      sysctl: {
+        ...Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`net.k${i}`, String(i)])),
+        ...extra,
+      },
       systemd: { units: { 'nginx.service': { enabled: true, active: true } } },
     },
   });
@@ -118,7 +136,11 @@ describe('state scoring', () => {
     const results = model.addStates([
       { id: 's1', at: '2026-01-01T00:00:00Z', state: state({}) },
       { id: 's2', at: '2026-01-02T00:00:00Z', state: state({ 'net.k1': '5' }) },
-      { id: 's3', at: '2026-01-03T00:00:00Z', state: { version: 1, plugins: { users: { root: { keys: ['ssh-rsa AAAA'] } } } } },
+      {
+        id: 's3',
+        at: '2026-01-03T00:00:00Z',
+        state: { version: 1, plugins: { users: { root: { keys: ['ssh-rsa AAAA'] } } } },
+      },
     ]);
     expect(results.map((r) => r.anomalous)).toEqual([false, false, true]);
     const r = model.scoreState(state({ 'net.k2': '7' }));

@@ -17,11 +17,27 @@ import { HashingEmbedder, type Embedder } from './embedder.js';
 import type { ChangeEvent, Json } from './events.js';
 import { reasonText } from './explain.js';
 import { featurize, type ChangeFeatures } from './features.js';
-import { burstCounts, HistoryProfile, type DetectorResult, type Evidence, type ProfileJson } from './profile.js';
+import {
+  burstCounts,
+  HistoryProfile,
+  type DetectorResult,
+  type Evidence,
+  type ProfileJson,
+} from './profile.js';
 import { HnswIndex, type HnswParams } from './vectorIndex.js';
 
 /** The detectors whose signals are combined into one score. */
-export const DETECTORS = ['neighbour', 'what', 'actor', 'host', 'hour', 'day', 'value', 'burst', 'autoencoder'] as const;
+export const DETECTORS = [
+  'neighbour',
+  'what',
+  'actor',
+  'host',
+  'hour',
+  'day',
+  'value',
+  'burst',
+  'autoencoder',
+] as const;
 
 /** A detector's name. */
 export type DetectorName = (typeof DETECTORS)[number];
@@ -160,7 +176,14 @@ interface ModelJson {
   states: number;
 }
 
-type Meta = [at: string, host: string, actor: string, plugin: string, resource: string, op: ChangeEvent['op']];
+type Meta = [
+  at: string,
+  host: string,
+  actor: string,
+  plugin: string,
+  resource: string,
+  op: ChangeEvent['op'],
+];
 
 /** Lower bounds of each detector's tail scale, in the units of its raw value. */
 const MIN_SCALE: Record<DetectorName, number> = {
@@ -275,7 +298,11 @@ export class AnomalyModel {
   rawSignals(
     features: readonly ChangeFeatures[],
     vectors?: readonly Float32Array[],
-  ): { values: Record<DetectorName, number>[]; evidence: Record<DetectorName, Evidence | undefined>[]; hits: { label: number; similarity: number }[][] } {
+  ): {
+    values: Record<DetectorName, number>[];
+    evidence: Record<DetectorName, Evidence | undefined>[];
+    hits: { label: number; similarity: number }[][];
+  } {
     const bursts = burstCounts(features);
     const values: Record<DetectorName, number>[] = [];
     const evidence: Record<DetectorName, Evidence | undefined>[] = [];
@@ -323,7 +350,10 @@ export class AnomalyModel {
   }
 
   /** Each detector's calibrated signal and the combined statistic ({@link combineSurprises}). */
-  private combine(values: Record<DetectorName, number>): { statistic: number; signals: Record<DetectorName, Signal> } {
+  private combine(values: Record<DetectorName, number>): {
+    statistic: number;
+    signals: Record<DetectorName, Signal>;
+  } {
     const signals = {} as Record<DetectorName, Signal>;
     const surprises: number[] = [];
     for (const d of DETECTORS) {
@@ -346,7 +376,9 @@ export class AnomalyModel {
     return features.map((f, i) => {
       const { statistic, signals } = this.combine(values[i]!);
       const score = 1 - tailProbability(this.json.calibration.combined, statistic);
-      const flagged = DETECTORS.filter((d) => signals[d].p <= REASON_P).sort((a, b) => signals[a].p - signals[b].p);
+      const flagged = DETECTORS.filter((d) => signals[d].p <= REASON_P).sort(
+        (a, b) => signals[a].p - signals[b].p,
+      );
       const reasons = flagged.map((d) => reasonText(d, f, evidence[i]![d] ?? {}, signals[d].p));
       const similarity = hits[i]![0]?.similarity ?? 0;
       if (!flagged.includes('neighbour') && similarity < this.json.similarityThreshold)
@@ -363,7 +395,8 @@ export class AnomalyModel {
 
   private neighbour(label: number, similarity: number): Neighbour {
     const m = this.meta[label];
-    if (m === undefined) return { similarity, at: '', host: '', actor: '', plugin: '', resource: '', op: 'update' };
+    if (m === undefined)
+      return { similarity, at: '', host: '', actor: '', plugin: '', resource: '', op: 'update' };
     return { similarity, at: m[0], host: m[1], actor: m[2], plugin: m[3], resource: m[4], op: m[5] };
   }
 
@@ -401,7 +434,14 @@ export class AnomalyModel {
       reasons.push(
         `state unlike every known-good state: the nearest (${nearest[0]!.id}${nearest[0]!.at === null ? '' : ` at ${nearest[0]!.at}`}) is ${similarity.toFixed(3)} similar (below ${threshold})`,
       );
-    return { similarity, anomalous: hits.length > 0 && similarity < threshold, threshold, nearest, lastKnownGood, reasons };
+    return {
+      similarity,
+      anomalous: hits.length > 0 && similarity < threshold,
+      threshold,
+      nearest,
+      lastKnownGood,
+      reasons,
+    };
   }
 
   /**
@@ -469,10 +509,14 @@ export class AnomalyModel {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
       if (!existsSync(target) && existsSync(old)) await rename(old, target).catch(() => undefined);
       if (err instanceof OpdbusError) throw err;
-      throw new OpdbusError('OPDBUS_ERR_ML_MODEL_WRITE', `Cannot write the model to ${dir}: ${(err as Error).message}.`, {
-        data: { dir },
-        cause: err,
-      });
+      throw new OpdbusError(
+        'OPDBUS_ERR_ML_MODEL_WRITE',
+        `Cannot write the model to ${dir}: ${(err as Error).message}.`,
+        {
+          data: { dir },
+          cause: err,
+        },
+      );
     }
     this.logger.debug({ dir, events: this.meta.length }, 'model saved');
   }
@@ -501,7 +545,11 @@ function quantileOf(tail: TailModel, q: number): number {
   return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 
-function searchFiltered(index: HnswIndex, v: Float32Array, good: Set<number>): { label: number; similarity: number }[] {
+function searchFiltered(
+  index: HnswIndex,
+  v: Float32Array,
+  good: Set<number>,
+): { label: number; similarity: number }[] {
   // Few states are flagged: search wider and keep the known-good ones.
   const hits = index.search(v, Math.min(index.size, 3 + (index.size - good.size)));
   return hits.filter((h) => good.has(h.label));
@@ -511,7 +559,8 @@ function latestGood(states: readonly KnownState[]): KnownState | null {
   let best: KnownState | null = null;
   for (const s of states) {
     if (s.flagged) continue;
-    if (best === null || s.at === null || best.at === null || Date.parse(s.at) >= Date.parse(best.at)) best = s;
+    if (best === null || s.at === null || best.at === null || Date.parse(s.at) >= Date.parse(best.at))
+      best = s;
   }
   return best;
 }
@@ -520,7 +569,11 @@ function metaOf(e: ChangeEvent): Meta {
   return [e.at, e.host, e.actor, e.plugin, e.resource, e.op];
 }
 
-function updateHistory(history: ModelJson['history'], features: readonly ChangeFeatures[], profile: HistoryProfile): void {
+function updateHistory(
+  history: ModelJson['history'],
+  features: readonly ChangeFeatures[],
+  profile: HistoryProfile,
+): void {
   history.events = profile.n;
   history.hosts = profile.whatByHost.table.size;
   history.actors = profile.actors.distinct;
@@ -539,7 +592,10 @@ export const MIN_HISTORY = 50;
  * the history against the rest (its rank among them is the score). Then the held-out part is
  * added, so the model knows the whole history.
  */
-export async function trainModel(events: readonly ChangeEvent[], options: TrainOptions = {}): Promise<AnomalyModel> {
+export async function trainModel(
+  events: readonly ChangeEvent[],
+  options: TrainOptions = {},
+): Promise<AnomalyModel> {
   const logger = options.logger ?? silentLogger;
   const embedder = options.embedder ?? new HashingEmbedder();
   const progress = options.onProgress ?? (() => undefined);
@@ -570,7 +626,10 @@ export async function trainModel(events: readonly ChangeEvent[], options: TrainO
     if (i % 5000 === 0) progress({ phase: 'embed', done: i, total: features.length });
     const v = embedder.embedChange(f);
     if (v.length !== embedder.dim)
-      throw new OpdbusError('OPDBUS_ERR_ML_EMBEDDER', `Embedder ${embedder.name} returned ${v.length} dimensions, not ${embedder.dim}.`);
+      throw new OpdbusError(
+        'OPDBUS_ERR_ML_EMBEDDER',
+        `Embedder ${embedder.name} returned ${v.length} dimensions, not ${embedder.dim}.`,
+      );
     return v;
   });
   const hnsw = options.hnsw ?? {};
@@ -605,20 +664,40 @@ export async function trainModel(events: readonly ChangeEvent[], options: TrainO
     similarityThreshold: DEFAULT_SIMILARITY_THRESHOLD,
     history: { events: 0, from: null, to: null, hosts: 0, actors: 0 },
     calibration: {
-      detectors: Object.fromEntries(DETECTORS.map((d) => [d, fitTail([], MIN_SCALE[d])])) as Record<DetectorName, TailModel>,
+      detectors: Object.fromEntries(DETECTORS.map((d) => [d, fitTail([], MIN_SCALE[d])])) as Record<
+        DetectorName,
+        TailModel
+      >,
       combined: fitTail([], 1),
       holdout: holdout.length,
     },
-    autoencoder: autoencoder === null ? null : { backend: autoencoder.backend, loss: autoencoder.loss, trainedOn: autoencoder.trainedOn },
+    autoencoder:
+      autoencoder === null
+        ? null
+        : { backend: autoencoder.backend, loss: autoencoder.loss, trainedOn: autoencoder.trainedOn },
     hnsw,
     states: 0,
   };
-  const model = new AnomalyModel({ json, embedder, profile, index, meta, autoencoder, stateIndex: null, states: [], logger });
+  const model = new AnomalyModel({
+    json,
+    embedder,
+    profile,
+    index,
+    meta,
+    autoencoder,
+    stateIndex: null,
+    states: [],
+    logger,
+  });
 
   // Calibrate: score the held-out part against the rest.
   progress({ phase: 'calibrate', done: 0, total: holdout.length });
   const { values } = model.rawSignals(holdout, vectors.slice(cut));
-  for (const d of DETECTORS) json.calibration.detectors[d] = fitTail(values.map((v) => v[d]), MIN_SCALE[d]);
+  for (const d of DETECTORS)
+    json.calibration.detectors[d] = fitTail(
+      values.map((v) => v[d]),
+      MIN_SCALE[d],
+    );
   const statistics = values.map((v) => {
     return combineSurprises(DETECTORS.map((d) => tailSurprise(json.calibration.detectors[d], v[d])));
   });
@@ -693,10 +772,14 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const profile = HistoryProfile.fromJSON(await readJson<ProfileJson>(join(dir, 'profile.json'), dir));
   profile.finalize();
   const metaText = await readFile(join(dir, 'changes.jsonl'), 'utf8').catch((err: unknown) => {
-    throw new OpdbusError('OPDBUS_ERR_ML_MODEL_CORRUPT', `The model in ${dir} is damaged: changes.jsonl is missing. Retrain it.`, {
-      data: { dir },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_ML_MODEL_CORRUPT',
+      `The model in ${dir} is damaged: changes.jsonl is missing. Retrain it.`,
+      {
+        data: { dir },
+        cause: err,
+      },
+    );
   });
   const meta = metaText
     .split('\n')
@@ -706,20 +789,36 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   try {
     index = HnswIndex.load(join(dir, 'changes.hnsw'), embedder.dim);
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_ML_MODEL_CORRUPT', `The model in ${dir} is damaged: changes.hnsw does not load (${(err as Error).message}). Retrain it.`, {
-      data: { dir },
-      cause: err,
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_ML_MODEL_CORRUPT',
+      `The model in ${dir} is damaged: changes.hnsw does not load (${(err as Error).message}). Retrain it.`,
+      {
+        data: { dir },
+        cause: err,
+      },
+    );
   }
   const autoencoder =
     full.autoencoder === null
       ? null
-      : autoencoderFromJSON(await readJson<Parameters<typeof autoencoderFromJSON>[0]>(join(dir, 'autoencoder.json'), dir));
+      : autoencoderFromJSON(
+          await readJson<Parameters<typeof autoencoderFromJSON>[0]>(join(dir, 'autoencoder.json'), dir),
+        );
   let stateIndex: HnswIndex | null = null;
   let states: KnownState[] = [];
   if (full.states > 0) {
     states = await readJson<KnownState[]>(join(dir, 'states.json'), dir);
     stateIndex = HnswIndex.load(join(dir, 'states.hnsw'), embedder.dim);
   }
-  return new AnomalyModel({ json: full, embedder, profile, index, meta, autoencoder, stateIndex, states, logger: options.logger ?? silentLogger });
+  return new AnomalyModel({
+    json: full,
+    embedder,
+    profile,
+    index,
+    meta,
+    autoencoder,
+    stateIndex,
+    states,
+    logger: options.logger ?? silentLogger,
+  });
 }

@@ -85,7 +85,8 @@ describe('HistoryProfile detectors', () => {
   });
 
   it('a routine change passes every detector', () => {
-    for (const d of ['what', 'actor', 'host', 'hour', 'day', 'value'] as const) expect(profile[d](routine).p).toBeGreaterThan(0.05);
+    for (const d of ['what', 'actor', 'host', 'hour', 'day', 'value'] as const)
+      expect(profile[d](routine).p).toBeGreaterThan(0.05);
   });
 
   it('a new actor, a night hour, a weekend, a value out of band, a wrong host each stand out', () => {
@@ -102,9 +103,12 @@ describe('HistoryProfile detectors', () => {
   });
 
   it('survives a JSON round trip', () => {
-    const copy = HistoryProfile.fromJSON(JSON.parse(JSON.stringify(profile.toJSON())) as ReturnType<HistoryProfile['toJSON']>);
+    const copy = HistoryProfile.fromJSON(
+      JSON.parse(JSON.stringify(profile.toJSON())) as ReturnType<HistoryProfile['toJSON']>,
+    );
     copy.finalize();
-    for (const d of ['what', 'actor', 'host', 'hour', 'day', 'value'] as const) expect(copy[d](routine).p).toBe(profile[d](routine).p);
+    for (const d of ['what', 'actor', 'host', 'hour', 'day', 'value'] as const)
+      expect(copy[d](routine).p).toBe(profile[d](routine).p);
   });
 });
 

@@ -3,7 +3,7 @@
 // (small = unusual in its own context) and the evidence for a reason. See stats.ts for the
 // estimates; no constant here is fitted to a data set.
 import { logScale, type ChangeFeatures, type Leaf } from './features.js';
-import { Counter, CounterTable, CyclicTable, NumberSample, unseenFloor, type CyclicCounts } from './stats.js';
+import { Counter, CounterTable, CyclicTable, NumberSample, type CyclicCounts } from './stats.js';
 
 /** Half-width of the window in which changes on one host count as one burst: ±5 minutes. */
 export const BURST_HALF_WINDOW_MS = 5 * 60_000;
@@ -290,13 +290,19 @@ export class HistoryProfile {
       categoricalTail([this.kinds.get(e.plugin)], f.kind) *
       categoricalTail([this.templates.get(f.kind)], f.template) *
       categoricalTail([this.ops.get(f.template)], e.op);
-    return { p, evidence: { seen: this.whats.get(f.what), resourceSeen: this.ops.get(f.template)?.total ?? 0 } };
+    return {
+      p,
+      evidence: { seen: this.whats.get(f.what), resourceSeen: this.ops.get(f.template)?.total ?? 0 },
+    };
   }
 
   /** Whether this actor makes this change: fleet-wide actors → actors of the collection → of this change. */
   actor(f: ChangeFeatures): DetectorResult {
     const e = f.event;
-    const p = categoricalTail([this.actors, this.actorByKind.get(f.kind), this.actorByWhat.get(f.what)], e.actor);
+    const p = categoricalTail(
+      [this.actors, this.actorByKind.get(f.kind), this.actorByWhat.get(f.what)],
+      e.actor,
+    );
     return { p, evidence: { usual: this.actorByWhat.get(f.what), actorSeen: this.actors.get(e.actor) } };
   }
 
@@ -385,10 +391,17 @@ export class HistoryProfile {
   ): DetectorResult {
     const keys = new Map(timeContexts(f));
     const get = (t: TimeTable) => tables[t].get(keys.get(t)!);
-    const { p, dist } = cyclicTail([get('utc'), get('actor'), get('actorWhat'), get('hostActor')], size, utcSlot, kernel);
+    const { p, dist } = cyclicTail(
+      [get('utc'), get('actor'), get('actorWhat'), get('hostActor')],
+      size,
+      utcSlot,
+      kernel,
+    );
     // Show the usual slots in the host's clock.
     const offset = localSlot - utcSlot;
-    const usual = usualSlots(dist).map((s) => (((s + offset) % size) + size) % size).sort((a, b) => a - b);
+    const usual = usualSlots(dist)
+      .map((s) => (((s + offset) % size) + size) % size)
+      .sort((a, b) => a - b);
     return { p, evidence: { [name]: localSlot, usual } };
   }
 
@@ -464,7 +477,10 @@ export class HistoryProfile {
           kind: 'band',
           field: leaf.field,
           value: leaf.value,
-          band: [Math.sign(band.lo) * Math.expm1(Math.abs(band.lo)), Math.sign(band.hi) * Math.expm1(Math.abs(band.hi))],
+          band: [
+            Math.sign(band.lo) * Math.expm1(Math.abs(band.lo)),
+            Math.sign(band.hi) * Math.expm1(Math.abs(band.hi)),
+          ],
           median: Math.sign(band.median) * Math.expm1(Math.abs(band.median)),
           outside,
         };
@@ -474,13 +490,18 @@ export class HistoryProfile {
   }
 
   /** How many changes a host makes within ±5 minutes, against what this host (or the fleet) did. */
-  burst(host: string, count: number, tail: (host: string) => { p: (count: number) => number; usual: number }): DetectorResult {
+  burst(
+    host: string,
+    count: number,
+    tail: (host: string) => { p: (count: number) => number; usual: number },
+  ): DetectorResult {
     const t = tail(host);
     return { p: t.p(count), evidence: { count, usual: t.usual } };
   }
 
   toJSON(): ProfileJson {
-    const samples = (m: Map<string, NumberSample>) => [...m.entries()].map(([k, s]) => [k, s.toJSON()] as [string, ReturnType<NumberSample['toJSON']>]);
+    const samples = (m: Map<string, NumberSample>) =>
+      [...m.entries()].map(([k, s]) => [k, s.toJSON()] as [string, ReturnType<NumberSample['toJSON']>]);
     return {
       n: this.n,
       plugins: this.plugins.toJSON(),
@@ -540,7 +561,10 @@ const TIME_TABLES = ['utc', 'actor', 'actorWhat', 'hostActor'] as const;
 type TimeTable = (typeof TIME_TABLES)[number];
 
 function timeTables(size: number): Record<TimeTable, CyclicTable> {
-  return mapTables(Object.fromEntries(TIME_TABLES.map((t) => [t, null])) as Record<TimeTable, null>, () => new CyclicTable(size));
+  return mapTables(
+    Object.fromEntries(TIME_TABLES.map((t) => [t, null])) as Record<TimeTable, null>,
+    () => new CyclicTable(size),
+  );
 }
 
 function mapTables<A, B>(tables: Record<TimeTable, A>, fn: (a: A) => B): Record<TimeTable, B> {

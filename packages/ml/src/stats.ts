@@ -79,20 +79,15 @@ export class CounterTable {
   }
 }
 
-/**
- * The probability of a value never seen in a vocabulary of `distinct` seen values: the
- * back-off floor of the chains (one more value than was seen, spread evenly).
- */
-export function unseenFloor(distinct: number): number {
-  return 1 / (distinct + 1);
-}
-
 /** Circular (mod `size`) counts, kept as an array, e.g. hours of the day or days of the week. */
 export class CyclicCounts {
   readonly counts: number[];
   total = 0;
 
-  constructor(readonly size: number, counts?: number[]) {
+  constructor(
+    readonly size: number,
+    counts?: number[],
+  ) {
     this.counts = counts ?? new Array<number>(size).fill(0);
     this.total = this.counts.reduce((a, b) => a + b, 0);
   }
@@ -117,7 +112,8 @@ export class CyclicCounts {
     if (this.total === 0) return backoff(slot);
     const n = this.size;
     const smooth = (s: number): number =>
-      (this.counts[s] ?? 0) + kernel * ((this.counts[(s + 1) % n] ?? 0) + (this.counts[(s + n - 1) % n] ?? 0));
+      (this.counts[s] ?? 0) +
+      kernel * ((this.counts[(s + 1) % n] ?? 0) + (this.counts[(s + n - 1) % n] ?? 0));
     const total = this.total * (1 + 2 * kernel);
     const t = this.distinct;
     return (smooth(slot) + t * backoff(slot)) / (total + t);

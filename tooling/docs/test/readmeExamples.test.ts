@@ -48,7 +48,8 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
   {
     readme: 'packages/ml/README.md',
     root: false,
-    expect: /^routine: [\d.]+ false\nodd: 1\.000 true\n - new actor: mallory never changed anything[\s\S]* nearest: \S+ \S+\nfalse\nmonday\n$/,
+    expect:
+      /^routine: [\d.]+ false\nodd: 1\.000 true\n - new actor: mallory never changed anything[\s\S]* nearest: \S+ \S+\nfalse\nmonday\n$/,
   },
   {
     readme: 'packages/netlink/README.md',

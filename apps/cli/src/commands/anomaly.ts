@@ -26,7 +26,10 @@ import type { GlobalOptions, Output } from '../runtime.js';
 function number(value: string, name: string, min: number, max: number): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < min || n > max)
-    throw new OpdbusError('OPDBUS_ERR_USAGE', `${name} must be a number from ${min} to ${max}, got "${value}".`);
+    throw new OpdbusError(
+      'OPDBUS_ERR_USAGE',
+      `${name} must be a number from ${min} to ${max}, got "${value}".`,
+    );
   return n;
 }
 
@@ -40,7 +43,9 @@ function progressBar(): { update: (p: TrainProgress) => void; done: () => void }
       const width = 30;
       const fraction = p.total === 0 ? 1 : Math.min(1, p.done / p.total);
       const filled = Math.round(fraction * width);
-      const line = `${p.phase.padEnd(11)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(fraction * 100)
+      const line = `${p.phase.padEnd(11)} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.round(
+        fraction * 100,
+      )
         .toString()
         .padStart(3)} %`;
       if (line !== last) process.stderr.write(`\r${line}`);
@@ -58,21 +63,31 @@ async function historyOf(options: { history?: string; fromLedger?: boolean }): P
   if (options.fromLedger === true)
     throw new OpdbusError(
       'OPDBUS_ERR_USAGE',
-      '--from-ledger needs the ledger\'s per-change records, which this build does not have yet; export them with `opdbus ledger export-changes > changes.jsonl` where available and pass --history changes.jsonl.',
+      "--from-ledger needs the ledger's per-change records, which this build does not have yet; export them with `opdbus ledger export-changes > changes.jsonl` where available and pass --history changes.jsonl.",
     );
   if (options.history === undefined)
-    throw new OpdbusError('OPDBUS_ERR_USAGE', 'Give the history to learn from: --history FILE.jsonl (or --from-ledger).');
+    throw new OpdbusError(
+      'OPDBUS_ERR_USAGE',
+      'Give the history to learn from: --history FILE.jsonl (or --from-ledger).',
+    );
   return readChangeEvents(options.history);
 }
 
 /** `opdbus anomaly train`. */
-export async function train(globals: GlobalOptions, options: TrainCliOptions, output: Output): Promise<number> {
+export async function train(
+  globals: GlobalOptions,
+  options: TrainCliOptions,
+  output: Output,
+): Promise<number> {
   const events = await historyOf(options);
   const states = options.states === undefined ? undefined : await readSnapshots(options.states);
   const bar = progressBar();
   const backend = options.backend;
   if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend))
-    throw new OpdbusError('OPDBUS_ERR_USAGE', `--backend must be one of ${BACKENDS.join(', ')}, got "${backend}".`);
+    throw new OpdbusError(
+      'OPDBUS_ERR_USAGE',
+      `--backend must be one of ${BACKENDS.join(', ')}, got "${backend}".`,
+    );
   const started = Date.now();
   const model = await trainModel(events, {
     autoencoder: options.autoencoder
@@ -88,7 +103,10 @@ export async function train(globals: GlobalOptions, options: TrainCliOptions, ou
   await model.save(options.model);
   bar.done();
   const info = model.info();
-  if (globals.json) output.out(JSON.stringify({ ok: true, model: options.model, ...info, seconds: (Date.now() - started) / 1000 }));
+  if (globals.json)
+    output.out(
+      JSON.stringify({ ok: true, model: options.model, ...info, seconds: (Date.now() - started) / 1000 }),
+    );
   else
     output.out(
       `Trained on ${info.history.events} changes (${info.history.hosts} hosts, ${info.history.actors} actors, ${info.history.from ?? '?'} … ${info.history.to ?? '?'}) in ${((Date.now() - started) / 1000).toFixed(1)} s; calibrated on the latest ${info.calibrationSize}.\n` +
@@ -110,13 +128,16 @@ export async function score(
 ): Promise<number> {
   const model = await loadModel(options.model);
   const events = await readChangeEvents(file);
-  const threshold = options.threshold === undefined ? undefined : number(options.threshold, '--threshold', 0, 1);
+  const threshold =
+    options.threshold === undefined ? undefined : number(options.threshold, '--threshold', 0, 1);
   const results = model.score(events, threshold === undefined ? {} : { threshold });
   if (globals.json) {
     // Exactly one line per input event, in order.
     output.out(
       results
-        .map(({ score: s, anomalous, reasons, neighbours }) => JSON.stringify({ score: s, anomalous, reasons, neighbours }))
+        .map(({ score: s, anomalous, reasons, neighbours }) =>
+          JSON.stringify({ score: s, anomalous, reasons, neighbours }),
+        )
         .join('\n'),
     );
     return 0;
@@ -128,7 +149,10 @@ export async function score(
     `${results.filter((r) => r.anomalous).length} of ${results.length} changes flagged (threshold ${threshold ?? model.threshold}).`,
   ];
   if (rows.length > 0) {
-    lines.push('', `${'SCORE'.padEnd(7)}  ${'AT'.padEnd(25)}  ${'HOST'.padEnd(16)}  ${'ACTOR'.padEnd(12)}  CHANGE`);
+    lines.push(
+      '',
+      `${'SCORE'.padEnd(7)}  ${'AT'.padEnd(25)}  ${'HOST'.padEnd(16)}  ${'ACTOR'.padEnd(12)}  CHANGE`,
+    );
     for (const [r, e] of rows) {
       lines.push(
         `${r.score.toFixed(4).padEnd(7)}  ${e.at.padEnd(25)}  ${short(e.host, 16).padEnd(16)}  ${short(e.actor, 12).padEnd(12)}  ${e.op} ${e.plugin}/${e.resource}`,
@@ -161,7 +185,8 @@ async function readSnapshots(file: string): Promise<StateSnapshot[]> {
   const source = file === '-' ? '<stdin>' : file;
   const text = await readText(file);
   const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const looksJsonl = lines.length > 0 && lines.every((l) => l.trim().startsWith('{') && l.trim().endsWith('}'));
+  const looksJsonl =
+    lines.length > 0 && lines.every((l) => l.trim().startsWith('{') && l.trim().endsWith('}'));
   if (looksJsonl && lines.length > 1) {
     return text.split('\n').flatMap((line, i) => {
       if (line.trim() === '') return [];
@@ -169,14 +194,22 @@ async function readSnapshots(file: string): Promise<StateSnapshot[]> {
       try {
         value = JSON.parse(line);
       } catch (err) {
-        throw new OpdbusError('OPDBUS_ERR_ML_INPUT', `${source}:${i + 1}: not JSON (${(err as Error).message}).`, {
-          data: { file: source, line: i + 1 },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_ML_INPUT',
+          `${source}:${i + 1}: not JSON (${(err as Error).message}).`,
+          {
+            data: { file: source, line: i + 1 },
+          },
+        );
       }
       if (typeof value !== 'object' || value === null || !('state' in value))
-        throw new OpdbusError('OPDBUS_ERR_ML_INPUT', `${source}:${i + 1}: not a state snapshot: it needs a "state" field.`, {
-          data: { file: source, line: i + 1 },
-        });
+        throw new OpdbusError(
+          'OPDBUS_ERR_ML_INPUT',
+          `${source}:${i + 1}: not a state snapshot: it needs a "state" field.`,
+          {
+            data: { file: source, line: i + 1 },
+          },
+        );
       const v = value as { id?: unknown; at?: unknown; host?: unknown; state: Json };
       const snapshot: StateSnapshot = { state: v.state };
       if (typeof v.id === 'string') snapshot.id = v.id;
@@ -189,9 +222,13 @@ async function readSnapshots(file: string): Promise<StateSnapshot[]> {
   try {
     value = parse(text);
   } catch (err) {
-    throw new OpdbusError('OPDBUS_ERR_ML_INPUT', `${source} is not valid YAML or JSON: ${(err as Error).message}`, {
-      data: { file: source },
-    });
+    throw new OpdbusError(
+      'OPDBUS_ERR_ML_INPUT',
+      `${source} is not valid YAML or JSON: ${(err as Error).message}`,
+      {
+        data: { file: source },
+      },
+    );
   }
   if (typeof value === 'object' && value !== null && 'state' in value && !('plugins' in value)) {
     const v = value as { id?: string; at?: string; host?: string; state: Json };
@@ -209,9 +246,13 @@ export async function scoreState(
 ): Promise<number> {
   const model = await loadModel(options.model);
   const snapshots = await readSnapshots(file);
-  const threshold = options.threshold === undefined ? undefined : number(options.threshold, '--threshold', 0, 1);
+  const threshold =
+    options.threshold === undefined ? undefined : number(options.threshold, '--threshold', 0, 1);
   const opts = threshold === undefined ? {} : { threshold };
-  const results = options.record === true ? model.addStates(snapshots, opts) : snapshots.map((s) => model.scoreState(s.state, opts));
+  const results =
+    options.record === true
+      ? model.addStates(snapshots, opts)
+      : snapshots.map((s) => model.scoreState(s.state, opts));
   if (options.record === true) await model.save(options.model);
   if (globals.json) {
     output.out(results.map((r, i) => JSON.stringify({ id: snapshots[i]!.id ?? String(i), ...r })).join('\n'));
@@ -225,7 +266,9 @@ export async function scoreState(
     );
     for (const reason of r.reasons) lines.push(`  - ${reason}`);
     if (r.anomalous && r.lastKnownGood !== null)
-      lines.push(`  last known good: ${r.lastKnownGood.id}${r.lastKnownGood.at === null ? '' : ` (${r.lastKnownGood.at})`}`);
+      lines.push(
+        `  last known good: ${r.lastKnownGood.id}${r.lastKnownGood.at === null ? '' : ` (${r.lastKnownGood.at})`}`,
+      );
   });
   if (options.record === true) lines.push(`Recorded ${snapshots.length} state(s) in ${options.model}.`);
   output.out(lines.join('\n'));
@@ -243,11 +286,18 @@ function metricsTable(rows: [string, Evaluation][]): string {
   ];
   const kinds = Object.keys(rows[0]?.[1].kinds ?? {});
   if (kinds.length > 0) {
-    lines.push('', `${'KIND'.padEnd(18)}  ${'N'.padEnd(4)}  ${rows.map(([n]) => `ROC-AUC/R@2% ${n}`).join('  ')}`);
+    lines.push(
+      '',
+      `${'KIND'.padEnd(18)}  ${'N'.padEnd(4)}  ${rows.map(([n]) => `ROC-AUC/R@2% ${n}`).join('  ')}`,
+    );
     for (const k of kinds)
       lines.push(
         `${k.padEnd(18)}  ${String(rows[0]![1].kinds[k]!.n).padEnd(4)}  ${rows
-          .map(([n, e]) => `${f(e.kinds[k]?.rocAuc ?? Number.NaN)}/${f(e.kinds[k]?.recallAt2 ?? Number.NaN)}`.padEnd(13 + n.length))
+          .map(([n, e]) =>
+            `${f(e.kinds[k]?.rocAuc ?? Number.NaN)}/${f(e.kinds[k]?.recallAt2 ?? Number.NaN)}`.padEnd(
+              13 + n.length,
+            ),
+          )
           .join('  ')}`,
       );
   }
@@ -255,7 +305,11 @@ function metricsTable(rows: [string, Evaluation][]): string {
 }
 
 /** `opdbus anomaly eval`. */
-export async function evaluate(globals: GlobalOptions, options: EvalCliOptions, output: Output): Promise<number> {
+export async function evaluate(
+  globals: GlobalOptions,
+  options: EvalCliOptions,
+  output: Output,
+): Promise<number> {
   const history = await readChangeEvents(options.history);
   const test = await readChangeEvents(options.test);
   const labels = await readLabels(options.labels, test.length);
@@ -274,20 +328,28 @@ export async function evaluate(globals: GlobalOptions, options: EvalCliOptions, 
   if (globals.json) output.out(JSON.stringify({ ok: true, opdbus: ours, frequencyBaseline: baseline }));
   else
     output.out(
-      `${test.length} test changes, ${ours.anomalies} labelled anomalous; trained on ${history.length}.\n\n${metricsTable([
-        ['opdbus', ours],
-        ['frequency-baseline', baseline],
-      ])}`,
+      `${test.length} test changes, ${ours.anomalies} labelled anomalous; trained on ${history.length}.\n\n${metricsTable(
+        [
+          ['opdbus', ours],
+          ['frequency-baseline', baseline],
+        ],
+      )}`,
     );
   return 0;
 }
 
 /** `opdbus anomaly info`. */
-export async function info(globals: GlobalOptions, options: { model?: string }, output: Output): Promise<number> {
+export async function info(
+  globals: GlobalOptions,
+  options: { model?: string },
+  output: Output,
+): Promise<number> {
   const backend = await loadBackend();
   const model = options.model === undefined ? undefined : (await loadModel(options.model)).info();
   if (globals.json) {
-    output.out(JSON.stringify({ ok: true, backend: backend.name, tried: backend.tried, model: model ?? null }));
+    output.out(
+      JSON.stringify({ ok: true, backend: backend.name, tried: backend.tried, model: model ?? null }),
+    );
     return 0;
   }
   const lines = [
@@ -306,7 +368,11 @@ export async function info(globals: GlobalOptions, options: { model?: string }, 
 }
 
 /** `opdbus anomaly generate`. */
-export async function generate(_globals: GlobalOptions, options: GenerateCliOptions, output: Output): Promise<number> {
+export async function generate(
+  _globals: GlobalOptions,
+  options: GenerateCliOptions,
+  output: Output,
+): Promise<number> {
   const g = generateFleetHistory({
     seed: number(options.seed, '--seed', 0, 2 ** 31),
     weeks: number(options.weeks, '--weeks', 1, 520),

@@ -22,7 +22,9 @@ export function registerAnomaly(context: CommandContext): void {
     .option('--epochs <n>', 'autoencoder epochs', '8')
     .option('--backend <name>', 'start the TensorFlow.js probe at tfjs-node-gpu | tfjs-node | wasm | cpu')
     .option('--threshold <score>', 'decision threshold on the calibrated score', '0.99')
-    .action((options: TrainCliOptions) => run(async () => (await load()).train(globals(), options, output))());
+    .action((options: TrainCliOptions) =>
+      run(async () => (await load()).train(globals(), options, output))(),
+    );
 
   anomaly
     .command('score')
@@ -37,41 +39,62 @@ export function registerAnomaly(context: CommandContext): void {
 
   anomaly
     .command('score-state')
-    .description('compare state snapshots with the known-good states of the model (similarity rule, default 0.85)')
-    .argument('<file>', 'a state document (YAML/JSON) or JSONL snapshots {"id","at","host","state"} (- for stdin)')
+    .description(
+      'compare state snapshots with the known-good states of the model (similarity rule, default 0.85)',
+    )
+    .argument(
+      '<file>',
+      'a state document (YAML/JSON) or JSONL snapshots {"id","at","host","state"} (- for stdin)',
+    )
     .requiredOption('--model <dir>', 'model directory')
-    .option('--threshold <similarity>', "similarity below which a state is anomalous (default: the model's, 0.85)")
-    .option('--record', 'add the snapshots to the model\'s state history (flagged ones are never "known good")')
+    .option(
+      '--threshold <similarity>',
+      "similarity below which a state is anomalous (default: the model's, 0.85)",
+    )
+    .option(
+      '--record',
+      'add the snapshots to the model\'s state history (flagged ones are never "known good")',
+    )
     .action((file: string, options: { model: string; threshold?: string; record?: boolean }) =>
       run(async () => (await load()).scoreState(globals(), file, options, output))(),
     );
 
   anomaly
     .command('eval')
-    .description('train on a history, score labelled test events: ROC-AUC, PR-AUC, recall at 1/2/5 % FPR, beside a frequency baseline')
+    .description(
+      'train on a history, score labelled test events: ROC-AUC, PR-AUC, recall at 1/2/5 % FPR, beside a frequency baseline',
+    )
     .requiredOption('--history <file>', 'training change events (JSONL)')
     .requiredOption('--test <file>', 'test change events (JSONL)')
     .requiredOption('--labels <file>', 'one label per test event: [0,1,…] or {"labels":[…],"kinds":[…]}')
     .option('--model <dir>', 'score with this trained model instead of training on --history')
     .option('--no-autoencoder', 'train without the autoencoder detector')
-    .action((options: EvalCliOptions) => run(async () => (await load()).evaluate(globals(), options, output))());
+    .action((options: EvalCliOptions) =>
+      run(async () => (await load()).evaluate(globals(), options, output))(),
+    );
 
   anomaly
     .command('info')
     .description('what a model was trained on, and which TensorFlow.js backend runs here')
     .option('--model <dir>', 'model directory')
-    .action((options: { model?: string }) => run(async () => (await load()).info(globals(), options, output))());
+    .action((options: { model?: string }) =>
+      run(async () => (await load()).info(globals(), options, output))(),
+    );
 
   anomaly
     .command('generate')
-    .description('write a synthetic fleet history with labelled anomalies (history.jsonl, test.jsonl, labels.json)')
+    .description(
+      'write a synthetic fleet history with labelled anomalies (history.jsonl, test.jsonl, labels.json)',
+    )
     .requiredOption('--out <dir>', 'directory to write into')
     .option('--seed <n>', 'seed (everything is drawn from it)', '1')
     .option('--weeks <n>', 'weeks of normal history', '6')
     .option('--test-weeks <n>', 'weeks of test events', '2')
     .option('--hosts <n>', 'about this many hosts (default: 20–40 from the seed)')
     .option('--rate <x>', 'multiply every routine rate (default 4, about 100 changes per host and week)')
-    .action((options: GenerateCliOptions) => run(async () => (await load()).generate(globals(), options, output))());
+    .action((options: GenerateCliOptions) =>
+      run(async () => (await load()).generate(globals(), options, output))(),
+    );
 }
 
 /** Options of `opdbus anomaly train`. */
