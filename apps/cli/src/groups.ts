@@ -3,6 +3,7 @@ import { registerCodegen } from './groups/codegen.js';
 import { registerLedger } from './groups/ledger.js';
 import { registerSnapshot } from './groups/snapshot.js';
 import { registerNuma } from './groups/numa.js';
+import { registerAnomaly } from './groups/anomaly.js';
 import type { GlobalOptions, Output } from './runtime.js';
 
 /** What a command group receives to add its commands to the program. */
@@ -25,4 +26,5 @@ export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
   registerLedger,
   registerSnapshot,
   registerNuma,
+  registerAnomaly,
 ];

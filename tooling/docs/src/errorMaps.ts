@@ -7,6 +7,7 @@ import { sessionsErrors } from '@opdbus/plugins-sessions';
 import { ovsdbErrors } from '@opdbus/ovsdb';
 import { ovsErrors } from '@opdbus/plugins-ovs';
 import { numaErrors } from '@opdbus/numa';
+import { mlErrors } from '@opdbus/ml';
 import { netlinkErrors } from '@opdbus/netlink';
 import { networkErrors } from '@opdbus/plugins-network';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
@@ -22,6 +23,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/ovsdb': ovsdbErrors,
   '@opdbus/plugins-ovs': ovsErrors,
   '@opdbus/numa': numaErrors,
+  '@opdbus/ml': mlErrors,
   '@opdbus/netlink': netlinkErrors,
   '@opdbus/plugins-network': networkErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,

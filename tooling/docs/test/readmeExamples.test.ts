@@ -46,6 +46,12 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
       /"db\.service":\{"properties":\{"CPUAffinity":\[[\d,]+\],"NUMAPolicy":"bind","NUMAMask":\[1\]\}\}[\s\S]*node 1/,
   },
   {
+    readme: 'packages/ml/README.md',
+    root: false,
+    expect:
+      /^routine: [\d.]+ false\nodd: 1\.000 true\n - new actor: mallory never changed anything[\s\S]* nearest: \S+ \S+\nfalse\nmonday\n$/,
+  },
+  {
     readme: 'packages/netlink/README.md',
     root: true,
     expect:
