@@ -663,8 +663,26 @@ export function stableJson(value: unknown): string {
   );
 }
 
+/**
+ * The elements of an interval set as (start, end) pairs: `nft` sends an end element at key 0
+ * before the first interval, which holds nothing, and the kernel lists them in any order.
+ */
+function canonicalIntervals(elements: readonly NftElementData[]): NftElementData[] {
+  const sorted = [...elements].sort((a, b) =>
+    a.key < b.key ? -1 : a.key > b.key ? 1 : (a.flags ?? 0) & 1 ? -1 : (b.flags ?? 0) & 1 ? 1 : 0,
+  );
+  const out: NftElementData[] = [];
+  for (const [i, el] of sorted.entries()) {
+    const end = ((el.flags ?? 0) & 1) !== 0;
+    const prev = sorted[i - 1];
+    if (end && (prev === undefined || ((prev.flags ?? 0) & 1) !== 0)) continue;
+    out.push(el);
+  }
+  return out;
+}
+
 function anonymousKey(set: NftAnonymousSet): string {
-  const elements = set.elements
+  const elements = ((set.flags & 4) !== 0 ? canonicalIntervals(set.elements) : set.elements)
     .map((el) => JSON.stringify([el.key, el.keyEnd ?? '', el.flags ?? 0, el.data ?? '', el.verdict ?? '']))
     .sort();
   return stableJson({ ...set, elements });

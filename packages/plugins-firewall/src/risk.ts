@@ -168,7 +168,7 @@ function matchHolds(rule: Rule, p: Packet, sets: readonly SetSpec[]): Tri {
   if (m.nfproto !== undefined)
     r = and(r, valueHolds(T.nfproto, m.nfproto, bytesOf(T.nfproto, p.v6 ? 'ipv6' : 'ipv4'), sets));
   if (m.l4proto !== undefined) r = and(r, valueHolds(T.inet_proto, m.l4proto, Buffer.from([6]), sets));
-  if (m.mark !== undefined || m.ct?.mark !== undefined) r = and(r, undefined);
+  if (m.mark !== undefined || m.ct?.mark !== undefined || m.ct?.status !== undefined) r = and(r, undefined);
   if (m.ip !== undefined) {
     if (p.v6) return false;
     addr(m.ip.saddr, 'saddr', T.ipv4_addr);

@@ -94,9 +94,15 @@ export const matchSchema = z
     icmp: icmpMatch.optional().describe('ICMP type (`echo-request` …).'),
     icmpv6: icmpMatch.optional().describe('ICMPv6 type (`nd-neighbor-solicit` …).'),
     ct: z
-      .strictObject({ state: matchValue.optional(), mark: matchValue.optional() })
+      .strictObject({
+        state: matchValue.optional(),
+        status: matchValue.optional(),
+        mark: matchValue.optional(),
+      })
       .optional()
-      .describe('Connection tracking: state (`established,related`, `new`, `invalid`), mark.'),
+      .describe(
+        'Connection tracking: state (`established,related`, `new`, `invalid`), status (`dnat`, `snat` …), mark.',
+      ),
   })
   .describe('Conditions, all of which must hold; written in this order with the dependencies nft adds.');
 

@@ -29,6 +29,7 @@ const LEFT: readonly [string, string][] = [
   ['icmp.type', 'icmp type'],
   ['icmpv6.type', 'icmpv6 type'],
   ['ct.state', 'ct state'],
+  ['ct.status', 'ct status'],
   ['ct.mark', 'ct mark'],
 ];
 
@@ -127,6 +128,7 @@ const JSON_LEFT: Readonly<Record<string, Json>> = {
   l4proto: { meta: { key: 'l4proto' } },
   mark: { meta: { key: 'mark' } },
   'ct.state': { ct: { key: 'state' } },
+  'ct.status': { ct: { key: 'status' } },
   'ct.mark': { ct: { key: 'mark' } },
 };
 
@@ -156,7 +158,7 @@ function jsonMatch(path: string, v: MatchValue): Json {
   let right: Json;
   let op = negated ? '!=' : '==';
   if (Array.isArray(inner)) right = { set: inner.map(jsonScalar) };
-  else if (path === 'ct.state' && typeof inner === 'string' && !isSetRef(inner)) {
+  else if ((path === 'ct.state' || path === 'ct.status') && typeof inner === 'string' && !isSetRef(inner)) {
     const names = inner.split(',');
     if (negated && names.length === 1) right = names[0]!;
     else {

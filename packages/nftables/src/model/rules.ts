@@ -19,11 +19,9 @@ import {
   CT_STATES,
   DATATYPES,
   compareBytes,
-  formatCtState,
   hostU32,
   ifnameBytes,
   isSetRef,
-  parseCtState,
   parseValue,
   prefixLength,
   readHostU32,
@@ -107,6 +105,7 @@ const FIELDS: readonly FieldDef[] = [
   { path: 'icmp.type', load: th(0, 1), type: T.icmp_type, l3: 'ipv4', l4: 1 },
   { path: 'icmpv6.type', load: th(0, 1), type: T.icmpv6_type, l3: 'ipv6', l4: 58 },
   { path: 'ct.state', load: { type: 'ct', key: 'state' }, type: T.ct_state },
+  { path: 'ct.status', load: { type: 'ct', key: 'status' }, type: T.ct_status },
   { path: 'ct.mark', load: { type: 'ct', key: 'mark' }, type: T.mark },
 ];
 
@@ -294,8 +293,8 @@ function compileMatch(s: CompileState, f: FieldDef, value: MatchValue): void {
     });
     return;
   }
-  if (f.path === 'ct.state') {
-    const bits = parseCtState(inner);
+  if (f.path === 'ct.state' || f.path === 'ct.status') {
+    const bits = readHostU32(f.type.parse(inner));
     s.out.push(loadExpr(f.load));
     if (negated && String(inner).split(',').length === 1) {
       s.out.push({ type: 'cmp', sreg: 1, op: 'neq', data: hostU32(bits).toString('hex') });
@@ -795,16 +794,15 @@ function formatRel(r: Rel, f: FieldDef, prefixLen: number | undefined, ctx: Rule
   }
   const neg = r.op === 'neq';
   const value = (r as { value: Buffer }).value;
-  if (f.path === 'ct.state') {
+  if (f.path === 'ct.state' || f.path === 'ct.status') {
     if (r.src.kind === 'masked') {
       if (value.some((b) => b !== 0)) fail('ct state masked compare');
-      const bits = readHostU32(r.src.mask);
-      const names = formatCtState(bits);
+      const names = String(f.type.format(r.src.mask));
       // bitwise & bits; != 0 is "any of"; == 0 is "none of".
       return negate(names, !neg);
     }
     if (!neg) fail('ct state == without mask');
-    const names = formatCtState(readHostU32(value));
+    const names = String(f.type.format(value));
     if (names.includes(',')) fail('ct state != several');
     return { not: names };
   }
@@ -836,7 +834,11 @@ function formatRel(r: Rel, f: FieldDef, prefixLen: number | undefined, ctx: Rule
   return negate(f.type.format(value), neg);
 }
 
-function decompileMatches(rels: readonly Rel[], ctx: RuleContext, consumedDeps: Set<number>): RuleMatch {
+function decompileMatches(
+  rels: readonly Rel[],
+  ctx: RuleContext,
+  consumedDeps: Set<number>,
+): { match: RuleMatch; l3: 'ipv4' | 'ipv6' | undefined } {
   let l3: 'ipv4' | 'ipv6' | undefined =
     ctx.family === 'ip' ? 'ipv4' : ctx.family === 'ip6' ? 'ipv6' : undefined;
   let l4: number | undefined;
@@ -889,7 +891,7 @@ function decompileMatches(rels: readonly Rel[], ctx: RuleContext, consumedDeps: 
   // A `meta protocol` dependency must have been used.
   for (const [index, r] of rels.entries())
     if (depValue(r, 'protocol') !== undefined && !consumedDeps.has(index)) fail('meta protocol');
-  return match;
+  return { match, l3 };
 }
 
 function decompileStatements(exprs: readonly NftExpr[], family: NftFamily): Statement[] {
@@ -1007,7 +1009,12 @@ function decompileStatements(exprs: readonly NftExpr[], family: NftFamily): Stat
   return out;
 }
 
-function decompileVerdict(e: NftExpr, family: NftFamily, match: RuleMatch): Verdict {
+function decompileVerdict(
+  e: NftExpr,
+  family: NftFamily,
+  match: RuleMatch,
+  context: 'ipv4' | 'ipv6' | undefined,
+): Verdict {
   if (e.type === 'immediate') {
     const v = e.verdict ?? fail('verdict');
     switch (v.code) {
@@ -1034,7 +1041,7 @@ function decompileVerdict(e: NftExpr, family: NftFamily, match: RuleMatch): Verd
     return { reject: { type: 'icmpx', code: name(ICMPX_CODES) } };
   }
   if (e.rejectType === 'icmp') {
-    const l3 = family === 'ip' ? 'ipv4' : family === 'ip6' ? 'ipv6' : match.nfproto;
+    const l3 = family === 'ip' ? 'ipv4' : family === 'ip6' ? 'ipv6' : context;
     if (family === 'ip' && code === 3) return 'reject';
     if (family === 'ip6' && code === 4) return 'reject';
     if (l3 === 'ipv6') {
@@ -1063,11 +1070,11 @@ export function decompileRule(exprs: readonly NftExpr[], ctx: RuleContext): Omit
   try {
     const { rels, statements, verdict } = parse(exprs);
     const consumed = new Set<number>();
-    const match = decompileMatches(rels, ctx, consumed);
+    const { match, l3 } = decompileMatches(rels, ctx, consumed);
     const sts = decompileStatements(statements, ctx.family);
     rule = {};
     let v: Verdict | undefined;
-    if (verdict !== undefined) v = decompileVerdict(verdict, ctx.family, match);
+    if (verdict !== undefined) v = decompileVerdict(verdict, ctx.family, match, l3);
     if (Object.keys(match).length > 0) rule.match = match;
     if (sts.length > 0) rule.statements = sts;
     if (v !== undefined) rule.verdict = v;

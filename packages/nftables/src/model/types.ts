@@ -47,6 +47,8 @@ export interface IcmpMatch {
 export interface CtMatch {
   /** `established,related` (any of these flags), a list (a set), or `{ not: invalid }`. */
   state?: MatchValue;
+  /** `dnat`, `snat`, `assured` … (any of these flags), a list, or `{ not: … }`. */
+  status?: MatchValue;
   mark?: MatchValue;
 }
 

@@ -331,6 +331,15 @@ export const DATATYPES = {
     parse: (v: Scalar) => hostU32(parseCtState(v)),
     format: (b: Buffer) => formatCtState(readHostU32(b)),
   },
+  ct_status: {
+    name: 'ct_status',
+    id: 28,
+    len: 4,
+    host: true,
+    ranges: false,
+    parse: (v: Scalar) => hostU32(parseCtStatus(v)),
+    format: (b: Buffer) => formatCtStatus(readHostU32(b)),
+  },
   icmpv6_type: {
     name: 'icmpv6_type',
     id: 29,
@@ -382,29 +391,46 @@ export function concatTypes(id: number, count: number): DataType[] | undefined {
   return out;
 }
 
-/** Parse a ct state flag list (`established,related`) into its bits. */
-export function parseCtState(v: Scalar): number {
+/** Conntrack status bits (IPS_*) nft names, in nft's order. */
+export const CT_STATUS: Readonly<Record<string, number>> = {
+  expected: 1,
+  'seen-reply': 2,
+  assured: 4,
+  confirmed: 8,
+  snat: 16,
+  dnat: 32,
+  dying: 512,
+};
+
+function parseFlags(table: Readonly<Record<string, number>>, what: string, v: Scalar): number {
   let bits = 0;
   for (const part of String(v).split(',')) {
     const name = part.trim();
-    const bit = CT_STATES[name];
-    if (bit === undefined)
-      throw invalid(`"${name}" is not a conntrack state; use ${Object.keys(CT_STATES).join(', ')}.`);
+    const bit = table[name];
+    if (bit === undefined) throw invalid(`"${name}" is not a ${what}; use ${Object.keys(table).join(', ')}.`);
     bits |= bit;
   }
   return bits;
 }
 
-/** Format ct state bits as nft does (`established,related`). */
-export function formatCtState(bits: number): string {
-  const names = Object.entries(CT_STATES)
+function formatFlags(table: Readonly<Record<string, number>>, bits: number): string {
+  const names = Object.entries(table)
     .filter(([, bit]) => (bits & bit) !== 0)
     .map(([name]) => name);
   let rest = bits;
-  for (const bit of Object.values(CT_STATES)) rest &= ~bit;
+  for (const bit of Object.values(table)) rest &= ~bit;
   if (rest !== 0) names.push(`0x${rest.toString(16)}`);
   return names.join(',');
 }
+
+/** Parse a ct state flag list (`established,related`) into its bits. */
+export const parseCtState = (v: Scalar): number => parseFlags(CT_STATES, 'conntrack state', v);
+/** Format ct state bits as nft does (`established,related`). */
+export const formatCtState = (bits: number): string => formatFlags(CT_STATES, bits);
+/** Parse a ct status flag list (`dnat`, `snat,assured`). */
+export const parseCtStatus = (v: Scalar): number => parseFlags(CT_STATUS, 'conntrack status', v);
+/** Format ct status bits as nft does. */
+export const formatCtStatus = (bits: number): string => formatFlags(CT_STATUS, bits);
 
 /** Parse a value that may be a range (`a-b`) or a prefix (`a/n`) into its wire form. */
 export function parseValue(type: DataType, v: Scalar): WireValue {
