@@ -573,8 +573,8 @@ export function encodeExpr(w: Writer, expr: NftExpr): void {
   for (const [field, [num, kind]] of fields) {
     const value = record[field];
     if (value === undefined) {
-      if (expr.type === 'immediate' && field === 'data' && (expr as ImmediateExpr).verdict !== undefined)
-        putVerdict(w, num, (expr as ImmediateExpr).verdict!);
+      if (expr.type === 'immediate' && field === 'data' && expr.verdict !== undefined)
+        putVerdict(w, num, expr.verdict);
       continue;
     }
     switch (kind.kind) {
@@ -601,7 +601,7 @@ export function encodeExpr(w: Writer, expr: NftExpr): void {
         break;
       case 'enum': {
         const n = typeof value === 'number' ? value : kind.names.indexOf(value as string);
-        if (n < 0) throw invalid(`Unknown ${field} "${String(value)}" in a ${expr.type} expression.`);
+        if (n < 0) throw invalid(`Unknown ${field} ${JSON.stringify(value)} in a ${expr.type} expression.`);
         put.be32(w, num, n);
         break;
       }

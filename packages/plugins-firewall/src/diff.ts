@@ -1,14 +1,6 @@
 /** The pure diff: declared section vs observed section → changes with dependencies and risk. */
 import { OpdbusError, formatPath, type ChangeSpec } from '@opdbus/core';
-import {
-  ruleKey,
-  ruleText,
-  type ChainSpec,
-  type NftFamily,
-  type Rule,
-  type SetSpec,
-  type TableSpec,
-} from '@opdbus/nftables';
+import { ruleKey, ruleText, type ChainSpec, type Rule, type SetSpec, type TableSpec } from '@opdbus/nftables';
 import {
   CHAIN_FIELDS,
   SET_FIELDS,
@@ -24,7 +16,7 @@ import {
   tableView,
 } from './model.js';
 import { dropsConnection, type ManagementConnection } from './risk.js';
-import type { ChainEntry, FirewallSection, SetEntry, TableEntry } from './schema.js';
+import type { FirewallSection, SetEntry, TableEntry } from './schema.js';
 
 /** What `query` learns about the host for the risk guard (attached to the observed section). */
 export interface FirewallFacts {
@@ -107,7 +99,7 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
   const facts = observedFacts.get(observed);
   const out: ChangeSpec[] = [];
   for (const [ti, dt] of (desired.tables ?? []).entries()) {
-    const family = dt.family as NftFamily;
+    const family = dt.family;
     const ot = observed.tables?.find((t) => t.family === dt.family && t.name === dt.name);
     const exists = !isAbsent(ot);
     const tres = tableResource(family, dt.name);
@@ -158,7 +150,7 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
     const afterSets = new Map<string, SetSpec | null>();
 
     for (const [si, ds] of (dt.sets ?? []).entries()) {
-      const os = exists ? (ot!.sets?.find((s) => s.name === ds.name) as SetEntry | undefined) : undefined;
+      const os = exists ? ot!.sets?.find((s) => s.name === ds.name) : undefined;
       const res = setResource(family, dt.name, ds.name);
       if (ds.state === 'absent') {
         afterSets.set(ds.name, null);
@@ -218,7 +210,7 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
     }
 
     for (const [, dc] of (dt.chains ?? []).entries()) {
-      const oc = exists ? (ot!.chains?.find((c) => c.name === dc.name) as ChainEntry | undefined) : undefined;
+      const oc = exists ? ot!.chains?.find((c) => c.name === dc.name) : undefined;
       const res = chainResource(family, dt.name, dc.name);
       if (dc.state === 'absent') {
         afterChains.set(dc.name, null);
@@ -315,7 +307,7 @@ function flagRisk(
 ): void {
   if (facts.connections.length === 0) return;
   const before: TableSpec = current ?? {
-    family: dt.family as NftFamily,
+    family: dt.family,
     name: dt.name,
     chains: [],
     sets: [],

@@ -55,7 +55,7 @@ export interface TableView {
 
 /** The table attributes of an entry. */
 export function tableView(t: TableSpec | TableEntry): TableView {
-  const v: TableView = { family: t.family as NftFamily, name: t.name };
+  const v: TableView = { family: t.family, name: t.name };
   if (t.comment !== undefined) v.comment = t.comment;
   if (t.dormant === true) v.dormant = true;
   return v;
@@ -172,7 +172,7 @@ export function scopedSection(desired: FirewallSection, tables: readonly TableSp
       out.push({ family: d.family, name: d.name, state: 'absent' });
       continue;
     }
-    const entry: TableEntry = tableView(t) as TableEntry;
+    const entry: TableEntry = tableView(t);
     if (d.chains !== undefined)
       entry.chains = d.chains.map(
         (dc) =>

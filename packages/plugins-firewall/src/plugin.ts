@@ -73,6 +73,15 @@ export interface FirewallPluginOptions {
   ignoreOwnChanges?: boolean;
   /** Read SSH_CONNECTION from here (default `process.env`). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Called with each batch after it is computed from the ruleset read at `generation` and before
+   * it is committed (for tracing; tests use it to let another writer in between).
+   */
+  beforeCommit?: (info: {
+    generation: number;
+    messages: number;
+    changes: readonly Change[];
+  }) => void | Promise<void>;
 }
 
 /** The firewall plugin, with a way to close its sockets. */
@@ -83,7 +92,7 @@ export type FirewallPlugin = Plugin<FirewallSection, FirewallCheckpoint> & {
 
 /** The tables the section (or changes) name. */
 function tablesOf(section: FirewallSection): NftTableRef[] {
-  return (section.tables ?? []).map((t) => ({ family: t.family as NftFamily, name: t.name }));
+  return (section.tables ?? []).map((t) => ({ family: t.family, name: t.name }));
 }
 
 function tablesOfChanges(changes: readonly Change[]): NftTableRef[] {
@@ -123,14 +132,10 @@ export function restoreSection(token: FirewallCheckpoint, current: readonly Tabl
     const saved = table as unknown as TableSpec | null;
     if (saved === null) return { family: family as NftFamily, name, state: 'absent' };
     const now = current.find((t) => t.family === family && t.name === name);
-    const chains: ChainEntry[] = (saved.chains ?? []).map(
-      (c: ChainSpec) => ({ ...c, rules: c.rules ?? [] }) as ChainEntry,
-    );
+    const chains: ChainEntry[] = (saved.chains ?? []).map((c: ChainSpec) => ({ ...c, rules: c.rules ?? [] }));
     for (const c of now?.chains ?? [])
       if (!chains.some((x) => x.name === c.name)) chains.push({ name: c.name, state: 'absent' });
-    const sets: SetEntry[] = (saved.sets ?? []).map(
-      (s: SetSpec) => ({ ...s, elements: s.elements ?? [] }) as SetEntry,
-    );
+    const sets: SetEntry[] = (saved.sets ?? []).map((s: SetSpec) => ({ ...s, elements: s.elements ?? [] }));
     for (const s of now?.sets ?? [])
       if (!sets.some((x) => x.name === s.name)) sets.push({ name: s.name, state: 'absent' });
     const entry: TableEntry = {
@@ -229,6 +234,11 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
       if (usesInterfaces(changes)) interfaces = resolverFromLinks(await links(ctx));
       const planned = planBatch(changes, rs, interfaces);
       if (planned.batch.length === 0) return;
+      await options.beforeCommit?.({
+        generation: rs.generation,
+        messages: planned.batch.length,
+        changes: planned.effective,
+      });
       try {
         const result = await nft.commit(planned.batch, { generation: rs.generation });
         ctx.logger.debug(
@@ -322,7 +332,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
       await applyBatch(changes, ctx);
     },
 
-    async watch(ctx, onEvent: (event: WatchEvent) => void) {
+    watch(ctx, onEvent: (event: WatchEvent) => void) {
       const monitor = NftMonitor.open({ netns: ctx.netns, logger: ctx.logger });
       const pending = new Map<string, string>();
       monitor.on('event', (e) => {
@@ -365,7 +375,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
         if (!pending.has(resource)) pending.set(resource, `${e.family} ${e.table}: ${what}`);
       });
       monitor.on('error', (err) => ctx.logger.warn({ err }, 'nftables monitor failed'));
-      return () => monitor.close();
+      return Promise.resolve(() => monitor.close());
     },
   });
 

@@ -6,10 +6,9 @@ import {
   chainToNft,
   setToNft,
   type ChainSpec,
-  type NftFamily,
+  type NftExpr,
   type Rule,
   type SetSpec,
-  type TableSpec,
 } from '@opdbus/nftables';
 import { z } from 'zod';
 
@@ -185,7 +184,7 @@ export const ruleSchema = z
     statements: z.array(statementSchema).optional(),
     verdict: verdictSchema.optional(),
     expr: z
-      .array(z.looseObject({ type: z.string() }))
+      .array(z.looseObject({ type: z.string() }) as unknown as z.ZodType<NftExpr>)
       .optional()
       .describe(
         'The exact nf_tables expressions, for rules the readable form does not cover (query shows them so); excludes match, statements and verdict.',
@@ -322,7 +321,7 @@ export const firewallSchema: z.ZodType<FirewallSection> = z
       if (tableKeys.has(tkey))
         ctx.addIssue({ code: 'custom', message: `table ${tkey} is named twice`, path: ['tables', ti] });
       tableKeys.add(tkey);
-      const family = table.family as NftFamily;
+      const family = table.family;
       const chainNames = new Set<string>();
       for (const [ci, chain] of (table.chains ?? []).entries()) {
         const at = ['tables', ti, 'chains', ci];

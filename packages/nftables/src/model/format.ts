@@ -154,7 +154,7 @@ function jsonScalar(v: Scalar): Json {
 
 function jsonMatch(path: string, v: MatchValue): Json {
   const negated = typeof v === 'object' && !Array.isArray(v);
-  const inner = negated ? (v as { not: Scalar | Scalar[] }).not : (v as Scalar | Scalar[]);
+  const inner = negated ? v.not : v;
   let right: Json;
   let op = negated ? '!=' : '==';
   if (Array.isArray(inner)) right = { set: inner.map(jsonScalar) };
@@ -164,7 +164,7 @@ function jsonMatch(path: string, v: MatchValue): Json {
     else {
       op = negated ? '==' : 'in';
       right = names.length === 1 ? names[0]! : names;
-      if (negated) right = { '&': [right, 0] } as Json;
+      if (negated) right = { '&': [right, 0] };
     }
   } else right = jsonScalar(inner);
   return { match: { op, left: jsonLeft(path), right } };

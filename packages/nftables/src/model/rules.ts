@@ -271,7 +271,7 @@ function incrementBytes(b: Buffer, host: boolean): Buffer | undefined {
 
 function compileMatch(s: CompileState, f: FieldDef, value: MatchValue): void {
   const negated = typeof value === 'object' && !Array.isArray(value);
-  const inner = negated ? (value as { not: Scalar | Scalar[] }).not : (value as Scalar | Scalar[]);
+  const inner = negated ? value.not : value;
   if (f.l3 !== undefined) needL3(s, f.l3, f.path);
   if (f.l4 !== undefined) needL4(s, f.l4);
   if (isSetRef(inner)) {

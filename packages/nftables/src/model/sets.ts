@@ -159,7 +159,7 @@ export function setFromNft(set: NftSet): SetSpec | { unreadable: string } {
 /** A readable element split into its parts. */
 interface ElementParts {
   key: Scalar[];
-  value?: Scalar | Verdict;
+  value?: Scalar | Exclude<Verdict, string>;
   timeout?: string;
   comment?: string;
 }
@@ -197,7 +197,7 @@ export function elementCodec(spec: SetSpec): ElementCodec {
 
 function mapData(
   codec: ElementCodec,
-  value: Scalar | Verdict | undefined,
+  value: Scalar | Exclude<Verdict, string> | undefined,
   key: string,
 ): Partial<NftElementData> {
   if (codec.map === undefined) {

@@ -162,8 +162,8 @@ export type SetElement =
   | Scalar[]
   | {
       key: Scalar | Scalar[];
-      /** A map's value: a value of its data type, or a verdict. */
-      value?: Scalar | Verdict;
+      /** A map's value: a value of its data type, or a verdict (`accept`, `{ jump: CHAIN }` …). */
+      value?: Scalar | Exclude<Verdict, string>;
       /** `30s`, `1h`, `2d3h`. */
       timeout?: string;
       comment?: string;

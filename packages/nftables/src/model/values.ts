@@ -55,7 +55,6 @@ const PROTOCOLS: Readonly<Record<string, number>> = {
   udplite: 136,
 };
 const PROTOCOL_ALIASES: Readonly<Record<string, number>> = { icmpv6: 58, 'ipv6-icmpv6': 58 };
-const protocolNames = new Map(Object.entries(PROTOCOLS).map(([k, v]) => [v, k]));
 
 const SERVICES: Readonly<Record<string, number>> = {
   ftp: 21,
@@ -551,7 +550,7 @@ export function parseDuration(v: string | number): number {
   let total = 0;
   let matched = 0;
   for (let m = re.exec(v); m !== null; m = re.exec(v)) {
-    total += Number(m[1]) * UNITS.find(([u]) => u === m![2])![1];
+    total += Number(m[1]) * UNITS.find(([u]) => u === m[2])![1];
     matched = re.lastIndex;
   }
   if (matched !== v.length || v.length === 0)
