@@ -313,7 +313,12 @@ export type NftExpr =
 /** Encode an NFTA_DATA_VALUE nest holding `hex`. */
 export function putData(w: Writer, type: number, hex: string): void {
   const n = put.nest(w, type);
-  put.bytes(w, NFTA_DATA.VALUE, Buffer.from(hex, 'hex'));
+  const a = w.beginAttr(NFTA_DATA.VALUE);
+  const len = hex.length >> 1;
+  w.ensure(len);
+  w.buf.write(hex, w.pos, len, 'hex');
+  w.pos += len;
+  w.endAttr(a);
   put.end(w, n);
 }
 
@@ -654,13 +659,25 @@ export function exprKey(expr: NftExpr): string {
   }
 }
 
-/** JSON with object keys sorted, at every level. */
+/** JSON with object keys sorted, at every level (undefined properties left out, as JSON does). */
 export function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  );
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + stableJson(value[i]);
+    return `${out}]`;
+  }
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const v = record[k];
+    if (v === undefined || typeof v === 'function') continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${stableJson(v)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
 
 /**

@@ -9,7 +9,6 @@ import {
   normalizeRule,
   parseDuration,
   parsePriority,
-  stableJson,
   type ChainSpec,
   type NftFamily,
   type Rule,
@@ -61,8 +60,34 @@ export function tableView(t: TableSpec | TableEntry): TableView {
   return v;
 }
 
+/**
+ * Normalized forms by document object: a document is validated once (the schema normalizes
+ * every rule and set to check it) and diffed several times (plan, verify), and a big set or chain
+ * is not normalized again each time. The cached values are never mutated.
+ */
+const ruleCache = new WeakMap<object, { family: string; value: Rule }>();
+const chainCache = new WeakMap<object, { family: string; value: ChainSpec }>();
+const setCache = new WeakMap<object, SetSpec>();
+
+/** {@link normalizeRule}, remembered per rule object. */
+export function normalizeRuleCached(rule: Rule, family: NftFamily): Rule {
+  const hit = ruleCache.get(rule);
+  if (hit?.family === family) return hit.value;
+  const value = normalizeRule(rule, family);
+  ruleCache.set(rule, { family, value });
+  return value;
+}
+
 /** A desired chain in canonical form (defaults of a base chain filled in; rules normalized). */
 export function normalizeChain(family: NftFamily, c: ChainEntry | ChainSpec): ChainSpec {
+  const hit = chainCache.get(c);
+  if (hit?.family === family) return hit.value;
+  const value = normalizeChainNow(family, c);
+  chainCache.set(c, { family, value });
+  return value;
+}
+
+function normalizeChainNow(family: NftFamily, c: ChainEntry | ChainSpec): ChainSpec {
   const out: ChainSpec = { name: c.name };
   if (c.hook !== undefined) {
     out.type = c.type ?? 'filter';
@@ -72,7 +97,7 @@ export function normalizeChain(family: NftFamily, c: ChainEntry | ChainSpec): Ch
     if (c.devices !== undefined && c.devices.length > 0) out.devices = [...c.devices];
   }
   if (c.comment !== undefined) out.comment = c.comment;
-  if (c.rules !== undefined) out.rules = c.rules.map((r) => normalizeRule(r as Rule, family));
+  if (c.rules !== undefined) out.rules = c.rules.map((r) => normalizeRuleCached(r as Rule, family));
   return out;
 }
 
@@ -81,6 +106,14 @@ const FLAG_ORDER = ['constant', 'interval', 'timeout', 'dynamic'] as const;
 
 /** A desired set in canonical form (elements as the kernel would give them back). */
 export function normalizeSet(s: SetEntry | SetSpec): SetSpec {
+  const hit = setCache.get(s);
+  if (hit !== undefined) return hit;
+  const value = normalizeSetNow(s);
+  setCache.set(s, value);
+  return value;
+}
+
+function normalizeSetNow(s: SetEntry | SetSpec): SetSpec {
   if (s.type === undefined) throw new Error(`set ${s.name} has no type`);
   const out: SetSpec = { name: s.name, type: Array.isArray(s.type) ? [...s.type] : s.type };
   if (s.map !== undefined) out.map = s.map;
@@ -124,8 +157,25 @@ export const SET_IDENTITY = [
   'comment',
 ] as const;
 
-/** Deep equality of JSON values (object key order ignored). */
-export const same = (a: unknown, b: unknown): boolean => stableJson(a) === stableJson(b);
+/** Deep equality of JSON values (object key order ignored; undefined properties count as absent). */
+export function same(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    if (a.length !== bb.length) return false;
+    for (let i = 0; i < a.length; i++) if (!same(a[i], bb[i])) return false;
+    return true;
+  }
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  const ka = Object.keys(ra).filter((k) => ra[k] !== undefined);
+  const kb = Object.keys(rb).filter((k) => rb[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (!same(ra[k], rb[k])) return false;
+  return true;
+}
 
 /** Plain JSON (drops undefined) for a change's before/after. */
 export const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;

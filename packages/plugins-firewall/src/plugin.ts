@@ -13,12 +13,14 @@ import { Rtnetlink, canonicalIp, tryParseIp } from '@opdbus/netlink';
 import {
   NftClient,
   NftMonitor,
+  nftConstants,
   readRuleset,
   resolverFromLinks,
   type ChainSpec,
   type InterfaceResolver,
   type NftFamily,
   type NftTableRef,
+  type ReadableRuleset,
   type SetSpec,
   type TableSpec,
 } from '@opdbus/nftables';
@@ -89,6 +91,8 @@ export type FirewallPlugin = Plugin<FirewallSection, FirewallCheckpoint> & {
   /** Close the nftables sockets the plugin keeps open (tests, a daemon shutting down). */
   close(): void;
 };
+
+const { NFT_SET_F } = nftConstants;
 
 /** The tables the section (or changes) name. */
 function tablesOf(section: FirewallSection): NftTableRef[] {
@@ -163,7 +167,15 @@ export function restoreSection(token: FirewallCheckpoint, current: readonly Tabl
  */
 export function createFirewallPlugin(options: FirewallPluginOptions = {}): FirewallPlugin {
   const env = options.env ?? process.env;
-  const clients = new Map<object, { nft: NftClient; users: number; timer: NodeJS.Timeout | undefined }>();
+  const clients = new Map<
+    object,
+    {
+      nft: NftClient;
+      users: number;
+      timer: NodeJS.Timeout | undefined;
+      last?: { key: string; rs: ReadableRuleset };
+    }
+  >();
   const hostKey = {};
 
   /** One client per namespace, closed after a second unused (an unref'd timer). */
@@ -189,6 +201,35 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
         }, 1000).unref();
       }
     }
+  }
+
+  /**
+   * Read tables, reusing the last read of the same tables when the ruleset generation has not
+   * moved since (one GETGEN instead of a dump: a transaction reads the same ruleset to plan, to
+   * checkpoint and to apply). Tables with timeout or dynamic sets are always read again: the
+   * packet path adds and expires their elements without a new generation.
+   */
+  async function read(ctx: PluginContext, tables?: readonly NftTableRef[]): Promise<ReadableRuleset> {
+    const key =
+      tables === undefined
+        ? '*'
+        : tables
+            .map((t) => `${t.family} ${t.name}`)
+            .sort()
+            .join(',');
+    return withClient(ctx, async (nft) => {
+      const entry = clients.get(ctx.netns ?? hostKey);
+      const last = entry?.last;
+      if (last !== undefined && last.key === key && (await nft.generation()).id === last.rs.generation)
+        return last.rs;
+      const rs = await readRuleset(nft, tables === undefined ? {} : { tables });
+      const volatile = rs.raw.sets.some((s) => (s.flags & (NFT_SET_F.TIMEOUT | NFT_SET_F.EVAL)) !== 0);
+      if (entry !== undefined) {
+        if (volatile) delete entry.last;
+        else entry.last = { key, rs };
+      }
+      return rs;
+    });
   }
 
   async function links(ctx: PluginContext): Promise<{ name: string; index: number; addresses: string[] }[]> {
@@ -229,7 +270,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
   async function applyBatch(changes: readonly Change[], ctx: PluginContext): Promise<void> {
     if (changes.length === 0) return;
     await withClient(ctx, async (nft) => {
-      const rs = await readRuleset(nft, { tables: tablesOfChanges(changes) });
+      const rs = await read(ctx, tablesOfChanges(changes));
       let interfaces: InterfaceResolver | undefined;
       if (usesInterfaces(changes)) interfaces = resolverFromLinks(await links(ctx));
       const planned = planBatch(changes, rs, interfaces);
@@ -298,7 +339,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
     async query(ctx, queryOptions) {
       const scope = queryOptions?.scope;
       const [rs, connections] = await Promise.all([
-        withClient(ctx, (nft) => readRuleset(nft, scope === undefined ? {} : { tables: tablesOf(scope) })),
+        read(ctx, scope === undefined ? undefined : tablesOf(scope)),
         managementConnections(ctx),
       ]);
       const section = scope === undefined ? fullSection(rs.tables) : scopedSection(scope, rs.tables);
@@ -313,7 +354,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
 
     async checkpoint(ctx, changes) {
       const refs = tablesOfChanges(changes);
-      const rs = await withClient(ctx, (nft) => readRuleset(nft, { tables: refs }));
+      const rs = await read(ctx, refs);
       const tables = refs.map((ref) => ({
         family: ref.family,
         name: ref.name,
@@ -325,7 +366,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
 
     async restore(token, ctx) {
       const refs = token.tables.map((t) => ({ family: t.family as NftFamily, name: t.name }));
-      const rs = await withClient(ctx, (nft) => readRuleset(nft, { tables: refs }));
+      const rs = await read(ctx, refs);
       const desired = restoreSection(token, rs.tables);
       const observed = scopedSection(desired, rs.tables);
       const changes = diffSection(desired, observed).map((spec) => makeChange('firewall', spec));

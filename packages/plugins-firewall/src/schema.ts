@@ -1,9 +1,6 @@
 import {
-  normalizeElements,
-  elementCodec,
-  normalizeRule,
-  parsePriority,
   chainToNft,
+  parsePriority,
   setToNft,
   type ChainSpec,
   type NftExpr,
@@ -11,6 +8,7 @@ import {
   type SetSpec,
 } from '@opdbus/nftables';
 import { z } from 'zod';
+import { normalizeRuleCached, normalizeSet } from './model.js';
 
 /** nftables address families. */
 export const families = ['ip', 'ip6', 'inet', 'arp', 'bridge', 'netdev'] as const;
@@ -346,7 +344,7 @@ export const firewallSchema: z.ZodType<FirewallSection> = z
               });
             ruleNames.add(rule.name);
           }
-          const msg = problems(() => normalizeRule(rule as Rule, family));
+          const msg = problems(() => normalizeRuleCached(rule as Rule, family));
           if (msg !== undefined) ctx.addIssue({ code: 'custom', message: msg, path: [...at, 'rules', ri] });
         }
       }
@@ -359,8 +357,7 @@ export const firewallSchema: z.ZodType<FirewallSection> = z
         if (set.state === 'absent' || set.type === undefined) continue;
         const msg = problems(() => {
           setToNft(table.name, set as SetSpec);
-          if (set.elements !== undefined)
-            normalizeElements(elementCodec(set as SetSpec), set.elements as SetSpec['elements'] & object);
+          normalizeSet(set);
         });
         if (msg !== undefined) ctx.addIssue({ code: 'custom', message: msg, path: at });
       }

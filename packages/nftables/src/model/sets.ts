@@ -17,7 +17,9 @@ import {
   decrement,
   formatDuration,
   formatInterval,
+  formatNumericInterval,
   increment,
+  numericInterval,
   parseDuration,
   parseValue,
   type DataType,
@@ -240,6 +242,8 @@ const concatKey = (parts: Buffer[], types: DataType[]): Buffer =>
  * when the interval runs to the type's maximum).
  */
 export function elementsToNft(codec: ElementCodec, elements: readonly SetElement[]): NftElementData[] {
+  const fast = numericElements(codec, elements);
+  if (fast !== undefined) return fast;
   const concat = codec.types.length > 1;
   const out: NftElementData[] = [];
   const intervals: { from: Buffer; to: Buffer; extra: Partial<NftElementData>; text: string }[] = [];
@@ -290,12 +294,100 @@ export function elementsToNft(codec: ElementCodec, elements: readonly SetElement
   return out;
 }
 
+/** The hex of a number as `bytes` big-endian bytes. */
+const hexOf = (n: number, bytes: number): string => n.toString(16).padStart(bytes * 2, '0');
+
+/**
+ * The fast path of {@link elementsToNft} for big sets of a numeric key type (IPv4 addresses,
+ * ports) whose elements are plain values: numbers instead of buffers. Undefined when it does not
+ * apply (then the generic path runs).
+ */
+function numericElements(codec: ElementCodec, elements: readonly SetElement[]): NftElementData[] | undefined {
+  const type = codec.types[0]!;
+  if (
+    codec.types.length !== 1 ||
+    codec.map !== undefined ||
+    (type.name !== 'ipv4_addr' && type.name !== 'inet_service')
+  )
+    return undefined;
+  const intervals: [number, number][] = [];
+  for (const el of elements) {
+    if (typeof el !== 'string' && typeof el !== 'number') return undefined;
+    const iv = numericInterval(type, el);
+    if (iv === undefined) return undefined;
+    if (!codec.interval && iv[0] !== iv[1]) return undefined; // the generic path says why
+    intervals.push(iv);
+  }
+  const max = type.len === 4 ? 0xffffffff : 0xffff;
+  if (!codec.interval) {
+    const seen = new Set<number>();
+    const out: NftElementData[] = [];
+    for (const [n] of intervals) {
+      if (seen.has(n)) continue;
+      seen.add(n);
+      out.push({ key: hexOf(n, type.len) });
+    }
+    return out;
+  }
+  intervals.sort((a, b) => a[0] - b[0]);
+  const out: NftElementData[] = [];
+  for (let i = 0; i < intervals.length; i++) {
+    const [from, to] = intervals[i]!;
+    if (i > 0 && from <= intervals[i - 1]![1])
+      throw invalid(
+        `Set ${codec.name}: the elements ${JSON.stringify(formatNumericInterval(type, ...intervals[i - 1]!))} and ${JSON.stringify(formatNumericInterval(type, from, to))} overlap; merge them.`,
+        { set: codec.name },
+      );
+    out.push({ key: hexOf(from, type.len) });
+    if (to < max) out.push({ key: hexOf(to + 1, type.len), flags: NFT_SET_ELEM_F.INTERVAL_END });
+  }
+  return out;
+}
+
+/** The fast path of {@link elementsFromNft} for interval sets of a numeric key type without extras. */
+function numericFromNft(codec: ElementCodec, elements: readonly NftElementData[]): SetElement[] | undefined {
+  const type = codec.types[0]!;
+  if (
+    codec.types.length !== 1 ||
+    !codec.interval ||
+    codec.map !== undefined ||
+    (type.name !== 'ipv4_addr' && type.name !== 'inet_service')
+  )
+    return undefined;
+  if (
+    elements.some(
+      (e) =>
+        e.timeout !== undefined || e.userdata !== undefined || e.keyEnd !== undefined || (e.flags ?? 0) & ~1,
+    )
+  )
+    return undefined;
+  const keys = elements
+    .map((e) => ({ n: parseInt(e.key, 16), end: ((e.flags ?? 0) & NFT_SET_ELEM_F.INTERVAL_END) !== 0 }))
+    .sort((a, b) => a.n - b.n || (a.end === b.end ? 0 : a.end ? -1 : 1));
+  const max = type.len === 4 ? 0xffffffff : 0xffff;
+  const out: SetElement[] = [];
+  for (let i = 0; i < keys.length; i++) {
+    const cur = keys[i]!;
+    if (cur.end) continue;
+    const next = keys[i + 1];
+    let to = max;
+    if (next !== undefined && next.end) {
+      to = next.n - 1;
+      i++;
+    }
+    out.push(formatNumericInterval(type, cur.n, to));
+  }
+  return out;
+}
+
 /** The readable elements of kernel elements, sorted by key (intervals as nft writes them). */
 export function elementsFromNft(
   codec: ElementCodec,
   elements: readonly NftElementData[],
   defaultTimeout?: number,
 ): SetElement[] {
+  const fast = numericFromNft(codec, elements);
+  if (fast !== undefined) return fast;
   const concat = codec.types.length > 1;
   const items: { sortKey: Buffer; el: SetElement }[] = [];
   const finish = (key: Scalar[], src: NftElementData, sortKey: Buffer): void => {

@@ -575,3 +575,60 @@ export function formatDuration(ms: number): string {
 
 /** Whether a scalar names a set (`@blocked`). */
 export const isSetRef = (v: unknown): boolean => typeof v === 'string' && v.startsWith('@') && v.length > 1;
+
+const IPV4_FORMS =
+  /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?:\/(\d{1,2})|-(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}))?$/;
+
+function octets(a: string, b: string, c: string, d: string): number | undefined {
+  const n = [Number(a), Number(b), Number(c), Number(d)];
+  if (n.some((x) => x > 255)) return undefined;
+  return n[0]! * 16777216 + ((n[1]! << 16) | (n[2]! << 8) | n[3]!);
+}
+
+/**
+ * A fast path for the numeric key types of big sets (IPv4 addresses, ports): the inclusive
+ * interval a value denotes, as numbers; undefined when the text is not in a plain numeric form
+ * (then the generic parser decides).
+ */
+export function numericInterval(type: DataType, v: Scalar): [number, number] | undefined {
+  if (type.name === 'ipv4_addr') {
+    if (typeof v !== 'string') return undefined;
+    const m = IPV4_FORMS.exec(v);
+    if (m === null) return undefined;
+    const from = octets(m[1]!, m[2]!, m[3]!, m[4]!);
+    if (from === undefined) return undefined;
+    if (m[5] !== undefined) {
+      const bits = Number(m[5]);
+      if (bits > 32) return undefined;
+      const size = 2 ** (32 - bits);
+      const start = from - (from % size);
+      return [start, start + size - 1];
+    }
+    if (m[6] !== undefined) {
+      const to = octets(m[6], m[7]!, m[8]!, m[9]!);
+      return to === undefined || to < from ? undefined : [from, to];
+    }
+    return [from, from];
+  }
+  if (type.name === 'inet_service') {
+    if (typeof v === 'number') return Number.isInteger(v) && v >= 0 && v <= 65535 ? [v, v] : undefined;
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(v);
+    if (m === null) return undefined;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    return a > 65535 || b > 65535 || b < a ? undefined : [a, b];
+  }
+  return undefined;
+}
+
+/** Format a numeric interval of a numeric key type as nft does (prefixes for addresses). */
+export function formatNumericInterval(type: DataType, from: number, to: number): Scalar {
+  if (type.name === 'inet_service') return from === to ? from : `${from}-${to}`;
+  const ip = (n: number): string =>
+    `${Math.floor(n / 16777216)}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  if (from === to) return ip(from);
+  const size = to - from + 1;
+  const bits = Math.log2(size);
+  if (Number.isInteger(bits) && from % size === 0) return `${ip(from)}/${32 - bits}`;
+  return `${ip(from)}-${ip(to)}`;
+}
