@@ -40,6 +40,9 @@ const TEST = {
   busctl: 'systemd',
   // hwloc reads the same generated sysfs trees as @opdbus/numa, as a cross-check (HWLOC_FSROOT).
   'lstopo-no-graphics': 'hwloc',
+  // tar -xjf of hwloc's sysfs dumps (packages/numa/test/fixtures/hwloc-linux).
+  tar: 'tar',
+  bzip2: 'bzip2',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
 const BENCH = {
