@@ -27,6 +27,8 @@ const TEST = {
   'ovs-vswitchd': 'openvswitch-switch',
   'ovsdb-client': 'openvswitch-common',
   ping: 'iputils-ping',
+  // nft(8) cross-checks the firewall plugin's native nftables client in its tests.
+  nft: 'nftables',
   openssl: 'openssl',
   'mkfs.btrfs': 'btrfs-progs',
   btrfs: 'btrfs-progs',

@@ -1,5 +1,6 @@
 import type { AnyPlugin } from '@opdbus/core';
 import { createDbusServicesPlugin } from '@opdbus/dbus';
+import { firewallPlugin } from '@opdbus/plugins-firewall';
 import { hostnamePlugin } from '@opdbus/plugins-hostname';
 import { networkPlugin } from '@opdbus/plugins-network';
 import { numaPlugin } from '@opdbus/plugins-numa';
@@ -23,6 +24,7 @@ export function defaultPlugins(options: DefaultPluginsOptions = {}): AnyPlugin[]
   return [
     sysctlPlugin,
     networkPlugin,
+    firewallPlugin,
     ovsPlugin,
     systemdPlugin,
     numaPlugin,

@@ -5,7 +5,7 @@
  */
 
 /** Netlink protocol families (socket(2) protocol argument). */
-export const NETLINK = { ROUTE: 0, GENERIC: 16 } as const;
+export const NETLINK = { ROUTE: 0, NETFILTER: 12, GENERIC: 16 } as const;
 
 /** nlmsghdr flags. */
 export const NLM_F = {

@@ -119,6 +119,29 @@ export class NetlinkSocket {
     return sock;
   }
 
+  /**
+   * Grow the socket's send and/or receive buffer, in bytes (SO_SNDBUFFORCE / SO_RCVBUFFORCE as
+   * root, else SO_SNDBUF / SO_RCVBUF, which the kernel caps at net.core.wmem_max / rmem_max). A
+   * datagram larger than the send buffer is refused with EMSGSIZE, so a caller that sends one
+   * large batch (an nftables transaction) grows it first.
+   */
+  setBufferSizes(sizes: { send?: number; receive?: number }): void {
+    const sys = native();
+    const set = (force: number, plain: number, bytes: number): void => {
+      try {
+        sys.setsockoptInt(this.fd, SOL_SOCKET, force, bytes);
+      } catch {
+        sys.setsockoptInt(this.fd, SOL_SOCKET, plain, bytes);
+      }
+    };
+    try {
+      if (sizes.send !== undefined) set(SO.SNDBUFFORCE, SO.SNDBUF, sizes.send);
+      if (sizes.receive !== undefined) set(SO.RCVBUFFORCE, SO.RCVBUF, sizes.receive);
+    } catch (err) {
+      throw socketError('Setting the buffer sizes of a netlink socket', err, this.netns);
+    }
+  }
+
   /** Whether {@link NetlinkSocket.close} was called. */
   get closed(): boolean {
     return this.#closed;

@@ -10,6 +10,8 @@ import { numaErrors } from '@opdbus/numa';
 import { mlErrors } from '@opdbus/ml';
 import { netlinkErrors } from '@opdbus/netlink';
 import { networkErrors } from '@opdbus/plugins-network';
+import { nftablesErrors } from '@opdbus/nftables';
+import { firewallErrors } from '@opdbus/plugins-firewall';
 import { sysctlErrors } from '@opdbus/plugins-sysctl';
 import { systemdErrors } from '@opdbus/plugins-systemd';
 import { timedateErrors } from '@opdbus/plugins-timedate';
@@ -26,6 +28,8 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/ml': mlErrors,
   '@opdbus/netlink': netlinkErrors,
   '@opdbus/plugins-network': networkErrors,
+  '@opdbus/nftables': nftablesErrors,
+  '@opdbus/plugins-firewall': firewallErrors,
   '@opdbus/plugins-sysctl': sysctlErrors,
   '@opdbus/plugins-systemd': systemdErrors,
   '@opdbus/plugins-hostname': hostnameErrors,

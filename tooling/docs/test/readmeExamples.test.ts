@@ -58,6 +58,18 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
       /^lo - up\nbr0 bridge up\nveth0p veth down\nveth0 veth up\n10\.0\.0\.0\/24 connected\n10\.9\.0\.0\/16 10\.0\.0\.254\nEEXIST\n$/,
   },
   {
+    readme: 'packages/nftables/README.md',
+    root: true,
+    expect:
+      /^6 messages committed\ntcp dport 22 ct state new counter accept comment "ssh"\nip saddr 10\.0\.0\.0\/8 tcp dport \{ 80, 443 \} accept\nOPDBUS_ERR_NFT_GENERATION\n$/,
+  },
+  {
+    readme: 'packages/plugins-firewall/README.md',
+    root: true,
+    expect:
+      /^create table inet filter\ncreate chain inet filter input \(filter hook input priority 0 policy drop, 3 rule\(s\)\)\ncommitted\nupdate chain inet filter input: rules ~ssh\n0\n$/,
+  },
+  {
     readme: 'packages/plugins-network/README.md',
     root: true,
     expect:
