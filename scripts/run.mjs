@@ -38,6 +38,10 @@ const TEST = {
   busctl: 'systemd',
   // hwloc reads the same generated sysfs trees as @opdbus/numa, as a cross-check (HWLOC_FSROOT).
   'lstopo-no-graphics': 'hwloc',
+  // WireGuard in userspace (this kernel has no wireguard module); wg cross-checks the devices.
+  // Installed with --no-install-recommends like everything here (else apt pulls a kernel).
+  'wireguard-go': 'wireguard-go',
+  wg: 'wireguard-tools',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
 const BENCH = {
