@@ -40,6 +40,8 @@ export {
 export {
   canonicalAllowedIp,
   canonicalEndpoint,
+  isAllowedIp,
+  isEndpoint,
   type DeviceState,
   type DeviceUpdate,
   type PeerState,
