@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerCodegen } from './groups/codegen.js';
 import { registerLedger } from './groups/ledger.js';
+import { registerMesh } from './groups/mesh.js';
 import { registerSnapshot } from './groups/snapshot.js';
 import { registerNuma } from './groups/numa.js';
 import type { GlobalOptions, Output } from './runtime.js';
@@ -25,4 +26,5 @@ export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
   registerLedger,
   registerSnapshot,
   registerNuma,
+  registerMesh,
 ];

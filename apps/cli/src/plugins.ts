@@ -8,6 +8,7 @@ import { sessionsPlugin } from '@opdbus/plugins-sessions';
 import { sysctlPlugin } from '@opdbus/plugins-sysctl';
 import { systemdPlugin } from '@opdbus/plugins-systemd';
 import { timedatePlugin } from '@opdbus/plugins-timedate';
+import { wireguardPlugin } from '@opdbus/plugins-wireguard';
 
 /** Options of {@link defaultPlugins}. */
 export interface DefaultPluginsOptions {
@@ -22,6 +23,9 @@ export interface DefaultPluginsOptions {
 export function defaultPlugins(options: DefaultPluginsOptions = {}): AnyPlugin[] {
   return [
     sysctlPlugin,
+    // Before network: a plan orders plugins by registration, and routes may go through a
+    // WireGuard interface this plugin creates in the same transaction (the mesh's routes do).
+    wireguardPlugin,
     networkPlugin,
     ovsPlugin,
     systemdPlugin,

@@ -47,6 +47,8 @@ export interface ControllerNode {
   address: string;
   endpoint?: string;
   subnets: string[];
+  /** Its interface, when not the mesh's. */
+  interface?: string;
   /** Set once enrolled. */
   publicKey?: string;
   keyGeneration: number;
@@ -58,6 +60,8 @@ export interface ControllerNode {
   removed?: string;
   /** The sequence number of the node's last signed request (replays are refused). */
   requestSeq: number;
+  /** A scheduled key rotation. */
+  next?: { publicKey: string; keyGeneration: number; at: string };
 }
 
 /** A token the controller issued (its secret is derived from `token.key`, never stored). */
@@ -104,6 +108,8 @@ export interface JoinRequest {
   node: string;
   endpoint?: string;
   subnets?: string[];
+  /** Its interface, when not the mesh's. */
+  interface?: string;
   publicKey: string;
   keyGeneration: number;
   /** The node's request-signing key (verifier key string). */
@@ -147,13 +153,18 @@ export interface KeyRequest {
   keyGeneration: number;
   /** Strictly increasing per node. */
   seq: number;
+  /**
+   * When every node switches to the new key (ISO 8601): a scheduled rotation, so that all nodes
+   * that apply ahead (`opdbus mesh apply --wait`) switch at the same moment. Omitted: now.
+   */
+  at?: string;
 }
 
 const KEY_REQUEST_HEADER = 'opdbus-mesh/v1 key';
 
 /** The signed-note text of a key request. */
 export function keyRequestText(request: KeyRequest): string {
-  return `${KEY_REQUEST_HEADER}\n${JSON.stringify({ mesh: request.mesh, node: request.node, publicKey: request.publicKey, keyGeneration: request.keyGeneration, seq: request.seq })}\n`;
+  return `${KEY_REQUEST_HEADER}\n${JSON.stringify({ mesh: request.mesh, node: request.node, publicKey: request.publicKey, keyGeneration: request.keyGeneration, seq: request.seq, ...(request.at === undefined ? {} : { at: request.at }) })}\n`;
 }
 
 /** A mesh's controller state, changed under a lock and recorded. */
@@ -288,8 +299,9 @@ export class MeshController {
       const lock = await new StateDir(this.dir).lock(10_000);
       try {
         const state = await this.state();
+        const folded = foldRotations(state, this.#now());
         const { save, value } = await fn(state);
-        if (save) await this.#write(state);
+        if (save || folded) await this.#write(state);
         return value;
       } finally {
         await lock.release();
@@ -489,6 +501,14 @@ export class MeshController {
       }
       if (endpoint !== undefined) node.endpoint = endpoint;
       if (subnets !== undefined) node.subnets = subnets;
+      if (request.interface !== undefined) {
+        if (!/^[^\s/:]{1,15}$/.test(request.interface))
+          throw meshError(
+            'OPDBUS_ERR_MESH_INVALID',
+            `"${request.interface}" is not an interface name (at most 15 characters).`,
+          );
+        node.interface = request.interface;
+      }
       checkSubnets(state, node);
       node.publicKey = request.publicKey;
       node.keyGeneration = request.keyGeneration;
@@ -531,6 +551,7 @@ export class MeshController {
           node: name,
           reason: 'removed',
           subnets: node.subnets,
+          ...(node.interface === undefined ? {} : { interface: node.interface }),
           at: now,
         });
       node.status = 'removed';
@@ -602,13 +623,23 @@ export class MeshController {
           `The new key of node ${request.node} is in use or was revoked; generate another.`,
           { node: request.node },
         );
-      const now = iso(this.#now());
-      if (node.publicKey !== undefined)
-        state.revoked.push({ publicKey: node.publicKey, node: node.name, reason: 'rotated', at: now });
-      node.publicKey = request.publicKey;
-      node.keyGeneration = request.keyGeneration;
+      const now = this.#now();
       node.requestSeq = request.seq;
       state.generation++;
+      if (request.at !== undefined && Date.parse(request.at) > now) {
+        // Scheduled: the roster carries both keys until then.
+        node.next = {
+          publicKey: request.publicKey,
+          keyGeneration: request.keyGeneration,
+          at: new Date(Date.parse(request.at)).toISOString(),
+        };
+      } else {
+        delete node.next;
+        if (node.publicKey !== undefined)
+          state.revoked.push({ publicKey: node.publicKey, node: node.name, reason: 'rotated', at: iso(now) });
+        node.publicKey = request.publicKey;
+        node.keyGeneration = request.keyGeneration;
+      }
       return { save: true, value: { node: rosterNode(node), changed: true, generation: state.generation } };
     });
     if (result.changed)
@@ -619,6 +650,7 @@ export class MeshController {
         node: request.node,
         publicKey: request.publicKey,
         keyGeneration: request.keyGeneration,
+        ...(result.node.next === undefined ? {} : { switchAt: result.node.next.at }),
       });
     return { node: result.node, note: (await this.roster()).note };
   }
@@ -658,6 +690,7 @@ function pendingNode(state: ControllerState, input: MeshNodeInput): ControllerNo
     requestSeq: 0,
   };
   if (input.endpoint !== undefined) node.endpoint = input.endpoint;
+  if (input.interface !== undefined) node.interface = input.interface;
   return node;
 }
 
@@ -680,11 +713,34 @@ function rosterNode(n: ControllerNode): RosterNode {
     keyGeneration: n.keyGeneration,
   };
   if (n.endpoint !== undefined) out.endpoint = n.endpoint;
+  if (n.interface !== undefined) out.interface = n.interface;
+  if (n.next !== undefined) out.next = { ...n.next };
   return out;
 }
 
+/**
+ * Scheduled rotations whose time has come become the node's key, the old one revoked (one
+ * generation each). Returns whether anything changed.
+ */
+export function foldRotations(state: ControllerState, now: number): boolean {
+  let changed = false;
+  for (const node of state.nodes) {
+    if (node.next === undefined || Date.parse(node.next.at) > now) continue;
+    if (node.publicKey !== undefined)
+      state.revoked.push({ publicKey: node.publicKey, node: node.name, reason: 'rotated', at: node.next.at });
+    node.publicKey = node.next.publicKey;
+    node.keyGeneration = node.next.keyGeneration;
+    delete node.next;
+    state.generation++;
+    changed = true;
+  }
+  return changed;
+}
+
 /** The roster of a controller state (active nodes only). */
-export function rosterOf(state: ControllerState, now: number): Roster {
+export function rosterOf(current: ControllerState, now: number): Roster {
+  const state = structuredClone(current);
+  foldRotations(state, now);
   return {
     v: 1,
     ...state.settings,

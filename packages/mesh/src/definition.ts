@@ -21,6 +21,8 @@ const prefix = (what: string) =>
     message: `${what}: a prefix such as 10.99.0.0/24 or fd99::/64`,
   });
 
+const ifname = z.string().regex(/^[^\s/:]{1,15}$/, 'an interface name of at most 15 characters');
+
 /** A node as the definition declares it ahead of its enrollment. */
 export const meshNodeSchema = z
   .strictObject({
@@ -39,6 +41,7 @@ export const meshNodeSchema = z
       .array(prefix('a subnet'))
       .optional()
       .describe('Networks behind it (e.g. its container bridge), routed to it over the mesh.'),
+    interface: ifname.optional().describe("Its WireGuard interface, when not the mesh's."),
   })
   .describe('A mesh node declared ahead of its enrollment.');
 
@@ -52,9 +55,7 @@ export const meshDefinitionSchema = z
       .optional()
       .describe('full: every node peers with every other. hub-and-spoke: spokes peer with the hub only.'),
     hub: z.string().regex(nodeNamePattern).optional().describe('The hub node (hub-and-spoke).'),
-    interface: z
-      .string()
-      .regex(/^[^\s/:]{1,15}$/, 'an interface name of at most 15 characters')
+    interface: ifname
       .optional()
       .describe('The WireGuard interface on every node (default `wg-NAME`, cut to 15 characters).'),
     listenPort: z.number().int().min(1).max(65535).optional().describe('Default listen port (51820).'),

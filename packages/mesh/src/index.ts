@@ -31,7 +31,15 @@ export {
   type Roster,
   type RosterNode,
 } from './roster.js';
-export { meshKeyId, peersOf, planNode, type MeshRoute, type NodeDocument } from './planner.js';
+export {
+  meshKeyId,
+  peersOf,
+  pendingSwitches,
+  planNode,
+  rosterAt,
+  type MeshRoute,
+  type NodeDocument,
+} from './planner.js';
 export {
   checkProof,
   formatToken,
@@ -45,6 +53,7 @@ export {
   MeshController,
   keyRequestText,
   meshDir,
+  foldRotations,
   rosterOf,
   type ControllerNode,
   type ControllerOptions,

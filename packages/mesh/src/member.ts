@@ -21,7 +21,7 @@ import {
   type MeshRecorder,
 } from './controller.js';
 import { nodeNamePattern } from './definition.js';
-import { meshKeyId, planNode, type NodeDocument } from './planner.js';
+import { meshKeyId, planNode, rosterAt, type NodeDocument } from './planner.js';
 import { verifyRoster, type Roster, type RosterNode } from './roster.js';
 import { joinProof, parseToken } from './token.js';
 
@@ -159,7 +159,7 @@ export class MeshMember {
   static async join(
     stateDir: string,
     tokenText: string,
-    request: { node?: string; endpoint?: string; subnets?: string[] },
+    request: { node?: string; endpoint?: string; subnets?: string[]; interface?: string },
     options: MemberOptions = {},
   ): Promise<{ member: MeshMember; node: RosterNode; roster: Roster }> {
     const token = parseToken(tokenText);
@@ -188,6 +188,7 @@ export class MeshMember {
     const body: Omit<JoinRequest, 'proof'> = { mesh: token.mesh, token: token.id, node, ...identity };
     if (request.endpoint !== undefined) body.endpoint = request.endpoint;
     if (request.subnets !== undefined) body.subnets = request.subnets;
+    if (request.interface !== undefined) body.interface = request.interface;
     const join = { ...body, proof: joinProof(token.secret, body) };
     const answer = (await callController(token.url, `/v1/meshes/${token.mesh}/join`, {
       method: 'POST',
@@ -225,7 +226,7 @@ export class MeshMember {
   /** Make this state directory's node a member of a mesh it controls (`opdbus mesh init --node`). */
   static async enrollController(
     controller: MeshController,
-    request: { node: string; endpoint?: string; subnets?: string[] },
+    request: { node: string; endpoint?: string; subnets?: string[]; interface?: string },
     options: MemberOptions = {},
   ): Promise<{ member: MeshMember; node: RosterNode }> {
     const member = new MeshMember(controller.stateDir, controller.mesh, options);
@@ -233,6 +234,7 @@ export class MeshMember {
     const enroll: Parameters<MeshController['enrollLocal']>[0] = { node: request.node, ...identity };
     if (request.endpoint !== undefined) enroll.endpoint = request.endpoint;
     if (request.subnets !== undefined) enroll.subnets = request.subnets;
+    if (request.interface !== undefined) enroll.interface = request.interface;
     const node = await controller.enrollLocal(enroll);
     await member.#write({
       v: 1,
@@ -274,7 +276,7 @@ export class MeshMember {
       mesh: this.mesh,
       minGeneration: state.appliedGeneration,
     });
-    const self = roster.nodes.find((n) => n.name === state.node);
+    const self = rosterAt(roster, Date.now()).nodes.find((n) => n.name === state.node);
     if (state.pendingKeyGeneration !== undefined && self?.keyGeneration === state.pendingKeyGeneration) {
       state.keyGeneration = state.pendingKeyGeneration;
       delete state.pendingKeyGeneration;
@@ -284,8 +286,8 @@ export class MeshMember {
   }
 
   /** This node's document under a roster. */
-  async document(roster: Roster): Promise<NodeDocument> {
-    return planNode(roster, (await this.state()).node);
+  async document(roster: Roster, now = Date.now()): Promise<NodeDocument> {
+    return planNode(roster, (await this.state()).node, now);
   }
 
   /** Record that a roster generation was applied (older rosters are refused from now on). */
@@ -310,7 +312,9 @@ export class MeshMember {
    * key (a request signed with this node's enrollment key). The old key is revoked in the
    * roster; this node switches on its next apply, the others replace the peer on theirs.
    */
-  async rotate(): Promise<{ publicKey: string; keyGeneration: number; roster: Roster }> {
+  async rotate(
+    options: { at?: Date } = {},
+  ): Promise<{ publicKey: string; keyGeneration: number; roster: Roster }> {
     const state = await this.state();
     const store = this.#store();
     const keyGeneration = await nextKeyGeneration(store, this.mesh);
@@ -325,6 +329,7 @@ export class MeshMember {
       publicKey: info.publicKey!,
       keyGeneration,
       seq: state.requestSeq,
+      ...(options.at === undefined ? {} : { at: options.at.toISOString() }),
     });
     const signed = formatNote({ text, signatures: [signer.sign(text)] });
     const local = await this.#localController(state);

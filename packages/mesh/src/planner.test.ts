@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planNode } from './planner.js';
+import { pendingSwitches, planNode } from './planner.js';
 import type { Roster } from './roster.js';
 
 const K = (c: string): string => `${c.repeat(42)}A=`;
@@ -104,5 +104,32 @@ describe('planNode', () => {
       wireguard: { interfaces: [{ name: 'wg-lab', state: 'absent' }] },
     });
     expect(() => planNode(roster(), 'zz')).toThrow(/Node "zz" is not enrolled in mesh lab/);
+  });
+
+  it('switches a scheduled rotation at its time, the same for every node', () => {
+    const r = roster({
+      nodes: roster().nodes.map((n) =>
+        n.name === 'n2'
+          ? { ...n, next: { publicKey: K('f'), keyGeneration: 3, at: '2026-01-01T00:10:00.000Z' } }
+          : n,
+      ),
+    });
+    const before = Date.parse('2026-01-01T00:09:59.999Z');
+    const at = Date.parse('2026-01-01T00:10:00.000Z');
+    expect(pendingSwitches(r, before)).toEqual([at]);
+    expect(pendingSwitches(r, at)).toEqual([]);
+    expect(planNode(r, 'n2', before).wireguard.interfaces![0]).toMatchObject({
+      privateKey: { stored: 'mesh-lab-2' },
+      publicKey: K('b'),
+    });
+    expect(planNode(r, 'n2', at).wireguard.interfaces![0]).toMatchObject({
+      privateKey: { stored: 'mesh-lab-3' },
+      publicKey: K('f'),
+    });
+    const peersBefore = planNode(r, 'n1', before).wireguard.interfaces![0]!.peers!;
+    expect(peersBefore.find((p) => p.publicKey === K('b'))?.allowedIPs).toEqual(['10.99.0.2/32']);
+    const peersAt = planNode(r, 'n1', at).wireguard.interfaces![0]!.peers!;
+    expect(peersAt.find((p) => p.publicKey === K('f'))?.allowedIPs).toEqual(['10.99.0.2/32']);
+    expect(peersAt).toContainEqual({ publicKey: K('b'), state: 'absent' });
   });
 });

@@ -43,21 +43,44 @@ export function peersOf(roster: Roster, self: RosterNode): { node: RosterNode; a
 }
 
 /**
- * The document of node `name`. A node that is not in the roster (removed, or never enrolled)
- * gets its mesh interface deleted.
+ * The roster as it is at `now`: scheduled rotations whose time has come are the nodes' keys, their
+ * old keys revoked.
  */
-export function planNode(roster: Roster, name: string): NodeDocument {
+export function rosterAt(roster: Roster, now: number): Roster {
+  if (!roster.nodes.some((n) => n.next !== undefined && Date.parse(n.next.at) <= now)) return roster;
+  const revoked = [...roster.revoked];
+  const nodes = roster.nodes.map((n) => {
+    if (n.next === undefined || Date.parse(n.next.at) > now) return n;
+    revoked.push({ publicKey: n.publicKey, node: n.name, reason: 'rotated', at: n.next.at });
+    const { next, ...rest } = n;
+    return { ...rest, publicKey: next.publicKey, keyGeneration: next.keyGeneration };
+  });
+  return { ...roster, nodes, revoked };
+}
+
+/** The times of the rotations scheduled after `now`, earliest first. */
+export function pendingSwitches(roster: Roster, now: number): number[] {
+  const times = roster.nodes.flatMap((n) => (n.next === undefined ? [] : [Date.parse(n.next.at)]));
+  return [...new Set(times.filter((t) => t > now))].sort((a, b) => a - b);
+}
+
+/**
+ * The document of node `name` at time `now` (default: now). A node that is not in the roster
+ * (removed, or never enrolled) gets its mesh interface deleted.
+ */
+export function planNode(given: Roster, name: string, now = Date.now()): NodeDocument {
+  const roster = rosterAt(given, now);
   const self = roster.nodes.find((n) => n.name === name);
   if (self === undefined) {
-    const removed = roster.revoked.some((r) => r.node === name && r.reason === 'removed');
-    if (!removed) {
+    const removed = roster.revoked.find((r) => r.node === name && r.reason === 'removed');
+    if (removed === undefined) {
       throw new OpdbusError(
         'OPDBUS_ERR_MESH_NOT_FOUND',
         `Node "${name}" is not enrolled in mesh ${roster.name} (roster generation ${roster.generation}); join it with a token first.`,
         { data: { mesh: roster.name, node: name } },
       );
     }
-    return { wireguard: { interfaces: [{ name: roster.interface, state: 'absent' }] } };
+    return { wireguard: { interfaces: [{ name: removed.interface ?? roster.interface, state: 'absent' }] } };
   }
   const prefixLength = parseCidr(roster.pool).prefixLength;
   const peers: PeerEntry[] = [];
@@ -87,7 +110,7 @@ export function planNode(roster: Roster, name: string): NodeDocument {
       if (!routes.some((x) => x.to === subnet)) routes.push({ to: subnet, state: 'absent' });
   }
   const iface: InterfaceEntry = {
-    name: roster.interface,
+    name: self.interface ?? roster.interface,
     state: 'up',
     privateKey: { stored: meshKeyId(roster.name, self.keyGeneration) },
     publicKey: self.publicKey,

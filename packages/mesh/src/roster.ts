@@ -17,11 +17,15 @@ export interface RosterNode {
   subnets: string[];
   /** Its current WireGuard public key. */
   publicKey: string;
+  /** Its interface, when not the mesh's. */
+  interface?: string;
   /**
    * Which of its keys is current: the node stores it as `mesh-MESH-GENERATION` (1 at
    * enrollment, one more per rotation).
    */
   keyGeneration: number;
+  /** A scheduled rotation: from `at` on, this is its key (and the current one is revoked). */
+  next?: { publicKey: string; keyGeneration: number; at: string };
 }
 
 /** A key that must not be a peer anywhere any more. */
@@ -31,6 +35,8 @@ export interface RevokedKey {
   reason: 'removed' | 'rotated';
   /** The subnets the node had (removed nodes), whose routes go too. */
   subnets?: string[];
+  /** The interface the node had, when not the mesh's (removed nodes delete it). */
+  interface?: string;
   at: string;
 }
 

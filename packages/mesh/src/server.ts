@@ -83,6 +83,7 @@ export function createMeshServer(options: MeshServerOptions): FastifyInstance {
             node: { type: 'string', maxLength: 63 },
             endpoint: { type: 'string', maxLength: 64 },
             subnets: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 64 } },
+            interface: { type: 'string', maxLength: 15 },
             publicKey: { type: 'string', maxLength: 64 },
             keyGeneration: { type: 'integer', minimum: 1 },
             credential: { type: 'string', maxLength: 256 },
