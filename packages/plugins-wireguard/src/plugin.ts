@@ -50,6 +50,17 @@ export interface WireguardPluginOptions extends BackendOptions {
 const asJson = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 const isLinkLocal6 = (address: string): boolean => /^fe[89ab][0-9a-f]:/i.test(address);
 
+function withChangeId(err: unknown, change: Change): OpdbusError {
+  const e =
+    err instanceof OpdbusError
+      ? err
+      : new OpdbusError('OPDBUS_ERR_WIREGUARD_DEVICE', (err as Error).message, { cause: err });
+  return new OpdbusError(e.code, e.message, {
+    data: { ...(e.data ?? {}), changeId: change.id },
+    cause: e.cause ?? err,
+  });
+}
+
 /** Create the WireGuard plugin. */
 export function createWireguardPlugin(
   options: WireguardPluginOptions = {},
@@ -383,6 +394,67 @@ export function createWireguardPlugin(
     await backend.set(iface, { peers: [await peerUpdate(ctx, change.after as PeerEntry)] });
   }
 
+  /** The update of one peer change (a removal, or its desired fields). */
+  async function peerChangeUpdate(ctx: PluginContext, change: Change): Promise<PeerUpdate> {
+    if (change.op === 'delete')
+      return {
+        publicKey: decodeKey(keyFromId(change.resource.split('/')[2]!), 'peer public key'),
+        remove: true,
+      };
+    return peerUpdate(ctx, change.after as PeerEntry);
+  }
+
+  /** What undoes a peer change: its `before` put back (removed when it did not exist). */
+  async function peerRevert(ctx: PluginContext, change: Change): Promise<PeerUpdate> {
+    const publicKey = decodeKey(keyFromId(change.resource.split('/')[2]!), 'peer public key');
+    if (change.before === null) return { publicKey, remove: true };
+    return peerUpdate(ctx, {
+      ...(change.before as PeerEntry),
+      persistentKeepalive: (change.before as PeerEntry).persistentKeepalive ?? 0,
+    });
+  }
+
+  /**
+   * Consecutive peer changes of one interface go to the device as one configuration request
+   * (one UAPI `set`, or one WG_CMD_SET_DEVICE series): applying 50 peers costs one round trip.
+   * A request the device refuses is undone from the changes' `before` states, so nothing of the
+   * batch stays applied.
+   */
+  async function applyBatch(
+    ctx: PluginContext,
+    backend: WireguardBackend,
+    changes: readonly Change[],
+  ): Promise<void> {
+    let i = 0;
+    while (i < changes.length) {
+      const change = changes[i]!;
+      if (!change.resource.startsWith('peer/')) {
+        try {
+          await applyChange(ctx, backend, change);
+        } catch (err) {
+          throw withChangeId(err, change);
+        }
+        i++;
+        continue;
+      }
+      const iface = change.resource.split('/')[1]!;
+      const run: Change[] = [];
+      while (i < changes.length && changes[i]!.resource.startsWith(`peer/${iface}/`)) run.push(changes[i++]!);
+      if ((await backend.get(iface)) === undefined && run.every((c) => c.op === 'delete')) continue;
+      const updates = await Promise.all(run.map((c) => peerChangeUpdate(ctx, c)));
+      try {
+        await backend.set(iface, { peers: updates });
+      } catch (err) {
+        try {
+          await backend.set(iface, { peers: await Promise.all(run.map((c) => peerRevert(ctx, c))) });
+        } catch (undo) {
+          ctx.logger.error({ err: undo, interface: iface }, 'could not undo a refused batch of peer changes');
+        }
+        throw withChangeId(err, run[0]!);
+      }
+    }
+  }
+
   async function applyChange(ctx: PluginContext, backend: WireguardBackend, change: Change): Promise<void> {
     if (change.resource.startsWith('interface/')) return applyInterface(ctx, backend, change);
     if (change.resource.startsWith('peer/')) return applyPeer(ctx, backend, change);
@@ -437,6 +509,10 @@ export function createWireguardPlugin(
 
     apply(change, ctx) {
       return withBackend(ctx, (backend) => applyChange(ctx, backend, change));
+    },
+
+    applyBatch(changes, ctx) {
+      return withBackend(ctx, (backend) => applyBatch(ctx, backend, changes));
     },
 
     checkpoint(ctx, changes) {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { listUapiSockets, openBackend } from '../src/backend.js';
 import { createWireguardPlugin } from '../src/plugin.js';
 import { WireguardKeyStore } from '../src/keyStore.js';
-import type { WireguardSection } from '../src/schema.js';
+import type { InterfaceEntry, WireguardSection } from '../src/schema.js';
 import { must, pings, twoHosts, uniqueIfname, wireguardRequirements } from './helpers.js';
 
 const plugin = createWireguardPlugin();
@@ -51,7 +51,7 @@ describeIf(wireguardRequirements(), 'WireGuard plugin against wireguard-go in tw
   let pubB = '';
 
   /** Each side's document: its own key (generated on its node), the other as its one peer. */
-  const sideA = (extra: Partial<WireguardSection['interfaces'] & object>[number] = {}): WireguardSection => ({
+  const sideA = (extra: Partial<InterfaceEntry> = {}): WireguardSection => ({
     interfaces: [
       {
         name: ifA,
