@@ -42,6 +42,9 @@ const TEST = {
   // Installed with --no-install-recommends like everything here (else apt pulls a kernel).
   'wireguard-go': 'wireguard-go',
   wg: 'wireguard-tools',
+  // tar -xjf of hwloc's sysfs dumps (packages/numa/test/fixtures/hwloc-linux).
+  tar: 'tar',
+  bzip2: 'bzip2',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
 const BENCH = {

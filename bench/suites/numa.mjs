@@ -139,6 +139,7 @@ export async function run({ log }) {
       }
     }
     const ours = stats(oursSamples);
+
     const fileOps = await countFileOps(() => readTopology({ root }));
     const lstopo = hwloc ? stats(lstopoSamples) : undefined;
     const stalls = [];
@@ -230,8 +231,11 @@ export async function run({ log }) {
       '',
       `One read of the tree opens ${fileOps.opens} files (and lists or probes ${fileOps.other} directories): at the`,
       `synchronous cost above, that is ${ms((fileOps.opens * syncRead.median) / sample.length)} in open/read/close alone, most of the ${ms(ours.median)}.`,
-      'The reader already reads one sibling list per core / package / cache instead of one per CPU;',
-      'below that, the goal needs fewer system calls per file or reads on several threads (not done).',
+      'Before issue 14 a read opened 2788 files and took 34.68 ms here (2026-12-05). The reader now reads',
+      'one sibling mask per core, package, die and cache instance (as before), and the level, type, line size',
+      'and associativity of a cache once per cache index and size instead of once per instance (a cache of',
+      'the same index and size on another core is of the same kind); only shared_cpu_map and size are read',
+      'per instance. Optional directories are probed before they are read (a failed open costs an exception).',
       '',
       'sysfs attributes are generated in memory: a read never waits on a device. Through the thread',
       'pool each file costs several round trips (open, fstat, read, close), so @opdbus/numa reads them',

@@ -153,7 +153,9 @@ describeIf(probe.container, 'opdbus against systemd in a container (--bus, --roo
     );
     expect(
       (
-        await ct.exec('systemctl', ['show', '-p', 'CPUWeight', '--value', 'opdbus-cli.service'])
+        await ct.exec('systemctl', ['show', '-p', 'CPUWeight', '--value', 'opdbus-cli.service'], {
+          check: true,
+        })
       ).stdout.trim(),
     ).toBe('250');
     expect((await cli('diff', file)).code).toBe(0);
@@ -211,7 +213,7 @@ describeIf(probe.container, 'opdbus against systemd in a container (--bus, --roo
     const applied = await cli('apply', file);
     expect(applied.code).toBe(5);
     expect(applied.stderr).toContain('read-only');
-    expect((await ct.exec('hostnamectl', ['chassis'])).stdout.trim()).toBe('container');
+    expect((await ct.exec('hostnamectl', ['chassis'], { check: true })).stdout.trim()).toBe('container');
 
     const bad = await cli('query', '--dbus-service', ':1.5');
     expect(bad.code).toBe(3);

@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import type { TransactionRecord } from '@opdbus/core';
 import {
   FRAME_HEADER,
+  Ledger,
   NoteVerifier,
   openCheckpoint,
   verifyConsistency,
   verifyInclusion,
 } from '@opdbus/ledger';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, waitForChange, waitForExit } from './helpers.js';
 import { describeIf, requirement } from '@opdbus/sandbox/testing';
 
@@ -293,5 +294,63 @@ describeIf(asRoot, 'opdbus ledger and snapshot, end to end in a network namespac
     });
     const human = await cli('ledger', 'verify');
     expect(human.stderr).toMatch(/TAMPERING[\s\S]*first entry that cannot be trusted is 2/);
+  });
+});
+
+describe('opdbus ledger beside a writer, and the last record', () => {
+  let stateDir: string;
+  const cli = (...args: string[]) => runCli(['--state-dir', stateDir, ...args]);
+  beforeAll(async () => {
+    stateDir = await mkdtemp(join(tmpdir(), 'opdbus-cli-ledger-last-'));
+  });
+  afterAll(async () => {
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('reads (log, show, proof, checkpoint, verify) while another process holds the ledger for writing', async () => {
+    const writer = await Ledger.open({
+      dir: join(stateDir, 'ledger'),
+      keyFile: join(stateDir, 'keys', 'ledger.key'),
+      lockCommand: 'the test writer',
+    });
+    try {
+      for (let i = 0; i < 5; i++) await writer.append({ kind: 'test', i });
+      const log = await cli('--json', 'ledger', 'log');
+      expect(log.code, log.stderr).toBe(0);
+      expect((JSON.parse(log.stdout) as unknown[]).length).toBe(5);
+      expect((await cli('ledger', 'show', '4')).code).toBe(0);
+      const proof = await cli('--json', 'ledger', 'proof', '2');
+      expect(proof.code, proof.stderr).toBe(0);
+      expect(JSON.parse(proof.stdout)).toMatchObject({ index: 2, size: 5 });
+      expect((await cli('ledger', 'checkpoint')).code).toBe(0);
+      const verify = await cli('--json', 'ledger', 'verify');
+      expect(verify.code, verify.stderr).toBe(0);
+      expect(JSON.parse(verify.stdout)).toMatchObject({
+        ok: true,
+        size: 5,
+        writer: { pid: process.pid, command: 'the test writer' },
+      });
+    } finally {
+      await writer.close();
+    }
+  });
+
+  it('a flipped byte in the final checkpoint record is tampering (exit 11, index named), and nothing is cut', async () => {
+    const logFile = join(stateDir, 'ledger', 'log');
+    const log = await readFile(logFile);
+    let last = 0;
+    for (let at = 0; at < log.length; at += FRAME_HEADER + log.readUInt32LE(at + 4)) last = at;
+    expect(log[last + 2]).toBe(2);
+    log[last + FRAME_HEADER + 10] = log[last + FRAME_HEADER + 10]! ^ 0x01;
+    await writeFile(logFile, log);
+    const verify = await cli('--json', 'ledger', 'verify');
+    expect(verify.code).toBe(11);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: false, tampering: { index: 5, kind: 'record' } });
+    expect(JSON.parse(verify.stdout)).not.toHaveProperty('tornTail');
+    const human = await cli('ledger', 'verify');
+    expect(human.code).toBe(11);
+    expect(human.stderr).toMatch(/TAMPERING[\s\S]*first entry that cannot be trusted is 5/);
+    expect((await cli('ledger', 'log')).code).toBe(11);
+    expect((await readFile(logFile)).equals(log)).toBe(true);
   });
 });

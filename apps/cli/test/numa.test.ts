@@ -1,10 +1,12 @@
 // `opdbus numa` and `opdbus numa place`, spawned from the built CLI, on this machine and on
 // generated sysfs trees.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseCpuList } from '@opdbus/numa';
+import { fileURLToPath } from 'node:url';
+import { parseCpuList, readTopology } from '@opdbus/numa';
 import { writeSyntheticMachine } from '@opdbus/numa/synthetic';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers.js';
@@ -109,6 +111,74 @@ describe('opdbus numa', () => {
     expect(result.code).toBe(4);
     expect(result.stderr).toContain(`${join(dir, 'nothing')}/sys/devices/system/cpu does not exist`);
     expect(result.stderr).toContain('(OPDBUS_ERR_NUMA_READ)');
+  });
+});
+
+// Real machines' sysfs from hwloc's test suite (packages/numa/test/fixtures/hwloc-linux).
+const dumps = fileURLToPath(new URL('../../../packages/numa/test/fixtures/hwloc-linux/', import.meta.url));
+
+/** Unpack a dump into the test's directory; its fsroot. */
+function unpack(name: string): string {
+  const target = join(dir, 'dumps', name);
+  mkdirSync(target, { recursive: true });
+  execFileSync('tar', ['-xjf', join(dumps, `${name}.tar.bz2`), '-C', target]);
+  return join(target, readdirSync(target)[0]!);
+}
+
+/** The number of `type` objects lstopo printed for a dump. */
+function hwlocCount(name: string, type: string): number {
+  const text = readFileSync(join(dumps, `${name}.console`), 'utf8');
+  const match = new RegExp(`depth -?\\d+:\\s+(\\d+) ${type} \\(`).exec(text);
+  return match === null ? 0 : Number(match[1]);
+}
+
+describe('opdbus numa --fsroot on real machines (hwloc dumps)', () => {
+  it.each([
+    // Values ending in "\n\0", AMD compute units.
+    '64amd64-4s2n4ca2co',
+    // No package information at all; no caches.
+    '2ps3-2t',
+    // POWER7: 64 packages without physical_package_id.
+    '256ppc-8n8s4t',
+    // HBM, NVM and DRAM nodes, HMAT initiators.
+    'fakeheteromemtiers',
+  ])('%s: prints the tree, and the same topology as the library as JSON', async (name) => {
+    const root = unpack(name);
+    const tree = await runCli(['numa', '--fsroot', root]);
+    expect(tree.code, tree.stderr).toBe(0);
+    expect(tree.stdout).toMatch(new RegExp(`^Machine: ${hwlocCount(name, 'PU')} CPUs online`));
+    const json = await runCli(['--json', 'numa', '--fsroot', root]);
+    expect(json.code, json.stderr).toBe(0);
+    const t = JSON.parse(json.stdout) as Awaited<ReturnType<typeof readTopology>>;
+    const library = await readTopology({ root });
+    expect(t).toEqual(library);
+    expect(t.cores).toHaveLength(hwlocCount(name, 'Core'));
+    expect(t.packages).toHaveLength(hwlocCount(name, 'Package'));
+  });
+
+  it('shows what the dumped process was allowed, and the whole machine with --whole-system', async () => {
+    const name = '16amd64-8n2c-cpusets';
+    const root = unpack(name);
+    const allowed = await runCli(['numa', '--fsroot', root]);
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(allowed.stdout.split('\n')[0]).toBe(
+      `Machine: ${hwlocCount(name, 'PU')} CPUs allowed (0-3,5-6,12-15) by /dev/cpuset/dummy/cpus, ${hwlocCount(name, 'NUMANode')} NUMA nodes, 32 GiB, offline CPUs 4`,
+    );
+    const whole = await runCli(['--json', 'numa', '--fsroot', root, '--whole-system']);
+    expect(whole.code, whole.stderr).toBe(0);
+    const t = JSON.parse(whole.stdout) as { wholeSystem: boolean; cpus: number[]; nodes: unknown[] };
+    expect(t.wholeSystem).toBe(true);
+    expect(t.cpus).toHaveLength(hwlocCount(`${name}-disallowed`, 'PU'));
+    expect(t.nodes).toHaveLength(hwlocCount(`${name}-disallowed`, 'NUMANode'));
+  });
+
+  it('labels GPU memory nodes', async () => {
+    const root = unpack('nvidiagpunumanodes');
+    const tree = await runCli(['numa', '--fsroot', root]);
+    expect(tree.code, tree.stderr).toBe(0);
+    expect(tree.stdout).toContain(
+      "├─ NUMANode 255 (GPUMemory tier 1 of GPU 0004:05:00.0, memory only, 15 GiB, 15 GiB free; local to the GPU's CPUs (CPUs 0-15))",
+    );
   });
 });
 

@@ -99,8 +99,9 @@ export const errorCodes = {
       'Read the residual differences; something on the host fights the change (another manager, a daemon).',
   },
   OPDBUS_ERR_LOCKED: {
-    summary: 'Another op-dbus process holds the state directory lock.',
-    remedy: 'Wait for it to finish (its pid is in the message) or, if it is gone, run the command again.',
+    summary: 'Another op-dbus process (or task) holds the state directory lock, and the wait for it ran out.',
+    remedy:
+      'Wait for it to finish: the message names its pid, command and since when. A holder that died has already released the lock (the kernel drops it with the process); never delete the lock file.',
   },
   OPDBUS_ERR_TX_NOT_FOUND: {
     summary: 'No transaction with that id exists in the state directory.',

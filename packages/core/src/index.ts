@@ -62,6 +62,14 @@ export {
   type TxStatus,
 } from './journal.js';
 export { canonicalJson, hashJson, type JsonValue } from './json.js';
+export {
+  FileLock,
+  currentCommand,
+  describeLockOwner,
+  type FileLockOptions,
+  type LockOwner,
+  type LockProbe,
+} from './lock.js';
 export { silentLogger, type LogFn, type Logger } from './logger.js';
 export { assertPlan, createPlan, planHash, type Plan } from './planner.js';
 export {

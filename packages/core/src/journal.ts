@@ -2,13 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Change } from './change.js';
 import { OpdbusError } from './errors.js';
 import type { JsonValue } from './json.js';
 import type { Plan } from './planner.js';
 import type { TargetSpec } from './plugin.js';
-import { isAlive, selfIdentity, type ProcessIdentity } from './process.js';
+import {
+  FileLock,
+  describeLockOwner,
+  ownerData,
+  type FileLockOptions,
+  type LockOwner,
+  type LockProbe,
+} from './lock.js';
+import type { ProcessIdentity } from './process.js';
 
 /** Who made a change: recorded in journals and, later, the ledger. */
 export interface Actor {
@@ -219,74 +226,60 @@ export class StateDir {
     return { started, done };
   }
 
-  /**
-   * Take the state directory lock (an O_EXCL lock file holding the owner's pid and start time).
-   * A lock whose owner is gone is taken over. Waits up to `waitMs` (default 30 s, `Infinity` to
-   * wait for ever) for a live owner, then throws `OPDBUS_ERR_LOCKED` naming it.
-   */
-  async lock(waitMs = 30_000): Promise<StateLock> {
-    await this.ensure();
-    const path = join(this.root, 'lock');
-    const me = selfIdentity();
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      try {
-        const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        await handle.writeFile(JSON.stringify(me));
-        await handle.sync();
-        await handle.close();
-        return new StateLock(path, me);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const holder = await readLockHolder(path);
-      if (holder !== undefined && holder.pid === me.pid && holder.startTime === me.startTime) {
-        throw new OpdbusError('OPDBUS_ERR_INTERNAL', `This process already holds the state lock ${path}.`);
-      }
-      if (holder === undefined || !isAlive(holder)) {
-        // Stale (owner gone) or unreadable half-written lock from a crash: take it over.
-        await unlink(path).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
-        });
-        continue;
-      }
-      if (Date.now() >= deadline) {
-        throw new OpdbusError(
-          'OPDBUS_ERR_LOCKED',
-          `The state directory ${this.root} is locked by process ${holder.pid}; wait for it to finish.`,
-          {
-            data: { stateDir: this.root, pid: holder.pid },
-          },
-        );
-      }
-      await delay(50);
-    }
+  /** The state directory's lock file (never removed: the kernel's lock on it is what counts). */
+  get lockPath(): string {
+    return join(this.root, 'lock');
   }
-}
 
-async function readLockHolder(path: string): Promise<ProcessIdentity | undefined> {
-  try {
-    const parsed = JSON.parse(await readFile(path, 'utf8')) as ProcessIdentity;
-    return typeof parsed.pid === 'number' ? parsed : undefined;
-  } catch {
-    return undefined;
+  /**
+   * Take the state directory lock: an exclusive OFD lock on `STATE_DIR/lock` (see
+   * {@link FileLock}), which the kernel releases when its holder exits or dies, so no lock is ever
+   * "stale" and none is deleted on a guess. One holder at a time across every process (CLI,
+   * daemon, watchdog, MCP server) and within one process: a second `lock()` waits for the first
+   * `release()`. Waits up to `waitMs` (default 30 s, `Infinity` to wait for ever), then throws
+   * `OPDBUS_ERR_LOCKED` naming the holder ("pid N (opdbus apply web.yaml) since …").
+   */
+  async lock(waitMs = 30_000, options: Pick<FileLockOptions, 'command' | 'signal'> = {}): Promise<StateLock> {
+    await this.ensure();
+    const lock = await FileLock.acquire(this.lockPath, {
+      waitMs,
+      ...options,
+      busyError: (owner) =>
+        new OpdbusError(
+          'OPDBUS_ERR_LOCKED',
+          `The state directory ${this.root} is locked by ${describeLockOwner(owner)}; wait for it to finish.`,
+          { data: { stateDir: this.root, ...ownerData(owner) } },
+        ),
+    });
+    return new StateLock(lock);
+  }
+
+  /** Who holds the state directory lock now (`held: false` when nobody does); takes nothing. */
+  async lockHolder(): Promise<LockProbe> {
+    return FileLock.probe(this.lockPath);
   }
 }
 
 /** A held state directory lock. */
 export class StateLock {
-  #released = false;
-  constructor(
-    readonly path: string,
-    readonly owner: ProcessIdentity,
-  ) {}
+  readonly #lock: FileLock;
+  constructor(lock: FileLock) {
+    this.#lock = lock;
+  }
 
+  /** The lock file. */
+  get path(): string {
+    return this.#lock.path;
+  }
+
+  /** This process's owner record, as waiters see it. */
+  get owner(): LockOwner {
+    return this.#lock.owner;
+  }
+
+  /** Release the lock (idempotent). */
   async release(): Promise<void> {
-    if (this.#released) return;
-    this.#released = true;
-    await unlink(this.path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    await this.#lock.release();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -8,6 +8,7 @@ import {
   Engine,
   OpdbusError,
   PluginRegistry,
+  StateDir,
   parseStateDocument,
   selfIdentity,
   type AuditRecord,
@@ -77,8 +78,8 @@ describe('Engine.apply', () => {
     expect(types.indexOf('tx.journal')).toBeLessThan(types.indexOf('change.applying'));
     expect(types.at(-1)).toBe('tx.committed');
     expect((await engine.apply(doc({ a: '10', c: '3' }))).status).toBe('no-changes');
-    // The lock is released.
-    expect(existsSync(join(stateDir, 'lock'))).toBe(false);
+    // The lock is released (the kernel's lock; the file stays).
+    expect(await engine.state.lockHolder()).toEqual({ held: false });
   });
 
   const n = 5;
@@ -342,9 +343,14 @@ describe('crash recovery', () => {
     });
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
-    // Half-applied: a, b and c changed, d not yet; the journal and the lock are left behind.
+    // Half-applied: a, b and c changed, d not yet; the journal is left behind, and the kernel
+    // released the lock with the process (its owner record names the dead process).
     expect(readHost(hostFile)).toEqual({ a: 'A', c: 'C' });
     expect(existsSync(join(stateDir, 'sd', 'lock'))).toBe(true);
+    expect(await new StateDir(join(stateDir, 'sd')).lockHolder()).toEqual({ held: false });
+    expect(JSON.parse(await readFile(join(stateDir, 'sd', 'lock'), 'utf8'))).toMatchObject({
+      pid: child.pid,
+    });
 
     const registry = new PluginRegistry([filePlugin(hostFile)]);
     const audited: AuditRecord[] = [];

@@ -141,7 +141,8 @@ describeIf(probe, 'the dbus plugin against a container', () => {
     );
     const result = await engine.apply(doc);
     expect(result.status).toBe('committed');
-    const level = async (): Promise<string> => (await ct.exec('systemctl', ['log-level'])).stdout.trim();
+    const level = async (): Promise<string> =>
+      (await ct.exec('systemctl', ['log-level'], { check: true })).stdout.trim();
     expect(await level()).toBe(want);
     expect((await engine.plan(doc)).plan.changes).toEqual([]);
     await engine.rollback(result.txId);

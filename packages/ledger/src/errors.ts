@@ -14,8 +14,9 @@ export const ledgerErrors = defineErrorCodes({
       'Check the file named in the message, free space and permissions; appends that failed were not acknowledged.',
   },
   OPDBUS_ERR_LEDGER_LOCKED: {
-    summary: 'Another process holds the ledger open for writing.',
-    remedy: 'Wait for it to finish (its pid is in the message) or, if it is gone, run the command again.',
+    summary: 'Another process (or task) holds the ledger open for writing, and the wait for it ran out.',
+    remedy:
+      'Wait for it to finish: the message names its pid, command and since when. Readers open the ledger read-only and need not wait; a holder that died has already released the lock.',
   },
   OPDBUS_ERR_LEDGER_NOT_FOUND: {
     summary: 'The entry, tree size or ledger asked for does not exist.',

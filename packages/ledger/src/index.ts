@@ -42,6 +42,7 @@ export { FRAME_HEADER, MAX_PAYLOAD } from './frame.js';
 export {
   Ledger,
   ledgerFiles,
+  ledgerWriter,
   type AppendResult,
   type LedgerEntry,
   type LedgerOptions,

@@ -3,11 +3,14 @@ import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
+  FileLock,
   OpdbusError,
   canonicalJson,
+  describeLockOwner,
   silentLogger,
   writeFileAtomic,
   type JsonValue,
+  type LockProbe,
   type Logger,
 } from '@opdbus/core';
 import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
@@ -16,7 +19,7 @@ import { HASH_SIZE, leafHash, leafHashesInto } from './hash.js';
 import { loadOrCreateSigner } from './keys.js';
 import { MerkleTree, type TreeIndex } from './merkle.js';
 import { NoteVerifier, type NoteSigner } from './note.js';
-import { FileLock, classifyDamage, readAt, scanFrames, syncDir, writeAt } from './storage.js';
+import { isTornTail, readAt, scanFrames, syncDir, writeAt } from './storage.js';
 import { verifyLedgerFiles, type VerifyOptions, type VerifyReport } from './verify.js';
 
 /** File names inside a ledger directory. */
@@ -40,10 +43,19 @@ export interface LedgerOptions {
   keyFile?: string;
   /** Use this signer instead of a key file. */
   signer?: NoteSigner;
-  /** Open without writing: no torn-tail repair, no appends. */
+  /**
+   * Open for reading only: takes no lock (works while another process appends), repairs nothing,
+   * refuses appends. The view is the log up to its last checkpoint record when opened (entries
+   * of a batch still being written are not in it); open again to see later entries.
+   */
   readOnly?: boolean;
-  /** How long to wait for another process holding the ledger (default 30 s). */
+  /**
+   * How long a writer waits for another writer to close the ledger (default 30 s; 0 tries
+   * once; `Infinity` waits for ever). Then `OPDBUS_ERR_LEDGER_LOCKED` names the holder.
+   */
   lockWaitMs?: number;
+  /** What this writer is doing, shown to writers that wait for it (default: the process's command line). */
+  lockCommand?: string;
   /** Bytes of entries queued for the next group commit before `append` waits (default 64 MiB). */
   maxPendingBytes?: number;
   logger?: Logger;
@@ -51,7 +63,10 @@ export interface LedgerOptions {
 
 /** What {@link Ledger.open} found and repaired. */
 export interface OpenReport {
-  /** A torn tail (crash mid-write) that was cut back to the last whole record (or, read-only, ignored). */
+  /**
+   * A torn tail (an incomplete last record: a crash mid-write) that was cut back to the last whole
+   * record. Read-only: not cut, and it may also be an append in progress in another process.
+   */
   tornTail?: { offset: number; bytes: number; reason: string };
   /** Entries whose index or tree hashes had to be rebuilt from the log (derived files behind after a crash). */
   rebuilt: number;
@@ -140,7 +155,7 @@ export class Ledger {
   readonly openReport: OpenReport;
   readonly #signer: NoteSigner | undefined;
   readonly #log: FileHandle;
-  readonly #lock: FileLock;
+  readonly #lock: FileLock | undefined;
   readonly #tree: MerkleTree;
   readonly #offsets: Offsets;
   readonly #logger: Logger;
@@ -165,7 +180,7 @@ export class Ledger {
     signer: NoteSigner | undefined;
     readOnly: boolean;
     log: FileHandle;
-    lock: FileLock;
+    lock: FileLock | undefined;
     tree: MerkleTree;
     offsets: Offsets;
     fileSize: number;
@@ -197,10 +212,17 @@ export class Ledger {
   }
 
   /**
-   * Open (creating if needed) the ledger in `options.dir`. A torn tail left by a crash is cut
-   * back to the last whole record and reported in {@link Ledger.openReport}; damage anywhere else
-   * throws `OPDBUS_ERR_LEDGER_TAMPERED` with the entry index where it starts (run
-   * {@link verifyLedger} for the full report).
+   * Open (creating if needed) the ledger in `options.dir`.
+   *
+   * A writer (the default) holds the ledger's lock (`DIR/lock`, an OFD lock the kernel releases
+   * when the process dies; see `FileLock` in @opdbus/core) from `open` to `close`: one writer at
+   * a time across processes and within one; another writer waits up to `lockWaitMs`, then gets
+   * `OPDBUS_ERR_LEDGER_LOCKED` naming the holder. Readers (`readOnly`) take no lock.
+   *
+   * A torn tail (an incomplete last record left by a crash) is cut back to the last whole record
+   * and reported in {@link Ledger.openReport}. A complete record that does not verify, the last
+   * one included, is tampering: `OPDBUS_ERR_LEDGER_TAMPERED` with the entry index where it starts,
+   * and nothing is cut (run {@link verifyLedger} for the full report).
    */
   static async open(options: LedgerOptions): Promise<Ledger> {
     const dir = options.dir;
@@ -212,7 +234,7 @@ export class Ledger {
     } catch (err) {
       throw ioError('Cannot create the ledger directory', dir, err);
     }
-    const lock = await FileLock.acquire(join(dir, ledgerFiles.lock), options.lockWaitMs ?? 30_000);
+    const lock = readOnly ? undefined : await lockLedger(dir, options);
     let log: FileHandle | undefined;
     try {
       let signer = options.signer;
@@ -243,8 +265,9 @@ export class Ledger {
         created = true;
       }
       if (created) await syncDir(dir);
-      let fileSize = (await log.stat()).size;
 
+      // The head and the index are read before the log's size: a writer in another process
+      // (readers take no lock) writes the log first, so what they name is inside that size.
       const head = await readHead(dir);
       let headSize = -1;
       if (head !== undefined) {
@@ -255,6 +278,7 @@ export class Ledger {
       // The derived index: offsets of entry records. Trust it up to its last entry (checked).
       const offsets = new Offsets();
       const indexBytes = await readFile(join(dir, ledgerFiles.index)).catch(() => Buffer.alloc(0));
+      let fileSize = (await log.stat()).size;
       const indexed = Math.floor(indexBytes.length / 8);
       if (indexed > 0) {
         const words = new Uint32Array(
@@ -290,6 +314,7 @@ export class Ledger {
       const tailDigests: Buffer[] = [];
       let checkpoint: string | undefined;
       let checkpointSize = -1;
+      let checkpointEnd = -1;
       let expected = entriesBefore;
       const stop = await scanFrames(log, scanFrom, fileSize, (buf, frames) => {
         for (let i = 0; i < frames.count; i++) {
@@ -298,7 +323,14 @@ export class Ledger {
           const seq = frames.seq[i]!;
           const payload = buf.subarray(at + FRAME_HEADER, at + FRAME_HEADER + frames.length[i]!);
           const digest = leafHash(payload);
-          if (!digest.equals(storedDigest(buf, at))) return { offset, reason: 'checksum mismatch' };
+          if (!digest.equals(storedDigest(buf, at)))
+            return {
+              offset,
+              reason:
+                frames.type[i] === FrameType.entry
+                  ? `the checksum of entry ${seq} does not match its bytes`
+                  : `the checksum of the checkpoint record for size ${seq} does not match its bytes`,
+            };
           if (frames.type[i] === FrameType.entry) {
             if (seq !== expected) return { offset, reason: `entry ${seq} where entry ${expected} belongs` };
             offsets.push(offset);
@@ -309,17 +341,18 @@ export class Ledger {
               return { offset, reason: `checkpoint for size ${seq} after ${expected} entries` };
             checkpoint = payload.toString('utf8');
             checkpointSize = seq;
+            checkpointEnd = offset + FRAME_HEADER + frames.length[i]!;
           }
         }
         return undefined;
       });
       const problem = stop;
       if (problem !== undefined) {
-        const next = await classifyDamage(log, problem.offset, fileSize);
-        if (next !== undefined || headSize > expected) {
+        const torn = await isTornTail(log, problem, fileSize);
+        if (!torn || headSize > expected) {
           throw new OpdbusError(
             'OPDBUS_ERR_LEDGER_TAMPERED',
-            `The ledger ${logPath} is damaged at entry ${expected} (byte ${problem.offset}: ${problem.reason}) and ${next !== undefined ? 'valid records follow' : `the head checkpoint signed ${headSize} entries`}, so it is not a torn write. Run \`opdbus ledger verify\` for the full report; nothing was changed.`,
+            `The ledger ${logPath} is damaged at entry ${expected} (byte ${problem.offset}: ${problem.reason}) and ${torn ? `the head checkpoint signed ${headSize} entries` : 'it is a complete record (or not a record), not an incomplete one a crash leaves'}, so it is not a torn write. Run \`opdbus ledger verify\` for the full report; nothing was changed.`,
             { data: { file: logPath, index: expected, offset: problem.offset, reason: problem.reason } },
           );
         }
@@ -337,6 +370,13 @@ export class Ledger {
           );
           fileSize = problem.offset;
         }
+      }
+      if (readOnly && checkpointSize >= entriesBefore && checkpointSize < offsets.count) {
+        // Entries after the last checkpoint record: a batch another process is writing (or one a
+        // crash cut off before its checkpoint, which the next writer re-signs). Not in this view.
+        tailDigests.length = checkpointSize - entriesBefore;
+        offsets.truncate(checkpointSize);
+        fileSize = checkpointEnd;
       }
       const size = offsets.count;
       if (headSize > size) {
@@ -394,7 +434,7 @@ export class Ledger {
       return ledger;
     } catch (err) {
       await log?.close().catch(() => undefined);
-      await lock.release();
+      await lock?.release();
       throw err;
     }
   }
@@ -709,13 +749,43 @@ export class Ledger {
       await this.#indexHandle?.close().catch(() => undefined);
       for (const handle of this.#levelHandles.values()) await handle.close().catch(() => undefined);
       await this.#log.close().catch(() => undefined);
-      await this.#lock.release();
+      await this.#lock?.release();
     }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Take the writer's lock of the ledger in `dir` (see {@link Ledger.open}). */
+async function lockLedger(dir: string, options: LedgerOptions): Promise<FileLock> {
+  const path = join(dir, ledgerFiles.lock);
+  try {
+    return await FileLock.acquire(path, {
+      waitMs: options.lockWaitMs ?? 30_000,
+      ...(options.lockCommand === undefined ? {} : { command: options.lockCommand }),
+      busyError: (owner) =>
+        new OpdbusError(
+          'OPDBUS_ERR_LEDGER_LOCKED',
+          `The ledger ${dir} is open for writing by ${describeLockOwner(owner)}; wait for it to finish (readers open it read-only and need not wait).`,
+          {
+            data: {
+              lock: path,
+              ...(owner === undefined ? {} : { pid: owner.pid, command: owner.command, since: owner.since }),
+            },
+          },
+        ),
+    });
+  } catch (err) {
+    if (err instanceof OpdbusError) throw err;
+    throw ioError('Cannot take the ledger lock', path, err);
+  }
+}
+
+/** Who holds the writer's lock of the ledger in `dir` now (`held: false` when nobody does); takes nothing. */
+export async function ledgerWriter(dir: string): Promise<LockProbe> {
+  return FileLock.probe(join(dir, ledgerFiles.lock));
 }
 
 async function readHead(dir: string): Promise<string | undefined> {

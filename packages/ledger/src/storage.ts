@@ -1,9 +1,7 @@
 import { constants } from 'node:fs';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { OpdbusError, isAlive, selfIdentity, type ProcessIdentity } from '@opdbus/core';
-import { setTimeout as delay } from 'node:timers/promises';
-import { unlink } from 'node:fs/promises';
-import { FRAME_HEADER, findValidFrameAfter, readHeader } from './frame.js';
+import { open, type FileHandle } from 'node:fs/promises';
+import { FRAME_HEADER, findValidFrameAfter, readHeader, storedDigest } from './frame.js';
+import { leafHash } from './hash.js';
 
 /** The frames of one chunk found by {@link scanFrames}, as parallel arrays (no object per frame). */
 export interface FrameBatch {
@@ -32,6 +30,8 @@ function newBatch(capacity: number): FrameBatch {
 export interface ScanStop {
   offset: number;
   reason: string;
+  /** The record there runs past the end of the file (too short for its header or its payload). */
+  incomplete?: boolean;
 }
 
 /**
@@ -68,7 +68,11 @@ export async function scanFrames(
       if (at + needed > buf.length) {
         if (base + at + needed > end) {
           if (base + at < end)
-            stop = { offset: base + at, reason: 'incomplete record at the end of the file' };
+            stop = {
+              offset: base + at,
+              reason: 'incomplete record at the end of the file',
+              incomplete: true,
+            };
           break;
         }
         if (at === 0) {
@@ -138,18 +142,36 @@ export async function writeAt(handle: FileHandle, buf: Uint8Array, position: num
 }
 
 /**
- * Decide what a bad record at `offset` is: a torn tail (nothing valid follows it: a crash
- * mid-write) or damage (a valid record follows it). Returns the offset of the next valid record
- * when there is one.
+ * Decide whether the bytes from a scan's stop to `end` are a torn tail: what a crash in the middle
+ * of an append leaves, and the only damage that may be cut back. That is
+ * - an incomplete record (the file ends inside its header or its payload) whose bytes could be the
+ *   start of a real one: not a complete record with a changed length field (its checksum matches
+ *   the bytes up to the end of the file), with no complete valid record inside it; or
+ * - zeros up to the end of the file (a file extended by a crash before its data reached the disk).
+ * A complete record that does not verify (checksum, type, order) is never a torn tail: that is
+ * tampering, wherever it is, the last record included.
  */
-export async function classifyDamage(
-  handle: FileHandle,
-  offset: number,
-  end: number,
-): Promise<number | undefined> {
-  const rest = await readAt(handle, offset, end - offset);
-  const next = findValidFrameAfter(rest, 0);
-  return next === undefined ? undefined : offset + next;
+export async function isTornTail(handle: FileHandle, stop: ScanStop, end: number): Promise<boolean> {
+  if (await zerosTo(handle, stop.offset, end)) return true;
+  if (stop.incomplete !== true) return false;
+  // An incomplete record is shorter than header + MAX_PAYLOAD: read it whole.
+  const rest = await readAt(handle, stop.offset, end - stop.offset);
+  if (rest[0] !== 0x4f || (rest.length > 1 && rest[1] !== 0x4c)) return false;
+  if (findValidFrameAfter(rest, 0) !== undefined) return false;
+  if (rest.length >= FRAME_HEADER && leafHash(rest.subarray(FRAME_HEADER)).equals(storedDigest(rest, 0)))
+    return false;
+  return true;
+}
+
+/** Whether every byte from `from` to `end` is zero (read in 1 MiB pieces, stopping early). */
+async function zerosTo(handle: FileHandle, from: number, end: number): Promise<boolean> {
+  for (let at = from; at < end;) {
+    const piece = await readAt(handle, at, Math.min(1024 * 1024, end - at));
+    if (piece.length === 0) break;
+    for (let i = 0; i < piece.length; i++) if (piece[i] !== 0) return false;
+    at += piece.length;
+  }
+  return true;
 }
 
 /** fsync a directory (after creating or renaming files in it). */
@@ -159,74 +181,5 @@ export async function syncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-/** An exclusive lock file naming its owner (pid + start time); a lock whose owner is gone is taken over. */
-export class FileLock {
-  #released = false;
-  private constructor(
-    readonly path: string,
-    readonly owner: ProcessIdentity,
-  ) {}
-
-  /** Take the lock, waiting up to `waitMs` for a live owner. Throws `OPDBUS_ERR_LEDGER_LOCKED`. */
-  static async acquire(path: string, waitMs: number): Promise<FileLock> {
-    const me = selfIdentity();
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      try {
-        const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-        try {
-          await handle.writeFile(JSON.stringify(me));
-        } finally {
-          await handle.close();
-        }
-        return new FileLock(path, me);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      let holder: ProcessIdentity | undefined;
-      try {
-        const parsed = JSON.parse(await readFile(path, 'utf8')) as ProcessIdentity;
-        holder = typeof parsed.pid === 'number' ? parsed : undefined;
-      } catch {
-        holder = undefined;
-      }
-      if (holder !== undefined && holder.pid === me.pid && holder.startTime === me.startTime) {
-        throw new OpdbusError(
-          'OPDBUS_ERR_LEDGER_LOCKED',
-          `This process already has the ledger ${path} open for writing; share that Ledger instance.`,
-          {
-            data: { lock: path, pid: me.pid },
-          },
-        );
-      }
-      if (holder === undefined || !isAlive(holder)) {
-        // Stale (owner gone) or a half-written lock from a crash: take it over.
-        await unlink(path).catch((e: NodeJS.ErrnoException) => {
-          if (e.code !== 'ENOENT') throw e;
-        });
-        continue;
-      }
-      if (Date.now() >= deadline) {
-        throw new OpdbusError(
-          'OPDBUS_ERR_LEDGER_LOCKED',
-          `The ledger ${path} is held by process ${holder.pid}; wait for it to finish.`,
-          {
-            data: { lock: path, pid: holder.pid },
-          },
-        );
-      }
-      await delay(20);
-    }
-  }
-
-  async release(): Promise<void> {
-    if (this.#released) return;
-    this.#released = true;
-    await unlink(this.path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
   }
 }

@@ -2,13 +2,13 @@ import { constants } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { OpdbusError } from '@opdbus/core';
+import { FileLock, OpdbusError, type LockOwner } from '@opdbus/core';
 import { openCheckpoint, parseCheckpoint } from './checkpoint.js';
 import { FRAME_HEADER, FrameType, storedDigest } from './frame.js';
 import { HASH_SIZE, hashBackend, leafHash, leafHashesInto } from './hash.js';
 import { MerkleTree, verifyConsistency } from './merkle.js';
 import { NoteVerifier, verifyNote } from './note.js';
-import { classifyDamage, scanFrames, type ScanStop } from './storage.js';
+import { isTornTail, scanFrames, type ScanStop } from './storage.js';
 
 /** Where verification found that the log was changed. */
 export interface TamperFinding {
@@ -17,7 +17,8 @@ export interface TamperFinding {
   /** Byte offset in the log file, when the damage is in a record. */
   offset?: number;
   /**
-   * `record`: a record that does not parse or whose checksum fails, with valid records after it;
+   * `record`: a record that does not parse or whose checksum fails (anything but an incomplete
+   *   last record, which is a torn tail);
    * `order`: an entry out of place (deleted, reordered or inserted entries);
    * `checkpoint`: a checkpoint record whose signature or size does not verify;
    * `root`: entries that do not hash to the root a checkpoint signed;
@@ -40,8 +41,13 @@ export interface VerifyReport {
   root: string;
   /** The last signed checkpoint that verified. */
   checkpoint?: string;
-  /** A torn tail after the last whole record (a crash mid-append; cut back when the ledger is next opened for writing). */
+  /**
+   * A torn tail: an incomplete last record (a crash mid-append; cut back when the ledger is next
+   * opened for writing), or, when `writer` is set, most likely an append still in progress.
+   */
   tornTail?: { offset: number; bytes: number; reason: string };
+  /** The process that held the ledger open for writing while it was verified, if one did. */
+  writer?: Partial<LockOwner>;
   tampering?: TamperFinding;
   /** SHA-256 implementation used for bulk hashing. */
   hashBackend: 'native' | 'node:crypto';
@@ -92,6 +98,9 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
     );
   }
   try {
+    // The head (written at close, after the log) is read before the log's size, so that a writer
+    // at work in another process cannot make it look truncated.
+    const head = await readFile(join(dir, 'head'), 'utf8').catch(() => undefined);
     const fileSize = (await handle.stat()).size;
     const leafChunks: Buffer[] = [];
     const checkpoints: SeenCheckpoint[] = [];
@@ -138,7 +147,7 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
             leafChunks.push(computed.subarray(0, e * HASH_SIZE));
             return {
               offset,
-              reason: `the checksum of the checkpoint record after entry ${count - 1} does not match`,
+              reason: `the checksum of the checkpoint record for size ${seq} (after entry ${count - 1}) does not match its bytes`,
             };
           }
           const note = payload.toString('utf8');
@@ -176,16 +185,15 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
 
     let tornTail: VerifyReport['tornTail'];
     if (stopAt !== undefined && finding === undefined) {
-      const next = await classifyDamage(handle, stopAt.offset, fileSize);
-      if (next !== undefined) {
+      if (await isTornTail(handle, stopAt, fileSize)) {
+        tornTail = { offset: stopAt.offset, bytes: fileSize - stopAt.offset, reason: stopAt.reason };
+      } else {
         finding = {
           index: count,
           offset: stopAt.offset,
           kind: 'record',
-          message: `The record at byte ${stopAt.offset} (entry ${count}) is damaged (${stopAt.reason}) and valid records follow it: the log was altered from entry ${count} on.`,
+          message: `The record at byte ${stopAt.offset} (entry ${count}) is damaged (${stopAt.reason}); it is not an incomplete record a crash leaves: the log was altered from entry ${count} on.`,
         };
-      } else {
-        tornTail = { offset: stopAt.offset, bytes: fileSize - stopAt.offset, reason: stopAt.reason };
       }
     }
 
@@ -224,7 +232,6 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
     }
 
     // The head checkpoint (written at close) and trusted checkpoints must be consistent with the log.
-    const head = await readFile(join(dir, 'head'), 'utf8').catch(() => undefined);
     const anchors = [
       ...(head === undefined ? [] : [{ note: head, what: 'the head checkpoint' }]),
       ...(options.trusted ?? []).map((note, i) => ({ note, what: `trusted checkpoint ${i + 1}` })),
@@ -264,6 +271,8 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
     }
 
     const size = finding === undefined ? tree.size : Math.min(finding.index, tree.size);
+    const probe = await FileLock.probe(join(dir, 'lock')).catch(() => ({ held: false }) as const);
+    const writer = probe.held ? (probe.owner ?? {}) : undefined;
     return {
       ok: finding === undefined,
       size,
@@ -271,6 +280,7 @@ export async function verifyLedgerFiles(dir: string, options: VerifyOptions): Pr
       root: tree.root(size).toString('hex'),
       ...(lastGood === undefined ? {} : { checkpoint: lastGood.note }),
       ...(tornTail === undefined ? {} : { tornTail }),
+      ...(writer === undefined ? {} : { writer }),
       ...(finding === undefined ? {} : { tampering: finding }),
       hashBackend: hashBackend(),
       ms: performance.now() - t0,

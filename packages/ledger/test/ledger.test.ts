@@ -243,6 +243,92 @@ describe('Ledger', () => {
       await expectTampered(35, 'truncated', true);
     });
 
+    describe('the last record: a torn tail is incomplete, a complete record that fails is tampering', () => {
+      /** The last record is the checkpoint for size N. */
+      async function lastRecord(): Promise<{ offset: number; type: number; seq: number; length: number }> {
+        const last = (await records()).at(-1)!;
+        expect(last).toMatchObject({ type: 2, seq: N });
+        return last;
+      }
+
+      /** Verify and open both report tampering at `index`, and the log is left as it was. */
+      async function expectRefusedAndKept(index: number): Promise<void> {
+        const before = await readFile(join(dir, 'log'));
+        const report = await verifyLedger(dir);
+        expect(report.ok).toBe(false);
+        expect(report.tornTail).toBeUndefined();
+        expect(report.tampering).toMatchObject({ index, kind: 'record' });
+        for (let attempt = 0; attempt < 2; attempt++) {
+          await expect(Ledger.open({ dir })).rejects.toMatchObject({
+            code: 'OPDBUS_ERR_LEDGER_TAMPERED',
+            data: { index },
+          });
+          await expect(Ledger.open({ dir, readOnly: true })).rejects.toMatchObject({
+            code: 'OPDBUS_ERR_LEDGER_TAMPERED',
+          });
+        }
+        expect((await readFile(join(dir, 'log'))).equals(before)).toBe(true);
+      }
+
+      it('a flipped byte inside the final checkpoint record', async () => {
+        const last = await lastRecord();
+        const log = await readFile(join(dir, 'log'));
+        const at = last.offset + FRAME_HEADER + Math.floor(last.length / 2);
+        log[at] = log[at]! ^ 0x01;
+        await writeFile(join(dir, 'log'), log);
+        await expectRefusedAndKept(N);
+        expect((await verifyLedger(dir)).tampering?.message).toMatch(/checkpoint record for size 40/);
+      });
+
+      it('a flipped byte in the checksum, the type or the magic of the final record', async () => {
+        const last = await lastRecord();
+        const original = await readFile(join(dir, 'log'));
+        for (const field of [20, 2, 0]) {
+          const log = Buffer.from(original);
+          log[last.offset + field] = log[last.offset + field]! ^ 0x01;
+          await writeFile(join(dir, 'log'), log);
+          await expectRefusedAndKept(N);
+        }
+      });
+
+      it('a final record whose length field was made to run past the end of the file', async () => {
+        const last = await lastRecord();
+        const log = await readFile(join(dir, 'log'));
+        log.writeUInt32LE(last.length + 100, last.offset + 4);
+        await writeFile(join(dir, 'log'), log);
+        await expectRefusedAndKept(N);
+      });
+
+      it('a final record cut short (a crash mid-write) is a torn tail, cut back and re-signed', async () => {
+        const last = await lastRecord();
+        await truncate(join(dir, 'log'), last.offset + FRAME_HEADER + Math.floor(last.length / 2));
+        expect(await verifyLedger(dir)).toMatchObject({
+          ok: true,
+          size: N,
+          tornTail: { offset: last.offset },
+        });
+        const ledger = await Ledger.open({ dir });
+        expect(ledger.openReport).toMatchObject({ resealed: true, tornTail: { offset: last.offset } });
+        await ledger.close();
+        expect(await verifyLedger(dir)).toMatchObject({ ok: true, size: N });
+        expect((await verifyLedger(dir)).tornTail).toBeUndefined();
+      });
+
+      it('zeros after the last record (a file extended by a crash before its data) are a torn tail', async () => {
+        const size = (await stat(join(dir, 'log'))).size;
+        await appendFile(join(dir, 'log'), Buffer.alloc(4096));
+        expect(await verifyLedger(dir)).toMatchObject({
+          ok: true,
+          size: N,
+          tornTail: { offset: size, bytes: 4096 },
+        });
+        const ledger = await Ledger.open({ dir });
+        expect(ledger.openReport.tornTail).toMatchObject({ offset: size, bytes: 4096 });
+        await ledger.close();
+        expect((await stat(join(dir, 'log'))).size).toBe(size);
+      });
+    });
+
     it('a log not consistent with a checkpoint exported earlier', async () => {
       const trusted = (await verifyLedger(dir)).checkpoint!;
       await rm(dir, { recursive: true, force: true });

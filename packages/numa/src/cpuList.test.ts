@@ -14,6 +14,13 @@ describe('kernel list format', () => {
     expect(parseCpuList('0-2,2-4')).toEqual([0, 1, 2, 3, 4]);
   });
 
+  it('reads values that older kernels end with "\\n\\0" (as C strings)', () => {
+    expect(parseCpuList('0-7\n\0')).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(parseCpuList('0\n\0')).toEqual([0]);
+    expect(parseCpuList('0, 2\n\0garbage')).toEqual([0, 2]);
+    expect(parseCpuMask('00000000,00000011\n\0')).toEqual([0, 4]);
+  });
+
   it('formats runs as ranges', () => {
     expect(formatCpuList([0, 1, 2, 3, 8, 9, 10, 11])).toBe('0-3,8-11');
     expect(formatCpuList([5, 1, 3, 2, 2])).toBe('1-3,5');

@@ -17,15 +17,23 @@ function listError(text: string, what: string, detail: string): OpdbusError {
   );
 }
 
+/** The text before the first NUL: older kernels end some sysfs values with "\n\0". */
+function beforeNul(text: string): string {
+  const nul = text.indexOf('\0');
+  return nul === -1 ? text : text.slice(0, nul);
+}
+
 /**
  * Parse the kernel list format: `0-3,8-11`, `5`, an empty string, and the grouped form
- * `0-15:2/4` (the first 2 of every 4, as bitmap_parselist). Whitespace around elements is allowed.
+ * `0-15:2/4` (the first 2 of every 4, as bitmap_parselist). Whitespace around elements is allowed,
+ * and so is what follows a NUL (older kernels end some sysfs values with "\n\0").
  * Returns the members sorted and without duplicates.
  *
  * @param what - what the text is, for the error message (e.g. "node 1 cpulist").
  * @throws OpdbusError `OPDBUS_ERR_NUMA_CPU_LIST` when the text is not a list.
  */
-export function parseCpuList(text: string, what = 'CPU list'): number[] {
+export function parseCpuList(raw: string, what = 'CPU list'): number[] {
+  const text = beforeNul(raw);
   const fast = parseSimpleList(text);
   if (fast !== undefined) return fast;
   const trimmed = text.trim();
@@ -108,11 +116,15 @@ export function formatCpuList(members: Iterable<number>): string {
 
 /**
  * Parse the kernel mask format: comma-separated 32-bit hexadecimal words, most significant first
- * (`00000000,0000000f` → `[0, 1, 2, 3]`).
+ * (`00000000,0000000f` → `[0, 1, 2, 3]`). What follows a NUL is ignored, as in
+ * {@link parseCpuList}.
  *
  * @throws OpdbusError `OPDBUS_ERR_NUMA_CPU_LIST` when the text is not a mask.
  */
-export function parseCpuMask(text: string, what = 'CPU mask'): number[] {
+export function parseCpuMask(raw: string, what = 'CPU mask'): number[] {
+  const text = beforeNul(raw);
+  const fast = parseSimpleMask(text);
+  if (fast !== undefined) return fast;
   const trimmed = text.trim();
   if (trimmed === '') return [];
   const words = trimmed.split(',');
@@ -121,9 +133,52 @@ export function parseCpuMask(text: string, what = 'CPU mask'): number[] {
     const word = words[words.length - 1 - w]!;
     if (!/^[0-9a-fA-F]{1,8}$/.test(word)) throw listError(text, what, `"${word}" is not a 32-bit hex word`);
     const value = parseInt(word, 16);
+    if (value === 0) continue;
     for (let bit = 0; bit < 32; bit++) if ((value >>> bit) & 1) out.push(w * 32 + bit);
   }
-  return out.sort((a, b) => a - b);
+  // Words are visited least significant first and bits in order: already sorted.
+  return out;
+}
+
+/** The hex value of a character code, or -1. */
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/**
+ * The mask format as the kernel prints it (words of 1 to 8 hex digits, a final newline), without
+ * intermediate strings; undefined for anything else (the general parser handles it).
+ */
+function parseSimpleMask(text: string): number[] | undefined {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 10 || text.charCodeAt(end - 1) === 32)) end--;
+  if (end === 0) return undefined;
+  const out: number[] = [];
+  let word = 0;
+  let i = end;
+  while (i > 0) {
+    let value = 0;
+    let digits = 0;
+    while (i > 0 && text.charCodeAt(i - 1) !== 44) {
+      const d = hexDigit(text.charCodeAt(i - 1));
+      if (d === -1 || digits === 8) return undefined;
+      value += d * 16 ** digits;
+      digits++;
+      i--;
+    }
+    if (digits === 0) return undefined;
+    for (let bit = 0; value !== 0; bit++, value = Math.floor(value / 2))
+      if (value % 2 === 1) out.push(word * 32 + bit);
+    word++;
+    if (i > 0) {
+      i--; // the comma
+      if (i === 0) return undefined;
+    }
+  }
+  return out;
 }
 
 /**

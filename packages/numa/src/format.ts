@@ -83,8 +83,11 @@ export interface FormatTopologyOptions {
 export function formatTopology(topology: Topology, options: FormatTopologyOptions = {}): string {
   const t = topology;
   const totalMemory = t.nodes.reduce((sum, n) => sum + n.memoryBytes, 0);
+  const restricted = !t.wholeSystem && t.allowed.source !== null;
   const header = [
-    `Machine: ${t.cpus.length} CPUs online (${formatCpuList(t.cpus)})`,
+    restricted
+      ? `Machine: ${t.cpus.length} CPUs allowed (${formatCpuList(t.cpus)}) by ${t.allowed.source}`
+      : `Machine: ${t.cpus.length} CPUs online (${formatCpuList(t.cpus)})`,
     `${t.nodes.length} NUMA node${t.nodes.length === 1 ? '' : 's'}`,
     formatBytes(totalMemory),
   ];
@@ -121,7 +124,15 @@ export function formatTopology(topology: Topology, options: FormatTopologyOption
       );
     }
   }
-  for (const p of t.packages) objects.push(object(`Package ${p.id}`, p.cpus, 0, `package:${p.id}`));
+  for (const p of t.packages)
+    objects.push(
+      object(
+        p.id === null ? `Package (no id) #${p.index}` : `Package ${p.id}`,
+        p.cpus,
+        0,
+        `package:${p.index}`,
+      ),
+    );
   for (const d of t.dies) objects.push(object(`Die ${d.id}`, d.cpus, 1, `die:${d.package}:${d.id}`));
   for (const c of t.clusters) objects.push(object(`Cluster ${c.id}`, c.cpus, 4, `cluster:${c.id}`));
   const nodeObjects = new Map<number, TreeObject>();
@@ -130,9 +141,21 @@ export function formatTopology(topology: Topology, options: FormatTopologyOption
     const huge = n.hugepages
       .filter((h) => h.total > 0)
       .map((h) => `${formatBytes(h.sizeBytes)} pages: ${h.total} (${h.free} free)`);
-    const memory = `${formatBytes(n.memoryBytes)}, ${formatBytes(n.freeBytes)} free${huge.length > 0 ? `; hugepages ${huge.join(', ')}` : ''}`;
+    const sideCaches = n.memorySideCaches
+      .map((c) => `; memory-side cache ${formatBytes(c.sizeBytes)}`)
+      .join('');
+    const memory = `${formatBytes(n.memoryBytes)}, ${formatBytes(n.freeBytes)} free${huge.length > 0 ? `; hugepages ${huge.join(', ')}` : ''}${sideCaches}`;
+    const kind = [
+      n.memoryKind ?? '',
+      n.memoryTier === null ? '' : `tier ${n.memoryTier}`,
+      n.gpu === null ? '' : `of GPU ${n.gpu}`,
+      n.daxDevice === null ? '' : `from ${n.daxDevice}`,
+    ]
+      .filter(Boolean)
+      .join(' ');
+    const kindPrefix = kind === '' ? '' : `${kind}, `;
     if (n.cpus.length > 0) {
-      const o = object(`NUMANode ${n.id} (${memory})`, n.cpus, 2, `node:${n.id}`);
+      const o = object(`NUMANode ${n.id} (${kindPrefix}${memory})`, n.cpus, 2, `node:${n.id}`);
       objects.push(o);
       nodeObjects.set(n.id, o);
     } else {
@@ -144,11 +167,22 @@ export function formatTopology(topology: Topology, options: FormatTopologyOption
             (n.distances[t.nodes.indexOf(a)] ?? 255) - (n.distances[t.nodes.indexOf(b)] ?? 255) ||
             a.id - b.id,
         )[0];
+      // Where the memory is local: HMAT initiators or the GPU's CPUs when known, else by distance.
+      const local = n.localCpus.length === 0 ? '' : ` (CPUs ${formatCpuList(n.localCpus)})`;
       const near =
-        nearest === undefined
-          ? ''
-          : `; nearest CPUs: node ${nearest.id}, distance ${n.distances[t.nodes.indexOf(nearest)] ?? '?'}`;
-      const o = object(`NUMANode ${n.id} (memory only, ${memory}${near})`, [], 2, `node:${n.id}:${index}`);
+        n.initiators.length > 0
+          ? `; HMAT initiators: node ${n.initiators.join(', ')}${local}`
+          : n.gpu !== null
+            ? `; local to the GPU's CPUs${local}`
+            : nearest === undefined
+              ? ''
+              : `; nearest CPUs: node ${nearest.id}, distance ${n.distances[t.nodes.indexOf(nearest)] ?? '?'}`;
+      const o = object(
+        `NUMANode ${n.id} (${kindPrefix}memory only, ${memory}${near})`,
+        [],
+        2,
+        `node:${n.id}:${index}`,
+      );
       memoryOnly.push(o);
       nodeObjects.set(n.id, o);
     }
@@ -175,6 +209,11 @@ export function formatTopology(topology: Topology, options: FormatTopologyOption
   const roots: TreeObject[] = [];
   const placed: TreeObject[] = [];
   for (const o of objects) {
+    // An object without CPUs (a package none of whose CPUs is allowed) nests nowhere.
+    if (o.cpus.length === 0) {
+      roots.push(o);
+      continue;
+    }
     let parent: TreeObject | undefined;
     for (const candidate of placed) {
       if (
@@ -197,8 +236,9 @@ export function formatTopology(topology: Topology, options: FormatTopologyOption
     if (!options.allDevices && (device.kind === 'bridge' || device.kind === 'other')) continue;
     const line = formatPciDevice(device);
     const node = device.node === null ? undefined : nodeObjects.get(device.node);
-    if (node === undefined) orphans.push(`${line} (no NUMA locality)`);
-    else node.extra.push(line);
+    if (node !== undefined) node.extra.push(line);
+    else if (device.node === null) orphans.push(`${line} (no NUMA locality)`);
+    else orphans.push(`${line} (node ${device.node}, not allowed)`);
   }
 
   const lines = [header.join(', ')];

@@ -9,6 +9,7 @@ export { numaErrors } from './errors.js';
 export {
   pciKind,
   readTopology,
+  type AllowedResources,
   type Cache,
   type CacheType,
   type CpuCluster,
@@ -16,6 +17,9 @@ export {
   type CpuDie,
   type CpuPackage,
   type HugepagePool,
+  type MemoryAccess,
+  type MemoryKind,
+  type MemorySideCache,
   type NumaNode,
   type PciDevice,
   type PciDeviceKind,

@@ -443,7 +443,8 @@ class Resolver {
         ? [request.node]
         : request.nodes !== undefined
           ? [...new Set(request.nodes)].sort((a, b) => a - b)
-          : this.#t.nodes.map((n) => n.id);
+          : // A GPU's memory is used only when named: not for other units' memory.
+            this.#t.nodes.filter((n) => n.memoryKind !== 'GPUMemory').map((n) => n.id);
     if (wantCpus > 0 && allowed.every((n) => (this.#nodeById.get(n)?.cpus.length ?? 0) === 0)) {
       throw this.#fail(
         'OPDBUS_ERR_NUMA_UNKNOWN_NODE',
@@ -538,7 +539,7 @@ class Resolver {
       if (memoryNodes.length === 0) {
         // CPUs on memoryless nodes: the nearest node with memory.
         const nearest = this.#t.nodes
-          .filter((n) => hasMemory(n.id))
+          .filter((n) => hasMemory(n.id) && n.memoryKind !== 'GPUMemory')
           .sort(
             (a, b) => this.distance(chosen[0]!, a.id) - this.distance(chosen[0]!, b.id) || a.id - b.id,
           )[0];

@@ -12,6 +12,7 @@
 import { closeSync, constants, existsSync, openSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { parseCpuList, parseCpuMask } from './cpuList.js';
 
 const absent = new Set(['ENOENT', 'ENOTDIR']);
 
@@ -74,7 +75,37 @@ export class SysfsTree {
         length += n;
         if (n < wanted) break;
       }
-      return this.#buffer.toString('latin1', 0, length);
+      // Older kernels end some values with "\n\0" (a C string written whole): as hwloc reads them
+      // (as C strings), nothing from the first NUL on is part of the value.
+      const buffer = this.#buffer;
+      let end = 0;
+      while (end < length && buffer[end] !== 0) end++;
+      return buffer.toString('latin1', 0, end);
+    } catch (err) {
+      return this.#failed(rel, err);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * The first `bytes` of a file (one read), or undefined: for the head of a long generated file
+   * such as /proc/cpuinfo, of which the kernel then renders only the first entries.
+   */
+  head(rel: string, bytes: number): string | undefined {
+    this.reads++;
+    let fd: number;
+    try {
+      fd = openSync(this.#prefix + rel, constants.O_RDONLY);
+    } catch (err) {
+      return this.#failed(rel, err);
+    }
+    try {
+      const buffer = Buffer.allocUnsafe(bytes);
+      const n = readSync(fd, buffer, 0, bytes, null);
+      let end = 0;
+      while (end < n && buffer[end] !== 0) end++;
+      return buffer.toString('latin1', 0, end);
     } catch (err) {
       return this.#failed(rel, err);
     } finally {
@@ -95,6 +126,24 @@ export class SysfsTree {
   }
 
   /**
+   * A file holding a CPU or node set in the mask format (`cpumap`, `*_cpus`, `shared_cpu_map`),
+   * else its list-format twin when one is named, or undefined when neither exists.
+   */
+  mask(rel: string, listTwin?: string): number[] | undefined {
+    const text = this.read(rel);
+    if (text !== undefined) return parseCpuMask(text, this.path(rel));
+    if (listTwin === undefined) return undefined;
+    const list = this.read(listTwin);
+    return list === undefined ? undefined : parseCpuList(list, this.path(listTwin));
+  }
+
+  /** A file holding a set in the list format (`online`, `cpulist`), or undefined. */
+  list(rel: string): number[] | undefined {
+    const text = this.read(rel);
+    return text === undefined ? undefined : parseCpuList(text, this.path(rel));
+  }
+
+  /**
    * Whether a path exists. Cheaper than a read that fails (a failed open costs an exception), so
    * it guards reads of what is often absent.
    */
@@ -104,13 +153,25 @@ export class SysfsTree {
   }
 
   /** The names in a directory, sorted, or undefined when it does not exist. */
-  list(rel: string): string[] | undefined {
+  dir(rel: string): string[] | undefined {
     this.reads++;
     try {
       return readdirSync(this.#prefix + rel).sort();
     } catch (err) {
       return this.#failed(rel, err);
     }
+  }
+
+  /**
+   * The names in a directory that is often absent (no exception is made when it is), or undefined.
+   */
+  optionalDir(rel: string): string[] | undefined {
+    return this.exists(rel) ? this.dir(rel) : undefined;
+  }
+
+  /** The content of a file that is often absent (no exception is made when it is), or undefined. */
+  optionalRead(rel: string): string | undefined {
+    return this.exists(rel) ? this.read(rel) : undefined;
   }
 
   /** The target of a symbolic link (as written, usually relative), or undefined. */
@@ -125,10 +186,14 @@ export class SysfsTree {
     }
   }
 
-  /** Yield to the event loop when the current slice of synchronous reads has run long enough. */
-  async pace(): Promise<void> {
-    if (performance.now() - this.#sliceStart < this.#sliceMs) return;
-    await nextTurn();
-    this.#sliceStart = performance.now();
+  /**
+   * Yield to the event loop when the current slice of synchronous reads has run long enough:
+   * a promise to await then, else undefined (no promise made per unit of work).
+   */
+  pace(): Promise<void> | undefined {
+    if (performance.now() - this.#sliceStart < this.#sliceMs) return undefined;
+    return nextTurn().then(() => {
+      this.#sliceStart = performance.now();
+    });
   }
 }

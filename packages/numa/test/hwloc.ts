@@ -90,18 +90,30 @@ function cpusOf(obj: XmlObject | undefined): number[] {
   return [];
 }
 
+/** How to run lstopo: more arguments (`--disallowed`) and environment. */
+export interface HwlocOptions {
+  args?: string[];
+  env?: Record<string, string>;
+}
+
 /**
  * Run lstopo on the tree under `root` and return what it found. hwloc's x86 backend reads CPUID
  * of the CPU running it (not the tree's machine) to fill in what sysfs lacks, e.g. caches: it is
  * disabled (HWLOC_COMPONENTS=-x86) so that hwloc sees only the tree.
  */
-export async function hwlocView(root: string): Promise<HwlocView> {
+export async function hwlocView(root: string, options: HwlocOptions = {}): Promise<HwlocView> {
   const xml = await new Promise<string>((resolve, reject) => {
     execFile(
       'lstopo-no-graphics',
-      ['--of', 'xml', '-'],
+      ['--of', 'xml', '-', ...(options.args ?? [])],
       {
-        env: { ...process.env, HWLOC_FSROOT: root, HWLOC_COMPONENTS: '-x86', HWLOC_HIDE_ERRORS: '1' },
+        env: {
+          ...process.env,
+          HWLOC_FSROOT: root,
+          HWLOC_COMPONENTS: '-x86',
+          HWLOC_HIDE_ERRORS: '1',
+          ...options.env,
+        },
         maxBuffer: 64 * 1024 * 1024,
       },
       (error, stdout, stderr) =>

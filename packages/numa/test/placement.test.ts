@@ -1,5 +1,6 @@
 // Placement on generated machines: node choice, SMT packing, cache domains, exclusivity, "near a
 // GPU/NIC", memory, CXL memory-only nodes, and impossible requests with clear errors.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,12 @@ beforeAll(async () => {
     writeSyntheticMachine(join(base, name), machine);
     topo[name] = await readTopology({ root: join(base, name) });
   }
+  // cxlMemoryNodes whose node 3 is a GPU's memory (as the NVIDIA driver onlines it).
+  const gpu = join(base, 'gpuMemory');
+  writeSyntheticMachine(gpu, cxlMemoryNodes);
+  mkdirSync(join(gpu, 'proc/driver/nvidia/gpus/0000:c1:00.0'), { recursive: true });
+  writeFileSync(join(gpu, 'proc/driver/nvidia/gpus/0000:c1:00.0/numa_status'), 'Node: 3\nStatus: online\n');
+  topo.gpuMemory = await readTopology({ root: gpu });
 });
 afterAll(async () => {
   if (base !== undefined) await rm(base, { recursive: true, force: true });
@@ -323,6 +330,32 @@ describe('memory and memory policies', () => {
     const err = failure('cxlMemoryNodes', { 'x.service': { cpus: 2, node: 2 } });
     expect(err.code).toBe('OPDBUS_ERR_NUMA_UNKNOWN_NODE');
     expect(err.message).toContain('node(s) 2 have no CPUs (memory-only)');
+  });
+});
+
+describe('GPU memory nodes', () => {
+  it('are used only when named: not for spill-over nor for memory-only placements', () => {
+    expect(topo.gpuMemory!.nodes.map((n) => [n.id, n.memoryKind])).toEqual([
+      [0, null],
+      [1, null],
+      [2, null],
+      [3, 'GPUMemory'],
+    ]);
+    const result = place('gpuMemory', {
+      'busy.service': { cpus: 16, node: 0 },
+      'spill.service': { cpus: 2, memory: '300G' },
+      'cache.service': { memory: '100G' },
+      'gpu.service': { memory: '10G', nodes: [3] },
+    });
+    // Node 1's memory spills onto the other nodes, not onto the GPU's memory (the nearest, 14).
+    expect(result['spill.service']!.nodes).toEqual([1]);
+    expect(result['spill.service']!.memoryNodes).toEqual([0, 1, 2]);
+    expect(result['cache.service']!.memoryNodes).not.toContain(3);
+    expect(result['gpu.service']).toMatchObject({ memoryNodes: [3], properties: { NUMAMask: '3' } });
+    // More memory than the other nodes have: refused, though the GPU's memory would hold it.
+    const err = failure('gpuMemory', { 'big.service': { memory: '700G' } });
+    expect(err.code).toBe('OPDBUS_ERR_NUMA_INSUFFICIENT');
+    expect(err.message).not.toContain('node 3');
   });
 });
 

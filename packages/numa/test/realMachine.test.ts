@@ -7,8 +7,10 @@ import { hasLstopo, hwlocView } from './hwloc.js';
 import { itIf, requirement } from '@opdbus/sandbox/testing';
 
 let t: Topology;
+let allowedView: Topology;
 beforeAll(async () => {
-  t = await readTopology();
+  t = await readTopology({ wholeSystem: true });
+  allowedView = await readTopology();
 });
 
 describe('this machine (/)', () => {
@@ -18,6 +20,20 @@ describe('this machine (/)', () => {
     expect(t.cpus.length).toBeGreaterThan(0);
     expect(t.cores.flatMap((c) => c.cpus).sort((a, b) => a - b)).toEqual(t.cpus);
     expect(t.packages.flatMap((p) => p.cpus).sort((a, b) => a - b)).toEqual(t.cpus);
+  });
+
+  it("by default shows what this process's cpuset allows, and names it when that is less", () => {
+    expect(allowedView.wholeSystem).toBe(false);
+    expect(allowedView.cpus).toEqual(allowedView.allowed.cpus);
+    expect(allowedView.cpus.length).toBeGreaterThan(0);
+    for (const cpu of allowedView.cpus) expect(t.cpus).toContain(cpu);
+    expect(allowedView.nodes.map((n) => n.id)).toEqual(allowedView.allowed.nodes);
+    if (allowedView.allowed.source === null) {
+      expect(allowedView.cpus).toEqual(t.cpus);
+      expect(allowedView.nodes.map((n) => n.id)).toEqual(t.nodes.map((n) => n.id));
+    } else {
+      expect(existsSync(allowedView.allowed.source)).toBe(true);
+    }
   });
 
   it('nodes are those of /sys/devices/system/node and hold every online CPU', () => {
@@ -70,6 +86,8 @@ describe('this machine (/)', () => {
     requirement('lstopo', hasLstopo, 'lstopo-no-graphics is missing; apt-get install hwloc'),
     'agrees with hwloc on CPUs, cores, nodes and caches',
     async () => {
+      // lstopo shows what this process may use, as readTopology does by default.
+      const t = allowedView;
       const hw = await hwlocView('/');
       expect(hw.pus).toEqual(t.cpus);
       const sets = (lists: number[][]): string[] => lists.map((l) => l.join(',')).sort();

@@ -1,5 +1,6 @@
 // readTopology on generated sysfs trees, compared with what the generator wrote and with hwloc
 // (lstopo --of xml with HWLOC_FSROOT) reading the same tree.
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,6 +255,20 @@ describe('what real machines and old kernels leave out', () => {
     expect(t.processors[17]).toMatchObject({ die: 1, core: 8 });
   });
 
+  it('no topology directories at all: every online CPU a core of its own, in no package', async () => {
+    const root = join(base, 'no-topology');
+    writeSyntheticMachine(root, { packages: 1, coresPerPackage: 2, threadsPerCore: 2 });
+    const cpuDir = join(root, 'sys/devices/system/cpu');
+    for (const entry of readdirSync(cpuDir).filter((e) => /^cpu\d+$/.test(e)))
+      rmSync(join(cpuDir, entry, 'topology'), { recursive: true });
+    const t = await readTopology({ root });
+    expect(t.cpus).toEqual([0, 1, 2, 3]);
+    expect(t.cores.map((c) => c.cpus)).toEqual([[0], [1], [2], [3]]);
+    expect(t.packages).toEqual([]);
+    expect(t.processors.every((p) => p.package === null)).toBe(true);
+    expect(t.warnings[0]).toMatch(/no online CPU has a topology directory/);
+  });
+
   it('fails with OPDBUS_ERR_NUMA_READ naming the path when the root is not a sysfs tree', async () => {
     const err: unknown = await readTopology({ root: base }).catch((e: unknown) => e);
     expect(isOpdbusError(err, 'OPDBUS_ERR_NUMA_READ')).toBe(true);
@@ -276,5 +291,76 @@ describe('what real machines and old kernels leave out', () => {
       clearImmediate(handle);
     }
     expect(turns).toBeGreaterThanOrEqual(32);
+  });
+});
+
+describe('what this process may use (cgroup cpuset, else /proc/self/status)', () => {
+  const write = (root: string, rel: string, content: string): void => {
+    mkdirSync(join(root, rel, '..'), { recursive: true });
+    writeFileSync(join(root, rel), content);
+  };
+
+  it('without a cpuset hierarchy: Cpus_allowed_list and Mems_allowed_list of /proc/self/status', async () => {
+    const root = join(base, 'status-restricted');
+    writeSyntheticMachine(root, machines.twoSocketSnc!);
+    write(
+      root,
+      'proc/self/status',
+      'Name:\tnode\nCpus_allowed:\t000f000f\nCpus_allowed_list:\t0-3,16-19\nMems_allowed_list:\t0\n',
+    );
+    const t = await readTopology({ root });
+    expect(t.wholeSystem).toBe(false);
+    expect(t.allowed).toEqual({
+      cpus: [0, 1, 2, 3, 16, 17, 18, 19],
+      nodes: [0],
+      source: '/proc/self/status',
+    });
+    expect(t.cpus).toEqual([0, 1, 2, 3, 16, 17, 18, 19]);
+    expect(t.processors.map((p) => p.id)).toEqual(t.cpus);
+    expect(t.nodes.map((n) => [n.id, n.cpus])).toEqual([[0, [0, 1, 2, 3, 16, 17, 18, 19]]]);
+    expect(t.nodes[0]!.distances).toEqual([10]);
+    expect(t.packages.map((p) => [p.index, p.id, p.cpus.length])).toEqual([[0, 0, 8]]);
+    expect(t.cores).toHaveLength(4);
+    expect(t.caches.every((c) => c.cpus.every((cpu) => t.cpus.includes(cpu)))).toBe(true);
+    const whole = await readTopology({ root, wholeSystem: true });
+    expect(whole.cpus).toHaveLength(32);
+    expect(whole.nodes).toHaveLength(4);
+    expect(whole.allowed).toEqual(t.allowed);
+  });
+
+  it('a cgroup v2 cpuset: cpuset.cpus.effective and cpuset.mems.effective of our cgroup, before /proc/self/status', async () => {
+    const root = join(base, 'cgroup2-restricted');
+    writeSyntheticMachine(root, machines.twoSocketSnc!);
+    write(root, 'sys/fs/cgroup/cpuset.cpus.effective', '0-31\n');
+    write(root, 'sys/fs/cgroup/opdbus.slice/cpuset.cpus.effective', '8-15,24-31\n');
+    write(root, 'sys/fs/cgroup/opdbus.slice/cpuset.mems.effective', '2-3\n');
+    write(root, 'proc/self/cgroup', '0::/opdbus.slice\n');
+    write(root, 'proc/self/status', 'Cpus_allowed_list:\t0\nMems_allowed_list:\t0\n');
+    const t = await readTopology({ root });
+    expect(t.allowed).toEqual({
+      cpus: [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31],
+      nodes: [2, 3],
+      source: '/sys/fs/cgroup/opdbus.slice/cpuset.cpus.effective',
+    });
+    expect(t.nodes.map((n) => n.id)).toEqual([2, 3]);
+    expect(t.nodes[0]!.distances).toEqual([10, 12]);
+    expect(t.packages.map((p) => [p.index, p.id, p.nodes])).toEqual([[0, 1, [2, 3]]]);
+    expect(t.processors.every((p) => p.package === 0)).toBe(true);
+    // PCI devices keep their node; their local CPUs are cut to what is shown.
+    expect(t.pciDevices.find((d) => d.address === '0000:5e:00.0')).toMatchObject({ node: 2 });
+    expect(t.pciDevices.find((d) => d.address === '0000:3b:00.0')).toMatchObject({ node: 1, localCpus: [] });
+  });
+
+  it('a cgroup whose cpuset covers the machine restricts nothing', async () => {
+    const root = join(base, 'cgroup1-all');
+    writeSyntheticMachine(root, machines.twoSocketSnc!);
+    write(root, 'proc/mounts', 'cgroup /sys/fs/cgroup/cpuset cgroup rw,relatime,cpuset 0 0\n');
+    write(root, 'proc/self/cgroup', '3:cpuset:/\n');
+    write(root, 'sys/fs/cgroup/cpuset/cpuset.cpus', '0-31\n');
+    write(root, 'sys/fs/cgroup/cpuset/cpuset.mems', '0-3\n');
+    const t = await readTopology({ root });
+    expect(t.allowed.source).toBeNull();
+    expect(t.cpus).toHaveLength(32);
+    expect(t.nodes).toHaveLength(4);
   });
 });

@@ -78,6 +78,12 @@ export type OvsdbClientEvents = {
   locked: [lock: string];
   /** Another client stole the lock. */
   stolen: [lock: string];
+  /**
+   * Asking for a lock again after a reconnect failed: the client does not hold it and is not
+   * queued for it until it asks again (`lock`/`waitForLock`). Its holder must stop acting as
+   * the lock's owner.
+   */
+  lockError: [lock: string, error: Error];
   /** The server answered an inactivity probe (`echo`) after `rttMs`. */
   probe: [rttMs: number];
   /** The server sent its own inactivity probe (an `echo` request), and the client answered it. */
@@ -341,7 +347,15 @@ export class OvsdbClient implements AsyncDisposable {
     this.#resyncing = true;
     try {
       this.#schemas.clear();
-      for (const lock of this.#locks.keys()) void this.#requestLock('lock', lock).catch(() => undefined);
+      for (const lock of this.#locks.keys()) {
+        this.#requestLock('lock', lock).catch((err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err));
+          // Not queued on the server any more: forget it so `hasLock` and `locks` say so.
+          if (this.#locks.get(lock) !== 'held') this.#locks.delete(lock);
+          this.logger.warn({ err: error, lock }, 'could not ask for the lock again after reconnecting');
+          this.#events.emit('lockError', lock, error);
+        });
+      }
       for (const monitor of this.#monitors.values()) await monitor._resubscribe();
     } finally {
       this.#resyncing = false;
@@ -904,7 +918,12 @@ export class OvsdbClient implements AsyncDisposable {
       if (this.#locks.get(name) !== 'waiting' && (await this.lock(name))) return;
       let timer: NodeJS.Timeout | undefined;
       let onAbort: (() => void) | undefined;
+      let offError: (() => void) | undefined;
       const giveUp = new Promise<never>((_, reject) => {
+        // A reconnect that could not queue us for the lock again ends the wait with that error.
+        offError = this.on('lockError', (lock, error) => {
+          if (lock === name) reject(error);
+        });
         if (options.timeoutMs !== undefined)
           timer = setTimeout(
             () =>
@@ -928,6 +947,7 @@ export class OvsdbClient implements AsyncDisposable {
         await this.unlock(name).catch(() => undefined);
         throw err;
       } finally {
+        offError?.();
         clearTimeout(timer);
         if (onAbort !== undefined) options.signal?.removeEventListener('abort', onAbort);
       }

@@ -12,7 +12,10 @@ import {
 export interface NumaPluginOptions {
   /** Filesystem root holding sys/ and proc/ (default `/`; a generated tree in tests, like HWLOC_FSROOT). */
   root?: string;
-  /** Read the topology another way (e.g. cached by a daemon). Default: `readTopology({ root })`. */
+  /**
+   * Read the topology another way (e.g. cached by a daemon). Default: `readTopology({ root,
+   * wholeSystem: true })` (the whole machine, whatever cpuset the planning process runs in).
+   */
   topology?: () => Promise<Topology>;
 }
 
@@ -28,7 +31,9 @@ export interface NumaPluginOptions {
  * own diff is always empty — every change it causes is a systemd change.
  */
 export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSection, null> {
-  const topology = options.topology ?? (() => readTopology({ root: options.root ?? '/' }));
+  // The whole machine: units are placed by systemd, not confined to the cpuset of the process
+  // that plans them.
+  const topology = options.topology ?? (() => readTopology({ root: options.root ?? '/', wholeSystem: true }));
   return definePlugin<NumaSection, null>({
     name: 'numa',
     version: '0.1.0',

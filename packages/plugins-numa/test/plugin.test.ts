@@ -90,7 +90,7 @@ describeIf(probe, 'numa placement applied through systemd in a container', () =>
   const doc = (plugins: object) =>
     parseStateDocument(JSON.stringify({ version: 1, plugins }), { source: 'placement.yaml', registry });
   const show = async (unit: string, property: string): Promise<string> =>
-    (await ct.exec('systemctl', ['show', '-p', property, '--value', unit])).stdout.trim();
+    (await ct.exec('systemctl', ['show', '-p', property, '--value', unit], { check: true })).stdout.trim();
 
   beforeAll(async () => {
     ct = await startSystemdContainer();
@@ -122,7 +122,7 @@ describeIf(probe, 'numa placement applied through systemd in a container', () =>
     expect(await show('opdbus-placed.service', 'CPUAffinity')).toBe(String(cpu[0]));
     expect(await show('opdbus-placed.service', 'NUMAPolicy')).toBe('bind');
     const pid = await show('opdbus-placed.service', 'MainPID');
-    expect((await ct.exec('cat', [`/proc/${pid}/status`])).stdout).toMatch(
+    expect((await ct.exec('cat', [`/proc/${pid}/status`], { check: true })).stdout).toMatch(
       new RegExp(`Cpus_allowed_list:\\s+${cpu[0]}\\n`),
     );
     expect((await engine.plan(desired)).plan.changes).toEqual([]);

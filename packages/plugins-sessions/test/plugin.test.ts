@@ -42,7 +42,7 @@ describeIf(probe, 'the termination policy against a real logind', () => {
     });
   beforeAll(async () => {
     ct = await startSystemdContainer();
-    await ct.exec('useradd', ['--create-home', 'opdbus']);
+    await ct.exec('useradd', ['--create-home', 'opdbus'], { check: true });
     stateDir = await mkdtemp(join(tmpdir(), 'opdbus-sessions-'));
     engine = new Engine({
       registry,

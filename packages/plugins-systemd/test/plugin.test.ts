@@ -53,7 +53,7 @@ describeIf(probe, 'systemd plugin against systemd in a container', () => {
       registry,
     });
   const show = async (unit: string, property: string): Promise<string> =>
-    (await ct.exec('systemctl', ['show', '-p', property, '--value', unit])).stdout.trim();
+    (await ct.exec('systemctl', ['show', '-p', property, '--value', unit], { check: true })).stdout.trim();
   /** Apply, expect it to fail and be rolled back; the plugin's error code and message. */
   const failure = async (section: SystemdSection): Promise<{ code: unknown; message: string }> => {
     const err = await engine.apply(doc(section)).catch((e: unknown) => e);
@@ -101,9 +101,9 @@ describeIf(probe, 'systemd plugin against systemd in a container', () => {
     expect(dropIn).toContain('CPUAffinity=0\nNUMAPolicy=bind\nNUMAMask=0\nNice=5');
     // The unit started after its drop-in was loaded: its process runs on CPU 0 at nice 5.
     const pid = await show('opdbus-numa.service', 'MainPID');
-    const status = (await ct.exec('cat', [`/proc/${pid}/status`])).stdout;
+    const status = (await ct.exec('cat', [`/proc/${pid}/status`], { check: true })).stdout;
     expect(status).toMatch(/Cpus_allowed_list:\s+0\n/);
-    const stat = (await ct.exec('cat', [`/proc/${pid}/stat`])).stdout;
+    const stat = (await ct.exec('cat', [`/proc/${pid}/stat`], { check: true })).stdout;
     expect(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]).toBe('5'); // field 19: nice
     // The live cgroup properties are persisted by systemd in system.control.
     expect(
@@ -140,7 +140,9 @@ describeIf(probe, 'systemd plugin against systemd in a container', () => {
     expect((await engine.apply(doc(unit('1')))).status).toBe('committed');
     const after = await show('opdbus-move.service', 'MainPID');
     expect(after).not.toBe(before);
-    expect((await ct.exec('cat', [`/proc/${after}/status`])).stdout).toMatch(/Cpus_allowed_list:\s+1\n/);
+    expect((await ct.exec('cat', [`/proc/${after}/status`], { check: true })).stdout).toMatch(
+      /Cpus_allowed_list:\s+1\n/,
+    );
     expect((await engine.rollback()).status).toBe('rolled-back');
     expect((await engine.rollback()).status).toBe('rolled-back');
     expect(await show('opdbus-move.service', 'LoadState')).toBe('not-found');

@@ -37,6 +37,8 @@ import {
   runCommand,
   tailFile,
   type CommandResult,
+  checkResult,
+  type ExecOptions,
 } from './tools.js';
 
 /** Debian packages every container image has (beyond debootstrap's minbase). */
@@ -331,24 +333,87 @@ export class SystemdContainer implements AsyncDisposable {
   }
 
   /**
-   * Run a command inside the container (all its namespaces, via nsenter) to completion and
-   * return its exit code and output, e.g. `await ct.exec('systemctl', ['stop', 'x.service'])`.
+   * Run a command inside the container to completion and return its exit code and output, e.g.
+   * `await ct.exec('systemctl', ['stop', 'x.service'])`. It enters the namespaces of the
+   * container's PID 1 by their files (/proc/LEADER/ns/*) and proves it got there before the command
+   * runs: the container's machine id must be what this sandbox wrote. Anything else (a recycled
+   * pid, an nsenter that did not enter) throws `OPDBUS_ERR_SANDBOX_EXEC` and the command never
+   * runs on the host. With `check: true` a non-zero exit throws `OPDBUS_ERR_SANDBOX_COMMAND` with
+   * the command's stderr.
    */
-  exec(
+  async exec(
     command: string,
     args: readonly string[] = [],
-    options: { timeoutMs?: number } = {},
+    options: ExecOptions = {},
   ): Promise<CommandResult> {
     if (this.#stopping !== undefined) {
-      return Promise.reject(
-        new OpdbusError('OPDBUS_ERR_SANDBOX_DESTROYED', `Container ${this.id} was stopped; start a new one.`),
+      throw new OpdbusError(
+        'OPDBUS_ERR_SANDBOX_DESTROYED',
+        `Container ${this.id} was stopped; start a new one.`,
       );
     }
-    return runCommand(
+    const [file, argv] = this.#enter(command, args);
+    const result = await runCommand(file, argv, {
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
+    });
+    if (result.code === notInsideExit && result.stderr.startsWith(notInsideMarker)) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_SANDBOX_EXEC',
+        `\`${command}\` was not run: entering container ${this.id} (leader pid ${this.leaderPid}) did not land inside it: ${result.stderr.trim()}`,
+        { data: { id: this.id, leaderPid: this.leaderPid, command: [command, ...args] } },
+      );
+    }
+    return options.check === true ? checkResult(result, command, args, `In container ${this.id}`) : result;
+  }
+
+  /**
+   * The nsenter command line that runs `command` in the container's namespaces, behind a check
+   * that runs inside: the machine id must be this container's, else it exits with
+   * {@link notInsideExit} without running the command. Before that, the leader's root is checked
+   * from the host side, so a recycled leader pid is refused before anything is started.
+   */
+  #enter(command: string, args: readonly string[]): [string, string[]] {
+    const proc = `/proc/${this.leaderPid}`;
+    let seen: string;
+    try {
+      seen = readFileSync(`${proc}/root/etc/machine-id`, 'utf8').trim();
+    } catch (err) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_SANDBOX_EXEC',
+        `Cannot enter container ${this.id}: its leader pid ${this.leaderPid} is gone (${(err as Error).message}).`,
+        { data: { id: this.id, leaderPid: this.leaderPid }, cause: err },
+      );
+    }
+    if (seen !== this.machineId) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_SANDBOX_EXEC',
+        `Cannot enter container ${this.id}: pid ${this.leaderPid} is not its leader any more (machine id ${seen || 'empty'}, expected ${this.machineId}).`,
+        { data: { id: this.id, leaderPid: this.leaderPid } },
+      );
+    }
+    const ns = (kind: string): string => `${proc}/ns/${kind}`;
+    return [
       requireTool('nsenter'),
-      ['--target', String(this.leaderPid), '--all', '--', command, ...args],
-      { ...options, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' } },
-    );
+      [
+        `--mount=${ns('mnt')}`,
+        `--uts=${ns('uts')}`,
+        `--ipc=${ns('ipc')}`,
+        `--net=${ns('net')}`,
+        `--pid=${ns('pid')}`,
+        `--cgroup=${ns('cgroup')}`,
+        `--root=${proc}/root`,
+        `--wd=${proc}/root`,
+        '--',
+        '/bin/sh',
+        '-c',
+        insideCheck,
+        'opdbus-sandbox-exec',
+        this.machineId,
+        command,
+        ...args,
+      ],
+    ];
   }
 
   /**
@@ -361,15 +426,17 @@ export class SystemdContainer implements AsyncDisposable {
     this.#bridge ??= new Promise((resolve, reject) => {
       const socket = join(this.dir, 'bridge.sock');
       const children = new Set<ChildProcess>();
-      const nsenter = requireTool('nsenter');
       const server = createServer((client) => {
-        const child = spawn(
-          nsenter,
-          ['--target', String(this.leaderPid), '--all', '--', '/usr/bin/systemd-stdio-bridge'],
-          {
-            stdio: ['pipe', 'pipe', 'ignore'],
-          },
-        );
+        let file: string;
+        let argv: string[];
+        try {
+          [file, argv] = this.#enter('/usr/bin/systemd-stdio-bridge', []);
+        } catch (err) {
+          this.#logger.warn({ err, id: this.id }, 'cannot relay a bus connection into the container');
+          client.destroy();
+          return;
+        }
+        const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'ignore'] });
         children.add(child);
         child.once('exit', () => {
           children.delete(child);
@@ -433,6 +500,12 @@ export class SystemdContainer implements AsyncDisposable {
     this.#logger.debug({ id: this.id }, 'sandbox container stopped');
   }
 }
+
+/** Exit code and stderr prefix of the inside check when it finds itself outside the container. */
+const notInsideExit = 125;
+const notInsideMarker = 'opdbus-sandbox: not inside';
+/** Runs first inside the namespaces: `$1` is the expected machine id, the rest the command. */
+const insideCheck = `id=$(cat /etc/machine-id 2>/dev/null); if [ "$id" != "$1" ]; then echo "${notInsideMarker} the container (machine id \${id:-none}, expected $1)" >&2; exit ${notInsideExit}; fi; shift; exec "$@"`;
 
 /**
  * Stop a bridge: nsenter forks to enter the pid namespace, so the bridge itself is its child;

@@ -36,6 +36,12 @@ export const sandboxErrors = defineErrorCodes({
     summary: 'Destroying a sandbox left something behind (a process, a mount, a namespace, a directory).',
     remedy: 'Inspect what the message lists; `reapStaleSandboxes()` retries once this process has exited.',
   },
+  OPDBUS_ERR_SANDBOX_EXEC: {
+    summary:
+      'A command meant to run inside a sandbox (a container, a network namespace) could not be proven to run there, so it was not run.',
+    remedy:
+      'The message says what was found instead (another machine id, a recycled leader pid, another namespace); restart the sandbox. Nothing ran on the host.',
+  },
   OPDBUS_ERR_SANDBOX_DESTROYED: {
     summary: 'A sandbox was used after it was destroyed.',
     remedy: 'Create a new sandbox; a destroyed one cannot be reused.',

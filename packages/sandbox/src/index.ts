@@ -38,4 +38,4 @@ export {
 } from './records.js';
 export { cleanupAllSync, liveSandboxIds } from './registry.js';
 export { Sandbox, type SandboxOptions, type SandboxResource } from './sandbox.js';
-export { toolPackages, type CommandResult, type ToolName } from './tools.js';
+export { toolPackages, type CommandResult, type ExecOptions, type ToolName } from './tools.js';

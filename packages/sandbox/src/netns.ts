@@ -3,7 +3,7 @@ import { OpdbusError, silentLogger, type Logger, type NetnsRunner } from '@opdbu
 import { createNamedNetns, type Netns } from '@opdbus/netlink';
 import { netnsExists, processesOf, release } from './cleanup.js';
 import { register, type Registration } from './registry.js';
-import { runCommand, spawnIn, type CommandResult } from './tools.js';
+import { checkResult, runCommand, spawnIn, type CommandResult, type ExecOptions } from './tools.js';
 
 /** Options of {@link createNetns}. */
 export interface NetnsOptions {
@@ -66,15 +66,19 @@ export class SandboxNetns implements NetnsRunner, AsyncDisposable {
 
   /**
    * Run a command inside the namespace to completion and return its exit code and output
-   * (whatever the exit code). Convenient in tests: `await ns.exec('ip', ['-j', 'link'])`.
+   * (whatever the exit code, unless `check: true`: then a non-zero exit throws
+   * `OPDBUS_ERR_SANDBOX_COMMAND` with its stderr). Convenient in tests:
+   * `await ns.exec('ip', ['-j', 'link'])`.
    */
-  exec(
+  async exec(
     command: string,
     args: readonly string[] = [],
-    options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+    options: ExecOptions & { env?: NodeJS.ProcessEnv } = {},
   ): Promise<CommandResult> {
     this.#assertUsable();
-    return runCommand(command, args, { ...options, netns: this.#netns });
+    const { check, ...rest } = options;
+    const result = await runCommand(command, args, { ...rest, netns: this.#netns });
+    return check === true ? checkResult(result, command, args, `In network namespace ${this.name}`) : result;
   }
 
   /** Pids of the processes currently inside the namespace. */

@@ -1,5 +1,14 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { accessSync, closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants as fsc,
+  fstatSync,
+  openSync,
+  readSync,
+  statSync,
+  type Stats,
+} from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { OpdbusError, type NetnsRunner } from '@opdbus/core';
 
@@ -66,7 +75,37 @@ export function spawnIn(
   args: readonly string[],
   options: SpawnOptions,
 ): ChildProcess {
-  return netns === undefined ? spawn(file, args, options) : netns.run(() => spawn(file, args, options));
+  if (netns === undefined) return spawn(file, args, options);
+  return netns.run(() => {
+    assertInNetns(netns);
+    return spawn(file, args, options);
+  });
+}
+
+/**
+ * Throw unless the calling thread is inside `netns` (its /proc/thread-self/ns/net is the same
+ * namespace as the runner's file), so a process meant for a sandbox is never started on the host.
+ */
+export function assertInNetns(netns: NetnsRunner): void {
+  let here: Stats;
+  let there: Stats;
+  try {
+    here = statSync('/proc/thread-self/ns/net');
+    there = statSync(netns.path);
+  } catch (err) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_SANDBOX_EXEC',
+      `Cannot check that this thread entered network namespace ${netns.name}: ${(err as Error).message}; nothing was started.`,
+      { data: { netns: netns.name }, cause: err },
+    );
+  }
+  if (here.ino !== there.ino || here.dev !== there.dev) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_SANDBOX_EXEC',
+      `Entering network namespace ${netns.name} (${netns.path}) did not take effect (this thread is in net:[${here.ino}], the namespace is net:[${there.ino}]); nothing was started.`,
+      { data: { netns: netns.name, here: here.ino, there: there.ino } },
+    );
+  }
 }
 
 /** What a finished command did. */
@@ -76,6 +115,33 @@ export interface CommandResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+}
+
+/** Options of a sandbox's `exec`. */
+export interface ExecOptions {
+  /** Kill the command (SIGKILL) after this long; default 30 s. */
+  timeoutMs?: number;
+  /** Throw `OPDBUS_ERR_SANDBOX_COMMAND` (with the command's stderr) when it exits non-zero. */
+  check?: boolean;
+}
+
+/** `result`, or `OPDBUS_ERR_SANDBOX_COMMAND` naming the command, its exit and its output when it failed. */
+export function checkResult(
+  result: CommandResult,
+  command: string,
+  args: readonly string[],
+  where: string,
+): CommandResult {
+  if (result.code === 0) return result;
+  const output = `${result.stderr}${result.stdout}`.trim().split('\n').slice(-15).join('\n');
+  throw new OpdbusError(
+    'OPDBUS_ERR_SANDBOX_COMMAND',
+    `${where}: \`${formatCommand(command, args)}\` ${result.signal === null ? `exited with ${result.code}` : `was killed by ${result.signal}`}.` +
+      (output === '' ? '' : `\n${output}`),
+    {
+      data: { command: [command, ...args], code: result.code, signal: result.signal, stderr: result.stderr },
+    },
+  );
 }
 
 /** Options of {@link runCommand}. */

@@ -1,4 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OpdbusError } from '@opdbus/core';
 import {
   probeSandbox,
   startSystemdContainer,
@@ -41,12 +44,56 @@ describeIf(probe.container, 'systemd-nspawn container', () => {
   });
 
   it('has the files written before boot, its own machine id, and a private network', async () => {
-    expect((await ct.exec('cat', ['/etc/opdbus-test'])).stdout).toBe('hello\n');
+    expect((await ct.exec('cat', ['/etc/opdbus-test'], { check: true })).stdout).toBe('hello\n');
     expect((await ct.exec('cat', ['/etc/machine-id'])).stdout.trim()).toBe(ct.machineId);
     expect(readFileSync(ct.path('/etc/opdbus-test'), 'utf8')).toBe('hello\n');
-    const links = (await ct.exec('ip', ['-o', 'link'])).stdout;
+    const links = (await ct.exec('ip', ['-o', 'link'], { check: true })).stdout;
     expect(links).toContain('lo:');
     expect(links).not.toMatch(/eth0|ens|enp/);
+  });
+
+  it('exec proves it runs inside: an nsenter that does not enter runs nothing on the host', async () => {
+    // A stand-in for a misbehaving nsenter (as seen in a chroot): it ignores the namespace
+    // options and runs the rest of its command line right here, on the host.
+    const bin = mkdtempSync(join(tmpdir(), 'opdbus-fake-nsenter-'));
+    const marker = join(bin, 'ran-on-host');
+    writeFileSync(
+      join(bin, 'nsenter'),
+      '#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done; shift; exec "$@"\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path ?? ''}`;
+    try {
+      const err = await ct.exec('touch', [marker]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpdbusError);
+      expect((err as OpdbusError).code).toBe('OPDBUS_ERR_SANDBOX_EXEC');
+      expect((err as OpdbusError).message).toContain(ct.machineId);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      process.env.PATH = path;
+      rmSync(bin, { recursive: true, force: true });
+    }
+    // With the real nsenter it runs, inside.
+    const inside = await ct.exec('cat', ['/etc/machine-id']);
+    expect(inside.code).toBe(0);
+    expect(inside.stdout.trim()).toBe(ct.machineId);
+  });
+
+  it('exec refuses a leader pid that is not the container any more, before starting anything', async () => {
+    const real = ct.leaderPid;
+    const marker = join(tmpdir(), `opdbus-not-leader-${process.pid}`);
+    Object.defineProperty(ct, 'leaderPid', { value: process.pid, configurable: true });
+    try {
+      const err = await ct.exec('touch', [marker]).catch((e: unknown) => e);
+      expect((err as OpdbusError).code).toBe('OPDBUS_ERR_SANDBOX_EXEC');
+      expect((err as OpdbusError).message).toMatch(/is not its leader any more/);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      Object.defineProperty(ct, 'leaderPid', { value: real, configurable: true });
+    }
   });
 
   it('stops cleanly: processes, cgroups, mounts, directory and record are gone', async () => {

@@ -1,5 +1,8 @@
-import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
-import { isOpdbusError } from '@opdbus/core';
+import { existsSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isOpdbusError, type NetnsRunner } from '@opdbus/core';
+import { runCommand } from '../src/tools.js';
 import { afterAll, expect, it } from 'vitest';
 import { createNetns, listSandboxRecords, probeSandbox, type SandboxNetns } from '../src/index.js';
 import { describeIf, hostLinks, netnsExists, netnsLinks, pidsInNetns, running } from './helpers.js';
@@ -75,6 +78,24 @@ describeIf(probe.netns, 'createNetns', () => {
     ns.run(() => writeFileSync(file, value));
     expect(ns.run(() => readFileSync(file, 'utf8').trim())).toBe(value);
     expect(readFileSync(file, 'utf8').trim()).toBe(host);
+  });
+
+  it('never starts a process on the host when entering the namespace did not take effect', async () => {
+    const ns = await createNetns();
+    const marker = join(tmpdir(), `opdbus-netns-guard-${process.pid}`);
+    try {
+      // A runner that claims the namespace but runs the function where it is (a broken setns).
+      const broken: NetnsRunner = { name: ns.name, path: ns.path, run: (fn) => fn() };
+      const err = await runCommand('touch', [marker], { netns: broken }).catch((e: unknown) => e);
+      expect(isOpdbusError(err, 'OPDBUS_ERR_SANDBOX_EXEC')).toBe(true);
+      expect(existsSync(marker)).toBe(false);
+      // The real runner enters, and the command sees the namespace's own interfaces only.
+      const inside = await ns.exec('ip', ['-o', 'link']);
+      expect(inside.code).toBe(0);
+      expect(inside.stdout.trim().split('\n')).toHaveLength(1);
+    } finally {
+      await ns.destroy();
+    }
   });
 
   it('loopbackUp: false leaves loopback down', async () => {

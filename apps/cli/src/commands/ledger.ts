@@ -24,7 +24,11 @@ function integer(text: string | undefined, what: string): number | undefined {
   return Number(text);
 }
 
-/** Open the state directory's ledger (created on first use, a torn tail repaired). */
+/**
+ * Open the state directory's ledger for writing (created on first use, a torn tail repaired).
+ * Holds the ledger's writer lock until `close()`: other writers (an apply's audit records, the
+ * daemon) wait for it.
+ */
 export async function openLedger(global: GlobalOptions, output: Output): Promise<Ledger> {
   const paths = ledgerPaths(global.stateDir);
   const ledger = await Ledger.open({ dir: paths.ledgerDir, keyFile: paths.ledgerKey, origin: paths.origin });
@@ -36,12 +40,29 @@ export async function openLedger(global: GlobalOptions, output: Output): Promise
   return ledger;
 }
 
-async function withLedger<T>(
-  global: GlobalOptions,
-  output: Output,
-  fn: (ledger: Ledger) => T | Promise<T>,
-): Promise<T> {
-  const ledger = await openLedger(global, output);
+/**
+ * Open the state directory's ledger to read it: no lock (it works while an apply or the daemon
+ * appends), no repair; the view ends at the last signed checkpoint. `undefined` when there is no
+ * ledger yet.
+ */
+async function openLedgerToRead(global: GlobalOptions): Promise<Ledger | undefined> {
+  const dir = ledgerPaths(global.stateDir).ledgerDir;
+  if (!existsSync(join(dir, 'log'))) return undefined;
+  return Ledger.open({ dir, readOnly: true });
+}
+
+function noLedger(global: GlobalOptions): OpdbusError {
+  const dir = ledgerPaths(global.stateDir).ledgerDir;
+  return new OpdbusError(
+    'OPDBUS_ERR_LEDGER_NOT_FOUND',
+    `There is no ledger in ${dir} yet; it is created by the first apply.`,
+    { data: { dir } },
+  );
+}
+
+async function withLedger<T>(global: GlobalOptions, fn: (ledger: Ledger) => T | Promise<T>): Promise<T> {
+  const ledger = await openLedgerToRead(global);
+  if (ledger === undefined) throw noLedger(global);
   try {
     return await fn(ledger);
   } finally {
@@ -58,13 +79,7 @@ export async function verify(
   output: Output,
 ): Promise<number> {
   const dir = ledgerPaths(global.stateDir).ledgerDir;
-  if (!existsSync(join(dir, 'log'))) {
-    throw new OpdbusError(
-      'OPDBUS_ERR_LEDGER_NOT_FOUND',
-      `There is no ledger in ${dir} yet; it is created by the first apply.`,
-      { data: { dir } },
-    );
-  }
+  if (!existsSync(join(dir, 'log'))) throw noLedger(global);
   const trusted = await Promise.all((options.checkpoint ?? []).map((file) => readFile(file, 'utf8')));
   const report = await verifyLedger(dir, {
     trusted,
@@ -76,9 +91,13 @@ export async function verify(
     output.out(
       `Ledger verified: ${report.size} entries, ${report.checkpoints} signed checkpoints, root ${report.root} (${report.ms.toFixed(0)} ms, ${report.hashBackend}).`,
     );
-    if (report.tornTail !== undefined)
+    if (report.tornTail !== undefined && report.writer !== undefined)
       output.out(
-        `Torn tail: ${report.tornTail.bytes} bytes at byte ${report.tornTail.offset} (a crash mid-write); cut back on the next write.`,
+        `An append is in progress (${report.writer.pid === undefined ? 'a writer' : `pid ${report.writer.pid}, ${report.writer.command ?? '?'}`} holds the ledger): ${report.tornTail.bytes} bytes after the last whole record were not verified yet.`,
+      );
+    else if (report.tornTail !== undefined)
+      output.out(
+        `Torn tail: an incomplete last record of ${report.tornTail.bytes} bytes at byte ${report.tornTail.offset} (a crash mid-write); cut back on the next write.`,
       );
   } else {
     output.err(`opdbus: TAMPERING: ${report.tampering?.message ?? 'the ledger does not verify'}`);
@@ -116,7 +135,11 @@ export async function log(
   output: Output,
 ): Promise<number> {
   const limit = integer(options.limit, '--limit') ?? 50;
-  return withLedger(global, output, async (ledger) => {
+  if (!existsSync(join(ledgerPaths(global.stateDir).ledgerDir, 'log'))) {
+    output.out(global.json ? json([]) : 'The ledger is empty.');
+    return exitCodes.OK.code;
+  }
+  return withLedger(global, async (ledger) => {
     const from = integer(options.from, '--from') ?? Math.max(0, ledger.size - limit);
     const entries: LedgerEntry[] = [];
     for await (const e of ledger.entries(from, Math.min(ledger.size, from + limit))) entries.push(e);
@@ -138,7 +161,7 @@ export async function log(
 /** `opdbus ledger show N`. */
 export async function show(global: GlobalOptions, index: string, output: Output): Promise<number> {
   const i = integer(index, 'The entry index')!;
-  return withLedger(global, output, async (ledger) => {
+  return withLedger(global, async (ledger) => {
     const e = await ledger.get(i);
     if (global.json)
       output.out(json({ index: e.index, leafHash: e.leafHash.toString('hex'), entry: e.value }));
@@ -155,7 +178,7 @@ export async function proof(
   output: Output,
 ): Promise<number> {
   const i = integer(index, 'The entry index')!;
-  return withLedger(global, output, async (ledger) => {
+  return withLedger(global, async (ledger) => {
     const size = integer(options.size, '--size') ?? ledger.size;
     if (size > ledger.size || i >= size) {
       throw new OpdbusError(
@@ -205,7 +228,7 @@ export async function consistency(
 ): Promise<number> {
   const size1 = integer(m, 'M')!;
   const size2 = integer(n, 'N')!;
-  return withLedger(global, output, (ledger) => {
+  return withLedger(global, (ledger) => {
     if (size1 > size2 || size2 > ledger.size) {
       throw new OpdbusError(
         'OPDBUS_ERR_LEDGER_NOT_FOUND',
@@ -243,7 +266,7 @@ export async function consistency(
 
 /** `opdbus ledger checkpoint`. */
 export async function checkpoint(global: GlobalOptions, output: Output): Promise<number> {
-  return withLedger(global, output, async (ledger) => {
+  return withLedger(global, async (ledger) => {
     const note = await ledger.checkpoint();
     const { checkpoint: cp } = openCheckpoint(note, [ledger.verifier]);
     if (global.json)
@@ -268,7 +291,7 @@ export async function exportCommand(
   options: { from?: string; to?: string },
   output: Output,
 ): Promise<number> {
-  return withLedger(global, output, async (ledger) => {
+  return withLedger(global, async (ledger) => {
     const from = integer(options.from, '--from');
     const to = integer(options.to, '--to');
     const bundle = await exportBundle(ledger, {

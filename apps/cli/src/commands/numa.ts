@@ -62,7 +62,8 @@ export async function place(file: string, options: PlaceOptions, output: Output)
       { data: { file: source, issues } },
     );
   }
-  const topology = await readTopology({ root: options.fsroot });
+  // Units are placed by systemd, not confined to this command's own cpuset: the whole machine.
+  const topology = await readTopology({ root: options.fsroot, wholeSystem: true });
   const result = resolvePlacements(parsed.data, topology, { path: formatPath([...prefix, 'placements']) });
   if (options.json) {
     output.out(JSON.stringify({ ok: true, root: topology.root, ...result }, null, 2));

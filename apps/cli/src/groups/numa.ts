@@ -3,6 +3,7 @@ import type { CommandContext } from '../groups.js';
 interface NumaOptions {
   fsroot?: string;
   all?: boolean;
+  wholeSystem?: boolean;
 }
 
 /**
@@ -17,10 +18,17 @@ export function registerNuma(context: CommandContext): void {
     .description('show the CPU, cache, NUMA and PCI topology (from sysfs; --fsroot reads another tree)')
     .option('--fsroot <dir>', 'read the topology from DIR/sys and DIR/proc instead of / (as HWLOC_FSROOT)')
     .option('--all', 'also list PCI bridges and devices of unknown kind')
+    .option(
+      '--whole-system',
+      "the whole machine, not only the CPUs and NUMA nodes this process's cpuset allows (as lstopo --disallowed)",
+    )
     .action((options: NumaOptions) =>
       run(async () => {
         const { formatTopology, readTopology } = await import('@opdbus/numa');
-        const topology = await readTopology({ root: options.fsroot ?? '/' });
+        const topology = await readTopology({
+          root: options.fsroot ?? '/',
+          wholeSystem: options.wholeSystem === true,
+        });
         if (globals().json) output.out(JSON.stringify(topology, null, 2));
         else output.out(formatTopology(topology, { allDevices: options.all === true }));
         return 0;
