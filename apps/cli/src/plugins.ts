@@ -1,5 +1,6 @@
 import type { AnyPlugin } from '@opdbus/core';
 import { createDbusServicesPlugin } from '@opdbus/dbus';
+import { containersPlugin } from '@opdbus/plugins-containers';
 import { hostnamePlugin } from '@opdbus/plugins-hostname';
 import { networkPlugin } from '@opdbus/plugins-network';
 import { numaPlugin } from '@opdbus/plugins-numa';
@@ -28,6 +29,8 @@ export function defaultPlugins(options: DefaultPluginsOptions = {}): AnyPlugin[]
     wireguardPlugin,
     networkPlugin,
     ovsPlugin,
+    // After network and ovs: a machine's veth goes into a bridge they create in the same plan.
+    containersPlugin,
     systemdPlugin,
     numaPlugin,
     hostnamePlugin,

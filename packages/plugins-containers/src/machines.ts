@@ -102,19 +102,22 @@ export class MachineSession implements AsyncDisposable {
     const [list] = (await this.#machined('ListImages')) as [
       [string, string, boolean, bigint, bigint, bigint, string][],
     ];
-    return list.map(([name, type, readOnly, created, , , path]) => ({
-      name,
-      type,
-      readOnly,
-      created: Number(created / 1000n),
-      path,
-    }));
+    // Hidden images (".host", names starting with a dot) are not machines' images.
+    return list
+      .filter(([name]) => !name.startsWith('.'))
+      .map(([name, type, readOnly, created, , , path]) => ({
+        name,
+        type,
+        readOnly,
+        created: Number(created / 1000n),
+        path,
+      }));
   }
 
-  /** The running machines' names. */
+  /** The running containers' names (machined also lists the host itself, ".host", and VMs). */
   async machines(): Promise<string[]> {
     const [list] = (await this.#machined('ListMachines')) as [[string, string, string, string][]];
-    return list.map(([name]) => name);
+    return list.filter(([, klass]) => klass === 'container').map(([name]) => name);
   }
 
   cloneImage(source: string, name: string): Promise<unknown> {
@@ -129,9 +132,10 @@ export class MachineSession implements AsyncDisposable {
   onMachines(handler: (event: 'new' | 'removed', name: string) => void): Promise<Subscription[]> {
     return Promise.all(
       (['MachineNew', 'MachineRemoved'] as const).map((member) =>
-        this.bus.subscribe({ interface: MACHINED_MANAGER, member, path: MACHINED_PATH }, (m) =>
-          handler(member === 'MachineNew' ? 'new' : 'removed', String(m.body[0])),
-        ),
+        this.bus.subscribe({ interface: MACHINED_MANAGER, member, path: MACHINED_PATH }, (m) => {
+          const name = String(m.body[0]);
+          if (!name.startsWith('.')) handler(member === 'MachineNew' ? 'new' : 'removed', name);
+        }),
       ),
     );
   }

@@ -80,6 +80,12 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
   },
   // These boot a container: the first one on a machine may build the cached image (about a minute).
   {
+    readme: 'packages/plugins-containers/README.md',
+    root: true,
+    expect: /^create machine hello from \/srv\/tiny \(running\)\ncommitted\nhello\n0\n$/,
+    timeoutMs: 600_000,
+  },
+  {
     readme: 'packages/plugins-systemd/README.md',
     root: true,
     expect: /create unit hello\.service[\s\S]*committed\nactive/,
