@@ -1,5 +1,6 @@
 /** The node side of the controller's HTTP API. */
 import { OpdbusError } from '@opdbus/core';
+import { meshErrors, type MeshErrorCode } from './errors.js';
 
 /** Options of {@link callController}. */
 export interface CallOptions {
@@ -41,12 +42,12 @@ export async function callController(baseUrl: string, path: string, options: Cal
   }
   if (!response.ok) {
     const error = (body as { error?: { code?: string; message?: string } } | undefined)?.error;
-    if (error?.code?.startsWith('OPDBUS_ERR_MESH_') && error.message !== undefined)
-      throw new OpdbusError(
-        error.code as `OPDBUS_ERR_${string}`,
-        `The mesh controller refused: ${error.message}`,
-        { data: { url, status: response.status } },
-      );
+    // The controller's own codes keep their identity; anything else is reported as it answered.
+    const code = error?.code;
+    if (code !== undefined && Object.hasOwn(meshErrors, code) && error?.message !== undefined)
+      throw new OpdbusError(code as MeshErrorCode, `The mesh controller refused: ${error.message}`, {
+        data: { url, status: response.status },
+      });
     throw new OpdbusError(
       'OPDBUS_ERR_MESH_CONTROLLER',
       `The mesh controller at ${baseUrl} answered ${response.status}: ${error?.message ?? text.slice(0, 200)}`,
