@@ -4,7 +4,7 @@ import { defineErrorCodes } from '@opdbus/core';
 export const containersErrors = defineErrorCodes({
   OPDBUS_ERR_CONTAINERS_INVALID: {
     summary:
-      'A machine cannot be applied as written: no image and no source to make one from, a command with `boot: true`, a source directory that does not exist under the target root.',
+      'A machine cannot be applied as written: no image and no source to make one from, a command with `boot: true`, a source directory or tarball that does not exist under the target root or cannot be extracted.',
     remedy:
       'Fix the machine entry at the path in the message; `opdbus query --plugin containers` shows the machines and images there are.',
   },

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, normalize } from 'node:path';
+import { extract } from 'tar';
 import {
   OpdbusError,
   createPlan,
@@ -130,7 +131,9 @@ export function diffContainers(desired: ContainersSection, observed: ContainersS
           ? 'its image'
           : 'directory' in raw.source
             ? raw.source.directory
-            : `image ${raw.source.image}`;
+            : 'tarball' in raw.source
+              ? `tarball ${raw.source.tarball}`
+              : `image ${raw.source.image}`;
       changes.push({
         resource,
         op: 'create',
@@ -258,6 +261,10 @@ export function createContainersPlugin(
       await s.cloneImage(source.image, m.name);
       return;
     }
+    if ('tarball' in source) {
+      await extractImage(ctx, m.name, source.tarball);
+      return;
+    }
     const from = join(root(ctx), source.directory);
     try {
       if (!(await stat(from)).isDirectory()) throw new Error('not a directory');
@@ -277,6 +284,34 @@ export function createContainersPlugin(
       errorOnExist: true,
       force: false,
     });
+  }
+
+  /** Extract a tarball on the target as the image of machine `name` (removed again if that fails). */
+  async function extractImage(ctx: PluginContext, name: string, tarball: string): Promise<void> {
+    const file = join(root(ctx), tarball);
+    try {
+      if (!(await stat(file)).isFile()) throw new Error('not a file');
+    } catch (err) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_CONTAINERS_INVALID',
+        `The source tarball ${tarball} of machine ${name} does not exist on the target (${file}): ${(err as Error).message}.`,
+        { data: { machine: name, tarball } },
+      );
+    }
+    const to = join(root(ctx), 'var/lib/machines', name);
+    await mkdir(join(root(ctx), 'var/lib/machines'), { recursive: true, mode: 0o700 });
+    await mkdir(to, { mode: 0o755 });
+    try {
+      // Owners and modes as archived (an OS tree); no absolute paths or ".." out of the image.
+      await extract({ file, cwd: to, preserveOwner: true, strict: true });
+    } catch (err) {
+      await rm(to, { recursive: true, force: true });
+      throw new OpdbusError(
+        'OPDBUS_ERR_CONTAINERS_INVALID',
+        `Could not extract the tarball ${tarball} of machine ${name}: ${(err as Error).message}; it must be a tar archive, plain or compressed with gzip, brotli or zstd.`,
+        { data: { machine: name, tarball }, cause: err },
+      );
+    }
   }
 
   async function writeSettings(ctx: PluginContext, m: MachineEntry): Promise<void> {

@@ -14,6 +14,13 @@ export const sourceSchema = z.union([
     .describe('Copy a directory tree.'),
   z
     .strictObject({
+      tarball: absolute.describe(
+        "A tar archive on the target (under its root), plain or compressed with gzip, brotli or zstd, extracted as the machine's image.",
+      ),
+    })
+    .describe('Extract a tarball.'),
+  z
+    .strictObject({
       image: z.string().min(1).describe('An image systemd-machined has (`machinectl list-images`).'),
     })
     .describe('Clone an existing image (a btrfs snapshot where the image store is on btrfs).'),
