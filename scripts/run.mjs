@@ -40,6 +40,10 @@ const TEST = {
   busctl: 'systemd',
   // hwloc reads the same generated sysfs trees as @opdbus/numa, as a cross-check (HWLOC_FSROOT).
   'lstopo-no-graphics': 'hwloc',
+  // WireGuard in userspace (this kernel has no wireguard module); wg cross-checks the devices.
+  // Installed with --no-install-recommends like everything here (else apt pulls a kernel).
+  'wireguard-go': 'wireguard-go',
+  wg: 'wireguard-tools',
   // tar -xjf of hwloc's sysfs dumps (packages/numa/test/fixtures/hwloc-linux).
   tar: 'tar',
   bzip2: 'bzip2',

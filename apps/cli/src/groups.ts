@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerCodegen } from './groups/codegen.js';
 import { registerLedger } from './groups/ledger.js';
+import { registerMesh } from './groups/mesh.js';
 import { registerSnapshot } from './groups/snapshot.js';
 import { registerNuma } from './groups/numa.js';
 import { registerAnomaly } from './groups/anomaly.js';
@@ -27,4 +28,5 @@ export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
   registerSnapshot,
   registerNuma,
   registerAnomaly,
+  registerMesh,
 ];

@@ -1,6 +1,7 @@
 import type { AnyPlugin } from '@opdbus/core';
 import { createDbusServicesPlugin } from '@opdbus/dbus';
 import { firewallPlugin } from '@opdbus/plugins-firewall';
+import { containersPlugin } from '@opdbus/plugins-containers';
 import { hostnamePlugin } from '@opdbus/plugins-hostname';
 import { networkPlugin } from '@opdbus/plugins-network';
 import { numaPlugin } from '@opdbus/plugins-numa';
@@ -9,6 +10,7 @@ import { sessionsPlugin } from '@opdbus/plugins-sessions';
 import { sysctlPlugin } from '@opdbus/plugins-sysctl';
 import { systemdPlugin } from '@opdbus/plugins-systemd';
 import { timedatePlugin } from '@opdbus/plugins-timedate';
+import { wireguardPlugin } from '@opdbus/plugins-wireguard';
 
 /** Options of {@link defaultPlugins}. */
 export interface DefaultPluginsOptions {
@@ -23,9 +25,14 @@ export interface DefaultPluginsOptions {
 export function defaultPlugins(options: DefaultPluginsOptions = {}): AnyPlugin[] {
   return [
     sysctlPlugin,
+    // Before network: a plan orders plugins by registration, and routes may go through a
+    // WireGuard interface this plugin creates in the same transaction (the mesh's routes do).
+    wireguardPlugin,
     networkPlugin,
     firewallPlugin,
     ovsPlugin,
+    // After network and ovs: a machine's veth goes into a bridge they create in the same plan.
+    containersPlugin,
     systemdPlugin,
     numaPlugin,
     hostnamePlugin,

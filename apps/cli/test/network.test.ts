@@ -49,7 +49,9 @@ describeIf(asRoot, 'opdbus with the network plugin, in a fresh namespace', () =>
     const schema = JSON.parse(result.stdout) as {
       properties: { plugins: { properties: Record<string, unknown> } };
     };
-    expect(Object.keys(schema.properties.plugins.properties).slice(0, 2)).toEqual(['sysctl', 'network']);
+    expect(Object.keys(schema.properties.plugins.properties)).toEqual(
+      expect.arrayContaining(['sysctl', 'network']),
+    );
   });
 
   it("applies the issue's example as written; then diff reports no change (exit 0)", async () => {

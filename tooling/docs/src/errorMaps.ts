@@ -16,6 +16,9 @@ import { sysctlErrors } from '@opdbus/plugins-sysctl';
 import { systemdErrors } from '@opdbus/plugins-systemd';
 import { timedateErrors } from '@opdbus/plugins-timedate';
 import { sandboxErrors } from '@opdbus/sandbox';
+import { wireguardErrors } from '@opdbus/plugins-wireguard';
+import { meshErrors } from '@opdbus/mesh';
+import { containersErrors } from '@opdbus/plugins-containers';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
@@ -36,6 +39,9 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-timedate': timedateErrors,
   '@opdbus/plugins-sessions': sessionsErrors,
   '@opdbus/sandbox': sandboxErrors,
+  '@opdbus/plugins-wireguard': wireguardErrors,
+  '@opdbus/mesh': meshErrors,
+  '@opdbus/plugins-containers': containersErrors,
 };
 
 /** One row per code, checked for duplicates across packages. */

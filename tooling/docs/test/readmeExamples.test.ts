@@ -85,7 +85,24 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     root: false,
     expect: /org\.freedesktop\.DBus[\s\S]*dBus\.ts[\s\S]*owner: undefined/,
   },
+  {
+    readme: 'packages/plugins-wireguard/README.md',
+    root: true,
+    expect: /^create interface\ncreate peer\ncommitted\n\{"stored":"demo"\}\ntrue\n0\n$/,
+  },
+  {
+    readme: 'packages/mesh/README.md',
+    root: false,
+    expect:
+      /^joined h2 at 10\.99\.0\.2\nh1 10\.99\.0\.1\/24 peers: 10\.99\.0\.2\/32\nh2 10\.99\.0\.2\/24 peers: 10\.99\.0\.1\/32, 10\.200\.1\.0\/24\n\{"routes":\[\{"to":"10\.200\.1\.0\/24","via":"10\.99\.0\.1"\}\]\}\n$/,
+  },
   // These boot a container: the first one on a machine may build the cached image (about a minute).
+  {
+    readme: 'packages/plugins-containers/README.md',
+    root: true,
+    expect: /^create machine hello from \/srv\/tiny \(running\)\ncommitted\nhello\n0\n$/,
+    timeoutMs: 600_000,
+  },
   {
     readme: 'packages/plugins-systemd/README.md',
     root: true,

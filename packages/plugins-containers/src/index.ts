@@ -1,0 +1,30 @@
+/**
+ * @opdbus/plugins-containers: systemd-nspawn machines as declared state for op-dbus — the image
+ * (from a directory or another image, through systemd-machined), the nspawn settings (boot or a
+ * command, bind mounts, network: private, host, or a veth into a bridge), resource limits
+ * (CPUQuota, MemoryMax, TasksMax as unit properties), enabled at boot, running or stopped — over
+ * D-Bus (org.freedesktop.machine1 and org.freedesktop.systemd1).
+ *
+ * @packageDocumentation
+ */
+export { containersErrors, type ContainersErrorCode } from './errors.js';
+export {
+  containersSchema,
+  limitsSchema,
+  machineSchema,
+  networkSchema,
+  sourceSchema,
+  type ContainersSection,
+  type MachineEntry,
+  type MachineLimits,
+} from './schema.js';
+export { SETTINGS_MARKER, parseSettings, quoteArg, renderSettings, splitArgs } from './settings.js';
+export { MachineSession, machineUnit, type ImageInfo, type UnitFacts } from './machines.js';
+export {
+  containersPlugin,
+  createContainersPlugin,
+  diffContainers,
+  sizeBytes,
+  type ContainersCheckpoint,
+  type ContainersPluginOptions,
+} from './plugin.js';

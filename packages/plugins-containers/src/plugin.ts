@@ -1,0 +1,502 @@
+import { randomBytes } from 'node:crypto';
+import { cp, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join, normalize } from 'node:path';
+import { extract } from 'tar';
+import {
+  OpdbusError,
+  createPlan,
+  definePlugin,
+  makeChange,
+  type Change,
+  type ChangeSpec,
+  type JsonValue,
+  type Plugin,
+  type PluginContext,
+  type WatchEvent,
+} from '@opdbus/core';
+import { MachineSession, UINT64_MAX, machineUnit, type ImageInfo, type UnitFacts } from './machines.js';
+import { containersSchema, type ContainersSection, type MachineEntry, type MachineLimits } from './schema.js';
+import { parseSettings, renderSettings } from './settings.js';
+
+/**
+ * The checkpoint: each touched machine as it was (null: it did not exist), and for machines a
+ * plan deletes, the name of a clone of their image (restored from it).
+ */
+export type ContainersCheckpoint = {
+  machines: { [name: string]: JsonValue };
+  backups: { [name: string]: string };
+};
+
+/** Options of {@link createContainersPlugin}. */
+export interface ContainersPluginOptions {
+  /** How long a start or stop may take (default 90 s). */
+  jobTimeoutMs?: number;
+  /** Checkpoint clones of deleted machines older than this are removed (default 25 hours). */
+  backupLifetimeMs?: number;
+}
+
+const asJson = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
+const RUNNING = new Set(['active', 'activating', 'reloading', 'deactivating']);
+const BACKUP_PREFIX = 'opdbus-ckpt-';
+
+/** Bytes of a size written as a number or with K/M/G/T. */
+export function sizeBytes(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+)([KMGT]?)$/.exec(v)!;
+  return Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ');
+}
+
+/** Limits in canonical form (memory in bytes). */
+function canonicalLimits(l: MachineLimits | undefined): MachineLimits | undefined {
+  if (l === undefined) return undefined;
+  const out: MachineLimits = {};
+  if (l.cpuQuota !== undefined) out.cpuQuota = l.cpuQuota;
+  if (l.memoryMax !== undefined) out.memoryMax = sizeBytes(l.memoryMax);
+  if (l.tasksMax !== undefined) out.tasksMax = l.tasksMax;
+  return out;
+}
+
+/** A machine entry in canonical form, for comparison. */
+function canonical(m: MachineEntry): MachineEntry {
+  if (m.state === 'absent') return { name: m.name, state: 'absent' };
+  const out: MachineEntry = { ...m, state: m.state ?? 'running' };
+  const limits = canonicalLimits(m.limits);
+  if (limits !== undefined) out.limits = limits;
+  return out;
+}
+
+const settingsOf = (m: MachineEntry): Pick<MachineEntry, 'boot' | 'command' | 'bind' | 'network'> =>
+  parseSettings(renderSettings(m));
+
+/** The fields of `d` that differ from `o` (only those `d` names). */
+function differences(d: MachineEntry, o: MachineEntry): string[] {
+  const out: string[] = [];
+  if (d.state !== o.state) out.push(d.state ?? 'running');
+  if (d.enabled !== undefined && d.enabled !== (o.enabled ?? false))
+    out.push(d.enabled ? 'enabled' : 'disabled');
+  const ds = settingsOf(d);
+  const os = settingsOf(o);
+  if (d.boot !== undefined && ds.boot !== os.boot) out.push(`boot ${ds.boot ? 'yes' : 'no'}`);
+  if (d.command !== undefined && JSON.stringify(ds.command) !== JSON.stringify(os.command))
+    out.push('command');
+  if (d.bind !== undefined && JSON.stringify(ds.bind ?? {}) !== JSON.stringify(os.bind ?? {}))
+    out.push('bind mounts');
+  if (d.network !== undefined && JSON.stringify(ds.network) !== JSON.stringify(os.network))
+    out.push('network');
+  for (const [k, v] of Object.entries(d.limits ?? {}))
+    if (v !== (o.limits as Record<string, unknown> | undefined)?.[k]) out.push(`${k} ${String(v)}`);
+  return out;
+}
+
+/** Whether two entries differ in what the settings file holds (a running machine restarts for it). */
+function settingsChanged(d: MachineEntry, o: MachineEntry): boolean {
+  return (
+    (d.boot !== undefined || d.command !== undefined || d.bind !== undefined || d.network !== undefined) &&
+    renderSettings({ ...o, ...pick(d) }) !== renderSettings(o)
+  );
+}
+
+function pick(d: MachineEntry): Partial<MachineEntry> {
+  const out: Partial<MachineEntry> = {};
+  if (d.boot !== undefined) out.boot = d.boot;
+  if (d.command !== undefined) out.command = d.command;
+  if (d.bind !== undefined) out.bind = d.bind;
+  if (d.network !== undefined) out.network = d.network;
+  return out;
+}
+
+/** The pure diff. */
+export function diffContainers(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
+  const have = new Map((observed.machines ?? []).map((m) => [m.name, canonical(m)]));
+  const changes: ChangeSpec[] = [];
+  for (const raw of desired.machines ?? []) {
+    const d = canonical(raw);
+    const o = have.get(d.name);
+    const exists = o !== undefined && o.state !== 'absent';
+    const resource = `machine/${d.name}`;
+    if (d.state === 'absent') {
+      if (exists)
+        changes.push({
+          resource,
+          op: 'delete',
+          before: asJson(o),
+          after: null,
+          summary: `remove machine ${d.name} and its image`,
+        });
+      continue;
+    }
+    if (!exists) {
+      const from =
+        raw.source === undefined
+          ? 'its image'
+          : 'directory' in raw.source
+            ? raw.source.directory
+            : 'tarball' in raw.source
+              ? `tarball ${raw.source.tarball}`
+              : `image ${raw.source.image}`;
+      changes.push({
+        resource,
+        op: 'create',
+        before: null,
+        after: asJson(d),
+        summary: `create machine ${d.name} from ${from} (${d.state})`,
+      });
+      continue;
+    }
+    const diffs = differences(d, o);
+    if (diffs.length > 0) {
+      const restart = o.state === 'running' && d.state === 'running' && settingsChanged(d, o);
+      changes.push({
+        resource,
+        op: 'update',
+        before: asJson(o),
+        after: asJson(d),
+        summary: `set machine ${d.name}: ${diffs.join(', ')}${restart ? ' (restarts it)' : ''}`,
+      });
+    }
+  }
+  return changes;
+}
+
+/** Create the containers plugin. */
+export function createContainersPlugin(
+  options: ContainersPluginOptions = {},
+): Plugin<ContainersSection, ContainersCheckpoint> {
+  const jobTimeoutMs = options.jobTimeoutMs ?? 90_000;
+  const backupLifetimeMs = options.backupLifetimeMs ?? 25 * 3600_000;
+  const root = (ctx: PluginContext): string => normalize(ctx.target.root ?? '/');
+  const settingsPath = (ctx: PluginContext, name: string): string =>
+    join(root(ctx), 'etc/systemd/nspawn', `${name}.nspawn`);
+
+  async function withSession<T>(ctx: PluginContext, fn: (s: MachineSession) => Promise<T>): Promise<T> {
+    const s = await MachineSession.open(ctx, jobTimeoutMs);
+    try {
+      return await fn(s);
+    } finally {
+      await s.close();
+    }
+  }
+
+  async function readSettings(
+    ctx: PluginContext,
+    name: string,
+  ): Promise<ReturnType<typeof parseSettings> | undefined> {
+    try {
+      return parseSettings(await readFile(settingsPath(ctx, name), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
+  function limitsOf(u: UnitFacts): MachineLimits {
+    const out: MachineLimits = {};
+    if (u.cpuQuotaPerSecUSec !== UINT64_MAX) out.cpuQuota = Number(u.cpuQuotaPerSecUSec) / 10_000;
+    if (u.memoryMax !== UINT64_MAX) out.memoryMax = Number(u.memoryMax);
+    if (u.tasksMax !== UINT64_MAX) out.tasksMax = Number(u.tasksMax);
+    return out;
+  }
+
+  async function entry(
+    ctx: PluginContext,
+    s: MachineSession,
+    name: string,
+    images: ImageInfo[],
+    running: Set<string>,
+  ): Promise<MachineEntry> {
+    const image = images.find((i) => i.name === name);
+    const unit = await s.unit(name);
+    const isRunning = running.has(name) || RUNNING.has(unit.activeState);
+    if (image === undefined && !isRunning) return { name, state: 'absent' };
+    const out: MachineEntry = {
+      name,
+      state: isRunning ? 'running' : 'stopped',
+      enabled: unit.fileState === 'enabled',
+    };
+    const settings = await readSettings(ctx, name);
+    if (settings !== undefined) Object.assign(out, settings);
+    const limits = limitsOf(unit);
+    if (Object.keys(limits).length > 0) out.limits = limits;
+    return out;
+  }
+
+  async function observe(
+    ctx: PluginContext,
+    scope: ContainersSection | undefined,
+  ): Promise<ContainersSection> {
+    return withSession(ctx, async (s) => {
+      const images = (await s.images()).filter((i) => !i.name.startsWith(BACKUP_PREFIX));
+      const running = new Set(await s.machines());
+      const names =
+        scope === undefined
+          ? [...new Set([...images.map((i) => i.name), ...running])].sort()
+          : (scope.machines ?? []).map((m) => m.name);
+      const machines: MachineEntry[] = [];
+      for (const name of names) machines.push(await entry(ctx, s, name, images, running));
+      return { machines: scope === undefined ? machines.filter((m) => m.state !== 'absent') : machines };
+    });
+  }
+
+  /** Make the image of a new machine from its source (or check it has one). */
+  async function makeImage(
+    ctx: PluginContext,
+    s: MachineSession,
+    m: MachineEntry,
+    source: MachineEntry['source'],
+    backup: string | undefined,
+  ): Promise<void> {
+    const images = await s.images();
+    if (images.some((i) => i.name === m.name)) return;
+    if (backup !== undefined && images.some((i) => i.name === backup)) {
+      await s.cloneImage(backup, m.name);
+      return;
+    }
+    if (source === undefined) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_CONTAINERS_INVALID',
+        `Machine ${m.name} has no image and its entry names no source; add \`source: { directory: PATH }\` or \`source: { image: NAME }\`.`,
+        { data: { machine: m.name } },
+      );
+    }
+    if ('image' in source) {
+      await s.cloneImage(source.image, m.name);
+      return;
+    }
+    if ('tarball' in source) {
+      await extractImage(ctx, m.name, source.tarball);
+      return;
+    }
+    const from = join(root(ctx), source.directory);
+    try {
+      if (!(await stat(from)).isDirectory()) throw new Error('not a directory');
+    } catch (err) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_CONTAINERS_INVALID',
+        `The source directory ${source.directory} of machine ${m.name} does not exist on the target (${from}): ${(err as Error).message}.`,
+        { data: { machine: m.name, directory: source.directory } },
+      );
+    }
+    const to = join(root(ctx), 'var/lib/machines', m.name);
+    await mkdir(join(root(ctx), 'var/lib/machines'), { recursive: true, mode: 0o700 });
+    await cp(from, to, {
+      recursive: true,
+      verbatimSymlinks: true,
+      preserveTimestamps: true,
+      errorOnExist: true,
+      force: false,
+    });
+  }
+
+  /** Extract a tarball on the target as the image of machine `name` (removed again if that fails). */
+  async function extractImage(ctx: PluginContext, name: string, tarball: string): Promise<void> {
+    const file = join(root(ctx), tarball);
+    try {
+      if (!(await stat(file)).isFile()) throw new Error('not a file');
+    } catch (err) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_CONTAINERS_INVALID',
+        `The source tarball ${tarball} of machine ${name} does not exist on the target (${file}): ${(err as Error).message}.`,
+        { data: { machine: name, tarball } },
+      );
+    }
+    const to = join(root(ctx), 'var/lib/machines', name);
+    await mkdir(join(root(ctx), 'var/lib/machines'), { recursive: true, mode: 0o700 });
+    await mkdir(to, { mode: 0o755 });
+    try {
+      // Owners and modes as archived (an OS tree); no absolute paths or ".." out of the image.
+      await extract({ file, cwd: to, preserveOwner: true, strict: true });
+    } catch (err) {
+      await rm(to, { recursive: true, force: true });
+      throw new OpdbusError(
+        'OPDBUS_ERR_CONTAINERS_INVALID',
+        `Could not extract the tarball ${tarball} of machine ${name}: ${(err as Error).message}; it must be a tar archive, plain or compressed with gzip, brotli or zstd.`,
+        { data: { machine: name, tarball }, cause: err },
+      );
+    }
+  }
+
+  async function writeSettings(ctx: PluginContext, m: MachineEntry): Promise<void> {
+    await mkdir(join(root(ctx), 'etc/systemd/nspawn'), { recursive: true });
+    await writeFile(settingsPath(ctx, m.name), renderSettings(m), { mode: 0o644 });
+  }
+
+  async function setLimits(
+    s: MachineSession,
+    name: string,
+    limits: MachineLimits | undefined,
+  ): Promise<void> {
+    if (limits === undefined) return;
+    const props: [string, bigint][] = [];
+    if (limits.cpuQuota !== undefined)
+      props.push(['CPUQuotaPerSecUSec', BigInt(Math.round(limits.cpuQuota * 10_000))]);
+    if (limits.memoryMax !== undefined) props.push(['MemoryMax', BigInt(sizeBytes(limits.memoryMax))]);
+    if (limits.tasksMax !== undefined) props.push(['TasksMax', BigInt(limits.tasksMax)]);
+    await s.setProperties(name, props);
+  }
+
+  /** Bring a machine to `want`, from `before` (null: it does not exist). */
+  async function converge(
+    ctx: PluginContext,
+    s: MachineSession,
+    want: MachineEntry,
+    before: MachineEntry | null,
+    backup?: string,
+  ): Promise<void> {
+    const source = want.source;
+    await makeImage(ctx, s, want, source, backup);
+    const current = before ?? { name: want.name, state: 'stopped' as const };
+    const rewrite =
+      before === null || settingsChanged(want, current) || (await readSettings(ctx, want.name)) === undefined;
+    const merged: MachineEntry = { ...current, ...pick(want) };
+    if (rewrite) await writeSettings(ctx, merged);
+    await setLimits(s, want.name, want.limits);
+    if (want.enabled !== undefined && want.enabled !== (before?.enabled ?? false))
+      await s.setEnabled(want.name, want.enabled);
+    const facts = await s.unit(want.name);
+    const running = RUNNING.has(facts.activeState);
+    if (want.state === 'stopped' && running) await s.job(want.name, 'stop');
+    if ((want.state ?? 'running') === 'running') {
+      if (running && rewrite && before !== null) await s.job(want.name, 'stop');
+      if (!running || (rewrite && before !== null)) {
+        await s.resetFailed(want.name);
+        await s.job(want.name, 'start');
+      }
+    }
+  }
+
+  async function remove(ctx: PluginContext, s: MachineSession, name: string): Promise<void> {
+    const facts = await s.unit(name);
+    if (RUNNING.has(facts.activeState)) await s.job(name, 'stop');
+    await s.resetFailed(name);
+    if (facts.fileState === 'enabled') await s.setEnabled(name, false);
+    await s.revertProperties(name);
+    if ((await s.images()).some((i) => i.name === name)) await s.removeImage(name);
+    await rm(settingsPath(ctx, name), { force: true });
+  }
+
+  async function applyChange(ctx: PluginContext, s: MachineSession, change: Change): Promise<void> {
+    const name = change.resource.slice('machine/'.length);
+    if (change.op === 'delete') return remove(ctx, s, name);
+    return converge(ctx, s, change.after as MachineEntry, change.before as MachineEntry | null);
+  }
+
+  return definePlugin<ContainersSection, ContainersCheckpoint>({
+    name: 'containers',
+    version: '0.1.0',
+    description:
+      'systemd-nspawn machines (image, settings, limits, enabled, running) through systemd-machined and systemd over D-Bus.',
+    schema: containersSchema,
+
+    async probe(ctx) {
+      try {
+        return await withSession(ctx, async (s) => {
+          await s.images();
+          await s.manager.getUnitFileState('systemd-nspawn@.service');
+          return {
+            available: true as const,
+            detail: `systemd-machined and systemd-nspawn@.service on ${ctx.target.busAddress ?? 'the system bus'}`,
+          };
+        });
+      } catch (err) {
+        return {
+          available: false,
+          reason: `systemd-machined or systemd-nspawn@.service is not available: ${(err as Error).message} (Debian: apt-get install systemd-container)`,
+        };
+      }
+    },
+
+    query(ctx, queryOptions) {
+      return observe(ctx, queryOptions?.scope);
+    },
+
+    diff(desired, observed) {
+      return diffContainers(desired, observed);
+    },
+
+    apply(change, ctx) {
+      return withSession(ctx, (s) => applyChange(ctx, s, change));
+    },
+
+    checkpoint(ctx, changes) {
+      return withSession(ctx, async (s) => {
+        const token: ContainersCheckpoint = { machines: {}, backups: {} };
+        const images = await s.images();
+        // Clones kept for earlier transactions that are long over.
+        for (const i of images)
+          if (i.name.startsWith(BACKUP_PREFIX) && Date.now() - i.created > backupLifetimeMs)
+            await s.removeImage(i.name).catch(() => undefined);
+        const running = new Set(await s.machines());
+        for (const change of changes) {
+          const name = change.resource.slice('machine/'.length);
+          const before = await entry(ctx, s, name, images, running);
+          token.machines[name] = before.state === 'absent' ? null : asJson(before);
+          if (change.op === 'delete' && images.some((i) => i.name === name)) {
+            const backup = `${BACKUP_PREFIX}${name}-${randomBytes(4).toString('hex')}`.slice(0, 63);
+            await s.cloneImage(name, backup);
+            token.backups[name] = backup;
+          }
+        }
+        return token;
+      });
+    },
+
+    restore(token, ctx) {
+      return withSession(ctx, async (s) => {
+        const failures: string[] = [];
+        const desired: ContainersSection = {
+          machines: Object.entries(token.machines).map(([name, e]) =>
+            e === null ? { name, state: 'absent' } : (e as MachineEntry),
+          ),
+        };
+        const observed = await observe(ctx, desired);
+        const plan = createPlan(
+          diffContainers(desired, observed).map((spec) => makeChange('containers', spec)),
+        );
+        for (const change of plan.changes) {
+          const name = change.resource.slice('machine/'.length);
+          try {
+            if (change.op === 'delete') await remove(ctx, s, name);
+            else
+              await converge(
+                ctx,
+                s,
+                change.after as MachineEntry,
+                change.before as MachineEntry | null,
+                token.backups[name],
+              );
+          } catch (err) {
+            failures.push(`${change.summary}: ${(err as Error).message}`);
+          }
+        }
+        for (const [name, backup] of Object.entries(token.backups)) {
+          if (failures.some((f) => f.includes(name))) continue;
+          await s.removeImage(backup).catch(() => undefined);
+        }
+        if (failures.length > 0)
+          throw new OpdbusError(
+            'OPDBUS_ERR_CONTAINERS_RESTORE',
+            `Could not restore: ${failures.join('; ')}.`,
+            { data: { failures } },
+          );
+      });
+    },
+
+    async watch(ctx, onEvent: (event: WatchEvent) => void) {
+      const s = await MachineSession.open(ctx, jobTimeoutMs);
+      const subscriptions = await s.onMachines((event, name) =>
+        onEvent({
+          plugin: 'containers',
+          resource: `machine/${name}`,
+          detail: `machine ${name} ${event === 'new' ? 'started' : 'stopped'}`,
+          raw: { event, machine: name, unit: machineUnit(name) },
+        }),
+      );
+      return async () => {
+        for (const sub of subscriptions) await sub.unsubscribe().catch(() => undefined);
+        await s.close();
+      };
+    },
+  });
+}
+
+/** The containers plugin with default options. */
+export const containersPlugin: Plugin<ContainersSection, ContainersCheckpoint> = createContainersPlugin();
