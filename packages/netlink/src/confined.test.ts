@@ -84,6 +84,10 @@ for (const forceFallback of [false, true]) {
       // abs-dir points at the host's ${outside}: inside the root that path does not exist.
       expect(await r.readFile('/abs-dir/secret')).toBeNull();
       expect(r.hostPath('/rooted')).toBe(join(root, 'etc', 'secret'));
+      // Names that do not exist yet hang below their nearest existing ancestor, resolved as above.
+      expect(r.hostPath('/etc/new/deeper')).toBe(join(root, 'etc', 'new', 'deeper'));
+      // A dangling link is followed as the container would: abs-dir's target, inside the root.
+      expect(r.hostPath('/abs-dir/new/deeper')).toBe(join(root, outside, 'new', 'deeper'));
     });
 
     it('writes through the resolved parent: a planted link is replaced, never followed', async () => {

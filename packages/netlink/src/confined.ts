@@ -379,9 +379,14 @@ export class ConfinedRoot implements Disposable {
 
   /**
    * Where `path` resolves to on this side (for messages and tests): the host path of the file,
-   * or of its parent joined with its name when the file does not exist yet.
+   * or, when it does not exist yet, of its nearest existing ancestor joined with the missing
+   * names (a missing name is no link, so nothing below it can lead out).
    */
   hostPath(path: string): string {
+    return this.#hostPath(path, 0);
+  }
+
+  #hostPath(path: string, links: number): string {
     try {
       const fd = this.openSync(path, O_PATH);
       try {
@@ -391,12 +396,25 @@ export class ConfinedRoot implements Disposable {
       }
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      const { dirFd, name } = this.#parent(path);
+      const relative = this.#check(path);
+      const slash = relative.lastIndexOf('/');
+      const name = slash < 0 ? relative : relative.slice(slash + 1);
+      if (name === '' || name === '.' || name === '..')
+        throw this.#unsafe(path, 'does not end in a file name in');
+      const dir = slash < 0 ? '.' : relative.slice(0, slash) || '.';
+      const below = `${this.#hostPath(dir, links)}/${name}`;
+      let target: string | undefined;
       try {
-        return `${realpathSync(`/proc/self/fd/${dirFd}`)}/${name}`;
-      } finally {
-        closeSync(dirFd);
+        target = lstatSync(below).isSymbolicLink() ? readlinkSync(below) : undefined;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
+      if (target === undefined) return below;
+      // A dangling link: where it would lead, resolved by the same rules.
+      if (this.#noSymlinks) throw this.#unsafe(path, 'goes through a symbolic link in');
+      if (links >= 40) throw this.#unsafe(path, 'goes through too many symbolic links in');
+      if (target.startsWith('/') && !this.#inRoot) throw this.#unsafe(path, 'leads out of');
+      return this.#hostPath(target.startsWith('/') ? target : `${dir}/${target}`, links + 1);
     }
   }
 
