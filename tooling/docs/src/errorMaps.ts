@@ -1,4 +1,4 @@
-import { exitCodeFor } from '@opdbus/cli';
+import { exitCodeFor } from '@opdbus/runtime';
 import { errorCodes, type ErrorCodeInfo } from '@opdbus/core';
 import { ledgerErrors } from '@opdbus/ledger';
 import { dbusErrors } from '@opdbus/dbus';

@@ -1,5 +1,5 @@
 import { PluginRegistry } from '@opdbus/core';
-import { defaultPlugins, exitCodes } from '@opdbus/cli';
+import { builtinPlugins as defaultPlugins, exitCodes } from '@opdbus/runtime';
 import { allCodes } from './errorMaps.js';
 
 type Schema = {

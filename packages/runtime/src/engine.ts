@@ -1,0 +1,148 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import {
+  Engine,
+  OpdbusError,
+  PluginRegistry,
+  isOpdbusError,
+  type Actor,
+  type AnyPlugin,
+  type AuditRecord,
+  type AuditSink,
+  type Logger,
+  type RecoveryReport,
+} from '@opdbus/core';
+import { openNetns } from '@opdbus/netlink';
+import { createLogger } from './logger.js';
+import { targetOf, type RuntimeOptions } from './options.js';
+import { builtinPlugins } from './plugins.js';
+import { spawnWatchdog } from './watchdog.js';
+
+/** Where the ledger, the snapshots and their keys live in a state directory. */
+export interface LedgerPaths {
+  /** The transparency log's directory. */
+  ledgerDir: string;
+  /** The Ed25519 key that signs its checkpoints. */
+  ledgerKey: string;
+  /** Encrypted state snapshots. */
+  snapshotsDir: string;
+  /** The key that encrypts them. */
+  snapshotKey: string;
+  /** The checkpoints' origin line: `HOSTNAME/opdbus`. */
+  origin: string;
+}
+
+/** Where the ledger, the snapshots and their keys live in `stateDir`. */
+export function ledgerPaths(stateDir: string): LedgerPaths {
+  return {
+    ledgerDir: join(stateDir, 'ledger'),
+    ledgerKey: join(stateDir, 'keys', 'ledger.key'),
+    snapshotsDir: join(stateDir, 'snapshots'),
+    snapshotKey: join(stateDir, 'keys', 'snapshot.key'),
+    origin: `${hostname()}/opdbus`,
+  };
+}
+
+/**
+ * The audit sink every op-dbus app records to: the @opdbus/ledger transparency log in
+ * STATE_DIR/ledger, with an encrypted snapshot of the observed state at every committed apply.
+ * The ledger is loaded on first use, so a process that records nothing never loads it.
+ *
+ * @param engine - the engine whose state a snapshot captures (called at record time)
+ */
+export function ledgerAuditSink(stateDir: string, engine: () => Engine, logger: Logger): AuditSink {
+  let sink: Promise<AuditSink> | undefined;
+  const paths = ledgerPaths(stateDir);
+  return {
+    record: async (record: AuditRecord) => {
+      sink ??= import('@opdbus/ledger').then(
+        ({ LedgerAuditSink }) =>
+          new LedgerAuditSink({
+            ledger: { dir: paths.ledgerDir, keyFile: paths.ledgerKey, origin: paths.origin },
+            snapshots: {
+              dir: paths.snapshotsDir,
+              keyFile: paths.snapshotKey,
+              actor: { ...record.actor },
+              capture: () => engine().query(undefined, { showSecrets: true }),
+            },
+            logger,
+          }),
+      );
+      await (await sink).record(record);
+    },
+  };
+}
+
+/** Options of {@link createEngine}. */
+export interface CreateEngineOptions {
+  /** The plugins to register (default {@link builtinPlugins}). */
+  plugins?: AnyPlugin[];
+  /** Logger (default: {@link createLogger} at the options' level). */
+  logger?: Logger;
+  /** Who the engine's transactions are recorded as (default: the engine's: this process's user). */
+  actor?: Actor;
+}
+
+/**
+ * An engine as the op-dbus apps build it: the target from the options, network namespaces opened
+ * with @opdbus/netlink, the commit-confirmed watchdog as a detached process, and every transaction
+ * recorded in the ledger (see {@link ledgerAuditSink}).
+ *
+ * @example
+ * ```ts
+ * const engine = createEngine({ stateDir: '/tmp/opdbus-state', logLevel: 'warn', netns: 'lab' });
+ * const observed = await engine.query(['network']);
+ * ```
+ */
+export function createEngine(
+  options: RuntimeOptions & { json?: boolean },
+  extra: CreateEngineOptions = {},
+): Engine {
+  const logger = extra.logger ?? createLogger(options.logLevel);
+  const engine: Engine = new Engine({
+    registry: new PluginRegistry(extra.plugins ?? builtinPlugins()),
+    stateDir: options.stateDir,
+    target: targetOf(options),
+    openNetns,
+    logger,
+    spawnWatchdog: (txId) => spawnWatchdog(options, txId),
+    audit: ledgerAuditSink(options.stateDir, () => engine, logger),
+    ...(extra.actor === undefined ? {} : { actor: extra.actor }),
+  });
+  return engine;
+}
+
+/**
+ * Recover transactions a dead process left unfinished, and tell `say` about each it acted on.
+ * Returns nothing to do when another op-dbus holds the lock (it is at work) or there is no state
+ * directory yet, so read-only commands can call it first.
+ */
+export async function recoverFirst(engine: Engine, say: (line: string) => void): Promise<RecoveryReport[]> {
+  if (!existsSync(engine.state.transactionsDir)) return [];
+  let reports: RecoveryReport[];
+  try {
+    reports = await engine.recover();
+  } catch (err) {
+    if (isOpdbusError(err, 'OPDBUS_ERR_LOCKED')) return [];
+    throw err;
+  }
+  for (const report of reports) {
+    if (report.action === 'left-alone') continue;
+    say(`recovered transaction ${report.txId} (${report.found}): ${report.action}: ${report.detail}`);
+  }
+  return reports;
+}
+
+/** Make sure the state directory exists (mode 0700), or say how to fix it. */
+export function ensureStateDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_STATE_DIR',
+      `Cannot create the state directory ${dir}: ${(err as Error).message}; run as root or pass --state-dir.`,
+      { cause: err },
+    );
+  }
+}

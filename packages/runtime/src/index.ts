@@ -1,0 +1,23 @@
+/**
+ * @opdbus/runtime: what every op-dbus app shares, so the CLI, the daemon, the MCP server and your
+ * own tools build the same engine: the built-in plugin set, the target from global options, the
+ * ledger as audit sink, the commit-confirmed watchdog process, recovery on start, exit codes and
+ * error reporting.
+ *
+ * @packageDocumentation
+ */
+export {
+  createEngine,
+  ensureStateDir,
+  ledgerAuditSink,
+  ledgerPaths,
+  recoverFirst,
+  type CreateEngineOptions,
+  type LedgerPaths,
+} from './engine.js';
+export { exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
+export { createLogger } from './logger.js';
+export { defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
+export { builtinPlugins, type BuiltinPluginsOptions } from './plugins.js';
+export { reportError, reportFatal, stdio, type Output } from './report.js';
+export { runWatchdogProcess, spawnWatchdog, watchdogEntry } from './watchdog.js';
