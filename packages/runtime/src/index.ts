@@ -15,9 +15,11 @@ export {
   type CreateEngineOptions,
   type LedgerPaths,
 } from './engine.js';
+export { runtimeErrors, type RuntimeErrorCode } from './errors.js';
 export { exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
 export { createLogger } from './logger.js';
 export { defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
 export { builtinPlugins, type BuiltinPluginsOptions } from './plugins.js';
 export { reportError, reportFatal, stdio, type Output } from './report.js';
 export { runWatchdogProcess, spawnWatchdog, watchdogEntry } from './watchdog.js';
+export { TokenFile, type TokenIdentity, type TokenScope } from './tokens.js';
