@@ -1,6 +1,8 @@
+import { StateDir, terminalStatuses } from '@opdbus/core';
 import type { AnyPlugin, Engine, Logger, Actor, RecoveryReport } from '@opdbus/core';
 import {
-  builtinPlugins,
+  builtinPluginNames,
+  loadBuiltinPlugins,
   createEngine as createRuntimeEngine,
   createLogger as createRuntimeLogger,
   recoverFirst as recoverRuntime,
@@ -16,14 +18,39 @@ export function createLogger(level: string): Logger {
   return createRuntimeLogger(level, 'opdbus');
 }
 
-/** Build the engine for a command (see `createEngine` of @opdbus/runtime): every engine records to the ledger. */
-export function createEngine(
+/**
+ * Build the engine for a command (see `createEngine` of @opdbus/runtime): every engine records to
+ * the ledger. Without `plugins`, every built-in plugin is loaded.
+ */
+export async function createEngine(
   options: GlobalOptions,
-  plugins: AnyPlugin[] = builtinPlugins(),
+  plugins?: AnyPlugin[],
   logger = createLogger(options.logLevel),
   extra: { actor?: Actor } = {},
-): Engine {
-  return createRuntimeEngine(options, { plugins, logger, ...extra });
+): Promise<Engine> {
+  return createRuntimeEngine(options, { plugins: plugins ?? (await loadBuiltinPlugins()), logger, ...extra });
+}
+
+/**
+ * The plugins a command scoped to `names` needs: only those, unless a transaction in the state
+ * directory is unfinished (its recovery may need any plugin; then all of them).
+ */
+export async function pluginsFor(
+  options: GlobalOptions,
+  names: readonly string[] | undefined,
+  dbusServices?: readonly string[],
+): Promise<AnyPlugin[]> {
+  const opts = dbusServices === undefined ? {} : { dbusServices };
+  // An unknown name is reported by the registry, with every plugin it could have been.
+  if (names === undefined || names.some((n) => !builtinPluginNames.includes(n)))
+    return loadBuiltinPlugins(undefined, opts);
+  let unfinished: boolean;
+  try {
+    unfinished = (await new StateDir(options.stateDir).list()).some((r) => !terminalStatuses.has(r.status));
+  } catch {
+    unfinished = true; // unreadable journals: let recovery see them with every plugin
+  }
+  return loadBuiltinPlugins(unfinished ? undefined : names, opts);
 }
 
 /**

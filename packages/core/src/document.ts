@@ -53,6 +53,15 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
  * {@link limits}.documentBytes is refused before it is read.
  */
 export async function loadStateDocument(file: string, registry: PluginRegistry): Promise<StateDocument> {
+  return parseStateDocument(await readStateText(file), { source: file, registry });
+}
+
+/**
+ * Read a state document's text from `file` (a file, a pipe such as `<(…)`, a /proc file), bounded
+ * by `limits.documentBytes`, with errors that name the file (`OPDBUS_ERR_STATE_READ`,
+ * `OPDBUS_ERR_LIMIT_EXCEEDED`). {@link loadStateDocument} is this and {@link parseStateDocument}.
+ */
+export async function readStateText(file: string): Promise<string> {
   let text: string;
   try {
     const handle = await open(file, 'r');
@@ -90,7 +99,7 @@ export async function loadStateDocument(file: string, registry: PluginRegistry):
       },
     );
   }
-  return parseStateDocument(text, { source: file, registry });
+  return text;
 }
 
 function tooLarge(source: string, bytes: number): OpdbusError {

@@ -180,10 +180,15 @@ export interface OpdbusErrorOptions {
   cause?: unknown;
 }
 
+/** Marks every OpdbusError, whichever copy of @opdbus/core made it (see `Symbol.hasInstance`). */
+const BRAND = Symbol.for('@opdbus/core.OpdbusError');
+
 /**
  * The error type thrown by every op-dbus package.
  *
  * `code` is stable and documented; `message` says what was wrong, where and what to do.
+ * `err instanceof OpdbusError` holds for errors made by any copy of @opdbus/core in the process
+ * (a bundled app and a plugin package with its own copy, two installed versions).
  */
 export class OpdbusError extends Error {
   override readonly name = 'OpdbusError';
@@ -194,6 +199,11 @@ export class OpdbusError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.data = options.data;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && BRAND in value;
   }
 
   /** A JSON-friendly view (for `--json` output and journals). */

@@ -26,6 +26,7 @@ export {
   formatPath,
   loadStateDocument,
   parseStateDocument,
+  readStateText,
   stringifyStateDocument,
   type DocumentIssue,
   type ParseOptions,

@@ -16,7 +16,6 @@ import {
 import { openNetns } from '@opdbus/netlink';
 import { createLogger } from './logger.js';
 import { targetOf, type RuntimeOptions } from './options.js';
-import { builtinPlugins } from './plugins.js';
 import { spawnWatchdog } from './watchdog.js';
 
 /** Where the ledger, the snapshots and their keys live in a state directory. */
@@ -76,8 +75,11 @@ export function ledgerAuditSink(stateDir: string, engine: () => Engine, logger: 
 
 /** Options of {@link createEngine}. */
 export interface CreateEngineOptions {
-  /** The plugins to register (default {@link builtinPlugins}). */
-  plugins?: AnyPlugin[];
+  /**
+   * The plugins to register: `builtinPlugins()`, or `await loadBuiltinPlugins(names)` to load
+   * only those a job needs.
+   */
+  plugins: AnyPlugin[];
   /** Logger (default: {@link createLogger} at the options' level). */
   logger?: Logger;
   /** Who the engine's transactions are recorded as (default: the engine's: this process's user). */
@@ -91,17 +93,20 @@ export interface CreateEngineOptions {
  *
  * @example
  * ```ts
- * const engine = createEngine({ stateDir: '/tmp/opdbus-state', logLevel: 'warn', netns: 'lab' });
+ * const engine = createEngine(
+ *   { stateDir: '/tmp/opdbus-state', logLevel: 'warn', netns: 'lab' },
+ *   { plugins: builtinPlugins() },
+ * );
  * const observed = await engine.query(['network']);
  * ```
  */
 export function createEngine(
   options: RuntimeOptions & { json?: boolean },
-  extra: CreateEngineOptions = {},
+  extra: CreateEngineOptions,
 ): Engine {
   const logger = extra.logger ?? createLogger(options.logLevel);
   const engine: Engine = new Engine({
-    registry: new PluginRegistry(extra.plugins ?? builtinPlugins()),
+    registry: new PluginRegistry(extra.plugins),
     stateDir: options.stateDir,
     target: targetOf(options),
     openNetns,

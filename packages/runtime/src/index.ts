@@ -19,6 +19,7 @@ export { runtimeErrors, type RuntimeErrorCode } from './errors.js';
 export { exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
 export { createLogger } from './logger.js';
 export { defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
+export { builtinPluginNames, loadBuiltinPlugins } from './builtins.js';
 export { builtinPlugins, type BuiltinPluginsOptions } from './plugins.js';
 export { reportError, reportFatal, stdio, type Output } from './report.js';
 export { runWatchdogProcess, spawnWatchdog, watchdogEntry } from './watchdog.js';

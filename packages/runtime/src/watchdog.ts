@@ -3,6 +3,7 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { StateDir, processStartTime, type ProcessIdentity } from '@opdbus/core';
+import { loadBuiltinPlugins } from './builtins.js';
 import { createEngine } from './engine.js';
 import { createLogger } from './logger.js';
 import type { RuntimeOptions } from './options.js';
@@ -88,6 +89,8 @@ export async function runWatchdogProcess(
 ): Promise<number> {
   // What the watchdog restores is recorded in the ledger as the watchdog's doing.
   const engine = createEngine(options, {
+    // The journal may name any plugin: all of them are loaded.
+    plugins: await loadBuiltinPlugins(),
     logger: createLogger(options.logLevel, 'opdbus-watchdog'),
     actor: {
       kind: 'watchdog',

@@ -12,6 +12,8 @@ import {
   builtinPlugins,
   createEngine,
   exitCodeFor,
+  loadBuiltinPlugins,
+  builtinPluginNames,
   ledgerPaths,
   recoverFirst,
   reportError,
@@ -37,6 +39,16 @@ describe('runtime without a host', () => {
     // bridges of network and ovs: the registration order is the plan's order.
     expect(names.indexOf('wireguard')).toBeLessThan(names.indexOf('network'));
     expect(names.indexOf('ovs')).toBeLessThan(names.indexOf('containers'));
+  });
+
+  it('loads the same plugins lazily, all or only those named, in the same order', async () => {
+    const all = builtinPlugins().map((p) => p.name);
+    expect(builtinPluginNames).toEqual(all);
+    expect((await loadBuiltinPlugins()).map((p) => p.name)).toEqual(all);
+    expect((await loadBuiltinPlugins(['network', 'sysctl', 'nope'])).map((p) => p.name)).toEqual([
+      'sysctl',
+      'network',
+    ]);
   });
 
   it('reports an OpdbusError with its code and exit code, anything else as internal', () => {
@@ -70,7 +82,10 @@ describeIf(asRoot, 'createEngine in a network namespace', () => {
 
   it('an unconfirmed apply is restored by the detached watchdog process and recorded in the ledger', async () => {
     const stateDir = join(dir, 'watchdog');
-    const engine = createEngine({ stateDir, logLevel: 'warn', netns: netns.name });
+    const engine = createEngine(
+      { stateDir, logLevel: 'warn', netns: netns.name },
+      { plugins: builtinPlugins() },
+    );
     const doc = parseStateDocument('version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_default_ttl: 91\n', {
       source: 'inline',
       registry: engine.registry,
@@ -100,7 +115,10 @@ describeIf(asRoot, 'createEngine in a network namespace', () => {
 
   it('recoverFirst does nothing before the state directory exists', async () => {
     const stateDir = join(dir, 'fresh');
-    const engine = createEngine({ stateDir, logLevel: 'silent', netns: netns.name });
+    const engine = createEngine(
+      { stateDir, logLevel: 'silent', netns: netns.name },
+      { plugins: await loadBuiltinPlugins(['sysctl']) },
+    );
     const said: string[] = [];
     expect(await recoverFirst(engine, (l) => said.push(l))).toEqual([]);
     expect(said).toEqual([]);

@@ -1,5 +1,6 @@
 import {
   OpdbusError,
+  parseStateDocument,
   type ApplyOptions,
   type ApplyResult,
   type Engine,
@@ -8,7 +9,7 @@ import {
 import { exitCodes } from '../exitCodes.js';
 import { formatEvent, formatPlan } from '../format.js';
 import { createEngine, ensureStateDir, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
-import { inDocument, readDocument } from './document.js';
+import { inDocument, pluginsForDocument, readDocumentText, sourceName } from './document.js';
 
 export interface ApplyCommandOptions {
   dryRun?: boolean;
@@ -37,8 +38,10 @@ export async function apply(
   options: ApplyCommandOptions,
   output: Output,
 ): Promise<number> {
-  const engine = createEngine(global);
-  const doc = await readDocument(file, engine.registry);
+  const text = await readDocumentText(file);
+  // Only the plugins the document names are loaded.
+  const engine = await createEngine(global, await pluginsForDocument(global, text));
+  const doc = parseStateDocument(text, { source: sourceName(file), registry: engine.registry });
   return applyDocument(global, engine, doc, options, output);
 }
 

@@ -1,12 +1,15 @@
 import { exitCodes } from '../exitCodes.js';
 import { formatPlan } from '../format.js';
 import { createEngine, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
-import { inDocument, readDocument } from './document.js';
+import { parseStateDocument } from '@opdbus/core';
+import { inDocument, pluginsForDocument, readDocumentText, sourceName } from './document.js';
 
 /** `opdbus diff FILE`: the plan that would take the host to the document. Exit 2 when changes are pending. */
 export async function diff(global: GlobalOptions, file: string, output: Output): Promise<number> {
-  const engine = createEngine(global);
-  const doc = await readDocument(file, engine.registry);
+  const text = await readDocumentText(file);
+  // Only the plugins the document names are loaded.
+  const engine = await createEngine(global, await pluginsForDocument(global, text));
+  const doc = parseStateDocument(text, { source: sourceName(file), registry: engine.registry });
   await recoverFirst(engine, output);
   const { plan, notes } = await inDocument(doc, () => engine.plan(doc));
   if (global.json)

@@ -1,15 +1,47 @@
 import {
   OpdbusError,
   limits,
-  loadStateDocument,
   parseStateDocument,
+  readStateText,
+  type AnyPlugin,
   type PluginRegistry,
   type StateDocument,
 } from '@opdbus/core';
+import { parse as parseYaml } from 'yaml';
+import { pluginsFor, type GlobalOptions } from '../runtime.js';
 
 /** Read a state document from a file, or stdin when the file is `-`. */
 export async function readDocument(file: string, registry: PluginRegistry): Promise<StateDocument> {
-  if (file !== '-') return loadStateDocument(file, registry);
+  return parseStateDocument(await readDocumentText(file), { source: sourceName(file), registry });
+}
+
+/** The name a document read from `file` is reported under. */
+export function sourceName(file: string): string {
+  return file === '-' ? '<stdin>' : file;
+}
+
+/**
+ * The plugins a document needs: those its sections name (all of them when it cannot be read as
+ * a mapping of sections, so that the parser reports what is wrong, or when a plugin it names
+ * expands into other plugins' sections).
+ */
+export async function pluginsForDocument(global: GlobalOptions, text: string): Promise<AnyPlugin[]> {
+  let names: string[] | undefined;
+  try {
+    const parsed: unknown = parseYaml(text);
+    const sections = (parsed as { plugins?: unknown } | null)?.plugins;
+    if (sections !== null && typeof sections === 'object' && !Array.isArray(sections))
+      names = Object.keys(sections);
+  } catch {
+    names = undefined;
+  }
+  const plugins = await pluginsFor(global, names);
+  return plugins.some((p) => p.expand !== undefined) ? pluginsFor(global, undefined) : plugins;
+}
+
+/** The text of a state document in a file, or on stdin when the file is `-`, bounded in size. */
+export async function readDocumentText(file: string): Promise<string> {
+  if (file !== '-') return readStateText(file);
   const chunks: Buffer[] = [];
   let bytes = 0;
   for await (const chunk of process.stdin) {
@@ -24,7 +56,7 @@ export async function readDocument(file: string, registry: PluginRegistry): Prom
     }
     chunks.push(chunk as Buffer);
   }
-  return parseStateDocument(Buffer.concat(chunks).toString('utf8'), { source: '<stdin>', registry });
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

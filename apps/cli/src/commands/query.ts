@@ -1,6 +1,5 @@
 import { stringifyStateDocument } from '@opdbus/core';
-import { defaultPlugins } from '../plugins.js';
-import { createEngine, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
+import { createEngine, pluginsFor, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
 
 export interface QueryOptions {
   plugin?: string[];
@@ -14,15 +13,13 @@ export interface QueryOptions {
 /** `opdbus query`: the observed state as a state document. */
 export async function query(global: GlobalOptions, options: QueryOptions, output: Output): Promise<number> {
   const services = options.dbusService;
-  const engine = createEngine(
-    global,
-    defaultPlugins(services === undefined ? {} : { dbusServices: services }),
-  );
-  await recoverFirst(engine, output);
   const names =
     services !== undefined && options.plugin !== undefined && !options.plugin.includes('dbus')
       ? [...options.plugin, 'dbus']
       : options.plugin;
+  // A scoped query loads only the plugins it reads.
+  const engine = await createEngine(global, await pluginsFor(global, names, services));
+  await recoverFirst(engine, output);
   const { plugins, unavailable } = await engine.queryReport(names, {
     showSecrets: options.showSecrets === true,
     all: options.all === true,
