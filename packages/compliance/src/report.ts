@@ -1,0 +1,211 @@
+import { hostname } from 'node:os';
+import { BUNDLE_FORMAT, openCheckpoint, type EvidenceBundle, type Ledger } from '@opdbus/ledger';
+import {
+  combineStatus,
+  runEvidenceQuery,
+  type ControlStatus,
+  type EntryRef,
+  type EvidenceResult,
+  type EvidenceSources,
+  type HostObserver,
+} from './evidence.js';
+import type { Framework } from './framework.js';
+
+/** The format tag of a compliance report. */
+export const REPORT_FORMAT = 'opdbus-compliance-report/v1';
+
+/** One control, evaluated. */
+export interface ControlResult {
+  id: string;
+  title: string;
+  status: ControlStatus;
+  /** What op-dbus cannot evidence for the control: the auditor checks it by other means. */
+  manual?: string;
+  /** The evidence queries of the control, with why each one supports it. */
+  evidence: (EvidenceResult & { why: string })[];
+}
+
+/** A compliance report: every control of a framework with its evidence, proven against one signed checkpoint. */
+export interface ComplianceReport {
+  format: typeof REPORT_FORMAT;
+  framework: { id: string; title: string; standard: string; version: string };
+  generatedAt: string;
+  /** The host the report is about (the ledger's host). */
+  host: string;
+  /** What the host checks observed (network namespace, bus, root), when not the host itself. */
+  target?: Record<string, unknown>;
+  period: { from: string | null; to: string | null };
+  ledger: {
+    origin: string;
+    /** Tree size and root (hex) of the checkpoint every proof leads to. */
+    size: number;
+    root: string;
+    /** The signed checkpoint (C2SP tlog-checkpoint note), also in checkpoint.txt. */
+    checkpoint: string;
+    /** The verifier key of the log (also in verifier.pub); pin it rather than trust it from here. */
+    verifierKey: string;
+    /** The file holding every entry the evidence rests on, with its inclusion proof. */
+    bundle: string;
+  };
+  summary: Record<ControlStatus, number>;
+  controls: ControlResult[];
+}
+
+/** Options of {@link buildReport}. */
+export interface BuildReportOptions {
+  framework: Framework;
+  /** The ledger (open read-only is enough). */
+  ledger: Ledger;
+  /** The period: entries whose `at` is in [from, to). Default: all. */
+  period?: { from?: Date; to?: Date };
+  /** The host, for the `host.*` checks (see `engineObserver`); without it they are `manual`. */
+  host?: HostObserver;
+  /** Key files `keys.protected` checks. */
+  keyFiles?: readonly { name: string; file: string }[];
+  /** The target of the host checks, recorded in the report. */
+  target?: Record<string, unknown>;
+  /** Verify the whole ledger for `ledger.integrity` (default: true). */
+  verifyLedgerFiles?: boolean;
+  now?: Date;
+}
+
+/** The ledger bundle file name in an evidence bundle. */
+export const LEDGER_BUNDLE_FILE = 'ledger-bundle.json';
+
+/**
+ * Evaluate every control of a framework: run its evidence queries over the ledger (up to its
+ * current signed checkpoint), the state directory and the host, and attach to each evidence item
+ * the inclusion proofs of the ledger entries it rests on. Returns the report and the ledger
+ * evidence bundle (`opdbus-ledger-bundle/v1`) holding those entries and the entries of the period.
+ */
+export async function buildReport(
+  options: BuildReportOptions,
+): Promise<{ report: ComplianceReport; ledgerBundle: EvidenceBundle }> {
+  const { ledger, framework } = options;
+  const period = options.period ?? {};
+  const checkpoint = await ledger.checkpoint();
+  const cp = openCheckpoint(checkpoint, [ledger.verifier]).checkpoint;
+  const entries: { index: number; value: unknown; bytes: string }[] = [];
+  for await (const e of ledger.entries(0, cp.size))
+    entries.push({ index: e.index, value: e.value, bytes: e.bytes.toString('utf8') });
+
+  const referenced = new Set<number>();
+  const refs = new Map<number, EntryRef>();
+  const sources: EvidenceSources = {
+    entries,
+    period,
+    ...(options.verifyLedgerFiles === false ? {} : { ledgerDir: ledger.dir }),
+    verifier: ledger.verifier,
+    ...(options.keyFiles === undefined ? {} : { keyFiles: options.keyFiles }),
+    ...(options.host === undefined ? {} : { host: options.host }),
+    ref(index) {
+      referenced.add(index);
+      let ref = refs.get(index);
+      if (ref === undefined) {
+        ref = {
+          index,
+          leafHash: ledger.leafHash(index).toString('hex'),
+          proof: ledger.inclusionProof(index, cp.size).map((h) => h.toString('base64')),
+        };
+        refs.set(index, ref);
+      }
+      return ref;
+    },
+  };
+
+  const cache = new Map<string, Promise<EvidenceResult>>();
+  const controls: ControlResult[] = [];
+  for (const control of framework.controls) {
+    const evidence: ControlResult['evidence'] = [];
+    for (const ref of control.evidence) {
+      const key = `${ref.query} ${JSON.stringify(ref.params ?? null)}`;
+      let run = cache.get(key);
+      if (run === undefined) {
+        run = runEvidenceQuery(ref.query, sources, ref.params);
+        cache.set(key, run);
+      }
+      evidence.push({ ...(await run), why: ref.why });
+    }
+    const status =
+      evidence.length === 0
+        ? 'manual'
+        : combineStatus(
+            evidence.map((e) => e.status),
+            'not-applicable',
+          );
+    controls.push({
+      id: control.id,
+      title: control.title,
+      status,
+      ...(control.manual === undefined ? {} : { manual: control.manual }),
+      evidence,
+    });
+  }
+
+  // The bundle: every entry of the period and every entry the evidence rests on.
+  const inBundle = new Set(referenced);
+  for (const e of entries) {
+    const at = (e.value as { at?: unknown } | null)?.at;
+    const t = typeof at === 'string' ? Date.parse(at) : NaN;
+    if (
+      !Number.isNaN(t) &&
+      (period.from === undefined || t >= period.from.getTime()) &&
+      (period.to === undefined || t < period.to.getTime())
+    )
+      inBundle.add(e.index);
+  }
+  const ledgerBundle: EvidenceBundle = {
+    format: BUNDLE_FORMAT,
+    origin: ledger.origin,
+    verifierKey: ledger.verifier.toString(),
+    checkpoint,
+    entries: [...inBundle]
+      .sort((a, b) => a - b)
+      .map((index) => ({
+        index,
+        entry: entries[index]!.bytes,
+        proof: ledger.inclusionProof(index, cp.size).map((h) => h.toString('base64')),
+      })),
+    exportedAt: (options.now ?? new Date()).toISOString(),
+  };
+
+  const summary: Record<ControlStatus, number> = { pass: 0, fail: 0, manual: 0, 'not-applicable': 0 };
+  for (const c of controls) summary[c.status]++;
+  const report: ComplianceReport = {
+    format: REPORT_FORMAT,
+    framework: {
+      id: framework.framework,
+      title: framework.title,
+      standard: framework.standard,
+      version: framework.version,
+    },
+    generatedAt: (options.now ?? new Date()).toISOString(),
+    host: hostOf(entries) ?? hostname(),
+    ...(options.target === undefined || Object.keys(options.target).length === 0
+      ? {}
+      : { target: options.target }),
+    period: {
+      from: period.from?.toISOString() ?? null,
+      to: period.to?.toISOString() ?? null,
+    },
+    ledger: {
+      origin: cp.origin,
+      size: cp.size,
+      root: cp.root.toString('hex'),
+      checkpoint,
+      verifierKey: ledger.verifier.toString(),
+      bundle: LEDGER_BUNDLE_FILE,
+    },
+    summary,
+    controls,
+  };
+  return { report, ledgerBundle };
+}
+
+function hostOf(entries: readonly { value: unknown }[]): string | undefined {
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const host = (entries[i]!.value as { host?: unknown } | null)?.host;
+    if (typeof host === 'string') return host;
+  }
+  return undefined;
+}

@@ -1,0 +1,270 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { OpdbusError, isOpdbusError } from '@opdbus/core';
+import {
+  NoteVerifier,
+  leafHash,
+  openCheckpoint,
+  verifyBundle,
+  verifyInclusion,
+  verifyNote,
+  type Checkpoint,
+  type EvidenceBundle,
+} from '@opdbus/ledger';
+import { bundleFiles, parseManifestText, sha256Hex, type ManifestFile } from './bundle.js';
+import type { ControlStatus } from './evidence.js';
+import { REPORT_FORMAT, type ComplianceReport } from './report.js';
+
+/** Something in a bundle that does not verify: the file, and the item within it when there is one. */
+export interface BundleFinding {
+  file: string;
+  /** `CONTROL / QUERY / ITEM / entry N` in report.json, `entry N` in ledger-bundle.json. */
+  item?: string;
+  message: string;
+}
+
+/** What {@link verifyEvidenceBundle} found. */
+export interface EvidenceVerification {
+  /** True when every file, signature and proof verifies. */
+  ok: boolean;
+  dir: string;
+  /** Whether the key was given by the caller (pinned) rather than read from the bundle's verifier.pub. */
+  pinnedKey: boolean;
+  /** The verifier key used. */
+  key?: string;
+  framework?: string;
+  origin?: string;
+  checkpoint?: { size: number; root: string };
+  /** The files the signed manifest lists (each verified unless a finding names it). */
+  files: ManifestFile[];
+  /** Evidence item entry references whose inclusion proofs verified. */
+  proofs: number;
+  summary?: Record<ControlStatus, number>;
+  findings: BundleFinding[];
+}
+
+/**
+ * Verify an evidence bundle offline, without the state directory or the network: the manifest's
+ * Ed25519 signature with the pinned verifier key (or, unpinned, the bundle's own `verifier.pub`),
+ * every file's SHA-256 against the manifest (no file missing, none added), the checkpoint's
+ * signature, the ledger bundle's entries and inclusion proofs, and every evidence item's entry
+ * references and proofs in report.json. Never throws for a bundle that does not verify: it
+ * returns `ok: false` with findings naming the file and item. Throws
+ * `OPDBUS_ERR_COMPLIANCE_NOT_FOUND` when `dir` is not a directory and `OPDBUS_ERR_COMPLIANCE_INPUT`
+ * when the pinned key is not a verifier key.
+ */
+export async function verifyEvidenceBundle(
+  dir: string,
+  options: { verifierKey?: string | NoteVerifier } = {},
+): Promise<EvidenceVerification> {
+  const root = resolve(dir);
+  let names: string[];
+  try {
+    if (!(await stat(root)).isDirectory()) throw new Error('not a directory');
+    names = await readdir(root);
+  } catch (err) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_COMPLIANCE_NOT_FOUND',
+      `There is no evidence bundle at ${root}: ${(err as Error).message}.`,
+      { data: { dir: root }, cause: err },
+    );
+  }
+  const out: EvidenceVerification = {
+    ok: false,
+    dir: root,
+    pinnedKey: options.verifierKey !== undefined,
+    files: [],
+    proofs: 0,
+    findings: [],
+  };
+  const find = (file: string, message: string, item?: string): void => {
+    out.findings.push({ file, ...(item === undefined ? {} : { item }), message });
+  };
+  const read = async (name: string): Promise<Buffer | undefined> => {
+    try {
+      return await readFile(join(root, name));
+    } catch (err) {
+      find(
+        name,
+        (err as NodeJS.ErrnoException).code === 'ENOENT'
+          ? `${name} is missing from the bundle`
+          : `${name} cannot be read: ${(err as Error).message}`,
+      );
+      return undefined;
+    }
+  };
+
+  // The key: pinned by the caller, or (weaker) the bundle's own.
+  let verifier: NoteVerifier;
+  if (options.verifierKey !== undefined) {
+    try {
+      verifier =
+        options.verifierKey instanceof NoteVerifier
+          ? options.verifierKey
+          : NoteVerifier.parse(options.verifierKey);
+    } catch (err) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_COMPLIANCE_INPUT',
+        `The verifier key given is not usable: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  } else {
+    const pub = await read(bundleFiles.verifier);
+    if (pub === undefined) return finish(out);
+    try {
+      verifier = NoteVerifier.parse(pub.toString('utf8'));
+    } catch (err) {
+      find(bundleFiles.verifier, `verifier.pub is not a verifier key: ${(err as Error).message}`);
+      return finish(out);
+    }
+  }
+  out.key = verifier.toString();
+
+  // The signed manifest.
+  const manifestBytes = await read(bundleFiles.manifest);
+  if (manifestBytes === undefined) return finish(out);
+  let manifest: ReturnType<typeof parseManifestText>;
+  try {
+    const { note, verifiedBy } = verifyNote(manifestBytes.toString('utf8'), [verifier]);
+    if (verifiedBy.length === 0) throw new Error(`it is not signed by ${verifier.name}`);
+    manifest = parseManifestText(note.text);
+    if (manifest === undefined) throw new Error('its text is not a compliance manifest');
+  } catch (err) {
+    find(
+      bundleFiles.manifest,
+      `MANIFEST does not verify with key ${verifier.name}: ${(err as Error).message.replace(/\.$/, '')}`,
+    );
+    return finish(out);
+  }
+  out.files = manifest.files;
+  out.origin = manifest.origin;
+  out.framework = manifest.framework;
+
+  // Every file against the manifest; nothing missing, nothing added.
+  const contents = new Map<string, Buffer>();
+  for (const file of manifest.files) {
+    const data = await read(file.name);
+    if (data === undefined) continue;
+    contents.set(file.name, data);
+    const hash = sha256Hex(data);
+    if (hash !== file.sha256 || data.length !== file.bytes)
+      find(
+        file.name,
+        `${file.name} was changed: its SHA-256 is ${hash} (${data.length} bytes), the signed manifest says ${file.sha256} (${file.bytes} bytes)`,
+      );
+  }
+  for (const name of names)
+    if (name !== bundleFiles.manifest && !manifest.files.some((f) => f.name === name))
+      find(name, `${name} is not listed in the signed manifest (it was added to the bundle)`);
+
+  // The checkpoint.
+  const checkpointText = contents.get(bundleFiles.checkpoint)?.toString('utf8');
+  let checkpoint: Checkpoint | undefined;
+  if (checkpointText !== undefined) {
+    try {
+      checkpoint = openCheckpoint(checkpointText, [verifier]).checkpoint;
+      out.checkpoint = { size: checkpoint.size, root: checkpoint.root.toString('hex') };
+    } catch (err) {
+      find(bundleFiles.checkpoint, `checkpoint.txt does not verify: ${(err as Error).message}`);
+    }
+  }
+
+  // The ledger entries and their proofs.
+  const entries = new Map<number, string>();
+  const ledgerText = contents.get(bundleFiles.ledgerBundle)?.toString('utf8');
+  if (ledgerText !== undefined) {
+    try {
+      verifyBundle(ledgerText, { verifier });
+      const bundle = JSON.parse(ledgerText) as EvidenceBundle;
+      if (checkpointText !== undefined && bundle.checkpoint !== checkpointText)
+        find(bundleFiles.ledgerBundle, "the ledger bundle's checkpoint is not the one in checkpoint.txt");
+      for (const e of bundle.entries) entries.set(e.index, e.entry);
+    } catch (err) {
+      const index = isOpdbusError(err) ? err.data?.index : undefined;
+      find(
+        bundleFiles.ledgerBundle,
+        `the ledger bundle does not verify: ${(err as Error).message}`,
+        typeof index === 'number' ? `entry ${index}` : undefined,
+      );
+    }
+  }
+
+  // The report: its checkpoint and every item's entries and proofs.
+  const reportText = contents.get(bundleFiles.report)?.toString('utf8');
+  if (reportText !== undefined) {
+    let report: ComplianceReport | undefined;
+    try {
+      report = JSON.parse(reportText) as ComplianceReport;
+      if ((report.format as string) !== REPORT_FORMAT)
+        throw new Error(`its format is not ${REPORT_FORMAT as string}`);
+    } catch (err) {
+      find(bundleFiles.report, `report.json is not a compliance report: ${(err as Error).message}`);
+      report = undefined;
+    }
+    if (report !== undefined) checkReport(report, checkpointText, checkpoint, entries, verifier, out, find);
+  }
+  return finish(out);
+}
+
+function checkReport(
+  report: ComplianceReport,
+  checkpointText: string | undefined,
+  checkpoint: Checkpoint | undefined,
+  entries: Map<number, string>,
+  verifier: NoteVerifier,
+  out: EvidenceVerification,
+  find: (file: string, message: string, item?: string) => void,
+): void {
+  const file = bundleFiles.report;
+  if (checkpointText !== undefined && report.ledger?.checkpoint !== checkpointText)
+    find(file, "the report's checkpoint is not the one in checkpoint.txt", 'ledger.checkpoint');
+  if (report.ledger?.verifierKey !== verifier.toString())
+    find(
+      file,
+      `the report names verifier key ${String(report.ledger?.verifierKey)}, not ${verifier.toString()}`,
+      'ledger.verifierKey',
+    );
+  out.summary = report.summary;
+  if (checkpoint === undefined) return;
+  for (const control of Array.isArray(report.controls) ? report.controls : []) {
+    for (const evidence of Array.isArray(control.evidence) ? control.evidence : []) {
+      for (const item of Array.isArray(evidence.items) ? evidence.items : []) {
+        for (const ref of Array.isArray(item.entries) ? item.entries : []) {
+          const where = `${String(control.id)} / ${String(evidence.query)} / ${String(item.id)} / entry ${String(ref.index)}`;
+          const entry = entries.get(ref.index);
+          if (entry === undefined) {
+            find(file, `entry ${String(ref.index)} is not in ${bundleFiles.ledgerBundle}`, where);
+            continue;
+          }
+          const leaf = leafHash(entry);
+          if (typeof ref.leafHash !== 'string' || leaf.toString('hex') !== ref.leafHash) {
+            find(
+              file,
+              `the leaf hash of entry ${ref.index} is not the hash of the entry in the ledger bundle`,
+              where,
+            );
+            continue;
+          }
+          const proof = Array.isArray(ref.proof)
+            ? ref.proof.map((h) => Buffer.from(String(h), 'base64'))
+            : [];
+          if (!verifyInclusion(leaf, ref.index, checkpoint.size, proof, checkpoint.root)) {
+            find(
+              file,
+              `the inclusion proof of entry ${ref.index} does not lead to the checkpoint's root`,
+              where,
+            );
+            continue;
+          }
+          out.proofs++;
+        }
+      }
+    }
+  }
+}
+
+function finish(out: EvidenceVerification): EvidenceVerification {
+  out.ok = out.findings.length === 0;
+  return out;
+}
