@@ -3,16 +3,19 @@
 // framework are written as bundles, verify offline with the pinned key, and any changed byte,
 // added or removed file, wrong key or forged item is caught and named.
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Engine, PluginRegistry, parseStateDocument, type ApplyResult } from '@opdbus/core';
 import { LedgerAuditSink, NoteSigner, formatNote, readSecretFile } from '@opdbus/ledger';
 import { openNetns } from '@opdbus/netlink';
 import { firewallPlugin } from '@opdbus/plugins-firewall';
 import { sysctlPlugin } from '@opdbus/plugins-sysctl';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
-import { describeIf, requirement } from '@opdbus/sandbox/testing';
+import { describeIf, itIf, requirement } from '@opdbus/sandbox/testing';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   bundleFiles,
@@ -29,6 +32,12 @@ import {
 } from '../src/index.js';
 
 const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root (network namespaces)');
+const CHROMIUM = process.env.OPDBUS_CHROMIUM ?? '/usr/bin/chromium';
+const hasChromium = requirement(
+  'chromium',
+  existsSync(CHROMIUM),
+  `no Chromium at ${CHROMIUM} (apt install chromium, or set OPDBUS_CHROMIUM)`,
+);
 
 describeIf(asRoot, 'compliance evidence bundles from real transactions in a network namespace', () => {
   let netns: SandboxNetns;
@@ -295,4 +304,48 @@ describeIf(asRoot, 'compliance evidence bundles from real transactions in a netw
       code: 'OPDBUS_ERR_COMPLIANCE_NOT_FOUND',
     });
   });
+
+  itIf(
+    hasChromium,
+    'the HTML report opens in Chromium with nothing fetched from outside, and prints',
+    async () => {
+      const out = join(dir, 'ev-html');
+      const { report: r } = await report('soc2', out);
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+      });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
+        const fetched: string[] = [];
+        page.on('request', (request) => fetched.push(request.url()));
+        const url = pathToFileURL(join(out, bundleFiles.html)).href;
+        await page.goto(url);
+        expect(await page.title()).toContain(r.framework.title);
+        expect(await page.locator('section.control').count()).toBe(r.controls.length);
+        expect(await page.locator('.control .badge.fail').count()).toBeGreaterThan(0);
+        // Self-contained: the page itself is the only thing loaded.
+        expect(fetched).toEqual([url]);
+        const pdf = await page.pdf({ format: 'A4' });
+        expect(pdf.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+        // The screenshot in docs/compliance.md (written there when OPDBUS_SCREENSHOT_DIR is set).
+        const shots = process.env.OPDBUS_SCREENSHOT_DIR ?? join(dir, 'screenshots');
+        await mkdir(shots, { recursive: true });
+        const png = await page.screenshot({ path: resolve(shots, 'compliance-report.png') });
+        expect(png.subarray(1, 4).toString('latin1')).toBe('PNG');
+      } finally {
+        await browser.close();
+      }
+    },
+    60_000,
+  );
 });

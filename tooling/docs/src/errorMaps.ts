@@ -19,6 +19,7 @@ import { sandboxErrors } from '@opdbus/sandbox';
 import { wireguardErrors } from '@opdbus/plugins-wireguard';
 import { meshErrors } from '@opdbus/mesh';
 import { containersErrors } from '@opdbus/plugins-containers';
+import { complianceErrors } from '@opdbus/compliance';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
@@ -42,6 +43,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-wireguard': wireguardErrors,
   '@opdbus/mesh': meshErrors,
   '@opdbus/plugins-containers': containersErrors,
+  '@opdbus/compliance': complianceErrors,
 };
 
 /** One row per code, checked for duplicates across packages. */
