@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Engine } from '@opdbus/core';
-import { verifyLedger, type NoteVerifier } from '@opdbus/ledger';
+import { verifyLedger, type NoteVerifier, type SnapshotInfo } from '@opdbus/ledger';
 import type { EvidenceQueryId } from './framework.js';
 
 /** The outcome of a control, an evidence query or one evidence item. */
@@ -80,6 +80,11 @@ export interface EvidenceSources {
   keyFiles?: readonly { name: string; file: string }[];
   /** The host, for the `host.*` checks; without it they are `manual`. */
   host?: HostObserver;
+  /**
+   * The snapshots on disk, each checked against the ledger (`SnapshotManager.list()`); without
+   * it `snapshots.coverage` judges from the ledger alone.
+   */
+  snapshots?: () => Promise<readonly SnapshotInfo[]>;
   /** The entry reference (with its proof) of a ledger entry. */
   ref(index: number): EntryRef;
 }
@@ -296,8 +301,15 @@ function drift(sources: EvidenceSources): EvidenceResult {
   );
 }
 
-function snapshotCoverage(sources: EvidenceSources): EvidenceResult {
+async function snapshotCoverage(sources: EvidenceSources): Promise<EvidenceResult> {
   const snapshots = sources.entries.filter((e) => obj(e.value)?.kind === 'snapshot.created');
+  const pruned = new Map(
+    sources.entries
+      .filter((e) => obj(e.value)?.kind === 'snapshot.pruned')
+      .map((e) => [String(obj(e.value)?.id), e.index] as const),
+  );
+  const onDisk =
+    sources.snapshots === undefined ? undefined : new Map((await sources.snapshots()).map((s) => [s.id, s]));
   const items = engineSteps(sources)
     .filter((e) => {
       const v = obj(e.value)!;
@@ -308,25 +320,62 @@ function snapshotCoverage(sources: EvidenceSources): EvidenceResult {
       const snap = snapshots.find((s) => obj(obj(s.value)?.trigger)?.txId === txId);
       const sv = obj(snap?.value);
       const encrypted = typeof sv?.cipherHash === 'string';
+      const entries =
+        snap === undefined ? [sources.ref(e.index)] : [sources.ref(e.index), sources.ref(snap.index)];
+      if (snap === undefined || !encrypted)
+        return {
+          id: `entry:${e.index}`,
+          status: 'fail',
+          description: `transaction ${txId}: no encrypted snapshot of the state after it is recorded`,
+          observed: null,
+          entries,
+        };
+      const id = String(sv?.id);
+      const prunedAt = pruned.get(id);
+      const disk = onDisk?.get(id);
+      const where =
+        onDisk === undefined
+          ? 'not checked on disk'
+          : prunedAt !== undefined && disk === undefined
+            ? `pruned by retention (entry ${prunedAt})`
+            : disk === undefined
+              ? 'not on disk'
+              : disk.status === 'ok'
+                ? 'on disk, matching the ledger'
+                : `${disk.status}: ${disk.problem ?? ''}`;
+      const ok =
+        onDisk === undefined || (prunedAt !== undefined && disk === undefined) || disk?.status === 'ok';
+      if (prunedAt !== undefined) entries.push(sources.ref(prunedAt));
       return {
         id: `entry:${e.index}`,
-        status: snap !== undefined && encrypted ? 'pass' : 'fail',
-        description:
-          snap === undefined
-            ? `transaction ${txId}: no snapshot of the state after it is recorded`
-            : `transaction ${txId}: snapshot ${String(sv?.id)} (AES-256-GCM, ciphertext ${String(sv?.cipherHash).slice(0, 23)}…, backend ${String(sv?.backend)})`,
-        observed: sv === undefined ? null : { id: sv.id, stateHash: sv.stateHash, cipherHash: sv.cipherHash },
-        entries:
-          snap === undefined ? [sources.ref(e.index)] : [sources.ref(e.index), sources.ref(snap.index)],
+        status: ok ? 'pass' : 'fail',
+        description: `transaction ${txId}: snapshot ${id} (AES-256-GCM, ciphertext ${String(sv?.cipherHash).slice(0, 12)}…, backend ${String(sv?.backend)}), ${where}`,
+        observed: {
+          id,
+          stateHash: sv?.stateHash ?? null,
+          cipherHash: sv?.cipherHash ?? null,
+          onDisk: disk?.status ?? null,
+        },
+        entries,
       };
     });
+  // Snapshots on disk the ledger does not vouch for: replayed, altered or unknown.
+  for (const info of onDisk?.values() ?? [])
+    if (info.status !== 'ok' && info.status !== 'missing')
+      items.push({
+        id: `snapshot:${info.id}`,
+        status: 'fail',
+        description: `snapshot ${info.id} on disk is ${info.status}: ${info.problem ?? ''}`,
+        observed: info.status,
+        entries: info.ledgerIndex === undefined ? [] : [sources.ref(info.ledgerIndex)],
+      });
   return result(
     'snapshots.coverage',
     'ledger',
     items,
     items.length === 0
       ? 'No committed transaction in the period.'
-      : 'Every committed transaction is expected to leave an encrypted snapshot of the state it produced, recorded in the ledger.',
+      : `Every committed transaction is expected to leave an encrypted snapshot of the state it produced, recorded in the ledger${onDisk === undefined ? '' : ' and still on disk unless retention pruned it'}.`,
   );
 }
 

@@ -1,5 +1,13 @@
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { BUNDLE_FORMAT, openCheckpoint, type EvidenceBundle, type Ledger } from '@opdbus/ledger';
+import {
+  BUNDLE_FORMAT,
+  SnapshotManager,
+  openCheckpoint,
+  type EvidenceBundle,
+  type Ledger,
+  type SnapshotInfo,
+} from '@opdbus/ledger';
 import {
   combineStatus,
   runEvidenceQuery,
@@ -62,6 +70,11 @@ export interface BuildReportOptions {
   host?: HostObserver;
   /** Key files `keys.protected` checks. */
   keyFiles?: readonly { name: string; file: string }[];
+  /**
+   * The snapshot store, to check each snapshot on disk against the ledger. Opened only when its
+   * key file exists (it is never created here).
+   */
+  snapshots?: { dir: string; keyFile: string; backend?: 'auto' | 'directory' | 'btrfs' };
   /** The target of the host checks, recorded in the report. */
   target?: Record<string, unknown>;
   /** Verify the whole ledger for `ledger.integrity` (default: true). */
@@ -98,6 +111,9 @@ export async function buildReport(
     verifier: ledger.verifier,
     ...(options.keyFiles === undefined ? {} : { keyFiles: options.keyFiles }),
     ...(options.host === undefined ? {} : { host: options.host }),
+    ...(options.snapshots !== undefined && existsSync(options.snapshots.keyFile)
+      ? { snapshots: listSnapshots(options.snapshots, ledger) }
+      : {}),
     ref(index) {
       referenced.add(index);
       let ref = refs.get(index);
@@ -208,4 +224,19 @@ function hostOf(entries: readonly { value: unknown }[]): string | undefined {
     if (typeof host === 'string') return host;
   }
   return undefined;
+}
+
+function listSnapshots(
+  store: NonNullable<BuildReportOptions['snapshots']>,
+  ledger: Ledger,
+): () => Promise<readonly SnapshotInfo[]> {
+  return async () => {
+    const manager = await SnapshotManager.open({
+      dir: store.dir,
+      keyFile: store.keyFile,
+      ledger,
+      ...(store.backend === undefined ? {} : { backend: store.backend }),
+    });
+    return manager.list();
+  };
 }

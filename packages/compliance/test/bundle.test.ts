@@ -4,7 +4,17 @@
 // added or removed file, wrong key or forged item is caught and named.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -110,6 +120,11 @@ describeIf(asRoot, 'compliance evidence bundles from real transactions in a netw
         { name: 'ledger signing key', file: keyFile() },
         { name: 'snapshot encryption key', file: join(dir, 'keys', 'snapshot.key') },
       ],
+      snapshots: {
+        dir: join(dir, 'snapshots'),
+        keyFile: join(dir, 'keys', 'snapshot.key'),
+        backend: 'directory',
+      },
       target: { netns: netns.name },
     });
 
@@ -183,6 +198,7 @@ describeIf(asRoot, 'compliance evidence bundles from real transactions in a netw
     const a12 = control(r, 'A1.2');
     expect(a12.status).toBe('pass');
     expect(a12.evidence[0]!.items).toHaveLength(3);
+    expect(a12.evidence[0]!.items[0]!.description).toContain('on disk, matching the ledger');
     expect(control(r, 'CC6.1').evidence[0]!.items.map((i) => i.status)).toEqual(['pass', 'pass']);
     // No daemon recorded drift: that part is manual, and said so.
     expect(control(r, 'CC7.2').status).toBe('manual');
@@ -286,6 +302,22 @@ describeIf(asRoot, 'compliance evidence bundles from real transactions in a netw
       item: `CC8.1 / ledger.attribution / ${item.id} / entry ${item.entries[0]!.index}`,
       message: expect.stringContaining('inclusion proof'),
     });
+  });
+
+  it('a snapshot gone from disk without a pruning record fails the backup control', async () => {
+    const snapshots = join(dir, 'snapshots');
+    const [first] = (await readdir(snapshots)).sort();
+    await rename(join(snapshots, first!), join(dir, 'moved-away'));
+    try {
+      const { report: r } = await report('soc2', join(dir, 'ev-missing-snapshot'));
+      const a12 = control(r, 'A1.2');
+      expect(a12.status).toBe('fail');
+      expect(a12.evidence[0]!.items.find((i) => i.status === 'fail')!.description).toContain(
+        `snapshot ${first!}`,
+      );
+    } finally {
+      await rename(join(dir, 'moved-away'), join(snapshots, first!));
+    }
   });
 
   it('refuses a non-empty output directory and a missing ledger, naming them', async () => {

@@ -73,6 +73,7 @@ export async function report(
     period: period(options),
     host: engineObserver(engine),
     keyFiles: keyFiles(global),
+    snapshots: { dir: paths.snapshotsDir, keyFile: paths.snapshotKey },
     target: { ...targetOf(global) },
   });
   if (global.json)
@@ -170,6 +171,7 @@ export async function check(
             period: period(options),
             host,
             keyFiles: keyFiles(global),
+            snapshots: { dir: paths.snapshotsDir, keyFile: paths.snapshotKey },
             target: { ...targetOf(global) },
           })
         ).report,
