@@ -4,7 +4,7 @@ import { defineErrorCodes } from '@opdbus/core';
 export const complianceErrors = defineErrorCodes({
   OPDBUS_ERR_COMPLIANCE_TAMPERED: {
     summary:
-      "A compliance evidence bundle does not verify: a file was changed, added or removed, the signed manifest or the checkpoint does not verify with the pinned key, or an evidence item's inclusion proof does not lead to the checkpoint (the message names the file and the item).",
+      'A compliance evidence bundle does not verify: a file was changed, added or removed, the signed manifest or the checkpoint does not verify with the pinned key, or an evidence item cites a ledger entry that is not in the ledger bundle or is not the entry proven there (the message names the file and the item).',
     remedy:
       'Do not rely on the bundle. Ask the host for a fresh one (`opdbus compliance report`), verify it with the verifier key you pinned, and keep the altered copy for forensics.',
   },

@@ -6,13 +6,15 @@ import type { EvidenceQueryId } from './framework.js';
 /** The outcome of a control, an evidence query or one evidence item. */
 export type ControlStatus = 'pass' | 'fail' | 'not-applicable' | 'manual';
 
-/** A ledger entry an evidence item rests on, with its RFC 9162 inclusion proof to the bundle's checkpoint. */
+/**
+ * A ledger entry an evidence item rests on. The entry itself and its RFC 9162 inclusion proof to
+ * the bundle's checkpoint are in the bundle's `ledger-bundle.json` under the same index (once,
+ * however many items cite it).
+ */
 export interface EntryRef {
   index: number;
-  /** The entry's leaf hash, hex. */
+  /** The entry's leaf hash, hex: SHA-256(0x00 ‖ its canonical JSON). */
   leafHash: string;
-  /** The inclusion proof to the checkpoint of the bundle: base64 hashes, leaf to root. */
-  proof: string[];
 }
 
 /** One piece of evidence: a transaction, a host value, a key file. */
@@ -23,7 +25,7 @@ export interface EvidenceItem {
   description: string;
   observed?: unknown;
   expected?: unknown;
-  /** The ledger entries this item rests on, each with its inclusion proof. */
+  /** The ledger entries this item rests on (their proofs are in `ledger-bundle.json`). */
   entries: EntryRef[];
 }
 
@@ -85,7 +87,7 @@ export interface EvidenceSources {
    * it `snapshots.coverage` judges from the ledger alone.
    */
   snapshots?: () => Promise<readonly SnapshotInfo[]>;
-  /** The entry reference (with its proof) of a ledger entry. */
+  /** The reference of a ledger entry an item rests on (it goes into the ledger bundle). */
   ref(index: number): EntryRef;
 }
 
@@ -215,11 +217,13 @@ function changeRecords(sources: EvidenceSources): EvidenceResult {
 }
 
 function outcomes(sources: EvidenceSources): EvidenceResult {
+  const byTx = new Map<string, EntryView[]>();
+  for (const e of sources.entries) {
+    const txId = obj(e.value)?.txId;
+    if (typeof txId === 'string') byTx.set(txId, [...(byTx.get(txId) ?? []), e]);
+  }
   const later = (txId: string, after: number, kinds: string[]): EntryView | undefined =>
-    sources.entries.find((e) => {
-      const v = obj(e.value);
-      return e.index > after && v?.txId === txId && kinds.includes(String(v.kind));
-    });
+    byTx.get(txId)?.find((e) => e.index > after && kinds.includes(String(obj(e.value)?.kind)));
   const items: EvidenceItem[] = [];
   for (const e of engineSteps(sources)) {
     const v = obj(e.value)!;
@@ -302,7 +306,13 @@ function drift(sources: EvidenceSources): EvidenceResult {
 }
 
 async function snapshotCoverage(sources: EvidenceSources): Promise<EvidenceResult> {
-  const snapshots = sources.entries.filter((e) => obj(e.value)?.kind === 'snapshot.created');
+  const snapshotOf = new Map<string, EntryView>();
+  for (const e of sources.entries) {
+    const v = obj(e.value);
+    const txId = obj(v?.trigger)?.txId;
+    if (v?.kind === 'snapshot.created' && typeof txId === 'string' && !snapshotOf.has(txId))
+      snapshotOf.set(txId, e);
+  }
   const pruned = new Map(
     sources.entries
       .filter((e) => obj(e.value)?.kind === 'snapshot.pruned')
@@ -317,7 +327,7 @@ async function snapshotCoverage(sources: EvidenceSources): Promise<EvidenceResul
     })
     .map((e): EvidenceItem => {
       const txId = String(obj(e.value)!.txId);
-      const snap = snapshots.find((s) => obj(obj(s.value)?.trigger)?.txId === txId);
+      const snap = snapshotOf.get(txId);
       const sv = obj(snap?.value);
       const encrypted = typeof sv?.cipherHash === 'string';
       const entries =

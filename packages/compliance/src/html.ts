@@ -51,19 +51,34 @@ function entriesCell(item: EvidenceItem): string {
     .join(' ');
 }
 
-function renderControl(control: ControlResult): string {
+/** The most items of one evidence query the page lists (failures first); the JSON has them all. */
+export const HTML_ITEMS_PER_EVIDENCE = 50;
+
+const order: Record<ControlStatus, number> = { fail: 0, manual: 1, pass: 2, 'not-applicable': 3 };
+
+function renderControl(control: ControlResult, report: ComplianceReport): string {
   const evidence = control.evidence
-    .map((e) => {
-      const rows = e.items
+    .map((ref) => {
+      const e = report.evidence[ref.key];
+      if (e === undefined) return '';
+      const shown = [...e.items]
+        .sort((a, b) => order[a.status] - order[b.status])
+        .slice(0, HTML_ITEMS_PER_EVIDENCE);
+      const more = e.items.length - shown.length;
+      const rows = shown
         .map(
           (item) =>
             `<tr><td>${badge(item.status)}</td><td>${escapeHtml(item.description)}</td><td>${entriesCell(item)}</td></tr>`,
         )
         .join('\n');
+      const tail =
+        more > 0
+          ? `<tr><td colspan="3">… and ${more} more (${e.items.filter((i) => i.status === 'pass').length} pass in all): see <code>report.json</code>, evidence <code>${escapeHtml(ref.key)}</code>.</td></tr>`
+          : '';
       return `<div class="evidence">
 <div>${badge(e.status)} <strong><code>${escapeHtml(e.query)}</code></strong> (${escapeHtml(e.source)}): ${escapeHtml(e.summary)}</div>
-<p class="why">${escapeHtml(e.why)}</p>
-${rows === '' ? '' : `<table><thead><tr><th>Status</th><th>Evidence</th><th>Ledger entries</th></tr></thead><tbody>\n${rows}\n</tbody></table>`}
+<p class="why">${escapeHtml(ref.why)}</p>
+${rows === '' ? '' : `<table><thead><tr><th>Status</th><th>Evidence</th><th>Ledger entries</th></tr></thead><tbody>\n${rows}${tail}\n</tbody></table>`}
 </div>`;
     })
     .join('\n');
@@ -124,9 +139,9 @@ ${target}
 ${overview}
 </tbody></table>
 <h2>Evidence</h2>
-${report.controls.map(renderControl).join('\n')}
+${report.controls.map((c) => renderControl(c, report)).join('\n')}
 <h2>Verifying this evidence</h2>
-<p>Every ledger entry cited above is in <code>${escapeHtml(report.ledger.bundle)}</code> with its RFC 9162 inclusion proof to the signed checkpoint below; every file of this bundle is listed with its SHA-256 in <code>MANIFEST</code>, signed with the same Ed25519 key. Verify offline, with the verifier key obtained from the host's operator (not from this bundle):</p>
+<p>Every ledger entry cited is in <code>${escapeHtml(report.ledger.bundle)}</code> with its RFC 9162 inclusion proof to the signed checkpoint below; every file of this bundle is listed with its SHA-256 in <code>MANIFEST</code>, signed with the same Ed25519 key. Verify offline, with the verifier key obtained from the host's operator (not from this bundle):</p>
 <pre>opdbus compliance verify DIR --key-file verifier.pub</pre>
 <p>Verifier key:</p>
 <pre>${escapeHtml(report.ledger.verifierKey)}</pre>

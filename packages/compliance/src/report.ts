@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { canonicalJson } from '@opdbus/core';
 import { hostname } from 'node:os';
 import {
   BUNDLE_FORMAT,
@@ -22,6 +24,16 @@ import type { Framework } from './framework.js';
 /** The format tag of a compliance report. */
 export const REPORT_FORMAT = 'opdbus-compliance-report/v1';
 
+/** One evidence query of a control: its result is `report.evidence[key]`. */
+export interface ControlEvidence {
+  /** The key of the result in {@link ComplianceReport.evidence}: the query, and a hash of its params if any. */
+  key: string;
+  query: EvidenceResult['query'];
+  status: ControlStatus;
+  /** Why this evidence supports the control. */
+  why: string;
+}
+
 /** One control, evaluated. */
 export interface ControlResult {
   id: string;
@@ -30,7 +42,7 @@ export interface ControlResult {
   /** What op-dbus cannot evidence for the control: the auditor checks it by other means. */
   manual?: string;
   /** The evidence queries of the control, with why each one supports it. */
-  evidence: (EvidenceResult & { why: string })[];
+  evidence: ControlEvidence[];
 }
 
 /** A compliance report: every control of a framework with its evidence, proven against one signed checkpoint. */
@@ -57,6 +69,8 @@ export interface ComplianceReport {
   };
   summary: Record<ControlStatus, number>;
   controls: ControlResult[];
+  /** Each evidence query's result, once, however many controls cite it. */
+  evidence: Record<string, EvidenceResult>;
 }
 
 /** Options of {@link buildReport}. */
@@ -64,7 +78,11 @@ export interface BuildReportOptions {
   framework: Framework;
   /** The ledger (open read-only is enough). */
   ledger: Ledger;
-  /** The period: entries whose `at` is in [from, to). Default: all. */
+  /**
+   * The period: entries whose `at` is in [from, to). Default: all. Entries from `from` on are
+   * read (those after `to` too: a rollback after the period ends a transaction of the period), so
+   * host checks cite the last change to a value recorded since `from`.
+   */
   period?: { from?: Date; to?: Date };
   /** The host, for the `host.*` checks (see `engineObserver`); without it they are `manual`. */
   host?: HostObserver;
@@ -98,9 +116,19 @@ export async function buildReport(
   const period = options.period ?? {};
   const checkpoint = await ledger.checkpoint();
   const cp = openCheckpoint(checkpoint, [ledger.verifier]).checkpoint;
+  // Entries are appended in time order: a period's first entry is found by bisection, so a
+  // report for a recent period does not read the whole history.
+  const start =
+    period.from === undefined
+      ? 0
+      : await firstEntryAtOrAfter(ledger, cp.size, period.from.getTime() - CLOCK_SLACK_MS);
   const entries: { index: number; value: unknown; bytes: string }[] = [];
-  for await (const e of ledger.entries(0, cp.size))
-    entries.push({ index: e.index, value: e.value, bytes: e.bytes.toString('utf8') });
+  const bytesOf = new Map<number, string>();
+  for await (const e of ledger.entries(start, cp.size)) {
+    const bytes = e.bytes.toString('utf8');
+    entries.push({ index: e.index, value: e.value, bytes });
+    bytesOf.set(e.index, bytes);
+  }
 
   const referenced = new Set<number>();
   const refs = new Map<number, EntryRef>();
@@ -118,29 +146,27 @@ export async function buildReport(
       referenced.add(index);
       let ref = refs.get(index);
       if (ref === undefined) {
-        ref = {
-          index,
-          leafHash: ledger.leafHash(index).toString('hex'),
-          proof: ledger.inclusionProof(index, cp.size).map((h) => h.toString('base64')),
-        };
+        ref = { index, leafHash: ledger.leafHash(index).toString('hex') };
         refs.set(index, ref);
       }
       return ref;
     },
   };
 
-  const cache = new Map<string, Promise<EvidenceResult>>();
+  const evidenceResults: Record<string, EvidenceResult> = {};
   const controls: ControlResult[] = [];
   for (const control of framework.controls) {
-    const evidence: ControlResult['evidence'] = [];
+    const evidence: ControlEvidence[] = [];
     for (const ref of control.evidence) {
-      const key = `${ref.query} ${JSON.stringify(ref.params ?? null)}`;
-      let run = cache.get(key);
-      if (run === undefined) {
-        run = runEvidenceQuery(ref.query, sources, ref.params);
-        cache.set(key, run);
-      }
-      evidence.push({ ...(await run), why: ref.why });
+      const key =
+        ref.params === undefined
+          ? ref.query
+          : `${ref.query}#${createHash('sha256')
+              .update(canonicalJson(ref.params))
+              .digest('hex')
+              .slice(0, 12)}`;
+      evidenceResults[key] ??= await runEvidenceQuery(ref.query, sources, ref.params);
+      evidence.push({ key, query: ref.query, status: evidenceResults[key].status, why: ref.why });
     }
     const status =
       evidence.length === 0
@@ -179,7 +205,7 @@ export async function buildReport(
       .sort((a, b) => a - b)
       .map((index) => ({
         index,
-        entry: entries[index]!.bytes,
+        entry: bytesOf.get(index)!,
         proof: ledger.inclusionProof(index, cp.size).map((h) => h.toString('base64')),
       })),
     exportedAt: (options.now ?? new Date()).toISOString(),
@@ -214,6 +240,7 @@ export async function buildReport(
     },
     summary,
     controls,
+    evidence: evidenceResults,
   };
   return { report, ledgerBundle };
 }
@@ -239,4 +266,25 @@ function listSnapshots(
     });
     return manager.list();
   };
+}
+
+/** How far back of `--from` entries are read, for clocks that stepped back a little between entries. */
+const CLOCK_SLACK_MS = 10 * 60_000;
+
+const timeOf = (value: unknown): number => {
+  const at = (value as { at?: unknown } | null)?.at;
+  const t = typeof at === 'string' ? Date.parse(at) : NaN;
+  return Number.isNaN(t) ? -Infinity : t;
+};
+
+/** The index of the first entry whose `at` is at or after `t` (entries are in time order). */
+async function firstEntryAtOrAfter(ledger: Ledger, size: number, t: number): Promise<number> {
+  let lo = 0;
+  let hi = size;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (timeOf((await ledger.get(mid)).value) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

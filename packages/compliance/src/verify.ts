@@ -6,7 +6,6 @@ import {
   leafHash,
   openCheckpoint,
   verifyBundle,
-  verifyInclusion,
   verifyNote,
   type Checkpoint,
   type EvidenceBundle,
@@ -37,7 +36,7 @@ export interface EvidenceVerification {
   checkpoint?: { size: number; root: string };
   /** The files the signed manifest lists (each verified unless a finding names it). */
   files: ManifestFile[];
-  /** Evidence item entry references whose inclusion proofs verified. */
+  /** Evidence item entry references checked: each cites an entry whose inclusion proof verified. */
   proofs: number;
   summary?: Record<ControlStatus, number>;
   findings: BundleFinding[];
@@ -226,39 +225,48 @@ function checkReport(
       'ledger.verifierKey',
     );
   out.summary = report.summary;
-  if (checkpoint === undefined) return;
+  const results = report.evidence !== null && typeof report.evidence === 'object' ? report.evidence : {};
+  const citedBy = new Map<string, string[]>();
   for (const control of Array.isArray(report.controls) ? report.controls : []) {
-    for (const evidence of Array.isArray(control.evidence) ? control.evidence : []) {
-      for (const item of Array.isArray(evidence.items) ? evidence.items : []) {
-        for (const ref of Array.isArray(item.entries) ? item.entries : []) {
-          const where = `${String(control.id)} / ${String(evidence.query)} / ${String(item.id)} / entry ${String(ref.index)}`;
-          const entry = entries.get(ref.index);
-          if (entry === undefined) {
-            find(file, `entry ${String(ref.index)} is not in ${bundleFiles.ledgerBundle}`, where);
-            continue;
-          }
-          const leaf = leafHash(entry);
-          if (typeof ref.leafHash !== 'string' || leaf.toString('hex') !== ref.leafHash) {
-            find(
-              file,
-              `the leaf hash of entry ${ref.index} is not the hash of the entry in the ledger bundle`,
-              where,
-            );
-            continue;
-          }
-          const proof = Array.isArray(ref.proof)
-            ? ref.proof.map((h) => Buffer.from(String(h), 'base64'))
-            : [];
-          if (!verifyInclusion(leaf, ref.index, checkpoint.size, proof, checkpoint.root)) {
-            find(
-              file,
-              `the inclusion proof of entry ${ref.index} does not lead to the checkpoint's root`,
-              where,
-            );
-            continue;
-          }
-          out.proofs++;
+    for (const ref of Array.isArray(control.evidence) ? control.evidence : []) {
+      const result = results[ref.key];
+      if (result === undefined) {
+        find(
+          file,
+          `control ${String(control.id)} cites evidence ${String(ref.key)}, which the report does not hold`,
+          `${String(control.id)} / ${String(ref.key)}`,
+        );
+        continue;
+      }
+      if (result.status !== ref.status)
+        find(
+          file,
+          `control ${String(control.id)} says ${String(ref.key)} is ${String(ref.status)}; the evidence says ${String(result.status)}`,
+          `${String(control.id)} / ${String(ref.key)}`,
+        );
+      citedBy.set(ref.key, [...(citedBy.get(ref.key) ?? []), String(control.id)]);
+    }
+  }
+  if (checkpoint === undefined) return;
+  for (const [key, result] of Object.entries(results)) {
+    for (const item of Array.isArray(result.items) ? result.items : []) {
+      for (const ref of Array.isArray(item.entries) ? item.entries : []) {
+        const where = `${(citedBy.get(key) ?? ['no control']).join(', ')} / ${key} / ${String(item.id)} / entry ${String(ref.index)}`;
+        const entry = entries.get(ref.index);
+        if (entry === undefined) {
+          find(file, `entry ${String(ref.index)} is not in ${bundleFiles.ledgerBundle}`, where);
+          continue;
         }
+        // The entry's inclusion proof was verified with the ledger bundle; the item must cite that entry.
+        if (typeof ref.leafHash !== 'string' || leafHash(entry).toString('hex') !== ref.leafHash) {
+          find(
+            file,
+            `the leaf hash cited for entry ${ref.index} is not the hash of that entry, whose inclusion proof leads to the checkpoint`,
+            where,
+          );
+          continue;
+        }
+        out.proofs++;
       }
     }
   }

@@ -194,8 +194,10 @@ export async function check(
             evidence: c.evidence.map((e) => ({
               query: e.query,
               status: e.status,
-              summary: e.summary,
-              failing: e.items.filter((i) => i.status === 'fail').map((i) => i.description),
+              summary: r.evidence[e.key]?.summary ?? '',
+              failing: (r.evidence[e.key]?.items ?? [])
+                .filter((i) => i.status === 'fail')
+                .map((i) => i.description),
             })),
             ...(c.manual === undefined ? {} : { manual: c.manual }),
           })),
@@ -208,13 +210,17 @@ export async function check(
       for (const c of r.controls) {
         if (!options.all && (c.status === 'pass' || c.status === 'not-applicable')) continue;
         output.out(`  ${c.status.toUpperCase().padEnd(14)} ${c.id}  ${c.title}`);
-        for (const e of c.evidence)
+        const results = c.evidence.flatMap((ref) => {
+          const e = r.evidence[ref.key];
+          return e === undefined ? [] : [e];
+        });
+        for (const e of results)
           for (const item of e.items.filter(
             (i) => i.status === 'fail' || (options.all === true && i.status !== 'pass'),
           ))
             output.out(`      ${e.query}: ${item.description}`);
         if (c.status === 'manual' || options.all)
-          for (const e of c.evidence.filter((x) => x.status === 'manual'))
+          for (const e of results.filter((x) => x.status === 'manual'))
             output.out(`      ${e.query}: ${e.summary}`);
       }
     }
