@@ -11,7 +11,13 @@ import {
   type EvidenceBundle,
 } from '@opdbus/ledger';
 import { bundleFiles, parseManifestText, sha256Hex, type ManifestFile } from './bundle.js';
-import type { ControlStatus } from './evidence.js';
+import {
+  runEvidenceQuery,
+  type ControlStatus,
+  type EvidenceResult,
+  type EvidenceSources,
+} from './evidence.js';
+import type { EvidenceQueryId } from './framework.js';
 import { REPORT_FORMAT, type ComplianceReport } from './report.js';
 
 /** Something in a bundle that does not verify: the file, and the item within it when there is one. */
@@ -201,7 +207,10 @@ export async function verifyEvidenceBundle(
       find(bundleFiles.report, `report.json is not a compliance report: ${(err as Error).message}`);
       report = undefined;
     }
-    if (report !== undefined) checkReport(report, checkpointText, checkpoint, entries, verifier, out, find);
+    if (report !== undefined) {
+      checkReport(report, checkpointText, checkpoint, entries, verifier, out, find);
+      if (checkpoint !== undefined) await reevaluate(report, entries, verifier, find);
+    }
   }
   return finish(out);
 }
@@ -269,6 +278,52 @@ function checkReport(
         out.proofs++;
       }
     }
+  }
+}
+
+/** The ledger queries whose result depends only on the entries of the period (all in the bundle). */
+const RECOMPUTABLE: readonly EvidenceQueryId[] = [
+  'ledger.attribution',
+  'ledger.change-records',
+  'ledger.outcomes',
+  'ledger.drift',
+  'snapshots.restores',
+];
+
+/**
+ * Run the ledger queries again over the entries of the ledger bundle (which holds every entry of
+ * the period) and compare with what the report states: each item and its status.
+ */
+async function reevaluate(
+  report: ComplianceReport,
+  entries: Map<number, string>,
+  verifier: NoteVerifier,
+  find: (file: string, message: string, item?: string) => void,
+): Promise<void> {
+  const views = [...entries.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([index, text]) => ({ index, value: JSON.parse(text) as unknown }));
+  const date = (v: unknown): Date | undefined => (typeof v === 'string' ? new Date(v) : undefined);
+  const from = date(report.period?.from);
+  const to = date(report.period?.to);
+  const sources: EvidenceSources = {
+    entries: views,
+    period: { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) },
+    verifier,
+    ref: (index) => ({ index, leafHash: leafHash(entries.get(index)!).toString('hex') }),
+  };
+  for (const query of RECOMPUTABLE) {
+    const stated = report.evidence?.[query];
+    if (stated === undefined) continue;
+    const again = await runEvidenceQuery(query, sources);
+    const list = (r: EvidenceResult): string =>
+      `${r.status}: ${(Array.isArray(r.items) ? r.items : []).map((i) => `${String(i.id)}=${String(i.status)}`).join(' ')}`;
+    if (list(again) !== list(stated))
+      find(
+        bundleFiles.report,
+        `the entries in ${bundleFiles.ledgerBundle} give ${list(again).slice(0, 300)}; the report states ${list(stated).slice(0, 300)}`,
+        query,
+      );
   }
 }
 

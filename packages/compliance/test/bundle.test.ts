@@ -328,6 +328,32 @@ describeIf(asRoot, 'compliance evidence bundles from real transactions in a netw
     }
   });
 
+  it('a report that hides a recorded change is caught: the queries run again over the bundled entries', async () => {
+    const out = join(dir, 'ev-hidden');
+    const { report: r } = await report('pci-dss', out);
+    const attribution = r.evidence['ledger.attribution']!;
+    const hidden = attribution.items.pop()!;
+    const body = `${JSON.stringify(r, null, 2)}\n`;
+    await writeFile(join(out, bundleFiles.report), body);
+    const signer = NoteSigner.parse((await readSecretFile(keyFile())).toString('utf8'));
+    const old = parseManifestText(
+      (await readFile(join(out, bundleFiles.manifest), 'utf8')).split('\n\n')[0]! + '\n',
+    )!;
+    const files = old.files.map((f) =>
+      f.name === bundleFiles.report ? { ...f, sha256: sha256Hex(body), bytes: Buffer.byteLength(body) } : f,
+    );
+    const text = manifestText(old.origin, old.framework, files);
+    await writeFile(join(out, bundleFiles.manifest), formatNote({ text, signatures: [signer.sign(text)] }));
+    const result = await verifyEvidenceBundle(out, { verifierKey });
+    expect(result.findings).toEqual([
+      {
+        file: bundleFiles.report,
+        item: 'ledger.attribution',
+        message: expect.stringContaining(`${hidden.id}=pass`),
+      },
+    ]);
+  });
+
   it('refuses a non-empty output directory and a missing ledger, naming them', async () => {
     const out = join(dir, 'ev-full');
     await report('soc2', out);
