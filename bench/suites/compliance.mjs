@@ -158,7 +158,8 @@ records, outcomes, drift, snapshot coverage, restores) and, without a host, leav
 manual. A report reads the ledger from the period's first entry on (found by bisection), so a day
 costs a fraction of the whole history; reading each entry (\`Ledger.get\`, one read per entry) is most
 of the whole-ledger time. Verification checks the manifest signature, every file's SHA-256, the
-checkpoint, every entry's inclusion proof and every item's citation. Medians of 5 (day) and 2
+checkpoint, every entry's inclusion proof and every item's citation, and runs the period's ledger
+queries again over the bundled entries. The machine is shared (2 cores): runs vary by up to 2×. Medians of 5 (day) and 2
 (whole ledger) runs.`;
   } finally {
     await rm(dir, { recursive: true, force: true });
