@@ -112,7 +112,9 @@ export async function verify(
   if (!result.ok) {
     const [first, ...rest] = result.findings;
     const line = (f: typeof first): string =>
-      `${f!.file}${f!.item === undefined ? '' : ` (${f!.item})`}: ${f!.message}`;
+      f!.message.startsWith(f!.file) && f!.item === undefined
+        ? f!.message
+        : `${f!.file}${f!.item === undefined ? '' : ` (${f!.item})`}: ${f!.message}`;
     throw new OpdbusError(
       'OPDBUS_ERR_COMPLIANCE_TAMPERED',
       `The evidence bundle ${result.dir} does not verify: ${line(first)}.${rest
