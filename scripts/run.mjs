@@ -47,6 +47,8 @@ const TEST = {
   // tar -xjf of hwloc's sysfs dumps (packages/numa/test/fixtures/hwloc-linux).
   tar: 'tar',
   bzip2: 'bzip2',
+  // The compliance HTML report is opened in Chromium (playwright-core drives it) and screenshotted.
+  chromium: 'chromium',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
 const BENCH = {

@@ -5,6 +5,7 @@ import { registerMesh } from './groups/mesh.js';
 import { registerSnapshot } from './groups/snapshot.js';
 import { registerNuma } from './groups/numa.js';
 import { registerAnomaly } from './groups/anomaly.js';
+import { registerCompliance } from './groups/compliance.js';
 import type { GlobalOptions, Output } from './runtime.js';
 
 /** What a command group receives to add its commands to the program. */
@@ -29,4 +30,5 @@ export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
   registerNuma,
   registerAnomaly,
   registerMesh,
+  registerCompliance,
 ];

@@ -47,6 +47,10 @@ export const exitCodes = {
     meaning:
       'The ledger, an evidence bundle, a checkpoint or a snapshot does not verify: evidence of tampering.',
   },
+  COMPLIANCE_FAILED: {
+    code: 12,
+    meaning: '`compliance check`: at least one control fails (its evidence shows the host out of policy).',
+  },
   INTERRUPTED: {
     code: 130,
     meaning: 'Interrupted (SIGINT/SIGTERM); an apply in progress was rolled back first.',
@@ -123,6 +127,10 @@ const byError: Partial<Record<ErrorCode, ExitName>> = {
   OPDBUS_ERR_MESH_POOL: 'CONFLICT',
   OPDBUS_ERR_MESH_ROSTER: 'TAMPERED',
   OPDBUS_ERR_MESH_CONTROLLER: 'UNAVAILABLE',
+  OPDBUS_ERR_COMPLIANCE_TAMPERED: 'TAMPERED',
+  OPDBUS_ERR_COMPLIANCE_FRAMEWORK: 'INVALID_INPUT',
+  OPDBUS_ERR_COMPLIANCE_INPUT: 'INVALID_INPUT',
+  OPDBUS_ERR_COMPLIANCE_NOT_FOUND: 'NOT_FOUND',
 };
 
 /**

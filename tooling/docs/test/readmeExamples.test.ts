@@ -64,6 +64,12 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
       /^6 messages committed\ntcp dport 22 ct state new counter accept comment "ssh"\nip saddr 10\.0\.0\.0\/8 tcp dport \{ 80, 443 \} accept\nOPDBUS_ERR_NFT_GENERATION\n$/,
   },
   {
+    readme: 'packages/compliance/README.md',
+    root: true,
+    expect:
+      /^committed\n164\.312\(b\) pass ledger\.attribution:pass ledger\.change-records:pass ledger\.integrity:pass\nverified: true 5 files\n$/,
+  },
+  {
     readme: 'packages/plugins-firewall/README.md',
     root: true,
     expect:
