@@ -35,6 +35,7 @@ export {
   Engine,
   type ApplyOptions,
   type ApplyResult,
+  type AuditRecordFields,
   type EngineOptions,
   type PlanResult,
   type QueryReport,

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import {
   Engine,
+  EventBus,
   OpdbusError,
   PluginRegistry,
   isOpdbusError,
@@ -11,6 +12,7 @@ import {
   type AuditRecord,
   type AuditSink,
   type Logger,
+  type OpdbusEvent,
   type RecoveryReport,
 } from '@opdbus/core';
 import { openNetns } from '@opdbus/netlink';
@@ -82,6 +84,8 @@ export interface CreateEngineOptions {
   logger?: Logger;
   /** Who the engine's transactions are recorded as (default: the engine's: this process's user). */
   actor?: Actor;
+  /** The event bus to publish on (default: a new one); engines of one app can share it. */
+  events?: EventBus<OpdbusEvent>;
 }
 
 /**
@@ -109,6 +113,7 @@ export function createEngine(
     spawnWatchdog: (txId) => spawnWatchdog(options, txId),
     audit: ledgerAuditSink(options.stateDir, () => engine, logger),
     ...(extra.actor === undefined ? {} : { actor: extra.actor }),
+    ...(extra.events === undefined ? {} : { events: extra.events }),
   });
   return engine;
 }
