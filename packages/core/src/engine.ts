@@ -410,7 +410,9 @@ export class Engine {
       const { observed, desired } = full;
       const only = options.only;
       const plan =
-        only === undefined ? full.plan : createPlan(full.plan.changes.filter((c) => only.has(resourceKey(c))));
+        only === undefined
+          ? full.plan
+          : createPlan(full.plan.changes.filter((c) => only.has(resourceKey(c))));
       const planned = [...new Set(plan.changes.map((c) => c.plugin))];
       await this.#audit(
         {
