@@ -48,6 +48,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** How long events are coalesced before a comparison, in milliseconds (default 5). */
   coalesceMs?: number;
+  /** How often the target namespace's file is looked at, in milliseconds (default 2000). */
+  targetCheckMs?: number;
   /** Watch the desired-state path and reload on change (default true). */
   watchDesired?: boolean;
 }
@@ -138,6 +140,7 @@ export class Daemon {
   #running: Promise<void> | undefined;
   #unwatch: Unsubscribe[] = [];
   #pollTimer: NodeJS.Timeout | undefined;
+  #targetTimer: NodeJS.Timeout | undefined;
   #fileWatcher: FSWatcher | undefined;
   #reloadTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
@@ -230,6 +233,7 @@ export class Daemon {
     clearTimeout(this.#timer);
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#reloadTimer);
+    clearInterval(this.#targetTimer);
     this.#fileWatcher?.close();
     await this.#disconnect();
     await this.#running?.catch(() => undefined);
@@ -382,6 +386,20 @@ export class Daemon {
       this.#engines.clear();
     }
     this.#targetId = id;
+    // A namespace deleted underneath sends no event (the watch's socket keeps the old one alive):
+    // look at its file every few seconds (a stat; nothing else).
+    clearInterval(this.#targetTimer);
+    if (this.#targetPath() !== undefined) {
+      this.#targetTimer = setInterval(() => {
+        const now = this.#targetIdentity();
+        if (now === undefined) this.#targetGone();
+        else if (now !== this.#targetId) {
+          this.logger.warn('the target namespace was replaced; reconnecting');
+          void this.#disconnect().then(() => this.#connect());
+        }
+      }, this.options.targetCheckMs ?? 2000);
+      this.#targetTimer.unref();
+    }
     const poll = new Set(this.options.poll ?? ['sysctl']);
     let polled = false;
     for (const name of this.#managedPlugins()) {
@@ -439,6 +457,7 @@ export class Daemon {
     if (this.#status !== 'target-gone') {
       this.logger.error({ target: path }, `the target ${path} is gone; retrying with backoff`);
       this.#synced = false;
+      clearInterval(this.#targetTimer);
       void this.#disconnect();
     }
     this.#setStatus('target-gone', `${path} does not exist`);
@@ -451,6 +470,8 @@ export class Daemon {
       this.#engine = this.#newEngine();
       this.#engines.clear();
       this.#targetId = undefined;
+      this.#retryMs = 0;
+      this.#setStatus('starting', 'the target is back');
       await this.#connect();
     });
   }
