@@ -169,7 +169,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     errorResponseBuilder: (_req, context) => ({
       statusCode: 429,
       ...errorBody(
-        'OPDBUS_ERR_RATE_LIMITED',
+        'OPDBUS_ERR_API_RATE_LIMITED',
         `Too many failed authentications from this peer; retry in ${Math.ceil(context.ttl / 1000)} s.`,
       ),
     }),
@@ -208,7 +208,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           .header('www-authenticate', 'Bearer realm="opdbusd"')
           .send(
             errorBody(
-              'OPDBUS_ERR_UNAUTHORIZED',
+              'OPDBUS_ERR_API_UNAUTHORIZED',
               presented
                 ? 'The bearer token is not valid.'
                 : "Send Authorization: Bearer TOKEN (a token from the daemon's token file).",
@@ -231,7 +231,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         );
         return reply
           .code(403)
-          .send(errorBody('OPDBUS_ERR_FORBIDDEN', 'Cross-origin requests that change state are refused.'));
+          .send(
+            errorBody('OPDBUS_ERR_API_FORBIDDEN', 'Cross-origin requests that change state are refused.'),
+          );
       }
     }
     if (!TokenFile.allows(req.identity, needed)) {
@@ -239,7 +241,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         .code(403)
         .send(
           errorBody(
-            'OPDBUS_ERR_FORBIDDEN',
+            'OPDBUS_ERR_API_FORBIDDEN',
             `The token "${req.identity.name}" has the ${req.identity.scope} scope; this needs ${needed}.`,
           ),
         );
@@ -262,11 +264,22 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       if (status >= 500) daemon.logger.error({ err }, 'API request failed');
       return reply.code(status).send(errorBody(err.code, err.message, err.data));
     }
+    if (err instanceof z.ZodError) {
+      const issue = err.issues[0];
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            'OPDBUS_ERR_API_BAD_REQUEST',
+            `${issue?.path.join('.') || '(body)'}: ${issue?.message ?? 'invalid'}`,
+          ),
+        );
+    }
     const e = err as { statusCode?: number; code?: string; message?: string; validation?: unknown };
     if (e.validation !== undefined || (e.statusCode !== undefined && e.statusCode < 500)) {
       return reply
         .code(e.statusCode ?? 400)
-        .send(errorBody(e.code ?? 'OPDBUS_ERR_BAD_REQUEST', e.message ?? 'bad request'));
+        .send(errorBody('OPDBUS_ERR_API_BAD_REQUEST', e.message ?? 'bad request'));
     }
     daemon.logger.error({ err }, 'API request failed');
     return reply.code(500).send(errorBody('OPDBUS_ERR_INTERNAL', 'Internal error; see the daemon log.'));

@@ -8,6 +8,7 @@
 export { buildApi, listen, type ApiOptions } from './api.js';
 export { Daemon, type DaemonEvent, type DaemonOptions, type DaemonStatus, type DriftItem } from './daemon.js';
 export { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
+export { daemonErrors, type DaemonErrorCode } from './errors.js';
 export { MAX_DOCUMENTS, loadDesired, mergeDocuments } from './desired.js';
 export { checkListeners, isLoopback, parseListener, type Listener } from './listen.js';
 export { createMetrics, type DaemonMetrics } from './metrics.js';
