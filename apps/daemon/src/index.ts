@@ -14,4 +14,5 @@ export { checkListeners, isLoopback, parseListener, type Listener } from './list
 export { createMetrics, type DaemonMetrics } from './metrics.js';
 export { ModePolicy, loadModesFile, modes, parseModeRule, type Mode, type ModeRule } from './modes.js';
 export { main, program, version } from './main.js';
+export { statusLine, systemdNotifier, type Notifier, type NotifySource } from './notify.js';
 export { resolvePlugins, type PluginSelection } from './plugins.js';

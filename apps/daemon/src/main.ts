@@ -7,7 +7,7 @@ import { buildApi, listen } from './api.js';
 import { Daemon } from './daemon.js';
 import { checkListeners, parseListener } from './listen.js';
 import { loadModesFile, parseModeRule, type Mode, type ModeRule } from './modes.js';
-import { systemdNotifier } from './notify.js';
+import { statusLine, systemdNotifier } from './notify.js';
 import { resolvePlugins } from './plugins.js';
 
 /** The daemon's version (its package's). */
@@ -212,7 +212,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.once('SIGINT', () => shutdown('SIGINT'));
       process.on('SIGHUP', () => {
         notify.status('reloading the desired state');
-        void daemon.reload('SIGHUP').then(() => notify.status(daemon));
+        void daemon.reload('SIGHUP').then(() => notify.status(statusLine(daemon)));
       });
     });
   } catch (err) {
