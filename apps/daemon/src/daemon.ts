@@ -635,15 +635,20 @@ export class Daemon {
           { drift: item.key, mode: item.mode, state: item.state, authority: item.authority },
           `drift: ${item.summary}`,
         );
+      // A resource already on hold is reported (log, API, events) but not written to the ledger
+      // again at every flap: its hold entry says it flaps.
+      const newlyHeld = new Set(newHolds.map((h) => h.key));
+      const recorded = fresh.filter((i) => i.state !== 'held' || newlyHeld.has(i.key));
       const changes = found
-        .filter((f) => fresh.some((i) => i.key === resourceKey(f.change)))
+        .filter((f) => recorded.some((i) => i.key === resourceKey(f.change)))
         .map((f) => f.change);
-      await this.#record(
-        engine,
-        'detected',
-        changes,
-        `${fresh.length} resource(s) drifted from the desired state`,
-      );
+      if (changes.length > 0)
+        await this.#record(
+          engine,
+          'detected',
+          changes,
+          `${changes.length} resource(s) drifted from the desired state`,
+        );
     }
     for (const hold of newHolds) {
       this.metrics.holds.inc();
@@ -651,7 +656,6 @@ export class Daemon {
         { hold: hold.key, until: hold.until },
         `hold: ${hold.key} drifted ${hold.drifts} times; not corrected until ${hold.until}`,
       );
-      this.#publish({ type: 'hold', at, hold });
       const change = found.find((f) => resourceKey(f.change) === hold.key)?.change;
       await this.#record(
         engine,
@@ -659,6 +663,7 @@ export class Daemon {
         change === undefined ? [] : [change],
         `${hold.key} drifted ${hold.drifts} times within ${this.#damper.options.windowMs / 1000} s; on hold until ${hold.until}`,
       );
+      this.#publish({ type: 'hold', at, hold });
     }
 
     // Enforce: correct what is in enforce mode and not on hold, one transaction per authority.
@@ -706,6 +711,14 @@ export class Daemon {
       for (const key of keys) this.#drift.delete(key);
       this.metrics.driftActive.set(this.#drift.size);
       this.logger.info({ txId: result.txId, keys: [...keys] }, `corrected ${keys.size} resource(s)`);
+      // Recorded before it is announced: whoever hears of a correction finds it in the ledger.
+      await this.#record(
+        engine,
+        'corrected',
+        changes,
+        `corrected through transaction ${result.txId ?? '(no changes left)'}`,
+        result.txId,
+      );
       this.#publish({
         type: 'correction',
         at: now(),
@@ -714,13 +727,6 @@ export class Daemon {
         ok: true,
       });
       this.#publish({ type: 'drift.resolved', at: now(), keys: [...keys], by: 'correction' });
-      await this.#record(
-        engine,
-        'corrected',
-        changes,
-        `corrected through transaction ${result.txId ?? '(no changes left)'}`,
-        result.txId,
-      );
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.metrics.transactionSeconds.observe(

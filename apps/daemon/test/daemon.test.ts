@@ -40,8 +40,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function startDaemon(mode: Mode): Promise<Daemon> {
+async function startDaemon(mode: Mode, threshold = 5): Promise<Daemon> {
   daemon = new Daemon({
+    damping: { threshold, windowMs: 600_000, holdMs: 600_000 },
     runtime: { stateDir: join(dir, 'state'), logLevel: 'silent', netns: ns.name },
     desired: join(dir, 'desired.yaml'),
     mode,
@@ -250,5 +251,26 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
     const r = spawnSync('ip', ['-n', ns.name, '-j', 'link', 'show', 'br-t1'], { encoding: 'utf8' });
     expect((JSON.parse(r.stdout) as { flags: string[] }[])[0]?.flags).toContain('UP');
     expect(spawnSync('ip', ['netns', 'del', ns.name]).status).toBe(0);
+  });
+
+  it('puts a flapping resource on hold: reported and recorded, not fought', async () => {
+    for (const name of ['br-t1', 'br-t2']) {
+      await ns.exec('ip', ['link', 'add', name, 'type', 'bridge'], { check: true });
+      await ns.exec('ip', ['link', 'set', name, 'up'], { check: true });
+    }
+    const d = await startDaemon('enforce', 2);
+    const fixed = next(d, (e) => e.type === 'correction' && e.ok && e.keys.includes('network:link/br-t1'));
+    await ns.exec('ip', ['link', 'set', 'br-t1', 'down'], { check: true });
+    await fixed;
+    const held = next(d, (e) => e.type === 'hold');
+    await ns.exec('ip', ['link', 'set', 'br-t1', 'down'], { check: true });
+    expect(await held).toMatchObject({ hold: { key: 'network:link/br-t1', drifts: 2 } });
+    expect(d.driftReport().drift).toEqual([
+      expect.objectContaining({ key: 'network:link/br-t1', state: 'held' }),
+    ]);
+    expect(d.driftReport().holds).toHaveLength(1);
+    expect(await linkUp('br-t1')).toBe(false);
+    const statuses = (await ledgerEntries()).filter((e) => e.kind === 'drift').map((e) => e.status);
+    expect(statuses).toContain('held');
   });
 });
