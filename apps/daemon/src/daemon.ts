@@ -333,6 +333,8 @@ export class Daemon {
       logger: this.logger,
       events: this.engineEvents,
       actor: actor ?? { kind: 'daemon', name: 'opdbusd', uid: process.getuid?.() ?? -1, pid: process.pid },
+      // Corrections put back what the document says: no state snapshot each time (API applies keep theirs).
+      snapshots: actor !== undefined,
     });
   }
 
