@@ -273,4 +273,58 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
     const statuses = (await ledgerEntries()).filter((e) => e.kind === 'drift').map((e) => e.status);
     expect(statuses).toContain('held');
   });
+
+  it('applies through the API with commit-confirmed, audited in the ledger under the token name', async () => {
+    const d = await startDaemon('observe');
+    const tokenFile = join(dir, 'tokens');
+    await writeFile(tokenFile, 'write-token-0123456789 write ci\n');
+    await chmod(tokenFile, 0o600);
+    const app = await buildApi({
+      daemon: d,
+      listener: { kind: 'tcp', host: '127.0.0.1', port: 1, label: '127.0.0.1:1' },
+      tokens: TokenFile.load(tokenFile),
+      version: '0',
+    });
+    const headers = { authorization: 'Bearer write-token-0123456789' };
+    const document =
+      'version: 1\nplugins:\n  network:\n    links:\n      - { name: br-api, kind: bridge, state: up }\n';
+    const applied = await app.inject({
+      method: 'POST',
+      url: '/v1/apply',
+      headers,
+      payload: { document, confirmTimeoutS: 60 },
+    });
+    expect(applied.statusCode).toBe(200);
+    const result = applied.json<{ status: string; txId: string }>();
+    expect(result.status).toBe('pending-confirm');
+    expect(await linkUp('br-api')).toBe(true);
+    const confirmed = await app.inject({
+      method: 'POST',
+      url: '/v1/confirm',
+      headers,
+      payload: { txId: result.txId },
+    });
+    expect(confirmed.json()).toMatchObject({ txId: result.txId, status: 'committed' });
+    const txs = await app.inject({ url: '/v1/transactions', headers });
+    expect(
+      txs.json<{ transactions: { txId: string; actor: { name: string } }[] }>().transactions[0],
+    ).toMatchObject({
+      txId: result.txId,
+      actor: { name: 'ci' },
+    });
+    const entries = await ledgerEntries();
+    const apply = entries.find((e) => e.kind === 'apply' && e.txId === result.txId);
+    expect(apply?.actor).toMatchObject({ name: 'ci' });
+    expect(entries.find((e) => e.kind === 'confirm' && e.txId === result.txId)?.actor).toMatchObject({
+      name: 'ci',
+    });
+    const checkpoint = await app.inject({ url: '/v1/ledger/checkpoint', headers });
+    expect(checkpoint.json<{ size: number }>().size).toBe(entries.length);
+    expect((await app.inject({ url: '/v1/ledger/proofs/0', headers })).statusCode).toBe(200);
+    const openapi = await app.inject({ url: '/openapi.json' });
+    expect(Object.keys(openapi.json<{ paths: Record<string, unknown> }>().paths)).toEqual(
+      expect.arrayContaining(['/v1/apply', '/v1/drift', '/v1/events', '/v1/ledger/proofs/{index}']),
+    );
+    await app.close();
+  });
 });
