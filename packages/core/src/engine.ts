@@ -67,6 +67,12 @@ export interface ApplyOptions {
   force?: boolean;
   /** Abort between changes (then restore). */
   signal?: AbortSignal;
+  /**
+   * Carry out only the changes of these resources (keys `plugin:resource`, see
+   * {@link resourceKey}); the rest of the document's plan is left alone (not applied, not
+   * checkpointed, not verified). The daemon uses it to correct only the resources in enforce mode.
+   */
+  only?: ReadonlySet<string>;
 }
 
 /** What {@link Engine.queryReport} returns. */
@@ -400,7 +406,13 @@ export class Engine {
           },
         );
       }
-      const { plan, observed, desired } = await this.plan(doc);
+      const full = await this.plan(doc);
+      const { observed, desired } = full;
+      const only = options.only;
+      const plan =
+        only === undefined
+          ? full.plan
+          : createPlan(full.plan.changes.filter((c) => only.has(resourceKey(c))));
       const planned = [...new Set(plan.changes.map((c) => c.plugin))];
       await this.#audit(
         {
@@ -1278,6 +1290,22 @@ export class Engine {
   }
 
   /**
+   * Record a step that is not part of a transaction (e.g. the daemon's drift reports, kind
+   * `drift`) in the audit log; time, host, actor, process and (by default) target are filled in as
+   * for the engine's own steps. Throws `OPDBUS_ERR_AUDIT_FAILED` when the sink cannot take it.
+   */
+  async record(fields: AuditRecordFields): Promise<void> {
+    const failed = await this.#audit(fields, 'return');
+    if (failed !== undefined) {
+      throw new OpdbusError(
+        'OPDBUS_ERR_AUDIT_FAILED',
+        `Could not record the ${fields.kind} in the audit log (${failed.message}); check the ledger with \`opdbus ledger verify\`.`,
+        { data: { kind: fields.kind }, cause: failed },
+      );
+    }
+  }
+
+  /**
    * Subscribe to the native event streams of the named plugins (default: every available one
    * that can watch). Events are also published on the bus as `watch.event`.
    */
@@ -1304,7 +1332,7 @@ export class Engine {
 }
 
 /** What a step hands to the audit log; the engine adds time, host, actor and process. */
-type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target' | 'host'> & {
+export type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target' | 'host'> & {
   target?: TargetSpec;
 };
 

@@ -36,6 +36,7 @@ export {
   Engine,
   type ApplyOptions,
   type ApplyResult,
+  type AuditRecordFields,
   type EngineOptions,
   type PlanResult,
   type QueryReport,

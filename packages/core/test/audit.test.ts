@@ -327,3 +327,41 @@ describe('change records', () => {
     expect(records[0]?.before).toMatchObject({ $bytes: 3002 });
   });
 });
+
+describe('apply only some resources, and records outside transactions', () => {
+  it('applies, checkpoints and verifies only the resources named in `only`', async () => {
+    const { host, engine, sink } = setup({ a: '1', b: '1' });
+    const result = await engine.apply(doc2(engine, { a: '2', b: '2' }), { only: new Set(['mem:a']) });
+    expect(result.status).toBe('committed');
+    expect(host.values.get('a')).toBe('2');
+    expect(host.values.get('b')).toBe('1');
+    expect(result.plan.changes.map((c) => c.resource)).toEqual(['a']);
+    const apply = sink.records.find((r) => r.kind === 'apply');
+    expect(apply?.changeRecords?.map((c) => c.resource)).toEqual(['a']);
+  });
+
+  it('records a drift step with time, host, actor and process filled in', async () => {
+    const { engine, sink } = setup({ a: '1' });
+    await engine.record({ kind: 'drift', status: 'detected', plugins: ['mem'], reason: 'a changed' });
+    const drift = sink.records.find((r) => r.kind === 'drift');
+    expect(drift).toMatchObject({ kind: 'drift', status: 'detected', reason: 'a changed' });
+    expect(drift?.actor.name).toBe(engine.actor.name);
+    expect(drift?.process.pid).toBe(process.pid);
+    expect(typeof drift?.at).toBe('string');
+  });
+
+  it('throws OPDBUS_ERR_AUDIT_FAILED when the sink cannot take the record', async () => {
+    const { engine, sink } = setup({ a: '1' });
+    sink.failOn = 'drift';
+    await expect(engine.record({ kind: 'drift', status: 'detected' })).rejects.toMatchObject({
+      code: 'OPDBUS_ERR_AUDIT_FAILED',
+    });
+  });
+});
+
+function doc2(engine: Engine, section: Record<string, string | null>): StateDocument {
+  return parseStateDocument(JSON.stringify({ version: 1, plugins: { mem: section } }), {
+    source: 'test.json',
+    registry: engine.registry,
+  });
+}

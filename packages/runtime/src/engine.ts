@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { EventBus } from '@opdbus/core';
 import {
   Engine,
   OpdbusError,
@@ -11,6 +12,7 @@ import {
   type AuditRecord,
   type AuditSink,
   type Logger,
+  type OpdbusEvent,
   type RecoveryReport,
 } from '@opdbus/core';
 import { openNetns } from '@opdbus/netlink';
@@ -50,7 +52,12 @@ export function ledgerPaths(stateDir: string): LedgerPaths {
  *
  * @param engine - the engine whose state a snapshot captures (called at record time)
  */
-export function ledgerAuditSink(stateDir: string, engine: () => Engine, logger: Logger): AuditSink {
+export function ledgerAuditSink(
+  stateDir: string,
+  engine: () => Engine,
+  logger: Logger,
+  options: { snapshots?: boolean } = {},
+): AuditSink {
   let sink: Promise<AuditSink> | undefined;
   const paths = ledgerPaths(stateDir);
   return {
@@ -59,12 +66,16 @@ export function ledgerAuditSink(stateDir: string, engine: () => Engine, logger: 
         ({ LedgerAuditSink }) =>
           new LedgerAuditSink({
             ledger: { dir: paths.ledgerDir, keyFile: paths.ledgerKey, origin: paths.origin },
-            snapshots: {
-              dir: paths.snapshotsDir,
-              keyFile: paths.snapshotKey,
-              actor: { ...record.actor },
-              capture: () => engine().query(undefined, { showSecrets: true }),
-            },
+            ...(options.snapshots === false
+              ? {}
+              : {
+                  snapshots: {
+                    dir: paths.snapshotsDir,
+                    keyFile: paths.snapshotKey,
+                    actor: { ...record.actor },
+                    capture: () => engine().query(undefined, { showSecrets: true }),
+                  },
+                }),
             logger,
           }),
       );
@@ -84,6 +95,13 @@ export interface CreateEngineOptions {
   logger?: Logger;
   /** Who the engine's transactions are recorded as (default: the engine's: this process's user). */
   actor?: Actor;
+  /** The event bus to publish on (default: a new one); engines of one app can share it. */
+  events?: EventBus<OpdbusEvent>;
+  /**
+   * Take an encrypted state snapshot at every committed apply and confirm (default true). The
+   * daemon's corrections, which put back what the document already says, do without.
+   */
+  snapshots?: boolean;
 }
 
 /**
@@ -112,8 +130,11 @@ export function createEngine(
     openNetns,
     logger,
     spawnWatchdog: (txId) => spawnWatchdog(options, txId),
-    audit: ledgerAuditSink(options.stateDir, () => engine, logger),
+    audit: ledgerAuditSink(options.stateDir, () => engine, logger, {
+      ...(extra.snapshots === undefined ? {} : { snapshots: extra.snapshots }),
+    }),
     ...(extra.actor === undefined ? {} : { actor: extra.actor }),
+    ...(extra.events === undefined ? {} : { events: extra.events }),
   });
   return engine;
 }

@@ -80,6 +80,26 @@ describeIf(asRoot, 'createEngine in a network namespace', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('takes a state snapshot at a committed apply unless told not to', async () => {
+    const doc = (engine: ReturnType<typeof createEngine>, ttl: number) =>
+      parseStateDocument(`version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_default_ttl: ${ttl}\n`, {
+        source: 'inline',
+        registry: engine.registry,
+      });
+    const withSnapshots = join(dir, 'snap-on');
+    const on = createEngine({ stateDir: withSnapshots, logLevel: 'warn', netns: netns.name });
+    expect((await on.apply(doc(on, 71))).status).toBe('committed');
+    expect(existsSync(ledgerPaths(withSnapshots).snapshotsDir)).toBe(true);
+    const without = join(dir, 'snap-off');
+    const off = createEngine(
+      { stateDir: without, logLevel: 'warn', netns: netns.name },
+      { snapshots: false },
+    );
+    expect((await off.apply(doc(off, 72))).status).toBe('committed');
+    expect(existsSync(ledgerPaths(without).snapshotsDir)).toBe(false);
+    expect((await verifyLedger(ledgerPaths(without).ledgerDir)).ok).toBe(true);
+  });
+
   it('an unconfirmed apply is restored by the detached watchdog process and recorded in the ledger', async () => {
     const stateDir = join(dir, 'watchdog');
     const engine = createEngine(

@@ -21,6 +21,7 @@ import { meshErrors } from '@opdbus/mesh';
 import { containersErrors } from '@opdbus/plugins-containers';
 import { runtimeErrors } from '@opdbus/runtime';
 import { complianceErrors } from '@opdbus/compliance';
+import { daemonErrors } from '@opdbus/daemon';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
@@ -46,6 +47,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-containers': containersErrors,
   '@opdbus/runtime': runtimeErrors,
   '@opdbus/compliance': complianceErrors,
+  '@opdbus/daemon': daemonErrors,
 };
 
 /** One row per code, checked for duplicates across packages. */

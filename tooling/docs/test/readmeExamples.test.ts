@@ -133,6 +133,11 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     timeoutMs: 600_000,
   },
   { readme: 'packages/plugins-sessions/README.md', root: true, expect: /seat0/, timeoutMs: 600_000 },
+  {
+    readme: 'apps/daemon/README.md',
+    root: true,
+    expect: /^corrected network:link\/br-demo\nbr-demo is up again\n$/,
+  },
 ];
 
 function firstTsBlock(markdown: string): string {

@@ -1,0 +1,559 @@
+import { chmod, chown, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import {
+  OpdbusError,
+  isOpdbusError,
+  limits,
+  parseStateDocument,
+  type StateDocument,
+  type TransactionRecord,
+} from '@opdbus/core';
+import { Ledger, openCheckpoint, verifyInclusion } from '@opdbus/ledger';
+import { ledgerPaths, TokenFile, type TokenIdentity, type TokenScope } from '@opdbus/runtime';
+import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Daemon } from './daemon.js';
+import type { Listener } from './listen.js';
+import { statusPage } from './statusPage.js';
+
+/** Options of {@link buildApi}. */
+export interface ApiOptions {
+  daemon: Daemon;
+  listener: Listener;
+  /** Bearer tokens; required on TCP listeners, optional on a unix socket (whose mode is the access control). */
+  tokens?: TokenFile;
+  /** TLS key and certificate (PEM) for a TCP listener. */
+  tls?: { key: Buffer; cert: Buffer };
+  /** Failed authentications per peer and minute before 429 (default 10). */
+  maxAuthFailures?: number;
+  /** The daemon's version, for the status page and the OpenAPI document. */
+  version: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity?: TokenIdentity;
+  }
+  interface FastifyContextConfig {
+    /** What a route needs: nothing (public), a read token or a write token. */
+    scope?: TokenScope | 'public';
+  }
+}
+
+// The request bodies and their JSON Schemas (for validation and /openapi.json) from the same zod types.
+const documentBody = z
+  .union([z.string().max(limits.documentBytes), z.record(z.string(), z.unknown())])
+  .describe('A state document: YAML or JSON text, or the document as a JSON object');
+const planBody = z.strictObject({ document: documentBody });
+const applyBody = z.strictObject({
+  document: documentBody,
+  confirmTimeoutS: z
+    .number()
+    .int()
+    .min(1)
+    .max(86_400)
+    .optional()
+    .describe('Commit-confirmed: roll back unless confirmed in time'),
+  force: z.boolean().optional().describe('Apply risky changes without commit-confirmed'),
+});
+const txBody = z.strictObject({ txId: z.string().max(64).optional() });
+const rollbackBody = z.strictObject({ txId: z.string().max(64).optional(), force: z.boolean().optional() });
+const rangeQuery = z.strictObject({
+  from: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+const proofQuery = z.strictObject({ size: z.coerce.number().int().min(1).optional() });
+const indexParams = z.strictObject({ index: z.coerce.number().int().min(0) });
+
+const jsonSchema = (schema: z.ZodType): Record<string, unknown> => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' }) as Record<
+    string,
+    unknown
+  >;
+  return rest;
+};
+
+const errorBody = (code: string, message: string, data?: Record<string, unknown>) => ({
+  error: { code, message, ...(data === undefined ? {} : { data }) },
+});
+
+function httpStatusOf(err: OpdbusError): number {
+  switch (err.code) {
+    case 'OPDBUS_ERR_STATE_PARSE':
+    case 'OPDBUS_ERR_STATE_INVALID':
+    case 'OPDBUS_ERR_STATE_VERSION':
+    case 'OPDBUS_ERR_UNKNOWN_PLUGIN':
+    case 'OPDBUS_ERR_LIMIT_EXCEEDED':
+    case 'OPDBUS_ERR_PLAN_CONFLICT':
+    case 'OPDBUS_ERR_USAGE':
+      return 400;
+    case 'OPDBUS_ERR_TX_NOT_FOUND':
+    case 'OPDBUS_ERR_LEDGER_NOT_FOUND':
+      return 404;
+    case 'OPDBUS_ERR_TX_STATE':
+    case 'OPDBUS_ERR_LOCKED':
+    case 'OPDBUS_ERR_RISKY_CHANGE':
+      return 409;
+    case 'OPDBUS_ERR_PLUGIN_UNAVAILABLE':
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+function transactionSummary(r: TransactionRecord): Record<string, unknown> {
+  return {
+    txId: r.txId,
+    status: r.status,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+    actor: r.actor,
+    changes: r.plan.changes.length,
+    planHash: r.plan.hash,
+    plugins: [...new Set(r.plan.changes.map((c) => c.plugin))],
+    ...(r.confirm?.deadline === undefined ? {} : { deadline: r.confirm.deadline }),
+    ...(r.failure === undefined ? {} : { failure: r.failure }),
+    ...(r.restore === undefined ? {} : { restore: { ok: r.restore.ok, reason: r.restore.reason } }),
+  };
+}
+
+/**
+ * The daemon's HTTP API on one listener: fastify with helmet's headers, bearer tokens from a
+ * {@link TokenFile} (401 / 403), refusal of cross-origin state-changing requests (403), a rate
+ * limit on failed authentication per peer (429), body limits, and an OpenAPI document.
+ */
+export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
+  const { daemon, listener, tokens } = options;
+  const app = fastify({
+    logger: false,
+    bodyLimit: limits.documentBytes + 64 * 1024,
+    ...(options.tls === undefined ? {} : { https: { key: options.tls.key, cert: options.tls.cert } }),
+    // No proxy is trusted: the peer is the socket's.
+    trustProxy: false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
+  });
+
+  const needsToken = tokens !== undefined;
+  const isPublic = (req: FastifyRequest): boolean =>
+    req.routeOptions.config?.scope === 'public' || req.routeOptions.url === undefined;
+  const identify = (req: FastifyRequest): TokenIdentity | undefined => {
+    const presented = TokenFile.bearer(req.headers.authorization);
+    return presented === undefined ? undefined : tokens?.check(presented);
+  };
+
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+      },
+    },
+    // A unix socket or loopback listener serves plain HTTP: HSTS only with TLS.
+    hsts: options.tls !== undefined,
+  });
+  // Failed authentication is rate limited per peer: requests with a valid token and public routes
+  // are not counted, so a burst of wrong tokens ends in 429 while the owner of a token goes on.
+  await app.register(rateLimit, {
+    global: true,
+    max: options.maxAuthFailures ?? 10,
+    timeWindow: 60_000,
+    hook: 'onRequest',
+    allowList: (req) => !needsToken || isPublic(req) || identify(req) !== undefined,
+    keyGenerator: (req) => req.socket.remoteAddress ?? 'unix',
+    errorResponseBuilder: (_req, context) => ({
+      statusCode: 429,
+      ...errorBody(
+        'OPDBUS_ERR_API_RATE_LIMITED',
+        `Too many failed authentications from this peer; retry in ${Math.ceil(context.ttl / 1000)} s.`,
+      ),
+    }),
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'opdbusd',
+        version: options.version,
+        description: 'The op-dbus daemon: desired state, drift, transactions and the ledger of a Linux host.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  // Authentication runs as a route-level onRequest hook added after the rate limiter's, so a peer
+  // over its limit of failures gets 429 before its token is looked at.
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    if (isPublic(req)) return;
+    const scope = req.routeOptions.config?.scope;
+    const needed: TokenScope = scope === 'read' ? 'read' : 'write';
+    if (needsToken) {
+      const identity = identify(req);
+      if (identity === undefined) {
+        const presented = TokenFile.bearer(req.headers.authorization) !== undefined;
+        daemon.logger.warn(
+          { peer: req.socket.remoteAddress ?? listener.label, url: req.url.slice(0, 200) },
+          presented
+            ? 'API: a request with a wrong token was refused'
+            : 'API: a request without a token was refused',
+        );
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Bearer realm="opdbusd"')
+          .send(
+            errorBody(
+              'OPDBUS_ERR_API_UNAUTHORIZED',
+              presented
+                ? 'The bearer token is not valid.'
+                : "Send Authorization: Bearer TOKEN (a token from the daemon's token file).",
+            ),
+          );
+      }
+      req.identity = identity;
+    } else {
+      // A unix socket without a token file: its file mode (0660, owner and group) is the access control.
+      req.identity = { name: `unix:${listener.label}`, scope: 'write' };
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const origin = req.headers.origin;
+      const site = req.headers['sec-fetch-site'];
+      const own = new Set([`http://${req.headers.host ?? ''}`, `https://${req.headers.host ?? ''}`]);
+      if ((origin !== undefined && !own.has(origin)) || site === 'cross-site') {
+        daemon.logger.warn(
+          { origin, actor: req.identity.name },
+          'API: a cross-origin state-changing request was refused',
+        );
+        return reply
+          .code(403)
+          .send(
+            errorBody('OPDBUS_ERR_API_FORBIDDEN', 'Cross-origin requests that change state are refused.'),
+          );
+      }
+    }
+    if (!TokenFile.allows(req.identity, needed)) {
+      return reply
+        .code(403)
+        .send(
+          errorBody(
+            'OPDBUS_ERR_API_FORBIDDEN',
+            `The token "${req.identity.name}" has the ${req.identity.scope} scope; this needs ${needed}.`,
+          ),
+        );
+    }
+    return undefined;
+  };
+  app.addHook('onRoute', (route) => {
+    const existing =
+      route.onRequest === undefined
+        ? []
+        : Array.isArray(route.onRequest)
+          ? route.onRequest
+          : [route.onRequest];
+    route.onRequest = [...existing, authenticate];
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (isOpdbusError(err)) {
+      const status = httpStatusOf(err);
+      if (status >= 500) daemon.logger.error({ err }, 'API request failed');
+      return reply.code(status).send(errorBody(err.code, err.message, err.data));
+    }
+    if (err instanceof z.ZodError) {
+      const issue = err.issues[0];
+      return reply
+        .code(400)
+        .send(
+          errorBody(
+            'OPDBUS_ERR_API_BAD_REQUEST',
+            `${issue?.path.join('.') || '(body)'}: ${issue?.message ?? 'invalid'}`,
+          ),
+        );
+    }
+    const e = err as { statusCode?: number; code?: string; message?: string; validation?: unknown };
+    if (e.validation !== undefined || (e.statusCode !== undefined && e.statusCode < 500)) {
+      return reply
+        .code(e.statusCode ?? 400)
+        .send(errorBody('OPDBUS_ERR_API_BAD_REQUEST', e.message ?? 'bad request'));
+    }
+    daemon.logger.error({ err }, 'API request failed');
+    return reply.code(500).send(errorBody('OPDBUS_ERR_INTERNAL', 'Internal error; see the daemon log.'));
+  });
+
+  const parseDocument = (value: string | Record<string, unknown>): StateDocument =>
+    parseStateDocument(typeof value === 'string' ? value : JSON.stringify(value), {
+      source: 'request body document',
+      registry: daemon.engine.registry,
+    });
+
+  const read = { config: { scope: 'read' as const } };
+  const write = { config: { scope: 'write' as const } };
+  const pub = { config: { scope: 'public' as const } };
+
+  app.get('/healthz', { ...pub, schema: { hide: true } }, async (_req, reply) => {
+    const d = daemon.describe();
+    return reply.code(d.status === 'watching' && daemon.synced ? 200 : 503).send({ status: d.status });
+  });
+  app.get('/', { ...pub, schema: { hide: true } }, async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(statusPage(daemon, options.version)),
+  );
+  app.get('/openapi.json', { ...pub, schema: { hide: true } }, () => Promise.resolve(app.swagger()));
+
+  app.get(
+    '/metrics',
+    { ...read, schema: { description: 'Prometheus metrics (opdbus_* series)' } },
+    async (_req, reply) =>
+      reply.type(daemon.metrics.registry.contentType).send(await daemon.metrics.registry.metrics()),
+  );
+  app.get(
+    '/v1/state',
+    {
+      ...read,
+      schema: { description: 'The daemon, the desired state and the observed state of its plugins' },
+    },
+    async () => {
+      const doc = daemon.desired;
+      const names = Object.keys(doc?.plugins ?? {});
+      const observed = names.length === 0 ? {} : await daemon.engine.query(names);
+      return {
+        daemon: {
+          ...daemon.describe(),
+          mode: daemon.options.mode,
+          modes: daemon.policy.rules,
+          startedAt: daemon.startedAt,
+          version: options.version,
+        },
+        desired: doc === undefined ? null : { source: doc.source, plugins: doc.plugins },
+        observed,
+      };
+    },
+  );
+  app.get(
+    '/v1/drift',
+    { ...read, schema: { description: 'Resources not at their desired state, holds and baselines' } },
+    () => Promise.resolve(daemon.driftReport()),
+  );
+  app.post(
+    '/v1/plan',
+    {
+      ...read,
+      schema: { description: 'The plan that takes the host to a document', body: jsonSchema(planBody) },
+    },
+    async (req) => {
+      const body = planBody.parse(req.body);
+      const doc = parseDocument(body.document);
+      const { plan, notes } = await daemon.engine.plan(doc);
+      return { plan, notes };
+    },
+  );
+  app.post(
+    '/v1/apply',
+    {
+      ...write,
+      schema: {
+        description: 'Apply a document as one transaction (commit-confirmed with confirmTimeoutS)',
+        body: jsonSchema(applyBody),
+      },
+    },
+    async (req) => {
+      const body = applyBody.parse(req.body);
+      const doc = parseDocument(body.document);
+      const actor = req.identity!.name;
+      daemon.logger.info({ actor, plugins: Object.keys(doc.plugins) }, 'API: apply');
+      const result = await daemon.apply(doc, actor, {
+        ...(body.confirmTimeoutS === undefined ? {} : { confirmTimeoutS: body.confirmTimeoutS }),
+        ...(body.force === undefined ? {} : { force: body.force }),
+      });
+      return {
+        status: result.status,
+        txId: result.txId ?? null,
+        deadline: result.deadline ?? null,
+        plan: result.plan,
+      };
+    },
+  );
+  app.post(
+    '/v1/confirm',
+    { ...write, schema: { description: 'Confirm a pending transaction', body: jsonSchema(txBody) } },
+    async (req) => {
+      const body = txBody.parse(req.body ?? {});
+      return transactionSummary(await daemon.confirm(body.txId, req.identity!.name));
+    },
+  );
+  app.post(
+    '/v1/rollback',
+    { ...write, schema: { description: 'Roll a transaction back', body: jsonSchema(rollbackBody) } },
+    async (req) => {
+      const body = rollbackBody.parse(req.body ?? {});
+      return transactionSummary(await daemon.rollback(body.txId, req.identity!.name, body.force === true));
+    },
+  );
+  app.get(
+    '/v1/transactions',
+    { ...read, schema: { description: 'Transactions, newest first', querystring: jsonSchema(rangeQuery) } },
+    async (req) => {
+      const q = rangeQuery.parse(req.query);
+      const all = await daemon.engine.transactions();
+      const limit = q.limit ?? 100;
+      return {
+        transactions: all
+          .reverse()
+          .slice(q.from ?? 0, (q.from ?? 0) + limit)
+          .map(transactionSummary),
+        total: all.length,
+      };
+    },
+  );
+
+  const withLedger = async <T>(fn: (ledger: Ledger) => T | Promise<T>): Promise<T> => {
+    const dir = ledgerPaths(daemon.options.runtime.stateDir).ledgerDir;
+    if (!existsSync(join(dir, 'log')))
+      throw new OpdbusError(
+        'OPDBUS_ERR_LEDGER_NOT_FOUND',
+        `There is no ledger in ${dir} yet; it is created by the first apply.`,
+        { data: { dir } },
+      );
+    const ledger = await Ledger.open({ dir, readOnly: true });
+    try {
+      return await fn(ledger);
+    } finally {
+      await ledger.close();
+    }
+  };
+  app.get(
+    '/v1/ledger/entries',
+    {
+      ...read,
+      schema: { description: 'Ledger entries (the last 50 by default)', querystring: jsonSchema(rangeQuery) },
+    },
+    async (req) => {
+      const q = rangeQuery.parse(req.query);
+      return withLedger(async (ledger) => {
+        const limit = q.limit ?? 50;
+        const from = q.from ?? Math.max(0, ledger.size - limit);
+        const entries = [];
+        for await (const e of ledger.entries(from, Math.min(ledger.size, from + limit)))
+          entries.push({ index: e.index, leafHash: e.leafHash.toString('hex'), entry: e.value });
+        return { size: ledger.size, entries };
+      });
+    },
+  );
+  app.get(
+    '/v1/ledger/entries/:index',
+    { ...read, schema: { description: 'One ledger entry', params: jsonSchema(indexParams) } },
+    async (req) => {
+      const { index } = indexParams.parse(req.params);
+      return withLedger(async (ledger) => {
+        const e = await ledger.get(index);
+        return { index: e.index, leafHash: e.leafHash.toString('hex'), entry: e.value };
+      });
+    },
+  );
+  app.get(
+    '/v1/ledger/proofs/:index',
+    {
+      ...read,
+      schema: {
+        description: 'RFC 9162 inclusion proof of an entry',
+        params: jsonSchema(indexParams),
+        querystring: jsonSchema(proofQuery),
+      },
+    },
+    async (req) => {
+      const { index } = indexParams.parse(req.params);
+      const q = proofQuery.parse(req.query);
+      return withLedger((ledger) => {
+        const size = q.size ?? ledger.size;
+        if (size > ledger.size || index >= size)
+          throw new OpdbusError(
+            'OPDBUS_ERR_LEDGER_NOT_FOUND',
+            `Entry ${index} is not in a tree of size ${size} (the ledger has ${ledger.size} entries).`,
+            { data: { index, size } },
+          );
+        const leaf = ledger.leafHash(index);
+        const path = ledger.inclusionProof(index, size);
+        const root = ledger.root(size);
+        if (!verifyInclusion(leaf, index, size, path, root))
+          throw new OpdbusError(
+            'OPDBUS_ERR_LEDGER_TAMPERED',
+            `The proof of entry ${index} does not verify; run \`opdbus ledger verify\`.`,
+          );
+        return {
+          index,
+          size,
+          leafHash: leaf.toString('hex'),
+          proof: path.map((h) => h.toString('hex')),
+          root: root.toString('hex'),
+        };
+      });
+    },
+  );
+  app.get(
+    '/v1/ledger/checkpoint',
+    { ...read, schema: { description: 'The latest signed checkpoint (C2SP tlog-checkpoint)' } },
+    async () =>
+      withLedger(async (ledger) => {
+        const note = await ledger.checkpoint();
+        const { checkpoint } = openCheckpoint(note, [ledger.verifier]);
+        return {
+          origin: checkpoint.origin,
+          size: checkpoint.size,
+          root: checkpoint.root.toString('hex'),
+          note,
+          verifierKey: ledger.verifier.toString(),
+        };
+      }),
+  );
+
+  app.get(
+    '/v1/events',
+    {
+      ...read,
+      schema: { description: 'Server-Sent Events: drift, corrections, holds, transactions, reloads' },
+    },
+    (req, reply) => {
+      const sub = daemon.events.subscribe();
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-content-type-options': 'nosniff',
+      });
+      res.write(`event: status\ndata: ${JSON.stringify(daemon.describe())}\n\n`);
+      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+      const close = (): void => {
+        clearInterval(heartbeat);
+        sub.close();
+      };
+      req.raw.on('close', close);
+      void (async () => {
+        for await (const event of sub) {
+          if (res.writableEnded || res.destroyed) break;
+          res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+        }
+        close();
+      })();
+    },
+  );
+
+  return app;
+}
+
+/** Start listening: a unix socket gets mode 0660 (and the group, when given); a stale socket file is replaced. */
+export async function listen(app: FastifyInstance, listener: Listener, group?: number): Promise<void> {
+  if (listener.kind === 'unix') {
+    if (existsSync(listener.path)) await rm(listener.path);
+    await app.listen({ path: listener.path });
+    await chmod(listener.path, 0o660);
+    if (group !== undefined) await chown(listener.path, process.getuid?.() ?? 0, group);
+    return;
+  }
+  await app.listen({ host: listener.host, port: listener.port });
+}

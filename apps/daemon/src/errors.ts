@@ -1,0 +1,27 @@
+import { defineErrorCodes } from '@opdbus/core';
+
+/** Error codes of opdbusd's HTTP API, sent as `{ "error": { "code", "message" } }` (documented in docs/errors.md). */
+export const daemonErrors = defineErrorCodes({
+  OPDBUS_ERR_API_UNAUTHORIZED: {
+    summary:
+      "An API request without a bearer token, or with one that is not in the daemon's token file (HTTP 401).",
+    remedy: 'Send `Authorization: Bearer TOKEN` with a token from the file given to `opdbusd --token-file`.',
+  },
+  OPDBUS_ERR_API_FORBIDDEN: {
+    summary:
+      'An API request the token may not make (a read token on a write route), or a state-changing request from another origin (HTTP 403).',
+    remedy:
+      "Use a token with the `write` scope; send state-changing requests from the daemon's own origin or without an Origin header.",
+  },
+  OPDBUS_ERR_API_RATE_LIMITED: {
+    summary: 'Too many failed authentications from one peer within a minute (HTTP 429).',
+    remedy: 'Wait for the time the message gives, then use a valid token.',
+  },
+  OPDBUS_ERR_API_BAD_REQUEST: {
+    summary: 'An API request whose body or query does not have the documented shape (HTTP 400).',
+    remedy: 'Compare the request with `/openapi.json`; the message names the field.',
+  },
+});
+
+/** A code of {@link daemonErrors}. */
+export type DaemonErrorCode = keyof typeof daemonErrors;

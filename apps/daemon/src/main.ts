@@ -1,0 +1,222 @@
+import { readFileSync } from 'node:fs';
+import { OpdbusError } from '@opdbus/core';
+import { TokenFile, createLogger, defaultStateDir, reportError, stdio } from '@opdbus/runtime';
+import { Command, Option } from 'commander';
+import type { FastifyInstance } from 'fastify';
+import { buildApi, listen } from './api.js';
+import { Daemon } from './daemon.js';
+import { checkListeners, parseListener } from './listen.js';
+import { loadModesFile, parseModeRule, type Mode, type ModeRule } from './modes.js';
+import { statusLine, systemdNotifier } from './notify.js';
+import { resolvePlugins } from './plugins.js';
+
+/** The daemon's version (its package's). */
+export const version: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+interface CommandLine {
+  desired: string;
+  stateDir: string;
+  netns?: string;
+  bus?: string;
+  ovsdb?: string;
+  root?: string;
+  mode?: Mode;
+  modeFor: string[];
+  modes?: string;
+  listen: string[];
+  socketGroup?: string;
+  tokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  plugin: string[];
+  config?: string;
+  poll: string[];
+  pollInterval: string;
+  holdAfter: string;
+  holdWindow: string;
+  holdFor: string;
+  logLevel: string;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+function positive(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new OpdbusError('OPDBUS_ERR_USAGE', `${what} takes a positive number, got "${text}".`);
+  return n;
+}
+
+function groupId(name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  const line = readFileSync('/etc/group', 'utf8')
+    .split('\n')
+    .find((l) => l.split(':')[0] === name);
+  const gid = line?.split(':')[2];
+  if (gid === undefined)
+    throw new OpdbusError('OPDBUS_ERR_USAGE', `--socket-group ${name}: no such group in /etc/group.`);
+  return Number(gid);
+}
+
+/** The command line of `opdbusd`. */
+export function program(): Command {
+  return new Command('opdbusd')
+    .description('keep a Linux host at its desired state from its own event streams, with an HTTP API')
+    .version(version)
+    .requiredOption(
+      '--desired <path>',
+      'the desired state: a document file, or a directory of *.yaml/*.yml/*.json merged',
+    )
+    .option('--state-dir <dir>', 'journal, lock and ledger (shared with the opdbus CLI)', defaultStateDir)
+    .option('--netns <ns>', 'target network namespace (name under /run/netns, path, or pid:N)')
+    .option('--bus <address>', 'D-Bus address of the target bus')
+    .option('--ovsdb <address>', 'OVSDB address')
+    .option('--root <dir>', 'root directory files are read and written under')
+    .addOption(
+      new Option('--mode <mode>', 'daemon-wide mode (default observe)').choices([
+        'observe',
+        'enforce',
+        'ignore',
+      ]),
+    )
+    .option(
+      '--mode-for <pattern=mode>',
+      'mode of a plugin, a resource or a pattern (network:link/br-*=observe); repeatable',
+      collect,
+      [],
+    )
+    .option('--modes <file>', 'modes file: mode: MODE and modes: { PATTERN: MODE }')
+    .option(
+      '--listen <spec>',
+      'unix:PATH or tcp:HOST:PORT; repeatable (default unix:/run/opdbus/api.sock)',
+      collect,
+      [],
+    )
+    .option('--socket-group <group>', 'group of the unix socket (mode 0660)')
+    .option('--token-file <file>', 'bearer tokens: TOKEN [read|write [NAME]] per line, mode 0600')
+    .option('--tls-cert <file>', 'TLS certificate (PEM) for TCP listeners')
+    .option('--tls-key <file>', 'TLS private key (PEM) for TCP listeners')
+    .option('--plugin <spec>', 'load a plugin package; repeatable', collect, [])
+    .option('--config <file>', 'op-dbus config file (plugins)')
+    .option(
+      '--poll <plugin>',
+      'poll this plugin instead of watching it (default: sysctl); repeatable',
+      collect,
+      [],
+    )
+    .option('--poll-interval <ms>', 'poll period in milliseconds', '1000')
+    .option(
+      '--hold-after <n>',
+      'flap damping: drifts of one resource within the window that put it on hold',
+      '5',
+    )
+    .option('--hold-window <s>', 'flap damping window in seconds', '60')
+    .option('--hold-for <s>', 'how long a hold lasts, in seconds', '300')
+    .option('--log-level <level>', 'pino level', process.env.OPDBUS_LOG_LEVEL ?? 'info');
+}
+
+/** Run `opdbusd` with these arguments until SIGTERM or SIGINT; resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const cmd = program().exitOverride();
+  let opts: CommandLine;
+  try {
+    opts = cmd.parse(argv, { from: 'user' }).opts<CommandLine>();
+  } catch (err) {
+    const code = (err as { exitCode?: number }).exitCode;
+    return typeof code === 'number' ? code : 2;
+  }
+  const logger = createLogger(opts.logLevel, 'opdbusd');
+  const notify = systemdNotifier(logger);
+  try {
+    if (opts.plugin.length > 0)
+      throw new OpdbusError(
+        'OPDBUS_ERR_USAGE',
+        '--plugin: loading plugin packages is not in this build of opdbusd yet; it runs the built-in plugins.',
+      );
+    let mode: Mode = opts.mode ?? 'observe';
+    const rules: ModeRule[] = [];
+    if (opts.modes !== undefined) {
+      const file = loadModesFile(opts.modes);
+      if (opts.mode === undefined && file.mode !== undefined) mode = file.mode;
+      rules.push(...file.rules);
+    }
+    rules.push(...opts.modeFor.map(parseModeRule));
+    const listeners = (opts.listen.length > 0 ? opts.listen : ['unix:/run/opdbus/api.sock']).map(
+      parseListener,
+    );
+    const tokens = opts.tokenFile === undefined ? undefined : TokenFile.load(opts.tokenFile);
+    if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined))
+      throw new OpdbusError('OPDBUS_ERR_USAGE', '--tls-cert and --tls-key go together.');
+    const tls =
+      opts.tlsCert === undefined || opts.tlsKey === undefined
+        ? undefined
+        : { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) };
+    checkListeners(listeners, { tokens: tokens !== undefined, tls: tls !== undefined });
+    const group = opts.socketGroup === undefined ? undefined : groupId(opts.socketGroup);
+
+    const daemon = new Daemon({
+      runtime: {
+        stateDir: opts.stateDir,
+        logLevel: opts.logLevel,
+        ...(opts.netns === undefined ? {} : { netns: opts.netns }),
+        ...(opts.bus === undefined ? {} : { bus: opts.bus }),
+        ...(opts.ovsdb === undefined ? {} : { ovsdb: opts.ovsdb }),
+        ...(opts.root === undefined ? {} : { root: opts.root }),
+      },
+      desired: opts.desired,
+      mode,
+      modeRules: rules,
+      ...(opts.poll.length > 0 ? { poll: opts.poll } : {}),
+      pollMs: positive(opts.pollInterval, '--poll-interval'),
+      damping: {
+        threshold: positive(opts.holdAfter, '--hold-after'),
+        windowMs: positive(opts.holdWindow, '--hold-window') * 1000,
+        holdMs: positive(opts.holdFor, '--hold-for') * 1000,
+      },
+      plugins: resolvePlugins({
+        plugin: opts.plugin,
+        ...(opts.config === undefined ? {} : { config: opts.config }),
+      }),
+      logger,
+    });
+    await daemon.start();
+    const apps: FastifyInstance[] = [];
+    for (const listener of listeners) {
+      const app = await buildApi({
+        daemon,
+        listener,
+        ...(tokens === undefined ? {} : { tokens }),
+        ...(tls === undefined || listener.kind !== 'tcp' ? {} : { tls }),
+        version,
+      });
+      await listen(app, listener, group);
+      apps.push(app);
+      logger.info({ listen: listener.label }, 'API listening');
+    }
+    const stopNotify = notify.start(daemon);
+    await daemon.firstSync();
+    notify.ready(daemon);
+
+    return await new Promise<number>((resolve) => {
+      const shutdown = (signal: string): void => {
+        logger.info({ signal }, 'stopping');
+        notify.stopping();
+        stopNotify();
+        void Promise.allSettled(apps.map((a) => a.close()))
+          .then(() => daemon.stop())
+          .then(() => resolve(0));
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+      process.on('SIGHUP', () => {
+        notify.status('reloading the desired state');
+        void daemon.reload('SIGHUP').then(() => notify.status(statusLine(daemon)));
+      });
+    });
+  } catch (err) {
+    logger.fatal({ err }, 'opdbusd cannot start');
+    return reportError(err, false, stdio, 'opdbusd');
+  }
+}
