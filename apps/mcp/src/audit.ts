@@ -76,8 +76,8 @@ export interface McpCallRecord {
   tool: string;
   /** The arguments, redacted (see {@link redactArguments}). */
   arguments: JsonValue;
-  /** What the policy said, and why. */
-  decision: { action: PolicyAction; reason: string };
+  /** What the policy said, and why; null when the call failed before the policy was asked (e.g. a bad document). */
+  decision: { action: PolicyAction; reason: string } | null;
   /** For `ask`: what the human answered (`accept`, `decline`, `cancel`) or `unavailable`. */
   approval?: string;
   /** ok, or the error code and message the agent got. */

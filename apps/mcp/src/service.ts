@@ -195,7 +195,7 @@ export class OpdbusMcp {
       tool,
       arguments: redactArguments(args),
     };
-    let decision: PolicyDecision = { action: 'deny', by: [], reason: 'not decided' };
+    let decision: PolicyDecision | undefined;
     let approval: string | undefined;
     const log: CallContext['log'] = async (level, data) => {
       try {
@@ -271,15 +271,16 @@ export class OpdbusMcp {
       if (error.code === 'OPDBUS_ERR_INTERNAL') this.logger.error({ err, tool }, 'tool call failed');
       await this.#record({
         ...record,
-        decision: { action: decision.action, reason: decision.reason },
+        decision: decision === undefined ? null : { action: decision.action, reason: decision.reason },
         ...(approval === undefined ? {} : { approval }),
         result: { ok: false, code: error.code, message: error.message },
       });
       return {
         isError: true,
         content: [{ type: 'text', text: `${error.code}: ${error.message}` }],
-        structuredContent: {
-          error: {
+        // No structuredContent: clients check it against the tool's output schema even on errors.
+        _meta: {
+          'opdbus/error': {
             code: error.code,
             message: error.message,
             ...(error.data === undefined ? {} : { data: error.data }),
