@@ -118,17 +118,20 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
   const app = Fastify({ bodyLimit: 5 * 1024 * 1024, logger: false });
   let origins = new Set<string>();
 
-  const recordFailure = (
+  // Recorded before the answer, so that what the client saw is in the ledger when it sees it.
+  const recordFailure = async (
     request: FastifyRequest,
     status: 401 | 403,
     reason: string,
     token: string | null,
     tool: string | null,
-  ): void => {
+  ): Promise<void> => {
     if (!failureRecords.take().ok) return;
-    mcp.calls
-      .recordAuthFailure({ status, reason, remote: request.ip ?? null, token, tool })
-      .catch((err: unknown) => mcp.logger.error({ err }, 'could not record an auth failure in the ledger'));
+    try {
+      await mcp.calls.recordAuthFailure({ status, reason, remote: request.ip ?? null, token, tool });
+    } catch (err) {
+      mcp.logger.error({ err }, 'could not record an auth failure in the ledger');
+    }
   };
 
   const handle = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
@@ -159,7 +162,7 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
       const presented = TokenFile.bearer(request.headers.authorization);
       identity = presented === undefined ? undefined : tokens.check(presented);
       if (identity === undefined) {
-        recordFailure(
+        await recordFailure(
           request,
           401,
           presented === undefined ? 'no bearer token' : 'unknown token',
@@ -176,7 +179,7 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
       if (request.method === 'POST') {
         const write = calledTools(request.body).filter(isWriteTool);
         if (write.length > 0 && !TokenFile.allows(identity, 'write')) {
-          recordFailure(request, 403, 'insufficient scope', identity.name, write.join(','));
+          await recordFailure(request, 403, 'insufficient scope', identity.name, write.join(','));
           return jsonRpcError(
             reply,
             403,
