@@ -20,6 +20,7 @@ import { wireguardErrors } from '@opdbus/plugins-wireguard';
 import { meshErrors } from '@opdbus/mesh';
 import { containersErrors } from '@opdbus/plugins-containers';
 import { runtimeErrors } from '@opdbus/runtime';
+import { mcpErrors } from '@opdbus/mcp';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
@@ -44,6 +45,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/mesh': meshErrors,
   '@opdbus/plugins-containers': containersErrors,
   '@opdbus/runtime': runtimeErrors,
+  '@opdbus/mcp': mcpErrors,
 };
 
 /** One row per code, checked for duplicates across packages. */
