@@ -5,7 +5,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import { OpdbusError } from '@opdbus/core';
 import { TokenFile, type TokenIdentity } from '@opdbus/runtime';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BoundedEventStore } from './eventStore.js';
 import { isWriteTool } from './policy.js';
 import { TokenBucket } from './rateLimit.js';
@@ -99,24 +99,39 @@ function calledTools(body: unknown): string[] {
  * ended session and 400 for an unsupported MCP-Protocol-Version (the SDK's transport). Without a
  * token file it serves only on a loopback address, unauthenticated and read-only.
  */
-export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<HttpEndpoint> {
-  const host = options.host ?? '127.0.0.1';
-  const loopback = isLoopback(host);
-  if (options.tokens === undefined && !loopback)
-    throw new OpdbusError(
-      'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
-      `opdbus-mcp will not listen on ${host} without authentication: anyone who reaches it could read the host's state. Pass --token-file FILE (lines TOKEN read|write NAME, mode 0600), or listen on 127.0.0.1.`,
-      { data: { host } },
-    );
-  const tokens = options.tokens;
+/** Options of {@link registerMcpRoutes}. */
+export interface McpRoutesOptions {
+  /** Bearer tokens; without, every request is unauthenticated and read-only. */
+  tokens?: TokenFile;
+  /** Whether the listener is on a loopback address (then only loopback Host names are accepted). */
+  loopback: boolean;
+  /** The Origin header values accepted (read per request: a listener knows its port late). */
+  origins: () => ReadonlySet<string>;
+  /** Host header names allowed on a non-loopback listener (default: any). */
+  allowedHosts?: string[];
+  /** Sessions at once (default 64). */
+  maxSessions?: number;
+  /** A session unused this long is closed (default 30 minutes). */
+  sessionIdleMs?: number;
+  /** The route (default `/mcp`). */
+  path?: string;
+}
+
+/**
+ * Add the MCP endpoint to a fastify instance (the daemon mounts it beside its API; {@link startHttp}
+ * runs it alone). See {@link startHttp} for what it enforces.
+ */
+export function registerMcpRoutes(
+  app: FastifyInstance,
+  mcp: OpdbusMcp,
+  options: McpRoutesOptions,
+): { sessions(): number; close(): Promise<void> } {
+  const { tokens, loopback } = options;
   const maxSessions = options.maxSessions ?? 64;
   const idleMs = options.sessionIdleMs ?? 30 * 60_000;
   const sessions = new Map<string, Session>();
   // Refused requests are recorded in the ledger, at most this often (a flood must not fill it).
   const failureRecords = new TokenBucket({ perMinute: 60, burst: 20 });
-
-  const app = Fastify({ bodyLimit: 5 * 1024 * 1024, logger: false });
-  let origins = new Set<string>();
 
   // Recorded before the answer, so that what the client saw is in the ledger when it sees it.
   const recordFailure = async (
@@ -154,7 +169,7 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
     if (!loopback && options.allowedHosts !== undefined && !options.allowedHosts.includes(hostname))
       return jsonRpcError(reply, 403, `Forbidden: Host ${hostname} is not allowed`);
     const origin = request.headers.origin;
-    if (origin !== undefined && !origins.has(origin))
+    if (origin !== undefined && !options.origins().has(origin))
       return jsonRpcError(reply, 403, `Forbidden: Origin ${origin.slice(0, 200)} is not allowed`);
 
     let identity: TokenIdentity | undefined;
@@ -242,7 +257,7 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
     return undefined;
   };
 
-  app.route({ method: ['GET', 'POST', 'DELETE'], url: '/mcp', handler: handle });
+  app.route({ method: ['GET', 'POST', 'DELETE'], url: options.path ?? '/mcp', handler: handle });
 
   const sweep = setInterval(
     () => {
@@ -258,6 +273,36 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
   );
   sweep.unref();
 
+  return {
+    sessions: () => sessions.size,
+    close: async () => {
+      clearInterval(sweep);
+      for (const s of sessions.values())
+        await s.server.close().catch((err: unknown) => mcp.logger.debug({ err }, 'closing a session'));
+      sessions.clear();
+    },
+  };
+}
+
+export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<HttpEndpoint> {
+  const host = options.host ?? '127.0.0.1';
+  const loopback = isLoopback(host);
+  if (options.tokens === undefined && !loopback)
+    throw new OpdbusError(
+      'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
+      `opdbus-mcp will not listen on ${host} without authentication: anyone who reaches it could read the host's state. Pass --token-file FILE (lines TOKEN read|write NAME, mode 0600), or listen on 127.0.0.1.`,
+      { data: { host } },
+    );
+  const app = Fastify({ bodyLimit: 5 * 1024 * 1024, logger: false });
+  let origins: ReadonlySet<string> = new Set<string>();
+  const routes = registerMcpRoutes(app, mcp, {
+    ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
+    loopback,
+    origins: () => origins,
+    ...(options.allowedHosts === undefined ? {} : { allowedHosts: options.allowedHosts }),
+    ...(options.maxSessions === undefined ? {} : { maxSessions: options.maxSessions }),
+    ...(options.sessionIdleMs === undefined ? {} : { sessionIdleMs: options.sessionIdleMs }),
+  });
   const address = await app.listen({ host, port: options.port });
   const port = Number(new URL(address).port);
   const shown = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
@@ -267,12 +312,9 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
   ]);
   return {
     url: `http://${shown}:${port}/mcp`,
-    sessions: () => sessions.size,
+    sessions: () => routes.sessions(),
     close: async () => {
-      clearInterval(sweep);
-      for (const s of sessions.values())
-        await s.server.close().catch((err: unknown) => mcp.logger.debug({ err }, 'closing a session'));
-      sessions.clear();
+      await routes.close();
       await app.close();
     },
   };

@@ -15,7 +15,15 @@ export {
 } from './audit.js';
 export { mcpErrors, type McpErrorCode } from './errors.js';
 export { BoundedEventStore } from './eventStore.js';
-export { isLoopback, parseListen, startHttp, type HttpEndpoint, type HttpOptions } from './http.js';
+export {
+  isLoopback,
+  parseListen,
+  registerMcpRoutes,
+  startHttp,
+  type HttpEndpoint,
+  type HttpOptions,
+  type McpRoutesOptions,
+} from './http.js';
 export { buildProgram, main, type McpCommandOptions } from './main.js';
 export { resolvePlugins, type PluginSelection } from './plugins.js';
 export {
