@@ -29,7 +29,7 @@ describeIf(asRoot, 'opdbus-mcp over stdio, with the SDK client, acting in a netw
   const asked: string[] = [];
   let answer: ElicitResult = { action: 'accept', content: { approve: true } };
 
-  const connect = async (name: string, elicitation: boolean): Promise<Client> => {
+  const connect = async (name: string, elicitation: boolean, extra: string[] = []): Promise<Client> => {
     const c = new Client(
       { name, version: '1.0.0' },
       { capabilities: elicitation ? { elicitation: { form: {} } } : {} },
@@ -52,6 +52,7 @@ describeIf(asRoot, 'opdbus-mcp over stdio, with the SDK client, acting in a netw
           join(dir, 'policy.yaml'),
           '--write-rate',
           '120',
+          ...extra,
         ],
         stderr: 'pipe',
       }),
@@ -189,6 +190,20 @@ describeIf(asRoot, 'opdbus-mcp over stdio, with the SDK client, acting in a netw
     expect(rolled.isError, JSON.stringify(rolled.content)).toBeFalsy();
     expect(rolled.structuredContent).toMatchObject({ transaction: { txId, status: 'rolled-back' } });
     expect(await links()).not.toContain('brmcp3');
+  });
+
+  it('rate-limits write calls per session, refused calls included', async () => {
+    const limited = await connect('hasty-agent', true, ['--write-rate', '1']);
+    try {
+      const doc = 'version: 1\nplugins:\n  sysctl: { net.ipv4.ip_forward: "1" }\n';
+      expect(errorCode(await callTool(limited, 'apply', { document: doc }))).toBe('OPDBUS_ERR_MCP_DENIED');
+      const second = await callTool(limited, 'apply', { document: doc });
+      expect(errorCode(second)).toBe('OPDBUS_ERR_MCP_RATE_LIMITED');
+      expect(JSON.stringify(second.content)).toMatch(/retry in \d+ s/);
+      expect((await callTool(limited, 'transactions')).isError).toBeFalsy();
+    } finally {
+      await limited.close();
+    }
   });
 
   it('turns a bad document into a tool error with the code, not a crash', async () => {
