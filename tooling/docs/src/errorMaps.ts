@@ -22,6 +22,7 @@ import { containersErrors } from '@opdbus/plugins-containers';
 import { runtimeErrors } from '@opdbus/runtime';
 import { complianceErrors } from '@opdbus/compliance';
 import { daemonErrors } from '@opdbus/daemon';
+import { mcpErrors } from '@opdbus/mcp';
 
 /** Every package's error map, by package name. Add a package's map here when it defines codes. */
 export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
@@ -48,6 +49,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/runtime': runtimeErrors,
   '@opdbus/compliance': complianceErrors,
   '@opdbus/daemon': daemonErrors,
+  '@opdbus/mcp': mcpErrors,
 };
 
 /** One row per code, checked for duplicates across packages. */

@@ -103,6 +103,11 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
       /^joined h2 at 10\.99\.0\.2\nh1 10\.99\.0\.1\/24 peers: 10\.99\.0\.2\/32\nh2 10\.99\.0\.2\/24 peers: 10\.99\.0\.1\/32, 10\.200\.1\.0\/24\n\{"routes":\[\{"to":"10\.200\.1\.0\/24","via":"10\.99\.0\.1"\}\]\}\n$/,
   },
   {
+    readme: 'apps/mcp/README.md',
+    root: false,
+    expect: /^OPDBUS_ERR_MCP_DENIED: The policy does not allow this apply[^\n]*\n0 mcp\.call apply\n$/,
+  },
+  {
     readme: 'packages/runtime/README.md',
     root: true,
     expect: /^committed\n\/\S*\/opdbus-runtime-\w+\/ledger\n$/,

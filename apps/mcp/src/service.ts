@@ -1,0 +1,340 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import {
+  OpdbusError,
+  parseStateDocument,
+  silentLogger,
+  toOpdbusError,
+  type Actor,
+  type AnyPlugin,
+  type Engine,
+  type JsonValue,
+  type Logger,
+  type StateDocument,
+} from '@opdbus/core';
+import { createEngine, type RuntimeOptions, type TokenIdentity } from '@opdbus/runtime';
+import { CallLedger, redactArguments, type McpCallRecord } from './audit.js';
+import { Policy, isWriteTool, type PolicyDecision, type PolicySubject } from './policy.js';
+import { registerPrompts } from './prompts.js';
+import { TokenBucket } from './rateLimit.js';
+import { registerResources } from './resources.js';
+import { registerTools } from './tools.js';
+
+/** The version opdbus-mcp reports in its initialize result. */
+export const MCP_SERVER_VERSION = '0.1.0';
+
+/** What opdbus-mcp is started with: the CLI's global options plus its own. */
+export interface McpServiceOptions extends RuntimeOptions {
+  /** Plugin packages to load (`--plugin SPEC`), handed to the shared plugin loader. */
+  plugin?: string[];
+  /** Config file (`--config FILE`), handed to the shared plugin loader. */
+  config?: string;
+  /** The policy (default {@link Policy.readOnly}). */
+  policy?: Policy;
+  /** Write tool calls a minute per session (default 10); bursts of half that. */
+  writeRatePerMinute?: number;
+  /** Seconds an apply stays pending until confirmed, unless the agent asks otherwise (default 120). */
+  confirmTimeoutS?: number;
+  /** Root of the sysfs tree the numa tool reads (default `/`). */
+  numaRoot?: string;
+}
+
+/** Who is on the other end of one MCP session, as the transport established it. */
+export interface SessionInfo {
+  transport: 'stdio' | 'http';
+  /** The bearer token the HTTP client presented (its name and scope), if any. */
+  token?: TokenIdentity;
+  /**
+   * The most this session may do whatever the policy says: `read` for a read token and for an
+   * unauthenticated loopback listener, `write` for a write token and for stdio.
+   */
+  scope: 'read' | 'write';
+  /** The MCP session id (HTTP). */
+  sessionId?: () => string | undefined;
+}
+
+/** The `extra` argument of a tool handler. */
+export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** What a tool handler returns: the structured result and an optional line for people. */
+export interface ToolOutput {
+  structured: Record<string, unknown>;
+  text?: string;
+  /** What the ledger keeps of the result (default: nothing beyond ok). */
+  summary?: JsonValue;
+}
+
+/** How a tool is governed: what its call is about, and what a human sees before approving it. */
+export interface Governed {
+  subjects: PolicySubject[];
+  /** The plan (or transaction) shown in an approval request. */
+  preview?: string;
+}
+
+/** One tool call being served: the session, the engine acting for it, the client. */
+export interface CallContext {
+  engine: Engine;
+  session: SessionInfo;
+  extra: ToolExtra;
+  /** Send a log message to the client (filtered by its logging/setLevel). */
+  log: (level: 'debug' | 'info' | 'notice' | 'warning' | 'error', data: unknown) => Promise<void>;
+}
+
+/**
+ * The opdbus MCP service: one per process, shared by its sessions. It builds an MCP server per
+ * session (stdio has one; Streamable HTTP one per `Mcp-Session-Id`) whose tools act through the
+ * op-dbus engine (same state directory, lock, journal and ledger as the CLI), under the policy,
+ * with every call recorded in the ledger.
+ */
+export class OpdbusMcp {
+  readonly options: McpServiceOptions;
+  readonly policy: Policy;
+  readonly plugins: AnyPlugin[];
+  readonly logger: Logger;
+  readonly calls: CallLedger;
+  #inFlight = 0;
+  #idle: (() => void)[] = [];
+
+  constructor(options: McpServiceOptions, extra: { plugins: AnyPlugin[]; logger?: Logger }) {
+    this.options = options;
+    this.policy = options.policy ?? Policy.readOnly();
+    this.plugins = extra.plugins;
+    this.logger = extra.logger ?? silentLogger;
+    this.calls = new CallLedger(options.stateDir, this.logger);
+  }
+
+  /** Resolves when no tool call is being served (e.g. before exiting when stdin ends). */
+  idle(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  /** The engine acting for `actor` (the engine records it in the journal and the ledger). */
+  engineFor(actor: Actor): Engine {
+    return createEngine(this.options, { plugins: this.plugins, logger: this.logger, actor });
+  }
+
+  /** Parse a state document an agent sent. */
+  parseDocument(engine: Engine, text: string, source = '<document>'): StateDocument {
+    return parseStateDocument(text, { source, registry: engine.registry });
+  }
+
+  /** Build the MCP server of one session. */
+  createServer(session: SessionInfo): McpServer {
+    const server = new McpServer(
+      { name: 'opdbus-mcp', title: 'op-dbus', version: MCP_SERVER_VERSION },
+      {
+        capabilities: { logging: {}, tools: {}, resources: {}, prompts: {} },
+        instructions:
+          'op-dbus manages the declared state of a Linux host (network, sysctl, systemd, OVS, firewall …). ' +
+          'Read with query and the opdbus://state/{plugin} resources; change with a state document: plan it first, ' +
+          'then apply (commit-confirmed: call confirm after checking the host, or rollback). Changes may need a ' +
+          "human's approval; every call is recorded in the host's ledger.",
+      },
+    );
+    const state = this.sessionState();
+    registerTools(this, server, session, state);
+    registerResources(this, server, session);
+    registerPrompts(this, server);
+    return server;
+  }
+
+  /** Session state the tools of one server share (its rate limit). */
+  sessionState(): { writes: TokenBucket } {
+    return { writes: new TokenBucket({ perMinute: this.options.writeRatePerMinute ?? 10 }) };
+  }
+
+  /**
+   * Serve one tool call: scope, rate limit, policy (with approval through elicitation for `ask`),
+   * the handler, and the ledger entry — allowed or refused. Errors come back as tool errors
+   * carrying the OPDBUS_ERR_* code, never as protocol errors.
+   */
+  async call(
+    server: McpServer,
+    session: SessionInfo,
+    state: { writes: TokenBucket },
+    tool: string,
+    args: unknown,
+    extra: ToolExtra,
+    govern: (ctx: CallContext) => Promise<Governed>,
+    run: (ctx: CallContext) => Promise<ToolOutput>,
+  ): Promise<CallToolResult> {
+    this.#inFlight += 1;
+    try {
+      return await this.#call(server, session, state, tool, args, extra, govern, run);
+    } finally {
+      this.#inFlight -= 1;
+      if (this.#inFlight === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  async #call(
+    server: McpServer,
+    session: SessionInfo,
+    state: { writes: TokenBucket },
+    tool: string,
+    args: unknown,
+    extra: ToolExtra,
+    govern: (ctx: CallContext) => Promise<Governed>,
+    run: (ctx: CallContext) => Promise<ToolOutput>,
+  ): Promise<CallToolResult> {
+    const client = server.server.getClientVersion();
+    const actor: Actor = {
+      kind: 'mcp',
+      name: `mcp:${client?.name ?? 'unknown-client'}${session.token === undefined ? '' : `/${session.token.name}`}`,
+      uid: process.getuid?.() ?? -1,
+      pid: process.pid,
+    };
+    const record: Omit<McpCallRecord, 'decision' | 'result'> = {
+      actor,
+      client: client === undefined ? null : { name: client.name, version: client.version },
+      token: session.token?.name ?? null,
+      transport: session.transport,
+      session: session.sessionId?.() ?? null,
+      tool,
+      arguments: redactArguments(args),
+    };
+    let decision: PolicyDecision | undefined;
+    let approval: string | undefined;
+    const log: CallContext['log'] = async (level, data) => {
+      try {
+        await server.sendLoggingMessage({ level, logger: 'opdbus-mcp', data }, extra.sessionId);
+      } catch (err) {
+        this.logger.debug({ err }, 'could not send a log message to the client');
+      }
+    };
+    const engine = this.engineFor(actor);
+    const ctx: CallContext = { engine, session, extra, log };
+    try {
+      const write = isWriteTool(tool);
+      if (write && session.scope === 'read') {
+        decision = {
+          action: 'deny',
+          by: [],
+          reason:
+            session.token === undefined
+              ? 'this connection is read-only (no token file: opdbus-mcp runs unauthenticated and read-only)'
+              : `the token "${session.token.name}" has the read scope`,
+        };
+        throw new OpdbusError(
+          'OPDBUS_ERR_MCP_DENIED',
+          `${tool} changes the host, and ${decision.reason}. Use a write token, or ask the operator.`,
+          { data: { tool } },
+        );
+      }
+      if (write) {
+        const taken = state.writes.take();
+        if (!taken.ok) {
+          decision = { action: 'deny', by: [], reason: 'rate limit' };
+          throw new OpdbusError(
+            'OPDBUS_ERR_MCP_RATE_LIMITED',
+            `Too many write calls in this session (at most ${state.writes.perMinute} a minute); retry in ${taken.retryAfterS} s.`,
+            { data: { tool, retryAfterS: taken.retryAfterS } },
+          );
+        }
+      }
+      const governed = await govern(ctx);
+      decision = this.policy.decide(tool, governed.subjects);
+      if (decision.action === 'deny') {
+        throw new OpdbusError(
+          'OPDBUS_ERR_MCP_DENIED',
+          `The policy does not allow this ${tool}: ${decision.reason}. Nothing was changed.`,
+          { data: { tool, rules: decision.by } },
+        );
+      }
+      if (decision.action === 'ask') {
+        approval = await this.#ask(server, tool, decision, governed, extra);
+        if (approval !== 'accept') {
+          throw new OpdbusError(
+            approval === 'unavailable' ? 'OPDBUS_ERR_MCP_CANNOT_ASK' : 'OPDBUS_ERR_MCP_NOT_APPROVED',
+            approval === 'unavailable'
+              ? `The policy needs a human to approve this ${tool} (${decision.reason}), but this MCP client cannot ask one (it did not declare the elicitation capability). Nothing was changed; use a client that supports elicitation, or ask the operator to change the policy.`
+              : `The ${tool} was not approved (the human answered "${approval}"). Nothing was changed.`,
+            { data: { tool, approval } },
+          );
+        }
+      }
+      const output = await run(ctx);
+      await this.#record({
+        ...record,
+        decision: { action: decision.action, reason: decision.reason },
+        ...(approval === undefined ? {} : { approval }),
+        result: { ok: true, ...(output.summary === undefined ? {} : { summary: output.summary }) },
+      });
+      return {
+        content: [{ type: 'text', text: output.text ?? JSON.stringify(output.structured, null, 2) }],
+        structuredContent: output.structured,
+      };
+    } catch (err) {
+      const error = toOpdbusError(err, 'OPDBUS_ERR_INTERNAL', `${tool} failed`);
+      if (error.code === 'OPDBUS_ERR_INTERNAL') this.logger.error({ err, tool }, 'tool call failed');
+      await this.#record({
+        ...record,
+        decision: decision === undefined ? null : { action: decision.action, reason: decision.reason },
+        ...(approval === undefined ? {} : { approval }),
+        result: { ok: false, code: error.code, message: error.message },
+      });
+      return {
+        isError: true,
+        content: [{ type: 'text', text: `${error.code}: ${error.message}` }],
+        // No structuredContent: clients check it against the tool's output schema even on errors.
+        _meta: {
+          'opdbus/error': {
+            code: error.code,
+            message: error.message,
+            ...(error.data === undefined ? {} : { data: error.data }),
+          },
+        },
+      };
+    }
+  }
+
+  async #record(call: McpCallRecord): Promise<void> {
+    try {
+      await this.calls.record(call);
+    } catch (err) {
+      this.logger.error({ err, tool: call.tool }, 'could not record the MCP tool call in the ledger');
+    }
+  }
+
+  /** Ask the human through elicitation; `accept` only when they approved explicitly. */
+  async #ask(
+    server: McpServer,
+    tool: string,
+    decision: PolicyDecision,
+    governed: Governed,
+    extra: ToolExtra,
+  ): Promise<string> {
+    const elicitation = server.server.getClientCapabilities()?.elicitation as
+      { form?: object; url?: object } | undefined;
+    const canForm =
+      elicitation !== undefined &&
+      (elicitation.form !== undefined ||
+        (elicitation.url === undefined && Object.keys(elicitation).length === 0));
+    if (!canForm) return 'unavailable';
+    const result = await server.server.elicitInput(
+      {
+        mode: 'form',
+        message: [
+          `An AI agent asks to run "${tool}" on this host.`,
+          governed.preview ?? '',
+          `Policy: ${decision.reason}.`,
+          'Approve?',
+        ]
+          .filter((line) => line !== '')
+          .join('\n\n'),
+        requestedSchema: {
+          type: 'object',
+          properties: {
+            approve: { type: 'boolean', title: 'Approve this change', description: 'Yes: run it now.' },
+          },
+          required: ['approve'],
+        },
+      },
+      { signal: extra.signal, timeout: 10 * 60_000 },
+    );
+    if (result.action !== 'accept') return result.action;
+    return result.content?.approve === true ? 'accept' : 'decline';
+  }
+}
