@@ -1,6 +1,7 @@
 import type { AnyPlugin, Engine, Logger, Actor, RecoveryReport } from '@opdbus/core';
 import {
-  builtinPlugins,
+  resolvePlugins,
+  type BuiltinPluginsOptions,
   createEngine as createRuntimeEngine,
   createLogger as createRuntimeLogger,
   recoverFirst as recoverRuntime,
@@ -16,14 +17,40 @@ export function createLogger(level: string): Logger {
   return createRuntimeLogger(level, 'opdbus');
 }
 
-/** Build the engine for a command (see `createEngine` of @opdbus/runtime): every engine records to the ledger. */
-export function createEngine(
+/**
+ * The plugins a command works with: the built-in ones and the plugin packages named by `--plugin`,
+ * `OPDBUS_PLUGINS` and the configuration file (`--config`), through `resolvePlugins` of
+ * @opdbus/runtime. A refused package is said on stderr (`opdbus: Package … refused`); the others load.
+ */
+export async function commandPlugins(
   options: GlobalOptions,
-  plugins: AnyPlugin[] = builtinPlugins(),
+  builtin: BuiltinPluginsOptions = {},
+  output: Output = stdio,
+): Promise<AnyPlugin[]> {
+  const { plugins, refusals } = await resolvePlugins({
+    ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
+    ...(options.config === undefined ? {} : { config: options.config }),
+    builtin,
+  });
+  for (const err of refusals) output.err(`opdbus: plugin package refused (${err.code}): ${err.message}`);
+  return plugins;
+}
+
+/**
+ * Build the engine for a command (see `createEngine` of @opdbus/runtime): every engine records to
+ * the ledger. Without `plugins`, those of {@link commandPlugins}.
+ */
+export async function createEngine(
+  options: GlobalOptions,
+  plugins?: AnyPlugin[],
   logger = createLogger(options.logLevel),
   extra: { actor?: Actor } = {},
-): Engine {
-  return createRuntimeEngine(options, { plugins, logger, ...extra });
+): Promise<Engine> {
+  return createRuntimeEngine(options, {
+    plugins: plugins ?? (await commandPlugins(options)),
+    logger,
+    ...extra,
+  });
 }
 
 /**

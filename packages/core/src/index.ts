@@ -110,5 +110,6 @@ export {
   type Unsubscribe,
   type WatchEvent,
 } from './plugin.js';
+export { PLUGIN_CONTRACT_VERSION } from './contract.js';
 export { isAlive, processStartTime, selfIdentity, type ProcessIdentity } from './process.js';
 export { PluginRegistry } from './registry.js';

@@ -17,6 +17,10 @@ export interface RuntimeOptions {
   root?: string;
   /** pino level: trace, debug, info, warn, error, fatal, silent. */
   logLevel: string;
+  /** Plugin packages to load besides the built-in ones (`--plugin SPEC`): npm names or directories. */
+  plugin?: string[];
+  /** The configuration file (`--config FILE`; default /etc/opdbus/config.yaml when it exists). */
+  config?: string;
 }
 
 /** The default state directory: `$OPDBUS_STATE_DIR`, else `/var/lib/opdbus`. */
@@ -30,7 +34,9 @@ export const defaultStateDir = process.env.OPDBUS_STATE_DIR ?? '/var/lib/opdbus'
  * targetOf({ stateDir: '/tmp/s', logLevel: 'info', netns: 'lab' }); // { netns: 'lab' }
  * ```
  */
-export function targetOf(options: Omit<RuntimeOptions, 'stateDir' | 'logLevel'>): TargetSpec {
+export function targetOf(
+  options: Omit<RuntimeOptions, 'stateDir' | 'logLevel' | 'plugin' | 'config'>,
+): TargetSpec {
   const target: TargetSpec = {};
   if (options.netns !== undefined) target.netns = options.netns;
   if (options.bus !== undefined) target.busAddress = options.bus;

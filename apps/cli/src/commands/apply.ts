@@ -37,7 +37,7 @@ export async function apply(
   options: ApplyCommandOptions,
   output: Output,
 ): Promise<number> {
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   const doc = await readDocument(file, engine.registry);
   return applyDocument(global, engine, doc, options, output);
 }

@@ -84,7 +84,7 @@ export async function demo(
     const demoGlobal: GlobalOptions = { ...global, netns: netns.name, stateDir };
     const plugin = createSysctlPlugin({ watchIntervalMs: 100, watchKeys: keys });
     // The CLI's engine (journal, watchdog, ledger), with the plugins the demo uses.
-    const engine = createEngine(demoGlobal, [plugin, networkPlugin], createLogger(global.logLevel));
+    const engine = await createEngine(demoGlobal, [plugin, networkPlugin], createLogger(global.logLevel));
     const registry = engine.registry;
     let total = 0;
     engine.events.on((event) => {

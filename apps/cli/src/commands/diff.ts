@@ -5,7 +5,7 @@ import { inDocument, readDocument } from './document.js';
 
 /** `opdbus diff FILE`: the plan that would take the host to the document. Exit 2 when changes are pending. */
 export async function diff(global: GlobalOptions, file: string, output: Output): Promise<number> {
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   const doc = await readDocument(file, engine.registry);
   await recoverFirst(engine, output);
   const { plan, notes } = await inDocument(doc, () => engine.plan(doc));

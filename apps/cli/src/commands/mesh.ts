@@ -204,7 +204,7 @@ async function applyAt(
   output: Output,
 ): Promise<number> {
   const sections = await member.document(roster, now);
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: sections }), {
     source: `mesh ${roster.name} (roster generation ${roster.generation})`,
     registry: engine.registry,

@@ -1,6 +1,5 @@
 import { stringifyStateDocument } from '@opdbus/core';
-import { defaultPlugins } from '../plugins.js';
-import { createEngine, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
+import { commandPlugins, createEngine, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
 
 export interface QueryOptions {
   plugin?: string[];
@@ -14,9 +13,9 @@ export interface QueryOptions {
 /** `opdbus query`: the observed state as a state document. */
 export async function query(global: GlobalOptions, options: QueryOptions, output: Output): Promise<number> {
   const services = options.dbusService;
-  const engine = createEngine(
+  const engine = await createEngine(
     global,
-    defaultPlugins(services === undefined ? {} : { dbusServices: services }),
+    await commandPlugins(global, services === undefined ? {} : { dbusServices: services }, output),
   );
   await recoverFirst(engine, output);
   const names =

@@ -69,7 +69,7 @@ export async function list(global: GlobalOptions, output: Output): Promise<numbe
 
 /** `opdbus snapshot create`. */
 export async function create(global: GlobalOptions, output: Output): Promise<number> {
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   await recoverFirst(engine, output);
   const state = await engine.query(undefined, { showSecrets: true });
   return withSnapshots(global, output, async (snaps) => {
@@ -124,7 +124,7 @@ export async function restore(
   options: { dryRun?: boolean; confirmTimeout?: string; force?: boolean },
   output: Output,
 ): Promise<number> {
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   const { state } = await withSnapshots(global, output, (snaps) => snaps.load(id));
   const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: state }), {
     source: `snapshot ${id}`,

@@ -7,7 +7,7 @@ export async function confirm(
   txId: string | undefined,
   output: Output,
 ): Promise<number> {
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   ensureStateDir(global.stateDir);
   await recoverFirst(engine, output);
   const record = await engine.confirm(txId);
@@ -24,7 +24,7 @@ export async function rollback(
   options: { force?: boolean },
   output: Output,
 ): Promise<number> {
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   ensureStateDir(global.stateDir);
   // A rollback that cannot be recorded still rolls back; it must not pass unnoticed.
   const auditFailures: string[] = [];
@@ -64,7 +64,7 @@ export async function rollback(
 
 /** `opdbus transactions`: list the journal. */
 export async function transactions(global: GlobalOptions, output: Output): Promise<number> {
-  const engine = createEngine(global);
+  const engine = await createEngine(global);
   await recoverFirst(engine, output);
   const records = await engine.transactions();
   if (global.json) {
