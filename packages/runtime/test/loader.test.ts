@@ -194,12 +194,15 @@ describe('loadPlugins', () => {
       'timedate',
       'sessions',
     ];
-    const { plugins, refusals } = await loadPlugins(
+    const { plugins, refusals, loaded } = await loadPlugins(
       [...names.map((n) => `@opdbus/plugins-${n}`), '@opdbus/dbus'],
       { cwd: root },
     );
     expect(refusals).toEqual([]);
     expect(plugins.map((p) => p.name)).toEqual(packages);
+    // Each plugin's version is its package's (packageVersion), not a hand-written one.
+    for (const l of loaded)
+      expect(`${l.plugin.name} ${l.plugin.version}`).toBe(`${l.plugin.name} ${l.version}`);
   });
 });
 

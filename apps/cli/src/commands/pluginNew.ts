@@ -151,9 +151,8 @@ function pluginSource(name: string, id: string, Id: string, pkgName: string): st
  */
 import { watch as watchFs } from 'node:fs';
 import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
-import { OpdbusError, definePlugin, type Plugin, type PluginContext } from '@opdbus/core';
+import { OpdbusError, definePlugin, packageVersion, type Plugin, type PluginContext } from '@opdbus/core';
 import { z } from 'zod';
 
 /** The \`${name}\` section of a state document: whether the file exists, and its text. */
@@ -178,9 +177,6 @@ export interface ${Id}PluginOptions {
   /** The file, relative to the target's root (default \`etc/${name}\`). */
   path?: string;
 }
-
-// The plugin's version is the package's: one place to bump it.
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
 /**
  * The \`${name}\` plugin. Its one resource is the file; \`apply\` writes it atomically (a temporary
@@ -223,7 +219,8 @@ export function create${Id}Plugin(options: ${Id}PluginOptions = {}): Plugin<${Id
 
   return definePlugin<${Id}Section, ${Id}Checkpoint>({
     name: '${name}',
-    version,
+    // The package's version (package.json): one place to bump it.
+    version: packageVersion(import.meta.url),
     description: 'The text of /etc/${name} under the target root',
     schema: ${id}Schema,
 
