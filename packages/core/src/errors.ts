@@ -6,8 +6,6 @@
  * name, the netlink errno, the OVSDB error string).
  */
 
-const errorBrand = Symbol.for('opdbus.OpdbusError');
-
 /** A documented error code: what it means and what the operator should do about it. */
 export interface ErrorCodeInfo {
   /** One sentence: what went wrong. */
@@ -188,18 +186,6 @@ export interface OpdbusErrorOptions {
  * `code` is stable and documented; `message` says what was wrong, where and what to do.
  */
 export class OpdbusError extends Error {
-  /**
-   * An `OpdbusError` from any copy of @opdbus/core is one: a plugin package from outside has its
-   * own copy, and its errors keep their code and exit code in the app that loaded it.
-   */
-  static override [Symbol.hasInstance](value: unknown): boolean {
-    return (
-      typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[errorBrand] === true
-    );
-  }
-
-  /** Marks an instance for `instanceof` across copies of @opdbus/core. */
-  readonly [errorBrand] = true;
   override readonly name = 'OpdbusError';
   readonly code: ErrorCode;
   readonly data: Record<string, unknown> | undefined;
