@@ -4,6 +4,7 @@ import { registerLedger } from './groups/ledger.js';
 import { registerMesh } from './groups/mesh.js';
 import { registerSnapshot } from './groups/snapshot.js';
 import { registerNuma } from './groups/numa.js';
+import { registerPlugin } from './groups/plugin.js';
 import { registerAnomaly } from './groups/anomaly.js';
 import { registerCompliance } from './groups/compliance.js';
 import type { GlobalOptions, Output } from './runtime.js';
@@ -31,4 +32,5 @@ export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
   registerAnomaly,
   registerMesh,
   registerCompliance,
+  registerPlugin,
 ];

@@ -10,6 +10,10 @@ export interface GlobalOptions {
   root?: string;
   json?: boolean;
   logLevel: string;
+  /** `--plugin SPEC` (repeatable): plugin packages to load, npm names or directories. */
+  plugin?: string[];
+  /** `--config FILE`: the configuration file (default /etc/opdbus/config.yaml when it exists). */
+  config?: string;
 }
 
 /** The default state directory (or $OPDBUS_STATE_DIR). */

@@ -35,6 +35,12 @@ export function buildProgram(
       '--root <dir>',
       "the target's filesystem root, for files plugins write (e.g. a container's root with --bus)",
     )
+    .option(
+      '--plugin <spec>',
+      'load a plugin package: npm name or directory (repeatable; also OPDBUS_PLUGINS, comma-separated)',
+      (spec: string, previous: string[] | undefined) => [...(previous ?? []), spec],
+    )
+    .option('--config <file>', 'configuration file (default /etc/opdbus/config.yaml when it exists)')
     .option('--json', 'machine-readable output on stdout')
     .addOption(
       new Option('--log-level <level>', 'log level on stderr')
@@ -123,7 +129,7 @@ export function buildProgram(
   program
     .command('schema')
     .description('print the JSON Schema of the state document (all registered plugins)')
-    .action(() => run(async () => (await import('./commands/schema.js')).schema(output))());
+    .action(() => run(async () => (await import('./commands/schema.js')).schema(globals(), output))());
 
   program
     .command('demo')
@@ -145,12 +151,37 @@ export function buildProgram(
   return program;
 }
 
+/**
+ * Global options may come after the command (`opdbus query --json`), but a command's own option
+ * with a global one's name belongs to the command: `opdbus --plugin DIR query --plugin motd` loads
+ * DIR and queries the `motd` section. Such options after the command are given by their short flag.
+ */
+function commandOwnOptions(program: Command, argv: readonly string[]): string[] {
+  const valued = new Set(
+    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]),
+  );
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '--') i += valued.has(argv[i]) ? 2 : 1;
+  const command = program.commands.find((c) => c.name() === argv[i] || c.aliases().includes(argv[i] ?? ''));
+  if (command === undefined) return [...argv];
+  const own = new Map<string, string>();
+  for (const option of command.options) {
+    if (
+      option.long !== undefined &&
+      option.short !== undefined &&
+      program.options.some((o) => o.long === option.long)
+    )
+      own.set(option.long, option.short);
+  }
+  return argv.map((arg, j) => (j > i && own.has(arg) ? own.get(arg)! : arg));
+}
+
 /** Run `opdbus` with these arguments (without node and script). Resolves to the exit code. */
 export async function main(argv: readonly string[], output: Output = stdio): Promise<number> {
   let code: number = exitCodes.OK.code;
   const program = buildProgram(output, (c) => (code = c));
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(commandOwnOptions(program, argv), { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       if (

@@ -1,8 +1,11 @@
+import { existsSync } from 'node:fs';
 import { StateDir, terminalStatuses } from '@opdbus/core';
 import type { AnyPlugin, Engine, Logger, Actor, RecoveryReport } from '@opdbus/core';
 import {
   builtinPluginNames,
+  defaultConfigPath,
   loadBuiltinPlugins,
+  type BuiltinPluginsOptions,
   createEngine as createRuntimeEngine,
   createLogger as createRuntimeLogger,
   recoverFirst as recoverRuntime,
@@ -19,8 +22,45 @@ export function createLogger(level: string): Logger {
 }
 
 /**
+/**
+ * Whether plugin packages from outside are asked for: `--plugin`, `OPDBUS_PLUGINS`, `--config`, or
+ * the default configuration file exists. Without them only built-in plugins load, each on demand.
+ */
+function outsidePlugins(options: GlobalOptions): boolean {
+  return (
+    (options.plugin?.length ?? 0) > 0 ||
+    options.config !== undefined ||
+    (process.env.OPDBUS_PLUGINS ?? '').trim() !== '' ||
+    existsSync(defaultConfigPath)
+  );
+}
+
+/**
+ * The plugins a command works with: the built-in ones and the plugin packages named by `--plugin`,
+ * `OPDBUS_PLUGINS` and the configuration file (`--config`), through `resolvePlugins` of
+ * @opdbus/runtime. A refused package is said on stderr (`opdbus: plugin package refused …`); the
+ * others load.
+ */
+export async function commandPlugins(
+  options: GlobalOptions,
+  builtin: BuiltinPluginsOptions = {},
+  output: Output = stdio,
+): Promise<AnyPlugin[]> {
+  if (!outsidePlugins(options)) return loadBuiltinPlugins(undefined, builtin);
+  // Loaded only here (its own entry point): resolving packages imports every built-in plugin.
+  const { resolvePlugins } = await import('@opdbus/runtime/plugin-packages');
+  const { plugins, refusals } = await resolvePlugins({
+    ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
+    ...(options.config === undefined ? {} : { config: options.config }),
+    builtin,
+  });
+  for (const err of refusals) output.err(`opdbus: plugin package refused (${err.code}): ${err.message}`);
+  return plugins;
+}
+
+/**
  * Build the engine for a command (see `createEngine` of @opdbus/runtime): every engine records to
- * the ledger. Without `plugins`, every built-in plugin is loaded.
+ * the ledger. Without `plugins`, those of {@link commandPlugins}.
  */
 export async function createEngine(
   options: GlobalOptions,
@@ -28,20 +68,27 @@ export async function createEngine(
   logger = createLogger(options.logLevel),
   extra: { actor?: Actor } = {},
 ): Promise<Engine> {
-  return createRuntimeEngine(options, { plugins: plugins ?? (await loadBuiltinPlugins()), logger, ...extra });
+  return createRuntimeEngine(options, {
+    plugins: plugins ?? (await commandPlugins(options)),
+    logger,
+    ...extra,
+  });
 }
 
 /**
- * The plugins a command scoped to `names` needs: only those, unless a transaction in the state
- * directory is unfinished (its recovery may need any plugin; then all of them).
+ * The plugins a command scoped to `names` needs: only those built-in ones, unless plugin packages
+ * from outside are asked for (then {@link commandPlugins}), a name is not built in (the registry
+ * then reports it with every plugin it could have been), or a transaction in the state directory
+ * is unfinished (its recovery may need any plugin).
  */
 export async function pluginsFor(
   options: GlobalOptions,
   names: readonly string[] | undefined,
   dbusServices?: readonly string[],
+  output: Output = stdio,
 ): Promise<AnyPlugin[]> {
   const opts = dbusServices === undefined ? {} : { dbusServices };
-  // An unknown name is reported by the registry, with every plugin it could have been.
+  if (outsidePlugins(options)) return commandPlugins(options, opts, output);
   if (names === undefined || names.some((n) => !builtinPluginNames.includes(n)))
     return loadBuiltinPlugins(undefined, opts);
   let unfinished: boolean;

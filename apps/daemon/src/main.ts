@@ -130,11 +130,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   const logger = createLogger(opts.logLevel, 'opdbusd');
   const notify = systemdNotifier(logger);
   try {
-    if (opts.plugin.length > 0)
-      throw new OpdbusError(
-        'OPDBUS_ERR_USAGE',
-        '--plugin: loading plugin packages is not in this build of opdbusd yet; it runs the built-in plugins.',
-      );
     let mode: Mode = opts.mode ?? 'observe';
     const rules: ModeRule[] = [];
     if (opts.modes !== undefined) {
@@ -175,10 +170,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         windowMs: positive(opts.holdWindow, '--hold-window') * 1000,
         holdMs: positive(opts.holdFor, '--hold-for') * 1000,
       },
-      plugins: resolvePlugins({
-        plugin: opts.plugin,
-        ...(opts.config === undefined ? {} : { config: opts.config }),
-      }),
+      plugins: await resolvePlugins(
+        { plugin: opts.plugin, ...(opts.config === undefined ? {} : { config: opts.config }) },
+        logger,
+      ),
       logger,
     });
     await daemon.start();

@@ -1,17 +1,24 @@
-import type { AnyPlugin } from '@opdbus/core';
-import { builtinPlugins } from '@opdbus/runtime';
+import type { AnyPlugin, Logger } from '@opdbus/core';
+import { resolvePlugins as resolveRuntimePlugins } from '@opdbus/runtime';
 
-/** What decides the plugin set: `--plugin SPEC` and `--config FILE` (loaded by @opdbus/runtime when it can). */
+/** What selects the plugins: `--plugin SPEC` (repeatable) and `--config FILE`, as for the CLI. */
 export interface PluginSelection {
   plugin?: string[];
   config?: string;
 }
 
 /**
- * The plugins the daemon registers. Until @opdbus/runtime loads plugin packages (`--plugin`,
- * `OPDBUS_PLUGINS`, `plugins:` in the config file), this is the built-in set; it is the one place
- * that changes when it does.
+ * The plugins the daemon registers: the built-in plugins and the plugin packages named by `--plugin`,
+ * `OPDBUS_PLUGINS` and `plugins:` in the configuration file, through `resolvePlugins` of
+ * @opdbus/runtime, so that opdbusd loads exactly what the CLI loads. A refused package is logged
+ * (its error names the package and why) and the others load.
  */
-export function resolvePlugins(_selection: PluginSelection = {}): AnyPlugin[] {
-  return builtinPlugins();
+export async function resolvePlugins(selection: PluginSelection, logger?: Logger): Promise<AnyPlugin[]> {
+  const { plugins, refusals } = await resolveRuntimePlugins({
+    ...(selection.plugin === undefined ? {} : { plugin: selection.plugin }),
+    ...(selection.config === undefined ? {} : { config: selection.config }),
+  });
+  for (const err of refusals)
+    logger?.error({ err, code: err.code }, `plugin package refused: ${err.message}`);
+  return plugins;
 }

@@ -115,10 +115,13 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
       'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
       '--token-file is for the HTTP transport; add --http HOST:PORT (stdio is as trusted as the user who starts it).',
     );
-  const plugins = await resolvePlugins({
-    ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
-    ...(options.config === undefined ? {} : { config: options.config }),
-  });
+  const plugins = await resolvePlugins(
+    {
+      ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
+      ...(options.config === undefined ? {} : { config: options.config }),
+    },
+    logger,
+  );
   const mcp = new OpdbusMcp(
     {
       stateDir: options.stateDir,

@@ -98,8 +98,10 @@ export { checkOutputPath, writeOutputFile } from './output.js';
 export { assertPlan, createPlan, planHash, type Plan } from './planner.js';
 export {
   assertPlugin,
+  defineExpansionPlugin,
   definePlugin,
   type AnyPlugin,
+  type ExpansionPlugin,
   type Expansion,
   type PlanNote,
   type NetnsRunner,
@@ -112,5 +114,7 @@ export {
   type Unsubscribe,
   type WatchEvent,
 } from './plugin.js';
+export { PLUGIN_CONTRACT_VERSION } from './contract.js';
+export { packageVersion } from './packageVersion.js';
 export { isAlive, processStartTime, selfIdentity, type ProcessIdentity } from './process.js';
 export { PluginRegistry } from './registry.js';

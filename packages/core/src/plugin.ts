@@ -142,6 +142,63 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
   expand?(desired: D, ctx: PluginContext): Promise<Expansion>;
 }
 
+/**
+ * What a plugin that only contributes to other plugins' sections implements (e.g. numa, whose
+ * placements become systemd unit properties): its name, schema and `expand`, and optionally
+ * `probe`. {@link defineExpansionPlugin} makes the rest of the contract.
+ */
+export interface ExpansionPlugin<D> {
+  readonly name: string;
+  /** Semver; use `packageVersion(import.meta.url)`. */
+  readonly version: string;
+  readonly description: string;
+  /** zod schema of the section; strict. */
+  readonly schema: z.ZodType<D>;
+  /** The section when a query is not scoped to a document's (e.g. `{ placements: {} }`). */
+  readonly empty: D;
+  /** Whether the plugin can work here (default: available). */
+  probe?(ctx: PluginContext): Promise<ProbeResult>;
+  /** Contribute desired state to other plugins' sections (see {@link Plugin.expand}). */
+  expand(desired: D, ctx: PluginContext): Promise<Expansion>;
+}
+
+/**
+ * A plugin from an {@link ExpansionPlugin}: its section has no host state of its own, so `query`
+ * reports the section asked for (or `empty`), `diff` is always empty (every change it causes is
+ * another plugin's), `checkpoint` and `restore` have nothing to record, and `apply` refuses with
+ * `OPDBUS_ERR_INTERNAL` (the engine never calls it, as the diff is empty).
+ *
+ * @example
+ * ```ts
+ * export const pinPlugin = defineExpansionPlugin({
+ *   name: 'pin', version: packageVersion(import.meta.url), description: 'CPU pins', schema, empty: {},
+ *   expand: async (section) => ({ sections: { systemd: { units: toUnits(section) } } }),
+ * });
+ * ```
+ */
+export function defineExpansionPlugin<D>(plugin: ExpansionPlugin<D>): Plugin<D, null> {
+  return {
+    name: plugin.name,
+    version: plugin.version,
+    description: plugin.description,
+    schema: plugin.schema,
+    probe:
+      plugin.probe === undefined ? () => Promise.resolve({ available: true }) : (ctx) => plugin.probe!(ctx),
+    query: (_ctx, options) => Promise.resolve(options?.scope ?? plugin.empty),
+    diff: () => [],
+    apply: (change) =>
+      Promise.reject(
+        new OpdbusError(
+          'OPDBUS_ERR_INTERNAL',
+          `The ${plugin.name} plugin has no changes of its own; it was asked to apply ${change.summary}.`,
+        ),
+      ),
+    checkpoint: () => Promise.resolve(null),
+    restore: () => Promise.resolve(),
+    expand: (desired, ctx) => plugin.expand(desired, ctx),
+  };
+}
+
 /** A change's values as the audit log may keep them (see {@link Plugin.redactChange}). */
 export interface RedactedChangeValues {
   before: JsonValue;

@@ -2,6 +2,7 @@ import {
   OpdbusError,
   canonicalJson,
   definePlugin,
+  packageVersion,
   type ChangeSpec,
   type JsonValue,
   type Plugin,
@@ -160,7 +161,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
 
   return definePlugin<AutoSection, AutoCheckpoint>({
     name,
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description:
       options.description ??
       `Properties of the D-Bus service ${destination}${options.writable === true ? '' : ' (read-only)'}.`,

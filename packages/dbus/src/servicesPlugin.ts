@@ -1,6 +1,7 @@
 import {
   OpdbusError,
   definePlugin,
+  packageVersion,
   type Change,
   type ChangeSpec,
   type JsonValue,
@@ -118,7 +119,7 @@ export function createDbusServicesPlugin(
 
   return definePlugin<DbusServicesSection, DbusServicesCheckpoint>({
     name: 'dbus',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description:
       'Properties of any D-Bus service, by bus name, object path and interface (read-only unless created writable).',
     schema: z.record(

@@ -7,6 +7,7 @@ import {
   createPlan,
   definePlugin,
   makeChange,
+  packageVersion,
   type Change,
   type ChangeSpec,
   type JsonValue,
@@ -381,7 +382,7 @@ export function createContainersPlugin(
 
   return definePlugin<ContainersSection, ContainersCheckpoint>({
     name: 'containers',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description:
       'systemd-nspawn machines (image, settings, limits, enabled, running) through systemd-machined and systemd over D-Bus.',
     schema: containersSchema,

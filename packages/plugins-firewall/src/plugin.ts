@@ -3,6 +3,7 @@ import {
   definePlugin,
   isOpdbusError,
   makeChange,
+  packageVersion,
   type Change,
   type JsonValue,
   type Plugin,
@@ -319,7 +320,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
 
   const plugin = definePlugin<FirewallSection, FirewallCheckpoint>({
     name: 'firewall',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description:
       'nftables over native nfnetlink: tables, chains with their rules, sets and maps with their elements.',
     schema: firewallSchema,

@@ -1,6 +1,7 @@
 import {
   OpdbusError,
   definePlugin,
+  packageVersion,
   type ChangeSpec,
   type JsonValue,
   type Plugin,
@@ -128,7 +129,7 @@ async function set(bus: DbusConnection, field: Field, value: string): Promise<vo
 export function createHostnamePlugin(): Plugin<HostnameSection, HostnameCheckpoint> {
   return definePlugin<HostnameSection, HostnameCheckpoint>({
     name: 'hostname',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description: 'Static and pretty hostname, chassis, deployment, location (systemd-hostnamed).',
     schema: hostnameSchema,
 

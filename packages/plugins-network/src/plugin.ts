@@ -4,6 +4,7 @@ import {
   definePlugin,
   formatPath,
   makeChange,
+  packageVersion,
   type Change,
   type JsonValue,
   type Plugin,
@@ -268,7 +269,7 @@ export function createNetworkPlugin(
 
   return definePlugin<NetworkSection, NetworkCheckpoint>({
     name: 'network',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description: 'Links, addresses and routes over rtnetlink (in the target network namespace with --netns).',
     schema: networkSchema,
 

@@ -1,4 +1,4 @@
-import { OpdbusError, definePlugin, type Expansion, type Plugin } from '@opdbus/core';
+import { defineExpansionPlugin, packageVersion, type Expansion, type Plugin } from '@opdbus/core';
 import {
   numaSectionSchema,
   parseCpuList,
@@ -34,11 +34,12 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
   // The whole machine: units are placed by systemd, not confined to the cpuset of the process
   // that plans them.
   const topology = options.topology ?? (() => readTopology({ root: options.root ?? '/', wholeSystem: true }));
-  return definePlugin<NumaSection, null>({
+  return defineExpansionPlugin<NumaSection>({
     name: 'numa',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description: 'NUMA-aware placement of systemd units, resolved into CPUAffinity, NUMAPolicy and NUMAMask.',
     schema: numaSectionSchema,
+    empty: { placements: {} },
 
     async probe() {
       try {
@@ -50,31 +51,6 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
           reason: `the CPU/NUMA topology cannot be read: ${(err as Error).message}`,
         };
       }
-    },
-
-    query(_ctx, queryOptions) {
-      return Promise.resolve(queryOptions?.scope ?? { placements: {} });
-    },
-
-    diff() {
-      return [];
-    },
-
-    apply(change) {
-      return Promise.reject(
-        new OpdbusError(
-          'OPDBUS_ERR_INTERNAL',
-          `The numa plugin has no changes of its own; it was asked to apply ${change.summary}.`,
-        ),
-      );
-    },
-
-    checkpoint() {
-      return Promise.resolve(null);
-    },
-
-    restore() {
-      return Promise.resolve();
     },
 
     async expand(section): Promise<Expansion> {

@@ -3,8 +3,9 @@ import {
   OpdbusError,
   definePlugin,
   isOpdbusError,
-  type JsonValue,
   makeChange,
+  packageVersion,
+  type JsonValue,
   type Change,
   type Logger,
   type Plugin,
@@ -266,7 +267,7 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
 
   const plugin = definePlugin<OvsSection, OvsCheckpoint>({
     name: 'ovs',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description: 'Open vSwitch over OVSDB: bridges (with ports, interfaces, controllers) and managers.',
     schema: ovsSchema,
 

@@ -3,6 +3,7 @@ import {
   OpdbusError,
   definePlugin,
   quoteInput,
+  packageVersion,
   type ChangeSpec,
   type JsonValue,
   type Plugin,
@@ -263,7 +264,7 @@ export function createSessionsPlugin(
 
   return definePlugin<SessionsSection, SessionsCheckpoint>({
     name: 'sessions',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description:
       'Login sessions, users and seats (systemd-logind): lingering, and a session termination policy (observe-only by default).',
     schema: sessionsSchema,

@@ -3,6 +3,7 @@ import {
   definePlugin,
   formatPath,
   quoteValue,
+  packageVersion,
   type Change,
   type ChangeSpec,
   type Plugin,
@@ -171,7 +172,7 @@ export function createSysctlPlugin(
 
   return definePlugin<SysctlSection, SysctlCheckpoint>({
     name: 'sysctl',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description: 'Kernel parameters (/proc/sys), by sysctl name. Only net.* keys inside a network namespace.',
     schema: sysctlSchema,
 

@@ -3,6 +3,7 @@ import {
   OpdbusError,
   canonicalJson,
   definePlugin,
+  packageVersion,
   type Change,
   type ChangeSpec,
   type JsonValue,
@@ -377,7 +378,7 @@ export function createSystemdPlugin(
 
   return definePlugin<SystemdSection, SystemdCheckpoint>({
     name: 'systemd',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description:
       'systemd units (file content, drop-ins, enabled, masked, active, resource properties) and timers, over D-Bus.',
     schema: systemdSchema,

@@ -1,6 +1,7 @@
 import {
   OpdbusError,
   definePlugin,
+  packageVersion,
   type ChangeSpec,
   type JsonValue,
   type Plugin,
@@ -73,7 +74,7 @@ async function set(bus: DbusConnection, field: 'timezone' | 'ntp', value: string
 export function createTimedatePlugin(): Plugin<TimedateSection, TimedateCheckpoint> {
   return definePlugin<TimedateSection, TimedateCheckpoint>({
     name: 'timedate',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description: 'Time zone and NTP (systemd-timedated).',
     schema: timedateSchema,
 

@@ -5,6 +5,7 @@ import {
   definePlugin,
   isOpdbusError,
   makeChange,
+  packageVersion,
   type Change,
   type JsonValue,
   type Plugin,
@@ -486,7 +487,7 @@ export function createWireguardPlugin(
 
   return definePlugin<WireguardSection, WireguardCheckpoint>({
     name: 'wireguard',
-    version: '0.1.0',
+    version: packageVersion(import.meta.url),
     description:
       'WireGuard interfaces and peers over the kernel generic netlink family or the wireguard-go UAPI socket; private keys sealed at rest, never shown.',
     schema: wireguardSchema,

@@ -18,9 +18,32 @@ export {
 export { runtimeErrors, type RuntimeErrorCode } from './errors.js';
 export { exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
 export { createLogger } from './logger.js';
-export { defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
+export { defaultConfigPath, defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
 export { builtinPluginNames, loadBuiltinPlugins } from './builtins.js';
-export { builtinPlugins, type BuiltinPluginsOptions } from './plugins.js';
+export { builtinPluginPackages, builtinPlugins, type BuiltinPluginsOptions } from './plugins.js';
+export {
+  checkPlugin,
+  isPathSpec,
+  loadPlugins,
+  locatePluginPackage,
+  pluginEntryPath,
+  pluginsOfModule,
+  readPluginPackage,
+  type LoadPluginsOptions,
+  type LoadPluginsResult,
+  type LoadedPlugin,
+  type PluginManifest,
+  type PluginPackage,
+  type PluginSpec,
+} from './loader.js';
+export {
+  configSchema,
+  loadConfig,
+  resolvePlugins,
+  type OpdbusConfig,
+  type ResolvePluginsOptions,
+  type ResolvedPlugins,
+} from './config.js';
 export { reportError, reportFatal, stdio, type Output } from './report.js';
 export { runWatchdogProcess, spawnWatchdog, watchdogEntry } from './watchdog.js';
 export { TokenFile, type TokenIdentity, type TokenScope } from './tokens.js';

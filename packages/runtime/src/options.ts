@@ -17,7 +17,14 @@ export interface RuntimeOptions {
   root?: string;
   /** pino level: trace, debug, info, warn, error, fatal, silent. */
   logLevel: string;
+  /** Plugin packages to load besides the built-in ones (`--plugin SPEC`): npm names or directories. */
+  plugin?: string[];
+  /** The configuration file (`--config FILE`; default /etc/opdbus/config.yaml when it exists). */
+  config?: string;
 }
+
+/** Where op-dbus apps read their configuration file from unless `--config FILE` says otherwise. */
+export const defaultConfigPath = '/etc/opdbus/config.yaml';
 
 /** The default state directory: `$OPDBUS_STATE_DIR`, else `/var/lib/opdbus`. */
 export const defaultStateDir = process.env.OPDBUS_STATE_DIR ?? '/var/lib/opdbus';
@@ -30,11 +37,26 @@ export const defaultStateDir = process.env.OPDBUS_STATE_DIR ?? '/var/lib/opdbus'
  * targetOf({ stateDir: '/tmp/s', logLevel: 'info', netns: 'lab' }); // { netns: 'lab' }
  * ```
  */
-export function targetOf(options: Omit<RuntimeOptions, 'stateDir' | 'logLevel'>): TargetSpec {
+export function targetOf(
+  options: Omit<RuntimeOptions, 'stateDir' | 'logLevel' | 'plugin' | 'config'>,
+): TargetSpec {
   const target: TargetSpec = {};
   if (options.netns !== undefined) target.netns = options.netns;
   if (options.bus !== undefined) target.busAddress = options.bus;
   if (options.ovsdb !== undefined) target.ovsdbAddress = options.ovsdb;
   if (options.root !== undefined) target.root = options.root;
   return target;
+}
+
+/** Whether a spec names a directory rather than an npm package. */
+export function isPathSpec(spec: string): boolean {
+  return (
+    spec === '.' ||
+    spec === '..' ||
+    spec.startsWith('/') ||
+    spec.startsWith('./') ||
+    spec.startsWith('../') ||
+    spec.startsWith('~/') ||
+    spec.startsWith('file:')
+  );
 }

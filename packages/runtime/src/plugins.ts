@@ -1,16 +1,21 @@
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import type { AnyPlugin } from '@opdbus/core';
-import { createDbusServicesPlugin } from '@opdbus/dbus';
-import { firewallPlugin } from '@opdbus/plugins-firewall';
-import { containersPlugin } from '@opdbus/plugins-containers';
-import { hostnamePlugin } from '@opdbus/plugins-hostname';
-import { networkPlugin } from '@opdbus/plugins-network';
-import { numaPlugin } from '@opdbus/plugins-numa';
-import { ovsPlugin } from '@opdbus/plugins-ovs';
-import { sessionsPlugin } from '@opdbus/plugins-sessions';
-import { sysctlPlugin } from '@opdbus/plugins-sysctl';
-import { systemdPlugin } from '@opdbus/plugins-systemd';
-import { timedatePlugin } from '@opdbus/plugins-timedate';
-import { wireguardPlugin } from '@opdbus/plugins-wireguard';
+import * as dbus from '@opdbus/dbus';
+import * as firewall from '@opdbus/plugins-firewall';
+import * as containers from '@opdbus/plugins-containers';
+import * as hostname from '@opdbus/plugins-hostname';
+import * as network from '@opdbus/plugins-network';
+import * as numa from '@opdbus/plugins-numa';
+import * as ovs from '@opdbus/plugins-ovs';
+import * as sessions from '@opdbus/plugins-sessions';
+import * as sysctl from '@opdbus/plugins-sysctl';
+import * as systemd from '@opdbus/plugins-systemd';
+import * as timedate from '@opdbus/plugins-timedate';
+import * as wireguard from '@opdbus/plugins-wireguard';
+import { addPluginPackages, readPluginPackage, type LoadedPlugin } from './loader.js';
+
+const require = createRequire(import.meta.url);
 
 /** Options of {@link builtinPlugins}. */
 export interface BuiltinPluginsOptions {
@@ -31,21 +36,41 @@ export interface BuiltinPluginsOptions {
  * ```
  */
 export function builtinPlugins(options: BuiltinPluginsOptions = {}): AnyPlugin[] {
-  return [
-    sysctlPlugin,
+  return builtinPluginPackages(options).map((l) => l.plugin);
+}
+
+/**
+ * The built-in plugins with the packages they come from. They go through the same path as plugin
+ * packages from outside (see `loadPlugins`): each package's `opdbus` field (contract version,
+ * export name), its factory called with its options, every plugin checked (contract, schema) and
+ * names checked for clashes; only the import is static, so that this stays synchronous.
+ */
+export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): LoadedPlugin[] {
+  const packages: Array<[string, Record<string, unknown>, Record<string, unknown>?]> = [
+    ['@opdbus/plugins-sysctl', sysctl],
     // Before network: a plan orders plugins by registration, and routes may go through a
     // WireGuard interface this plugin creates in the same transaction (the mesh's routes do).
-    wireguardPlugin,
-    networkPlugin,
-    firewallPlugin,
-    ovsPlugin,
+    ['@opdbus/plugins-wireguard', wireguard],
+    ['@opdbus/plugins-network', network],
+    ['@opdbus/plugins-firewall', firewall],
+    ['@opdbus/plugins-ovs', ovs],
     // After network and ovs: a machine's veth goes into a bridge they create in the same plan.
-    containersPlugin,
-    systemdPlugin,
-    numaPlugin,
-    hostnamePlugin,
-    timedatePlugin,
-    sessionsPlugin,
-    createDbusServicesPlugin(options.dbusServices === undefined ? {} : { services: options.dbusServices }),
+    ['@opdbus/plugins-containers', containers],
+    ['@opdbus/plugins-systemd', systemd],
+    ['@opdbus/plugins-numa', numa],
+    ['@opdbus/plugins-hostname', hostname],
+    ['@opdbus/plugins-timedate', timedate],
+    ['@opdbus/plugins-sessions', sessions],
+    ['@opdbus/dbus', dbus, options.dbusServices === undefined ? {} : { services: options.dbusServices }],
   ];
+  const loaded: LoadedPlugin[] = [];
+  addPluginPackages(
+    loaded,
+    packages.map(([name, module, factoryOptions]) => ({
+      pkg: readPluginPackage(dirname(require.resolve(`${name}/package.json`)), name),
+      module,
+      ...(factoryOptions === undefined ? {} : { options: factoryOptions }),
+    })),
+  );
+  return loaded;
 }

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StateDir, processStartTime, type ProcessIdentity } from '@opdbus/core';
-import { loadBuiltinPlugins } from './builtins.js';
 import { createEngine } from './engine.js';
 import { createLogger } from './logger.js';
-import type { RuntimeOptions } from './options.js';
+import { isPathSpec, type RuntimeOptions } from './options.js';
 
 /**
  * The path of the watchdog's entry point (`opdbus-watchdog`), run with this Node: beside this
@@ -23,13 +23,14 @@ export const watchdogEntry: string =
  * from this process and its terminal, so SIGKILL of the app (or its whole process group) does not
  * reach it. It reports "ready" over IPC before the first change is applied; its IPC channel
  * closing tells it this process is gone. The watchdog reads the transaction's target from its
- * journal, so only the state directory and log level are passed. It logs at `info` (or `debug`,
+ * journal, so only the state directory, the log level and the plugin packages (`--plugin`,
+ * `--config`; directories made absolute) are passed. It logs at `info` (or `debug`,
  * `trace` when asked) to STATE_DIR/transactions/TXID.watchdog.log.
  *
  * This is what {@link createEngine} passes to the engine as `spawnWatchdog`.
  */
 export async function spawnWatchdog(
-  options: Pick<RuntimeOptions, 'stateDir' | 'logLevel'>,
+  options: Pick<RuntimeOptions, 'stateDir' | 'logLevel' | 'plugin' | 'config'>,
   txId: string,
 ): Promise<ProcessIdentity> {
   const state = new StateDir(options.stateDir);
@@ -42,6 +43,9 @@ export async function spawnWatchdog(
       '--log-level',
       // Its own log file, read after the fact: at least `info`, more when asked.
       ['debug', 'trace'].includes(options.logLevel) ? options.logLevel : 'info',
+      // The plugins the transaction may have changed resources of, so that it can restore them.
+      ...(options.plugin ?? []).flatMap((spec) => ['--plugin', isPathSpec(spec) ? resolve(spec) : spec]),
+      ...(options.config === undefined ? [] : ['--config', resolve(options.config)]),
       txId,
     ];
     const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', logFd, logFd, 'ipc'] });
@@ -84,14 +88,22 @@ export async function spawnWatchdog(
  * Resolves to the process's exit code: 0, or 6 when the restore failed.
  */
 export async function runWatchdogProcess(
-  options: Pick<RuntimeOptions, 'stateDir' | 'logLevel'>,
+  options: Pick<RuntimeOptions, 'stateDir' | 'logLevel' | 'plugin' | 'config'>,
   txId: string,
 ): Promise<number> {
+  const logger = createLogger(options.logLevel, 'opdbus-watchdog');
+  // Imported here: resolving plugin packages loads every built-in plugin, which the applying
+  // process (spawnWatchdog's caller) must not pay for.
+  const { resolvePlugins } = await import('./config.js');
+  const { plugins, refusals } = await resolvePlugins({
+    ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
+    ...(options.config === undefined ? {} : { config: options.config }),
+  });
+  for (const err of refusals) logger.warn({ err }, err.message);
   // What the watchdog restores is recorded in the ledger as the watchdog's doing.
   const engine = createEngine(options, {
-    // The journal may name any plugin: all of them are loaded.
-    plugins: await loadBuiltinPlugins(),
-    logger: createLogger(options.logLevel, 'opdbus-watchdog'),
+    plugins,
+    logger,
     actor: {
       kind: 'watchdog',
       name: `watchdog (${userInfo().username})`,

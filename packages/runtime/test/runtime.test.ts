@@ -87,13 +87,16 @@ describeIf(asRoot, 'createEngine in a network namespace', () => {
         registry: engine.registry,
       });
     const withSnapshots = join(dir, 'snap-on');
-    const on = createEngine({ stateDir: withSnapshots, logLevel: 'warn', netns: netns.name });
+    const on = createEngine(
+      { stateDir: withSnapshots, logLevel: 'warn', netns: netns.name },
+      { plugins: builtinPlugins() },
+    );
     expect((await on.apply(doc(on, 71))).status).toBe('committed');
     expect(existsSync(ledgerPaths(withSnapshots).snapshotsDir)).toBe(true);
     const without = join(dir, 'snap-off');
     const off = createEngine(
       { stateDir: without, logLevel: 'warn', netns: netns.name },
-      { snapshots: false },
+      { plugins: builtinPlugins(), snapshots: false },
     );
     expect((await off.apply(doc(off, 72))).status).toBe('committed');
     expect(existsSync(ledgerPaths(without).snapshotsDir)).toBe(false);
