@@ -55,6 +55,26 @@ const zodEnglishOnly = {
   },
 };
 
+/**
+ * @opdbus/runtime's index re-exports its plugin-package loader, and the loader imports every
+ * built-in plugin statically (to check them as packages). esbuild groups modules into chunks by
+ * which entry points reach them, so those re-exports put every plugin on the start-up path of every
+ * command. In the bundle the index leaves them out; the CLI imports the loader from
+ * `@opdbus/runtime/plugin-packages`, on demand (a static use of them from the index fails the build).
+ */
+const runtimeIndexWithoutLoader = {
+  name: 'runtime-index-without-loader',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]packages[\\/]runtime[\\/]src[\\/]index\.ts$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replace(
+        /export \{[^}]*\} from '\.\/(loader|config|plugins)\.js';/g,
+        '',
+      ),
+      loader: 'ts',
+    }));
+  },
+};
+
 const result = await build({
   absWorkingDir: cli,
   entryPoints: { bin: 'src/bin.ts' },
@@ -79,7 +99,7 @@ const result = await build({
   banner: {
     js: "import { createRequire as __opdbusRequire } from 'node:module';\nconst require = __opdbusRequire(import.meta.url);",
   },
-  plugins: [ownPackageUrl, zodEnglishOnly],
+  plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly],
   legalComments: 'none',
   logLevel: 'warning',
   metafile: true,
