@@ -22,7 +22,6 @@ export function createLogger(level: string): Logger {
 }
 
 /**
-/**
  * Whether plugin packages from outside are asked for: `--plugin`, `OPDBUS_PLUGINS`, `--config`, or
  * the default configuration file exists. Without them only built-in plugins load, each on demand.
  */

@@ -126,7 +126,12 @@ describeIf(asRoot, 'createEngine in a network namespace', () => {
     }
     expect(status).toBe('rolled-back');
     expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe(before);
-    const log = await readFile(engine.state.watchdogLogPath(txId), 'utf8');
+    // The watchdog logs its last line after it has recorded the rollback: wait for it.
+    let log = '';
+    for (let i = 0; i < 100 && !log.includes('watchdog finished'); i++) {
+      log = await readFile(engine.state.watchdogLogPath(txId), 'utf8');
+      if (!log.includes('watchdog finished')) await new Promise((r) => setTimeout(r, 100));
+    }
     expect(log).toContain('"name":"opdbus-watchdog"');
     expect(log).toContain('watchdog finished');
     // Both the apply and the watchdog's restore are in a ledger that verifies.
