@@ -436,7 +436,13 @@ export class Engine {
           { data: { changes: risky.map((c) => c.id) } },
         );
       }
-      return await this.#transact(desired, plan, observed, options);
+      // Changes left out by `only` stay as they are; every other resource the document names must
+      // hold its desired value afterwards, including those that needed no change (a write can
+      // reset another key: setting net.ipv4.ip_forward resets conf.all.accept_redirects).
+      const left = new Set(
+        only === undefined ? [] : full.plan.changes.map(resourceKey).filter((k) => !only.has(k)),
+      );
+      return await this.#transact(desired, plan, observed, options, left);
     } finally {
       await lock.release();
     }
@@ -447,6 +453,7 @@ export class Engine {
     plan: Plan,
     observedAll: Record<string, unknown>,
     options: ApplyOptions,
+    leftOut: ReadonlySet<string>,
   ): Promise<ApplyResult> {
     const txId = newTxId();
     const log = this.logger.child({ txId });
@@ -647,8 +654,7 @@ export class Engine {
     // 5. Verify.
     record.status = 'verifying';
     await this.state.write(record);
-    const planKeys = new Set(plan.changes.map(resourceKey));
-    const verified = await this.#settle(txId, this.target, touched, desired, planKeys);
+    const verified = await this.#settle(txId, this.target, touched, desired, (key) => !leftOut.has(key));
     if (verified.residual.length > 0) {
       const residual = verified.residual.map((c) => `${resourceKey(c)}: ${c.summary}`);
       this.events.publish({ type: 'verify.failed', txId, residual });
@@ -721,13 +727,16 @@ export class Engine {
     return { status: 'committed', plan, txId, record };
   }
 
-  /** Query the touched plugins until the diff of the plan's resources is empty or attempts run out. */
+  /**
+   * Query the touched plugins until the diff of the resources `counts` selects is empty or attempts
+   * run out.
+   */
   async #settle(
     txId: string,
     target: TargetSpec,
     plugins: readonly string[],
     desired: Record<string, JsonValue>,
-    keys: ReadonlySet<string>,
+    counts: (key: string) => boolean,
   ): Promise<{ residual: Change[]; attempts: number; observed: Record<string, JsonValue> }> {
     let wait = this.#verify.initialDelayMs;
     let residual: Change[] = [];
@@ -739,7 +748,7 @@ export class Engine {
         const plugin = this.registry.require(name);
         const now = await this.#query(plugin, desired[name], { txId }, target);
         observed[name] = now as JsonValue;
-        residual.push(...this.#diff(plugin, desired[name], now).filter((c) => keys.has(resourceKey(c))));
+        residual.push(...this.#diff(plugin, desired[name], now).filter((c) => counts(resourceKey(c))));
       }
       this.events.publish({ type: 'verify.attempt', txId, attempt, residual: residual.length });
       if (residual.length === 0) return { residual, attempts: attempt, observed };
@@ -859,7 +868,9 @@ export class Engine {
     let residual: string[] = [];
     let stateHash: string | undefined;
     try {
-      const settled = await this.#settle(txId, record.target, plugins, record.observedBefore, keys);
+      const settled = await this.#settle(txId, record.target, plugins, record.observedBefore, (k) =>
+        keys.has(k),
+      );
       residual = settled.residual.map((c) => `${resourceKey(c)}: ${c.summary}`);
       stateHash = hashJson(settled.observed);
     } catch (err) {

@@ -113,6 +113,16 @@ describe('Engine.apply', () => {
     expect(snapshot(host)).toEqual({ a: '1' });
   });
 
+  it('verifies every resource of the document, also those the plan left alone', async () => {
+    // Writing a also changes c, which the document holds and which needed no change of its own.
+    const { host, engine, doc } = setup({ a: '1', c: 'x' });
+    host.sideEffects.set('a', ['c', 'y']);
+    const err = (await engine.apply(doc({ a: '2', c: 'x' })).catch((e: unknown) => e)) as OpdbusError;
+    expect(err.code).toBe('OPDBUS_ERR_APPLY_FAILED');
+    expect(err.message).toContain('did not reach the desired state: mem:c');
+    expect(host.values.get('a')).toBe('1');
+  });
+
   it('reports RESTORE_FAILED, with what, when the restore does not verify', async () => {
     const { host, engine, doc } = setup({ a: '1', b: '2' });
     host.failOn.add('b');

@@ -18,6 +18,8 @@ export interface MemoryHost {
   log: string[];
   /** Per key, keys it depends on (to test ordering). */
   deps: Map<string, string[]>;
+  /** Per key, another key and the value a write of it sets there too (as the kernel does). */
+  sideEffects: Map<string, [key: string, value: string]>;
 }
 
 export function memoryHost(initial: Record<string, string> = {}): MemoryHost {
@@ -28,6 +30,7 @@ export function memoryHost(initial: Record<string, string> = {}): MemoryHost {
     failRestore: new Set(),
     log: [],
     deps: new Map(),
+    sideEffects: new Map(),
   };
 }
 
@@ -74,6 +77,8 @@ export function memoryPlugin(
       if (host.sticky.has(change.resource)) return Promise.resolve();
       if (change.after === null) host.values.delete(change.resource);
       else host.values.set(change.resource, String(change.after));
+      const effect = host.sideEffects.get(change.resource);
+      if (effect !== undefined) host.values.set(effect[0], effect[1]);
       return Promise.resolve();
     },
     checkpoint(_ctx, changes) {

@@ -93,3 +93,38 @@ export function printedValue(raw: string): string {
 export function comparableValue(value: string | number): string {
   return String(value).trim().split(/\s+/).join('\t');
 }
+
+/**
+ * The keys the kernel rewrites when `trigger` is written, as a test on a key, or undefined when a
+ * write of `trigger` changes nothing else. A write of net.ipv4.ip_forward (or conf.all.forwarding)
+ * sets conf.all.accept_redirects to its opposite and every conf.*.forwarding to its value; a write
+ * of net.ipv4.conf.default.X copies X to every interface that has not set X itself; a write of
+ * net.ipv6.conf.all.forwarding or .disable_ipv6 sets it on default and every interface
+ * (net/ipv4/devinet.c inet_forward_change and devinet_copy_dflt_conf, net/ipv6/addrconf.c
+ * addrconf_fixup_forwarding and addrconf_disable_ipv6).
+ */
+export function keysResetBy(trigger: string): ((key: string) => boolean) | undefined {
+  if (trigger === 'net.ipv4.ip_forward' || trigger === 'net.ipv4.conf.all.forwarding') {
+    return (key) =>
+      key === 'net.ipv4.conf.all.accept_redirects' ||
+      key === 'net.ipv4.ip_forward' ||
+      /^net\.ipv4\.conf\.[^.]+\.forwarding$/.test(key);
+  }
+  const dflt = /^net\.ipv4\.conf\.default\.([^.]+)$/.exec(trigger);
+  if (dflt !== null) {
+    const name = dflt[1]!;
+    return (key) => {
+      const m = /^net\.ipv4\.conf\.([^.]+)\.([^.]+)$/.exec(key);
+      return m !== null && m[2] === name && m[1] !== 'all' && m[1] !== 'default';
+    };
+  }
+  const v6 = /^net\.ipv6\.conf\.all\.(forwarding|disable_ipv6)$/.exec(trigger);
+  if (v6 !== null) {
+    const name = v6[1]!;
+    return (key) => {
+      const m = /^net\.ipv6\.conf\.([^.]+)\.([^.]+)$/.exec(key);
+      return m !== null && m[2] === name && m[1] !== 'all';
+    };
+  }
+  return undefined;
+}

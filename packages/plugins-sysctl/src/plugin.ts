@@ -11,7 +11,14 @@ import {
   type WatchEvent,
 } from '@opdbus/core';
 import { z } from 'zod';
-import { MAX_VALUE_BYTES, canonicalKey, comparableValue, isNamespacedKey, sysctlKeyProblem } from './keys.js';
+import {
+  MAX_VALUE_BYTES,
+  canonicalKey,
+  comparableValue,
+  isNamespacedKey,
+  keysResetBy,
+  sysctlKeyProblem,
+} from './keys.js';
 import { ProcSys } from './procSys.js';
 
 /** The `sysctl` section: kernel parameter → value, e.g. `{ "net.ipv4.ip_forward": 1 }`. */
@@ -219,17 +226,46 @@ export function createSysctlPlugin(
     diff(desired, observed) {
       const changes: ChangeSpec[] = [];
       const observedByKey = new Map(Object.entries(observed).map(([k, v]) => [canonicalKey(k), String(v)]));
+      const unchanged: [key: string, value: string, have: string][] = [];
       for (const [rawKey, value] of Object.entries(desired)) {
         const key = canonicalKey(rawKey);
         const want = String(value);
         const have = observedByKey.get(key);
-        if (have !== undefined && comparableValue(have) === comparableValue(want)) continue;
+        if (have !== undefined && comparableValue(have) === comparableValue(want)) {
+          unchanged.push([key, want, have]);
+          continue;
+        }
         changes.push({
           resource: key,
           op: 'update',
           before: have ?? null,
           after: want,
           summary: `set ${key} ${have === undefined ? '(unread)' : quoteValue(have)} → ${quoteValue(want)}`,
+        });
+      }
+      // Writes that make the kernel rewrite other keys go first; the document's keys they rewrite
+      // are written after them, again when they needed no change of their own.
+      const triggers = changes.flatMap((c) => {
+        const resets = keysResetBy(c.resource);
+        return resets === undefined ? [] : [{ key: c.resource, resets }];
+      });
+      if (triggers.length === 0) return changes;
+      const after = (key: string): string[] =>
+        triggers.filter((t) => t.key !== key && t.resets(key)).map((t) => t.key);
+      for (const change of changes) {
+        const deps = after(change.resource);
+        if (deps.length > 0) change.dependsOn = deps;
+      }
+      for (const [key, want, have] of unchanged) {
+        const deps = after(key);
+        if (deps.length === 0) continue;
+        changes.push({
+          resource: key,
+          op: 'update',
+          before: have,
+          after: want,
+          dependsOn: deps,
+          summary: `set ${key} ${quoteValue(want)} again (writing ${deps.join(', ')} resets it)`,
         });
       }
       return changes;

@@ -111,6 +111,68 @@ describeIf(asRoot, 'sysctl plugin in a network namespace', () => {
     expect(plan.plan.changes).toEqual([]);
   });
 
+  it('writes first what makes the kernel rewrite other keys, and holds the keys it rewrote', async () => {
+    // Writing net.ipv4.ip_forward sets conf.all.accept_redirects to its opposite and every
+    // conf.*.forwarding to its value (inet_forward_change); conf.default.X is copied to interfaces.
+    nsSysctl('-w', 'net.ipv4.ip_forward=1');
+    nsSysctl('-w', 'net.ipv4.conf.all.accept_redirects=0');
+    nsSysctl('-w', 'net.ipv4.conf.lo.forwarding=1');
+    const e = engine();
+    // accept_redirects and lo.forwarding need no change of their own, but the ip_forward write resets them.
+    const desired = {
+      'net.ipv4.conf.lo.forwarding': 1,
+      'net.ipv4.conf.all.accept_redirects': 0,
+      'net.ipv4.ip_forward': 0,
+    };
+    const plan = await e.plan(doc(desired));
+    expect(plan.plan.changes.map((c) => c.resource)).toEqual([
+      'net.ipv4.ip_forward',
+      'net.ipv4.conf.lo.forwarding',
+      'net.ipv4.conf.all.accept_redirects',
+    ]);
+    expect(plan.plan.changes[2]!.summary).toContain('writing net.ipv4.ip_forward resets it');
+    const result = await e.apply(doc(desired));
+    expect(result.status).toBe('committed');
+    expect(nsSysctl('-n', 'net.ipv4.ip_forward')).toBe('0\n');
+    expect(nsSysctl('-n', 'net.ipv4.conf.all.accept_redirects')).toBe('0\n');
+    expect(nsSysctl('-n', 'net.ipv4.conf.lo.forwarding')).toBe('1\n');
+    expect((await e.plan(doc(desired))).plan.changes).toEqual([]);
+    // Rolled back, all three are as they were.
+    await e.rollback(result.txId);
+    expect(nsSysctl('-n', 'net.ipv4.ip_forward')).toBe('1\n');
+    expect(nsSysctl('-n', 'net.ipv4.conf.all.accept_redirects')).toBe('0\n');
+    expect(nsSysctl('-n', 'net.ipv4.conf.lo.forwarding')).toBe('1\n');
+    nsSysctl('-w', 'net.ipv4.ip_forward=0');
+  });
+
+  it('fails verify and restores when a write undoes a document key the plugin does not know is coupled', async () => {
+    // The engine checks every key of the document after the writes, not only the planned ones: a
+    // key the document holds (and the plan left alone) is changed by another writer as soon as
+    // ip_forward is written; the transaction does not commit a host that is not as documented.
+    nsSysctl('-w', 'net.ipv4.ip_forward=1');
+    nsSysctl('-w', 'net.core.somaxconn=4096');
+    const e = engine();
+    const stop = new AbortController();
+    const off = e.events.on((event) => {
+      if (event.type === 'change.applied' && !stop.signal.aborted) {
+        stop.abort();
+        nsSysctl('-w', 'net.core.somaxconn=777');
+      }
+    });
+    try {
+      await expect(
+        e.apply(doc({ 'net.core.somaxconn': 4096, 'net.ipv4.ip_forward': 0 })),
+      ).rejects.toMatchObject({
+        code: 'OPDBUS_ERR_APPLY_FAILED',
+        message: expect.stringMatching(/did not reach the desired state: sysctl:net\.core\.somaxconn/),
+      });
+    } finally {
+      off();
+    }
+    expect(nsSysctl('-n', 'net.ipv4.ip_forward')).toBe('1\n');
+    nsSysctl('-w', 'net.ipv4.ip_forward=0');
+  });
+
   it('refuses a read-only key at plan time, naming it', async () => {
     // net.core.rmem_max belongs to the host: a child namespace sees it read-only (0444).
     const e = engine();
