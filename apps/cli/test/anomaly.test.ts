@@ -4,7 +4,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseStateDocument } from '@opdbus/core';
+import { createEngine, loadBuiltinPlugins } from '@opdbus/runtime';
+import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
+import { describeIf, requirement } from '@opdbus/sandbox/testing';
 import { runCli } from './helpers.js';
+
+const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
 
 let dir: string;
 let data: string;
@@ -173,9 +179,84 @@ describe('opdbus anomaly', () => {
     expect(missing.stderr).toContain('OPDBUS_ERR_ML_MODEL_MISSING');
   });
 
-  it('--from-ledger says what to do instead (the ledger has no per-change records in this build)', async () => {
-    const result = await runCli(['anomaly', 'train', '--from-ledger', '--model', join(dir, 'l')]);
-    expect(result.code).toBe(3);
-    expect(result.stderr).toContain('opdbus ledger export-changes');
+  it('train --from-ledger: a state directory without a ledger, or a history as well, is refused', async () => {
+    const stateDir = join(dir, 'state');
+    const empty = await runCli([
+      '--state-dir',
+      stateDir,
+      'anomaly',
+      'train',
+      '--from-ledger',
+      '--model',
+      join(dir, 'l'),
+    ]);
+    expect(empty.code).toBe(8);
+    expect(empty.stderr).toContain('OPDBUS_ERR_LEDGER_NOT_FOUND');
+    const both = await runCli([
+      'anomaly',
+      'train',
+      '--from-ledger',
+      '--history',
+      'x.jsonl',
+      '--model',
+      join(dir, 'l'),
+    ]);
+    expect(both.code).toBe(3);
+  });
+});
+
+describeIf(asRoot, 'opdbus anomaly train --from-ledger', () => {
+  let netns: SandboxNetns;
+  let stateDir: string;
+  beforeAll(async () => {
+    netns = await createNetns();
+    stateDir = join(dir, 'ledger-state');
+  });
+  afterAll(async () => {
+    await netns?.destroy();
+  });
+
+  it('trains on the per-change records of real applies, and scores the next change', async () => {
+    // 30 transactions of 2 changes each, carried out in a network namespace through the same
+    // engine and ledger as `opdbus apply`.
+    const options = { stateDir, netns: netns.name, logLevel: 'silent' };
+    const engine = createEngine(options, { plugins: await loadBuiltinPlugins(['sysctl']) });
+    const registry = engine.registry;
+    for (let i = 0; i < 30; i++) {
+      const doc = parseStateDocument(
+        JSON.stringify({
+          version: 1,
+          plugins: { sysctl: { 'net.ipv4.ip_default_ttl': 60 + (i % 5), 'net.core.somaxconn': 1000 + i } },
+        }),
+        { source: `apply-${i}.yaml`, registry },
+      );
+      expect((await engine.apply(doc)).status).toBe('committed');
+    }
+    const trained = await runCli([
+      '--json',
+      '--state-dir',
+      stateDir,
+      'anomaly',
+      'train',
+      '--from-ledger',
+      '--model',
+      join(dir, 'from-ledger'),
+      '--no-autoencoder',
+    ]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(JSON.parse(trained.stdout)).toMatchObject({ history: { events: 60 } });
+    // The history's own kind of change scores low; the same key set far out of its band, high.
+    const exported = await runCli(['--state-dir', stateDir, 'ledger', 'export-changes']);
+    const last = JSON.parse(exported.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    const odd = { ...last, after: '9', before: '1029' };
+    const file = join(dir, 'next.jsonl');
+    await writeFile(file, `${JSON.stringify(last)}\n${JSON.stringify(odd)}\n`);
+    const scored = await runCli(['anomaly', 'score', file, '--model', join(dir, 'from-ledger'), '--json']);
+    expect(scored.code, scored.stderr).toBe(0);
+    const [a, b] = scored.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { score: number });
+    expect(b!.score).toBeGreaterThan(a!.score);
   });
 });

@@ -57,14 +57,34 @@ function progressBar(): { update: (p: TrainProgress) => void; done: () => void }
   };
 }
 
-async function historyOf(options: { history?: string; fromLedger?: boolean }): Promise<ChangeEvent[]> {
+async function historyOf(
+  globals: GlobalOptions,
+  options: { history?: string; fromLedger?: boolean },
+): Promise<ChangeEvent[]> {
   if (options.fromLedger === true && options.history !== undefined)
     throw new OpdbusError('OPDBUS_ERR_USAGE', 'Give either --history FILE or --from-ledger, not both.');
-  if (options.fromLedger === true)
-    throw new OpdbusError(
-      'OPDBUS_ERR_USAGE',
-      "--from-ledger needs the ledger's per-change records, which this build does not have yet; export them with `opdbus ledger export-changes > changes.jsonl` where available and pass --history changes.jsonl.",
+  if (options.fromLedger === true) {
+    const { ledgerChangeEvents } = await import('./ledger.js');
+    const events = (await ledgerChangeEvents(globals)).map(
+      ({ at, host, actor, plugin, resource, op, before, after }): ChangeEvent => ({
+        at,
+        host,
+        actor,
+        plugin,
+        resource,
+        op,
+        before: before as Json,
+        after: after as Json,
+      }),
     );
+    if (events.length === 0)
+      throw new OpdbusError(
+        'OPDBUS_ERR_ML_EMPTY',
+        `The ledger in ${globals.stateDir} records no changes yet: apply some documents first, or train from a JSONL history (--history FILE.jsonl).`,
+        { data: { stateDir: globals.stateDir } },
+      );
+    return events;
+  }
   if (options.history === undefined)
     throw new OpdbusError(
       'OPDBUS_ERR_USAGE',
@@ -79,7 +99,7 @@ export async function train(
   options: TrainCliOptions,
   output: Output,
 ): Promise<number> {
-  const events = await historyOf(options);
+  const events = await historyOf(globals, options);
   const states = options.states === undefined ? undefined : await readSnapshots(options.states);
   const bar = progressBar();
   const backend = options.backend;

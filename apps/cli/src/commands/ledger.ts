@@ -12,6 +12,7 @@ import {
   verifyConsistency,
   verifyInclusion,
   verifyLedger,
+  type ChangeEvent as LedgerChangeEvent,
   type LedgerEntry,
 } from '@opdbus/ledger';
 import { exitCodes } from '../exitCodes.js';
@@ -388,5 +389,17 @@ export async function exportChanges(
       else output.out(`Wrote ${count} change events from entries ${from} to ${ledger.size - 1} to ${file}.`);
     }
     return exitCodes.OK.code;
+  });
+}
+
+/**
+ * Every change the state directory's ledger records (applies and the rollbacks that undid them),
+ * in the order they took effect, for `opdbus anomaly train --from-ledger`. Read without a lock.
+ */
+export async function ledgerChangeEvents(global: GlobalOptions): Promise<LedgerChangeEvent[]> {
+  return withLedger(global, async (ledger) => {
+    const events: LedgerChangeEvent[] = [];
+    for await (const event of readChangeEvents(ledger)) events.push(event);
+    return events;
   });
 }
