@@ -73,8 +73,8 @@ async function historyOf(
         plugin,
         resource,
         op,
-        before: before as Json,
-        after: after as Json,
+        before,
+        after,
       }),
     );
     if (events.length === 0)
