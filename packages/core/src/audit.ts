@@ -5,7 +5,7 @@ import { REDACTED, boundedValue, clipText, limits } from './limits.js';
 import type { AnyPlugin, TargetSpec } from './plugin.js';
 
 /** What an audit record is about. */
-export type AuditKind = 'plan' | 'apply' | 'rollback' | 'confirm' | 'drift';
+export type AuditKind = 'plan' | 'apply' | 'rollback' | 'confirm' | 'drift' | 'alert';
 
 /** The process that acted: pid, kernel start time and command line. */
 export interface AuditProcess {
@@ -38,6 +38,18 @@ export interface AuditChange {
   summary: string;
   /** apply and rollback records: whether this change was carried out on the host. */
   applied?: boolean;
+}
+
+/**
+ * An anomaly score of one change (an `alert` entry's `anomalies`): which change, how unusual
+ * (calibrated, in [0, 1]) and why, as @opdbus/ml explains it.
+ */
+export interface AuditAnomaly {
+  /** The change's id (its record in the same entry's `changeRecords`). */
+  changeId: string;
+  score: number;
+  /** At most five reasons of at most 512 characters each. */
+  reasons: string[];
 }
 
 /**
@@ -84,6 +96,8 @@ export interface AuditRecord {
    * changes it undoes). See {@link AuditChange}.
    */
   changeRecords?: AuditChange[];
+  /** alert: the anomaly score of each change in `changeRecords` that raised it. */
+  anomalies?: AuditAnomaly[];
   /** apply of a failed transaction: the id of the change that failed. */
   failedChange?: string;
 }

@@ -6,6 +6,7 @@
  */
 export {
   auditChanges,
+  type AuditAnomaly,
   type AuditChange,
   type AuditChangesOptions,
   type AuditKind,

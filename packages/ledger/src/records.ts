@@ -36,13 +36,20 @@ export interface SnapshotEntry {
   [field: string]: JsonValue | undefined;
 }
 
-const auditKinds: ReadonlySet<string> = new Set<AuditKind>(['plan', 'apply', 'rollback', 'confirm', 'drift']);
+const auditKinds: ReadonlySet<string> = new Set<AuditKind>([
+  'plan',
+  'apply',
+  'rollback',
+  'confirm',
+  'drift',
+  'alert',
+]);
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Whether a ledger entry's value is an engine step (plan, apply, rollback, confirm, drift). */
+/** Whether a ledger entry's value is an engine step (plan, apply, rollback, confirm, drift, alert). */
 export function isAuditEntry(value: unknown): value is AuditEntry {
   return (
     isObject(value) &&

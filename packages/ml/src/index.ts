@@ -81,3 +81,10 @@ export {
   type Evaluation,
   type Labels,
 } from './evaluate.js';
+export {
+  ChangeScorer,
+  changeEventsOf,
+  type ChangeContext,
+  type ChangeScore,
+  type ChangeScorerOptions,
+} from './changes.js';

@@ -159,6 +159,11 @@ export interface ScoreOptions {
   threshold?: number;
   /** How many neighbours to return (default 3). */
   neighbours?: number;
+  /**
+   * Detectors left out of the score (their signal still reported): e.g. `['actor']` for drift,
+   * whose actor is never known (the host was changed outside op-dbus).
+   */
+  ignore?: readonly DetectorName[];
 }
 
 interface ModelJson {
@@ -350,7 +355,10 @@ export class AnomalyModel {
   }
 
   /** Each detector's calibrated signal and the combined statistic ({@link combineSurprises}). */
-  private combine(values: Record<DetectorName, number>): {
+  private combine(
+    values: Record<DetectorName, number>,
+    ignore: ReadonlySet<DetectorName> = new Set(),
+  ): {
     statistic: number;
     signals: Record<DetectorName, Signal>;
   } {
@@ -358,7 +366,7 @@ export class AnomalyModel {
     const surprises: number[] = [];
     for (const d of DETECTORS) {
       const s = tailSurprise(this.json.calibration.detectors[d], values[d]);
-      surprises.push(s);
+      surprises.push(ignore.has(d) ? 0 : s);
       signals[d] = { value: values[d], p: Math.exp(-s) };
     }
     return { statistic: combineSurprises(surprises), signals };
@@ -373,10 +381,11 @@ export class AnomalyModel {
     const nNeighbours = options.neighbours ?? 3;
     const features = events.map(featurize);
     const { values, evidence, hits } = this.rawSignals(features);
+    const ignore = new Set(options.ignore ?? []);
     return features.map((f, i) => {
-      const { statistic, signals } = this.combine(values[i]!);
+      const { statistic, signals } = this.combine(values[i]!, ignore);
       const score = 1 - tailProbability(this.json.calibration.combined, statistic);
-      const flagged = DETECTORS.filter((d) => signals[d].p <= REASON_P).sort(
+      const flagged = DETECTORS.filter((d) => !ignore.has(d) && signals[d].p <= REASON_P).sort(
         (a, b) => signals[a].p - signals[b].p,
       );
       const reasons = flagged.map((d) => reasonText(d, f, evidence[i]![d] ?? {}, signals[d].p));
