@@ -59,6 +59,10 @@ const applyBody = z.strictObject({
     .optional()
     .describe('Commit-confirmed: roll back unless confirmed in time'),
   force: z.boolean().optional().describe('Apply risky changes without commit-confirmed'),
+  acknowledgeAnomalies: z
+    .boolean()
+    .optional()
+    .describe('Go ahead with changes that score at or above the anomaly threshold (`--anomaly-plan ask`)'),
 });
 const txBody = z.strictObject({ txId: z.string().max(64).optional() });
 const rollbackBody = z.strictObject({ txId: z.string().max(64).optional(), force: z.boolean().optional() });
@@ -97,6 +101,8 @@ function httpStatusOf(err: OpdbusError): number {
     case 'OPDBUS_ERR_TX_STATE':
     case 'OPDBUS_ERR_LOCKED':
     case 'OPDBUS_ERR_RISKY_CHANGE':
+    case 'OPDBUS_ERR_ANOMALY_REFUSED':
+    case 'OPDBUS_ERR_ANOMALY_ASK':
       return 409;
     case 'OPDBUS_ERR_PLUGIN_UNAVAILABLE':
       return 503;
@@ -348,7 +354,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const body = planBody.parse(req.body);
       const doc = parseDocument(body.document);
       const { plan, notes } = await daemon.engine.plan(doc);
-      return { plan, notes };
+      // With --anomaly-model, each change's score and reasons (an alert for the unusual ones).
+      const anomalies = await daemon.scorePlan(plan.changes, req.identity?.name ?? 'api');
+      return { plan, notes, anomalies };
     },
   );
   app.post(
@@ -368,6 +376,9 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const result = await daemon.apply(doc, actor, {
         ...(body.confirmTimeoutS === undefined ? {} : { confirmTimeoutS: body.confirmTimeoutS }),
         ...(body.force === undefined ? {} : { force: body.force }),
+        ...(body.acknowledgeAnomalies === undefined
+          ? {}
+          : { acknowledgeAnomalies: body.acknowledgeAnomalies }),
       });
       return {
         status: result.status,

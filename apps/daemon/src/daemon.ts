@@ -24,6 +24,7 @@ import {
 import { createEngine, ensureStateDir, recoverFirst, type RuntimeOptions } from '@opdbus/runtime';
 import { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
 import { loadDesired } from './desired.js';
+import { checkPlanPolicy, scoreChanges, type AnomalyOptions, type ScoreSummary } from './anomaly.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { ModePolicy, type Mode, type ModeRule } from './modes.js';
 
@@ -52,6 +53,8 @@ export interface DaemonOptions {
   targetCheckMs?: number;
   /** Watch the desired-state path and reload on change (default true). */
   watchDesired?: boolean;
+  /** Anomaly scoring of API plans and drift (`--anomaly-model`); none by default. */
+  anomaly?: AnomalyOptions;
 }
 
 /** Where the daemon is. */
@@ -77,6 +80,8 @@ export interface DriftItem {
   /** The change id: a different drift of the same resource has another. */
   changeId: string;
   error?: string;
+  /** How unusual this drift is (with `--anomaly-model`). */
+  anomaly?: { score: number; anomalous: boolean; reasons: string[] };
 }
 
 /** What the daemon publishes (the API's Server-Sent Events). */
@@ -88,7 +93,8 @@ export type DaemonEvent =
   | { type: 'transaction'; at: string; event: OpdbusEvent }
   | { type: 'baseline'; at: string; txId: string; actor: string; keys: string[] }
   | { type: 'reload'; at: string; ok: boolean; source: string; error?: string }
-  | { type: 'status'; at: string; status: DaemonStatus; detail?: string };
+  | { type: 'status'; at: string; status: DaemonStatus; detail?: string }
+  | { type: 'anomaly'; at: string; source: 'plan' | 'drift'; actor: string; scores: ScoreSummary[] };
 
 /** A transaction (a manual `opdbus apply`, an API apply) whose result is the baseline of some resources. */
 interface Baseline {
@@ -285,11 +291,25 @@ export class Daemon {
   async apply(
     doc: StateDocument,
     actor: string,
-    options: { confirmTimeoutS?: number; force?: boolean },
+    options: { confirmTimeoutS?: number; force?: boolean; acknowledgeAnomalies?: boolean },
   ): Promise<ApplyResult> {
     const t0 = performance.now();
     try {
-      const result = await this.engineFor(actor).apply(doc, options);
+      const engine = this.engineFor(actor);
+      const anomaly = this.options.anomaly;
+      if (anomaly !== undefined) {
+        // Scored at plan time: an alert for what is unusual, and the plan policy before anything changes.
+        const { plan } = await engine.plan(doc);
+        const scores = await this.scorePlan(plan.changes, actor);
+        checkPlanPolicy(
+          anomaly.plan,
+          scores,
+          anomaly.scorer.threshold,
+          options.acknowledgeAnomalies === true,
+        );
+      }
+      const { acknowledgeAnomalies: _ack, ...applyOptions } = options;
+      const result = await engine.apply(doc, applyOptions);
       this.metrics.transactionSeconds.observe(
         { kind: 'api', result: result.status },
         (performance.now() - t0) / 1000,
@@ -628,6 +648,17 @@ export class Daemon {
     }
     this.metrics.driftActive.set(this.#drift.size);
     this.metrics.holdsActive.set(this.#damper.holds().length);
+    // Drift scored as what the host underwent; above the threshold, rolled back under `--anomaly-drift rollback`.
+    const unusual = new Set<string>();
+    if (fresh.length > 0 && this.options.anomaly !== undefined) {
+      const freshKeys = new Set(fresh.map((i) => i.key));
+      const drifted = found.filter((f) => freshKeys.has(resourceKey(f.change))).map((f) => f.change);
+      for (const s of await this.#score(engine, drifted, 'drift', 'drift')) {
+        const item = this.#drift.get(s.key);
+        if (item !== undefined) item.anomaly = { score: s.score, anomalous: s.anomalous, reasons: s.reasons };
+        if (s.anomalous) unusual.add(s.key);
+      }
+    }
     if (fresh.length > 0) {
       if (eventAt !== undefined)
         this.metrics.driftDetectSeconds.observe((performance.now() - eventAt) / 1000);
@@ -669,8 +700,15 @@ export class Daemon {
     }
 
     // Enforce: correct what is in enforce mode and not on hold, one transaction per authority.
+    const rollBack = this.options.anomaly?.drift === 'rollback';
     const toCorrect = found.filter(
-      ({ change, mode }) => mode === 'enforce' && this.#damper.held(resourceKey(change)) === undefined,
+      ({ change, mode }) =>
+        (mode === 'enforce' ||
+          (mode === 'observe' &&
+            rollBack &&
+            (unusual.has(resourceKey(change)) ||
+              this.#drift.get(resourceKey(change))?.anomaly?.anomalous === true))) &&
+        this.#damper.held(resourceKey(change)) === undefined,
     );
     if (toCorrect.length === 0) return;
     if (this.#pendingConfirm) {
@@ -754,6 +792,63 @@ export class Daemon {
     } finally {
       if (this.#corrections.size > 1000) this.#corrections.delete(this.#corrections.values().next().value!);
     }
+  }
+
+  /**
+   * Score a plan's changes (with `--anomaly-model`; none without): what is at or above the
+   * threshold is an alert (ledger, metrics, event, log).
+   */
+  async scorePlan(changes: readonly Change[], actor: string): Promise<ScoreSummary[]> {
+    return this.#score(this.#engine, changes, 'plan', actor);
+  }
+
+  async #score(
+    engine: Engine,
+    changes: readonly Change[],
+    source: 'plan' | 'drift',
+    actor: string,
+  ): Promise<ScoreSummary[]> {
+    const anomaly = this.options.anomaly;
+    if (anomaly === undefined || changes.length === 0) return [];
+    let scores: ScoreSummary[];
+    try {
+      scores = scoreChanges(anomaly.scorer, changes, (name) => engine.registry.get(name), {
+        actor,
+        drift: source === 'drift',
+      });
+    } catch (err) {
+      // Scoring is advice: a failure is logged, never a reason to stop watching or applying.
+      this.logger.error({ err, source }, 'anomaly scoring failed');
+      return [];
+    }
+    for (const s of scores) this.metrics.anomalyScores.observe({ source }, s.score);
+    const flagged = scores.filter((s) => s.anomalous);
+    if (flagged.length === 0) return scores;
+    this.metrics.anomalyAlerts.inc({ source }, flagged.length);
+    for (const s of flagged)
+      this.logger.warn(
+        { anomaly: s.key, score: s.score, source, actor },
+        `anomaly: ${s.key} scores ${s.score.toFixed(3)} (threshold ${anomaly.scorer.threshold}): ${s.reasons.join('; ') || 'unusual'}`,
+      );
+    const ids = new Set(flagged.map((s) => s.changeId));
+    const flaggedChanges = changes.filter((c) => ids.has(c.id));
+    try {
+      await engine.record({
+        kind: 'alert',
+        status: source,
+        reason: `${flagged.length} ${source === 'plan' ? 'planned change(s)' : 'drift(s)'} at or above the anomaly threshold ${anomaly.scorer.threshold} (actor ${actor})`,
+        changes: flaggedChanges.length,
+        plugins: [...new Set(flaggedChanges.map((c) => c.plugin))],
+        changeRecords: auditChanges(flaggedChanges, (name) => engine.registry.get(name), {
+          inverse: source === 'drift',
+        }),
+        anomalies: flagged.map(({ changeId, score, reasons }) => ({ changeId, score, reasons })),
+      });
+    } catch (err) {
+      this.logger.error({ err, source }, 'could not record the anomaly alert in the ledger');
+    }
+    this.#publish({ type: 'anomaly', at: now(), source, actor, scores: flagged });
+    return scores;
   }
 
   /** A drift step in the ledger (and a failure to record it in the log, never a crash). */

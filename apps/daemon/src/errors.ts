@@ -21,6 +21,18 @@ export const daemonErrors = defineErrorCodes({
     summary: 'An API request whose body or query does not have the documented shape (HTTP 400).',
     remedy: 'Compare the request with `/openapi.json`; the message names the field.',
   },
+  OPDBUS_ERR_ANOMALY_REFUSED: {
+    summary:
+      'A planned change scored at or above the anomaly threshold, and the daemon runs with `--anomaly-plan refuse` (HTTP 409); nothing was changed.',
+    remedy:
+      'Have an operator review the change the message names; if it is routine, retrain the model (`opdbus anomaly train --from-ledger`) or apply it outside the daemon.',
+  },
+  OPDBUS_ERR_ANOMALY_ASK: {
+    summary:
+      'A planned change scored at or above the anomaly threshold, and the daemon runs with `--anomaly-plan ask` (HTTP 409); nothing was changed.',
+    remedy:
+      'Review the changes and reasons the message names, then send the apply again with `"acknowledgeAnomalies": true`.',
+  },
 });
 
 /** A code of {@link daemonErrors}. */

@@ -6,6 +6,15 @@
  * @packageDocumentation
  */
 export { buildApi, listen, type ApiOptions } from './api.js';
+export {
+  checkPlanPolicy,
+  loadScorer,
+  scoreChanges,
+  type AnomalyOptions,
+  type DriftPolicy,
+  type PlanPolicy,
+  type ScoreSummary,
+} from './anomaly.js';
 export { Daemon, type DaemonEvent, type DaemonOptions, type DaemonStatus, type DriftItem } from './daemon.js';
 export { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
 export { daemonErrors, type DaemonErrorCode } from './errors.js';

@@ -4,6 +4,7 @@ import { TokenFile, createLogger, defaultStateDir, reportError, stdio } from '@o
 import { Command, Option } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { buildApi, listen } from './api.js';
+import { loadScorer, type DriftPolicy, type PlanPolicy } from './anomaly.js';
 import { Daemon } from './daemon.js';
 import { checkListeners, parseListener } from './listen.js';
 import { loadModesFile, parseModeRule, type Mode, type ModeRule } from './modes.js';
@@ -37,6 +38,10 @@ interface CommandLine {
   holdAfter: string;
   holdWindow: string;
   holdFor: string;
+  anomalyModel?: string;
+  anomalyThreshold?: string;
+  anomalyPlan: PlanPolicy;
+  anomalyDrift: DriftPolicy;
   logLevel: string;
 }
 
@@ -114,6 +119,21 @@ export function program(): Command {
     )
     .option('--hold-window <s>', 'flap damping window in seconds', '60')
     .option('--hold-for <s>', 'how long a hold lasts, in seconds', '300')
+    .option('--anomaly-model <dir>', 'score API plans and drift with this model (opdbus anomaly train)')
+    .option('--anomaly-threshold <score>', "alert at or above this score (default: the model's)")
+    .addOption(
+      new Option(
+        '--anomaly-plan <policy>',
+        'planned changes at or above the threshold: alert only, ask, refuse',
+      )
+        .choices(['off', 'ask', 'refuse'])
+        .default('off'),
+    )
+    .addOption(
+      new Option('--anomaly-drift <policy>', 'drift at or above the threshold: alert only, or roll back')
+        .choices(['off', 'rollback'])
+        .default('off'),
+    )
     .option('--log-level <level>', 'pino level', process.env.OPDBUS_LOG_LEVEL ?? 'info');
 }
 
@@ -151,6 +171,42 @@ export async function main(argv: readonly string[]): Promise<number> {
     checkListeners(listeners, { tokens: tokens !== undefined, tls: tls !== undefined });
     const group = opts.socketGroup === undefined ? undefined : groupId(opts.socketGroup);
 
+    if (
+      opts.anomalyModel === undefined &&
+      (opts.anomalyThreshold !== undefined || opts.anomalyPlan !== 'off' || opts.anomalyDrift !== 'off')
+    )
+      throw new OpdbusError(
+        'OPDBUS_ERR_USAGE',
+        '--anomaly-threshold, --anomaly-plan and --anomaly-drift need --anomaly-model DIR.',
+      );
+    let threshold: number | undefined;
+    if (opts.anomalyThreshold !== undefined) {
+      threshold = Number(opts.anomalyThreshold);
+      if (!Number.isFinite(threshold) || threshold <= 0 || threshold > 1)
+        throw new OpdbusError(
+          'OPDBUS_ERR_USAGE',
+          `--anomaly-threshold takes a score in (0, 1], got "${opts.anomalyThreshold}".`,
+        );
+    }
+    const anomaly =
+      opts.anomalyModel === undefined
+        ? undefined
+        : {
+            scorer: await loadScorer(opts.anomalyModel, threshold),
+            plan: opts.anomalyPlan,
+            drift: opts.anomalyDrift,
+          };
+    if (anomaly !== undefined)
+      logger.info(
+        {
+          model: opts.anomalyModel,
+          threshold: anomaly.scorer.threshold,
+          plan: anomaly.plan,
+          drift: anomaly.drift,
+        },
+        'anomaly scoring on',
+      );
+
     const daemon = new Daemon({
       runtime: {
         stateDir: opts.stateDir,
@@ -175,6 +231,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         logger,
       ),
       logger,
+      ...(anomaly === undefined ? {} : { anomaly }),
     });
     await daemon.start();
     const apps: FastifyInstance[] = [];

@@ -16,6 +16,8 @@ export interface DaemonMetrics {
   transactionSeconds: Histogram<'kind' | 'result'>;
   driftDetectSeconds: Histogram;
   reloads: Counter<'result'>;
+  anomalyScores: Histogram<'source'>;
+  anomalyAlerts: Counter<'source'>;
   up: Gauge;
 }
 
@@ -95,6 +97,19 @@ export function createMetrics(stateDir: string): DaemonMetrics {
       name: 'opdbus_reloads_total',
       help: 'Reloads of the desired state by result (ok, refused)',
       labelNames: ['result'],
+      registers,
+    }),
+    anomalyScores: new Histogram({
+      name: 'opdbus_anomaly_score',
+      help: 'Anomaly scores of planned changes and drift (with --anomaly-model)',
+      labelNames: ['source'],
+      buckets: [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999],
+      registers,
+    }),
+    anomalyAlerts: new Counter({
+      name: 'opdbus_anomaly_alerts_total',
+      help: 'Changes that scored at or above the anomaly threshold, by source (plan, drift)',
+      labelNames: ['source'],
       registers,
     }),
     up: new Gauge({ name: 'opdbus_watching', help: '1 while the daemon watches its target', registers }),
