@@ -25,7 +25,6 @@ export {
   type McpRoutesOptions,
 } from './http.js';
 export { buildProgram, main, type McpCommandOptions } from './main.js';
-export { resolvePlugins, type PluginSelection } from './plugins.js';
 export {
   Policy,
   isWriteTool,

@@ -1,6 +1,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import { OpdbusError } from '@opdbus/core';
-import { createLogger, defaultStateDir, reportError, stdio, TokenFile, type Output } from '@opdbus/runtime';
+import {
+  createLogger,
+  resolveAppPlugins,
+  defaultStateDir,
+  reportError,
+  stdio,
+  TokenFile,
+  type Output,
+} from '@opdbus/runtime';
 import { MCP_SERVER_VERSION } from './service.js';
 
 /** The command line of opdbus-mcp: the CLI's global options plus its own. */
@@ -102,11 +110,7 @@ export async function main(argv: readonly string[], output: Output = stdio): Pro
 }
 
 async function serve(options: McpCommandOptions, output: Output): Promise<number> {
-  const [{ OpdbusMcp }, { Policy }, { resolvePlugins }] = await Promise.all([
-    import('./service.js'),
-    import('./policy.js'),
-    import('./plugins.js'),
-  ]);
+  const [{ OpdbusMcp }, { Policy }] = await Promise.all([import('./service.js'), import('./policy.js')]);
   const logger = createLogger(options.logLevel, 'opdbus-mcp');
   const policy = options.policy === undefined ? Policy.readOnly() : Policy.load(options.policy);
   const tokens = options.tokenFile === undefined ? undefined : TokenFile.load(options.tokenFile);
@@ -115,7 +119,7 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
       'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
       '--token-file is for the HTTP transport; add --http HOST:PORT (stdio is as trusted as the user who starts it).',
     );
-  const plugins = await resolvePlugins(
+  const plugins = await resolveAppPlugins(
     {
       ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
       ...(options.config === undefined ? {} : { config: options.config }),
