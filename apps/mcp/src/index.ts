@@ -25,6 +25,7 @@ export {
   type McpRoutesOptions,
 } from './http.js';
 export { buildProgram, main, type McpCommandOptions } from './main.js';
+export { OAuthRefusal, OAuthResourceServer, type OAuthIdentity, type OAuthOptions } from './oauth.js';
 export {
   Policy,
   isWriteTool,

@@ -23,6 +23,9 @@ export interface McpCommandOptions {
   logLevel: string;
   http?: string;
   tokenFile?: string;
+  oauthIssuer?: string;
+  oauthJwks?: string;
+  oauthResource?: string;
   allowedOrigin?: string[];
   allowedHost?: string[];
   policy?: string;
@@ -71,6 +74,15 @@ export function buildProgram(output: Output = stdio): Command {
       '--token-file <file>',
       'bearer tokens for HTTP (lines TOKEN read|write NAME, mode 0600); required off loopback',
     )
+    .option(
+      '--oauth-issuer <url>',
+      'HTTP: OAuth 2.1 resource-server mode, accepting JWT access tokens from this authorization server',
+    )
+    .option('--oauth-jwks <file|url>', "OAuth: the issuer's signing keys (a JWKS file or https URL)")
+    .option(
+      '--oauth-resource <url>',
+      "OAuth: this server's resource URL, the audience tokens must name (default: the endpoint URL)",
+    )
     .option('--allowed-origin <origin...>', 'HTTP: also accept requests with these Origin headers')
     .option('--allowed-host <name...>', 'HTTP on a non-loopback address: accept only these Host names')
     .option(
@@ -118,6 +130,16 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
     throw new OpdbusError(
       'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
       '--token-file is for the HTTP transport; add --http HOST:PORT (stdio is as trusted as the user who starts it).',
+    );
+  if ((options.oauthIssuer === undefined) !== (options.oauthJwks === undefined))
+    throw new OpdbusError(
+      'OPDBUS_ERR_MCP_OAUTH_CONFIG',
+      "OAuth needs both --oauth-issuer URL and --oauth-jwks FILE|URL (the issuer's signing keys).",
+    );
+  if (options.oauthIssuer !== undefined && options.http === undefined)
+    throw new OpdbusError(
+      'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
+      '--oauth-issuer is for the HTTP transport; add --http HOST:PORT.',
     );
   const plugins = await resolveAppPlugins(
     {
@@ -183,11 +205,20 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
   const endpoint = await startHttp(mcp, {
     ...listen,
     ...(tokens === undefined ? {} : { tokens }),
+    ...(options.oauthIssuer === undefined || options.oauthJwks === undefined
+      ? {}
+      : {
+          oauth: {
+            issuer: options.oauthIssuer,
+            jwks: options.oauthJwks,
+            ...(options.oauthResource === undefined ? {} : { resource: options.oauthResource }),
+          },
+        }),
     ...(options.allowedOrigin === undefined ? {} : { allowedOrigins: options.allowedOrigin }),
     ...(options.allowedHost === undefined ? {} : { allowedHosts: options.allowedHost }),
   });
   output.err(
-    `opdbus-mcp: serving MCP at ${endpoint.url} (${tokens === undefined ? 'no token file: unauthenticated and read-only' : `${tokens.size} token(s) from ${tokens.path}`}; policy: ${policy.source})`,
+    `opdbus-mcp: serving MCP at ${endpoint.url} (${options.oauthIssuer !== undefined ? `OAuth access tokens from ${options.oauthIssuer}` : tokens === undefined ? 'no token file: unauthenticated and read-only' : `${tokens.size} token(s) from ${tokens.path}`}; policy: ${policy.source})`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
