@@ -26,6 +26,7 @@ export interface McpCommandOptions {
   oauthIssuer?: string;
   oauthJwks?: string;
   oauthResource?: string;
+  daemonSocket?: string;
   allowedOrigin?: string[];
   allowedHost?: string[];
   policy?: string;
@@ -82,6 +83,10 @@ export function buildProgram(output: Output = stdio): Command {
     .option(
       '--oauth-resource <url>',
       "OAuth: this server's resource URL, the audience tokens must name (default: the endpoint URL)",
+    )
+    .option(
+      '--daemon-socket <path>',
+      "opdbusd's API unix socket: adds the drift tool (e.g. /run/opdbus/api.sock)",
     )
     .option('--allowed-origin <origin...>', 'HTTP: also accept requests with these Origin headers')
     .option('--allowed-host <name...>', 'HTTP on a non-loopback address: accept only these Host names')
@@ -159,6 +164,7 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
       ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
       ...(options.config === undefined ? {} : { config: options.config }),
       policy,
+      ...(options.daemonSocket === undefined ? {} : { daemonSocket: options.daemonSocket }),
       writeRatePerMinute: positive(options.writeRate, '--write-rate', 10_000),
       confirmTimeoutS: positive(options.confirmTimeout, '--confirm-timeout', 86_400),
     },
