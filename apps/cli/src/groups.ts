@@ -7,6 +7,7 @@ import { registerNuma } from './groups/numa.js';
 import { registerPlugin } from './groups/plugin.js';
 import { registerAnomaly } from './groups/anomaly.js';
 import { registerCompliance } from './groups/compliance.js';
+import { registerDaemon } from './groups/daemon.js';
 import type { GlobalOptions, Output } from './runtime.js';
 
 /** What a command group receives to add its commands to the program. */
@@ -33,4 +34,5 @@ export const commandGroups: ReadonlyArray<(context: CommandContext) => void> = [
   registerMesh,
   registerCompliance,
   registerPlugin,
+  registerDaemon,
 ];

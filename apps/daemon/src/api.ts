@@ -172,13 +172,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     hook: 'onRequest',
     allowList: (req) => !needsToken || isPublic(req) || identify(req) !== undefined,
     keyGenerator: (req) => req.socket.remoteAddress ?? 'unix',
-    errorResponseBuilder: (_req, context) => ({
-      statusCode: 429,
-      ...errorBody(
-        'OPDBUS_ERR_API_RATE_LIMITED',
-        `Too many failed authentications from this peer; retry in ${Math.ceil(context.ttl / 1000)} s.`,
-      ),
-    }),
+    errorResponseBuilder: (req, context) => {
+      daemon.authFailures.note(req.socket.remoteAddress ?? listener.label, req.url, 'rate-limited');
+      return {
+        statusCode: 429,
+        ...errorBody(
+          'OPDBUS_ERR_API_RATE_LIMITED',
+          `Too many failed authentications from this peer; retry in ${Math.ceil(context.ttl / 1000)} s.`,
+        ),
+      };
+    },
   });
   await app.register(swagger, {
     openapi: {
@@ -203,6 +206,8 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const identity = identify(req);
       if (identity === undefined) {
         const presented = TokenFile.bearer(req.headers.authorization) !== undefined;
+        const peer = req.socket.remoteAddress ?? listener.label;
+        daemon.authFailures.note(peer, req.url, presented ? 'wrong-token' : 'no-token');
         daemon.logger.warn(
           { peer: req.socket.remoteAddress ?? listener.label, url: req.url.slice(0, 200) },
           presented

@@ -23,6 +23,7 @@ import {
 } from '@opdbus/core';
 import { createEngine, ensureStateDir, recoverFirst, type RuntimeOptions } from '@opdbus/runtime';
 import { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
+import { AuthFailureAudit } from './authAudit.js';
 import { loadDesired } from './desired.js';
 import { checkPlanPolicy, scoreChanges, type AnomalyOptions, type ScoreSummary } from './anomaly.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
@@ -131,6 +132,8 @@ export class Daemon {
   readonly options: DaemonOptions;
   readonly policy: ModePolicy;
   readonly startedAt = now();
+  /** Failed authentication on the API, recorded in the ledger (coalesced per peer). */
+  readonly authFailures: AuthFailureAudit;
   #status: DaemonStatus = 'starting';
   #statusDetail: string | undefined;
   #engine: Engine;
@@ -164,6 +167,7 @@ export class Daemon {
     this.logger = options.logger;
     this.policy = new ModePolicy(options.mode, options.modeRules ?? []);
     this.metrics = createMetrics(options.runtime.stateDir);
+    this.authFailures = new AuthFailureAudit(options.runtime.stateDir, { logger: options.logger });
     this.#damper = new FlapDamper({ ...defaultDamping, ...options.damping });
     this.#engine = this.#newEngine();
     this.engineEvents.on((event) => {
@@ -243,6 +247,7 @@ export class Daemon {
     this.#fileWatcher?.close();
     await this.#disconnect();
     await this.#running?.catch(() => undefined);
+    await this.authFailures.flush();
   }
 
   /**

@@ -15,6 +15,12 @@ export {
   type PlanPolicy,
   type ScoreSummary,
 } from './anomaly.js';
+export {
+  AuthFailureAudit,
+  DAEMON_AUTH_FAILED_KIND,
+  type AuthFailureAuditOptions,
+  type AuthFailureReason,
+} from './authAudit.js';
 export { Daemon, type DaemonEvent, type DaemonOptions, type DaemonStatus, type DriftItem } from './daemon.js';
 export { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
 export { daemonErrors, type DaemonErrorCode } from './errors.js';
@@ -24,4 +30,3 @@ export { createMetrics, type DaemonMetrics } from './metrics.js';
 export { ModePolicy, loadModesFile, modes, parseModeRule, type Mode, type ModeRule } from './modes.js';
 export { main, program, version } from './main.js';
 export { statusLine, systemdNotifier, type Notifier, type NotifySource } from './notify.js';
-export { resolvePlugins, type PluginSelection } from './plugins.js';

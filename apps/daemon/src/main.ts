@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { OpdbusError } from '@opdbus/core';
-import { TokenFile, createLogger, defaultStateDir, reportError, stdio } from '@opdbus/runtime';
+import {
+  TokenFile,
+  resolveAppPlugins,
+  createLogger,
+  defaultStateDir,
+  reportError,
+  stdio,
+} from '@opdbus/runtime';
 import { Command, Option } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { buildApi, listen } from './api.js';
@@ -9,7 +16,6 @@ import { Daemon } from './daemon.js';
 import { checkListeners, parseListener } from './listen.js';
 import { loadModesFile, parseModeRule, type Mode, type ModeRule } from './modes.js';
 import { statusLine, systemdNotifier } from './notify.js';
-import { resolvePlugins } from './plugins.js';
 
 /** The daemon's version (its package's). */
 export const version: string = (
@@ -226,7 +232,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         windowMs: positive(opts.holdWindow, '--hold-window') * 1000,
         holdMs: positive(opts.holdFor, '--hold-for') * 1000,
       },
-      plugins: await resolvePlugins(
+      plugins: await resolveAppPlugins(
         { plugin: opts.plugin, ...(opts.config === undefined ? {} : { config: opts.config }) },
         logger,
       ),

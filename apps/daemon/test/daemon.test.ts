@@ -218,6 +218,19 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
       200,
     );
     await app.close();
+    // Failed authentication is in the ledger, coalesced: the first refusal of the peer at once, the
+    // burst after it (wrong tokens, then 429s) as one entry when the daemon stops (or the window ends).
+    await d.stop();
+    const refused = (await ledgerEntries()).filter((e) => e.kind === 'daemon.auth-failed');
+    expect(refused).toHaveLength(2);
+    expect(refused[0]).toMatchObject({ peer: '127.0.0.1', route: '/v1/state', reason: 'no-token', count: 1 });
+    expect(refused[1]).toMatchObject({
+      peer: '127.0.0.1',
+      count: 7,
+      reasons: { 'wrong-token': 4, 'rate-limited': 3 },
+      routes: ['/v1/state'],
+    });
+    expect((await verifyLedger(join(dir, 'state', 'ledger'))).ok).toBe(true);
   });
 
   it('refuses an invalid new document on reload and keeps the one in force', async () => {

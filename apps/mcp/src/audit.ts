@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import {
   REDACTED,
   boundedValue,
@@ -8,8 +7,7 @@ import {
   type JsonValue,
   type Logger,
 } from '@opdbus/core';
-import { Ledger } from '@opdbus/ledger';
-import { ensureStateDir, ledgerPaths } from '@opdbus/runtime';
+import { LedgerLog } from '@opdbus/runtime';
 import type { PolicyAction } from './policy.js';
 
 /** The `kind` of the ledger entries opdbus-mcp writes, one per tool call (docs/ledger-format.md). */
@@ -86,21 +84,22 @@ export interface McpCallRecord {
 
 /**
  * Appends one ledger entry per MCP tool call (allowed or refused) to STATE_DIR/ledger, the same
- * transparency log the engine records plans and applies in. The ledger is opened per entry (as
- * the engine's audit sink does) so the CLI and the daemon can write between; appends of this
- * process are serialised.
+ * transparency log the engine records plans and applies in, through the runtime's
+ * {@link LedgerLog} (the one append path of every op-dbus app).
  */
 export class CallLedger {
-  #chain: Promise<unknown> = Promise.resolve();
+  readonly #log: LedgerLog;
 
   constructor(
     readonly stateDir: string,
     readonly logger: Logger = silentLogger,
-  ) {}
+  ) {
+    this.#log = new LedgerLog(stateDir, logger);
+  }
 
   /** Append the entry of a tool call; resolves to its index in the ledger. */
   record(call: McpCallRecord): Promise<number> {
-    return this.#enqueue(MCP_CALL_KIND, call as unknown as Record<string, JsonValue>);
+    return this.#log.append(MCP_CALL_KIND, call as unknown as Record<string, JsonValue>);
   }
 
   /**
@@ -108,34 +107,6 @@ export class CallLedger {
    * token: 401; a read token asking for a write tool: 403).
    */
   recordAuthFailure(failure: McpAuthFailure): Promise<number> {
-    return this.#enqueue(MCP_AUTH_FAILED_KIND, failure as unknown as Record<string, JsonValue>);
-  }
-
-  #enqueue(kind: string, fields: Record<string, JsonValue>): Promise<number> {
-    const next = this.#chain.then(() => this.#append(kind, fields));
-    this.#chain = next.catch(() => undefined);
-    return next;
-  }
-
-  async #append(kind: string, call: Record<string, JsonValue>): Promise<number> {
-    const paths = ledgerPaths(this.stateDir);
-    if (!existsSync(this.stateDir)) ensureStateDir(this.stateDir);
-    const ledger = await Ledger.open({
-      dir: paths.ledgerDir,
-      keyFile: paths.ledgerKey,
-      origin: paths.origin,
-    });
-    try {
-      const entry = {
-        v: 1,
-        kind,
-        at: new Date().toISOString(),
-        ...call,
-      } as unknown as JsonValue;
-      const appended = await ledger.append(entry);
-      return appended.index;
-    } finally {
-      await ledger.close();
-    }
+    return this.#log.append(MCP_AUTH_FAILED_KIND, failure as unknown as Record<string, JsonValue>);
   }
 }

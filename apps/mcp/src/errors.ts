@@ -32,6 +32,12 @@ export const mcpErrors = defineErrorCodes({
       'opdbus-mcp was asked to listen on a non-loopback address without authentication, or with options that do not fit together.',
     remedy: 'Pass --token-file FILE (bearer tokens), or listen on 127.0.0.1 / ::1.',
   },
+  OPDBUS_ERR_MCP_OAUTH_CONFIG: {
+    summary:
+      'The OAuth resource-server settings cannot be used: the JWKS file or URL cannot be read, or the issuer or resource is not a URL.',
+    remedy:
+      'Give --oauth-issuer URL and --oauth-jwks FILE|URL of the authorization server (a JWKS document, {"keys": [...]}) and, behind a proxy, --oauth-resource with the URL clients use; see docs/mcp.md.',
+  },
 });
 
 /** A code of {@link mcpErrors}. */

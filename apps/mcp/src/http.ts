@@ -10,6 +10,7 @@ import { BoundedEventStore } from './eventStore.js';
 import { isWriteTool } from './policy.js';
 import { TokenBucket } from './rateLimit.js';
 import type { OpdbusMcp } from './service.js';
+import { OAuthRefusal, OAuthResourceServer, type OAuthOptions } from './oauth.js';
 
 /** Options of {@link startHttp}. */
 export interface HttpOptions {
@@ -17,8 +18,10 @@ export interface HttpOptions {
   host?: string;
   /** Port (0: any free one). */
   port: number;
-  /** Bearer tokens (scopes read / write). Required unless the address is loopback. */
+  /** Bearer tokens (scopes read / write). Required unless the address is loopback (or `oauth` is given). */
   tokens?: TokenFile;
+  /** OAuth 2.1 resource-server mode: JWT access tokens from this issuer (instead of a token file). */
+  oauth?: OAuthOptions;
   /** Origins allowed besides the listener's own loopback ones (e.g. `https://dashboard.example`). */
   allowedOrigins?: string[];
   /** Host header names allowed on a non-loopback listener (default: any; loopback: only loopback names). */
@@ -101,8 +104,10 @@ function calledTools(body: unknown): string[] {
  */
 /** Options of {@link registerMcpRoutes}. */
 export interface McpRoutesOptions {
-  /** Bearer tokens; without, every request is unauthenticated and read-only. */
+  /** Bearer tokens; without (and without `oauth`), every request is unauthenticated and read-only. */
   tokens?: TokenFile;
+  /** OAuth resource-server mode: access tokens are JWTs verified by this (RFC 9728 metadata served). */
+  oauth?: OAuthResourceServer;
   /** Whether the listener is on a loopback address (then only loopback Host names are accepted). */
   loopback: boolean;
   /** The Origin header values accepted (read per request: a listener knows its port late). */
@@ -126,7 +131,7 @@ export function registerMcpRoutes(
   mcp: OpdbusMcp,
   options: McpRoutesOptions,
 ): { sessions(): number; close(): Promise<void> } {
-  const { tokens, loopback } = options;
+  const { tokens, loopback, oauth } = options;
   const maxSessions = options.maxSessions ?? 64;
   const idleMs = options.sessionIdleMs ?? 30 * 60_000;
   const sessions = new Map<string, Session>();
@@ -173,7 +178,51 @@ export function registerMcpRoutes(
       return jsonRpcError(reply, 403, `Forbidden: Origin ${origin.slice(0, 200)} is not allowed`);
 
     let identity: TokenIdentity | undefined;
-    if (tokens !== undefined) {
+    // Where a client learns how to get a token (RFC 9728), in every OAuth challenge.
+    const challenge = (extra: string): string =>
+      `Bearer resource_metadata="${oauth?.metadataUrl() ?? ''}"${extra === '' ? '' : `, ${extra}`}`;
+    if (oauth !== undefined) {
+      const presented = TokenFile.bearer(request.headers.authorization);
+      if (presented === undefined) {
+        await recordFailure(request, 401, 'no bearer token', null, null);
+        return jsonRpcError(reply, 401, 'Unauthorized: an OAuth access token is required', {
+          'WWW-Authenticate': challenge('scope="read write"'),
+        });
+      }
+      try {
+        identity = await oauth.verify(presented);
+      } catch (err) {
+        if (!(err instanceof OAuthRefusal)) throw err;
+        const status = err.error === 'invalid_token' ? 401 : 403;
+        await recordFailure(request, status, err.message, null, null);
+        return jsonRpcError(
+          reply,
+          status,
+          `${status === 401 ? 'Unauthorized' : 'Forbidden'}: ${err.message}`,
+          {
+            'WWW-Authenticate': challenge(
+              `error="${err.error}", error_description="${err.message.replace(/"/g, "'")}"${status === 403 ? ', scope="read"' : ''}`,
+            ),
+          },
+        );
+      }
+    }
+    if (oauth !== undefined && identity !== undefined && request.method === 'POST') {
+      const write = calledTools(request.body).filter(isWriteTool);
+      if (write.length > 0 && !TokenFile.allows(identity, 'write')) {
+        await recordFailure(request, 403, 'insufficient scope', identity.name, write.join(','));
+        return jsonRpcError(
+          reply,
+          403,
+          `Forbidden: the access token of ${identity.name} has the read scope; ${write.join(', ')} needs the write scope`,
+          {
+            'WWW-Authenticate': challenge(
+              `error="insufficient_scope", scope="write", error_description="${write.join(',')} needs the write scope"`,
+            ),
+          },
+        );
+      }
+    } else if (tokens !== undefined) {
       const presented = TokenFile.bearer(request.headers.authorization);
       identity = presented === undefined ? undefined : tokens.check(presented);
       if (identity === undefined) {
@@ -258,6 +307,14 @@ export function registerMcpRoutes(
   };
 
   app.route({ method: ['GET', 'POST', 'DELETE'], url: options.path ?? '/mcp', handler: handle });
+  if (oauth !== undefined) {
+    // RFC 9728: at the well-known path, and at it with the resource's path appended (as MCP clients look).
+    const metadata = async (_request: FastifyRequest, reply: FastifyReply) =>
+      reply.header('cache-control', 'max-age=300').send(oauth.metadata());
+    const path = options.path ?? '/mcp';
+    app.get('/.well-known/oauth-protected-resource', metadata);
+    app.get(`/.well-known/oauth-protected-resource${path}`, metadata);
+  }
 
   const sweep = setInterval(
     () => {
@@ -287,7 +344,12 @@ export function registerMcpRoutes(
 export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<HttpEndpoint> {
   const host = options.host ?? '127.0.0.1';
   const loopback = isLoopback(host);
-  if (options.tokens === undefined && !loopback)
+  if (options.tokens !== undefined && options.oauth !== undefined)
+    throw new OpdbusError(
+      'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
+      'Give either --token-file (bearer tokens) or --oauth-issuer/--oauth-jwks (OAuth access tokens), not both.',
+    );
+  if (options.tokens === undefined && options.oauth === undefined && !loopback)
     throw new OpdbusError(
       'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
       `opdbus-mcp will not listen on ${host} without authentication: anyone who reaches it could read the host's state. Pass --token-file FILE (lines TOKEN read|write NAME, mode 0600), or listen on 127.0.0.1.`,
@@ -295,8 +357,12 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
     );
   const app = Fastify({ bodyLimit: 5 * 1024 * 1024, logger: false });
   let origins: ReadonlySet<string> = new Set<string>();
+  let endpointUrl = '';
+  const oauth =
+    options.oauth === undefined ? undefined : new OAuthResourceServer(options.oauth, () => endpointUrl);
   const routes = registerMcpRoutes(app, mcp, {
     ...(options.tokens === undefined ? {} : { tokens: options.tokens }),
+    ...(oauth === undefined ? {} : { oauth }),
     loopback,
     origins: () => origins,
     ...(options.allowedHosts === undefined ? {} : { allowedHosts: options.allowedHosts }),
@@ -310,8 +376,9 @@ export async function startHttp(mcp: OpdbusMcp, options: HttpOptions): Promise<H
     ...(loopback ? LOOPBACK_NAMES.map((name) => `http://${name}:${port}`) : [`http://${shown}:${port}`]),
     ...(options.allowedOrigins ?? []),
   ]);
+  endpointUrl = `http://${shown}:${port}/mcp`;
   return {
-    url: `http://${shown}:${port}/mcp`,
+    url: endpointUrl,
     sessions: () => routes.sessions(),
     close: async () => {
       await routes.close();

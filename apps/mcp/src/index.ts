@@ -25,7 +25,7 @@ export {
   type McpRoutesOptions,
 } from './http.js';
 export { buildProgram, main, type McpCommandOptions } from './main.js';
-export { resolvePlugins, type PluginSelection } from './plugins.js';
+export { OAuthRefusal, OAuthResourceServer, type OAuthIdentity, type OAuthOptions } from './oauth.js';
 export {
   Policy,
   isWriteTool,

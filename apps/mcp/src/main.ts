@@ -1,6 +1,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import { OpdbusError } from '@opdbus/core';
-import { createLogger, defaultStateDir, reportError, stdio, TokenFile, type Output } from '@opdbus/runtime';
+import {
+  createLogger,
+  resolveAppPlugins,
+  defaultStateDir,
+  reportError,
+  stdio,
+  TokenFile,
+  type Output,
+} from '@opdbus/runtime';
 import { MCP_SERVER_VERSION } from './service.js';
 
 /** The command line of opdbus-mcp: the CLI's global options plus its own. */
@@ -15,6 +23,10 @@ export interface McpCommandOptions {
   logLevel: string;
   http?: string;
   tokenFile?: string;
+  oauthIssuer?: string;
+  oauthJwks?: string;
+  oauthResource?: string;
+  daemonSocket?: string;
   allowedOrigin?: string[];
   allowedHost?: string[];
   policy?: string;
@@ -63,6 +75,19 @@ export function buildProgram(output: Output = stdio): Command {
       '--token-file <file>',
       'bearer tokens for HTTP (lines TOKEN read|write NAME, mode 0600); required off loopback',
     )
+    .option(
+      '--oauth-issuer <url>',
+      'HTTP: OAuth 2.1 resource-server mode, accepting JWT access tokens from this authorization server',
+    )
+    .option('--oauth-jwks <file|url>', "OAuth: the issuer's signing keys (a JWKS file or https URL)")
+    .option(
+      '--oauth-resource <url>',
+      "OAuth: this server's resource URL, the audience tokens must name (default: the endpoint URL)",
+    )
+    .option(
+      '--daemon-socket <path>',
+      "opdbusd's API unix socket: adds the drift tool (e.g. /run/opdbus/api.sock)",
+    )
     .option('--allowed-origin <origin...>', 'HTTP: also accept requests with these Origin headers')
     .option('--allowed-host <name...>', 'HTTP on a non-loopback address: accept only these Host names')
     .option(
@@ -102,11 +127,7 @@ export async function main(argv: readonly string[], output: Output = stdio): Pro
 }
 
 async function serve(options: McpCommandOptions, output: Output): Promise<number> {
-  const [{ OpdbusMcp }, { Policy }, { resolvePlugins }] = await Promise.all([
-    import('./service.js'),
-    import('./policy.js'),
-    import('./plugins.js'),
-  ]);
+  const [{ OpdbusMcp }, { Policy }] = await Promise.all([import('./service.js'), import('./policy.js')]);
   const logger = createLogger(options.logLevel, 'opdbus-mcp');
   const policy = options.policy === undefined ? Policy.readOnly() : Policy.load(options.policy);
   const tokens = options.tokenFile === undefined ? undefined : TokenFile.load(options.tokenFile);
@@ -115,7 +136,17 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
       'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
       '--token-file is for the HTTP transport; add --http HOST:PORT (stdio is as trusted as the user who starts it).',
     );
-  const plugins = await resolvePlugins(
+  if ((options.oauthIssuer === undefined) !== (options.oauthJwks === undefined))
+    throw new OpdbusError(
+      'OPDBUS_ERR_MCP_OAUTH_CONFIG',
+      "OAuth needs both --oauth-issuer URL and --oauth-jwks FILE|URL (the issuer's signing keys).",
+    );
+  if (options.oauthIssuer !== undefined && options.http === undefined)
+    throw new OpdbusError(
+      'OPDBUS_ERR_MCP_UNSAFE_LISTEN',
+      '--oauth-issuer is for the HTTP transport; add --http HOST:PORT.',
+    );
+  const plugins = await resolveAppPlugins(
     {
       ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
       ...(options.config === undefined ? {} : { config: options.config }),
@@ -133,6 +164,7 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
       ...(options.plugin === undefined ? {} : { plugin: options.plugin }),
       ...(options.config === undefined ? {} : { config: options.config }),
       policy,
+      ...(options.daemonSocket === undefined ? {} : { daemonSocket: options.daemonSocket }),
       writeRatePerMinute: positive(options.writeRate, '--write-rate', 10_000),
       confirmTimeoutS: positive(options.confirmTimeout, '--confirm-timeout', 86_400),
     },
@@ -179,11 +211,20 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
   const endpoint = await startHttp(mcp, {
     ...listen,
     ...(tokens === undefined ? {} : { tokens }),
+    ...(options.oauthIssuer === undefined || options.oauthJwks === undefined
+      ? {}
+      : {
+          oauth: {
+            issuer: options.oauthIssuer,
+            jwks: options.oauthJwks,
+            ...(options.oauthResource === undefined ? {} : { resource: options.oauthResource }),
+          },
+        }),
     ...(options.allowedOrigin === undefined ? {} : { allowedOrigins: options.allowedOrigin }),
     ...(options.allowedHost === undefined ? {} : { allowedHosts: options.allowedHost }),
   });
   output.err(
-    `opdbus-mcp: serving MCP at ${endpoint.url} (${tokens === undefined ? 'no token file: unauthenticated and read-only' : `${tokens.size} token(s) from ${tokens.path}`}; policy: ${policy.source})`,
+    `opdbus-mcp: serving MCP at ${endpoint.url} (${options.oauthIssuer !== undefined ? `OAuth access tokens from ${options.oauthIssuer}` : tokens === undefined ? 'no token file: unauthenticated and read-only' : `${tokens.size} token(s) from ${tokens.path}`}; policy: ${policy.source})`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());

@@ -16,6 +16,9 @@ export const readTools = [
   'ledger_proof',
   'snapshots_list',
   'numa_topology',
+  'snapshots_restore',
+  'numa_placement',
+  'drift',
   'resource',
 ] as const;
 

@@ -1,7 +1,9 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
+  EventBus,
   OpdbusError,
   parseStateDocument,
   silentLogger,
@@ -11,6 +13,7 @@ import {
   type Engine,
   type JsonValue,
   type Logger,
+  type OpdbusEvent,
   type StateDocument,
 } from '@opdbus/core';
 import { createEngine, type RuntimeOptions, type TokenIdentity } from '@opdbus/runtime';
@@ -38,6 +41,8 @@ export interface McpServiceOptions extends RuntimeOptions {
   confirmTimeoutS?: number;
   /** Root of the sysfs tree the numa tool reads (default `/`). */
   numaRoot?: string;
+  /** opdbusd's API unix socket: the `drift` tool reads from it (absent: no `drift` tool). */
+  daemonSocket?: string;
 }
 
 /** Who is on the other end of one MCP session, as the transport established it. */
@@ -93,6 +98,8 @@ export class OpdbusMcp {
   readonly plugins: AnyPlugin[];
   readonly logger: Logger;
   readonly calls: CallLedger;
+  /** The events of every engine of this process (all sessions): resource notifications come from them. */
+  readonly events = new EventBus<OpdbusEvent>({ capacity: 1024 });
   #inFlight = 0;
   #idle: (() => void)[] = [];
 
@@ -112,7 +119,12 @@ export class OpdbusMcp {
 
   /** The engine acting for `actor` (the engine records it in the journal and the ledger). */
   engineFor(actor: Actor): Engine {
-    return createEngine(this.options, { plugins: this.plugins, logger: this.logger, actor });
+    return createEngine(this.options, {
+      plugins: this.plugins,
+      logger: this.logger,
+      actor,
+      events: this.events,
+    });
   }
 
   /** Parse a state document an agent sent. */
@@ -137,7 +149,48 @@ export class OpdbusMcp {
     registerTools(this, server, session, state);
     registerResources(this, server, session);
     registerPrompts(this, server);
+    this.#notifyChanges(server);
     return server;
+  }
+
+  /**
+   * Resource notifications of one session: when a transaction of this server ends (committed,
+   * confirmed, rolled back, recovered) the observed state may have changed, so the client gets
+   * `notifications/resources/list_changed`, and `notifications/resources/updated` for each
+   * resource it subscribed to (`resources/subscribe`) among the state and transactions ones.
+   */
+  #notifyChanges(server: McpServer): void {
+    const subscribed = new Set<string>();
+    server.server.registerCapabilities({ resources: { subscribe: true, listChanged: true } });
+    server.server.setRequestHandler(SubscribeRequestSchema, (request) => {
+      if (subscribed.size < 256) subscribed.add(request.params.uri);
+      return {};
+    });
+    server.server.setRequestHandler(UnsubscribeRequestSchema, (request) => {
+      subscribed.delete(request.params.uri);
+      return {};
+    });
+    const changes = new Set<OpdbusEvent['type']>([
+      'tx.committed',
+      'tx.confirmed',
+      'tx.rolled-back',
+      'recovery.done',
+    ]);
+    const stop = this.events.on((event) => {
+      if (!changes.has(event.type) || !server.isConnected()) return;
+      server.sendResourceListChanged();
+      for (const uri of subscribed) {
+        if (uri === 'opdbus://transactions' || uri.startsWith('opdbus://state/'))
+          void server.server
+            .sendResourceUpdated({ uri })
+            .catch((err: unknown) => this.logger.debug({ err, uri }, 'could not notify a resource update'));
+      }
+    });
+    const onclose = server.server.onclose;
+    server.server.onclose = () => {
+      stop();
+      onclose?.();
+    };
   }
 
   /** Session state the tools of one server share (its rate limit). */

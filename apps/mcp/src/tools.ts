@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { parse as parseYaml } from 'yaml';
 import {
   OpdbusError,
+  parseStateDocument,
   clipText,
   type Change,
   type Engine,
@@ -10,7 +13,7 @@ import {
   type TransactionRecord,
 } from '@opdbus/core';
 import { Ledger, SnapshotManager, verifyInclusion, verifyLedger } from '@opdbus/ledger';
-import { readTopology } from '@opdbus/numa';
+import { numaSectionSchema, readTopology, resolvePlacements } from '@opdbus/numa';
 import { ledgerPaths } from '@opdbus/runtime';
 import { z } from 'zod';
 import type { PolicySubject } from './policy.js';
@@ -664,4 +667,194 @@ export function registerTools(
       return { structured: { topology: JSON.parse(JSON.stringify(topology)) as Record<string, unknown> } };
     }),
   );
+
+  server.registerTool(
+    'snapshots_restore',
+    {
+      title: 'Plan restoring a state snapshot',
+      description:
+        'The plan that would take the host back to a state snapshot (see snapshots_list): its changes with risks, and what the policy says about applying it. Changes nothing; to restore, an operator runs `opdbus snapshot restore ID` (the snapshot may hold secrets, so its document is not handed out here).',
+      inputSchema: { id: z.string().min(1).max(128).describe('the snapshot id, from snapshots_list') },
+      outputSchema: {
+        snapshot: z.string(),
+        planHash: z.string(),
+        changes: z.array(changeSchema),
+        risky: z.number().int(),
+        notes: z.array(z.string()),
+        applyPolicy: z.enum(['allow', 'ask', 'deny']),
+      },
+      annotations: { title: 'Plan restoring a state snapshot', ...readOnly },
+    },
+    serve('snapshots_restore', ungoverned, async (args: { id: string }, { engine }) => {
+      if (!existsSync(join(paths.ledgerDir, 'log')))
+        throw new OpdbusError('OPDBUS_ERR_LEDGER_NOT_FOUND', 'There are no snapshots: the ledger is empty.');
+      const state = await withLedger(async (ledger) => {
+        const snaps = await SnapshotManager.open({
+          dir: paths.snapshotsDir,
+          keyFile: paths.snapshotKey,
+          ledger,
+        });
+        return (await snaps.load(args.id)).state;
+      });
+      const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: state }), {
+        source: `snapshot ${args.id}`,
+        registry: engine.registry,
+      });
+      const { plan, notes } = await engine.plan(doc);
+      const risky = plan.changes.filter((c) => c.risk !== undefined).length;
+      const applyPolicy =
+        session.scope === 'read' ? 'deny' : mcp.policy.decide('apply', subjectsOf(plan.changes)).action;
+      return {
+        structured: {
+          snapshot: args.id,
+          planHash: plan.hash,
+          changes: plan.changes.map(changeView),
+          risky,
+          notes: notes.map((n) => `${n.plugin} ${n.resource}: ${n.note}`),
+          applyPolicy,
+        },
+        text:
+          plan.changes.length === 0
+            ? `The host already matches snapshot ${args.id}.`
+            : `Restoring snapshot ${args.id}:\n${formatPlanPreview(plan, engine)}\n\nAn apply of this plan: ${applyPolicy}.`,
+        summary: { snapshot: args.id, planHash: plan.hash, changes: plan.changes.length },
+      };
+    }),
+  );
+
+  server.registerTool(
+    'numa_placement',
+    {
+      title: 'NUMA placement',
+      description:
+        'Resolve NUMA placement requests (a `numa` section: `placements:` per systemd unit — cpus, nodes, near a PCI device, exclusive …) against the topology: the CPUAffinity / NUMAPolicy / NUMAMask each unit would get, and why. Changes nothing.',
+      inputSchema: {
+        section: z
+          .string()
+          .max(256 * 1024)
+          .describe('the numa section (YAML or JSON), or a whole state document with plugins.numa'),
+      },
+      outputSchema: {
+        placements: z.array(z.record(z.string(), z.unknown())),
+        order: z.array(z.string()),
+      },
+      annotations: { title: 'NUMA placement', ...readOnly },
+    },
+    serve('numa_placement', ungoverned, async (args: { section: string }) => {
+      let value: unknown;
+      try {
+        value = parseYaml(args.section);
+      } catch (err) {
+        throw new OpdbusError(
+          'OPDBUS_ERR_STATE_PARSE',
+          `section is not valid YAML or JSON: ${(err as Error).message}`,
+        );
+      }
+      const isDocument = typeof value === 'object' && value !== null && 'plugins' in value;
+      const section: unknown = isDocument ? (value as { plugins?: { numa?: unknown } }).plugins?.numa : value;
+      const parsed = numaSectionSchema.safeParse(section);
+      if (!parsed.success) {
+        const prefix = isDocument ? 'plugins.numa' : '';
+        throw new OpdbusError(
+          'OPDBUS_ERR_STATE_INVALID',
+          `section has no valid numa section: ${parsed.error.issues
+            .map((i) => `${[prefix, ...i.path.map(String)].filter((x) => x !== '').join('.')}: ${i.message}`)
+            .join('; ')}`,
+        );
+      }
+      const topology = await readTopology({ root: mcp.options.numaRoot ?? '/', wholeSystem: true });
+      const result = resolvePlacements(parsed.data, topology, {
+        path: isDocument ? 'plugins.numa.placements' : 'placements',
+      });
+      return {
+        structured: JSON.parse(JSON.stringify(result)) as {
+          placements: Record<string, unknown>[];
+          order: string[];
+        },
+        summary: { units: result.order },
+      };
+    }),
+  );
+
+  const daemonSocket = mcp.options.daemonSocket;
+  if (daemonSocket !== undefined) {
+    server.registerTool(
+      'drift',
+      {
+        title: 'Drift reported by opdbusd',
+        description:
+          "What the running op-dbus daemon reports now: resources that drifted from the desired state (and whether they are being corrected), resources on hold for flapping, and manual transactions that are the baseline of resources. Read from the daemon's API (GET /v1/drift on its unix socket).",
+        inputSchema: {},
+        outputSchema: {
+          drift: z.array(z.record(z.string(), z.unknown())),
+          holds: z.array(z.record(z.string(), z.unknown())),
+          baselines: z.array(z.record(z.string(), z.unknown())),
+        },
+        annotations: { title: 'Drift reported by opdbusd', ...readOnly },
+      },
+      serve('drift', ungoverned, async () => {
+        const report = (await daemonGet(daemonSocket, '/v1/drift')) as {
+          drift: Record<string, unknown>[];
+          holds: Record<string, unknown>[];
+          baselines: Record<string, unknown>[];
+        };
+        return {
+          structured: report,
+          summary: { drift: report.drift.length, holds: report.holds.length },
+        };
+      }),
+    );
+  }
+}
+
+/** GET a JSON document from opdbusd's API over its unix socket (the socket's mode is its access control). */
+function daemonGet(socketPath: string, path: string): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path, timeout: 10_000, headers: { accept: 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > 16 * 1024 * 1024) req.destroy(new Error('the answer is larger than 16 MiB'));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode !== 200) {
+            reject(
+              new OpdbusError(
+                'OPDBUS_ERR_PLUGIN_UNAVAILABLE',
+                `opdbusd at ${socketPath} answered ${res.statusCode ?? '?'} to GET ${path}: ${text.slice(0, 300)}`,
+              ),
+            );
+            return;
+          }
+          try {
+            resolve(JSON.parse(text));
+          } catch (err) {
+            reject(
+              new OpdbusError(
+                'OPDBUS_ERR_PLUGIN_UNAVAILABLE',
+                `opdbusd at ${socketPath} answered GET ${path} with something that is not JSON: ${(err as Error).message}`,
+                { cause: err },
+              ),
+            );
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    req.on('error', (err) =>
+      reject(
+        new OpdbusError(
+          'OPDBUS_ERR_PLUGIN_UNAVAILABLE',
+          `Cannot reach opdbusd at ${socketPath} (${err.message}); is it running (systemctl status opdbusd)?`,
+          { cause: err },
+        ),
+      ),
+    );
+    req.end();
+  });
 }

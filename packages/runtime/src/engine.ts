@@ -1,15 +1,11 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { EventBus } from '@opdbus/core';
 import {
   Engine,
-  OpdbusError,
   PluginRegistry,
   isOpdbusError,
   type Actor,
   type AnyPlugin,
-  type AuditRecord,
   type AuditSink,
   type Logger,
   type OpdbusEvent,
@@ -19,36 +15,13 @@ import { openNetns } from '@opdbus/netlink';
 import { createLogger } from './logger.js';
 import { targetOf, type RuntimeOptions } from './options.js';
 import { spawnWatchdog } from './watchdog.js';
-
-/** Where the ledger, the snapshots and their keys live in a state directory. */
-export interface LedgerPaths {
-  /** The transparency log's directory. */
-  ledgerDir: string;
-  /** The Ed25519 key that signs its checkpoints. */
-  ledgerKey: string;
-  /** Encrypted state snapshots. */
-  snapshotsDir: string;
-  /** The key that encrypts them. */
-  snapshotKey: string;
-  /** The checkpoints' origin line: `HOSTNAME/opdbus`. */
-  origin: string;
-}
-
-/** Where the ledger, the snapshots and their keys live in `stateDir`. */
-export function ledgerPaths(stateDir: string): LedgerPaths {
-  return {
-    ledgerDir: join(stateDir, 'ledger'),
-    ledgerKey: join(stateDir, 'keys', 'ledger.key'),
-    snapshotsDir: join(stateDir, 'snapshots'),
-    snapshotKey: join(stateDir, 'keys', 'snapshot.key'),
-    origin: `${hostname()}/opdbus`,
-  };
-}
+import { LedgerLog } from './ledgerLog.js';
 
 /**
  * The audit sink every op-dbus app records to: the @opdbus/ledger transparency log in
- * STATE_DIR/ledger, with an encrypted snapshot of the observed state at every committed apply.
- * The ledger is loaded on first use, so a process that records nothing never loads it.
+ * STATE_DIR/ledger (through {@link LedgerLog}), with an encrypted snapshot of the observed state at
+ * every committed apply. The ledger is loaded on first use, so a process that records nothing never
+ * loads it.
  *
  * @param engine - the engine whose state a snapshot captures (called at record time)
  */
@@ -58,30 +31,7 @@ export function ledgerAuditSink(
   logger: Logger,
   options: { snapshots?: boolean } = {},
 ): AuditSink {
-  let sink: Promise<AuditSink> | undefined;
-  const paths = ledgerPaths(stateDir);
-  return {
-    record: async (record: AuditRecord) => {
-      sink ??= import('@opdbus/ledger').then(
-        ({ LedgerAuditSink }) =>
-          new LedgerAuditSink({
-            ledger: { dir: paths.ledgerDir, keyFile: paths.ledgerKey, origin: paths.origin },
-            ...(options.snapshots === false
-              ? {}
-              : {
-                  snapshots: {
-                    dir: paths.snapshotsDir,
-                    keyFile: paths.snapshotKey,
-                    actor: { ...record.actor },
-                    capture: () => engine().query(undefined, { showSecrets: true }),
-                  },
-                }),
-            logger,
-          }),
-      );
-      await (await sink).record(record);
-    },
-  };
+  return new LedgerLog(stateDir, logger).auditSink(engine, options);
 }
 
 /** Options of {@link createEngine}. */
@@ -158,17 +108,4 @@ export async function recoverFirst(engine: Engine, say: (line: string) => void):
     say(`recovered transaction ${report.txId} (${report.found}): ${report.action}: ${report.detail}`);
   }
   return reports;
-}
-
-/** Make sure the state directory exists (mode 0700), or say how to fix it. */
-export function ensureStateDir(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new OpdbusError(
-      'OPDBUS_ERR_STATE_DIR',
-      `Cannot create the state directory ${dir}: ${(err as Error).message}; run as root or pass --state-dir.`,
-      { cause: err },
-    );
-  }
 }

@@ -6,15 +6,9 @@
  *
  * @packageDocumentation
  */
-export {
-  createEngine,
-  ensureStateDir,
-  ledgerAuditSink,
-  ledgerPaths,
-  recoverFirst,
-  type CreateEngineOptions,
-  type LedgerPaths,
-} from './engine.js';
+export { createEngine, ledgerAuditSink, recoverFirst, type CreateEngineOptions } from './engine.js';
+export { ensureStateDir, ledgerPaths, type LedgerPaths } from './paths.js';
+export { LedgerLog, type LedgerAuditSinkExtra, type LedgerEntryFields } from './ledgerLog.js';
 export { runtimeErrors, type RuntimeErrorCode } from './errors.js';
 export { exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
 export { createLogger } from './logger.js';
@@ -44,6 +38,7 @@ export {
   type ResolvePluginsOptions,
   type ResolvedPlugins,
 } from './config.js';
+export { resolveAppPlugins, type PluginSelection } from './appPlugins.js';
 export { reportError, reportFatal, stdio, type Output } from './report.js';
 export { runWatchdogProcess, spawnWatchdog, watchdogEntry } from './watchdog.js';
 export { TokenFile, type TokenIdentity, type TokenScope } from './tokens.js';

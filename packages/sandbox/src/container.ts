@@ -16,7 +16,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, normalize } from 'node:path';
+import { dirname, isAbsolute, join, normalize } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   OpdbusError,
@@ -239,6 +239,11 @@ export interface SystemdContainerOptions extends DebianRootfsOptions {
   baseDir?: string;
   /** How long to wait for the container's manager to reach "running" (default 60 s). */
   bootTimeoutMs?: number;
+  /**
+   * Host directories or files to bind read-only into the container at the same path
+   * (`--bind-ro=PATH`), e.g. a checkout and the node binary to run op-dbus inside.
+   */
+  bindReadOnly?: readonly string[];
 }
 
 /** The cgroup hierarchies to create the container's own cgroup in. */
@@ -649,6 +654,14 @@ export async function startSystemdContainer(
       '--console=passive',
       '--private-network',
       `--bind=${busDir}:/run/dbus`,
+      ...(options.bindReadOnly ?? []).map((path) => {
+        if (!isAbsolute(path) || /[:\s]/.test(path))
+          throw new OpdbusError(
+            'OPDBUS_ERR_SANDBOX_START',
+            `bindReadOnly: "${path}" must be an absolute path without ':' or spaces.`,
+          );
+        return `--bind-ro=${path}`;
+      }),
       '-M',
       id,
     ];
