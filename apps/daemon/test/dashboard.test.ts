@@ -1,0 +1,241 @@
+// The dashboard in a real browser (Debian's Chromium through playwright-core, headless) against
+// opdbusd on a network namespace: the real daemon, engine, network plugin (rtnetlink) and ledger.
+// Screenshots of each page go to docs/dashboard/ (shown in docs/dashboard.md).
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { silentLogger } from '@opdbus/core';
+import { TokenFile, builtinPlugins } from '@opdbus/runtime';
+import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
+import type { FastifyInstance } from 'fastify';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApi, listen } from '../src/api.js';
+import { Daemon } from '../src/daemon.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const probe = probeSandbox().netns;
+const canRun = probe.available && existsSync(CHROMIUM);
+const shots = fileURLToPath(new URL('../../../docs/dashboard/', import.meta.url));
+
+const WRITE = 'w'.repeat(8) + Math.random().toString(36).slice(2) + 'A1b2C3d4e5F6g7H8';
+const READ = 'r'.repeat(8) + Math.random().toString(36).slice(2) + 'Z9y8X7w6V5u4T3s2';
+
+let dir: string;
+let ns: SandboxNetns;
+let daemon: Daemon;
+let app: FastifyInstance;
+let base: string;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  if (!canRun) return;
+  dir = await mkdtemp(join(tmpdir(), 'opdbusd-dashboard-'));
+  ns = await createNetns();
+  await ns.exec('ip', ['link', 'add', 'br-d1', 'type', 'bridge'], { check: true });
+  await ns.exec('ip', ['link', 'set', 'br-d1', 'up'], { check: true });
+  await writeFile(
+    join(dir, 'desired.yaml'),
+    'version: 1\nplugins:\n  network:\n    links:\n      - { name: br-d1, kind: bridge, state: up }\n',
+  );
+  await writeFile(join(dir, 'tokens'), `${WRITE} write operator\n${READ} read viewer\n`);
+  await chmod(join(dir, 'tokens'), 0o600);
+  daemon = new Daemon({
+    runtime: { stateDir: join(dir, 'state'), logLevel: 'silent', netns: ns.name },
+    desired: join(dir, 'desired.yaml'),
+    mode: 'observe',
+    targetCheckMs: 200,
+    plugins: builtinPlugins(),
+    logger: silentLogger,
+  });
+  await daemon.start();
+  await daemon.firstSync();
+  const listener = { kind: 'tcp' as const, host: '127.0.0.1', port: 0, label: '127.0.0.1:0' };
+  app = await buildApi({ daemon, listener, tokens: TokenFile.load(join(dir, 'tokens')), version: 'test' });
+  await listen(app, listener);
+  const address = app.server.address();
+  base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+  await mkdir(shots, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+});
+
+afterAll(async () => {
+  if (!canRun) return;
+  await browser?.close();
+  await app?.close();
+  await daemon?.stop();
+  await ns?.destroy();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const shot = (name: string): Promise<Buffer> =>
+  page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+
+async function go(path: string, title: string): Promise<void> {
+  await page.getByRole('link', { name: title, exact: true }).click();
+  await page.waitForURL(`**/#/${path}`);
+  await page.getByRole('heading', { level: 1, name: title }).waitFor();
+}
+
+describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network namespace', () => {
+  it('logs in with a token and shows the overview, live', async () => {
+    await page.goto(base);
+    await page.getByLabel('Token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await expect(page.getByRole('alert').textContent()).resolves.toMatch(/OPDBUS_ERR_API_UNAUTHORIZED/);
+    await shot('login');
+    await page.getByLabel('Token').fill(WRITE);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.getByText('operator (write)').waitFor();
+    await page.locator('.live.on').waitFor();
+    await page.getByTestId('daemon-status').filter({ hasText: 'watching' }).waitFor();
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'opdbus_session');
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', secure: false });
+    await shot('overview');
+  });
+
+  it('shows a drift live after ip link set down in the namespace', async () => {
+    await go('drift', 'Drift');
+    await page.getByTestId('drift-summary').filter({ hasText: 'Every managed resource' }).waitFor();
+    await ns.exec('ip', ['link', 'set', 'br-d1', 'down'], { check: true });
+    const item = page.locator('.drift-item[data-key="network:link/br-d1"]');
+    await item.waitFor();
+    await expect(item.textContent()).resolves.toMatch(/observed/);
+    await page.locator('ol.events li').first().waitFor();
+    await shot('drift');
+  });
+
+  it('plans and applies with commit-confirmed, confirms, and verifies', async () => {
+    await go('plan', 'Plan & apply');
+    await page
+      .getByLabel('State document (YAML or JSON)')
+      .fill(
+        'version: 1\nplugins:\n  network:\n    links:\n      - { name: br-d2, kind: bridge, state: up }\n',
+      );
+    await page.getByRole('button', { name: 'Plan', exact: true }).click();
+    await page
+      .getByTestId('plan-summary')
+      .filter({ hasText: /^1 change/ })
+      .waitFor();
+    await page.getByLabel(/Commit-confirmed/).fill('300');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByTestId('apply-status').filter({ hasText: 'pending-confirm' }).waitFor();
+    await page
+      .getByTestId('countdown')
+      .filter({ hasText: /Rolls back in \d+ s/ })
+      .waitFor();
+    await shot('apply-pending');
+    const link = await ns.exec('ip', ['-j', 'link', 'show', 'br-d2']);
+    expect(link.code).toBe(0);
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await page.getByTestId('apply-status').filter({ hasText: 'committed' }).waitFor();
+    await page.getByTestId('verify-result').filter({ hasText: 'Verified' }).waitFor();
+    await shot('plan-apply');
+    await go('transactions', 'Transactions');
+    await page.getByText('committed').first().waitFor();
+    await shot('transactions');
+  });
+
+  it('shows the state with the desired value beside the observed one', async () => {
+    await go('state', 'State');
+    await page.getByLabel('Search').fill('br-d1');
+    const row = page.locator('tr.differs', { hasText: 'links[br-d1].state' });
+    await row.waitFor();
+    await expect(row.textContent()).resolves.toMatch(/down.*up/);
+    await shot('state');
+  });
+
+  it('verifies a proof in the browser, and fails it for a tampered entry', async () => {
+    await go('ledger', 'Ledger');
+    const newest = page.locator('ol.timeline > li').first();
+    await newest.waitFor();
+    const index = Number(await newest.getAttribute('data-index'));
+    await newest.getByRole('button', { name: `Verify entry ${index}` }).click();
+    await newest.getByTestId('verdict').waitFor();
+    await expect(newest.getByTestId('verdict').textContent()).resolves.toMatch(
+      /verified in this browser[\s\S]*checkpoint signature: Ed25519 signature[\s\S]*inclusion proof/,
+    );
+    await page.getByRole('button', { name: /Check consistency/ }).click();
+    await page.getByText('remembered checkpoint: none yet').waitFor();
+
+    // A test fixture serves the entry with one field changed; the proof and checkpoint stay real.
+    await page.route(`**/v1/ledger/entries/${index}`, async (route) => {
+      const res = await route.fetch();
+      const body = (await res.json()) as { entry: Record<string, unknown> };
+      body.entry.actor = { kind: 'user', name: 'mallory', uid: 0, pid: 1 };
+      await route.fulfill({ response: res, json: body });
+    });
+    await newest.getByRole('button', { name: `Verify entry ${index}` }).click();
+    await newest.getByText(`entry ${index}: NOT verified`).waitFor();
+    await expect(newest.getByTestId('verdict').textContent()).resolves.toMatch(
+      /✘ inclusion proof: The entry's hash does not lead to the signed root/,
+    );
+    await shot('ledger');
+    await page.unroute(`**/v1/ledger/entries/${index}`);
+
+    // A later checkpoint extends the remembered one.
+    await ns.exec('ip', ['link', 'set', 'br-d1', 'up'], { check: true });
+    await page.getByRole('button', { name: /Check consistency/ }).click();
+    await page.getByText(/consistency proof: the log of \d+ entries extends the one of \d+/).waitFor();
+  });
+
+  it('holds the API rules for sessions: CSRF token, read scope, logout', async () => {
+    const login = async (token: string): Promise<{ cookie: string; csrf: string }> => {
+      const res = await fetch(`${base}/v1/session`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(200);
+      const cookie = /opdbus_session=[^;]+/.exec(res.headers.get('set-cookie') ?? '')![0];
+      return { cookie, csrf: ((await res.json()) as { csrf: string }).csrf };
+    };
+    const post = (s: { cookie: string; csrf?: string }, path: string, body: unknown, origin?: string) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: {
+          cookie: s.cookie,
+          'content-type': 'application/json',
+          ...(s.csrf === undefined ? {} : { 'x-csrf-token': s.csrf }),
+          ...(origin === undefined ? {} : { origin }),
+        },
+        body: JSON.stringify(body),
+      });
+    const doc = { document: 'version: 1\nplugins: {}\n' };
+    const viewer = await login(READ);
+    expect((await fetch(`${base}/v1/state`, { headers: { cookie: viewer.cookie } })).status).toBe(200);
+    expect((await post(viewer, '/v1/apply', doc)).status).toBe(403);
+    const operator = await login(WRITE);
+    expect((await post({ cookie: operator.cookie }, '/v1/apply', doc)).status).toBe(403);
+    expect((await post(operator, '/v1/apply', doc, 'http://evil.example')).status).toBe(403);
+    expect((await post(operator, '/v1/plan', doc)).status).toBe(200);
+
+    const browserCookie = (await page.context().cookies()).find((c) => c.name === 'opdbus_session')!;
+    await page.setViewportSize({ width: 375, height: 800 });
+    await go('overview', 'Overview');
+    await shot('overview-phone');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.getByLabel('Token').waitFor();
+    const old = await fetch(`${base}/v1/state`, {
+      headers: { cookie: `opdbus_session=${browserCookie.value}` },
+    });
+    expect(old.status).toBe(401);
+  });
+});
