@@ -1,4 +1,5 @@
 import { chmod, chown, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import cookie from '@fastify/cookie';
@@ -15,7 +16,9 @@ import {
   type TransactionRecord,
 } from '@opdbus/core';
 import { dashboardAssetsDir } from '@opdbus/dashboard';
-import { Ledger, openCheckpoint, verifyInclusion } from '@opdbus/ledger';
+import { Ledger, SnapshotManager, changeEventsOf, openCheckpoint, verifyInclusion } from '@opdbus/ledger';
+import type { loadModel } from '@opdbus/ml';
+import { readTopology } from '@opdbus/numa';
 import { ledgerPaths, TokenFile, type TokenIdentity, type TokenScope } from '@opdbus/runtime';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
@@ -39,6 +42,10 @@ export interface ApiOptions {
   sessions?: SessionStore;
   /** The folder of the built dashboard (default: the one @opdbus/dashboard ships). */
   dashboardDir?: string;
+  /** The root whose /sys the NUMA topology is read from (default `/`). */
+  numaRoot?: string;
+  /** An @opdbus/ml model directory (`opdbus anomaly train`): `/v1/anomalies` scores the ledger's changes with it. */
+  anomalyModel?: string;
 }
 
 declare module 'fastify' {
@@ -81,6 +88,12 @@ const consistencyQuery = z.strictObject({
   to: z.coerce.number().int().min(0).optional().describe('The newer tree size (default: the ledger size)'),
 });
 const indexParams = z.strictObject({ index: z.coerce.number().int().min(0) });
+const snapshotParams = z.strictObject({
+  id: z
+    .string()
+    .max(128)
+    .regex(/^[A-Za-z0-9._-]+$/),
+});
 
 const jsonSchema = (schema: z.ZodType): Record<string, unknown> => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' }) as Record<
@@ -657,6 +670,119 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           verifierKey: ledger.verifier.toString(),
         };
       }),
+  );
+
+  const withSnapshots = <T>(fn: (snaps: SnapshotManager) => Promise<T>): Promise<T> =>
+    withLedger(async (ledger) => {
+      const paths = ledgerPaths(daemon.options.runtime.stateDir);
+      const snaps = await SnapshotManager.open({
+        dir: paths.snapshotsDir,
+        keyFile: paths.snapshotKey,
+        ledger,
+      });
+      return fn(snaps);
+    });
+  app.get(
+    '/v1/snapshots',
+    {
+      ...read,
+      schema: {
+        description:
+          'The encrypted state snapshots (one per committed apply), each checked against its ledger entry',
+      },
+    },
+    async () => {
+      const dir = ledgerPaths(daemon.options.runtime.stateDir).ledgerDir;
+      if (!existsSync(join(dir, 'log'))) return { backend: 'none', snapshots: [] };
+      return withSnapshots(async (snaps) => ({ backend: snaps.backend.kind, snapshots: await snaps.list() }));
+    },
+  );
+  app.get(
+    '/v1/snapshots/:id/document',
+    {
+      ...write,
+      schema: {
+        description:
+          'The state a snapshot holds as a state document, to restore it as a plan (POST /v1/plan, then /v1/apply); write scope, since it discloses the whole recorded state',
+        params: jsonSchema(snapshotParams),
+      },
+    },
+    async (req) => {
+      const { id } = snapshotParams.parse(req.params);
+      const { meta, state } = await withSnapshots((snaps) => snaps.load(id));
+      return { id, createdAt: meta.createdAt, document: { version: 1, plugins: state } };
+    },
+  );
+  app.get(
+    '/v1/numa',
+    {
+      ...read,
+      schema: {
+        description:
+          "The machine's topology from sysfs: packages, NUMA nodes, caches, cores, CPUs and PCI devices",
+      },
+    },
+    async () => ({
+      topology: JSON.parse(
+        JSON.stringify(await readTopology({ root: options.numaRoot ?? '/', wholeSystem: true })),
+      ) as unknown,
+    }),
+  );
+
+  // Anomaly scores of the recorded changes: the model (and @opdbus/ml with it) loads on first use.
+  type Scorer = Awaited<ReturnType<typeof loadModel>>;
+  let model: Promise<Scorer> | undefined;
+  app.get(
+    '/v1/anomalies',
+    {
+      ...read,
+      schema: {
+        description:
+          'The latest recorded changes (apply and rollback entries of the ledger) scored by the anomaly model given with --anomaly-model',
+        querystring: jsonSchema(rangeQuery),
+      },
+    },
+    async (req) => {
+      const q = rangeQuery.parse(req.query);
+      if (options.anomalyModel === undefined)
+        return {
+          available: false,
+          reason:
+            'opdbusd was started without --anomaly-model: train a model with `opdbus anomaly train --model DIR` and start the daemon with --anomaly-model DIR.',
+          changes: [],
+        };
+      const dir = options.anomalyModel;
+      model ??= import('@opdbus/ml').then((ml) => ml.loadModel(dir));
+      const scorer = await model.catch((err: unknown) => {
+        model = undefined;
+        throw err;
+      });
+      const limit = q.limit ?? 100;
+      return withLedger(async (ledger) => {
+        const events = [];
+        const host = hostname();
+        // Read back from the end until `limit` changes are found (at most 10,000 entries).
+        for (let to = ledger.size; to > 0 && events.length < limit && ledger.size - to < 10_000; to -= 500) {
+          const batch = [];
+          for await (const e of ledger.entries(Math.max(0, to - 500), to))
+            batch.push(...changeEventsOf(e, host));
+          events.unshift(...batch);
+        }
+        const latest = events.slice(-limit);
+        const scores = scorer.score(latest);
+        return {
+          available: true,
+          model: dir,
+          threshold: scorer.threshold,
+          changes: latest.map((event, i) => ({
+            event,
+            score: scores[i]!.score,
+            anomalous: scores[i]!.anomalous,
+            reasons: scores[i]!.reasons,
+          })),
+        };
+      });
+    },
   );
 
   app.get(

@@ -19,6 +19,7 @@ interface CommandLine {
   desired: string;
   stateDir: string;
   netns?: string;
+  anomalyModel?: string;
   bus?: string;
   ovsdb?: string;
   root?: string;
@@ -100,6 +101,7 @@ export function program(): Command {
     .option('--tls-key <file>', 'TLS private key (PEM) for TCP listeners')
     .option('--plugin <spec>', 'load a plugin package; repeatable', collect, [])
     .option('--config <file>', 'op-dbus config file (plugins)')
+    .option('--anomaly-model <dir>', 'score changes with this @opdbus/ml model (opdbus anomaly train)')
     .option(
       '--poll <plugin>',
       'poll this plugin instead of watching it (default: sysctl); repeatable',
@@ -184,6 +186,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         listener,
         ...(tokens === undefined ? {} : { tokens }),
         ...(tls === undefined || listener.kind !== 'tcp' ? {} : { tls }),
+        ...(opts.anomalyModel === undefined ? {} : { anomalyModel: opts.anomalyModel }),
         version,
       });
       await listen(app, listener, group);

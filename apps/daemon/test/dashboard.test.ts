@@ -7,11 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@opdbus/core';
+import { trainModel } from '@opdbus/ml';
+import { generateFleetHistory } from '@opdbus/ml/generator';
 import { TokenFile, builtinPlugins } from '@opdbus/runtime';
 import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi, listen } from '../src/api.js';
 import { Daemon } from '../src/daemon.js';
 
@@ -53,8 +55,17 @@ beforeAll(async () => {
   });
   await daemon.start();
   await daemon.firstSync();
+  // A small anomaly model (generated history, no autoencoder) for the Anomalies page.
+  const { history } = generateFleetHistory({ seed: 3, weeks: 2, testWeeks: 1, hosts: 4 });
+  await (await trainModel(history, { autoencoder: false })).save(join(dir, 'model'));
   const listener = { kind: 'tcp' as const, host: '127.0.0.1', port: 0, label: '127.0.0.1:0' };
-  app = await buildApi({ daemon, listener, tokens: TokenFile.load(join(dir, 'tokens')), version: 'test' });
+  app = await buildApi({
+    daemon,
+    listener,
+    tokens: TokenFile.load(join(dir, 'tokens')),
+    version: 'test',
+    anomalyModel: join(dir, 'model'),
+  });
   await listen(app, listener);
   const address = app.server.address();
   base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
@@ -73,6 +84,19 @@ beforeAll(async () => {
     ],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on('pageerror', (err) => console.error('page error:', err));
+});
+
+// When a step fails, say what the page showed.
+afterEach(async (ctx) => {
+  if (canRun && ctx.task.result?.state === 'fail')
+    console.error(
+      'the page showed:\n',
+      await page
+        .locator('body')
+        .innerText()
+        .catch(() => '(nothing)'),
+    );
 });
 
 afterAll(async () => {
@@ -151,6 +175,33 @@ describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network
     await go('transactions', 'Transactions');
     await page.getByText('committed').first().waitFor();
     await shot('transactions');
+  });
+
+  it('lists snapshots and restores one as a plan; draws the NUMA topology; scores the changes', async () => {
+    await go('snapshots', 'Snapshots');
+    const restore = page.getByRole('button', { name: /^Restore snapshot .* as a plan$/ }).first();
+    await restore.waitFor();
+    await shot('snapshots');
+    await restore.click();
+    await page.getByRole('heading', { level: 1, name: 'Plan & apply' }).waitFor();
+    await expect(page.getByLabel('State document (YAML or JSON)').inputValue()).resolves.toMatch(/"network"/);
+    await page.getByRole('button', { name: 'Plan', exact: true }).click();
+    await page
+      .getByTestId('plan-summary')
+      .filter({ hasText: /^\d+ change/ })
+      .waitFor();
+
+    await go('numa', 'NUMA');
+    const svg = page.getByRole('img', { name: /^Topology: \d+ package\(s\), \d+ NUMA node\(s\)/ });
+    await svg.waitFor();
+    await expect(svg.locator('rect.cpu').count()).resolves.toBeGreaterThan(0);
+    await shot('numa');
+
+    await go('anomalies', 'Anomalies');
+    const scored = page.locator('tbody tr', { hasText: 'network/link/br-d2' });
+    await scored.first().waitFor();
+    await expect(scored.first().textContent()).resolves.toMatch(/^\d\.\d{3}/);
+    await shot('anomalies');
   });
 
   it('shows the state with the desired value beside the observed one', async () => {

@@ -11,10 +11,13 @@ import {
   useSession,
   type Session,
 } from './api.js';
+import { AnomaliesPage } from './pages/anomalies.js';
 import { DriftPage } from './pages/drift.js';
 import { LedgerPage } from './pages/ledger.js';
+import { NumaPage } from './pages/numa.js';
 import { OverviewPage } from './pages/overview.js';
 import { PlanPage } from './pages/plan.js';
+import { SnapshotsPage } from './pages/snapshots.js';
 import { StatePage } from './pages/state.js';
 import { TransactionsPage } from './pages/transactions.js';
 import { ErrorBox, html } from './ui.js';
@@ -27,6 +30,9 @@ const pages: { path: string; title: string; view: (p: { session: Session }) => C
   { path: 'plan', title: 'Plan & apply', view: PlanPage },
   { path: 'transactions', title: 'Transactions', view: TransactionsPage },
   { path: 'ledger', title: 'Ledger', view: LedgerPage },
+  { path: 'snapshots', title: 'Snapshots', view: SnapshotsPage },
+  { path: 'numa', title: 'NUMA', view: NumaPage },
+  { path: 'anomalies', title: 'Anomalies', view: AnomaliesPage },
 ];
 
 const currentPath = (): string => location.hash.replace(/^#\/?/, '') || 'overview';

@@ -2,6 +2,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, api, type Session } from '../api.js';
 import { ErrorBox, Json, Page, html } from '../ui.js';
+import { PLAN_HANDOFF } from './snapshots.js';
 import type { Plan, TransactionSummary } from './types.js';
 
 interface ApplyResult {
@@ -28,7 +29,12 @@ function Countdown({ deadline }: { deadline: string }): ComponentChildren {
 
 /** Plan & apply: a document → the plan with its risks → apply with commit-confirmed → confirm → verify. */
 export function PlanPage({ session }: { session: Session }): ComponentChildren {
-  const [text, setText] = useState('');
+  const [text, setText] = useState(() => {
+    // A document handed over by another page (a snapshot to restore): taken once.
+    const handed = sessionStorage.getItem(PLAN_HANDOFF);
+    sessionStorage.removeItem(PLAN_HANDOFF);
+    return handed ?? '';
+  });
   const [plan, setPlan] = useState<Plan | undefined>(undefined);
   const [notes, setNotes] = useState<string[]>([]);
   const [timeout, setTimeoutS] = useState(120);
@@ -105,8 +111,7 @@ export function PlanPage({ session }: { session: Session }): ComponentChildren {
         ? null
         : html`<h2>Plan <code>${plan.hash.slice(0, 12)}</code></h2>
             <p data-testid="plan-summary">
-              ${plan.changes.length}
-              change${plan.changes.length === 1 ? '' : 's'}${risky.length > 0 ? `, ${risky.length} risky` : ''}.
+              ${`${plan.changes.length} change${plan.changes.length === 1 ? '' : 's'}${risky.length > 0 ? `, ${risky.length} risky` : ''}.`}
             </p>
             ${notes.map((n) => html`<p class="note">${n}</p>`)}
             <table>
