@@ -15,6 +15,7 @@ import {
   type StateDocument,
   type TransactionRecord,
 } from '@opdbus/core';
+import { buildReport, engineObserver, frameworkIds, loadFramework } from '@opdbus/compliance';
 import { dashboardAssetsDir } from '@opdbus/dashboard';
 import { Ledger, SnapshotManager, changeEventsOf, openCheckpoint, verifyInclusion } from '@opdbus/ledger';
 import type { loadModel } from '@opdbus/ml';
@@ -88,6 +89,7 @@ const consistencyQuery = z.strictObject({
   to: z.coerce.number().int().min(0).optional().describe('The newer tree size (default: the ledger size)'),
 });
 const indexParams = z.strictObject({ index: z.coerce.number().int().min(0) });
+const frameworkParams = z.strictObject({ framework: z.enum(frameworkIds) });
 const snapshotParams = z.strictObject({
   id: z
     .string()
@@ -727,6 +729,46 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         JSON.stringify(await readTopology({ root: options.numaRoot ?? '/', wholeSystem: true })),
       ) as unknown,
     }),
+  );
+
+  app.get(
+    '/v1/compliance/frameworks',
+    { ...read, schema: { description: 'The compliance frameworks a report can be made for' } },
+    () => Promise.resolve({ frameworks: [...frameworkIds] }),
+  );
+  app.get(
+    '/v1/compliance/reports/:framework',
+    {
+      ...read,
+      schema: {
+        description:
+          "A compliance report (@opdbus/compliance): each control of the framework with its evidence from the ledger and the host's observed state, proven against the current checkpoint",
+        params: jsonSchema(frameworkParams),
+      },
+    },
+    async (req) => {
+      const { framework: id } = frameworkParams.parse(req.params);
+      const framework = await loadFramework(id);
+      const paths = ledgerPaths(daemon.options.runtime.stateDir);
+      // The report; the ledger bundle (every cited entry with its proof) is what `opdbus compliance
+      // report --out` writes for auditors, not sent here.
+      return withLedger(async (ledger) => {
+        const { report } = await buildReport({
+          framework,
+          ledger,
+          host: engineObserver(daemon.engine),
+          keyFiles: [
+            { name: 'ledger signing key', file: paths.ledgerKey },
+            { name: 'snapshot encryption key', file: paths.snapshotKey },
+          ],
+          snapshots: { dir: paths.snapshotsDir, keyFile: paths.snapshotKey },
+          ...(daemon.options.runtime.netns === undefined
+            ? {}
+            : { target: { netns: daemon.options.runtime.netns } }),
+        });
+        return report;
+      });
+    },
   );
 
   // Anomaly scores of the recorded changes: the model (and @opdbus/ml with it) loads on first use.

@@ -202,6 +202,16 @@ describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network
     await scored.first().waitFor();
     await expect(scored.first().textContent()).resolves.toMatch(/^\d\.\d{3}/);
     await shot('anomalies');
+
+    await go('compliance', 'Compliance');
+    await page.getByLabel('Framework').selectOption('soc2');
+    await page.getByRole('button', { name: 'Make the report' }).click();
+    await page
+      .getByTestId('compliance-summary')
+      .filter({ hasText: /^\d+ pass, \d+ fail, \d+ manual, \d+ not applicable · host / })
+      .waitFor();
+    await expect(page.locator('tbody tr').count()).resolves.toBeGreaterThan(3);
+    await shot('compliance');
   });
 
   it('shows the state with the desired value beside the observed one', async () => {

@@ -12,6 +12,7 @@ import {
   type Session,
 } from './api.js';
 import { AnomaliesPage } from './pages/anomalies.js';
+import { CompliancePage } from './pages/compliance.js';
 import { DriftPage } from './pages/drift.js';
 import { LedgerPage } from './pages/ledger.js';
 import { NumaPage } from './pages/numa.js';
@@ -33,6 +34,7 @@ const pages: { path: string; title: string; view: (p: { session: Session }) => C
   { path: 'snapshots', title: 'Snapshots', view: SnapshotsPage },
   { path: 'numa', title: 'NUMA', view: NumaPage },
   { path: 'anomalies', title: 'Anomalies', view: AnomaliesPage },
+  { path: 'compliance', title: 'Compliance', view: CompliancePage },
 ];
 
 const currentPath = (): string => location.hash.replace(/^#\/?/, '') || 'overview';
