@@ -124,8 +124,19 @@ describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network
     await page.getByRole('button', { name: 'Log in' }).click();
     await expect(page.getByRole('alert').textContent()).resolves.toMatch(/OPDBUS_ERR_API_UNAUTHORIZED/);
     await shot('login');
+    // By keyboard: the token field submits with Enter; Tab reaches the skip link, then the pages.
     await page.getByLabel('Token').fill(WRITE);
-    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByLabel('Token').press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    await page.keyboard.press('Tab');
+    await expect(page.evaluate('document.activeElement?.textContent')).resolves.toBe('Skip to content');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    await expect(page.evaluate('document.activeElement?.textContent')).resolves.toBe('State');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'State' }).waitFor();
+    await expect(page.evaluate('document.activeElement?.id')).resolves.toBe('page-title');
+    await page.getByRole('link', { name: 'Overview', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.getByText('operator (write)').waitFor();
     await page.locator('.live.on').waitFor();
@@ -298,5 +309,13 @@ describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network
       headers: { cookie: `opdbus_session=${browserCookie.value}` },
     });
     expect(old.status).toBe(401);
+
+    // Failed logins count toward the per-peer limit of failed authentications.
+    let last = 0;
+    for (let i = 0; i < 30 && last !== 429; i++)
+      last = (
+        await fetch(`${base}/v1/session`, { method: 'POST', headers: { authorization: 'Bearer wrong' } })
+      ).status;
+    expect(last).toBe(429);
   });
 });

@@ -1,7 +1,7 @@
 // The dashboard: a login form, then the pages behind a navigation bar (hash routes, so the daemon
 // serves one page and the browser's back button works).
 import { render, type ComponentChildren } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import {
   ApiError,
   api,
@@ -84,10 +84,7 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
   const [path, setPath] = useState(currentPath());
   const [live, setLive] = useState(false);
   useEffect(() => {
-    const change = (): void => {
-      setPath(currentPath());
-      document.getElementById('page-title')?.focus();
-    };
+    const change = (): void => setPath(currentPath());
     window.addEventListener('hashchange', change);
     connectEvents();
     const stop = onConnection(setLive);
@@ -96,6 +93,12 @@ function Shell({ session, onLogout }: { session: Session; onLogout: () => void }
       stop();
     };
   }, []);
+  // After a page change (not the first load), focus moves to the new page's heading.
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) first.current = false;
+    else document.getElementById('page-title')?.focus();
+  }, [path]);
   const page = pages.find((p) => p.path === path) ?? pages[0]!;
   const logout = (): void => {
     void api('/v1/session', { method: 'DELETE' })
