@@ -18,6 +18,8 @@ export type DriftPolicy = 'off' | 'rollback';
 /** The anomaly options of the daemon. */
 export interface AnomalyOptions {
   scorer: ChangeScorer;
+  /** Where the model was loaded from (shown by `/v1/anomalies`). */
+  modelDir?: string;
   /** Default `off`: alerts only. */
   plan: PlanPolicy;
   /** Default `off`: alerts only. */

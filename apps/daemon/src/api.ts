@@ -1,8 +1,11 @@
 import { chmod, chown, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import {
   OpdbusError,
@@ -12,13 +15,16 @@ import {
   type StateDocument,
   type TransactionRecord,
 } from '@opdbus/core';
-import { Ledger, openCheckpoint, verifyInclusion } from '@opdbus/ledger';
+import { buildReport, engineObserver, frameworkIds, loadFramework } from '@opdbus/compliance';
+import { dashboardAssetsDir } from '@opdbus/dashboard';
+import { Ledger, SnapshotManager, changeEventsOf, openCheckpoint, verifyInclusion } from '@opdbus/ledger';
+import { readTopology } from '@opdbus/numa';
 import { ledgerPaths, TokenFile, type TokenIdentity, type TokenScope } from '@opdbus/runtime';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Daemon } from './daemon.js';
 import type { Listener } from './listen.js';
-import { statusPage } from './statusPage.js';
+import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
 /** Options of {@link buildApi}. */
 export interface ApiOptions {
@@ -30,13 +36,21 @@ export interface ApiOptions {
   tls?: { key: Buffer; cert: Buffer };
   /** Failed authentications per peer and minute before 429 (default 10). */
   maxAuthFailures?: number;
-  /** The daemon's version, for the status page and the OpenAPI document. */
+  /** The daemon's version, for the dashboard and the OpenAPI document. */
   version: string;
+  /** The dashboard's browser sessions (default: a store with 30 min idle and 12 h absolute expiry). */
+  sessions?: SessionStore;
+  /** The folder of the built dashboard (default: the one @opdbus/dashboard ships). */
+  dashboardDir?: string;
+  /** The root whose /sys the NUMA topology is read from (default `/`). */
+  numaRoot?: string;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
     identity?: TokenIdentity;
+    /** The dashboard session the request came with (cookie authentication). */
+    session?: Session;
   }
   interface FastifyContextConfig {
     /** What a route needs: nothing (public), a read token or a write token. */
@@ -71,7 +85,18 @@ const rangeQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 const proofQuery = z.strictObject({ size: z.coerce.number().int().min(1).optional() });
+const consistencyQuery = z.strictObject({
+  from: z.coerce.number().int().min(0).describe('The older tree size'),
+  to: z.coerce.number().int().min(0).optional().describe('The newer tree size (default: the ledger size)'),
+});
 const indexParams = z.strictObject({ index: z.coerce.number().int().min(0) });
+const frameworkParams = z.strictObject({ framework: z.enum(frameworkIds) });
+const snapshotParams = z.strictObject({
+  id: z
+    .string()
+    .max(128)
+    .regex(/^[A-Za-z0-9._-]+$/),
+});
 
 const jsonSchema = (schema: z.ZodType): Record<string, unknown> => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', target: 'draft-7' }) as Record<
@@ -146,9 +171,18 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
   const needsToken = tokens !== undefined;
   const isPublic = (req: FastifyRequest): boolean =>
     req.routeOptions.config?.scope === 'public' || req.routeOptions.url === undefined;
+  const sessions = options.sessions ?? new SessionStore();
+  const sessionOf = (req: FastifyRequest): Session | undefined => {
+    const id = req.cookies[SESSION_COOKIE];
+    return id === undefined ? undefined : sessions.get(id);
+  };
+  // A bearer token (API clients), else the dashboard's session cookie (browsers).
   const identify = (req: FastifyRequest): TokenIdentity | undefined => {
     const presented = TokenFile.bearer(req.headers.authorization);
-    return presented === undefined ? undefined : tokens?.check(presented);
+    if (presented !== undefined) return tokens?.check(presented);
+    const session = sessionOf(req);
+    if (session !== undefined) req.session = session;
+    return session?.identity;
   };
 
   await app.register(helmet, {
@@ -156,13 +190,19 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       directives: {
         defaultSrc: ["'none'"],
         styleSrc: ["'self'", "'unsafe-inline'"],
-        imgSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        scriptSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        baseUri: ["'none'"],
         frameAncestors: ["'none'"],
       },
     },
     // A unix socket or loopback listener serves plain HTTP: HSTS only with TLS.
     hsts: options.tls !== undefined,
   });
+  // Session cookies for the dashboard: httpOnly, SameSite=Strict, Secure with TLS (set at login).
+  await app.register(cookie);
   // Failed authentication is rate limited per peer: requests with a valid token and public routes
   // are not counted, so a burst of wrong tokens ends in 429 while the owner of a token goes on.
   await app.register(rateLimit, {
@@ -191,8 +231,13 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
         version: options.version,
         description: 'The op-dbus daemon: desired state, drift, transactions and the ledger of a Linux host.',
       },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+          session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE },
+        },
+      },
+      security: [{ bearer: [] }, { session: [] }],
     },
   });
 
@@ -227,6 +272,23 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           );
       }
       req.identity = identity;
+      // A browser session changes state only with its CSRF token (on top of the Origin check below).
+      if (req.session !== undefined && req.method !== 'GET' && req.method !== 'HEAD') {
+        if (!SessionStore.csrfMatches(req.session, req.headers['x-csrf-token'])) {
+          daemon.logger.warn(
+            { actor: identity.name, url: req.url.slice(0, 200) },
+            'API: a session request without its CSRF token was refused',
+          );
+          return reply
+            .code(403)
+            .send(
+              errorBody(
+                'OPDBUS_ERR_API_FORBIDDEN',
+                "A request with a session cookie that changes state needs the session's X-CSRF-Token header.",
+              ),
+            );
+        }
+      }
     } else {
       // A unix socket without a token file: its file mode (0660, owner and group) is the access control.
       req.identity = { name: `unix:${listener.label}`, scope: 'write' };
@@ -310,8 +372,78 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     const d = daemon.describe();
     return reply.code(d.status === 'watching' && daemon.synced ? 200 : 503).send({ status: d.status });
   });
-  app.get('/', { ...pub, schema: { hide: true } }, async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').send(statusPage(daemon, options.version)),
+  // The dashboard: built static files (no CDN, nothing fetched at run time), public like any login page;
+  // everything it shows comes from the /v1 API with a session.
+  await app.register(fastifyStatic, {
+    root: options.dashboardDir ?? dashboardAssetsDir(),
+    serve: false,
+    cacheControl: false,
+  });
+  app.get('/', { ...pub, schema: { hide: true } }, (_req, reply) =>
+    reply.header('cache-control', 'no-cache').sendFile('index.html'),
+  );
+  app.get<{ Params: { '*': string } }>('/assets/*', { ...pub, schema: { hide: true } }, (req, reply) =>
+    reply.header('cache-control', 'no-cache').sendFile(`assets/${req.params['*']}`),
+  );
+
+  const sessionView = (s: Session) => ({
+    name: s.identity.name,
+    scope: s.identity.scope,
+    csrf: s.csrf,
+    expiresAt: new Date(s.expiresAt).toISOString(),
+  });
+  const sessionSchema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string' },
+      scope: { type: 'string', enum: ['read', 'write'] },
+      csrf: { type: 'string' },
+      expiresAt: { type: 'string' },
+    },
+  } as const;
+  app.post(
+    '/v1/session',
+    {
+      ...read,
+      schema: {
+        description:
+          'Log in (the dashboard): send the token as Authorization: Bearer; answers the session and sets its httpOnly, SameSite=Strict cookie',
+        response: { 200: sessionSchema },
+      },
+    },
+    async (req, reply) => {
+      const identity = req.identity!;
+      if (req.session !== undefined) sessions.delete(req.session.id);
+      const session = sessions.create(identity);
+      daemon.logger.info({ actor: identity.name, peer: req.socket.remoteAddress }, 'API: dashboard login');
+      return reply
+        .setCookie(SESSION_COOKIE, session.id, {
+          path: '/',
+          httpOnly: true,
+          sameSite: 'strict',
+          secure: options.tls !== undefined,
+          maxAge: Math.floor(sessions.maxAgeMs / 1000),
+        })
+        .send(sessionView(session));
+    },
+  );
+  app.get(
+    '/v1/session',
+    { ...read, schema: { description: 'The current dashboard session', response: { 200: sessionSchema } } },
+    async (req, reply) => {
+      if (req.session !== undefined) return sessionView(req.session);
+      // A bearer token or an unauthenticated unix socket: no cookie session, no CSRF token needed.
+      return reply.send({ name: req.identity!.name, scope: req.identity!.scope, csrf: '', expiresAt: '' });
+    },
+  );
+  app.delete(
+    '/v1/session',
+    { ...read, schema: { description: 'Log out: the session ends and its cookie is cleared' } },
+    async (req, reply) => {
+      if (req.session !== undefined) sessions.delete(req.session.id);
+      daemon.logger.info({ actor: req.identity!.name }, 'API: dashboard logout');
+      return reply.clearCookie(SESSION_COOKIE, { path: '/' }).code(204).send();
+    },
   );
   app.get('/openapi.json', { ...pub, schema: { hide: true } }, () => Promise.resolve(app.swagger()));
 
@@ -510,6 +642,35 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
   app.get(
+    '/v1/ledger/consistency',
+    {
+      ...read,
+      schema: {
+        description: 'RFC 9162 consistency proof between two tree sizes (to check two checkpoints)',
+        querystring: jsonSchema(consistencyQuery),
+      },
+    },
+    async (req) => {
+      const q = consistencyQuery.parse(req.query);
+      return withLedger((ledger) => {
+        const to = q.to ?? ledger.size;
+        if (to > ledger.size || q.from > to)
+          throw new OpdbusError(
+            'OPDBUS_ERR_LEDGER_NOT_FOUND',
+            `No consistency proof from size ${q.from} to ${to}: the ledger has ${ledger.size} entries and from must not exceed to.`,
+            { data: { from: q.from, to, size: ledger.size } },
+          );
+        return {
+          from: q.from,
+          to,
+          proof: ledger.consistencyProof(q.from, to).map((h) => h.toString('hex')),
+          rootFrom: ledger.root(q.from).toString('hex'),
+          rootTo: ledger.root(to).toString('hex'),
+        };
+      });
+    },
+  );
+  app.get(
     '/v1/ledger/checkpoint',
     { ...read, schema: { description: 'The latest signed checkpoint (C2SP tlog-checkpoint)' } },
     async () =>
@@ -524,6 +685,153 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           verifierKey: ledger.verifier.toString(),
         };
       }),
+  );
+
+  const withSnapshots = <T>(fn: (snaps: SnapshotManager) => Promise<T>): Promise<T> =>
+    withLedger(async (ledger) => {
+      const paths = ledgerPaths(daemon.options.runtime.stateDir);
+      const snaps = await SnapshotManager.open({
+        dir: paths.snapshotsDir,
+        keyFile: paths.snapshotKey,
+        ledger,
+      });
+      return fn(snaps);
+    });
+  app.get(
+    '/v1/snapshots',
+    {
+      ...read,
+      schema: {
+        description:
+          'The encrypted state snapshots (one per committed apply), each checked against its ledger entry',
+      },
+    },
+    async () => {
+      const dir = ledgerPaths(daemon.options.runtime.stateDir).ledgerDir;
+      if (!existsSync(join(dir, 'log'))) return { backend: 'none', snapshots: [] };
+      return withSnapshots(async (snaps) => ({ backend: snaps.backend.kind, snapshots: await snaps.list() }));
+    },
+  );
+  app.get(
+    '/v1/snapshots/:id/document',
+    {
+      ...write,
+      schema: {
+        description:
+          'The state a snapshot holds as a state document, to restore it as a plan (POST /v1/plan, then /v1/apply); write scope, since it discloses the whole recorded state',
+        params: jsonSchema(snapshotParams),
+      },
+    },
+    async (req) => {
+      const { id } = snapshotParams.parse(req.params);
+      const { meta, state } = await withSnapshots((snaps) => snaps.load(id));
+      return { id, createdAt: meta.createdAt, document: { version: 1, plugins: state } };
+    },
+  );
+  app.get(
+    '/v1/numa',
+    {
+      ...read,
+      schema: {
+        description:
+          "The machine's topology from sysfs: packages, NUMA nodes, caches, cores, CPUs and PCI devices",
+      },
+    },
+    async () => ({
+      topology: JSON.parse(
+        JSON.stringify(await readTopology({ root: options.numaRoot ?? '/', wholeSystem: true })),
+      ) as unknown,
+    }),
+  );
+
+  app.get(
+    '/v1/compliance/frameworks',
+    { ...read, schema: { description: 'The compliance frameworks a report can be made for' } },
+    () => Promise.resolve({ frameworks: [...frameworkIds] }),
+  );
+  app.get(
+    '/v1/compliance/reports/:framework',
+    {
+      ...read,
+      schema: {
+        description:
+          "A compliance report (@opdbus/compliance): each control of the framework with its evidence from the ledger and the host's observed state, proven against the current checkpoint",
+        params: jsonSchema(frameworkParams),
+      },
+    },
+    async (req) => {
+      const { framework: id } = frameworkParams.parse(req.params);
+      const framework = await loadFramework(id);
+      const paths = ledgerPaths(daemon.options.runtime.stateDir);
+      // The report; the ledger bundle (every cited entry with its proof) is what `opdbus compliance
+      // report --out` writes for auditors, not sent here.
+      return withLedger(async (ledger) => {
+        const { report } = await buildReport({
+          framework,
+          ledger,
+          host: engineObserver(daemon.engine),
+          keyFiles: [
+            { name: 'ledger signing key', file: paths.ledgerKey },
+            { name: 'snapshot encryption key', file: paths.snapshotKey },
+          ],
+          snapshots: { dir: paths.snapshotsDir, keyFile: paths.snapshotKey },
+          ...(daemon.options.runtime.netns === undefined
+            ? {}
+            : { target: { netns: daemon.options.runtime.netns } }),
+        });
+        return report;
+      });
+    },
+  );
+
+  // Anomaly scores of the recorded changes, with the model the daemon scores plans and drift with.
+  app.get(
+    '/v1/anomalies',
+    {
+      ...read,
+      schema: {
+        description:
+          'The latest recorded changes (apply and rollback entries of the ledger) scored by the anomaly model given with --anomaly-model',
+        querystring: jsonSchema(rangeQuery),
+      },
+    },
+    async (req) => {
+      const q = rangeQuery.parse(req.query);
+      const anomaly = daemon.options.anomaly;
+      if (anomaly === undefined)
+        return {
+          available: false,
+          reason:
+            'opdbusd was started without --anomaly-model: train a model with `opdbus anomaly train --model DIR` (or `--from-ledger`) and start the daemon with --anomaly-model DIR.',
+          changes: [],
+        };
+      const scorer = anomaly.scorer;
+      const limit = q.limit ?? 100;
+      return withLedger(async (ledger) => {
+        const events = [];
+        const host = hostname();
+        // Read back from the end until `limit` changes are found (at most 10,000 entries).
+        for (let to = ledger.size; to > 0 && events.length < limit && ledger.size - to < 10_000; to -= 500) {
+          const batch = [];
+          for await (const e of ledger.entries(Math.max(0, to - 500), to))
+            batch.push(...changeEventsOf(e, host));
+          events.unshift(...batch);
+        }
+        const latest = events.slice(-limit);
+        const scores = scorer.model.score(latest, { threshold: scorer.threshold });
+        return {
+          available: true,
+          model: anomaly.modelDir ?? '(in process)',
+          threshold: scorer.threshold,
+          changes: latest.map((event, i) => ({
+            event,
+            score: scores[i]!.score,
+            anomalous: scores[i]!.anomalous,
+            reasons: scores[i]!.reasons,
+          })),
+        };
+      });
+    },
   );
 
   app.get(

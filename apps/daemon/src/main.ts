@@ -199,6 +199,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         ? undefined
         : {
             scorer: await loadScorer(opts.anomalyModel, threshold),
+            modelDir: opts.anomalyModel,
             plan: opts.anomalyPlan,
             drift: opts.anomalyDrift,
           };

@@ -138,6 +138,7 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     timeoutMs: 600_000,
   },
   { readme: 'packages/plugins-sessions/README.md', root: true, expect: /seat0/, timeoutMs: 600_000 },
+  { readme: 'apps/dashboard/README.md', root: false, expect: /^assets index\.html\napp\.css app\.js\n$/ },
   {
     readme: 'apps/daemon/README.md',
     root: true,

@@ -1,0 +1,58 @@
+// A uPlot chart as a component.
+import { useEffect, useRef } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import uPlot from 'uplot';
+import { html } from './ui.js';
+
+/** A bar chart of counts per time bucket (x: Unix seconds). */
+export function CountsPlot({
+  label,
+  x,
+  y,
+  description,
+}: {
+  label: string;
+  x: number[];
+  y: number[];
+  description: string;
+}): ComponentChildren {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = ref.current;
+    if (el === null) return;
+    const width = Math.max(260, Math.min(900, el.clientWidth || 600));
+    const plot = new uPlot(
+      {
+        width,
+        height: 180,
+        series: [{}, { label, stroke: '#1d5fb4', fill: 'rgba(29,95,180,0.25)', paths: uPlot.paths.bars!() }],
+        axes: [{}, { label: 'count' }],
+        legend: { show: false },
+      },
+      [x, y],
+      el,
+    );
+    return () => plot.destroy();
+  }, [x.join(','), y.join(','), label]);
+  return html`<figure class="plot">
+    <div ref=${ref} role="img" aria-label=${description}></div>
+    <figcaption>${description}</figcaption>
+  </figure>`;
+}
+
+/** Counts of ISO timestamps per hour, for the last `hours` hours. */
+export function perHour(times: readonly string[], hours = 24): { x: number[]; y: number[] } {
+  const now = Math.floor(Date.now() / 3_600_000);
+  const x: number[] = [];
+  const y: number[] = [];
+  for (let h = now - hours + 1; h <= now; h++) {
+    x.push(h * 3600);
+    y.push(0);
+  }
+  for (const t of times) {
+    const h = Math.floor(Date.parse(t) / 3_600_000);
+    const i = h - (now - hours + 1);
+    if (i >= 0 && i < hours) y[i] = (y[i] ?? 0) + 1;
+  }
+  return { x, y };
+}

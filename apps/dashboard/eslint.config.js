@@ -1,0 +1,3 @@
+import { config } from '@opdbus/eslint-config';
+
+export default config({ app: true });
