@@ -68,9 +68,18 @@ export class DatabaseFile {
     return colon <= 0 ? undefined : line.slice(0, colon);
   }
 
-  /** Index of the line of entry `name`, or -1. */
+  #index: Map<string, number> | undefined;
+
+  /** Index of the line of entry `name`, or -1 (the first line of that name, as getpwnam reads). */
   indexOf(name: string): number {
-    return this.lines.findIndex((line) => DatabaseFile.entryName(line) === name);
+    if (this.#index === undefined) {
+      this.#index = new Map();
+      for (const [i, line] of this.lines.entries()) {
+        const entry = DatabaseFile.entryName(line);
+        if (entry !== undefined && !this.#index.has(entry)) this.#index.set(entry, i);
+      }
+    }
+    return this.#index.get(name) ?? -1;
   }
 
   /** The fields of entry `name`, or undefined. */
@@ -95,6 +104,7 @@ export class DatabaseFile {
   /** Replace (or append, or with null remove) the line of entry `name`. */
   set(name: string, line: string | null): void {
     const i = this.indexOf(name);
+    this.#index = undefined;
     if (line === null) {
       if (i >= 0) this.lines.splice(i, 1);
     } else if (i >= 0) this.lines[i] = line;
@@ -103,6 +113,7 @@ export class DatabaseFile {
 
   /** Insert `line` at `index` (clamped to the file), for a restore that puts a line back where it was. */
   insertAt(index: number, line: string): void {
+    this.#index = undefined;
     this.lines.splice(Math.min(Math.max(index, 0), this.lines.length), 0, line);
   }
 

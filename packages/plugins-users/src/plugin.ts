@@ -184,7 +184,7 @@ function sameValue(a: unknown, b: unknown): boolean {
 async function observe(
   root: string,
   dbs: Databases,
-  withHomes: ReadonlySet<string> | 'all',
+  only: ReadonlySet<string> | 'all',
 ): Promise<UsersSection> {
   const groupNameByGid = new Map<number, string>();
   const groups: Record<string, GroupSpec> = {};
@@ -204,6 +204,7 @@ async function observe(
   const day = today();
   for (const f of dbs.passwd.entries()) {
     const [name, , uidText, gidText, gecos, home, shell] = f;
+    if (only !== 'all' && !only.has(name!)) continue;
     const gid = Number(gidText);
     const user: UserSpec = {
       uid: Number(uidText),
@@ -213,7 +214,7 @@ async function observe(
       home: home ?? '',
       shell: shell ?? '',
     };
-    if ((withHomes === 'all' || withHomes.has(name!)) && home !== undefined && home.startsWith('/')) {
+    if (home !== undefined && home.startsWith('/')) {
       if (await exists(join(root, home))) user.createHome = true;
     }
     const shadow = dbs.shadow.fields(name!);
@@ -651,8 +652,11 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
       const root = rootOf(ctx);
       const dbs = await readDatabases(root);
       const scope = queryOptions?.scope;
-      const withHomes = scope === undefined ? 'all' : new Set(Object.keys(scope.users ?? {}));
-      const all = await observe(root, dbs, withHomes);
+      const all = await observe(
+        root,
+        dbs,
+        scope === undefined ? 'all' : new Set(Object.keys(scope.users ?? {})),
+      );
       return scope === undefined ? all : scoped(all, scope);
     },
 
