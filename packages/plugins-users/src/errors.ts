@@ -40,6 +40,12 @@ export const usersErrors = defineErrorCodes({
     summary: 'A password database file or a home directory could not be written.',
     remedy: 'Run as root, and check that the target filesystem is writable and not full.',
   },
+  OPDBUS_ERR_USERS_ACCOUNTS: {
+    summary:
+      'AccountsService (org.freedesktop.Accounts) refused a call or is not reachable although the accountsservice backend was asked for.',
+    remedy:
+      'Read the D-Bus error in the message (access denied: run as root or allow it in polkit); use the files backend (`backend: files`) where AccountsService does not run.',
+  },
   OPDBUS_ERR_USERS_UNSAFE: {
     summary:
       'A unlock would leave an account with an empty password, or a home directory path leads out of the root through a symbolic link.',

@@ -14,6 +14,7 @@ import {
   type RedactedChangeValues,
   type RedactedValue,
 } from '@opdbus/core';
+import { connectBus, type DbusConnection } from '@opdbus/dbus';
 import { z } from 'zod';
 import {
   type DatabaseFile,
@@ -151,7 +152,22 @@ export interface UsersPluginOptions {
   lockWaitMs?: number;
   /** Where running processes are looked up before a user is removed (default /proc). */
   proc?: string;
+  /**
+   * How users are created, changed and removed (default `auto`):
+   * - `files`: direct edits of the four files under the shadow-utils lock.
+   * - `accountsservice`: AccountsService over D-Bus (the target's bus) for what it can do —
+   *   create a user with a home from /etc/skel (no uid or primary group given), remove one, set
+   *   the real name, shell, password hash and lock — then the files for the rest (uid, groups,
+   *   expiry) and to make the entry exactly as declared. The target's root must be the files that
+   *   bus's AccountsService manages.
+   * - `auto`: AccountsService when it answers on the system bus and the target is this host
+   *   (root `/`, no `--bus`); the files otherwise.
+   */
+  backend?: 'auto' | 'files' | 'accountsservice';
 }
+
+const ACCOUNTS = 'org.freedesktop.Accounts';
+const ACCOUNTS_PATH = '/org/freedesktop/Accounts';
 
 const DAY_MS = 86_400_000;
 const today = (): number => Math.floor(Date.now() / DAY_MS);
@@ -478,15 +494,7 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
       if (fields === undefined) return [];
       const force = (change.after as { force?: boolean } | null)?.force === true;
       const uid = Number(fields[2]);
-      if (!force) {
-        const pids = await processesOf(uid, proc);
-        if (pids.length > 0)
-          throw new OpdbusError(
-            'OPDBUS_ERR_USERS_BUSY',
-            `${path}: user ${name} (uid ${uid}) has ${pids.length} running process(es) (pid ${pids.slice(0, 5).join(', ')}); stop them, or set force: true to remove the user anyway.`,
-            { data: { path, user: name, uid, pids: pids.slice(0, 20) } },
-          );
-      }
+      if (!force) await assertNoProcesses(path, name, uid);
       dbs.passwd.set(name, null);
       dbs.shadow.set(name, null);
       for (const g of dbs.group.entries()) setMembership(dbs.group, g[0]!, name, false, 3);
@@ -631,6 +639,111 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
     return written;
   };
 
+  /** A connection to AccountsService when the backend is (or probes as) accountsservice. */
+  const accounts = async (ctx: PluginContext): Promise<DbusConnection | undefined> => {
+    const mode = options.backend ?? 'auto';
+    if (mode === 'files') return undefined;
+    if (mode === 'auto' && (rootOf(ctx) !== '/' || ctx.target.busAddress !== undefined)) return undefined;
+    let bus: DbusConnection | undefined;
+    try {
+      bus = await connectBus({
+        ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
+        logger: ctx.logger,
+      });
+      // Starts it by bus activation if it is installed but not running.
+      await bus.call({
+        destination: ACCOUNTS,
+        path: ACCOUNTS_PATH,
+        interface: 'org.freedesktop.DBus.Peer',
+        member: 'Ping',
+      });
+      return bus;
+    } catch (err) {
+      await bus?.close().catch(() => undefined);
+      if (mode === 'accountsservice')
+        throw new OpdbusError(
+          'OPDBUS_ERR_USERS_ACCOUNTS',
+          `AccountsService is not reachable on ${ctx.target.busAddress ?? 'the system bus'}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      return undefined;
+    }
+  };
+
+  /** Do with AccountsService what it can do of a user change (see {@link UsersPluginOptions.backend}). */
+  const applyUserViaAccounts = async (
+    change: Change,
+    ctx: PluginContext,
+    bus: DbusConnection,
+  ): Promise<void> => {
+    const name = change.resource.slice('user/'.length);
+    const path = formatPath(['plugins', 'users', 'users', name]);
+    const call = async (
+      objectPath: string,
+      iface: string,
+      member: string,
+      signature: string,
+      body: unknown[],
+    ) => {
+      try {
+        return await bus.call({
+          destination: ACCOUNTS,
+          path: objectPath,
+          interface: iface,
+          member,
+          signature,
+          body,
+        });
+      } catch (err) {
+        throw new OpdbusError(
+          'OPDBUS_ERR_USERS_ACCOUNTS',
+          `${path}: AccountsService ${member} failed: ${(err as Error).message}`,
+          {
+            data: { path, member },
+            cause: err,
+          },
+        );
+      }
+    };
+    const dbs = await readDatabases(rootOf(ctx));
+    const fields = dbs.passwd.fields(name);
+    if (change.op === 'delete') {
+      if (fields === undefined) return;
+      const uid = Number(fields[2]);
+      const force = (change.after as { force?: boolean } | null)?.force === true;
+      if (!force) await assertNoProcesses(path, name, uid);
+      await call(ACCOUNTS_PATH, ACCOUNTS, 'DeleteUser', 'xb', [BigInt(uid), false]);
+      return;
+    }
+    const want = change.after as UserSpec;
+    let userPath: string;
+    if (fields === undefined) {
+      // AccountsService picks the uid and a group of the user's name, and always makes the home.
+      if (want.uid !== undefined || want.group !== undefined || want.createHome !== true) return;
+      [userPath] = (await call(ACCOUNTS_PATH, ACCOUNTS, 'CreateUser', 'ssi', [
+        name,
+        want.comment ?? '',
+        0,
+      ])) as [string];
+    } else [userPath] = (await call(ACCOUNTS_PATH, ACCOUNTS, 'FindUserByName', 's', [name])) as [string];
+    const user = 'org.freedesktop.Accounts.User';
+    if (want.comment !== undefined) await call(userPath, user, 'SetRealName', 's', [want.comment]);
+    if (want.shell !== undefined) await call(userPath, user, 'SetShell', 's', [want.shell]);
+    if (typeof want.password === 'string')
+      await call(userPath, user, 'SetPassword', 'ss', [want.password, '']);
+    if (want.locked !== undefined) await call(userPath, user, 'SetLocked', 'b', [want.locked]);
+  };
+
+  const assertNoProcesses = async (path: string, name: string, uid: number): Promise<void> => {
+    const pids = await processesOf(uid, proc);
+    if (pids.length > 0)
+      throw new OpdbusError(
+        'OPDBUS_ERR_USERS_BUSY',
+        `${path}: user ${name} (uid ${uid}) has ${pids.length} running process(es) (pid ${pids.slice(0, 5).join(', ')}); stop them, or set force: true to remove the user anyway.`,
+        { data: { path, user: name, uid, pids: pids.slice(0, 20) } },
+      );
+  };
+
   return definePlugin<UsersSection, UsersCheckpoint>({
     name: 'users',
     version: packageVersion(import.meta.url),
@@ -642,7 +755,12 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
       const root = rootOf(ctx);
       try {
         await readDatabases(root);
-        return { available: true, detail: `files under ${join(root, 'etc')}` };
+        const bus = await accounts(ctx).catch(() => undefined);
+        await bus?.close();
+        return {
+          available: true,
+          detail: `${bus === undefined ? 'files' : 'AccountsService, then files'} under ${join(root, 'etc')}`,
+        };
       } catch (err) {
         return { available: false, reason: (err as Error).message };
       }
@@ -663,6 +781,17 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
     diff: diffUsers,
 
     async apply(change, ctx) {
+      if (change.resource.startsWith('user/')) {
+        const bus = await accounts(ctx);
+        if (bus !== undefined) {
+          try {
+            await applyUserViaAccounts(change, ctx, bus);
+          } finally {
+            await bus.close();
+          }
+        }
+      }
+      // The files: everything for the files backend; after AccountsService, what it cannot do.
       await locked(ctx, async (dbs) => {
         const order = change.resource.startsWith('group/')
           ? await applyGroup(change, ctx, dbs)

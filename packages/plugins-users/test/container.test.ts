@@ -1,9 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Engine, PluginRegistry, parseStateDocument } from '@opdbus/core';
 import { probeSandbox, startSystemdContainer, type SystemdContainer } from '@opdbus/sandbox';
 import { describeIf } from '@opdbus/sandbox/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { usersPlugin, type UsersSection } from '../src/plugin.js';
+import { createUsersPlugin, usersPlugin, type UsersSection } from '../src/plugin.js';
 import { HASH } from './fixture.js';
 
 /** The image shared with the other issue-21 plugins: one debootstrap for all of them. */
@@ -110,6 +111,78 @@ describeIf(
       });
       expect((await engine.apply(doc({ users: { bob: { state: 'absent' } } }))).status).toBe('committed');
       expect((await ct.exec('getent', ['passwd', 'bob'])).code).toBe(2);
+    });
+    it('the accountsservice backend: AccountsService creates, changes and removes; rollback gives the bytes back', async () => {
+      const plugin = createUsersPlugin({ backend: 'accountsservice' });
+      const reg = new PluginRegistry([plugin]);
+      const e = new Engine({
+        registry: reg,
+        stateDir: join(ct.rootDir, '..', 'opdbus-state-accounts'),
+        target: { root: ct.rootDir, busAddress: ct.busAddress },
+      });
+      const asDoc = (users: UsersSection) =>
+        parseStateDocument(JSON.stringify({ version: 1, plugins: { users } }), {
+          source: 'users.yaml',
+          registry: reg,
+        });
+      expect(await plugin.probe(e.context('users'))).toMatchObject({
+        available: true,
+        detail: /AccountsService/,
+      });
+      const passwdBefore = await readFile(join(ct.rootDir, 'etc', 'passwd'), 'utf8');
+      const result = await e.apply(
+        asDoc({
+          users: {
+            carol: {
+              comment: 'Carol',
+              shell: '/bin/bash',
+              createHome: true,
+              password: HASH,
+              groups: ['users'],
+            },
+          },
+        }),
+      );
+      expect(result.status).toBe('committed');
+      // AccountsService made the user (useradd -m: the home from /etc/skel); the files pass added the group.
+      const found = await ct.exec(
+        'busctl',
+        [
+          'call',
+          'org.freedesktop.Accounts',
+          '/org/freedesktop/Accounts',
+          'org.freedesktop.Accounts',
+          'FindUserByName',
+          's',
+          'carol',
+        ],
+        { check: true },
+      );
+      const userPath = /"([^"]+)"/.exec(found.stdout)![1]!;
+      const shell = await ct.exec(
+        'busctl',
+        ['get-property', 'org.freedesktop.Accounts', userPath, 'org.freedesktop.Accounts.User', 'Shell'],
+        { check: true },
+      );
+      expect(shell.stdout).toBe('s "/bin/bash"\n');
+      expect((await ct.exec('getent', ['passwd', 'carol'], { check: true })).stdout).toMatch(
+        /^carol:x:\d+:\d+:Carol:\/home\/carol:\/bin\/bash\n$/,
+      );
+      expect((await ct.exec('id', ['-nG', 'carol'], { check: true })).stdout).toBe('carol users\n');
+      expect((await ct.exec('test', ['-f', '/home/carol/.bashrc'])).code).toBe(0);
+      // A change of shell goes through AccountsService too.
+      await e.apply(asDoc({ users: { carol: { shell: '/bin/sh' } } }));
+      expect((await ct.exec('getent', ['passwd', 'carol'], { check: true })).stdout).toMatch(/:\/bin\/sh\n$/);
+      await e.rollback();
+      await e.rollback();
+      expect(await readFile(join(ct.rootDir, 'etc', 'passwd'), 'utf8')).toBe(passwdBefore);
+      expect((await ct.exec('getent', ['passwd', 'carol'])).code).toBe(2);
+      // Removal through AccountsService: its userdel also removes the user's own group (the files backend keeps it).
+      await e.apply(asDoc({ users: { dave: { createHome: true } } }));
+      expect((await ct.exec('getent', ['group', 'dave'])).code).toBe(0);
+      await e.apply(asDoc({ users: { dave: { state: 'absent' } } }));
+      expect((await ct.exec('getent', ['passwd', 'dave'])).code).toBe(2);
+      expect((await ct.exec('getent', ['group', 'dave'])).code).toBe(2);
     });
   },
 );
