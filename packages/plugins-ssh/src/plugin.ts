@@ -15,6 +15,7 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   OpdbusError,
@@ -27,6 +28,7 @@ import {
   type Plugin,
   type PluginContext,
 } from '@opdbus/core';
+import { ConfinedRoot } from '@opdbus/netlink';
 import { z } from 'zod';
 import { blobProblem, fingerprint, optionProblem, parseKeyLine, renderKeyLine } from './keys.js';
 import {
@@ -139,8 +141,18 @@ interface ResolvedUser {
   gid: number;
 }
 
+/**
+ * Where `path` (absolute, inside the target) is on this side, resolved inside `root` as a chroot
+ * would (`RESOLVE_IN_ROOT`): a symbolic link planted in the target cannot lead to the host's files.
+ */
+function pathInRoot(root: string, path: string): string {
+  if (root === '/') return path;
+  using confined = ConfinedRoot.open(root, { mode: 'in-root' });
+  return confined.hostPath(path);
+}
+
 async function resolveUser(root: string, user: string): Promise<ResolvedUser | undefined> {
-  const text = await readFile(join(root, 'etc', 'passwd'), 'utf8').catch(() => '');
+  const text = await readFile(pathInRoot(root, '/etc/passwd'), 'utf8').catch(() => '');
   for (const line of text.split('\n')) {
     const f = line.split(':');
     if (f[0] === user && f.length >= 7) return { uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
@@ -229,10 +241,12 @@ function run(cmd: string, args: string[]): Promise<{ code: number; stderr: strin
  * sshd's message.
  */
 async function sshdTest(root: string, dropin: string): Promise<string | undefined> {
-  const tmpBase = join(root, 'tmp');
+  const realRoot = realpathSync(root);
+  const tmpBase = pathInRoot(root, '/tmp');
   await mkdir(tmpBase, { recursive: true, mode: 0o1777 });
   const dir = await mkdtemp(join(tmpBase, 'opdbus-sshd-'));
-  const inside = (p: string): string => (root === '/' ? p : `/${p.slice(root.length).replace(/^\/+/, '')}`);
+  const inside = (p: string): string =>
+    root === '/' ? p : `/${p.slice(realRoot.length).replace(/^\/+/, '')}`;
   const wrap = (cmd: string, args: string[]): [string, string[]] =>
     root === '/' ? [cmd, args] : ['chroot', [root, cmd, ...args]];
   try {
@@ -242,7 +256,7 @@ async function sshdTest(root: string, dropin: string): Promise<string | undefine
     );
     if (keygen.code !== 0) return `ssh-keygen failed: ${keygen.stderr.trim()}`;
     await writeFile(join(dir, 'sshd_config'), `${dropin}HostKey ${inside(key)}\n`);
-    await mkdir(join(root, 'run', 'sshd'), { recursive: true, mode: 0o755 });
+    await mkdir(pathInRoot(root, '/run/sshd'), { recursive: true, mode: 0o755 });
     const result = await run(...wrap('/usr/sbin/sshd', ['-t', '-f', inside(join(dir, 'sshd_config'))]));
     return result.code === 0 ? undefined : result.stderr.trim() || `sshd -t exited ${result.code}`;
   } finally {
@@ -318,7 +332,7 @@ export function diffSsh(desired: SshSection, observed: SshSection): ChangeSpec[]
  */
 export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSection, SshCheckpoint> {
   const rootOf = (ctx: PluginContext): string => ctx.target.root ?? '/';
-  const dropinPath = (root: string): string => join(root, SSHD_DROPIN);
+  const dropinPath = (root: string): string => pathInRoot(root, SSHD_DROPIN);
 
   const readSettings = async (root: string, ctx: PluginContext): Promise<SshdSettings> => {
     const text = await readFile(dropinPath(root), 'utf8').catch(() => '');
@@ -331,7 +345,9 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
   const keysOf = async (root: string, user: string): Promise<AuthorizedKey[] | undefined> => {
     const u = await resolveUser(root, user);
     if (u === undefined) return undefined;
-    const file = await readKeyFile(join(root, u.home, '.ssh', 'authorized_keys')).catch(() => null);
+    const file = await readKeyFile(join(pathInRoot(root, u.home), '.ssh', 'authorized_keys')).catch(
+      () => null,
+    );
     if (file === null) return undefined;
     const out: AuthorizedKey[] = [];
     for (const line of file.content.split('\n')) {
@@ -352,7 +368,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
         `${path}: no user ${user} in ${join(root, 'etc', 'passwd')}; create it under users.users in the same document.`,
         { data: { path, user: user! } },
       );
-    const home = join(root, u.home);
+    const home = pathInRoot(root, u.home);
     const homeStat = await stat(home).catch(() => undefined);
     if (homeStat === undefined || !homeStat.isDirectory())
       throw unsafe(
@@ -464,7 +480,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
       const scope = queryOptions?.scope;
       const out: SshSection = {};
       if (scope === undefined) {
-        const text = await readFile(join(root, 'etc', 'passwd'), 'utf8').catch(() => '');
+        const text = await readFile(pathInRoot(root, '/etc/passwd'), 'utf8').catch(() => '');
         const keys: Record<string, AuthorizedKey[]> = {};
         for (const line of text.split('\n')) {
           const name = line.split(':')[0];
@@ -524,7 +540,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
         const u = await resolveUser(root, user);
         // A user the same plan creates (users plugin) has nothing to record yet: its home is recorded as it is now.
         const home = u?.home ?? `/home/${user}`;
-        const sshDir = join(root, home, '.ssh');
+        const sshDir = join(pathInRoot(root, home), '.ssh');
         const dirStat = await lstat(sshDir).catch(() => undefined);
         const fileStat = await lstat(join(sshDir, 'authorized_keys')).catch(() => undefined);
         // A link or other non-file there is never written through (apply refuses it): nothing to record.
@@ -590,11 +606,11 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
       const dropinDir = dirname(dropinPath(root));
       await mkdir(dropinDir, { recursive: true, mode: 0o755 }).catch(() => undefined);
       add(dropinDir, (f) => (f === '50-opdbus.conf' ? 'sshd' : undefined));
-      const text = await readFile(join(root, 'etc', 'passwd'), 'utf8').catch(() => '');
+      const text = await readFile(pathInRoot(root, '/etc/passwd'), 'utf8').catch(() => '');
       for (const line of text.split('\n')) {
         const f = line.split(':');
         if (f.length < 7 || f[5] === undefined || !f[5].startsWith('/')) continue;
-        const sshDir = join(root, f[5], '.ssh');
+        const sshDir = join(pathInRoot(root, f[5]), '.ssh');
         if ((await lstat(sshDir).catch(() => undefined))?.isDirectory() === true)
           add(sshDir, (name) => (name === 'authorized_keys' ? `key/${f[0]}` : undefined));
       }

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Engine, OpdbusError, PluginRegistry, parseStateDocument } from '@opdbus/core';
 import { usersPlugin } from '@opdbus/plugins-users';
@@ -68,6 +68,20 @@ describe('ssh: authorized keys', () => {
       .catch((e: unknown) => e);
     expect((err as OpdbusError).message).toMatch(/symbolic link/);
     expect((await lstat(keyFile())).isSymbolicLink()).toBe(true);
+  });
+
+  it('resolves a home that is an absolute link inside the target root, never on the host', async () => {
+    const key = await makeKey(env.keys, 'eve');
+    await writeFile(join(env.root, 'etc', 'passwd'), 'eve:x:0:0::/home/eve:/bin/sh\n', { flag: 'a' });
+    await mkdir(join(env.root, 'root'), { mode: 0o700 });
+    await symlink('/root', join(env.root, 'home', 'eve'));
+    const { engine, registry } = setup();
+    expect((await engine.apply(doc(registry, { ssh: { authorizedKeys: { eve: [{ key }] } } }))).status).toBe(
+      'committed',
+    );
+    expect(await readFile(join(env.root, 'root', '.ssh', 'authorized_keys'), 'utf8')).toBe(`${key}\n`);
+    const host = await readFile('/root/.ssh/authorized_keys', 'utf8').catch(() => '');
+    expect(host).not.toContain(key);
   });
 
   it('refuses bad input at plan time, naming the path', async () => {

@@ -28,6 +28,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OpdbusError } from '@opdbus/core';
+import { ConfinedRoot } from '@opdbus/netlink';
 
 /** The databases, by name. */
 export const databases = ['passwd', 'shadow', 'group', 'gshadow'] as const;
@@ -132,9 +133,20 @@ export class DatabaseFile {
 /** The four files of one root, as read under the lock (or without it, for a query). */
 export type Databases = Record<DatabaseName, DatabaseFile>;
 
-/** The path of a database file under `root`. */
+/**
+ * Where `path` (absolute, inside the target) is on this side: resolved inside `root` as a chroot
+ * would (`RESOLVE_IN_ROOT`), so that a symbolic link planted in the target (`/etc` → `/`) cannot
+ * lead to the host's files.
+ */
+export function pathInRoot(root: string, path: string): string {
+  if (root === '/') return path;
+  using confined = ConfinedRoot.open(root, { mode: 'in-root' });
+  return confined.hostPath(path);
+}
+
+/** The path of a database file under `root` (its directory resolved inside the root). */
 export function databasePath(root: string, name: DatabaseName): string {
-  return join(root, 'etc', name);
+  return join(pathInRoot(root, '/etc'), name);
 }
 
 /** Read the four files under `root`. passwd and group must exist; shadow and gshadow may not. */
@@ -142,7 +154,10 @@ export async function readDatabases(root: string): Promise<Databases> {
   const read = async (name: DatabaseName): Promise<DatabaseFile> => {
     const path = databasePath(root, name);
     try {
-      const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+      const st = await lstat(path);
+      if (st.isSymbolicLink())
+        throw new Error('it is a symbolic link, which op-dbus does not follow in a target root');
+      const text = await readFile(path, 'utf8');
       return new DatabaseFile(name, path, text, st.mode & 0o7777, st.uid, st.gid);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
@@ -275,7 +290,7 @@ export interface LockOptions {
 export async function lockPasswordFiles(root: string, options: LockOptions = {}): Promise<PasswordFilesLock> {
   const waitMs = options.waitMs ?? 15_000;
   const deadline = Date.now() + waitMs;
-  const lockFile = join(root, 'etc', '.pwd.lock');
+  const lockFile = join(pathInRoot(root, '/etc'), '.pwd.lock');
   const busy = (what: string): OpdbusError =>
     new OpdbusError(
       'OPDBUS_ERR_USERS_LOCKED',
@@ -342,7 +357,7 @@ export interface LoginDefs {
 
 /** Read ROOT/etc/login.defs (missing: useradd's defaults). */
 export async function readLoginDefs(root: string): Promise<LoginDefs> {
-  const text = await readFile(join(root, 'etc', 'login.defs'), 'utf8').catch(() => '');
+  const text = await readFile(pathInRoot(root, '/etc/login.defs'), 'utf8').catch(() => '');
   const values = new Map<string, string>();
   for (const line of text.split('\n')) {
     const m = /^\s*([A-Z_]+)\s+(\S+)/.exec(line);
@@ -438,7 +453,7 @@ export async function createHome(
       await lchown(dst, uid, gid);
     }
   };
-  const skel = join(root, 'etc', 'skel');
+  const skel = pathInRoot(root, '/etc/skel');
   if ((await stat(skel).catch(() => undefined))?.isDirectory()) await copy(skel, target);
   await chown(target, uid, gid);
   await chmod(target, mode);

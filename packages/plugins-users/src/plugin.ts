@@ -22,6 +22,7 @@ import {
   databases,
   exists,
   lockPasswordFiles,
+  pathInRoot,
   processesOf,
   readDatabases,
   readLoginDefs,
@@ -867,7 +868,7 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
     },
 
     watch(ctx, onEvent) {
-      const etc = join(rootOf(ctx), 'etc');
+      const etc = pathInRoot(rootOf(ctx), '/etc');
       const names = new Set<string>(databases);
       // inotify on /etc: the files are replaced by rename, so the directory is what is watched.
       const watcher = watchFs(etc, { persistent: false }, (_event, filename) => {
