@@ -21,6 +21,7 @@ import {
   createHome,
   databases,
   exists,
+  databasePath,
   lockPasswordFiles,
   pathInRoot,
   processesOf,
@@ -780,6 +781,59 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
     },
 
     diff: diffUsers,
+
+    // Plan time: names and ids the document refers to are checked against the target's files, so
+    // that a missing group or a taken id is an error naming its path before anything changes.
+    async expand(desired, ctx) {
+      const dbs = await readDatabases(rootOf(ctx));
+      const present = (spec: { state?: string | undefined } | undefined): boolean =>
+        spec !== undefined && spec.state !== 'absent';
+      const groupExists = (g: string): boolean =>
+        present(desired.groups?.[g]) ||
+        (dbs.group.fields(g) !== undefined && desired.groups?.[g]?.state !== 'absent');
+      const uidOwner = ids(dbs.passwd);
+      const gidOwner = ids(dbs.group);
+      for (const [name, user] of Object.entries(desired.users ?? {})) {
+        if (!present(user)) continue;
+        const path = formatPath(['plugins', 'users', 'users', name]);
+        const named = [
+          ...(user.group !== undefined && !/^\d+$/.test(user.group)
+            ? [[`${path}.group`, user.group] as const]
+            : []),
+          ...(user.groups ?? []).map((g, i) => [`${path}.groups[${i}]`, g] as const),
+        ];
+        for (const [where, g] of named)
+          if (!groupExists(g))
+            throw new OpdbusError(
+              'OPDBUS_ERR_USERS_UNKNOWN_GROUP',
+              `${where}: no group ${g} in ${databasePath(rootOf(ctx), 'group')}; add it under users.groups in the same document.`,
+              { data: { path: where, group: g } },
+            );
+        const owner = user.uid === undefined ? undefined : uidOwner.get(user.uid);
+        if (owner !== undefined && owner !== name && present(desired.users?.[owner] ?? {}))
+          throw new OpdbusError(
+            'OPDBUS_ERR_USERS_ID_TAKEN',
+            `${path}.uid: uid ${user.uid} belongs to user ${owner} already; pick a free uid or leave it out.`,
+            { data: { path: `${path}.uid`, uid: user.uid ?? null, owner } },
+          );
+      }
+      for (const [name, group] of Object.entries(desired.groups ?? {})) {
+        const owner = group.gid === undefined ? undefined : gidOwner.get(group.gid);
+        if (present(group) && owner !== undefined && owner !== name && present(desired.groups?.[owner] ?? {}))
+          throw new OpdbusError(
+            'OPDBUS_ERR_USERS_ID_TAKEN',
+            `${formatPath(['plugins', 'users', 'groups', name])}.gid: gid ${group.gid} belongs to group ${owner} already.`,
+            {
+              data: {
+                path: formatPath(['plugins', 'users', 'groups', name, 'gid']),
+                gid: group.gid ?? null,
+                owner,
+              },
+            },
+          );
+      }
+      return { sections: {} };
+    },
 
     async apply(change, ctx) {
       if (change.resource.startsWith('user/')) {

@@ -1,4 +1,6 @@
 import { spawnSync } from 'node:child_process';
+import { mkdir, symlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describePluginConformance } from '@opdbus/sandbox/conformance';
 import { createUsersPlugin, type UsersSection } from '../src/plugin.js';
 import { HASH, makeRoot } from './fixture.js';
@@ -6,6 +8,8 @@ import { HASH, makeRoot } from './fixture.js';
 // The files of a throwaway root (--root), edited under the shadow-utils lock.
 describePluginConformance<UsersSection>(createUsersPlugin(), async () => {
   const { root, remove } = await makeRoot();
+  await mkdir(join(root, 'srv', 'elsewhere'), { recursive: true });
+  await symlink('elsewhere', join(root, 'srv', 'link'));
   return {
     target: { root },
     desired: {
@@ -23,8 +27,11 @@ describePluginConformance<UsersSection>(createUsersPlugin(), async () => {
         daemon: { shell: '/bin/false' },
       },
     },
-    // The group is created, then uid 0 is refused (root has it): rolled back.
-    failing: { groups: { web: {} }, users: { mallory: { uid: 0 } } },
+    // The group is created, then mallory's home would be made through a link: refused, rolled back.
+    failing: {
+      groups: { web: {} },
+      users: { mallory: { groups: ['web'], home: '/srv/link/mallory', createHome: true } },
+    },
     drift: () => {
       // shadow-utils changes alice's shell behind op-dbus's back.
       const result = spawnSync('usermod', ['--root', root, '--shell', '/bin/sh', 'alice'], {

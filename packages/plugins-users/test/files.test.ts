@@ -153,6 +153,30 @@ describe('users: bad input is a plan-time error naming the path', () => {
   });
 });
 
+describe('users: names and ids are checked against the files at plan time', () => {
+  it('a missing group or a taken uid is a plan error naming the path; nothing is written', async () => {
+    const { engine: e, registry } = engine();
+    const before = await files();
+    const cases: Array<[UsersSection, RegExp]> = [
+      [{ users: { alice: { groups: ['users', 'nosuch'] } } }, /users\.alice\.groups\[1\]: no group nosuch/],
+      [{ users: { alice: { group: 'nosuch' } } }, /users\.alice\.group: no group nosuch/],
+      [{ users: { alice: { uid: 1 } } }, /users\.alice\.uid: uid 1 belongs to user daemon/],
+      [{ groups: { ops: { gid: 100 } } }, /groups\.ops\.gid: gid 100 belongs to group users/],
+    ];
+    for (const [section, message] of cases) {
+      const err = await e.plan(doc(registry, section)).catch((x: unknown) => x);
+      expect(err, JSON.stringify(section)).toBeInstanceOf(OpdbusError);
+      expect((err as Error).message).toMatch(message);
+    }
+    // A group the same document creates is fine.
+    expect(
+      (await e.plan(doc(registry, { groups: { ops: {} }, users: { alice: { groups: ['ops'] } } }))).plan
+        .changes,
+    ).toHaveLength(2);
+    expect(await files()).toEqual(before);
+  });
+});
+
 describe('users: removal', () => {
   it('refuses to remove a user with running processes unless forced', async () => {
     const { engine: e, registry } = engine();
