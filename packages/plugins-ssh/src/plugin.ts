@@ -603,9 +603,11 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
           ctx.logger.debug({ err, dir }, 'not watched (missing)');
         }
       };
+      // The drop-in's directory, or (nothing is created to watch it) its parent until it exists.
       const dropinDir = dirname(dropinPath(root));
-      await mkdir(dropinDir, { recursive: true, mode: 0o755 }).catch(() => undefined);
-      add(dropinDir, (f) => (f === '50-opdbus.conf' ? 'sshd' : undefined));
+      if ((await stat(dropinDir).catch(() => undefined))?.isDirectory() === true)
+        add(dropinDir, (f) => (f === '50-opdbus.conf' ? 'sshd' : undefined));
+      else add(dirname(dropinDir), (f) => (f === 'sshd_config.d' ? 'sshd' : undefined));
       const text = await readFile(pathInRoot(root, '/etc/passwd'), 'utf8').catch(() => '');
       for (const line of text.split('\n')) {
         const f = line.split(':');
