@@ -19,6 +19,8 @@ const loaders: ReadonlyArray<readonly [string, Loader]> = [
   ['hostname', async () => (await import('@opdbus/plugins-hostname')).hostnamePlugin],
   ['timedate', async () => (await import('@opdbus/plugins-timedate')).timedatePlugin],
   ['sessions', async () => (await import('@opdbus/plugins-sessions')).sessionsPlugin],
+  ['users', async () => (await import('@opdbus/plugins-users')).usersPlugin],
+  ['ssh', async () => (await import('@opdbus/plugins-ssh')).sshPlugin],
   [
     'dbus',
     async (options) =>

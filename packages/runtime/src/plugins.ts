@@ -9,9 +9,11 @@ import * as network from '@opdbus/plugins-network';
 import * as numa from '@opdbus/plugins-numa';
 import * as ovs from '@opdbus/plugins-ovs';
 import * as sessions from '@opdbus/plugins-sessions';
+import * as ssh from '@opdbus/plugins-ssh';
 import * as sysctl from '@opdbus/plugins-sysctl';
 import * as systemd from '@opdbus/plugins-systemd';
 import * as timedate from '@opdbus/plugins-timedate';
+import * as users from '@opdbus/plugins-users';
 import * as wireguard from '@opdbus/plugins-wireguard';
 import { addPluginPackages, readPluginPackage, type LoadedPlugin } from './loader.js';
 
@@ -61,6 +63,9 @@ export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): Load
     ['@opdbus/plugins-hostname', hostname],
     ['@opdbus/plugins-timedate', timedate],
     ['@opdbus/plugins-sessions', sessions],
+    // Users before ssh: keys are written for users the same plan creates.
+    ['@opdbus/plugins-users', users],
+    ['@opdbus/plugins-ssh', ssh],
     ['@opdbus/dbus', dbus, options.dbusServices === undefined ? {} : { services: options.dbusServices }],
   ];
   const loaded: LoadedPlugin[] = [];

@@ -193,6 +193,8 @@ describe('loadPlugins', () => {
       'hostname',
       'timedate',
       'sessions',
+      'users',
+      'ssh',
     ];
     const { plugins, refusals, loaded } = await loadPlugins(
       [...names.map((n) => `@opdbus/plugins-${n}`), '@opdbus/dbus'],

@@ -4,6 +4,8 @@ import { ledgerErrors } from '@opdbus/ledger';
 import { dbusErrors } from '@opdbus/dbus';
 import { hostnameErrors } from '@opdbus/plugins-hostname';
 import { sessionsErrors } from '@opdbus/plugins-sessions';
+import { usersErrors } from '@opdbus/plugins-users';
+import { sshErrors } from '@opdbus/plugins-ssh';
 import { ovsdbErrors } from '@opdbus/ovsdb';
 import { ovsErrors } from '@opdbus/plugins-ovs';
 import { numaErrors } from '@opdbus/numa';
@@ -42,6 +44,8 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-hostname': hostnameErrors,
   '@opdbus/plugins-timedate': timedateErrors,
   '@opdbus/plugins-sessions': sessionsErrors,
+  '@opdbus/plugins-users': usersErrors,
+  '@opdbus/plugins-ssh': sshErrors,
   '@opdbus/sandbox': sandboxErrors,
   '@opdbus/plugins-wireguard': wireguardErrors,
   '@opdbus/mesh': meshErrors,

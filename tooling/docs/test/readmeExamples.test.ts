@@ -140,6 +140,17 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
   { readme: 'packages/plugins-sessions/README.md', root: true, expect: /seat0/, timeoutMs: 600_000 },
   { readme: 'apps/dashboard/README.md', root: false, expect: /^assets index\.html\napp\.css app\.js\n$/ },
   {
+    readme: 'packages/plugins-users/README.md',
+    root: true,
+    expect:
+      /^committed\nalice:x:2100:2100::\/home\/alice:\/bin\/bash\nrolled-back\nroot:x:0:0:root:\/root:\/bin\/bash\n# a comment that stays\n\n$/,
+  },
+  {
+    readme: 'packages/plugins-ssh/README.md',
+    root: true,
+    expect: /^committed\nno-pty\nPasswordAuthentication no\n$/,
+  },
+  {
     readme: 'apps/daemon/README.md',
     root: true,
     expect: /^corrected network:link\/br-demo\nbr-demo is up again\n$/,
