@@ -19,6 +19,7 @@ const loaders: ReadonlyArray<readonly [string, Loader]> = [
   ['hostname', async () => (await import('@opdbus/plugins-hostname')).hostnamePlugin],
   ['timedate', async () => (await import('@opdbus/plugins-timedate')).timedatePlugin],
   ['sessions', async () => (await import('@opdbus/plugins-sessions')).sessionsPlugin],
+  ['pci', async () => (await import('@opdbus/plugins-pci')).pciPlugin],
   [
     'dbus',
     async (options) =>

@@ -8,6 +8,7 @@ import * as hostname from '@opdbus/plugins-hostname';
 import * as network from '@opdbus/plugins-network';
 import * as numa from '@opdbus/plugins-numa';
 import * as ovs from '@opdbus/plugins-ovs';
+import * as pci from '@opdbus/plugins-pci';
 import * as sessions from '@opdbus/plugins-sessions';
 import * as sysctl from '@opdbus/plugins-sysctl';
 import * as systemd from '@opdbus/plugins-systemd';
@@ -61,6 +62,7 @@ export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): Load
     ['@opdbus/plugins-hostname', hostname],
     ['@opdbus/plugins-timedate', timedate],
     ['@opdbus/plugins-sessions', sessions],
+    ['@opdbus/plugins-pci', pci],
     ['@opdbus/dbus', dbus, options.dbusServices === undefined ? {} : { services: options.dbusServices }],
   ];
   const loaded: LoadedPlugin[] = [];

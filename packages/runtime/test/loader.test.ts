@@ -193,6 +193,7 @@ describe('loadPlugins', () => {
       'hostname',
       'timedate',
       'sessions',
+      'pci',
     ];
     const { plugins, refusals, loaded } = await loadPlugins(
       [...names.map((n) => `@opdbus/plugins-${n}`), '@opdbus/dbus'],

@@ -4,6 +4,7 @@ import { ledgerErrors } from '@opdbus/ledger';
 import { dbusErrors } from '@opdbus/dbus';
 import { hostnameErrors } from '@opdbus/plugins-hostname';
 import { sessionsErrors } from '@opdbus/plugins-sessions';
+import { pciErrors } from '@opdbus/plugins-pci';
 import { ovsdbErrors } from '@opdbus/ovsdb';
 import { ovsErrors } from '@opdbus/plugins-ovs';
 import { numaErrors } from '@opdbus/numa';
@@ -42,6 +43,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-hostname': hostnameErrors,
   '@opdbus/plugins-timedate': timedateErrors,
   '@opdbus/plugins-sessions': sessionsErrors,
+  '@opdbus/plugins-pci': pciErrors,
   '@opdbus/sandbox': sandboxErrors,
   '@opdbus/plugins-wireguard': wireguardErrors,
   '@opdbus/mesh': meshErrors,

@@ -139,6 +139,12 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
   },
   { readme: 'packages/plugins-sessions/README.md', root: true, expect: /seat0/, timeoutMs: 600_000 },
   {
+    readme: 'packages/plugins-pci/README.md',
+    root: false,
+    expect:
+      /^\d+ PCI functions\n[0-9a-f]{4}:[\s\S]*vendor: '0x[0-9a-f]{4}'[\s\S]*\nOPDBUS_ERR_PCI_UNKNOWN_DRIVER\n$/,
+  },
+  {
     readme: 'apps/daemon/README.md',
     root: true,
     expect: /^corrected network:link\/br-demo\nbr-demo is up again\n$/,
