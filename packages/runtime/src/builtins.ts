@@ -20,6 +20,7 @@ const loaders: ReadonlyArray<readonly [string, Loader]> = [
   ['timedate', async () => (await import('@opdbus/plugins-timedate')).timedatePlugin],
   ['sessions', async () => (await import('@opdbus/plugins-sessions')).sessionsPlugin],
   ['pci', async () => (await import('@opdbus/plugins-pci')).pciPlugin],
+  ['dns', async () => (await import('@opdbus/plugins-dns')).dnsPlugin],
   [
     'dbus',
     async (options) =>

@@ -9,6 +9,7 @@ import * as network from '@opdbus/plugins-network';
 import * as numa from '@opdbus/plugins-numa';
 import * as ovs from '@opdbus/plugins-ovs';
 import * as pci from '@opdbus/plugins-pci';
+import * as dns from '@opdbus/plugins-dns';
 import * as sessions from '@opdbus/plugins-sessions';
 import * as sysctl from '@opdbus/plugins-sysctl';
 import * as systemd from '@opdbus/plugins-systemd';
@@ -63,6 +64,7 @@ export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): Load
     ['@opdbus/plugins-timedate', timedate],
     ['@opdbus/plugins-sessions', sessions],
     ['@opdbus/plugins-pci', pci],
+    ['@opdbus/plugins-dns', dns],
     ['@opdbus/dbus', dbus, options.dbusServices === undefined ? {} : { services: options.dbusServices }],
   ];
   const loaded: LoadedPlugin[] = [];

@@ -194,6 +194,7 @@ describe('loadPlugins', () => {
       'timedate',
       'sessions',
       'pci',
+      'dns',
     ];
     const { plugins, refusals, loaded } = await loadPlugins(
       [...names.map((n) => `@opdbus/plugins-${n}`), '@opdbus/dbus'],

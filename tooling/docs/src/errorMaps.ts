@@ -5,6 +5,7 @@ import { dbusErrors } from '@opdbus/dbus';
 import { hostnameErrors } from '@opdbus/plugins-hostname';
 import { sessionsErrors } from '@opdbus/plugins-sessions';
 import { pciErrors } from '@opdbus/plugins-pci';
+import { dnsErrors } from '@opdbus/plugins-dns';
 import { ovsdbErrors } from '@opdbus/ovsdb';
 import { ovsErrors } from '@opdbus/plugins-ovs';
 import { numaErrors } from '@opdbus/numa';
@@ -44,6 +45,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-timedate': timedateErrors,
   '@opdbus/plugins-sessions': sessionsErrors,
   '@opdbus/plugins-pci': pciErrors,
+  '@opdbus/plugins-dns': dnsErrors,
   '@opdbus/sandbox': sandboxErrors,
   '@opdbus/plugins-wireguard': wireguardErrors,
   '@opdbus/mesh': meshErrors,
