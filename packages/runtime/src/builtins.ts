@@ -21,6 +21,7 @@ const loaders: ReadonlyArray<readonly [string, Loader]> = [
   ['sessions', async () => (await import('@opdbus/plugins-sessions')).sessionsPlugin],
   ['pci', async () => (await import('@opdbus/plugins-pci')).pciPlugin],
   ['dns', async () => (await import('@opdbus/plugins-dns')).dnsPlugin],
+  ['packages', async () => (await import('@opdbus/plugins-packages')).packagesPlugin],
   [
     'dbus',
     async (options) =>

@@ -10,6 +10,7 @@ import * as numa from '@opdbus/plugins-numa';
 import * as ovs from '@opdbus/plugins-ovs';
 import * as pci from '@opdbus/plugins-pci';
 import * as dns from '@opdbus/plugins-dns';
+import * as packagesPlugin from '@opdbus/plugins-packages';
 import * as sessions from '@opdbus/plugins-sessions';
 import * as sysctl from '@opdbus/plugins-sysctl';
 import * as systemd from '@opdbus/plugins-systemd';
@@ -65,6 +66,7 @@ export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): Load
     ['@opdbus/plugins-sessions', sessions],
     ['@opdbus/plugins-pci', pci],
     ['@opdbus/plugins-dns', dns],
+    ['@opdbus/plugins-packages', packagesPlugin],
     ['@opdbus/dbus', dbus, options.dbusServices === undefined ? {} : { services: options.dbusServices }],
   ];
   const loaded: LoadedPlugin[] = [];

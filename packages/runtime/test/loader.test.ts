@@ -195,6 +195,7 @@ describe('loadPlugins', () => {
       'sessions',
       'pci',
       'dns',
+      'packages',
     ];
     const { plugins, refusals, loaded } = await loadPlugins(
       [...names.map((n) => `@opdbus/plugins-${n}`), '@opdbus/dbus'],

@@ -6,6 +6,7 @@ import { hostnameErrors } from '@opdbus/plugins-hostname';
 import { sessionsErrors } from '@opdbus/plugins-sessions';
 import { pciErrors } from '@opdbus/plugins-pci';
 import { dnsErrors } from '@opdbus/plugins-dns';
+import { packagesErrors } from '@opdbus/plugins-packages';
 import { ovsdbErrors } from '@opdbus/ovsdb';
 import { ovsErrors } from '@opdbus/plugins-ovs';
 import { numaErrors } from '@opdbus/numa';
@@ -46,6 +47,7 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-sessions': sessionsErrors,
   '@opdbus/plugins-pci': pciErrors,
   '@opdbus/plugins-dns': dnsErrors,
+  '@opdbus/plugins-packages': packagesErrors,
   '@opdbus/sandbox': sandboxErrors,
   '@opdbus/plugins-wireguard': wireguardErrors,
   '@opdbus/mesh': meshErrors,

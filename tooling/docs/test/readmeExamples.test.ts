@@ -139,6 +139,12 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
   },
   { readme: 'packages/plugins-sessions/README.md', root: true, expect: /seat0/, timeoutMs: 600_000 },
   {
+    readme: 'packages/plugins-packages/README.md',
+    root: true,
+    expect: /^committed\nhello-opdbus\t1\.0\n$/,
+    timeoutMs: 600_000,
+  },
+  {
     readme: 'packages/plugins-dns/README.md',
     root: true,
     expect: /^committed\n.*lan0\): 192\.0\.2\.53\n$/,
