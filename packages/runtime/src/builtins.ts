@@ -21,7 +21,13 @@ const loaders: ReadonlyArray<readonly [string, Loader]> = [
   ['sessions', async () => (await import('@opdbus/plugins-sessions')).sessionsPlugin],
   ['pci', async () => (await import('@opdbus/plugins-pci')).pciPlugin],
   ['dns', async () => (await import('@opdbus/plugins-dns')).dnsPlugin],
-  ['packages', async () => (await import('@opdbus/plugins-packages')).packagesPlugin],
+  [
+    'packages',
+    async (options) =>
+      (await import('@opdbus/plugins-packages')).createPackagesPlugin(
+        options.packagesProgress === undefined ? {} : { onProgress: options.packagesProgress },
+      ),
+  ],
   [
     'dbus',
     async (options) =>

@@ -11,6 +11,7 @@ import * as ovs from '@opdbus/plugins-ovs';
 import * as pci from '@opdbus/plugins-pci';
 import * as dns from '@opdbus/plugins-dns';
 import * as packagesPlugin from '@opdbus/plugins-packages';
+import type { PackagesPluginOptions } from '@opdbus/plugins-packages';
 import * as sessions from '@opdbus/plugins-sessions';
 import * as sysctl from '@opdbus/plugins-sysctl';
 import * as systemd from '@opdbus/plugins-systemd';
@@ -27,6 +28,11 @@ export interface BuiltinPluginsOptions {
    * --dbus-service NAME`). A document's `dbus` section names its services itself.
    */
   dbusServices?: readonly string[];
+  /**
+   * Progress of the packages plugin's PackageKit transactions (the CLI draws a bar from it on a
+   * terminal).
+   */
+  packagesProgress?: PackagesPluginOptions['onProgress'];
 }
 
 /**
@@ -66,7 +72,11 @@ export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): Load
     ['@opdbus/plugins-sessions', sessions],
     ['@opdbus/plugins-pci', pci],
     ['@opdbus/plugins-dns', dns],
-    ['@opdbus/plugins-packages', packagesPlugin],
+    [
+      '@opdbus/plugins-packages',
+      packagesPlugin,
+      options.packagesProgress === undefined ? {} : { onProgress: options.packagesProgress },
+    ],
     ['@opdbus/dbus', dbus, options.dbusServices === undefined ? {} : { services: options.dbusServices }],
   ];
   const loaded: LoadedPlugin[] = [];
