@@ -85,8 +85,9 @@ export async function pluginsFor(
   names: readonly string[] | undefined,
   dbusServices?: readonly string[],
   output: Output = stdio,
+  builtin: BuiltinPluginsOptions = {},
 ): Promise<AnyPlugin[]> {
-  const opts = dbusServices === undefined ? {} : { dbusServices };
+  const opts = dbusServices === undefined ? builtin : { ...builtin, dbusServices };
   if (outsidePlugins(options)) return commandPlugins(options, opts, output);
   if (names === undefined || names.some((n) => !builtinPluginNames.includes(n)))
     return loadBuiltinPlugins(undefined, opts);

@@ -47,3 +47,4 @@ export {
   type SystemdNumaProperties,
 } from './placement.js';
 export { formatPciDevice, formatTopology, type FormatTopologyOptions } from './format.js';
+export { SysfsTree } from './sysfs.js';

@@ -19,6 +19,15 @@ const loaders: ReadonlyArray<readonly [string, Loader]> = [
   ['hostname', async () => (await import('@opdbus/plugins-hostname')).hostnamePlugin],
   ['timedate', async () => (await import('@opdbus/plugins-timedate')).timedatePlugin],
   ['sessions', async () => (await import('@opdbus/plugins-sessions')).sessionsPlugin],
+  ['pci', async () => (await import('@opdbus/plugins-pci')).pciPlugin],
+  ['dns', async () => (await import('@opdbus/plugins-dns')).dnsPlugin],
+  [
+    'packages',
+    async (options) =>
+      (await import('@opdbus/plugins-packages')).createPackagesPlugin(
+        options.packagesProgress === undefined ? {} : { onProgress: options.packagesProgress },
+      ),
+  ],
   ['users', async () => (await import('@opdbus/plugins-users')).usersPlugin],
   ['ssh', async () => (await import('@opdbus/plugins-ssh')).sshPlugin],
   [

@@ -8,6 +8,10 @@ import * as hostname from '@opdbus/plugins-hostname';
 import * as network from '@opdbus/plugins-network';
 import * as numa from '@opdbus/plugins-numa';
 import * as ovs from '@opdbus/plugins-ovs';
+import * as pci from '@opdbus/plugins-pci';
+import * as dns from '@opdbus/plugins-dns';
+import * as packagesPlugin from '@opdbus/plugins-packages';
+import type { PackagesPluginOptions } from '@opdbus/plugins-packages';
 import * as sessions from '@opdbus/plugins-sessions';
 import * as ssh from '@opdbus/plugins-ssh';
 import * as sysctl from '@opdbus/plugins-sysctl';
@@ -26,6 +30,11 @@ export interface BuiltinPluginsOptions {
    * --dbus-service NAME`). A document's `dbus` section names its services itself.
    */
   dbusServices?: readonly string[];
+  /**
+   * Progress of the packages plugin's PackageKit transactions (the CLI draws a bar from it on a
+   * terminal).
+   */
+  packagesProgress?: PackagesPluginOptions['onProgress'];
 }
 
 /**
@@ -63,6 +72,13 @@ export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): Load
     ['@opdbus/plugins-hostname', hostname],
     ['@opdbus/plugins-timedate', timedate],
     ['@opdbus/plugins-sessions', sessions],
+    ['@opdbus/plugins-pci', pci],
+    ['@opdbus/plugins-dns', dns],
+    [
+      '@opdbus/plugins-packages',
+      packagesPlugin,
+      options.packagesProgress === undefined ? {} : { onProgress: options.packagesProgress },
+    ],
     // Users before ssh: keys are written for users the same plan creates.
     ['@opdbus/plugins-users', users],
     ['@opdbus/plugins-ssh', ssh],

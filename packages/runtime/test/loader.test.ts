@@ -193,6 +193,9 @@ describe('loadPlugins', () => {
       'hostname',
       'timedate',
       'sessions',
+      'pci',
+      'dns',
+      'packages',
       'users',
       'ssh',
     ];

@@ -4,6 +4,9 @@ import { ledgerErrors } from '@opdbus/ledger';
 import { dbusErrors } from '@opdbus/dbus';
 import { hostnameErrors } from '@opdbus/plugins-hostname';
 import { sessionsErrors } from '@opdbus/plugins-sessions';
+import { pciErrors } from '@opdbus/plugins-pci';
+import { dnsErrors } from '@opdbus/plugins-dns';
+import { packagesErrors } from '@opdbus/plugins-packages';
 import { usersErrors } from '@opdbus/plugins-users';
 import { sshErrors } from '@opdbus/plugins-ssh';
 import { ovsdbErrors } from '@opdbus/ovsdb';
@@ -44,6 +47,9 @@ export const errorMaps: Record<string, Record<string, ErrorCodeInfo>> = {
   '@opdbus/plugins-hostname': hostnameErrors,
   '@opdbus/plugins-timedate': timedateErrors,
   '@opdbus/plugins-sessions': sessionsErrors,
+  '@opdbus/plugins-pci': pciErrors,
+  '@opdbus/plugins-dns': dnsErrors,
+  '@opdbus/plugins-packages': packagesErrors,
   '@opdbus/plugins-users': usersErrors,
   '@opdbus/plugins-ssh': sshErrors,
   '@opdbus/sandbox': sandboxErrors,

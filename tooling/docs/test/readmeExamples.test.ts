@@ -151,6 +151,24 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     expect: /^committed\nno-pty\nPasswordAuthentication no\n$/,
   },
   {
+    readme: 'packages/plugins-packages/README.md',
+    root: true,
+    expect: /^committed\nhello-opdbus\t1\.0\n$/,
+    timeoutMs: 600_000,
+  },
+  {
+    readme: 'packages/plugins-dns/README.md',
+    root: true,
+    expect: /^committed\n.*lan0\): 192\.0\.2\.53\n$/,
+    timeoutMs: 600_000,
+  },
+  {
+    readme: 'packages/plugins-pci/README.md',
+    root: false,
+    expect:
+      /^\d+ PCI functions\n[0-9a-f]{4}:[\s\S]*vendor: '0x[0-9a-f]{4}'[\s\S]*\nOPDBUS_ERR_PCI_UNKNOWN_DRIVER\n$/,
+  },
+  {
     readme: 'apps/daemon/README.md',
     root: true,
     expect: /^corrected network:link\/br-demo\nbr-demo is up again\n$/,

@@ -8,7 +8,8 @@ import {
   type StateDocument,
 } from '@opdbus/core';
 import { parse as parseYaml } from 'yaml';
-import { pluginsFor, type GlobalOptions } from '../runtime.js';
+import { packagesProgressBar } from '../progress.js';
+import { pluginsFor, stdio, type GlobalOptions } from '../runtime.js';
 
 /** Read a state document from a file, or stdin when the file is `-`. */
 export async function readDocument(file: string, registry: PluginRegistry): Promise<StateDocument> {
@@ -35,8 +36,12 @@ export async function pluginsForDocument(global: GlobalOptions, text: string): P
   } catch {
     names = undefined;
   }
-  const plugins = await pluginsFor(global, names);
-  return plugins.some((p) => p.expand !== undefined) ? pluginsFor(global, undefined) : plugins;
+  // A progress bar for package transactions when stderr is a terminal.
+  const builtin = packagesProgressBar();
+  const plugins = await pluginsFor(global, names, undefined, stdio, builtin);
+  return plugins.some((p) => p.expand !== undefined)
+    ? pluginsFor(global, undefined, undefined, stdio, builtin)
+    : plugins;
 }
 
 /** The text of a state document in a file, or on stdin when the file is `-`, bounded in size. */
