@@ -1,5 +1,5 @@
 import { statSync, watch as watchFs, type FSWatcher } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import {
   EventBus,
@@ -7,6 +7,7 @@ import {
   auditChanges,
   canonicalJson,
   hashJson,
+  isOpdbusError,
   resourceKey,
   terminalStatuses,
   type Actor,
@@ -104,6 +105,8 @@ interface Baseline {
   sections: Record<string, unknown>;
   keys: Set<string>;
 }
+/** A transaction journal file: `TXID.json`. */
+const txFile = /^(\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6})\.json$/;
 
 const transactionEvents = new Set<OpdbusEvent['type']>([
   'tx.begin',
@@ -156,6 +159,8 @@ export class Daemon {
   #retryMs = 0;
   #corrections = new Set<string>();
   #lastTxId = '';
+  /** Transactions not finished at the last look (in progress or pending confirmation): read again. */
+  #unsettled = new Set<string>();
   #txDirMtime = -1;
   #pendingConfirm = false;
   #synced = false;
@@ -229,7 +234,9 @@ export class Daemon {
   async start(): Promise<void> {
     ensureStateDir(this.options.runtime.stateDir);
     await recoverFirst(this.#engine, (line) => this.logger.warn(line));
-    this.#lastTxId = (await this.#engine.state.list()).at(-1)?.txId ?? '';
+    const known = await this.#engine.state.list();
+    this.#lastTxId = known.at(-1)?.txId ?? '';
+    this.#unsettled = new Set(known.filter((r) => !terminalStatuses.has(r.status)).map((r) => r.txId));
     this.#doc = await loadDesired(this.options.desired, this.#engine.registry);
     this.logger.info({ desired: this.#doc.source, mode: this.options.mode }, 'desired state loaded');
     if (this.options.watchDesired !== false) this.#watchDesired();
@@ -620,6 +627,27 @@ export class Daemon {
     if (resolved.length > 0)
       this.#publish({ type: 'drift.resolved', at, keys: resolved.map((d) => d.key), by: 'host' });
 
+    let detected: Promise<void> = Promise.resolve();
+    try {
+      await this.#report(engine, doc, plugins, eventAt, found, (recorded) => {
+        detected = recorded;
+      });
+    } finally {
+      await detected;
+    }
+  }
+
+  /** Report, record, damp and correct what {@link #check} found. */
+  async #report(
+    engine: Engine,
+    doc: StateDocument,
+    plugins: ReadonlySet<string>,
+    eventAt: number | undefined,
+    found: { change: Change; authority: string; mode: Mode }[],
+    onDetected: (recorded: Promise<void>) => void,
+  ): Promise<void> {
+    const at = now();
+    let detected: Promise<void> | undefined;
     const fresh: DriftItem[] = [];
     const newHolds: Hold[] = [];
     for (const { change, authority, mode } of found) {
@@ -680,13 +708,17 @@ export class Daemon {
       const changes = found
         .filter((f) => recorded.some((i) => i.key === resourceKey(f.change)))
         .map((f) => f.change);
+      // Not awaited here: a correction that follows starts while the entry is being made durable.
+      // Appends are serialised (the runtime's LedgerLog), so it still precedes the correction's
+      // own entries in the ledger; #check returns only once it is written.
       if (changes.length > 0)
-        await this.#record(
+        detected = this.#record(
           engine,
           'detected',
           changes,
           `${changes.length} resource(s) drifted from the desired state`,
         );
+      if (detected !== undefined) onDetected(detected);
     }
     for (const hold of newHolds) {
       this.metrics.holds.inc();
@@ -894,7 +926,26 @@ export class Daemon {
     }
     if (mtime === this.#txDirMtime) return;
     this.#txDirMtime = mtime;
-    const records = await engine.state.list();
+    // Only what can matter is read: transactions newer than the last look, those unfinished then,
+    // and those that are baselines (a rollback ends them); not the whole journal at every event.
+    const baselineIds = new Set(this.#baselines.map((b) => b.txId));
+    const ids = (await readdir(engine.state.transactionsDir))
+      .map((name) => txFile.exec(name)?.[1])
+      .filter(
+        (id): id is string =>
+          id !== undefined && (id > this.#lastTxId || this.#unsettled.has(id) || baselineIds.has(id)),
+      )
+      .sort();
+    const records: TransactionRecord[] = [];
+    for (const id of ids) {
+      try {
+        records.push(await engine.state.read(id));
+      } catch (err) {
+        // Removed since the listing (pruned): nothing to take in.
+        if (!isOpdbusError(err, 'OPDBUS_ERR_TX_NOT_FOUND')) throw err;
+      }
+    }
+    this.#unsettled = new Set(records.filter((r) => !terminalStatuses.has(r.status)).map((r) => r.txId));
     const byId = new Map(records.map((r) => [r.txId, r]));
     this.#pendingConfirm = records.some((r) => r.status === 'pending-confirm');
     // A baseline whose transaction was rolled back ends: the document rules those resources again.

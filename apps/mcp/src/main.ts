@@ -27,6 +27,7 @@ export interface McpCommandOptions {
   oauthJwks?: string;
   oauthResource?: string;
   daemonSocket?: string;
+  anomalyModel?: string;
   allowedOrigin?: string[];
   allowedHost?: string[];
   policy?: string;
@@ -83,6 +84,10 @@ export function buildProgram(output: Output = stdio): Command {
     .option(
       '--oauth-resource <url>',
       "OAuth: this server's resource URL, the audience tokens must name (default: the endpoint URL)",
+    )
+    .option(
+      '--anomaly-model <dir>',
+      'a model from `opdbus anomaly train`: adds the anomalies tool (needs @opdbus/ml)',
     )
     .option(
       '--daemon-socket <path>',
@@ -165,6 +170,7 @@ async function serve(options: McpCommandOptions, output: Output): Promise<number
       ...(options.config === undefined ? {} : { config: options.config }),
       policy,
       ...(options.daemonSocket === undefined ? {} : { daemonSocket: options.daemonSocket }),
+      ...(options.anomalyModel === undefined ? {} : { anomalyModel: options.anomalyModel }),
       writeRatePerMinute: positive(options.writeRate, '--write-rate', 10_000),
       confirmTimeoutS: positive(options.confirmTimeout, '--confirm-timeout', 86_400),
     },

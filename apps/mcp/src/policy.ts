@@ -19,6 +19,7 @@ export const readTools = [
   'snapshots_restore',
   'numa_placement',
   'drift',
+  'anomalies',
   'resource',
 ] as const;
 

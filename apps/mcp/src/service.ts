@@ -41,6 +41,8 @@ export interface McpServiceOptions extends RuntimeOptions {
   confirmTimeoutS?: number;
   /** Root of the sysfs tree the numa tool reads (default `/`). */
   numaRoot?: string;
+  /** An anomaly model directory (`opdbus anomaly train`): adds the `anomalies` tool (needs @opdbus/ml). */
+  anomalyModel?: string;
   /** opdbusd's API unix socket: the `drift` tool reads from it (absent: no `drift` tool). */
   daemonSocket?: string;
 }

@@ -12,7 +12,7 @@ import {
   type Plan,
   type TransactionRecord,
 } from '@opdbus/core';
-import { Ledger, SnapshotManager, verifyInclusion, verifyLedger } from '@opdbus/ledger';
+import { Ledger, SnapshotManager, readChangeEvents, verifyInclusion, verifyLedger } from '@opdbus/ledger';
 import { numaSectionSchema, readTopology, resolvePlacements } from '@opdbus/numa';
 import { ledgerPaths } from '@opdbus/runtime';
 import { z } from 'zod';
@@ -776,6 +776,71 @@ export function registerTools(
     }),
   );
 
+  const anomalyModel = mcp.options.anomalyModel;
+  if (anomalyModel !== undefined) {
+    server.registerTool(
+      'anomalies',
+      {
+        title: 'Unusual recent changes',
+        description:
+          "Score the host's recent changes (from the ledger's per-change records) against the anomaly model the operator trained (@opdbus/ml): each with a score in [0, 1], whether it is unusual, the reasons (a new actor, an unusual hour, a value never seen …) and the nearest usual changes.",
+        inputSchema: {
+          last: z
+            .number()
+            .int()
+            .min(1)
+            .max(10_000)
+            .optional()
+            .describe('how many recent ledger entries to read (default 500)'),
+          all: z.boolean().optional().describe('list every change, not only the unusual ones'),
+        },
+        outputSchema: {
+          threshold: z.number(),
+          scored: z.number().int(),
+          changes: z.array(z.record(z.string(), z.unknown())),
+        },
+        annotations: { title: 'Unusual recent changes', ...readOnly },
+      },
+      serve(
+        'anomalies',
+        ungoverned,
+        async (args: { last?: number | undefined; all?: boolean | undefined }) => {
+          const ml = await loadMl();
+          const model = await ml.loadModel(anomalyModel);
+          const events = existsSync(join(paths.ledgerDir, 'log'))
+            ? await withLedger(async (ledger) => {
+                const out = [];
+                for await (const e of readChangeEvents(ledger, {
+                  from: Math.max(0, ledger.size - (args.last ?? 500)),
+                }))
+                  out.push(e);
+                return out;
+              })
+            : [];
+          const scores = events.length === 0 ? [] : model.score(events);
+          const changes = scores
+            .map((r, i) => ({ r, e: events[i]! }))
+            .filter(({ r }) => args.all === true || r.anomalous)
+            .map(({ r, e }) => ({
+              at: e.at,
+              actor: e.actor,
+              plugin: e.plugin,
+              resource: e.resource,
+              op: e.op,
+              score: r.score,
+              anomalous: r.anomalous,
+              reasons: r.reasons,
+              neighbours: JSON.parse(JSON.stringify(r.neighbours)) as unknown,
+            }));
+          return {
+            structured: { threshold: model.threshold, scored: scores.length, changes },
+            summary: { scored: scores.length, unusual: scores.filter((r) => r.anomalous).length },
+          };
+        },
+      ),
+    );
+  }
+
   const daemonSocket = mcp.options.daemonSocket;
   if (daemonSocket !== undefined) {
     server.registerTool(
@@ -803,6 +868,29 @@ export function registerTools(
           summary: { drift: report.drift.length, holds: report.holds.length },
         };
       }),
+    );
+  }
+}
+
+/** What the anomalies tool uses of @opdbus/ml, an optional package (loaded only when the tool runs). */
+interface MlModule {
+  loadModel(dir: string): Promise<{
+    threshold: number;
+    score(
+      events: readonly object[],
+    ): { score: number; anomalous: boolean; reasons: string[]; neighbours: unknown[] }[];
+  }>;
+}
+
+async function loadMl(): Promise<MlModule> {
+  const name = '@opdbus/ml';
+  try {
+    return (await import(name)) as MlModule;
+  } catch (err) {
+    throw new OpdbusError(
+      'OPDBUS_ERR_PLUGIN_UNAVAILABLE',
+      `The anomalies tool needs @opdbus/ml, which is not installed (${(err as Error).message.split('\n')[0]}); install it beside opdbus-mcp (npm install @opdbus/ml).`,
+      { cause: err },
     );
   }
 }
