@@ -16,6 +16,7 @@ import {
   type OpdbusEvent,
   type StateDocument,
 } from '@opdbus/core';
+import type { ChangeScorer } from '@opdbus/ml';
 import { createEngine, type RuntimeOptions, type TokenIdentity } from '@opdbus/runtime';
 import { CallLedger, redactArguments, type McpCallRecord } from './audit.js';
 import { Policy, isWriteTool, type PolicyDecision, type PolicySubject } from './policy.js';
@@ -104,6 +105,30 @@ export class OpdbusMcp {
   readonly events = new EventBus<OpdbusEvent>({ capacity: 1024 });
   #inFlight = 0;
   #idle: (() => void)[] = [];
+
+  #scorer: Promise<ChangeScorer> | undefined;
+
+  /**
+   * The anomaly scorer of `--anomaly-model` (loaded on first use, with @opdbus/ml, an optional
+   * package), or undefined without one.
+   */
+  changeScorer(): Promise<ChangeScorer | undefined> {
+    const dir = this.options.anomalyModel;
+    if (dir === undefined) return Promise.resolve(undefined);
+    this.#scorer ??= import('@opdbus/ml')
+      .catch((err: unknown) => {
+        throw new OpdbusError(
+          'OPDBUS_ERR_PLUGIN_UNAVAILABLE',
+          `--anomaly-model needs @opdbus/ml, which is not installed (${(err as Error).message.split('\n')[0]}); install it beside opdbus-mcp (npm install @opdbus/ml).`,
+          { cause: err },
+        );
+      })
+      .then((ml) => ml.ChangeScorer.load(dir));
+    return this.#scorer.catch((err: unknown) => {
+      this.#scorer = undefined;
+      throw err;
+    });
+  }
 
   constructor(options: McpServiceOptions, extra: { plugins: AnyPlugin[]; logger?: Logger }) {
     this.options = options;

@@ -179,6 +179,18 @@ export function registerTools(
         applyPolicy: z
           .enum(['allow', 'ask', 'deny'])
           .describe('what the policy says about applying this plan'),
+        anomalies: z
+          .array(
+            z.object({
+              key: z.string(),
+              changeId: z.string(),
+              score: z.number().describe('in [0, 1]; higher is more unusual for this host'),
+              anomalous: z.boolean().describe('at or above the model threshold'),
+              reasons: z.array(z.string()),
+            }),
+          )
+          .optional()
+          .describe('each change scored by the anomaly model (when opdbus-mcp runs with --anomaly-model)'),
       },
       annotations: { title: 'Plan a state document', ...readOnly },
     },
@@ -196,6 +208,17 @@ export function registerTools(
         const risky = plan.changes.filter((c) => c.risk !== undefined).length;
         const applyPolicy =
           session.scope === 'read' ? 'deny' : mcp.policy.decide('apply', subjectsOf(plan.changes)).action;
+        const scorer = await mcp.changeScorer();
+        const anomalies = scorer
+          ?.score(plan.changes, (name) => engine.registry.get(name), { actor: engine.actor.name })
+          .map(({ key, changeId, score, anomalous, reasons }) => ({
+            key,
+            changeId,
+            score,
+            anomalous,
+            reasons,
+          }));
+        const unusual = (anomalies ?? []).filter((a) => a.anomalous);
         return {
           structured: {
             planHash: plan.hash,
@@ -203,11 +226,21 @@ export function registerTools(
             risky,
             notes: notes.map((n) => `${n.plugin} ${n.resource}: ${n.note}`),
             applyPolicy,
+            ...(anomalies === undefined ? {} : { anomalies }),
           },
           text:
             plan.changes.length === 0
               ? 'No changes: the host already matches the document.'
-              : `${formatPlanPreview(plan, engine)}\n\nAn apply of this plan: ${applyPolicy}${risky > 0 ? `; ${risky} risky change(s), applied commit-confirmed` : ''}.`,
+              : `${formatPlanPreview(plan, engine)}\n\nAn apply of this plan: ${applyPolicy}${risky > 0 ? `; ${risky} risky change(s), applied commit-confirmed` : ''}.${
+                  unusual.length === 0
+                    ? ''
+                    : `\n\nUnusual for this host (anomaly model, threshold ${scorer!.threshold}):\n${unusual
+                        .map(
+                          (a) =>
+                            `- ${a.key}: score ${a.score.toFixed(3)}; ${a.reasons.join('; ') || 'unusual'}`,
+                        )
+                        .join('\n')}`
+                }`,
           summary: { planHash: plan.hash, changes: plan.changes.length },
         };
       },

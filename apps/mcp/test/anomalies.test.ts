@@ -77,4 +77,23 @@ describeIf(asRoot, 'opdbus-mcp anomalies: recent ledger changes scored against a
     expect(bridge!.anomalous).toBe(true);
     expect(bridge!.reasons.join('\n')).toMatch(/new kind of change: create network\/link\/br-a1/);
   });
+
+  it("the plan tool shows each change's score and reasons, and names the unusual ones", async () => {
+    const result = await callTool(client, 'plan', {
+      document:
+        'version: 1\nplugins:\n  network:\n    links:\n      - { name: br-p9, kind: bridge, state: up }\n',
+    });
+    expect(result.isError, JSON.stringify(result.content)).not.toBe(true);
+    const plan = result.structuredContent as {
+      changes: { id: string }[];
+      anomalies: { key: string; changeId: string; score: number; anomalous: boolean; reasons: string[] }[];
+    };
+    expect(plan.anomalies.map((a) => a.changeId)).toEqual(plan.changes.map((c) => c.id));
+    const bridge = plan.anomalies.find((a) => a.key === 'network:link/br-p9');
+    expect(bridge).toMatchObject({ anomalous: true });
+    expect(bridge!.reasons.join('\n')).toMatch(/new kind of change/);
+    const text = (result.content as { type: string; text: string }[]).map((c) => c.text).join('\n');
+    expect(text).toContain('Unusual for this host');
+    expect(text).toContain('network:link/br-p9');
+  });
 });
