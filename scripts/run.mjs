@@ -49,6 +49,10 @@ const TEST = {
   bzip2: 'bzip2',
   // The compliance HTML report is opened in Chromium (playwright-core drives it) and screenshotted.
   chromium: 'chromium',
+  // The pci plugin's read side is cross-checked with lspci on this host's /sys.
+  lspci: 'pciutils',
+  // The ssh plugin's tests make keys and fingerprints with ssh-keygen.
+  'ssh-keygen': 'openssh-client',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
 const BENCH = {
