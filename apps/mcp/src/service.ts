@@ -1,3 +1,5 @@
+import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import { join } from 'node:path';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -17,7 +19,7 @@ import {
   type StateDocument,
 } from '@opdbus/core';
 import type { ChangeScorer } from '@opdbus/ml';
-import { createEngine, type RuntimeOptions, type TokenIdentity } from '@opdbus/runtime';
+import { createEngine, ledgerPaths, type RuntimeOptions, type TokenIdentity } from '@opdbus/runtime';
 import { CallLedger, redactArguments, type McpCallRecord } from './audit.js';
 import { Policy, isWriteTool, type PolicyDecision, type PolicySubject } from './policy.js';
 import { registerPrompts } from './prompts.js';
@@ -180,9 +182,38 @@ export class OpdbusMcp {
     return server;
   }
 
+  readonly #stateListeners = new Set<() => void>();
+  #ledgerWatch: (() => void) | undefined;
+
+  /**
+   * Call `listener` when the host's state may have changed outside this server: the state
+   * directory's ledger grew (an `opdbus apply` or rollback, opdbusd's drift and corrections).
+   * The ledger file is looked at once a second while a session listens; returns the unsubscribe.
+   */
+  #onLedgerGrowth(listener: () => void): () => void {
+    this.#stateListeners.add(listener);
+    if (this.#ledgerWatch === undefined) {
+      const log = join(ledgerPaths(this.options.stateDir).ledgerDir, 'log');
+      const changed = (now: Stats, before: Stats): void => {
+        if (now.size === before.size && now.mtimeMs === before.mtimeMs) return;
+        for (const l of this.#stateListeners) l();
+      };
+      watchFile(log, { interval: 1000, persistent: false }, changed);
+      this.#ledgerWatch = () => unwatchFile(log, changed);
+    }
+    return () => {
+      this.#stateListeners.delete(listener);
+      if (this.#stateListeners.size === 0) {
+        this.#ledgerWatch?.();
+        this.#ledgerWatch = undefined;
+      }
+    };
+  }
+
   /**
    * Resource notifications of one session: when a transaction of this server ends (committed,
-   * confirmed, rolled back, recovered) the observed state may have changed, so the client gets
+   * confirmed, rolled back, recovered), or the ledger grows because another process (the CLI,
+   * opdbusd) changed the host, the observed state may have changed, so the client gets
    * `notifications/resources/list_changed`, and `notifications/resources/updated` for each
    * resource it subscribed to (`resources/subscribe`) among the state and transactions ones.
    */
@@ -203,8 +234,8 @@ export class OpdbusMcp {
       'tx.rolled-back',
       'recovery.done',
     ]);
-    const stop = this.events.on((event) => {
-      if (!changes.has(event.type) || !server.isConnected()) return;
+    const notify = (): void => {
+      if (!server.isConnected()) return;
       server.sendResourceListChanged();
       for (const uri of subscribed) {
         if (uri === 'opdbus://transactions' || uri.startsWith('opdbus://state/'))
@@ -212,10 +243,15 @@ export class OpdbusMcp {
             .sendResourceUpdated({ uri })
             .catch((err: unknown) => this.logger.debug({ err, uri }, 'could not notify a resource update'));
       }
+    };
+    const stop = this.events.on((event) => {
+      if (changes.has(event.type)) notify();
     });
+    const stopWatching = this.#onLedgerGrowth(notify);
     const onclose = server.server.onclose;
     server.server.onclose = () => {
       stop();
+      stopWatching();
       onclose?.();
     };
   }

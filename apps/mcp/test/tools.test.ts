@@ -2,7 +2,7 @@
 // resource notifications when a transaction ends, snapshots_restore (a plan back to a snapshot),
 // numa_placement against this machine's topology, and drift read from a running opdbusd over its
 // unix socket — all against real components (a network namespace, the real daemon process).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -21,6 +21,7 @@ import { callTool, mcpBin } from './helpers.js';
 
 const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
 const daemonBin = fileURLToPath(new URL('../../daemon/dist/bin.js', import.meta.url));
+const cliBin = fileURLToPath(new URL('../../cli/dist/bin.js', import.meta.url));
 
 const bridge = (name: string): string =>
   `version: 1\nplugins:\n  network:\n    links:\n      - { name: ${name}, kind: bridge, state: up }\n`;
@@ -130,6 +131,24 @@ describeIf(
       expect(applied.isError, JSON.stringify(applied.content)).not.toBe(true);
       await notified;
       expect(listChanged.length).toBeGreaterThan(0);
+    });
+
+    it('notifies too when another process (the CLI) changes the host through the same state directory', async () => {
+      listChanged.length = 0;
+      updated.length = 0;
+      const notified = new Promise<void>((resolve) => {
+        onNotification = () => {
+          if (listChanged.length > 0 && updated.includes('opdbus://transactions')) resolve();
+        };
+      });
+      await writeFile(join(dir, 'cli.yaml'), bridge('br-cli'));
+      const cli = spawnSync(
+        process.execPath,
+        [cliBin, '--netns', netns.name, '--state-dir', join(dir, 'state'), 'apply', join(dir, 'cli.yaml')],
+        { encoding: 'utf8' },
+      );
+      expect(cli.status, cli.stderr).toBe(0);
+      await notified;
     });
 
     it('snapshots_restore: the plan back to a snapshot, changing nothing', async () => {
