@@ -250,8 +250,14 @@ export function createSysctlPlugin(
         return resets === undefined ? [] : [{ key: c.resource, resets }];
       });
       if (triggers.length === 0) return changes;
-      const after = (key: string): string[] =>
-        triggers.filter((t) => t.key !== key && t.resets(key)).map((t) => t.key);
+      // Two keys that reset each other (net.ipv4.ip_forward and conf.all.forwarding: one setting)
+      // are written in document order.
+      const after = (key: string): string[] => {
+        const own = keysResetBy(key);
+        return triggers
+          .filter((t) => t.key !== key && t.resets(key) && own?.(t.key) !== true)
+          .map((t) => t.key);
+      };
       for (const change of changes) {
         const deps = after(change.resource);
         if (deps.length > 0) change.dependsOn = deps;

@@ -145,6 +145,21 @@ describeIf(asRoot, 'sysctl plugin in a network namespace', () => {
     nsSysctl('-w', 'net.ipv4.ip_forward=0');
   });
 
+  it('plans keys that reset each other (ip_forward, conf.all.forwarding) without a cycle', async () => {
+    nsSysctl('-w', 'net.ipv4.ip_forward=1');
+    const e = engine();
+    const desired = {
+      'net.ipv4.conf.all.forwarding': 0,
+      'net.ipv4.ip_forward': 0,
+      'net.ipv4.conf.default.forwarding': 0,
+      'net.ipv4.conf.all.accept_redirects': 1,
+    };
+    const result = await e.apply(doc(desired));
+    expect(result.status).toBe('committed');
+    expect(nsSysctl('-n', 'net.ipv4.ip_forward', 'net.ipv4.conf.default.forwarding')).toBe('0\n0\n');
+    expect((await e.plan(doc(desired))).plan.changes).toEqual([]);
+  });
+
   it('fails verify and restores when a write undoes a document key the plugin does not know is coupled', async () => {
     // The engine checks every key of the document after the writes, not only the planned ones: a
     // key the document holds (and the plan left alone) is changed by another writer as soon as
