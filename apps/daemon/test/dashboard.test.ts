@@ -143,7 +143,8 @@ describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network
     await expect(page.evaluate('document.activeElement?.textContent')).resolves.toBe('State');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'State' }).waitFor();
-    await expect(page.evaluate('document.activeElement?.id')).resolves.toBe('page-title');
+    // Focus moves to the new page's heading once it has rendered (an effect after the render).
+    await page.waitForFunction("document.activeElement?.id === 'page-title'");
     await page.getByRole('link', { name: 'Overview', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
     await page.getByText('operator (write)').waitFor();
