@@ -2,22 +2,28 @@
 // network plugin (rtnetlink), MCP server (in process, its policy) and ledger. The model is a
 // scripted stand-in (a small HTTP server answering chat-completions requests): the model is not
 // the thing under test, the loop, the approvals and the audit are.
+import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@opdbus/core';
 import { Ledger } from '@opdbus/ledger';
 import { OpdbusMcp, Policy } from '@opdbus/mcp';
 import { TokenFile, builtinPlugins, ledgerPaths } from '@opdbus/runtime';
 import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import type { FastifyInstance } from 'fastify';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi, listen } from '../src/api.js';
 import { ChatService, readChatKeyFile, type ChatTurn } from '../src/chat.js';
 import { Daemon } from '../src/daemon.js';
 
 const probe = probeSandbox().netns;
+const CHROMIUM = '/usr/bin/chromium';
+// With OPDBUS_DASHBOARD_SCREENSHOTS=1 the screenshot replaces docs/dashboard/chat.png.
+const docsShot = fileURLToPath(new URL('../../../docs/dashboard/chat.png', import.meta.url));
 
 const WRITE = 'w'.repeat(8) + Math.random().toString(36).slice(2) + 'A1b2C3d4e5F6g7H8';
 const READ = 'r'.repeat(8) + Math.random().toString(36).slice(2) + 'Z9y8X7w6V5u4T3s2';
@@ -270,5 +276,79 @@ describe.skipIf(!probe.available)('the Chat tool loop against opdbusd in a netwo
       }),
     );
     expect(await linkExists('br-chat3')).toBe(false);
+  });
+});
+
+describe.skipIf(!probe.available || !existsSync(CHROMIUM))('the Chat page in Chromium', () => {
+  it('sends a message, shows the approval inline, approves by keyboard, shows the answer', async () => {
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(base);
+      await page.getByLabel('Token').fill(WRITE);
+      await page.getByLabel('Token').press('Enter');
+      await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      await page.getByRole('link', { name: 'Chat', exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: 'Chat' }).waitFor();
+      await page.getByText('scripted').waitFor();
+      await page.getByLabel('Message').fill('Create the bridge br-chat4.');
+      await page.getByLabel('Message').press('Enter');
+      const approval = page.getByRole('group', { name: /Approve apply/ });
+      await approval.waitFor();
+      await expect(approval.textContent()).resolves.toContain('br-chat4');
+      expect(await linkExists('br-chat4')).toBe(false);
+      await page.getByRole('button', { name: 'Approve' }).focus();
+      await page.keyboard.press('Enter');
+      await page.getByText(/Done\. The apply said: Committed transaction/).waitFor();
+      expect(await linkExists('br-chat4')).toBe(true);
+      await page.screenshot({
+        path: process.env.OPDBUS_DASHBOARD_SCREENSHOTS === '1' ? docsShot : join(dir, 'chat.png'),
+        fullPage: true,
+      });
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('says how to configure a model when the daemon has none', async () => {
+    const listener = { kind: 'tcp' as const, host: '127.0.0.1', port: 0, label: '127.0.0.1:0' };
+    const bare = await buildApi({
+      daemon,
+      listener,
+      tokens: TokenFile.load(join(dir, 'tokens')),
+      version: 'test',
+    });
+    await listen(bare, listener);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${(bare.server.address() as { port: number }).port}/#/chat`);
+      await page.getByLabel('Token').fill(READ);
+      await page.getByLabel('Token').press('Enter');
+      const help = page.getByTestId('chat-unconfigured');
+      await help.waitFor();
+      await expect(help.textContent()).resolves.toContain('--chat-endpoint');
+      const res = await fetch(
+        `http://127.0.0.1:${(bare.server.address() as { port: number }).port}/v1/chat`,
+        {
+          method: 'POST',
+          headers: { authorization: `Bearer ${READ}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }),
+        },
+      );
+      expect(res.status).toBe(503);
+      await expect(res.json()).resolves.toMatchObject({ error: { code: 'OPDBUS_ERR_CHAT_NOT_CONFIGURED' } });
+    } finally {
+      await browser.close();
+      await bare.close();
+    }
   });
 });
