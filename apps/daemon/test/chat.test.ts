@@ -14,7 +14,7 @@ import { OpdbusMcp, Policy } from '@opdbus/mcp';
 import { TokenFile, builtinPlugins, ledgerPaths } from '@opdbus/runtime';
 import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import type { FastifyInstance } from 'fastify';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi, listen } from '../src/api.js';
 import { ChatService, readChatKeyFile, type ChatTurn } from '../src/chat.js';
@@ -23,7 +23,7 @@ import { Daemon } from '../src/daemon.js';
 const probe = probeSandbox().netns;
 const CHROMIUM = '/usr/bin/chromium';
 // With OPDBUS_DASHBOARD_SCREENSHOTS=1 the screenshot replaces docs/dashboard/chat.png.
-const docsShot = fileURLToPath(new URL('../../../docs/dashboard/chat.png', import.meta.url));
+const docsShots = fileURLToPath(new URL('../../../docs/dashboard/', import.meta.url));
 
 const WRITE = 'w'.repeat(8) + Math.random().toString(36).slice(2) + 'A1b2C3d4e5F6g7H8';
 const READ = 'r'.repeat(8) + Math.random().toString(36).slice(2) + 'Z9y8X7w6V5u4T3s2';
@@ -279,6 +279,12 @@ describe.skipIf(!probe.available)('the Chat tool loop against opdbusd in a netwo
   });
 });
 
+const shot = (page: Page, name: string): Promise<Buffer> =>
+  page.screenshot({
+    path: join(process.env.OPDBUS_DASHBOARD_SCREENSHOTS === '1' ? docsShots : dir, `${name}.png`),
+    fullPage: true,
+  });
+
 describe.skipIf(!probe.available || !existsSync(CHROMIUM))('the Chat page in Chromium', () => {
   it('sends a message, shows the approval inline, approves by keyboard, shows the answer', async () => {
     const browser = await chromium.launch({
@@ -301,14 +307,12 @@ describe.skipIf(!probe.available || !existsSync(CHROMIUM))('the Chat page in Chr
       await approval.waitFor();
       await expect(approval.textContent()).resolves.toContain('br-chat4');
       expect(await linkExists('br-chat4')).toBe(false);
+      await shot(page, 'chat-approval');
       await page.getByRole('button', { name: 'Approve' }).focus();
       await page.keyboard.press('Enter');
       await page.getByText(/Done\. The apply said: Committed transaction/).waitFor();
       expect(await linkExists('br-chat4')).toBe(true);
-      await page.screenshot({
-        path: process.env.OPDBUS_DASHBOARD_SCREENSHOTS === '1' ? docsShot : join(dir, 'chat.png'),
-        fullPage: true,
-      });
+      await shot(page, 'chat');
     } finally {
       await browser.close();
     }
