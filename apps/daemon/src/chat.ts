@@ -283,7 +283,7 @@ export class ChatService {
           pending: {
             id: conv.id,
             tool: call?.function.name ?? 'unknown',
-            arguments: call === undefined ? null : parseArguments(call.function.arguments),
+            arguments: call === undefined ? null : (parseArguments(call.function.arguments) ?? null),
             message,
           },
           answer,
@@ -329,14 +329,16 @@ export class ChatService {
               return turn();
             }
             conv.toolCalls += 1;
-            result = conv.client.callTool(
-              {
-                name: call.function.name,
-                arguments: parseArguments(call.function.arguments) as Record<string, unknown>,
-              },
-              undefined,
-              { timeout: PENDING_TTL_MS + 60_000 },
-            ) as Promise<CallToolResult>;
+            const args = parseArguments(call.function.arguments);
+            // Arguments that are not a JSON object, or a tool the server does not have: the model
+            // hears why, as a tool error, and the loop goes on.
+            result = (
+              args === undefined
+                ? Promise.resolve(toolError('the arguments are not a JSON object; send them as one.'))
+                : (conv.client.callTool({ name: call.function.name, arguments: args }, undefined, {
+                    timeout: PENDING_TTL_MS + 60_000,
+                  }) as Promise<CallToolResult>)
+            ).catch((err: unknown) => toolError(err instanceof Error ? err.message : String(err)));
             conv.inFlight = result;
           }
           const elicited = new Promise<'approval'>((resolve) => {
@@ -362,7 +364,7 @@ export class ChatService {
           entries.push({
             kind: 'tool',
             tool: call.function.name,
-            arguments: parseArguments(call.function.arguments),
+            arguments: parseArguments(call.function.arguments) ?? call.function.arguments.slice(0, 2000),
             ok: outcome.isError !== true,
             result: text,
           });
@@ -446,11 +448,19 @@ export class ChatService {
   }
 }
 
-function parseArguments(text: string): unknown {
+/** The arguments of a tool call: a JSON object, or undefined. */
+function parseArguments(text: string): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(text === '' ? '{}' : text);
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
+    const value: unknown = JSON.parse(text.trim() === '' ? '{}' : text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
-    return {};
+    return undefined;
   }
 }
+
+const toolError = (message: string): CallToolResult => ({
+  isError: true,
+  content: [{ type: 'text', text: `The tool call was not run: ${message}` }],
+});

@@ -59,14 +59,25 @@ function scriptedModel(requests: ModelRequest[]): Server {
       ],
     });
     const message =
-      results.length === 0
-        ? call('query', { plugins: ['network'] })
-        : results.length === 1
-          ? call('apply', {
-              document: `version: 1\nplugins:\n  network:\n    links:\n      - { name: ${bridge}, kind: bridge, state: up }\n`,
-              commitConfirmed: false,
-            })
-          : { role: 'assistant', content: `Done. The apply said: ${results[1]!.content!.slice(0, 200)}` };
+      user.includes('bogus') && results.length === 0
+        ? {
+            role: 'assistant',
+            content: null,
+            tool_calls: [
+              { id: 'b1', type: 'function', function: { name: 'no-such-tool', arguments: '{}' } },
+              { id: 'b2', type: 'function', function: { name: 'query', arguments: '{not json' } },
+            ],
+          }
+        : user.includes('bogus')
+          ? { role: 'assistant', content: `Seen: ${results.map((r) => r.content).join(' | ')}` }
+          : results.length === 0
+            ? call('query', { plugins: ['network'] })
+            : results.length === 1
+              ? call('apply', {
+                  document: `version: 1\nplugins:\n  network:\n    links:\n      - { name: ${bridge}, kind: bridge, state: up }\n`,
+                  commitConfirmed: false,
+                })
+              : { role: 'assistant', content: `Done. The apply said: ${results[1]!.content!.slice(0, 200)}` };
     return { id: 'x', object: 'chat.completion', choices: [{ index: 0, message, finish_reason: 'stop' }] };
   };
   return createServer((req: IncomingMessage, res) => {
@@ -284,6 +295,22 @@ const shot = (page: Page, name: string): Promise<Buffer> =>
     path: join(process.env.OPDBUS_DASHBOARD_SCREENSHOTS === '1' ? docsShots : dir, `${name}.png`),
     fullPage: true,
   });
+
+describe.skipIf(!probe.available)('the Chat tool loop with a misbehaving model', () => {
+  it('tells the model about unknown tools and bad arguments, and goes on', async () => {
+    const turn = await post<ChatTurn>('/v1/chat', WRITE, {
+      messages: [{ role: 'user', content: 'bogus' }],
+    });
+    expect(turn.status).toBe(200);
+    expect(turn.data.entries).toEqual([
+      expect.objectContaining({ kind: 'tool', tool: 'no-such-tool', ok: false }),
+      expect.objectContaining({ kind: 'tool', tool: 'query', ok: false, arguments: '{not json' }),
+      expect.objectContaining({ kind: 'assistant', content: expect.stringContaining('not a JSON object') }),
+    ]);
+    expect(turn.data.entries[0]).toMatchObject({ result: expect.stringContaining('no-such-tool') });
+    expect(turn.data.toolCalls).toBe(2);
+  });
+});
 
 describe.skipIf(!probe.available || !existsSync(CHROMIUM))('the Chat page in Chromium', () => {
   it('sends a message, shows the approval inline, approves by keyboard, shows the answer', async () => {
