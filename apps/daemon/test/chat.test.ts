@@ -86,6 +86,11 @@ function scriptedModel(requests: ModelRequest[]): Server {
     req.on('end', () => {
       const body = JSON.parse(text) as ModelRequest['body'];
       requests.push({ authorization: req.headers.authorization, body });
+      if (body.messages.some((m) => m.role === 'user' && m.content === 'overloaded')) {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"error":{"message":"the model is overloaded"}}');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(answer(body)));
     });
@@ -309,6 +314,18 @@ describe.skipIf(!probe.available)('the Chat tool loop with a misbehaving model',
     ]);
     expect(turn.data.entries[0]).toMatchObject({ result: expect.stringContaining('no-such-tool') });
     expect(turn.data.toolCalls).toBe(2);
+  });
+});
+
+describe.skipIf(!probe.available)('the Chat tool loop when the endpoint fails', () => {
+  it('answers 502 with what the endpoint said, never the key', async () => {
+    const turn = await post<{ error: { code: string; message: string } }>('/v1/chat', WRITE, {
+      messages: [{ role: 'user', content: 'overloaded' }],
+    });
+    expect(turn.status).toBe(502);
+    expect(turn.data.error.code).toBe('OPDBUS_ERR_CHAT_ENDPOINT');
+    expect(turn.data.error.message).toContain('the model is overloaded');
+    expect(turn.data.error.message).not.toContain(KEY);
   });
 });
 
