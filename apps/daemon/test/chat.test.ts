@@ -352,10 +352,12 @@ describe.skipIf(!probe.available || !existsSync(CHROMIUM))('the Chat page in Chr
       await expect(approval.textContent()).resolves.toContain('br-chat4');
       expect(await linkExists('br-chat4')).toBe(false);
       await shot(page, 'chat-approval');
-      await page.getByRole('button', { name: 'Approve' }).focus();
+      // Focus is on Approve once the approval shows: Enter approves.
+      await expect(page.evaluate('document.activeElement?.textContent?.trim()')).resolves.toBe('Approve');
       await page.keyboard.press('Enter');
       await page.getByText(/Done\. The apply said: Committed transaction/).waitFor();
       expect(await linkExists('br-chat4')).toBe(true);
+      await expect(page.evaluate('document.activeElement?.id')).resolves.toBe('chat-message');
       await shot(page, 'chat');
     } finally {
       await browser.close();

@@ -64,7 +64,15 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
   const [error, setError] = useState<ApiError | undefined>(undefined);
   const [busy, setBusy] = useState(false);
   const end = useRef<HTMLLIElement>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
+  const approveButton = useRef<HTMLButtonElement>(null);
   useEffect(() => end.current?.scrollIntoView({ block: 'nearest' }), [entries, pending]);
+  // Keyboard users land where the next step is: the approval's button, else the message field.
+  useEffect(() => {
+    if (busy || entries.length === 0) return;
+    if (pending !== undefined) approveButton.current?.focus();
+    else input.current?.focus();
+  }, [busy, pending]);
 
   const take = (turn: Turn): void => {
     setEntries((all) => [...all, ...turn.entries]);
@@ -135,7 +143,13 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
             ${
               session.scope === 'write'
                 ? html`<div class="toolbar">
-                  <button type="button" class="primary" disabled=${busy} onClick=${() => answer(true)}>
+                  <button
+                    type="button"
+                    class="primary"
+                    ref=${approveButton}
+                    disabled=${busy}
+                    onClick=${() => answer(true)}
+                  >
                     Approve
                   </button>
                   <button type="button" disabled=${busy} onClick=${() => answer(false)}>Deny</button>
@@ -152,6 +166,7 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
       <label for="chat-message">Message</label>
       <textarea
         id="chat-message"
+        ref=${input}
         rows="3"
         value=${text}
         disabled=${busy || pending !== undefined}
