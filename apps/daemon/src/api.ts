@@ -22,6 +22,7 @@ import { readTopology } from '@opdbus/numa';
 import { ledgerPaths, TokenFile, type TokenIdentity, type TokenScope } from '@opdbus/runtime';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { ChatService } from './chat.js';
 import type { Daemon } from './daemon.js';
 import type { Listener } from './listen.js';
 import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
@@ -44,6 +45,8 @@ export interface ApiOptions {
   dashboardDir?: string;
   /** The root whose /sys the NUMA topology is read from (default `/`). */
   numaRoot?: string;
+  /** The Chat page's tool loop (`--chat-endpoint`); absent: the page says how to configure it. */
+  chat?: ChatService;
 }
 
 declare module 'fastify' {
@@ -89,6 +92,22 @@ const consistencyQuery = z.strictObject({
   from: z.coerce.number().int().min(0).describe('The older tree size'),
   to: z.coerce.number().int().min(0).optional().describe('The newer tree size (default: the ledger size)'),
 });
+const chatBody = z.strictObject({
+  messages: z
+    .array(
+      z.strictObject({
+        role: z.enum(['user', 'assistant']),
+        content: z.string().min(1).max(16_000),
+      }),
+    )
+    .min(1)
+    .max(50)
+    .describe("The conversation so far, the last message being the operator's"),
+});
+const chatApproveBody = z.strictObject({
+  id: z.string().max(64).describe("The pending approval's id"),
+  approve: z.boolean().describe('true: run the tool call; false: deny it (nothing changes)'),
+});
 const indexParams = z.strictObject({ index: z.coerce.number().int().min(0) });
 const frameworkParams = z.strictObject({ framework: z.enum(frameworkIds) });
 const snapshotParams = z.strictObject({
@@ -129,7 +148,15 @@ function httpStatusOf(err: OpdbusError): number {
     case 'OPDBUS_ERR_ANOMALY_REFUSED':
     case 'OPDBUS_ERR_ANOMALY_ASK':
       return 409;
+    case 'OPDBUS_ERR_CHAT_NO_APPROVAL':
+      return 404;
+    case 'OPDBUS_ERR_CHAT_RATE_LIMITED':
+    case 'OPDBUS_ERR_CHAT_BUSY':
+      return 429;
+    case 'OPDBUS_ERR_CHAT_ENDPOINT':
+      return 502;
     case 'OPDBUS_ERR_PLUGIN_UNAVAILABLE':
+    case 'OPDBUS_ERR_CHAT_NOT_CONFIGURED':
       return 503;
     default:
       return 500;
@@ -831,6 +858,50 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
           })),
         };
       });
+    },
+  );
+
+  // The Chat page: the model acts only through the MCP tools, under the MCP policy and ledger audit.
+  const chatHelp =
+    'The Chat page needs a model: start opdbusd with --chat-endpoint URL (an OpenAI-compatible chat-completions endpoint), --chat-model NAME and --chat-key-file FILE (the API key, mode 0600); --chat-policy FILE sets what the model may change (default: read-only).';
+  const chat = (): ChatService => {
+    if (options.chat === undefined) throw new OpdbusError('OPDBUS_ERR_CHAT_NOT_CONFIGURED', chatHelp);
+    return options.chat;
+  };
+  app.get(
+    '/v1/chat',
+    { ...read, schema: { description: 'Whether the Chat page has a model, and which' } },
+    () => Promise.resolve(options.chat?.describe() ?? { configured: false, help: chatHelp }),
+  );
+  app.post(
+    '/v1/chat',
+    {
+      ...read,
+      schema: {
+        description:
+          "Send the conversation to the operator's model; its tool calls run through the MCP server (policy, ledger). Answers the new entries, and a pending approval when the policy asks",
+        body: jsonSchema(chatBody),
+      },
+    },
+    async (req) => {
+      const body = chatBody.parse(req.body);
+      const service = chat();
+      daemon.logger.info({ actor: req.identity!.name, messages: body.messages.length }, 'API: chat');
+      return service.chat(req.identity!, body.messages);
+    },
+  );
+  app.post(
+    '/v1/chat/approve',
+    {
+      ...write,
+      schema: {
+        description: 'Approve or deny the tool call a chat waits on, and go on with the conversation',
+        body: jsonSchema(chatApproveBody),
+      },
+    },
+    async (req) => {
+      const body = chatApproveBody.parse(req.body);
+      return chat().approve(req.identity!, body.id, body.approve);
     },
   );
 

@@ -33,6 +33,36 @@ export const daemonErrors = defineErrorCodes({
     remedy:
       'Review the changes and reasons the message names, then send the apply again with `"acknowledgeAnomalies": true`.',
   },
+  OPDBUS_ERR_CHAT_CONFIG: {
+    summary:
+      'The Chat page is misconfigured: `--chat-endpoint` is not an http(s) URL, or `--chat-key-file` is missing, empty or readable by others.',
+    remedy:
+      'Give `--chat-endpoint` the chat-completions URL and `--chat-model` the model; put the API key alone in a file with mode 0600 for `--chat-key-file`.',
+  },
+  OPDBUS_ERR_CHAT_NOT_CONFIGURED: {
+    summary: 'A chat request to a daemon started without `--chat-endpoint` (HTTP 503).',
+    remedy:
+      'Start opdbusd with `--chat-endpoint URL --chat-model NAME [--chat-key-file FILE]` (see docs/dashboard.md).',
+  },
+  OPDBUS_ERR_CHAT_ENDPOINT: {
+    summary:
+      'The chat-completions endpoint could not be reached, or answered an error or something that is not a chat completion (HTTP 502).',
+    remedy:
+      'Check the endpoint URL, the key and the model name; the message quotes what the endpoint answered.',
+  },
+  OPDBUS_ERR_CHAT_NO_APPROVAL: {
+    summary:
+      "An approve or deny for a chat tool call that is not waiting (already answered, expired after 10 minutes, or another token's) (HTTP 404).",
+    remedy: 'Send the message again; the model will ask for the tool call again.',
+  },
+  OPDBUS_ERR_CHAT_RATE_LIMITED: {
+    summary: 'Too many chat requests from one token within a minute (HTTP 429).',
+    remedy: 'Wait for the time the message gives.',
+  },
+  OPDBUS_ERR_CHAT_BUSY: {
+    summary: 'Too many chat conversations wait for approvals at once (HTTP 429).',
+    remedy: 'Approve or deny the waiting tool calls on the Chat page first.',
+  },
 });
 
 /** A code of {@link daemonErrors}. */

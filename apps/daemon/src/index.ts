@@ -21,6 +21,16 @@ export {
   type AuthFailureAuditOptions,
   type AuthFailureReason,
 } from './authAudit.js';
+export {
+  ChatService,
+  parseChatEndpoint,
+  readChatKeyFile,
+  type ChatEntry,
+  type ChatMessage,
+  type ChatOptions,
+  type ChatTurn,
+  type PendingApproval,
+} from './chat.js';
 export { Daemon, type DaemonEvent, type DaemonOptions, type DaemonStatus, type DriftItem } from './daemon.js';
 export { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
 export { daemonErrors, type DaemonErrorCode } from './errors.js';

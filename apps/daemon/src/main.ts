@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { OpdbusError } from '@opdbus/core';
+import { OpdbusError, type Logger } from '@opdbus/core';
 import {
   TokenFile,
   resolveAppPlugins,
@@ -11,6 +11,7 @@ import {
 import { Command, Option } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { buildApi, listen } from './api.js';
+import { ChatService, parseChatEndpoint, readChatKeyFile } from './chat.js';
 import { loadScorer, type DriftPolicy, type PlanPolicy } from './anomaly.js';
 import { Daemon } from './daemon.js';
 import { checkListeners, parseListener } from './listen.js';
@@ -48,6 +49,10 @@ interface CommandLine {
   anomalyThreshold?: string;
   anomalyPlan: PlanPolicy;
   anomalyDrift: DriftPolicy;
+  chatEndpoint?: string;
+  chatKeyFile?: string;
+  chatModel?: string;
+  chatPolicy?: string;
   logLevel: string;
 }
 
@@ -139,6 +144,16 @@ export function program(): Command {
       new Option('--anomaly-drift <policy>', 'drift at or above the threshold: alert only, or roll back')
         .choices(['off', 'rollback'])
         .default('off'),
+    )
+    .option(
+      '--chat-endpoint <url>',
+      'the Chat page: an OpenAI-compatible chat-completions URL (none bundled)',
+    )
+    .option('--chat-model <name>', 'the Chat page: the model name sent to --chat-endpoint')
+    .option('--chat-key-file <file>', "the Chat page: the endpoint's API key, alone in a file of mode 0600")
+    .option(
+      '--chat-policy <file>',
+      "the Chat page: the MCP policy file for the model's tool calls (default: read-only)",
     )
     .option('--log-level <level>', 'pino level', process.env.OPDBUS_LOG_LEVEL ?? 'info');
 }
@@ -240,6 +255,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       logger,
       ...(anomaly === undefined ? {} : { anomaly }),
     });
+    const chat = await chatService(opts, daemon, logger);
     await daemon.start();
     const apps: FastifyInstance[] = [];
     for (const listener of listeners) {
@@ -248,6 +264,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         listener,
         ...(tokens === undefined ? {} : { tokens }),
         ...(tls === undefined || listener.kind !== 'tcp' ? {} : { tls }),
+        ...(chat === undefined ? {} : { chat }),
         version,
       });
       await listen(app, listener, group);
@@ -264,6 +281,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         notify.stopping();
         stopNotify();
         void Promise.allSettled(apps.map((a) => a.close()))
+          .then(() => chat?.close())
           .then(() => daemon.stop())
           .then(() => resolve(0));
       };
@@ -278,4 +296,44 @@ export async function main(argv: readonly string[]): Promise<number> {
     logger.fatal({ err }, 'opdbusd cannot start');
     return reportError(err, false, stdio, 'opdbusd');
   }
+}
+
+/** The Chat page's tool loop, when `--chat-endpoint` is given: the MCP tools under `--chat-policy`. */
+async function chatService(
+  opts: CommandLine,
+  daemon: Daemon,
+  logger: Logger,
+): Promise<ChatService | undefined> {
+  const given = [opts.chatModel, opts.chatKeyFile, opts.chatPolicy].some((o) => o !== undefined);
+  if (opts.chatEndpoint === undefined) {
+    if (given)
+      throw new OpdbusError(
+        'OPDBUS_ERR_USAGE',
+        '--chat-model, --chat-key-file and --chat-policy need --chat-endpoint URL.',
+      );
+    return undefined;
+  }
+  if (opts.chatModel === undefined)
+    throw new OpdbusError('OPDBUS_ERR_USAGE', '--chat-endpoint needs --chat-model NAME (the model to ask).');
+  const endpoint = parseChatEndpoint(opts.chatEndpoint);
+  const apiKey = opts.chatKeyFile === undefined ? undefined : readChatKeyFile(opts.chatKeyFile);
+  const { OpdbusMcp, Policy } = await import('@opdbus/mcp');
+  const mcp = new OpdbusMcp(
+    {
+      ...daemon.options.runtime,
+      policy: opts.chatPolicy === undefined ? Policy.readOnly() : Policy.load(opts.chatPolicy),
+    },
+    { plugins: daemon.options.plugins, logger },
+  );
+  logger.info(
+    { endpoint: new URL(endpoint).host, model: opts.chatModel, policy: mcp.policy.source },
+    'chat on',
+  );
+  return new ChatService({
+    endpoint,
+    model: opts.chatModel,
+    ...(apiKey === undefined ? {} : { apiKey }),
+    mcp,
+    logger,
+  });
 }

@@ -12,6 +12,7 @@ import {
   type Session,
 } from './api.js';
 import { AnomaliesPage } from './pages/anomalies.js';
+import { ChatPage } from './pages/chat.js';
 import { CompliancePage } from './pages/compliance.js';
 import { DriftPage } from './pages/drift.js';
 import { LedgerPage } from './pages/ledger.js';
@@ -35,6 +36,7 @@ const pages: { path: string; title: string; view: (p: { session: Session }) => C
   { path: 'numa', title: 'NUMA', view: NumaPage },
   { path: 'anomalies', title: 'Anomalies', view: AnomaliesPage },
   { path: 'compliance', title: 'Compliance', view: CompliancePage },
+  { path: 'chat', title: 'Chat', view: ChatPage },
 ];
 
 const currentPath = (): string => location.hash.replace(/^#\/?/, '') || 'overview';

@@ -68,7 +68,8 @@ export interface McpCallRecord {
   client: { name: string; version: string } | null;
   /** The bearer token's name, or null (stdio, unauthenticated loopback). */
   token: string | null;
-  transport: 'stdio' | 'http';
+  /** `dashboard`: the daemon's Chat page (an in-process client). */
+  transport: 'stdio' | 'http' | 'dashboard';
   /** The MCP session id (HTTP), or null. */
   session: string | null;
   tool: string;

@@ -52,7 +52,8 @@ export interface McpServiceOptions extends RuntimeOptions {
 
 /** Who is on the other end of one MCP session, as the transport established it. */
 export interface SessionInfo {
-  transport: 'stdio' | 'http';
+  /** `dashboard`: opdbusd's Chat page, an in-process MCP client acting for a dashboard session. */
+  transport: 'stdio' | 'http' | 'dashboard';
   /** The bearer token the HTTP client presented (its name and scope), if any. */
   token?: TokenIdentity;
   /**
