@@ -194,6 +194,9 @@ describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network
     await shot('plan-apply');
     await go('transactions', 'Transactions');
     await page.getByText('committed').first().waitFor();
+    // Transactions per hour and each one's duration, drawn by uPlot.
+    await page.locator('figure[data-plot="transactions"] canvas').waitFor();
+    await page.locator('figure[data-plot="durations"] canvas').waitFor();
     await shot('transactions');
   });
 

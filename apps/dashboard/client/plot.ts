@@ -4,17 +4,19 @@ import type { ComponentChildren } from 'preact';
 import uPlot from 'uplot';
 import { html } from './ui.js';
 
-/** A bar chart of counts per time bucket (x: Unix seconds). */
+/** A bar chart of values over time (x: Unix seconds): counts per bucket by default. */
 export function CountsPlot({
   label,
   x,
   y,
   description,
+  unit = 'count',
 }: {
   label: string;
   x: number[];
   y: number[];
   description: string;
+  unit?: string;
 }): ComponentChildren {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -26,15 +28,15 @@ export function CountsPlot({
         width,
         height: 180,
         series: [{}, { label, stroke: '#1d5fb4', fill: 'rgba(29,95,180,0.25)', paths: uPlot.paths.bars!() }],
-        axes: [{}, { label: 'count' }],
+        axes: [{}, { label: unit }],
         legend: { show: false },
       },
       [x, y],
       el,
     );
     return () => plot.destroy();
-  }, [x.join(','), y.join(','), label]);
-  return html`<figure class="plot">
+  }, [x.join(','), y.join(','), label, unit]);
+  return html`<figure class="plot" data-plot=${label}>
     <div ref=${ref} role="img" aria-label=${description}></div>
     <figcaption>${description}</figcaption>
   </figure>`;
@@ -55,4 +57,23 @@ export function perHour(times: readonly string[], hours = 24): { x: number[]; y:
     if (i >= 0 && i < hours) y[i] = (y[i] ?? 0) + 1;
   }
   return { x, y };
+}
+
+/**
+ * How long each transaction took, from its journal record (created → last update: committed,
+ * rolled back, or confirmed for commit-confirmed ones), oldest first; pending ones are left out.
+ */
+export function durations(records: readonly { createdAt: string; updatedAt: string; status: string }[]): {
+  x: number[];
+  y: number[];
+} {
+  const done = records
+    .filter((r) => r.status !== 'pending-confirm' && r.status !== 'applying' && r.status !== 'verifying')
+    .map((r) => ({
+      at: Date.parse(r.createdAt) / 1000,
+      s: (Date.parse(r.updatedAt) - Date.parse(r.createdAt)) / 1000,
+    }))
+    .filter((d) => Number.isFinite(d.at) && Number.isFinite(d.s) && d.s >= 0)
+    .sort((a, b) => a.at - b.at);
+  return { x: done.map((d) => d.at), y: done.map((d) => d.s) };
 }

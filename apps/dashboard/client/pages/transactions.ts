@@ -1,7 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import { ApiError, api, type Session } from '../api.js';
-import { CountsPlot, perHour } from '../plot.js';
+import { CountsPlot, durations, perHour } from '../plot.js';
 import { ErrorBox, Json, Page, ago, html, useApi } from '../ui.js';
 import type { TransactionSummary } from './types.js';
 
@@ -22,6 +22,7 @@ export function TransactionsPage({ session }: { session: Session }): ComponentCh
   };
   const list = txs.data?.transactions ?? [];
   const hourly = perHour(list.map((t) => t.createdAt));
+  const took = durations(list);
   return html`<${Page} title="Transactions">
     <${ErrorBox} error=${txs.error ?? error} />
     <p>${txs.data?.total ?? '…'} transactions in the journal.</p>
@@ -62,5 +63,6 @@ export function TransactionsPage({ session }: { session: Session }): ComponentCh
       )}</tbody>
     </table>
     <${CountsPlot} label="transactions" x=${hourly.x} y=${hourly.y} description="Changes per hour: transactions in the last 24 hours" />
+    <${CountsPlot} label="durations" unit="seconds" x=${took.x} y=${took.y} description="How long each transaction took (created to its last step), oldest first" />
   </${Page}>`;
 }
