@@ -11,12 +11,15 @@ export function CountsPlot({
   y,
   description,
   unit = 'count',
+  ordinal = false,
 }: {
   label: string;
   x: number[];
   y: number[];
   description: string;
   unit?: string;
+  /** x is a sequence number (1, 2, …), not a time. */
+  ordinal?: boolean;
 }): ComponentChildren {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -28,14 +31,27 @@ export function CountsPlot({
         width,
         height: 180,
         series: [{}, { label, stroke: '#1d5fb4', fill: 'rgba(29,95,180,0.25)', paths: uPlot.paths.bars!() }],
-        axes: [{}, { label: unit }],
+        axes: [
+          ordinal ? { label: 'transaction, oldest first', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] } : {},
+          { label: unit },
+        ],
+        ...(ordinal
+          ? {
+              scales: {
+                x: {
+                  time: false,
+                  range: (_u: uPlot, min: number, max: number): [number, number] => [min - 0.5, max + 0.5],
+                },
+              },
+            }
+          : {}),
         legend: { show: false },
       },
       [x, y],
       el,
     );
     return () => plot.destroy();
-  }, [x.join(','), y.join(','), label, unit]);
+  }, [x.join(','), y.join(','), label, unit, ordinal]);
   return html`<figure class="plot" data-plot=${label}>
     <div ref=${ref} role="img" aria-label=${description}></div>
     <figcaption>${description}</figcaption>
@@ -61,7 +77,8 @@ export function perHour(times: readonly string[], hours = 24): { x: number[]; y:
 
 /**
  * How long each transaction took, from its journal record (created → last update: committed,
- * rolled back, or confirmed for commit-confirmed ones), oldest first; pending ones are left out.
+ * rolled back, or confirmed for commit-confirmed ones), oldest first, numbered from 1; pending
+ * ones are left out.
  */
 export function durations(records: readonly { createdAt: string; updatedAt: string; status: string }[]): {
   x: number[];
@@ -70,10 +87,10 @@ export function durations(records: readonly { createdAt: string; updatedAt: stri
   const done = records
     .filter((r) => r.status !== 'pending-confirm' && r.status !== 'applying' && r.status !== 'verifying')
     .map((r) => ({
-      at: Date.parse(r.createdAt) / 1000,
+      at: Date.parse(r.createdAt),
       s: (Date.parse(r.updatedAt) - Date.parse(r.createdAt)) / 1000,
     }))
     .filter((d) => Number.isFinite(d.at) && Number.isFinite(d.s) && d.s >= 0)
     .sort((a, b) => a.at - b.at);
-  return { x: done.map((d) => d.at), y: done.map((d) => d.s) };
+  return { x: done.map((_d, i) => i + 1), y: done.map((d) => d.s) };
 }

@@ -63,6 +63,6 @@ export function TransactionsPage({ session }: { session: Session }): ComponentCh
       )}</tbody>
     </table>
     <${CountsPlot} label="transactions" x=${hourly.x} y=${hourly.y} description="Changes per hour: transactions in the last 24 hours" />
-    <${CountsPlot} label="durations" unit="seconds" x=${took.x} y=${took.y} description="How long each transaction took (created to its last step), oldest first" />
+    <${CountsPlot} label="durations" unit="seconds" ordinal=${true} x=${took.x} y=${took.y} description="How long each transaction took (created to its last step), oldest first" />
   </${Page}>`;
 }
