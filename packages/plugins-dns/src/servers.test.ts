@@ -16,7 +16,9 @@ describe('DNS server text', () => {
   });
   it('canonicalises IPv6 (RFC 5952) and embedded IPv4', () => {
     expect(canonicalServer('2001:0db8:0000:0000:0000:0000:0000:0053')).toBe('2001:db8::53');
-    expect(canonicalServer('::ffff:192.0.2.1')).toBe('::ffff:c000:201');
+    // IPv4-mapped addresses stay dotted, as inet_ntop (and so resolvectl) prints them.
+    expect(canonicalServer('::ffff:192.0.2.1')).toBe('::ffff:192.0.2.1');
+    expect(canonicalServer('::ffff:c000:201')).toBe('::ffff:192.0.2.1');
     expect(canonicalServer('[2001:db8:0:0:1:0:0:1]:53')).toBe('[2001:db8::1:0:0:1]:53');
   });
   it('says why a server does not parse', () => {
