@@ -7,15 +7,16 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@opdbus/core';
-import { Ledger, verifyLedger } from '@opdbus/ledger';
+import { verifyLedger } from '@opdbus/ledger';
 import { ChangeScorer, trainModel } from '@opdbus/ml';
 import { generateFleetHistory } from '@opdbus/ml/generator';
 import { TokenFile, builtinPlugins } from '@opdbus/runtime';
 import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApi } from '../src/api.js';
+import { ledgerEntries, next } from './helpers.js';
 import type { AnomalyOptions } from '../src/anomaly.js';
-import { Daemon, type DaemonEvent } from '../src/daemon.js';
+import { Daemon } from '../src/daemon.js';
 
 const probe = probeSandbox().netns;
 
@@ -62,28 +63,6 @@ async function start(anomaly: Omit<AnomalyOptions, 'scorer'>, threshold: number)
   return daemon;
 }
 
-function next(d: Daemon, match: (e: DaemonEvent) => boolean): Promise<DaemonEvent> {
-  return new Promise((resolve) => {
-    const stop = d.events.on((e) => {
-      if (match(e)) {
-        stop();
-        resolve(e);
-      }
-    });
-  });
-}
-
-async function ledgerEntries(): Promise<Record<string, unknown>[]> {
-  const ledger = await Ledger.open({ dir: join(dir, 'state', 'ledger'), readOnly: true });
-  try {
-    const out: Record<string, unknown>[] = [];
-    for await (const e of ledger.entries(0, ledger.size)) out.push(e.value as Record<string, unknown>);
-    return out;
-  } finally {
-    await ledger.close();
-  }
-}
-
 async function api(d: Daemon) {
   const tokenFile = join(dir, 'tokens');
   await writeFile(tokenFile, 'write-token-0123456789 write mallory\n');
@@ -127,7 +106,7 @@ describe.skipIf(!probe.available)('opdbusd with an anomaly model', () => {
     expect(await alerted).toMatchObject({ actor: 'mallory' });
     expect(await linkExists('br-new')).toBe(false);
 
-    const alerts = (await ledgerEntries()).filter((e) => e.kind === 'alert');
+    const alerts = (await ledgerEntries(join(dir, 'state'))).filter((e) => e.kind === 'alert');
     expect(alerts.length).toBeGreaterThanOrEqual(2); // the plan, and the apply's plan
     expect(alerts.at(-1)).toMatchObject({
       status: 'plan',
@@ -180,7 +159,9 @@ describe.skipIf(!probe.available)('opdbusd with an anomaly model', () => {
     });
     await corrected;
     expect(await linkExists('br-a1')).toBe(true);
-    const alerts = (await ledgerEntries()).filter((e) => e.kind === 'alert' && e.status === 'drift');
+    const alerts = (await ledgerEntries(join(dir, 'state'))).filter(
+      (e) => e.kind === 'alert' && e.status === 'drift',
+    );
     // Recorded as what the host underwent: the bridge was deleted.
     expect(alerts[0]).toMatchObject({
       changeRecords: [expect.objectContaining({ resource: 'link/br-a1', op: 'delete' })],

@@ -4,12 +4,13 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@opdbus/core';
-import { Ledger, verifyLedger } from '@opdbus/ledger';
+import { verifyLedger } from '@opdbus/ledger';
 import { TokenFile, builtinPlugins } from '@opdbus/runtime';
 import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApi } from '../src/api.js';
-import { Daemon, type DaemonEvent } from '../src/daemon.js';
+import { ledgerEntries, next } from './helpers.js';
+import { Daemon } from '../src/daemon.js';
 import type { Mode } from '../src/modes.js';
 
 const probe = probeSandbox().netns;
@@ -55,33 +56,10 @@ async function startDaemon(mode: Mode, threshold = 5): Promise<Daemon> {
   return daemon;
 }
 
-/** Resolves with the first event `match` accepts. */
-function next(d: Daemon, match: (e: DaemonEvent) => boolean): Promise<DaemonEvent> {
-  return new Promise((resolve) => {
-    const stop = d.events.on((e) => {
-      if (match(e)) {
-        stop();
-        resolve(e);
-      }
-    });
-  });
-}
-
 async function linkUp(name: string): Promise<boolean | undefined> {
   const r = await ns.exec('ip', ['-j', 'link', 'show', name]);
   if (r.code !== 0) return undefined;
   return (JSON.parse(r.stdout) as { flags: string[] }[])[0]?.flags.includes('UP');
-}
-
-async function ledgerEntries(): Promise<Record<string, unknown>[]> {
-  const ledger = await Ledger.open({ dir: join(dir, 'state', 'ledger'), readOnly: true });
-  try {
-    const out: Record<string, unknown>[] = [];
-    for await (const e of ledger.entries(0, ledger.size)) out.push(e.value as Record<string, unknown>);
-    return out;
-  } finally {
-    await ledger.close();
-  }
 }
 
 describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
@@ -109,7 +87,7 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
 
     const report = await verifyLedger(join(dir, 'state', 'ledger'));
     expect(report.ok).toBe(true);
-    const drift = (await ledgerEntries()).filter((e) => e.kind === 'drift');
+    const drift = (await ledgerEntries(join(dir, 'state'))).filter((e) => e.kind === 'drift');
     expect(drift.map((e) => e.status)).toEqual(expect.arrayContaining(['detected', 'corrected']));
     const detected = drift.find((e) => e.status === 'detected' && JSON.stringify(e).includes('link/br-t2'));
     expect(detected?.actor).toMatchObject({ kind: 'daemon', name: 'opdbusd' });
@@ -221,7 +199,7 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
     // Failed authentication is in the ledger, coalesced: the first refusal of the peer at once, the
     // burst after it (wrong tokens, then 429s) as one entry when the daemon stops (or the window ends).
     await d.stop();
-    const refused = (await ledgerEntries()).filter((e) => e.kind === 'daemon.auth-failed');
+    const refused = (await ledgerEntries(join(dir, 'state'))).filter((e) => e.kind === 'daemon.auth-failed');
     expect(refused).toHaveLength(2);
     expect(refused[0]).toMatchObject({ peer: '127.0.0.1', route: '/v1/state', reason: 'no-token', count: 1 });
     expect(refused[1]).toMatchObject({
@@ -283,7 +261,9 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
     ]);
     expect(d.driftReport().holds).toHaveLength(1);
     expect(await linkUp('br-t1')).toBe(false);
-    const statuses = (await ledgerEntries()).filter((e) => e.kind === 'drift').map((e) => e.status);
+    const statuses = (await ledgerEntries(join(dir, 'state')))
+      .filter((e) => e.kind === 'drift')
+      .map((e) => e.status);
     expect(statuses).toContain('held');
   });
 
@@ -325,7 +305,7 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
       txId: result.txId,
       actor: { name: 'ci' },
     });
-    const entries = await ledgerEntries();
+    const entries = await ledgerEntries(join(dir, 'state'));
     const apply = entries.find((e) => e.kind === 'apply' && e.txId === result.txId);
     expect(apply?.actor).toMatchObject({ name: 'ci' });
     expect(entries.find((e) => e.kind === 'confirm' && e.txId === result.txId)?.actor).toMatchObject({
