@@ -24,6 +24,8 @@ import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { z } from 'zod';
 import type { ChatService } from './chat.js';
 import type { Daemon } from './daemon.js';
+import { driftHistory } from './history.js';
+import { numaPlacements } from './placements.js';
 import type { Listener } from './listen.js';
 import { SESSION_COOKIE, SessionStore, type Session } from './sessions.js';
 
@@ -87,6 +89,9 @@ const rangeQuery = z.strictObject({
   from: z.coerce.number().int().min(0).optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
+const historyQuery = z.strictObject({
+  hours: z.coerce.number().int().min(1).max(336).optional().describe('The window, in hours (default 24)'),
+});
 const proofQuery = z.strictObject({ size: z.coerce.number().int().min(1).optional() });
 const consistencyQuery = z.strictObject({
   from: z.coerce.number().int().min(0).describe('The older tree size'),
@@ -103,6 +108,13 @@ const chatBody = z.strictObject({
     .min(1)
     .max(50)
     .describe("The conversation so far, the last message being the operator's"),
+  conversation: z
+    .string()
+    .uuid()
+    .optional()
+    .describe(
+      'The id a previous answer gave: the model goes on with that conversation, earlier tool results included',
+    ),
 });
 const chatApproveBody = z.strictObject({
   id: z.string().max(64).describe("The pending approval's id"),
@@ -138,6 +150,7 @@ function httpStatusOf(err: OpdbusError): number {
     case 'OPDBUS_ERR_LIMIT_EXCEEDED':
     case 'OPDBUS_ERR_PLAN_CONFLICT':
     case 'OPDBUS_ERR_USAGE':
+    case 'OPDBUS_ERR_API_BAD_REQUEST':
       return 400;
     case 'OPDBUS_ERR_TX_NOT_FOUND':
     case 'OPDBUS_ERR_LEDGER_NOT_FOUND':
@@ -619,6 +632,23 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
   );
   app.get(
+    '/v1/drift/history',
+    {
+      ...read,
+      schema: {
+        description:
+          'Drift over time from the ledger: resources found drifted, corrected, held and failed, per hour',
+        querystring: jsonSchema(historyQuery),
+      },
+    },
+    async (req) => {
+      const hours = historyQuery.parse(req.query).hours ?? 24;
+      if (!existsSync(join(ledgerPaths(daemon.options.runtime.stateDir).ledgerDir, 'log')))
+        return driftHistory({ size: 0, entries: async function* () {} }, hours);
+      return withLedger((ledger) => driftHistory(ledger, hours));
+    },
+  );
+  app.get(
     '/v1/ledger/entries/:index',
     { ...read, schema: { description: 'One ledger entry', params: jsonSchema(indexParams) } },
     async (req) => {
@@ -761,14 +791,16 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       ...read,
       schema: {
         description:
-          "The machine's topology from sysfs: packages, NUMA nodes, caches, cores, CPUs and PCI devices",
+          "The machine's topology from sysfs (packages, NUMA nodes, caches, cores, CPUs and PCI devices) and where the desired document places services: each unit's CPUs and nodes asked for, and what systemd has",
       },
     },
-    async () => ({
-      topology: JSON.parse(
-        JSON.stringify(await readTopology({ root: options.numaRoot ?? '/', wholeSystem: true })),
-      ) as unknown,
-    }),
+    async () => {
+      const topology = await readTopology({ root: options.numaRoot ?? '/', wholeSystem: true });
+      return {
+        topology: JSON.parse(JSON.stringify(topology)) as unknown,
+        ...(await numaPlacements(daemon.engine, daemon.desired, topology)),
+      };
+    },
   );
 
   app.get(
@@ -887,7 +919,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
       const body = chatBody.parse(req.body);
       const service = chat();
       daemon.logger.info({ actor: req.identity!.name, messages: body.messages.length }, 'API: chat');
-      return service.chat(req.identity!, body.messages);
+      return service.chat(req.identity!, body.messages, body.conversation);
     },
   );
   app.post(

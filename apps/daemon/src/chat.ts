@@ -61,10 +61,15 @@ export interface PendingApproval {
 
 /** The answer to POST /v1/chat and /v1/chat/approve. */
 export interface ChatTurn {
+  /**
+   * The conversation's id: send it with the next message to go on with it, tool results
+   * included (kept {@link CONVERSATION_IDLE_MS} ms after the last turn).
+   */
+  conversation: string;
   entries: ChatEntry[];
   /** Present when the loop waits for an approval. */
   pending?: PendingApproval;
-  /** The tool calls this conversation made so far, and its bound. */
+  /** The tool calls made for the last message, and the bound per message. */
   toolCalls: number;
   maxToolCalls: number;
 }
@@ -92,6 +97,12 @@ const SYSTEM_PROMPT =
 const RESULT_CHARS = 24_000;
 const PENDING_TTL_MS = 10 * 60_000;
 const MAX_PENDING = 16;
+/** How long a conversation is kept after its last turn, tool results included. */
+export const CONVERSATION_IDLE_MS = 30 * 60_000;
+/** Conversations kept at once (the least recently used idle one goes first). */
+const MAX_CONVERSATIONS = 64;
+/** Characters of earlier tool results sent back to the model; older ones are shortened first. */
+const CONTEXT_CHARS = 120_000;
 
 interface Conversation {
   id: string;
@@ -101,7 +112,10 @@ interface Conversation {
   tools: WireTool[];
   messages: WireMessage[];
   queue: ToolCall[];
+  /** Tool calls made for the current message. */
   toolCalls: number;
+  /** When its last turn ended (for the least-recently-used eviction). */
+  lastUsed: number;
   /** The tool call in flight, while it waits for an approval. */
   inFlight?: Promise<CallToolResult>;
   /** Set when the server elicits an approval; resolves the elicitation. */
@@ -159,8 +173,29 @@ const textOf = (result: CallToolResult): string => {
 };
 
 /**
- * The Chat page's tool loop. One {@link Conversation} per chat request; it lives on (in memory,
- * at most 10 minutes) only while a tool call waits for an approval.
+ * Keep what is sent to the model bounded: when the tool results of a long conversation add up to
+ * more than {@link CONTEXT_CHARS}, the oldest are shortened to a line saying so (the message
+ * stays, so each tool call still has its answer).
+ */
+function bound(messages: WireMessage[]): void {
+  let total = 0;
+  for (const m of messages) if (m.role === 'tool') total += m.content.length;
+  for (const m of messages) {
+    if (total <= CONTEXT_CHARS) return;
+    if (m.role !== 'tool' || m.content.startsWith('(earlier result left out')) continue;
+    const note = `(earlier result left out to keep the conversation short; call the tool again if it is needed)`;
+    total -= m.content.length - note.length;
+    m.content = note;
+  }
+}
+
+/**
+ * The Chat page's tool loop. A {@link Conversation} (its in-process MCP session and every message,
+ * tool calls and results included) is kept in memory between the operator's messages, so the
+ * model sees what its tools returned earlier without calling them again: for
+ * {@link CONVERSATION_IDLE_MS} after its last turn, 10 minutes while a tool call waits for an
+ * approval, at most {@link MAX_CONVERSATIONS} at once. Only the token that started one can go on
+ * with it.
  */
 export class ChatService {
   readonly model: string;
@@ -168,7 +203,8 @@ export class ChatService {
   readonly maxToolCalls: number;
   readonly #options: ChatOptions;
   readonly #logger: Logger;
-  readonly #pending = new Map<string, Conversation>();
+  /** Every open conversation; those waiting for an approval have `approval` set. */
+  readonly #conversations = new Map<string, Conversation>();
   readonly #buckets = new Map<string, TokenBucket>();
 
   constructor(options: ChatOptions) {
@@ -191,28 +227,59 @@ export class ChatService {
     };
   }
 
-  /** Start a conversation from the page's transcript and run the loop until an answer or an approval. */
-  async chat(identity: TokenIdentity, transcript: ChatMessage[]): Promise<ChatTurn> {
+  /**
+   * Send the operator's message and run the loop until an answer or an approval. With the id of a
+   * kept `conversation` of this token, only the transcript's last message (the new one, from the
+   * user) is added to it; otherwise a conversation starts from the page's transcript (and, when
+   * the id was given but is gone, the first entry says so).
+   */
+  async chat(identity: TokenIdentity, transcript: ChatMessage[], conversation?: string): Promise<ChatTurn> {
     this.#rateLimit(identity);
-    if (this.#pending.size >= MAX_PENDING)
+    const last = transcript.at(-1);
+    if (last?.role !== 'user')
+      throw new OpdbusError(
+        'OPDBUS_ERR_API_BAD_REQUEST',
+        "The last message of `messages` must be the operator's new one (role user).",
+      );
+    const kept = conversation === undefined ? undefined : this.#conversations.get(conversation);
+    if (kept?.approval !== undefined && kept.owner === identity.name)
+      throw new OpdbusError(
+        'OPDBUS_ERR_CHAT_BUSY',
+        `This conversation waits for an approval of ${kept.approval.pending.tool}; approve or deny it first.`,
+      );
+    if (kept !== undefined && kept.owner === identity.name) {
+      clearTimeout(kept.timer);
+      kept.toolCalls = 0;
+      kept.messages.push({ role: 'user', content: last.content });
+      return this.#run(kept, []);
+    }
+    if (this.#waiting() >= MAX_PENDING)
       throw new OpdbusError(
         'OPDBUS_ERR_CHAT_BUSY',
         `${MAX_PENDING} chat conversations already wait for approvals; approve or deny them first.`,
       );
     const conv = await this.#open(identity);
     conv.messages.push(...transcript.map((m) => ({ role: m.role, content: m.content })));
-    return this.#run(conv, []);
+    const entries: ChatEntry[] =
+      conversation === undefined
+        ? []
+        : [
+            {
+              kind: 'notice',
+              content: `The earlier conversation is no longer kept (conversations are kept ${CONVERSATION_IDLE_MS / 60_000} minutes after their last message); the model starts again from the messages, without their tool results.`,
+            },
+          ];
+    return this.#run(conv, entries);
   }
 
   /** Approve or deny the tool call a conversation waits on, then go on with the loop. */
   async approve(identity: TokenIdentity, id: string, approve: boolean): Promise<ChatTurn> {
-    const conv = this.#pending.get(id);
+    const conv = this.#conversations.get(id);
     if (conv === undefined || conv.owner !== identity.name || conv.approval === undefined)
       throw new OpdbusError(
         'OPDBUS_ERR_CHAT_NO_APPROVAL',
         `No chat approval ${id.slice(0, 64)} is waiting for "${identity.name}" (it was answered, or expired after ${PENDING_TTL_MS / 60_000} minutes); send the message again.`,
       );
-    this.#pending.delete(id);
     clearTimeout(conv.timer);
     const { pending, answer } = conv.approval;
     delete conv.approval;
@@ -228,8 +295,8 @@ export class ChatService {
 
   /** End every conversation (the daemon stops). */
   async close(): Promise<void> {
-    const all = [...this.#pending.values()];
-    this.#pending.clear();
+    const all = [...this.#conversations.values()];
+    this.#conversations.clear();
     for (const conv of all) {
       clearTimeout(conv.timer);
       conv.approval?.answer({ action: 'cancel' });
@@ -274,6 +341,7 @@ export class ChatService {
       messages: [{ role: 'system', content: SYSTEM_PROMPT }],
       queue: [],
       toolCalls: 0,
+      lastUsed: Date.now(),
     };
     client.setRequestHandler(ElicitRequestSchema, (request) => {
       const call = conv.queue[0];
@@ -309,6 +377,7 @@ export class ChatService {
   /** Run the loop: tool calls the model asked for, then the model again, until it answers. */
   async #run(conv: Conversation, entries: ChatEntry[]): Promise<ChatTurn> {
     const turn = (pending?: PendingApproval): ChatTurn => ({
+      conversation: conv.id,
       entries,
       ...(pending === undefined ? {} : { pending }),
       toolCalls: conv.toolCalls,
@@ -323,9 +392,18 @@ export class ChatService {
             if (conv.toolCalls >= this.maxToolCalls) {
               entries.push({
                 kind: 'notice',
-                content: `Stopped: this conversation reached its bound of ${this.maxToolCalls} tool calls.`,
+                content: `Stopped: this message reached its bound of ${this.maxToolCalls} tool calls.`,
               });
-              await conv.close();
+              // The calls the model asked for and that did not run get an answer saying so,
+              // so that the kept conversation stays well-formed for the next message.
+              for (const skipped of conv.queue)
+                conv.messages.push({
+                  role: 'tool',
+                  tool_call_id: skipped.id,
+                  content: `Not run: the bound of ${this.maxToolCalls} tool calls per message was reached.`,
+                });
+              conv.queue = [];
+              this.#keep(conv, CONVERSATION_IDLE_MS);
               return turn();
             }
             conv.toolCalls += 1;
@@ -348,14 +426,7 @@ export class ChatService {
           delete conv.elicited;
           if (outcome === 'approval') {
             const pending = conv.approval!.pending;
-            this.#pending.set(conv.id, conv);
-            conv.timer = setTimeout(() => {
-              if (this.#pending.get(conv.id) !== conv) return;
-              this.#pending.delete(conv.id);
-              conv.approval?.answer({ action: 'cancel' });
-              void conv.close();
-            }, PENDING_TTL_MS);
-            conv.timer.unref();
+            this.#keep(conv, PENDING_TTL_MS);
             return turn(pending);
           }
           delete conv.inFlight;
@@ -371,22 +442,57 @@ export class ChatService {
           conv.messages.push({ role: 'tool', tool_call_id: call.id, content: text });
           continue;
         }
+        bound(conv.messages);
         const reply = await this.#complete(conv);
         conv.messages.push(reply);
         if (reply.content !== null && reply.content !== '')
           entries.push({ kind: 'assistant', content: reply.content });
         conv.queue = [...(reply.tool_calls ?? [])];
         if (conv.queue.length === 0) {
-          await conv.close();
+          this.#keep(conv, CONVERSATION_IDLE_MS);
           return turn();
         }
       }
     } catch (err) {
-      this.#pending.delete(conv.id);
-      clearTimeout(conv.timer);
-      await conv.close();
+      await this.#drop(conv);
       throw err;
     }
+  }
+
+  /** Conversations waiting for an approval. */
+  #waiting(): number {
+    let n = 0;
+    for (const conv of this.#conversations.values()) if (conv.approval !== undefined) n++;
+    return n;
+  }
+
+  /**
+   * Keep a conversation for `ms` (then it is closed; one waiting for an approval is cancelled),
+   * making room by closing the least recently used idle one when too many are kept.
+   */
+  #keep(conv: Conversation, ms: number): void {
+    clearTimeout(conv.timer);
+    conv.lastUsed = Date.now();
+    this.#conversations.set(conv.id, conv);
+    conv.timer = setTimeout(() => void this.#drop(conv), ms);
+    conv.timer.unref();
+    while (this.#conversations.size > MAX_CONVERSATIONS) {
+      let oldest: Conversation | undefined;
+      for (const c of this.#conversations.values())
+        if (c.approval === undefined && c !== conv && (oldest === undefined || c.lastUsed < oldest.lastUsed))
+          oldest = c;
+      if (oldest === undefined) break;
+      void this.#drop(oldest);
+    }
+  }
+
+  /** Forget a conversation and close its MCP session (an approval it waits on is cancelled). */
+  async #drop(conv: Conversation): Promise<void> {
+    if (this.#conversations.get(conv.id) === conv) this.#conversations.delete(conv.id);
+    clearTimeout(conv.timer);
+    conv.approval?.answer({ action: 'cancel' });
+    delete conv.approval;
+    await conv.close();
   }
 
   /** One request to the chat-completions endpoint. */

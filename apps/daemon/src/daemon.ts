@@ -90,6 +90,8 @@ export interface DriftItem {
 export type DaemonEvent =
   | { type: 'drift'; at: string; items: DriftItem[] }
   | { type: 'drift.resolved'; at: string; keys: string[]; by: 'correction' | 'host' }
+  /** A drift step (detected, held, corrected, correction-failed) is in the ledger. */
+  | { type: 'drift.recorded'; at: string; status: string; changes: number }
   | { type: 'correction'; at: string; txId?: string; keys: string[]; ok: boolean; error?: string }
   | { type: 'hold'; at: string; hold: Hold }
   | { type: 'transaction'; at: string; event: OpdbusEvent }
@@ -906,6 +908,12 @@ export class Daemon {
         stateHashBefore: hashJson(changes.map((c) => ({ key: resourceKey(c), observed: c.before }))),
         changeRecords: auditChanges(changes, (name) => engine.registry.get(name)),
         ...(txId === undefined ? {} : { txId }),
+      });
+      this.#publish({
+        type: 'drift.recorded',
+        at: new Date().toISOString(),
+        status,
+        changes: changes.length,
       });
     } catch (err) {
       this.logger.error({ err, status }, 'could not record the drift in the ledger');

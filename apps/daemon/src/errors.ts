@@ -60,7 +60,8 @@ export const daemonErrors = defineErrorCodes({
     remedy: 'Wait for the time the message gives.',
   },
   OPDBUS_ERR_CHAT_BUSY: {
-    summary: 'Too many chat conversations wait for approvals at once (HTTP 429).',
+    summary:
+      'Too many chat conversations wait for approvals at once, or the one a message goes on with waits for one (HTTP 429).',
     remedy: 'Approve or deny the waiting tool calls on the Chat page first.',
   },
 });

@@ -41,6 +41,9 @@ interface ModelRequest {
 /**
  * The scripted model: with no tool result yet it calls `query`, after one it calls `apply` of a
  * bridge named in the operator's message, after two it answers in text quoting the last result.
+ * A latest message starting with `recall` asks what the links are: it calls `query` unless a tool
+ * result it was sent (in this request or, kept by the daemon, from an earlier message) names
+ * br-seen.
  */
 function scriptedModel(requests: ModelRequest[]): Server {
   const answer = (body: ModelRequest['body']): unknown => {
@@ -58,8 +61,14 @@ function scriptedModel(requests: ModelRequest[]): Server {
         },
       ],
     });
-    const message =
-      user.includes('bogus') && results.length === 0
+    let latest = '';
+    for (const m of body.messages) if (m.role === 'user') latest = m.content ?? '';
+    const recalled = results.filter((r) => r.content?.includes('br-seen')).length;
+    const message = latest.startsWith('recall')
+      ? recalled === 0
+        ? call('query', { plugins: ['network'] })
+        : { role: 'assistant', content: `Known from ${recalled} earlier tool result(s): br-seen is there.` }
+      : user.includes('bogus') && results.length === 0
         ? {
             role: 'assistant',
             content: null,
@@ -277,6 +286,59 @@ describe.skipIf(!probe.available)('the Chat tool loop against opdbusd in a netwo
     expect((await post('/v1/chat/approve', WRITE, { id: pending.id, approve: true })).status).toBe(404);
   });
 
+  it('keeps the conversation between messages: the model sees the earlier tool results', async () => {
+    const said = { role: 'user', content: 'recall the links' };
+    const first = await post<ChatTurn>('/v1/chat', READ, { messages: [said] });
+    expect(first.status).toBe(200);
+    expect(first.data.entries).toEqual([
+      expect.objectContaining({ kind: 'tool', tool: 'query', ok: true }),
+      { kind: 'assistant', content: 'Known from 1 earlier tool result(s): br-seen is there.' },
+    ]);
+    const sent = requests.length;
+    const again = { role: 'user', content: 'recall them again' };
+    const second = await post<ChatTurn>('/v1/chat', READ, {
+      messages: [
+        said,
+        { role: 'assistant', content: 'Known from 1 earlier tool result(s): br-seen is there.' },
+        again,
+      ],
+      conversation: first.data.conversation,
+    });
+    expect(second.status).toBe(200);
+    // No tool was called again: the daemon sent the earlier call and its result with the new message.
+    expect(second.data).toMatchObject({ conversation: first.data.conversation, toolCalls: 0 });
+    expect(second.data.entries).toEqual([
+      { kind: 'assistant', content: 'Known from 1 earlier tool result(s): br-seen is there.' },
+    ]);
+    expect(requests).toHaveLength(sent + 1);
+    const messages = requests.at(-1)!.body.messages;
+    expect(messages.filter((m) => m.role === 'user').map((m) => m.content)).toEqual([
+      'recall the links',
+      'recall them again',
+    ]);
+    expect(messages.filter((m) => m.role === 'tool')).toEqual([
+      expect.objectContaining({ content: expect.stringContaining('br-seen') }),
+    ]);
+
+    // Another token cannot go on with it: a new conversation starts from the messages, and says so.
+    const other = await post<ChatTurn>('/v1/chat', WRITE, {
+      messages: [{ role: 'user', content: 'recall once more' }],
+      conversation: first.data.conversation,
+    });
+    expect(other.status).toBe(200);
+    expect(other.data.conversation).not.toBe(first.data.conversation);
+    expect(other.data.entries).toEqual([
+      expect.objectContaining({ kind: 'notice', content: expect.stringMatching(/no longer kept/) }),
+      expect.objectContaining({ kind: 'tool', tool: 'query', ok: true }),
+      expect.objectContaining({ kind: 'assistant' }),
+    ]);
+    // The last message must be the operator's.
+    const bad = await post<{ error: { code: string } }>('/v1/chat', READ, {
+      messages: [{ role: 'assistant', content: 'hi' }],
+    });
+    expect(bad).toMatchObject({ status: 400, data: { error: { code: 'OPDBUS_ERR_API_BAD_REQUEST' } } });
+  });
+
   it('gives a read token the read tools only', async () => {
     const turn = await post<ChatTurn>('/v1/chat', READ, {
       messages: [{ role: 'user', content: 'Create the bridge br-chat3.' }],
@@ -358,6 +420,13 @@ describe.skipIf(!probe.available || !existsSync(CHROMIUM))('the Chat page in Chr
       await page.getByText(/Done\. The apply said: Committed transaction/).waitFor();
       expect(await linkExists('br-chat4')).toBe(true);
       await expect(page.evaluate('document.activeElement?.id')).resolves.toBe('chat-message');
+      // The next message goes on with the same conversation: the model answers from the query
+      // result it got before, without calling a tool again.
+      const tools = await page.locator('li.chat-tool').count();
+      await page.getByLabel('Message').fill('recall the links');
+      await page.getByLabel('Message').press('Enter');
+      await page.getByText('Known from 1 earlier tool result(s): br-seen is there.').waitFor();
+      await expect(page.locator('li.chat-tool').count()).resolves.toBe(tools);
       await shot(page, 'chat');
     } finally {
       await browser.close();

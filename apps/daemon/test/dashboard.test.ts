@@ -163,6 +163,12 @@ describe.skipIf(!canRun)('the dashboard in Chromium against opdbusd in a network
     await item.waitFor();
     await expect(item.textContent()).resolves.toMatch(/observed/);
     await page.locator('ol.events li').first().waitFor();
+    // Drift over time, from the ledger's drift entries: this one is counted once it is recorded.
+    await page
+      .getByTestId('drift-history')
+      .filter({ hasText: /From the ledger: [1-9]\d* resource\(s\) drifted/ })
+      .waitFor();
+    await page.locator('figure[data-plot="drifted"] canvas').waitFor();
     await shot('drift');
   });
 

@@ -76,6 +76,7 @@ const statusListeners = new Set<(connected: boolean) => void>();
 const eventTypes = [
   'drift',
   'drift.resolved',
+  'drift.recorded',
   'correction',
   'hold',
   'transaction',

@@ -12,6 +12,7 @@ export function CountsPlot({
   description,
   unit = 'count',
   ordinal = false,
+  more = [],
 }: {
   label: string;
   x: number[];
@@ -20,6 +21,8 @@ export function CountsPlot({
   unit?: string;
   /** x is a sequence number (1, 2, …), not a time. */
   ordinal?: boolean;
+  /** Further series over the same x, drawn as lines, with a legend. */
+  more?: { label: string; y: number[]; stroke: string }[];
 }): ComponentChildren {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -30,7 +33,11 @@ export function CountsPlot({
       {
         width,
         height: 180,
-        series: [{}, { label, stroke: '#1d5fb4', fill: 'rgba(29,95,180,0.25)', paths: uPlot.paths.bars!() }],
+        series: [
+          {},
+          { label, stroke: '#1d5fb4', fill: 'rgba(29,95,180,0.25)', paths: uPlot.paths.bars!() },
+          ...more.map((m) => ({ label: m.label, stroke: m.stroke, width: 2 })),
+        ],
         axes: [
           ordinal ? { label: 'transaction, oldest first', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500] } : {},
           { label: unit },
@@ -45,13 +52,13 @@ export function CountsPlot({
               },
             }
           : {}),
-        legend: { show: false },
+        legend: { show: more.length > 0 },
       },
-      [x, y],
+      [x, y, ...more.map((m) => m.y)],
       el,
     );
     return () => plot.destroy();
-  }, [x.join(','), y.join(','), label, unit, ordinal]);
+  }, [x.join(','), y.join(','), more.map((m) => m.y.join(',')).join(';'), label, unit, ordinal]);
   return html`<figure class="plot" data-plot=${label}>
     <div ref=${ref} role="img" aria-label=${description}></div>
     <figcaption>${description}</figcaption>

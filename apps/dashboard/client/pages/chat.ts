@@ -17,6 +17,7 @@ interface Pending {
 }
 
 interface Turn {
+  conversation: string;
   entries: Entry[];
   pending?: Pending;
   toolCalls: number;
@@ -63,6 +64,8 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
   const [pending, setPending] = useState<Pending | undefined>(undefined);
   const [error, setError] = useState<ApiError | undefined>(undefined);
   const [busy, setBusy] = useState(false);
+  // The daemon keeps the conversation (tool results included) between messages: its id.
+  const [conversation, setConversation] = useState<string | undefined>(undefined);
   const end = useRef<HTMLLIElement>(null);
   const input = useRef<HTMLTextAreaElement>(null);
   const approveButton = useRef<HTMLButtonElement>(null);
@@ -77,6 +80,7 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
   const take = (turn: Turn): void => {
     setEntries((all) => [...all, ...turn.entries]);
     setPending(turn.pending);
+    setConversation(turn.conversation);
   };
   const run = (fn: () => Promise<void>): void => {
     setBusy(true);
@@ -92,7 +96,8 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
     const next: Entry[] = [...entries, { kind: 'user', content }];
     setEntries(next);
     setText('');
-    // The conversation the model sees: what was said, not the tool details (the daemon re-runs tools).
+    // What was said. The daemon goes on with the conversation it keeps (with the tool calls and
+    // their results); when that has expired, it starts again from these messages.
     const messages = next
       .filter(
         (m): m is Extract<Entry, { kind: 'user' | 'assistant' }> =>
@@ -100,7 +105,14 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
       )
       .slice(-50)
       .map((m) => ({ role: m.kind, content: m.content }));
-    run(async () => take(await api<Turn>('/v1/chat', { method: 'POST', body: { messages } })));
+    run(async () =>
+      take(
+        await api<Turn>('/v1/chat', {
+          method: 'POST',
+          body: conversation === undefined ? { messages } : { messages, conversation },
+        }),
+      ),
+    );
   };
   const answer = (approve: boolean): void => {
     if (pending === undefined) return;
@@ -177,7 +189,20 @@ export function ChatPage({ session }: { session: Session }): ComponentChildren {
         aria-describedby="chat-help"
       ></textarea>
       <p id="chat-help" class="help">Enter sends; Shift+Enter starts a new line.</p>
-      <button type="submit" disabled=${busy || pending !== undefined || text.trim() === ''}>Send</button>
+      <div class="toolbar">
+        <button type="submit" disabled=${busy || pending !== undefined || text.trim() === ''}>Send</button>
+        <button
+          type="button"
+          disabled=${busy || pending !== undefined || entries.length === 0}
+          onClick=${() => {
+            setEntries([]);
+            setConversation(undefined);
+            input.current?.focus();
+          }}
+        >
+          New conversation
+        </button>
+      </div>
     </form>
   </${Page}>`;
 }

@@ -1,9 +1,9 @@
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { onEvent } from '../api.js';
-import { CountsPlot, perHour } from '../plot.js';
+import { CountsPlot } from '../plot.js';
 import { ErrorBox, Json, Page, ago, html, useApi } from '../ui.js';
-import type { DriftReport } from './types.js';
+import type { DriftHistory, DriftReport } from './types.js';
 
 const action = (state: string, mode: string): string =>
   state === 'held'
@@ -49,7 +49,10 @@ export function DriftPage(): ComponentChildren {
     [],
   );
   const items = report.data?.drift ?? [];
-  const hourly = perHour(seen.filter((s) => s.text.startsWith('drift')).map((s) => s.at));
+  // Drift over time is read from the ledger (so it covers restarts and hours no page was open).
+  const history = useApi<DriftHistory>('/v1/drift/history?hours=24', ['drift.recorded']);
+  const hours = history.data?.hours ?? [];
+  const totals = history.data?.totals;
   return html`<${Page} title="Drift">
     <${ErrorBox} error=${report.error} />
     <p role="status" aria-live="polite" data-testid="drift-summary">${items.length === 0 ? 'Every managed resource is at its desired state.' : `${items.length} resource${items.length === 1 ? '' : 's'} drifted.`}</p>
@@ -79,6 +82,25 @@ export function DriftPage(): ComponentChildren {
     }
     <h2>Seen while this page was open</h2>
     <ol class="events" aria-live="polite">${seen.map((s) => html`<li><time>${new Date(s.at).toLocaleTimeString()}</time> ${s.text}</li>`)}</ol>
-    <${CountsPlot} label="drift" x=${hourly.x} y=${hourly.y} description="Drift events per hour seen by this page" />
+    <h2>Drift over the last 24 hours</h2>
+    <${ErrorBox} error=${history.error} />
+    ${
+      totals === undefined
+        ? null
+        : html`<p data-testid="drift-history">
+            From the ledger: ${totals.detected} resource(s) drifted, ${totals.corrected} corrected, ${totals.held} put on hold, ${totals.failed} failed to correct.
+          </p>`
+    }
+    <${CountsPlot}
+      label="drifted"
+      x=${hours.map((h) => h.at)}
+      y=${hours.map((h) => h.detected)}
+      more=${[
+        { label: 'corrected', y: hours.map((h) => h.corrected), stroke: '#26a269' },
+        { label: 'held', y: hours.map((h) => h.held), stroke: '#c64600' },
+      ]}
+      unit="resources"
+      description="Resources drifted (bars), corrected and held (lines) per hour, from the ledger"
+    />
   </${Page}>`;
 }

@@ -12,6 +12,23 @@ interface Topology {
   warnings: string[];
 }
 
+interface Placement {
+  unit: string;
+  desired: { cpus: number[]; nodes: number[]; memoryNodes: number[]; policy: string; reason: string };
+  observed?: { cpus: number[] | null; nodes: number[]; memoryNodes: number[] | null; policy: string | null };
+  inForce: boolean | null;
+}
+
+interface NumaReport {
+  topology: Topology;
+  placements: Placement[];
+  error?: string;
+  observedError?: string;
+}
+
+const list = (xs: readonly number[] | null | undefined): string =>
+  xs === null || xs === undefined ? 'unset' : xs.length === 0 ? '—' : xs.join(',');
+
 const size = (b: number): string =>
   b >= 2 ** 30
     ? `${(b / 2 ** 30).toFixed(1)} GiB`
@@ -26,7 +43,7 @@ const GAP = 8;
  * The topology as an SVG, as hwloc's lstopo draws it: packages hold NUMA nodes, a node holds its
  * shared caches and cores, a core its CPUs (hardware threads).
  */
-function TopologySvg({ t }: { t: Topology }): ComponentChildren {
+function TopologySvg({ t, placed }: { t: Topology; placed: Map<number, string[]> }): ComponentChildren {
   const boxes: ComponentChildren[] = [];
   let y = 0;
   const width =
@@ -70,7 +87,7 @@ function TopologySvg({ t }: { t: Topology }): ComponentChildren {
             ><rect x=${x} y=${y} width=${CORE_W} height="46" class="core" /><text x=${x + 6} y=${y + 14}
               >Core ${core.id}</text
             >
-            ${core.cpus.map((cpu, j) => html`<g><rect x=${x + 4 + j * 28} y=${y + 20} width="24" height="20" class=${t.isolatedCpus.includes(cpu) ? 'cpu isolated' : 'cpu'} /><text x=${x + 8 + j * 28} y=${y + 34}>${cpu}</text></g>`)}</g
+            ${core.cpus.map((cpu, j) => html`<g data-cpu=${cpu}><title>CPU ${cpu}${placed.has(cpu) ? `: ${placed.get(cpu)!.join(', ')}` : ''}</title><rect x=${x + 4 + j * 28} y=${y + 20} width="24" height="20" class=${`cpu${t.isolatedCpus.includes(cpu) ? ' isolated' : ''}${placed.has(cpu) ? ' placed' : ''}`} /><text x=${x + 8 + j * 28} y=${y + 34}>${cpu}</text></g>`)}</g
           >`,
         );
       });
@@ -109,10 +126,62 @@ function TopologySvg({ t }: { t: Topology }): ComponentChildren {
   </svg>`;
 }
 
-/** NUMA: packages, nodes, caches and cores as an SVG, with the node distances. */
+/** Where the desired document places services, and whether systemd has it. */
+function Placements({ r }: { r: NumaReport }): ComponentChildren {
+  if (r.error !== undefined) return html`<p class="error">The placements cannot be resolved: ${r.error}</p>`;
+  if (r.placements.length === 0)
+    return html`<p class="note" data-testid="placements-none">
+      No service is placed: the desired document has no <code>numa.placements</code>.
+    </p>`;
+  return html`${
+    r.observedError === undefined
+      ? null
+      : html`<p class="note">What systemd has could not be read: ${r.observedError}</p>`
+  }
+    <table data-testid="placements">
+      <thead>
+        <tr>
+          <th scope="col">Unit</th>
+          <th scope="col">CPUs</th>
+          <th scope="col">Nodes</th>
+          <th scope="col">Memory nodes</th>
+          <th scope="col">Policy</th>
+          <th scope="col">systemd has</th>
+          <th scope="col">Why these</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${r.placements.map(
+          (p) => html`<tr data-unit=${p.unit} class=${p.inForce === false ? 'differs' : ''}>
+            <th scope="row"><code>${p.unit}</code></th>
+            <td>${list(p.desired.cpus)}</td>
+            <td>${list(p.desired.nodes)}</td>
+            <td>${list(p.desired.memoryNodes)}</td>
+            <td>${p.desired.policy}</td>
+            <td>
+              ${
+                p.observed === undefined
+                  ? 'unknown'
+                  : html`<span class=${`badge ${p.inForce ? 'ok' : 'drifted'}`}>${p.inForce ? 'in force' : 'not in force'}</span>${' '}
+                      ${`CPUs ${list(p.observed.cpus)} (node ${list(p.observed.nodes)}), memory ${list(p.observed.memoryNodes)}, ${p.observed.policy ?? 'default policy'}`}`
+              }
+            </td>
+            <td>${p.desired.reason}</td>
+          </tr>`,
+        )}
+      </tbody>
+    </table>`;
+}
+
+/** NUMA: packages, nodes, caches and cores as an SVG, with the node distances and placed services. */
 export function NumaPage(): ComponentChildren {
-  const r = useApi<{ topology: Topology }>('/v1/numa');
+  const r = useApi<NumaReport>('/v1/numa', ['reload', 'transaction']);
   const t = r.data?.topology;
+  // CPUs → the units placed on them (as systemd has it where known, else as asked).
+  const placed = new Map<number, string[]>();
+  for (const p of r.data?.placements ?? [])
+    for (const cpu of p.observed?.cpus ?? p.desired.cpus)
+      placed.set(cpu, [...(placed.get(cpu) ?? []), p.unit]);
   return html`<${Page} title="NUMA">
     <${ErrorBox} error=${r.error} />
     ${
@@ -121,7 +190,9 @@ export function NumaPage(): ComponentChildren {
         : html`<p>
               ${t.packages.length} package(s), ${t.nodes.length} NUMA node(s), ${t.cores.length} cores, ${t.cpus.length} CPUs online${t.offlineCpus.length > 0 ? `, ${t.offlineCpus.length} offline` : ''}${t.isolatedCpus.length > 0 ? `, isolated: ${t.isolatedCpus.join(',')}` : ''}.
             </p>
-            <div class="svgwrap"><${TopologySvg} t=${t} /></div>
+            <div class="svgwrap"><${TopologySvg} t=${t} placed=${placed} /></div>
+            <h2>Placed services</h2>
+            <${Placements} r=${r.data!} />
             <h2>Node distances</h2>
             <table>
               <thead>
@@ -140,11 +211,7 @@ export function NumaPage(): ComponentChildren {
                 )}
               </tbody>
             </table>
-            ${t.warnings.map((w) => html`<p class="note">${w}</p>`)}
-            <p class="note">
-              Where services are placed is set with the numa plugin (CPUAffinity, NUMAPolicy of units); this
-              page does not show it yet.
-            </p>`
+            ${t.warnings.map((w) => html`<p class="note">${w}</p>`)}`
     }
   </${Page}>`;
 }

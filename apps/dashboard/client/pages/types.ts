@@ -74,3 +74,12 @@ export interface CheckpointReport {
   note: string;
   verifierKey: string;
 }
+
+/** GET /v1/drift/history: drift per hour from the ledger. */
+export interface DriftHistory {
+  from: string;
+  to: string;
+  hours: { at: number; detected: number; corrected: number; held: number; failed: number }[];
+  totals: { detected: number; corrected: number; held: number; failed: number };
+  entriesRead: number;
+}
