@@ -319,6 +319,41 @@ describeIf(asRoot, 'opdbus ledger and snapshot, end to end in a network namespac
     ).toEqual(pruned.removed);
   });
 
+  it('restores a snapshot taken before an interface was deleted: the link first, then its keys', async () => {
+    const ip = (...args: string[]): string =>
+      execFileSync('ip', ['-n', netns.name, ...args], { encoding: 'utf8' });
+    ip('link', 'add', 'br-snap', 'type', 'bridge');
+    execFileSync('ip', ['netns', 'exec', netns.name, 'sysctl', '-qw', 'net.ipv4.conf.br-snap.forwarding=1']);
+    const created = await cli('--json', 'snapshot', 'create');
+    expect(created.code, created.stderr).toBe(0);
+    const { id } = JSON.parse(created.stdout) as { id: string };
+    ip('link', 'del', 'br-snap');
+
+    const restored = await cli('snapshot', 'restore', id);
+    expect(restored.code, restored.stderr).toBe(0);
+    // The link is made first, then the keys that exist only with it.
+    const linkMade = restored.stdout.indexOf('network create link/br-snap: ok');
+    expect(linkMade).toBeGreaterThan(-1);
+    expect(restored.stdout.indexOf('sysctl update net.ipv4.conf.br-snap.forwarding: ok')).toBeGreaterThan(
+      linkMade,
+    );
+    expect(ip('-br', 'link', 'show', 'br-snap')).toMatch(/^br-snap /);
+    expect(sysctlIn('net.ipv4.conf.br-snap.forwarding')).toBe('1');
+
+    // A key of an interface that nothing creates: the write names the interface, and the
+    // transaction rolls back.
+    const ttl = sysctlIn('net.ipv4.ip_default_ttl');
+    const file = await doc('ghost.json', {
+      'net.ipv4.ip_default_ttl': 77,
+      'net.ipv4.conf.ghost0.forwarding': 1,
+    });
+    const failed = await cli('apply', file);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/the interface ghost0 does not exist; create it in the network section/);
+    expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe(ttl);
+    ip('link', 'del', 'br-snap');
+  });
+
   it('reports tampering with the entry index (exit 11)', async () => {
     const logFile = join(stateDir, 'ledger', 'log');
     const log = await readFile(logFile);

@@ -121,14 +121,26 @@ export function createRequest(want: LinkEntry): CreateLinkRequest {
   return req;
 }
 
-function bridgeOptions(want: LinkEntry): CreateLinkRequest['bridge'] | undefined {
+/**
+ * The bridge attributes to send: at creation those the document gives, except VLAN filtering
+ * off (the kernel's default; a kernel built without VLAN filtering refuses the attribute with
+ * EOPNOTSUPP whatever its value, yet reports it, so a queried bridge could not be created again);
+ * for an update only the `changed` fields.
+ */
+function bridgeOptions(
+  want: LinkEntry,
+  changed?: ReadonlySet<string>,
+): CreateLinkRequest['bridge'] | undefined {
   const b = want.bridge;
   if (b === undefined) return undefined;
   const out: NonNullable<CreateLinkRequest['bridge']> = {};
-  if (b.stp !== undefined) out.stpState = b.stp ? 1 : 0;
-  if (b.vlanFiltering !== undefined) out.vlanFiltering = b.vlanFiltering;
-  if (b.forwardDelay !== undefined) out.forwardDelay = Math.round(b.forwardDelay * 100);
-  if (b.priority !== undefined) out.priority = b.priority;
+  const send = (field: string): boolean => changed === undefined || changed.has(`bridge.${field}`);
+  if (b.stp !== undefined && send('stp')) out.stpState = b.stp ? 1 : 0;
+  if (b.vlanFiltering !== undefined && (changed === undefined ? b.vlanFiltering : send('vlanFiltering')))
+    out.vlanFiltering = b.vlanFiltering;
+  if (b.forwardDelay !== undefined && send('forwardDelay'))
+    out.forwardDelay = Math.round(b.forwardDelay * 100);
+  if (b.priority !== undefined && send('priority')) out.priority = b.priority;
   return out;
 }
 
@@ -195,7 +207,9 @@ export async function applyLink(
     else if (c.field === 'mac' && want.mac !== undefined) set.address = want.mac;
     else if (c.field === 'master' && want.master !== undefined) set.master = want.master;
   }
-  const bridge = changes.some((c) => c.field.startsWith('bridge.')) ? bridgeOptions(want) : undefined;
+  const bridge = changes.some((c) => c.field.startsWith('bridge.'))
+    ? bridgeOptions(want, new Set(changes.map((c) => c.field)))
+    : undefined;
   if (bridge !== undefined) set.bridge = bridge;
   if (changes.some((c) => c.field.startsWith('vxlan.')) && want.vxlan !== undefined) {
     set.vxlan = {};

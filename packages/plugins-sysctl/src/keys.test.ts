@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  interfaceOfKey,
   canonicalKey,
   comparableValue,
   isNamespacedKey,
@@ -65,5 +66,27 @@ describe('sysctlKeyProblem: a key names a file below /proc/sys and nothing else'
       [`net.${'x'.repeat(300)}`, /at most 255/],
     ];
     for (const [key, problem] of cases) expect(sysctlKeyProblem(key), key).toMatch(problem);
+  });
+});
+
+describe('interfaceOfKey', () => {
+  it('names the interface of per-interface keys, and nothing else', () => {
+    expect(interfaceOfKey('net.ipv4.conf.br0.forwarding')).toEqual({
+      name: 'br0',
+      directory: 'net.ipv4.conf',
+    });
+    expect(interfaceOfKey('net.ipv6.neigh.eth0/100.retrans_time_ms')).toEqual({
+      name: 'eth0.100',
+      directory: 'net.ipv6.neigh',
+    });
+    for (const key of [
+      'net.ipv4.conf.all.forwarding',
+      'net.ipv6.conf.default.disable_ipv6',
+      'net.ipv4.ip_forward',
+      'net.core.somaxconn',
+      'kernel.ostype',
+      'net.ipv4.route.flush',
+    ])
+      expect(interfaceOfKey(key), key).toBeUndefined();
   });
 });

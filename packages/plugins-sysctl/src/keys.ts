@@ -128,3 +128,17 @@ export function keysResetBy(trigger: string): ((key: string) => boolean) | undef
   }
   return undefined;
 }
+
+/**
+ * The interface a per-interface key belongs to (`net.ipv4.conf.IF.*`, `net.ipv6.conf.IF.*`,
+ * `net.ipv4.neigh.IF.*`, `net.ipv6.neigh.IF.*`), or undefined (also for `all` and `default`).
+ * These keys exist only while the interface does.
+ */
+export function interfaceOfKey(key: string): { name: string; directory: string } | undefined {
+  const parts = keyRelativePath(key).split('/');
+  if (parts.length !== 5 || parts[0] !== 'net') return undefined;
+  const [, family, kind, name] = parts as [string, string, string, string, string];
+  if ((family !== 'ipv4' && family !== 'ipv6') || (kind !== 'conf' && kind !== 'neigh')) return undefined;
+  if (name === 'all' || name === 'default') return undefined;
+  return { name, directory: `net.${family}.${kind}` };
+}

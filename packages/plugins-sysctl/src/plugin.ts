@@ -16,6 +16,7 @@ import {
   canonicalKey,
   comparableValue,
   isNamespacedKey,
+  interfaceOfKey,
   keysResetBy,
   sysctlKeyProblem,
 } from './keys.js';
@@ -25,7 +26,14 @@ import { ProcSys } from './procSys.js';
 export type SysctlSection = Record<string, string | number>;
 
 /** The checkpoint: printed values of the keys a plan changes. */
-export type SysctlCheckpoint = { values: Record<string, string> };
+export type SysctlCheckpoint = {
+  values: Record<string, string>;
+  /**
+   * Per-interface keys whose interface did not exist at the checkpoint (the same document's
+   * network section creates it): nothing to restore; undoing the creation removes them.
+   */
+  absent?: string[];
+};
 
 const keySchema = z.string().superRefine((key, ctx) => {
   const problem = sysctlKeyProblem(key);
@@ -110,6 +118,18 @@ export function createSysctlPlugin(
   const root = options.root ?? '/proc/sys';
   const procSys = (ctx: PluginContext): ProcSys => new ProcSys(ctx.netns, root);
 
+  /**
+   * A per-interface key whose interface does not exist (yet): the key's family directory exists
+   * (`net.ipv4.conf`) but not the interface's. Such a key is planned after the network plugin's
+   * change of that link (`dependsOn`), for a document that creates the interface and sets its keys.
+   */
+  const waitsForInterface = (sys: ProcSys, key: string): string | undefined => {
+    const iface = interfaceOfKey(key);
+    if (iface === undefined) return undefined;
+    if (!sys.stat(iface.directory).directory) return undefined;
+    return sys.stat(`${iface.directory}.${iface.name.replaceAll('.', '/')}`).exists ? undefined : iface.name;
+  };
+
   /** Check a document key: it exists, is readable and writable, and (in a netns) is namespaced. */
   const resolveKey = (sys: ProcSys, ctx: PluginContext, key: string): string => {
     const canonical = canonicalKey(key);
@@ -122,6 +142,7 @@ export function createSysctlPlugin(
       );
     }
     const stat = sys.stat(canonical);
+    if (!stat.exists && waitsForInterface(sys, canonical) !== undefined) return canonical;
     if (!stat.exists || stat.directory) {
       throw new OpdbusError(
         'OPDBUS_ERR_SYSCTL_UNKNOWN_KEY',
@@ -204,7 +225,10 @@ export function createSysctlPlugin(
       return Promise.resolve().then(() => {
         const sys = procSys(ctx);
         if (queryOptions?.scope !== undefined) {
-          const keys = Object.keys(queryOptions.scope).map((key) => resolveKey(sys, ctx, key));
+          // Keys of interfaces that do not exist yet are absent from the observed state.
+          const keys = Object.keys(queryOptions.scope)
+            .map((key) => resolveKey(sys, ctx, key))
+            .filter((key) => waitsForInterface(sys, key) === undefined);
           const values: SysctlSection = {};
           for (const [key, value] of Object.entries(readAll(sys, keys, ctx))) values[key] = value;
           // A key that exists but could not be read is reported by resolveKey; reading it failed transiently otherwise.
@@ -235,12 +259,22 @@ export function createSysctlPlugin(
           unchanged.push([key, want, have]);
           continue;
         }
+        // Not observed: a key of an interface that does not exist yet. It is written once the
+        // network plugin has made that link (when the same document does; otherwise the write
+        // fails with an error naming the interface, and the transaction rolls back).
+        const iface = have === undefined ? interfaceOfKey(key) : undefined;
         changes.push({
           resource: key,
           op: 'update',
           before: have ?? null,
           after: want,
-          summary: `set ${key} ${have === undefined ? '(unread)' : quoteValue(have)} → ${quoteValue(want)}`,
+          ...(iface === undefined
+            ? {}
+            : { dependsOn: [{ plugin: 'network', resource: `link/${iface.name}` }] }),
+          summary:
+            iface !== undefined
+              ? `set ${key} → ${quoteValue(want)} (once interface ${iface.name} exists)`
+              : `set ${key} ${have === undefined ? '(unread)' : quoteValue(have)} → ${quoteValue(want)}`,
         });
       }
       // Writes that make the kernel rewrite other keys go first; the document's keys they rewrite
@@ -260,7 +294,7 @@ export function createSysctlPlugin(
       };
       for (const change of changes) {
         const deps = after(change.resource);
-        if (deps.length > 0) change.dependsOn = deps;
+        if (deps.length > 0) change.dependsOn = [...(change.dependsOn ?? []), ...deps];
       }
       for (const [key, want, have] of unchanged) {
         const deps = after(key);
@@ -289,12 +323,15 @@ export function createSysctlPlugin(
       } catch (err) {
         if (err instanceof OpdbusError) throw err;
         const errno = (err as NodeJS.ErrnoException).code ?? 'EIO';
+        const missing = errno === 'ENOENT' ? waitsForInterface(sys, change.resource) : undefined;
         const hint =
-          errno === 'EINVAL'
-            ? 'the kernel rejected the value; check its type and range'
-            : errno === 'EPERM' || errno === 'EACCES'
-              ? 'permission denied; run as root (some keys are read-only inside namespaces)'
-              : 'the write failed';
+          missing !== undefined
+            ? `the interface ${missing} does not exist; create it in the network section of the same document (its keys are written after it) or remove the key`
+            : errno === 'EINVAL'
+              ? 'the kernel rejected the value; check its type and range'
+              : errno === 'EPERM' || errno === 'EACCES'
+                ? 'permission denied; run as root (some keys are read-only inside namespaces)'
+                : 'the write failed';
         throw new OpdbusError(
           'OPDBUS_ERR_SYSCTL_WRITE',
           `Cannot set sysctl ${change.resource} to ${quoteValue(value)}: ${errno}: ${hint}.`,
@@ -316,8 +353,12 @@ export function createSysctlPlugin(
       const sys = procSys(ctx);
       const keys = [...new Set(changes.map((c) => c.resource))];
       const values: Record<string, string> = {};
-      for (const key of keys) values[key] = sys.read(key);
-      return { values };
+      const absent: string[] = [];
+      for (const key of keys) {
+        if (waitsForInterface(sys, key) !== undefined) absent.push(key);
+        else values[key] = sys.read(key);
+      }
+      return absent.length === 0 ? { values } : { values, absent };
     },
 
     restore(token, ctx) {
