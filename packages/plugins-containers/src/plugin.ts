@@ -13,6 +13,7 @@ import {
   type JsonValue,
   type Plugin,
   type PluginContext,
+  type ResourceRef,
   type WatchEvent,
 } from '@opdbus/core';
 import { MachineSession, UINT64_MAX, machineUnit, type ImageInfo, type UnitFacts } from './machines.js';
@@ -106,6 +107,15 @@ function pick(d: MachineEntry): Partial<MachineEntry> {
   return out;
 }
 
+/**
+ * What a machine's create or update follows when the same plan changes it: its unit's own
+ * settings in the systemd plugin (e.g. the CPUAffinity / NUMAPolicy / NUMAMask a numa placement
+ * gives `systemd-nspawn@NAME.service`), so that the machine starts with them.
+ */
+function machineDependencies(name: string): ResourceRef[] {
+  return [{ plugin: 'systemd', resource: `unit/${machineUnit(name)}` }];
+}
+
 /** The pure diff. */
 export function diffContainers(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
   const have = new Map((observed.machines ?? []).map((m) => [m.name, canonical(m)]));
@@ -141,6 +151,7 @@ export function diffContainers(desired: ContainersSection, observed: ContainersS
         before: null,
         after: asJson(d),
         summary: `create machine ${d.name} from ${from} (${d.state})`,
+        dependsOn: machineDependencies(d.name),
       });
       continue;
     }
@@ -153,6 +164,7 @@ export function diffContainers(desired: ContainersSection, observed: ContainersS
         before: asJson(o),
         after: asJson(d),
         summary: `set machine ${d.name}: ${diffs.join(', ')}${restart ? ' (restarts it)' : ''}`,
+        dependsOn: machineDependencies(d.name),
       });
     }
   }
