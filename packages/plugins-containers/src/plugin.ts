@@ -18,7 +18,7 @@ import {
 } from '@opdbus/core';
 import { MachineSession, UINT64_MAX, machineUnit, type ImageInfo, type UnitFacts } from './machines.js';
 import { containersSchema, type ContainersSection, type MachineEntry, type MachineLimits } from './schema.js';
-import { parseSettings, renderSettings } from './settings.js';
+import { hostInterfaceOf, parseSettings, renderSettings } from './settings.js';
 
 /**
  * The checkpoint: each touched machine as it was (null: it did not exist), and for machines a
@@ -90,12 +90,28 @@ function differences(d: MachineEntry, o: MachineEntry): string[] {
   return out;
 }
 
-/** Whether two entries differ in what the settings file holds (a running machine restarts for it). */
+/**
+ * Whether two entries differ in what nspawn reads from the settings file (a running machine
+ * restarts for it). The Open vSwitch bridge of a veth is not nspawn's: the port moves without
+ * a restart.
+ */
 function settingsChanged(d: MachineEntry, o: MachineEntry): boolean {
+  const nspawn = (m: MachineEntry): string =>
+    renderSettings(
+      m.network !== undefined && 'ovsBridge' in m.network
+        ? { ...m, network: { ...m.network, ovsBridge: null, hostInterface: hostInterfaceOf(m)! } }
+        : m,
+    );
   return (
     (d.boot !== undefined || d.command !== undefined || d.bind !== undefined || d.network !== undefined) &&
-    renderSettings({ ...o, ...pick(d) }) !== renderSettings(o)
+    nspawn({ ...o, ...pick(d) }) !== nspawn(o)
   );
+}
+
+/** The unit drop-in that brings a veth's host end up when the machine starts (nspawn leaves it down). */
+const VETH_DROP_IN = '60-opdbus-veth.conf';
+function vethDropIn(hostInterface: string): string {
+  return `# Managed by op-dbus (@opdbus/plugins-containers): the host end of the machine's veth, a port of an Open vSwitch bridge, is brought up when it starts.\n[Service]\nExecStartPost=ip link set dev ${hostInterface} up\n`;
 }
 
 function pick(d: MachineEntry): Partial<MachineEntry> {
@@ -180,6 +196,34 @@ export function createContainersPlugin(
   const root = (ctx: PluginContext): string => normalize(ctx.target.root ?? '/');
   const settingsPath = (ctx: PluginContext, name: string): string =>
     join(root(ctx), 'etc/systemd/nspawn', `${name}.nspawn`);
+  const dropInPath = (ctx: PluginContext, name: string): string =>
+    join(root(ctx), 'etc/systemd/system', `${machineUnit(name)}.d`, VETH_DROP_IN);
+
+  /** Write or remove the veth drop-in of a machine as its network says; reloads systemd on a change. */
+  async function syncDropIn(ctx: PluginContext, s: MachineSession, m: MachineEntry): Promise<void> {
+    const file = dropInPath(ctx, m.name);
+    const host = hostInterfaceOf(m);
+    const want = host === undefined ? undefined : vethDropIn(host);
+    const have = await readFile(file, 'utf8').catch(() => undefined);
+    if (want === have) return;
+    if (want === undefined) await rm(file, { force: true });
+    else {
+      await mkdir(join(file, '..'), { recursive: true });
+      await writeFile(file, want, { mode: 0o644 });
+    }
+    await s.reload();
+  }
+
+  /** Put the veth's host end on the declared Open vSwitch bridge (or on none). */
+  async function syncPort(s: MachineSession, m: MachineEntry, before: MachineEntry | null): Promise<void> {
+    const host = hostInterfaceOf(m);
+    const old = before === null ? undefined : hostInterfaceOf(before);
+    if (old !== undefined && old !== host) await (await s.ovs()).detach(old, m.name);
+    if (host === undefined || m.network === undefined || !('ovsBridge' in m.network)) return;
+    const ports = await s.ovs();
+    if (m.network.ovsBridge === null) await ports.detach(host, m.name);
+    else await ports.attach(m.network.ovsBridge, host, m.name);
+  }
 
   async function withSession<T>(ctx: PluginContext, fn: (s: MachineSession) => Promise<T>): Promise<T> {
     const s = await MachineSession.open(ctx, jobTimeoutMs);
@@ -227,6 +271,12 @@ export function createContainersPlugin(
     };
     const settings = await readSettings(ctx, name);
     if (settings !== undefined) Object.assign(out, settings);
+    // The bridge a veth is on is what OVSDB says, not what the settings file remembers.
+    if (out.network !== undefined && 'ovsBridge' in out.network)
+      out.network = {
+        ...out.network,
+        ovsBridge: await (await s.ovs()).bridgeOf(hostInterfaceOf(out)!),
+      };
     const limits = limitsOf(unit);
     if (Object.keys(limits).length > 0) out.limits = limits;
     return out;
@@ -360,7 +410,10 @@ export function createContainersPlugin(
     const rewrite =
       before === null || settingsChanged(want, current) || (await readSettings(ctx, want.name)) === undefined;
     const merged: MachineEntry = { ...current, ...pick(want) };
-    if (rewrite) await writeSettings(ctx, merged);
+    // The file also names a veth's Open vSwitch bridge, which changes without a restart.
+    const file = await readFile(settingsPath(ctx, want.name), 'utf8').catch(() => undefined);
+    if (rewrite || file !== renderSettings(merged)) await writeSettings(ctx, merged);
+    await syncDropIn(ctx, s, merged);
     await setLimits(s, want.name, want.limits);
     if (want.enabled !== undefined && want.enabled !== (before?.enabled ?? false))
       await s.setEnabled(want.name, want.enabled);
@@ -374,9 +427,13 @@ export function createContainersPlugin(
         await s.job(want.name, 'start');
       }
     }
+    await syncPort(s, merged, before);
   }
 
   async function remove(ctx: PluginContext, s: MachineSession, name: string): Promise<void> {
+    const settings = await readSettings(ctx, name);
+    const host = settings === undefined ? undefined : hostInterfaceOf({ name, ...settings });
+    if (host !== undefined) await (await s.ovs()).detach(host, name);
     const facts = await s.unit(name);
     if (RUNNING.has(facts.activeState)) await s.job(name, 'stop');
     await s.resetFailed(name);
@@ -384,6 +441,10 @@ export function createContainersPlugin(
     await s.revertProperties(name);
     if ((await s.images()).some((i) => i.name === name)) await s.removeImage(name);
     await rm(settingsPath(ctx, name), { force: true });
+    if ((await readFile(dropInPath(ctx, name)).catch(() => undefined)) !== undefined) {
+      await rm(dropInPath(ctx, name), { force: true });
+      await s.reload();
+    }
   }
 
   async function applyChange(ctx: PluginContext, s: MachineSession, change: Change): Promise<void> {

@@ -44,11 +44,31 @@ export const limitsSchema = z.strictObject({
   tasksMax: z.number().int().positive().optional().describe('Processes and threads (TasksMax=).'),
 });
 
+const ifname = z
+  .string()
+  .regex(/^[^\s/:]{1,15}$/, 'an interface name (at most 15 characters, no "/", ":" or spaces)');
+
 /** A machine's network. */
 export const networkSchema = z.union([
   z
-    .strictObject({ bridge: z.string().regex(/^[^\s/:]{1,15}$/, 'an interface name') })
+    .strictObject({ bridge: ifname })
     .describe('A veth pair whose host end (vb-NAME) is a port of this Linux bridge.'),
+  z
+    .strictObject({
+      ovsBridge: ifname
+        .nullable()
+        .describe(
+          'The Open vSwitch bridge (declare it in the ovs section of the same document); null: a veth whose host end is on no bridge.',
+        ),
+      hostInterface: ifname
+        .optional()
+        .describe(
+          "The host end's name (default ve-NAME; needed when the machine name is longer than 12 characters).",
+        ),
+    })
+    .describe(
+      "A veth pair (host0 in the machine) whose host end is a port of an Open vSwitch bridge, through OVSDB at the target's --ovsdb address; the host end is brought up whenever the machine starts.",
+    ),
   z.strictObject({ private: z.literal(true) }).describe('Its own network namespace with loopback only.'),
   z.strictObject({ host: z.literal(true) }).describe("The host's network."),
 ]);
@@ -89,6 +109,8 @@ export const machineSchema = z
 
 /** A machine as declared or observed. */
 export type MachineEntry = z.infer<typeof machineSchema>;
+/** A machine's network. */
+export type MachineNetwork = z.infer<typeof networkSchema>;
 /** Resource limits. */
 export type MachineLimits = z.infer<typeof limitsSchema>;
 
@@ -117,6 +139,17 @@ export const containersSchema: z.ZodType<ContainersSection> = sectionObject
           code: 'custom',
           path: ['machines', i, 'command'],
           message: 'a command runs instead of init: set `boot: false`',
+        });
+      if (
+        m.network !== undefined &&
+        'ovsBridge' in m.network &&
+        m.network.hostInterface === undefined &&
+        m.name.length > 12
+      )
+        ctx.addIssue({
+          code: 'custom',
+          path: ['machines', i, 'network', 'hostInterface'],
+          message: `ve-${m.name} is longer than an interface name may be (15 characters): name the host end`,
         });
       if (m.boot === false && m.command === undefined && m.state !== 'absent')
         ctx.addIssue({
