@@ -17,7 +17,14 @@ import {
   type WatchEvent,
 } from '@opdbus/core';
 import { MachineSession, UINT64_MAX, machineUnit, type ImageInfo, type UnitFacts } from './machines.js';
-import { containersSchema, type ContainersSection, type MachineEntry, type MachineLimits } from './schema.js';
+import { PodmanClient } from './podman.js';
+import {
+  containersSchema,
+  type ContainersSection,
+  type MachineEntry,
+  type MachineLimits,
+  type PodmanContainer,
+} from './schema.js';
 import { hostInterfaceOf, parseSettings, renderSettings } from './settings.js';
 
 /**
@@ -27,6 +34,8 @@ import { hostInterfaceOf, parseSettings, renderSettings } from './settings.js';
 export type ContainersCheckpoint = {
   machines: { [name: string]: JsonValue };
   backups: { [name: string]: string };
+  /** Podman containers as they were (null: none); a removed one is created again from its image. */
+  podman?: { [name: string]: JsonValue };
 };
 
 /** Options of {@link createContainersPlugin}. */
@@ -35,6 +44,11 @@ export interface ContainersPluginOptions {
   jobTimeoutMs?: number;
   /** Checkpoint clones of deleted machines older than this are removed (default 25 hours). */
   backupLifetimeMs?: number;
+  /**
+   * The Podman API socket of the Podman backend (default: `run/podman/podman.sock` under the
+   * target root, where podman.socket listens).
+   */
+  podmanSocket?: string;
 }
 
 const asJson = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
@@ -132,8 +146,78 @@ function machineDependencies(name: string): ResourceRef[] {
   return [{ plugin: 'systemd', resource: `unit/${machineUnit(name)}` }];
 }
 
+/** A Podman container in canonical form. */
+function canonicalPod(c: PodmanContainer): PodmanContainer {
+  if (c.state === 'absent') return { name: c.name, state: 'absent' };
+  const out: PodmanContainer = { ...c, state: c.state ?? 'running' };
+  const limits = canonicalLimits(c.limits);
+  if (limits !== undefined) out.limits = limits;
+  return out;
+}
+
+/** What of `d` (only what it names) differs from `o` and is fixed when the container is made. */
+function podRecreate(d: PodmanContainer, o: PodmanContainer): string[] {
+  const out: string[] = [];
+  if (d.image !== undefined && d.image !== o.image) out.push(`image ${d.image}`);
+  if (d.command !== undefined && JSON.stringify(d.command) !== JSON.stringify(o.command)) out.push('command');
+  if (d.network !== undefined && d.network !== o.network) out.push(`network ${d.network}`);
+  for (const [k, v] of Object.entries(d.limits ?? {}))
+    if (v !== (o.limits as Record<string, unknown> | undefined)?.[k]) out.push(`${k} ${String(v)}`);
+  return out;
+}
+
+/** The Podman part of the diff (resources `podman/NAME`). */
+function diffPodman(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
+  const have = new Map((observed.podman ?? []).map((c) => [c.name, canonicalPod(c)]));
+  const changes: ChangeSpec[] = [];
+  for (const raw of desired.podman ?? []) {
+    const d = canonicalPod(raw);
+    const o = have.get(d.name);
+    const exists = o !== undefined && o.state !== 'absent';
+    const resource = `podman/${d.name}`;
+    if (d.state === 'absent') {
+      if (exists)
+        changes.push({
+          resource,
+          op: 'delete',
+          before: asJson(o),
+          after: null,
+          summary: `remove podman container ${d.name}`,
+        });
+      continue;
+    }
+    if (!exists) {
+      changes.push({
+        resource,
+        op: 'create',
+        before: null,
+        after: asJson(d),
+        summary: `create podman container ${d.name} from ${d.image ?? '?'} (${d.state})`,
+      });
+      continue;
+    }
+    const recreate = podRecreate(d, o);
+    if (recreate.length > 0 || d.state !== o.state) {
+      const what = [...(d.state !== o.state ? [d.state ?? 'running'] : []), ...recreate];
+      changes.push({
+        resource,
+        op: 'update',
+        before: asJson(o),
+        // What it becomes: the observed container with what the document names.
+        after: asJson({ ...o, ...d }),
+        summary: `set podman container ${d.name}: ${what.join(', ')}${recreate.length > 0 ? ' (recreates it)' : ''}`,
+      });
+    }
+  }
+  return changes;
+}
+
 /** The pure diff. */
 export function diffContainers(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
+  return [...diffMachines(desired, observed), ...diffPodman(desired, observed)];
+}
+
+function diffMachines(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
   const have = new Map((observed.machines ?? []).map((m) => [m.name, canonical(m)]));
   const changes: ChangeSpec[] = [];
   for (const raw of desired.machines ?? []) {
@@ -194,6 +278,47 @@ export function createContainersPlugin(
   const jobTimeoutMs = options.jobTimeoutMs ?? 90_000;
   const backupLifetimeMs = options.backupLifetimeMs ?? 25 * 3600_000;
   const root = (ctx: PluginContext): string => normalize(ctx.target.root ?? '/');
+  const podman = (ctx: PluginContext): PodmanClient =>
+    new PodmanClient(options.podmanSocket ?? join(root(ctx), 'run/podman/podman.sock'));
+
+  async function observePodman(ctx: PluginContext, names: string[] | undefined): Promise<PodmanContainer[]> {
+    const client = podman(ctx);
+    const out: PodmanContainer[] = [];
+    for (const name of names ?? (await client.names()))
+      out.push((await client.inspect(name)) ?? { name, state: 'absent' });
+    return out;
+  }
+
+  /** Bring a Podman container to `want` from `before` (null: there is none). */
+  async function convergePod(
+    ctx: PluginContext,
+    want: PodmanContainer,
+    before: PodmanContainer | null,
+  ): Promise<void> {
+    const client = podman(ctx);
+    if (before !== null && podRecreate(want, before).length > 0) {
+      await client.remove(want.name);
+      before = null;
+    }
+    if (before === null) {
+      if (want.image === undefined)
+        throw new OpdbusError(
+          'OPDBUS_ERR_CONTAINERS_INVALID',
+          `Podman container ${want.name} does not exist and its entry names no image to create it from; add \`image: NAME\` (one \`podman images\` lists).`,
+          { data: { container: want.name } },
+        );
+      await client.create(want);
+    }
+    if ((want.state ?? 'running') === 'running') await client.start(want.name);
+    else if (before?.state === 'running') await client.stop(want.name);
+  }
+
+  async function applyPod(ctx: PluginContext, change: Change): Promise<void> {
+    const name = change.resource.slice('podman/'.length);
+    if (change.op === 'delete') return podman(ctx).remove(name);
+    const current = await podman(ctx).inspect(name);
+    return convergePod(ctx, change.after as PodmanContainer, current);
+  }
   const settingsPath = (ctx: PluginContext, name: string): string =>
     join(root(ctx), 'etc/systemd/nspawn', `${name}.nspawn`);
   const dropInPath = (ctx: PluginContext, name: string): string =>
@@ -282,7 +407,37 @@ export function createContainersPlugin(
     return out;
   }
 
+  /**
+   * Machines and Podman containers: all of them (each backend that answers), or those the scope
+   * names (a backend the scope names must answer).
+   */
   async function observe(
+    ctx: PluginContext,
+    scope: ContainersSection | undefined,
+  ): Promise<ContainersSection> {
+    if (scope !== undefined) {
+      const out: ContainersSection = {};
+      if (scope.machines !== undefined || scope.podman === undefined)
+        Object.assign(out, await observeMachines(ctx, scope));
+      if (scope.podman !== undefined)
+        out.podman = await observePodman(
+          ctx,
+          scope.podman.map((c) => c.name),
+        );
+      return out;
+    }
+    const [machines, pods] = await Promise.allSettled([
+      observeMachines(ctx, undefined),
+      observePodman(ctx, undefined),
+    ]);
+    if (machines.status === 'rejected' && pods.status === 'rejected') throw machines.reason;
+    return {
+      ...(machines.status === 'fulfilled' ? machines.value : {}),
+      ...(pods.status === 'fulfilled' ? { podman: pods.value } : {}),
+    };
+  }
+
+  async function observeMachines(
     ctx: PluginContext,
     scope: ContainersSection | undefined,
   ): Promise<ContainersSection> {
@@ -461,21 +616,28 @@ export function createContainersPlugin(
     schema: containersSchema,
 
     async probe(ctx) {
-      try {
-        return await withSession(ctx, async (s) => {
-          await s.images();
-          await s.manager.getUnitFileState('systemd-nspawn@.service');
-          return {
-            available: true as const,
-            detail: `systemd-machined and systemd-nspawn@.service on ${ctx.target.busAddress ?? 'the system bus'}`,
-          };
-        });
-      } catch (err) {
-        return {
-          available: false,
-          reason: `systemd-machined or systemd-nspawn@.service is not available: ${(err as Error).message} (Debian: apt-get install systemd-container)`,
-        };
-      }
+      // Two backends, each probed: machined + systemd-nspawn@.service, and Podman's API.
+      const machined = await withSession(ctx, async (s) => {
+        await s.images();
+        await s.manager.getUnitFileState('systemd-nspawn@.service');
+        return `systemd-machined and systemd-nspawn@.service on ${ctx.target.busAddress ?? 'the system bus'}`;
+      }).then(
+        (detail) => ({ ok: true as const, detail }),
+        (err: unknown) => ({
+          ok: false as const,
+          detail: `systemd-machined or systemd-nspawn@.service is not available: ${(err as Error).message} (Debian: apt-get install systemd-container)`,
+        }),
+      );
+      const client = podman(ctx);
+      const pod = await client.version().then(
+        (version) => ({ ok: true as const, detail: `Podman ${version} at ${client.socketPath}` }),
+        (err: unknown) => ({
+          ok: false as const,
+          detail: `the Podman backend is not available: ${(err as Error).message}`,
+        }),
+      );
+      if (!machined.ok && !pod.ok) return { available: false, reason: `${machined.detail}; ${pod.detail}` };
+      return { available: true, detail: `${machined.detail}; ${pod.detail}` };
     },
 
     query(ctx, queryOptions) {
@@ -487,19 +649,31 @@ export function createContainersPlugin(
     },
 
     apply(change, ctx) {
+      if (change.resource.startsWith('podman/')) return applyPod(ctx, change);
       return withSession(ctx, (s) => applyChange(ctx, s, change));
     },
 
-    checkpoint(ctx, changes) {
+    async checkpoint(ctx, changes) {
+      const token: ContainersCheckpoint = { machines: {}, backups: {} };
+      const pods = changes.filter((c) => c.resource.startsWith('podman/'));
+      if (pods.length > 0) {
+        token.podman = {};
+        for (const change of pods) {
+          const name = change.resource.slice('podman/'.length);
+          const before = await podman(ctx).inspect(name);
+          token.podman[name] = before === null ? null : asJson(before);
+        }
+      }
+      const machineChanges = changes.filter((c) => c.resource.startsWith('machine/'));
+      if (machineChanges.length === 0) return token;
       return withSession(ctx, async (s) => {
-        const token: ContainersCheckpoint = { machines: {}, backups: {} };
         const images = await s.images();
         // Clones kept for earlier transactions that are long over.
         for (const i of images)
           if (i.name.startsWith(BACKUP_PREFIX) && Date.now() - i.created > backupLifetimeMs)
             await s.removeImage(i.name).catch(() => undefined);
         const running = new Set(await s.machines());
-        for (const change of changes) {
+        for (const change of machineChanges) {
           const name = change.resource.slice('machine/'.length);
           const before = await entry(ctx, s, name, images, running);
           token.machines[name] = before.state === 'absent' ? null : asJson(before);
@@ -513,45 +687,59 @@ export function createContainersPlugin(
       });
     },
 
-    restore(token, ctx) {
-      return withSession(ctx, async (s) => {
-        const failures: string[] = [];
+    async restore(token, ctx) {
+      const failures: string[] = [];
+      if (token.podman !== undefined) {
         const desired: ContainersSection = {
-          machines: Object.entries(token.machines).map(([name, e]) =>
-            e === null ? { name, state: 'absent' } : (e as MachineEntry),
+          podman: Object.entries(token.podman).map(([name, e]) =>
+            e === null ? { name, state: 'absent' } : (e as PodmanContainer),
           ),
         };
         const observed = await observe(ctx, desired);
-        const plan = createPlan(
-          diffContainers(desired, observed).map((spec) => makeChange('containers', spec)),
-        );
-        for (const change of plan.changes) {
-          const name = change.resource.slice('machine/'.length);
+        for (const spec of diffPodman(desired, observed)) {
           try {
-            if (change.op === 'delete') await remove(ctx, s, name);
-            else
-              await converge(
-                ctx,
-                s,
-                change.after as MachineEntry,
-                change.before as MachineEntry | null,
-                token.backups[name],
-              );
+            await applyPod(ctx, makeChange('containers', spec));
           } catch (err) {
-            failures.push(`${change.summary}: ${(err as Error).message}`);
+            failures.push(`${spec.summary}: ${(err as Error).message}`);
           }
         }
-        for (const [name, backup] of Object.entries(token.backups)) {
-          if (failures.some((f) => f.includes(name))) continue;
-          await s.removeImage(backup).catch(() => undefined);
-        }
-        if (failures.length > 0)
-          throw new OpdbusError(
-            'OPDBUS_ERR_CONTAINERS_RESTORE',
-            `Could not restore: ${failures.join('; ')}.`,
-            { data: { failures } },
+      }
+      if (Object.keys(token.machines).length > 0)
+        await withSession(ctx, async (s) => {
+          const desired: ContainersSection = {
+            machines: Object.entries(token.machines).map(([name, e]) =>
+              e === null ? { name, state: 'absent' } : (e as MachineEntry),
+            ),
+          };
+          const observed = await observe(ctx, desired);
+          const plan = createPlan(
+            diffContainers(desired, observed).map((spec) => makeChange('containers', spec)),
           );
-      });
+          for (const change of plan.changes) {
+            const name = change.resource.slice('machine/'.length);
+            try {
+              if (change.op === 'delete') await remove(ctx, s, name);
+              else
+                await converge(
+                  ctx,
+                  s,
+                  change.after as MachineEntry,
+                  change.before as MachineEntry | null,
+                  token.backups[name],
+                );
+            } catch (err) {
+              failures.push(`${change.summary}: ${(err as Error).message}`);
+            }
+          }
+          for (const [name, backup] of Object.entries(token.backups)) {
+            if (failures.some((f) => f.includes(name))) continue;
+            await s.removeImage(backup).catch(() => undefined);
+          }
+        });
+      if (failures.length > 0)
+        throw new OpdbusError('OPDBUS_ERR_CONTAINERS_RESTORE', `Could not restore: ${failures.join('; ')}.`, {
+          data: { failures },
+        });
     },
 
     async watch(ctx, onEvent: (event: WatchEvent) => void) {

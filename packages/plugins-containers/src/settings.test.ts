@@ -109,3 +109,32 @@ describe('a veth on an Open vSwitch bridge', () => {
     expect(r.error?.issues[0]).toMatchObject({ path: ['machines', 0, 'network', 'hostInterface'] });
   });
 });
+
+describe('the Podman diff', () => {
+  const web = { name: 'web', state: 'running' as const, image: 'localhost/a:1', network: 'none' as const };
+  it('starts and stops in place, recreates for image, command, network or limits', () => {
+    const observed = { podman: [web, { name: 'old', state: 'stopped' as const, image: 'localhost/a:1' }] };
+    expect(
+      diffContainers(
+        {
+          podman: [
+            { name: 'web', state: 'stopped' },
+            { name: 'old', state: 'absent' },
+            { name: 'new', image: 'localhost/b:2' },
+          ],
+        },
+        observed,
+      ).map((c) => c.summary),
+    ).toEqual([
+      'set podman container web: stopped',
+      'remove podman container old',
+      'create podman container new from localhost/b:2 (running)',
+    ]);
+    expect(
+      diffContainers({ podman: [{ name: 'web', limits: { memoryMax: '1M' } }] }, observed).map(
+        (c) => c.summary,
+      ),
+    ).toEqual(['set podman container web: memoryMax 1048576 (recreates it)']);
+    expect(diffContainers({ podman: [{ name: 'web', image: 'localhost/a:1' }] }, observed)).toEqual([]);
+  });
+});

@@ -1,0 +1,281 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Engine, PluginRegistry, parseStateDocument, type PluginContext } from '@opdbus/core';
+import { requirement } from '@opdbus/sandbox';
+import { describeIf } from '@opdbus/sandbox/testing';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PodmanClient } from '../src/podman.js';
+import { createContainersPlugin } from '../src/plugin.js';
+import type { ContainersSection, PodmanContainer } from '../src/schema.js';
+
+const run = promisify(execFile);
+const which = (tool: string): boolean =>
+  ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => existsSync(join(d, tool)));
+const isRoot = process.getuid?.() === 0;
+const podmanReady = requirement(
+  'podman',
+  isRoot && which('podman') && which('runc'),
+  'podman and runc are needed (apt-get install --no-install-recommends podman runc), as root',
+);
+
+/**
+ * A private Podman: its own storage (--root/--runroot), run and volume directories, events log
+ * and CNI directory, all under DIR, so the host's Podman state is never touched. runc, because
+ * crun refuses this machine's hybrid cgroup hierarchy; cgroupfs, because no systemd runs the host;
+ * ulimits within what this process may set (it lacks CAP_SYS_RESOURCE).
+ */
+function containersConf(dir: string): string {
+  return `[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "${dir}/events.log"
+tmp_dir = "${dir}/tmp"
+volume_path = "${dir}/volumes"
+[network]
+network_config_dir = "${dir}/cni"
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+`;
+}
+
+const pod = (name: string, extra: Partial<PodmanContainer> = {}): PodmanContainer => ({
+  name,
+  image: 'localhost/tiny:1',
+  command: ['/usr/bin/sleep', 'infinity'],
+  network: 'none',
+  ...extra,
+});
+
+// The Podman backend against a real `podman system service` on a private socket, with an image
+// made here by `podman import` of a tarball (no registry is reachable).
+describeIf(podmanReady, 'containers plugin: the Podman backend over its REST API', () => {
+  let dir: string;
+  let stateDir: string;
+  let service: ChildProcess;
+  let cgroupsBefore: boolean;
+  const socket = (): string => join(dir, 'podman.sock');
+  const env = (): NodeJS.ProcessEnv => ({ ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') });
+  const globals = (): string[] => [
+    '--root',
+    join(dir, 'root'),
+    '--runroot',
+    join(dir, 'run'),
+    '--storage-driver',
+    'overlay',
+  ];
+  const podman = async (...args: string[]): Promise<string> =>
+    (await run('podman', [...globals(), ...args], { env: env() })).stdout.trim();
+  const plugin = () => createContainersPlugin({ podmanSocket: socket() });
+  let registry: PluginRegistry;
+  const doc = (section: ContainersSection) =>
+    parseStateDocument(JSON.stringify({ version: 1, plugins: { containers: section } }), {
+      source: 'podman.yaml',
+      registry,
+    });
+  let engine: Engine;
+  const ctx = (): PluginContext => engine.context('containers');
+  const memoryLimit = async (name: string): Promise<number> => {
+    const id = await podman('inspect', name, '--format', '{{.Id}}');
+    return Number(
+      await readFile(`/sys/fs/cgroup/memory/libpod_parent/libpod-${id}/memory.limit_in_bytes`, 'utf8'),
+    );
+  };
+  const status = (name: string): Promise<string> => podman('inspect', name, '--format', '{{.State.Status}}');
+
+  beforeAll(async () => {
+    cgroupsBefore = existsSync('/sys/fs/cgroup/memory/libpod_parent');
+    dir = await mkdtemp(join(tmpdir(), 'opdbus-podman-'));
+    stateDir = await mkdtemp(join(tmpdir(), 'opdbus-podman-state-'));
+    await writeFile(join(dir, 'containers.conf'), containersConf(dir));
+    // An image: sleep(1) with the libraries it needs, as a tarball.
+    await run('tar', [
+      '-h',
+      '-C',
+      '/',
+      '-cf',
+      join(dir, 'tiny.tar'),
+      'usr/bin/sleep',
+      'lib/x86_64-linux-gnu/libc.so.6',
+      'lib64/ld-linux-x86-64.so.2',
+    ]);
+    await podman('import', '-q', join(dir, 'tiny.tar'), 'localhost/tiny:1');
+    service = spawn('podman', [...globals(), 'system', 'service', '--time=0', `unix://${socket()}`], {
+      env: env(),
+      stdio: 'ignore',
+    });
+    // Ready when it answers.
+    const client = new PodmanClient(socket());
+    for (let i = 0; ; i++) {
+      try {
+        await client.version();
+        break;
+      } catch (err) {
+        if (i > 200) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    registry = new PluginRegistry([plugin()]);
+    engine = new Engine({
+      registry,
+      stateDir,
+      // No system bus: the machined backend is probed and found missing.
+      target: { busAddress: `unix:path=${join(dir, 'no-bus')}` },
+      verify: { attempts: 10, initialDelayMs: 50 },
+    });
+  }, 300_000);
+
+  afterAll(async () => {
+    if (dir === undefined) return;
+    await podman('rm', '-af', '-t', '0').catch(() => undefined);
+    if (service !== undefined && service.exitCode === null) {
+      const exited = new Promise((r) => service.once('exit', r));
+      service.kill('SIGTERM');
+      await exited;
+    }
+    await podman('system', 'reset', '-f').catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true });
+    // The cgroups cgroupfs made, when there were none before.
+    if (!cgroupsBefore)
+      for (const h of [
+        'memory',
+        'cpu',
+        'cpuacct',
+        'cpuset',
+        'pids',
+        'blkio',
+        'devices',
+        'freezer',
+        'net_cls',
+        'perf_event',
+        'net_prio',
+        'hugetlb',
+        'rdma',
+        'misc',
+        'systemd',
+        'unified',
+      ])
+        await run('find', [
+          `/sys/fs/cgroup/${h}/libpod_parent`,
+          '-depth',
+          '-type',
+          'd',
+          '-exec',
+          'rmdir',
+          '{}',
+          ';',
+        ]).catch(() => undefined);
+  });
+
+  it('probes: machined is missing here, Podman answers', async () => {
+    const probe = await plugin().probe(ctx());
+    expect(probe).toMatchObject({ available: true });
+    expect(probe.available && probe.detail).toMatch(
+      /systemd-machined .* not available.*; Podman 4\.\d+\.\d+ at /,
+    );
+  });
+
+  it('creates a running container with limits and a stopped one; the cgroup has the limit', async () => {
+    const section: ContainersSection = {
+      podman: [
+        pod('web', { limits: { cpuQuota: 50, memoryMax: '64M', tasksMax: 32 } }),
+        pod('batch', { state: 'stopped' }),
+      ],
+    };
+    const { plan } = await engine.plan(doc(section));
+    expect(plan.changes.map((c) => c.summary)).toEqual([
+      'create podman container web from localhost/tiny:1 (running)',
+      'create podman container batch from localhost/tiny:1 (stopped)',
+    ]);
+    expect((await engine.apply(doc(section))).status).toBe('committed');
+    expect(await status('web')).toBe('running');
+    expect(await status('batch')).toBe('created');
+    expect(await memoryLimit('web')).toBe(64 * 1024 * 1024);
+    expect(
+      await podman('inspect', 'web', '--format', '{{.HostConfig.PidsLimit}} {{.HostConfig.CpuQuota}}'),
+    ).toBe('32 50000');
+    expect((await engine.plan(doc(section))).plan.changes).toEqual([]);
+    const all = await plugin().query(ctx());
+    // (Podman gives every container a tasks limit, 2048 by default: query says so.)
+    expect(all.podman).toMatchObject([
+      {
+        name: 'batch',
+        state: 'stopped',
+        image: 'localhost/tiny:1',
+        command: ['/usr/bin/sleep', 'infinity'],
+        network: 'none',
+      },
+      {
+        name: 'web',
+        state: 'running',
+        image: 'localhost/tiny:1',
+        command: ['/usr/bin/sleep', 'infinity'],
+        network: 'none',
+        limits: { cpuQuota: 50, memoryMax: 67108864, tasksMax: 32 },
+      },
+    ]);
+  });
+
+  it('stops and starts; a rollback puts both back', async () => {
+    const section: ContainersSection = {
+      podman: [
+        { name: 'web', state: 'stopped' },
+        { name: 'batch', state: 'running' },
+      ],
+    };
+    expect((await engine.apply(doc(section))).status).toBe('committed');
+    expect(await status('web')).toBe('exited');
+    expect(await status('batch')).toBe('running');
+    expect((await engine.rollback()).status).toBe('rolled-back');
+    expect(await status('web')).toBe('running');
+    expect(await status('batch')).toBe('exited');
+  });
+
+  it('recreates a container for new limits', async () => {
+    const before = await podman('inspect', 'web', '--format', '{{.Id}}');
+    const section: ContainersSection = { podman: [{ name: 'web', limits: { memoryMax: '32M' } }] };
+    const { plan } = await engine.plan(doc(section));
+    expect(plan.changes.map((c) => c.summary)).toEqual([
+      'set podman container web: memoryMax 33554432 (recreates it)',
+    ]);
+    expect((await engine.apply(doc(section))).status).toBe('committed');
+    expect(await podman('inspect', 'web', '--format', '{{.Id}}')).not.toBe(before);
+    expect(await memoryLimit('web')).toBe(32 * 1024 * 1024);
+    expect(await status('web')).toBe('running');
+  });
+
+  it('removes a container; a rollback makes it again from its image', async () => {
+    expect((await engine.apply(doc({ podman: [{ name: 'web', state: 'absent' }] }))).status).toBe(
+      'committed',
+    );
+    expect(await podman('ps', '-a', '--format', '{{.Names}}')).not.toMatch(/^web$/m);
+    expect((await engine.rollback()).status).toBe('rolled-back');
+    expect(await status('web')).toBe('running');
+    expect(await memoryLimit('web')).toBe(32 * 1024 * 1024);
+  });
+
+  it('a container whose image Podman lacks fails the transaction; what it created is removed', async () => {
+    const err = await engine
+      .apply(doc({ podman: [pod('first'), pod('broken', { image: 'localhost/no-such-image:1' })] }))
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'OPDBUS_ERR_APPLY_FAILED' });
+    expect(String((err as Error).message)).toMatch(/no-such-image/);
+    expect(await podman('ps', '-a', '--format', '{{.Names}}')).not.toMatch(/^(first|broken)$/m);
+  });
+
+  it('creates again a container removed underneath', async () => {
+    await podman('rm', '-f', '-t', '0', 'batch');
+    const section: ContainersSection = { podman: [pod('batch', { state: 'stopped' })] };
+    const { plan } = await engine.plan(doc(section));
+    expect(plan.changes.map((c) => c.summary)).toEqual([
+      'create podman container batch from localhost/tiny:1 (stopped)',
+    ]);
+    expect((await engine.apply(doc(section))).status).toBe('committed');
+    expect(await status('batch')).toBe('created');
+  });
+});
