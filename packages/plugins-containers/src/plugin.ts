@@ -49,11 +49,15 @@ export interface ContainersPluginOptions {
    * target root, where podman.socket listens).
    */
   podmanSocket?: string;
+  /** Seconds a Podman container has to stop (or be removed) after SIGTERM before SIGKILL (default 10). */
+  podmanStopTimeoutS?: number;
 }
 
 const asJson = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 const RUNNING = new Set(['active', 'activating', 'reloading', 'deactivating']);
 const BACKUP_PREFIX = 'opdbus-ckpt-';
+/** Podman events that change what query reports. */
+const PODMAN_ACTIONS = new Set(['create', 'start', 'stop', 'died', 'remove', 'pause', 'unpause']);
 
 /** Bytes of a size written as a number or with K/M/G/T. */
 export function sizeBytes(v: number | string): number {
@@ -297,7 +301,7 @@ export function createContainersPlugin(
   ): Promise<void> {
     const client = podman(ctx);
     if (before !== null && podRecreate(want, before).length > 0) {
-      await client.remove(want.name);
+      await client.remove(want.name, options.podmanStopTimeoutS);
       before = null;
     }
     if (before === null) {
@@ -310,12 +314,12 @@ export function createContainersPlugin(
       await client.create(want);
     }
     if ((want.state ?? 'running') === 'running') await client.start(want.name);
-    else if (before?.state === 'running') await client.stop(want.name);
+    else if (before?.state === 'running') await client.stop(want.name, options.podmanStopTimeoutS);
   }
 
   async function applyPod(ctx: PluginContext, change: Change): Promise<void> {
     const name = change.resource.slice('podman/'.length);
-    if (change.op === 'delete') return podman(ctx).remove(name);
+    if (change.op === 'delete') return podman(ctx).remove(name, options.podmanStopTimeoutS);
     const current = await podman(ctx).inspect(name);
     return convergePod(ctx, change.after as PodmanContainer, current);
   }
@@ -743,18 +747,57 @@ export function createContainersPlugin(
     },
 
     async watch(ctx, onEvent: (event: WatchEvent) => void) {
-      const s = await MachineSession.open(ctx, jobTimeoutMs);
-      const subscriptions = await s.onMachines((event, name) =>
-        onEvent({
-          plugin: 'containers',
-          resource: `machine/${name}`,
-          detail: `machine ${name} ${event === 'new' ? 'started' : 'stopped'}`,
-          raw: { event, machine: name, unit: machineUnit(name) },
-        }),
-      );
+      // Each backend that answers: machined's signals, Podman's event stream.
+      const stops: (() => Promise<void>)[] = [];
+      const problems: string[] = [];
+      try {
+        const s = await MachineSession.open(ctx, jobTimeoutMs);
+        try {
+          const subscriptions = await s.onMachines((event, name) =>
+            onEvent({
+              plugin: 'containers',
+              resource: `machine/${name}`,
+              detail: `machine ${name} ${event === 'new' ? 'started' : 'stopped'}`,
+              raw: { event, machine: name, unit: machineUnit(name) },
+            }),
+          );
+          stops.push(async () => {
+            for (const sub of subscriptions) await sub.unsubscribe().catch(() => undefined);
+            await s.close();
+          });
+        } catch (err) {
+          await s.close();
+          throw err;
+        }
+      } catch (err) {
+        problems.push(`machined: ${(err as Error).message}`);
+      }
+      try {
+        const stop = await podman(ctx).events(
+          ({ action, name, raw }) => {
+            if (!PODMAN_ACTIONS.has(action)) return;
+            onEvent({
+              plugin: 'containers',
+              resource: `podman/${name}`,
+              detail: `podman container ${name}: ${action}`,
+              raw: asJson(raw),
+            });
+          },
+          (err) =>
+            ctx.logger.warn({ err }, "Podman's event stream failed; Podman drift shows at the next query"),
+        );
+        stops.push(() => Promise.resolve(stop()));
+      } catch (err) {
+        problems.push(`Podman: ${(err as Error).message}`);
+      }
+      if (stops.length === 0)
+        throw new OpdbusError(
+          'OPDBUS_ERR_CONTAINERS_MACHINE',
+          `Neither backend can be watched: ${problems.join('; ')}.`,
+          { data: { problems } },
+        );
       return async () => {
-        for (const sub of subscriptions) await sub.unsubscribe().catch(() => undefined);
-        await s.close();
+        for (const stop of stops) await stop();
       };
     },
   });

@@ -175,6 +175,7 @@ export class PodmanClient {
     );
   }
 
+  /** Stop: SIGTERM, then SIGKILL after `timeoutS` seconds. */
   async stop(name: string, timeoutS = 10): Promise<void> {
     await this.#call(
       `stop container ${name}`,
@@ -184,12 +185,70 @@ export class PodmanClient {
     );
   }
 
-  /** Remove a container (stopping it first) and its anonymous volumes. */
-  async remove(name: string): Promise<void> {
+  /**
+   * Follow container events (`/events?stream=true`, newline-delimited JSON) until the returned
+   * function is called. `onError` hears of a stream that broke.
+   */
+  async events(
+    onEvent: (event: { action: string; name: string; raw: Record<string, unknown> }) => void,
+    onError: (err: Error) => void,
+  ): Promise<() => void> {
+    await this.version();
+    const filters = encodeURIComponent(JSON.stringify({ type: ['container'] }));
+    let closed = false;
+    const req = request(
+      {
+        socketPath: this.socketPath,
+        method: 'GET',
+        path: `${API}/events?stream=true&filters=${filters}`,
+        headers: { host: 'podman' },
+      },
+      (res) => {
+        let buffer = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffer += chunk;
+          // Bounded: one event is small; a line that never ends is not an event stream.
+          if (buffer.length > 1_000_000) {
+            req.destroy(new Error('the events stream sent a line longer than 1 MB'));
+            return;
+          }
+          let nl: number;
+          while ((nl = buffer.indexOf('\n')) >= 0) {
+            const line = buffer.slice(0, nl).trim();
+            buffer = buffer.slice(nl + 1);
+            if (line === '') continue;
+            try {
+              const e = JSON.parse(line) as { Action?: unknown; Actor?: { Attributes?: { name?: unknown } } };
+              const name = e.Actor?.Attributes?.name;
+              if (typeof e.Action === 'string' && typeof name === 'string')
+                onEvent({ action: e.Action, name, raw: e });
+            } catch (err) {
+              onError(new Error(`Podman sent an event that is not JSON: ${(err as Error).message}`));
+            }
+          }
+        });
+        res.on('end', () => {
+          if (!closed) onError(new Error(`Podman's event stream at ${this.socketPath} ended`));
+        });
+      },
+    );
+    req.on('error', (err) => {
+      if (!closed) onError(err);
+    });
+    req.end();
+    return () => {
+      closed = true;
+      req.destroy();
+    };
+  }
+
+  /** Remove a container (stopping it first, SIGKILL after `timeoutS`) and its anonymous volumes. */
+  async remove(name: string, timeoutS = 10): Promise<void> {
     await this.#call(
       `remove container ${name}`,
       'DELETE',
-      `/containers/${encodeURIComponent(name)}?force=true&v=true`,
+      `/containers/${encodeURIComponent(name)}?force=true&v=true&timeout=${timeoutS}`,
       [200, 204, 404],
     );
   }

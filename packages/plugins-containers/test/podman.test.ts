@@ -4,7 +4,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Engine, PluginRegistry, parseStateDocument, type PluginContext } from '@opdbus/core';
+import {
+  Engine,
+  PluginRegistry,
+  parseStateDocument,
+  type PluginContext,
+  type WatchEvent,
+} from '@opdbus/core';
 import { requirement } from '@opdbus/sandbox';
 import { describeIf } from '@opdbus/sandbox/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -70,7 +76,8 @@ describeIf(podmanReady, 'containers plugin: the Podman backend over its REST API
   ];
   const podman = async (...args: string[]): Promise<string> =>
     (await run('podman', [...globals(), ...args], { env: env() })).stdout.trim();
-  const plugin = () => createContainersPlugin({ podmanSocket: socket() });
+  // sleep(1) as PID 1 ignores SIGTERM: give it a second before SIGKILL.
+  const plugin = () => createContainersPlugin({ podmanSocket: socket(), podmanStopTimeoutS: 1 });
   let registry: PluginRegistry;
   const doc = (section: ContainersSection) =>
     parseStateDocument(JSON.stringify({ version: 1, plugins: { containers: section } }), {
@@ -201,6 +208,8 @@ describeIf(podmanReady, 'containers plugin: the Podman backend over its REST API
     ).toBe('32 50000');
     expect((await engine.plan(doc(section))).plan.changes).toEqual([]);
     const all = await plugin().query(ctx());
+    // What query says, fed back, plans nothing.
+    expect((await engine.plan(doc(all))).plan.changes).toEqual([]);
     // (Podman gives every container a tasks limit, 2048 by default: query says so.)
     expect(all.podman).toMatchObject([
       {
@@ -266,6 +275,24 @@ describeIf(podmanReady, 'containers plugin: the Podman backend over its REST API
     expect(err).toMatchObject({ code: 'OPDBUS_ERR_APPLY_FAILED' });
     expect(String((err as Error).message)).toMatch(/no-such-image/);
     expect(await podman('ps', '-a', '--format', '{{.Names}}')).not.toMatch(/^(first|broken)$/m);
+  });
+
+  it("watch reports a container stopped out of band (Podman's event stream); the next apply starts it", async () => {
+    let heard: (event: WatchEvent) => void = () => undefined;
+    const seen = new Promise<WatchEvent>((resolve) => (heard = resolve));
+    // The stream is open once watch resolves.
+    const unwatch = await plugin().watch!(ctx(), (event) => {
+      if (event.resource === 'podman/web' && /died|stop/.test(event.detail ?? '')) heard(event);
+    });
+    await podman('stop', '-t', '0', 'web');
+    expect(await seen).toMatchObject({ plugin: 'containers', resource: 'podman/web' });
+    await unwatch();
+    const section: ContainersSection = { podman: [{ name: 'web' }] };
+    expect((await engine.plan(doc(section))).plan.changes.map((c) => c.summary)).toEqual([
+      'set podman container web: running',
+    ]);
+    expect((await engine.apply(doc(section))).status).toBe('committed');
+    expect(await status('web')).toBe('running');
   });
 
   it('creates again a container removed underneath', async () => {
