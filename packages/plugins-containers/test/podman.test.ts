@@ -1,9 +1,6 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import {
   Engine,
   PluginRegistry,
@@ -11,47 +8,15 @@ import {
   type PluginContext,
   type WatchEvent,
 } from '@opdbus/core';
-import { requirement } from '@opdbus/sandbox';
 import { describeIf } from '@opdbus/sandbox/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PodmanClient } from '../src/podman.js';
 import { createContainersPlugin } from '../src/plugin.js';
 import type { ContainersSection, PodmanContainer } from '../src/schema.js';
-
-const run = promisify(execFile);
-const which = (tool: string): boolean =>
-  ['/usr/bin', '/usr/sbin', '/bin', '/sbin'].some((d) => existsSync(join(d, tool)));
-const isRoot = process.getuid?.() === 0;
-const podmanReady = requirement(
-  'podman',
-  isRoot && which('podman') && which('runc'),
-  'podman and runc are needed (apt-get install --no-install-recommends podman runc), as root',
-);
-
-/**
- * A private Podman: its own storage (--root/--runroot), run and volume directories, events log
- * and CNI directory, all under DIR, so the host's Podman state is never touched. runc, because
- * crun refuses this machine's hybrid cgroup hierarchy; cgroupfs, because no systemd runs the host;
- * ulimits within what this process may set (it lacks CAP_SYS_RESOURCE).
- */
-function containersConf(dir: string): string {
-  return `[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "${dir}/events.log"
-tmp_dir = "${dir}/tmp"
-volume_path = "${dir}/volumes"
-[network]
-network_config_dir = "${dir}/cni"
-[containers]
-default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
-`;
-}
+import { TINY_IMAGE, podmanReady, startPodman, type PodmanService } from './podman.js';
 
 const pod = (name: string, extra: Partial<PodmanContainer> = {}): PodmanContainer => ({
   name,
-  image: 'localhost/tiny:1',
+  image: TINY_IMAGE,
   command: ['/usr/bin/sleep', 'infinity'],
   network: 'none',
   ...extra,
@@ -60,24 +25,11 @@ const pod = (name: string, extra: Partial<PodmanContainer> = {}): PodmanContaine
 // The Podman backend against a real `podman system service` on a private socket, with an image
 // made here by `podman import` of a tarball (no registry is reachable).
 describeIf(podmanReady, 'containers plugin: the Podman backend over its REST API', () => {
-  let dir: string;
+  let pm: PodmanService;
   let stateDir: string;
-  let service: ChildProcess;
-  let cgroupsBefore: boolean;
-  const socket = (): string => join(dir, 'podman.sock');
-  const env = (): NodeJS.ProcessEnv => ({ ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf') });
-  const globals = (): string[] => [
-    '--root',
-    join(dir, 'root'),
-    '--runroot',
-    join(dir, 'run'),
-    '--storage-driver',
-    'overlay',
-  ];
-  const podman = async (...args: string[]): Promise<string> =>
-    (await run('podman', [...globals(), ...args], { env: env() })).stdout.trim();
+  const podman = (...args: string[]): Promise<string> => pm.podman(...args);
   // sleep(1) as PID 1 ignores SIGTERM: give it a second before SIGKILL.
-  const plugin = () => createContainersPlugin({ podmanSocket: socket(), podmanStopTimeoutS: 1 });
+  const plugin = () => createContainersPlugin({ podmanSocket: pm.socket, podmanStopTimeoutS: 1 });
   let registry: PluginRegistry;
   const doc = (section: ContainersSection) =>
     parseStateDocument(JSON.stringify({ version: 1, plugins: { containers: section } }), {
@@ -95,88 +47,21 @@ describeIf(podmanReady, 'containers plugin: the Podman backend over its REST API
   const status = (name: string): Promise<string> => podman('inspect', name, '--format', '{{.State.Status}}');
 
   beforeAll(async () => {
-    cgroupsBefore = existsSync('/sys/fs/cgroup/memory/libpod_parent');
-    dir = await mkdtemp(join(tmpdir(), 'opdbus-podman-'));
+    pm = await startPodman();
     stateDir = await mkdtemp(join(tmpdir(), 'opdbus-podman-state-'));
-    await writeFile(join(dir, 'containers.conf'), containersConf(dir));
-    // An image: sleep(1) with the libraries it needs, as a tarball.
-    await run('tar', [
-      '-h',
-      '-C',
-      '/',
-      '-cf',
-      join(dir, 'tiny.tar'),
-      'usr/bin/sleep',
-      'lib/x86_64-linux-gnu/libc.so.6',
-      'lib64/ld-linux-x86-64.so.2',
-    ]);
-    await podman('import', '-q', join(dir, 'tiny.tar'), 'localhost/tiny:1');
-    service = spawn('podman', [...globals(), 'system', 'service', '--time=0', `unix://${socket()}`], {
-      env: env(),
-      stdio: 'ignore',
-    });
-    // Ready when it answers.
-    const client = new PodmanClient(socket());
-    for (let i = 0; ; i++) {
-      try {
-        await client.version();
-        break;
-      } catch (err) {
-        if (i > 200) throw err;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
     registry = new PluginRegistry([plugin()]);
     engine = new Engine({
       registry,
       stateDir,
       // No system bus: the machined backend is probed and found missing.
-      target: { busAddress: `unix:path=${join(dir, 'no-bus')}` },
+      target: { busAddress: `unix:path=${join(pm.dir, 'no-bus')}` },
       verify: { attempts: 10, initialDelayMs: 50 },
     });
   }, 300_000);
 
   afterAll(async () => {
-    if (dir === undefined) return;
-    await podman('rm', '-af', '-t', '0').catch(() => undefined);
-    if (service !== undefined && service.exitCode === null) {
-      const exited = new Promise((r) => service.once('exit', r));
-      service.kill('SIGTERM');
-      await exited;
-    }
-    await podman('system', 'reset', '-f').catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-    await rm(stateDir, { recursive: true, force: true });
-    // The cgroups cgroupfs made, when there were none before.
-    if (!cgroupsBefore)
-      for (const h of [
-        'memory',
-        'cpu',
-        'cpuacct',
-        'cpuset',
-        'pids',
-        'blkio',
-        'devices',
-        'freezer',
-        'net_cls',
-        'perf_event',
-        'net_prio',
-        'hugetlb',
-        'rdma',
-        'misc',
-        'systemd',
-        'unified',
-      ])
-        await run('find', [
-          `/sys/fs/cgroup/${h}/libpod_parent`,
-          '-depth',
-          '-type',
-          'd',
-          '-exec',
-          'rmdir',
-          '{}',
-          ';',
-        ]).catch(() => undefined);
+    await pm?.stop();
+    if (stateDir !== undefined) await rm(stateDir, { recursive: true, force: true });
   });
 
   it('probes: machined is missing here, Podman answers', async () => {
