@@ -53,6 +53,10 @@ const TEST = {
   lspci: 'pciutils',
   // The ssh plugin's tests make keys and fingerprints with ssh-keygen.
   'ssh-keygen': 'openssh-client',
+  // The containers plugin's Podman backend runs against a private `podman system service`;
+  // runc, because crun refuses hybrid cgroup hierarchies.
+  podman: 'podman',
+  runc: 'runc',
 };
 // A path (starting with /) is a file the package installs, for packages without a program.
 const BENCH = {

@@ -14,6 +14,12 @@ export const containersErrors = defineErrorCodes({
     remedy:
       'Read the D-Bus error or the job result in the message; `journalctl -u systemd-nspawn@NAME.service` on the target says why a machine did not start.',
   },
+  OPDBUS_ERR_CONTAINERS_PODMAN: {
+    summary:
+      "Podman's REST API (libpod, on its unix socket) could not be reached or refused an operation on a container (create, start, stop, remove), e.g. an image it does not have.",
+    remedy:
+      "Read Podman's message in the error; check the service (`systemctl status podman.socket`, or the socket passed as `podmanSocket`) and `podman images` on the target.",
+  },
   OPDBUS_ERR_CONTAINERS_RESTORE: {
     summary: 'Putting machines back from a checkpoint failed for some of them.',
     remedy:

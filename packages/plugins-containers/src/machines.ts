@@ -13,6 +13,7 @@ import {
   type DbusConnection,
   type Subscription,
 } from '@opdbus/dbus';
+import { OvsPorts } from './ovs.js';
 
 const MACHINED = 'org.freedesktop.machine1';
 const MACHINED_PATH = '/org/freedesktop/machine1';
@@ -61,8 +62,11 @@ export class MachineSession implements AsyncDisposable {
   readonly #done = new Map<string, string>();
   readonly #waiters = new Map<string, (result: string) => void>();
   #jobs: Subscription | undefined;
+  readonly #ctx: PluginContext;
+  #ovs: Promise<OvsPorts> | undefined;
 
-  private constructor(bus: DbusConnection, jobTimeoutMs: number) {
+  private constructor(ctx: PluginContext, bus: DbusConnection, jobTimeoutMs: number) {
+    this.#ctx = ctx;
     this.bus = bus;
     this.manager = new Systemd1Manager(bus);
     this.#jobTimeoutMs = jobTimeoutMs;
@@ -74,7 +78,7 @@ export class MachineSession implements AsyncDisposable {
       ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
       logger: ctx.logger,
     });
-    return new MachineSession(bus, jobTimeoutMs);
+    return new MachineSession(ctx, bus, jobTimeoutMs);
   }
 
   async #machined(member: string, signature = '', body: unknown[] = []): Promise<unknown[]> {
@@ -258,7 +262,22 @@ export class MachineSession implements AsyncDisposable {
     await this.manager.revertUnitFiles([machineUnit(name)]).catch(() => undefined);
   }
 
+  /** The target's OVSDB (connected on first use, for machines on Open vSwitch bridges). */
+  ovs(): Promise<OvsPorts> {
+    this.#ovs ??= OvsPorts.open(this.#ctx);
+    this.#ovs.catch(() => (this.#ovs = undefined));
+    return this.#ovs;
+  }
+
+  /** Reload the manager's unit files (after writing a drop-in). */
+  async reload(): Promise<void> {
+    await this.manager.reload();
+  }
+
   async close(): Promise<void> {
+    const ovs = this.#ovs;
+    this.#ovs = undefined;
+    await ovs?.then((o) => o.close()).catch(() => undefined);
     await this.#jobs?.unsubscribe().catch(() => undefined);
     await this.bus.close();
   }

@@ -6,6 +6,16 @@
  */
 import type { MachineEntry } from './schema.js';
 
+/** The host end of a machine's veth on an Open vSwitch bridge. */
+export function hostInterfaceOf(m: Pick<MachineEntry, 'name' | 'network'>): string | undefined {
+  const net = m.network;
+  if (net === undefined || !('ovsBridge' in net)) return undefined;
+  return net.hostInterface ?? `ve-${m.name}`;
+}
+
+/** The comment line of a settings file that names the machine's Open vSwitch bridge. */
+const OVS_BRIDGE_COMMENT = '# op-dbus ovs-bridge=';
+
 /** The first line of files this plugin writes. */
 export const SETTINGS_MARKER =
   '# Managed by op-dbus (@opdbus/plugins-containers); local changes are overwritten.';
@@ -66,6 +76,15 @@ export function renderSettings(m: MachineEntry): string {
   lines.push('', '[Network]');
   const net = m.network;
   if (net !== undefined && 'bridge' in net) lines.push(`Bridge=${net.bridge}`);
+  else if (net !== undefined && 'ovsBridge' in net)
+    // nspawn names the host end of VirtualEthernetExtra= as told (its own veth, ve-NAME, is
+    // shortened with a hash past 15 characters); the bridge is op-dbus's, kept in OVSDB.
+    lines.push(
+      `${OVS_BRIDGE_COMMENT}${net.ovsBridge ?? ''}`,
+      'Private=yes',
+      'VirtualEthernet=no',
+      `VirtualEthernetExtra=${hostInterfaceOf(m)}:host0`,
+    );
   else if (net !== undefined && 'host' in net) lines.push('Private=no', 'VirtualEthernet=no');
   else lines.push('Private=yes', 'VirtualEthernet=no');
   return `${lines.join('\n')}\n`;
@@ -75,8 +94,10 @@ export function renderSettings(m: MachineEntry): string {
 export function parseSettings(text: string): Pick<MachineEntry, 'boot' | 'command' | 'bind' | 'network'> {
   let section = '';
   const values = new Map<string, string[]>();
+  let ovsBridge: string | null | undefined;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
+    if (line.startsWith(OVS_BRIDGE_COMMENT)) ovsBridge = line.slice(OVS_BRIDGE_COMMENT.length) || null;
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
     const header = /^\[(.+)\]$/.exec(line);
     if (header !== null) {
@@ -106,7 +127,9 @@ export function parseSettings(text: string): Pick<MachineEntry, 'boot' | 'comman
     if (rw.length > 0) out.bind.readWrite = rw;
   }
   const bridge = last('Network.Bridge');
+  const extra = /^([^:]+):host0$/.exec(last('Network.VirtualEthernetExtra') ?? '');
   if (bridge !== undefined && bridge !== '') out.network = { bridge };
+  else if (ovsBridge !== undefined && extra !== null) out.network = { ovsBridge, hostInterface: extra[1]! };
   else if (yes(last('Network.Private')) === false && yes(last('Network.VirtualEthernet')) !== true)
     out.network = { host: true };
   else out.network = { private: true };

@@ -1,6 +1,8 @@
 /**
- * @opdbus/plugins-numa: NUMA-aware placement of systemd units for op-dbus.
+ * @opdbus/plugins-numa: NUMA-aware placement of systemd units and systemd-nspawn machines for
+ * op-dbus.
  *
  * @packageDocumentation
  */
 export { createNumaPlugin, numaPlugin, type NumaPluginOptions } from './plugin.js';
+export { machineUnit, numaMachinesSchema, numaPluginSchema, type NumaPluginSection } from './schema.js';

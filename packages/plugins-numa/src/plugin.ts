@@ -1,12 +1,13 @@
-import { defineExpansionPlugin, packageVersion, type Expansion, type Plugin } from '@opdbus/core';
 import {
-  numaSectionSchema,
-  parseCpuList,
-  readTopology,
-  resolvePlacements,
-  type NumaSection,
-  type Topology,
-} from '@opdbus/numa';
+  OpdbusError,
+  defineExpansionPlugin,
+  isOpdbusError,
+  packageVersion,
+  type Expansion,
+  type Plugin,
+} from '@opdbus/core';
+import { parseCpuList, readTopology, resolvePlacements, type NumaSection, type Topology } from '@opdbus/numa';
+import { machineUnit, numaPluginSchema, type NumaPluginSection } from './schema.js';
 
 /** Options of {@link createNumaPlugin}. */
 export interface NumaPluginOptions {
@@ -19,9 +20,30 @@ export interface NumaPluginOptions {
   topology?: () => Promise<Topology>;
 }
 
+const PLACEMENTS = 'plugins.numa.placements';
+
+/**
+ * A resolver error about a machine's unit, rewritten to name the machine and its path in the
+ * document (`plugins.numa.machines["NAME"]`) instead of the unit it was resolved as.
+ */
+function forMachines(err: unknown, machines: ReadonlyMap<string, string>): unknown {
+  if (!isOpdbusError(err)) return err;
+  const unit = typeof err.data?.unit === 'string' ? err.data.unit : undefined;
+  const name = unit === undefined ? undefined : machines.get(unit);
+  if (unit === undefined || name === undefined) return err;
+  const from = `${PLACEMENTS}[${JSON.stringify(unit)}]`;
+  const to = `plugins.numa.machines[${JSON.stringify(name)}]`;
+  return new OpdbusError(
+    err.code,
+    err.message.replace(`Placement of ${unit} (${from})`, `Placement of machine ${name} (${to})`),
+    { data: { ...err.data, path: to, machine: name }, cause: err },
+  );
+}
+
 /**
  * Create the `numa` plugin. Its section, `numa.placements`, asks for CPUs, memory and locality
- * per systemd unit; at plan time the plugin reads the machine's topology and resolves each
+ * per systemd unit, and `numa.machines` the same per systemd-nspawn machine (its unit
+ * `systemd-nspawn@NAME.service`); at plan time the plugin reads the machine's topology and resolves each
  * request (see `resolvePlacements` of @opdbus/numa) into the unit's `CPUAffinity`,
  * `NUMAPolicy` and `NUMAMask` in the `systemd` section, with the reason for each choice as a
  * plan note. The systemd plugin applies, verifies and rolls those back like any other unit
@@ -30,15 +52,16 @@ export interface NumaPluginOptions {
  * The section has no host state of its own: `query` reports the placements asked for, and its
  * own diff is always empty — every change it causes is a systemd change.
  */
-export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSection, null> {
+export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaPluginSection, null> {
   // The whole machine: units are placed by systemd, not confined to the cpuset of the process
   // that plans them.
   const topology = options.topology ?? (() => readTopology({ root: options.root ?? '/', wholeSystem: true }));
-  return defineExpansionPlugin<NumaSection>({
+  return defineExpansionPlugin<NumaPluginSection>({
     name: 'numa',
     version: packageVersion(import.meta.url),
-    description: 'NUMA-aware placement of systemd units, resolved into CPUAffinity, NUMAPolicy and NUMAMask.',
-    schema: numaSectionSchema,
+    description:
+      'NUMA-aware placement of systemd units and systemd-nspawn machines, resolved into CPUAffinity, NUMAPolicy and NUMAMask.',
+    schema: numaPluginSchema,
     empty: { placements: {} },
 
     async probe() {
@@ -55,8 +78,19 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
 
     async expand(section): Promise<Expansion> {
       // No placements, no contribution: the systemd section (and the bus) are not needed.
-      if (Object.keys(section.placements).length === 0) return { sections: {} };
-      const result = resolvePlacements(section, await topology(), { path: 'plugins.numa.placements' });
+      // Machines are placed as their units, together with the units (exclusive CPUs are shared
+      // out among both).
+      const machines = new Map(Object.keys(section.machines ?? {}).map((name) => [machineUnit(name), name]));
+      const all: NumaSection = { placements: { ...section.placements } };
+      for (const [name, request] of Object.entries(section.machines ?? {}))
+        all.placements[machineUnit(name)] = request;
+      if (Object.keys(all.placements).length === 0) return { sections: {} };
+      let result: ReturnType<typeof resolvePlacements>;
+      try {
+        result = resolvePlacements(all, await topology(), { path: PLACEMENTS });
+      } catch (err) {
+        throw forMachines(err, machines);
+      }
       const units: Record<string, { properties: Record<string, unknown> }> = {};
       for (const placement of result.placements) {
         const properties: Record<string, unknown> = {};
@@ -71,15 +105,20 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
       }
       return {
         sections: { systemd: { units } },
-        notes: result.placements.map((p) => ({
-          plugin: 'systemd',
-          resource: `unit/${p.unit}`,
-          note: `numa: ${p.reason}`,
-        })),
+        notes: result.placements.flatMap((p) => {
+          const name = machines.get(p.unit);
+          const note = { plugin: 'systemd', resource: `unit/${p.unit}`, note: `numa: ${p.reason}` };
+          return name === undefined
+            ? [note]
+            : [
+                { ...note, note: `numa: machine ${name}: ${p.reason}` },
+                { plugin: 'containers', resource: `machine/${name}`, note: `numa: ${p.unit}: ${p.reason}` },
+              ];
+        }),
       };
     },
   });
 }
 
 /** The numa plugin reading the running machine's topology. */
-export const numaPlugin: Plugin<NumaSection, null> = createNumaPlugin();
+export const numaPlugin: Plugin<NumaPluginSection, null> = createNumaPlugin();

@@ -64,6 +64,56 @@ describe('numa plugin on a generated 2-socket machine', () => {
     ]);
   });
 
+  it('places a machine as its unit, together with the units, and names it in errors', async () => {
+    const plugin = createNumaPlugin({ root: dir });
+    const topology = await readTopology({ root: dir });
+    const expansion = await plugin.expand!(
+      {
+        placements: { 'a.service': { cpus: 4, node: 0, exclusive: true } },
+        machines: { web: { cpus: 2, node: 0, exclusive: true } },
+      },
+      undefined as never,
+    );
+    const units = (
+      expansion.sections.systemd as {
+        units: Record<string, { properties: { CPUAffinity: number[]; NUMAMask: number[] } }>;
+      }
+    ).units;
+    const web = units['systemd-nspawn@web.service']!.properties;
+    const a = units['a.service']!.properties;
+    expect(web.NUMAMask).toEqual([0]);
+    expect(web.CPUAffinity).toHaveLength(2);
+    expect(web.CPUAffinity.every((cpu) => topology.nodes.find((n) => n.id === 0)!.cpus.includes(cpu))).toBe(
+      true,
+    );
+    // Exclusive placements share the node out: no CPU twice.
+    expect(web.CPUAffinity.filter((cpu) => a.CPUAffinity.includes(cpu))).toEqual([]);
+    expect(expansion.notes).toContainEqual({
+      plugin: 'containers',
+      resource: 'machine/web',
+      note: expect.stringMatching(/^numa: systemd-nspawn@web\.service: .*node 0/),
+    });
+    await expect(
+      plugin.expand!({ machines: { big: { cpus: 64 } } }, undefined as never),
+    ).rejects.toMatchObject({
+      code: expect.stringMatching(/^OPDBUS_ERR_NUMA_/),
+      message: expect.stringContaining('Placement of machine big (plugins.numa.machines["big"])'),
+      data: expect.objectContaining({ path: 'plugins.numa.machines["big"]', machine: 'big' }),
+    });
+  });
+
+  it('refuses a machine that is also placed as its unit, and a name that is not a machine name', () => {
+    const plugin = createNumaPlugin({ root: dir });
+    const both = plugin.schema.safeParse({
+      placements: { 'systemd-nspawn@web.service': { cpus: 1 } },
+      machines: { web: { cpus: 1 } },
+    });
+    expect(both.success).toBe(false);
+    expect(both.error?.issues[0]).toMatchObject({ path: ['machines', 'web'] });
+    const bad = plugin.schema.safeParse({ machines: { 'no/such': { cpus: 1 } } });
+    expect(bad.error?.issues[0]).toMatchObject({ path: ['machines', 'no/such'] });
+  });
+
   it('contributes nothing when there are no placements', async () => {
     const plugin = createNumaPlugin({ root: dir });
     expect(await plugin.expand!({ placements: {} }, undefined as never)).toEqual({ sections: {} });
