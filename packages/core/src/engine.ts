@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import { hostname, userInfo } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { auditChanges, type AuditRecord, type AuditSink } from './audit.js';
-import { makeChange, resourceKey, type Change } from './change.js';
+import { makeChange, resourceKey, type Change, type ChangeSpec } from './change.js';
 import { formatPath, type StateDocument } from './document.js';
 import { OpdbusError, toOpdbusError } from './errors.js';
 import { EventBus, type OpdbusEvent } from './events.js';
@@ -300,7 +300,7 @@ export class Engine {
         operation: 'diff',
       });
     }
-    return specs.map((spec) => makeChange(plugin.name, spec));
+    return asJsonChanges(specs).map((spec) => makeChange(plugin.name, spec));
   }
 
   /** Query what the document names and compute the ordered plan that takes the host there. */
@@ -1348,6 +1348,14 @@ export type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | '
 };
 
 /** The first items of a list for a message: never thousands of them. */
+/**
+ * A plugin's change specs as the engine, journal and ledger hold them: JSON. Every plugin's values
+ * are JSON by the contract, and {@link makeChange} refuses a value that is not.
+ */
+function asJsonChanges(specs: readonly ChangeSpec<unknown>[]): ChangeSpec[] {
+  return specs as ChangeSpec[];
+}
+
 function firstOf(items: readonly string[], n = 10): string {
   return items.length <= n
     ? items.join('; ')

@@ -88,9 +88,24 @@ export type Unsubscribe = () => void | Promise<void>;
  *
  * `D` is the plugin's section of the state document (the desired state) and also the shape its
  * `query` returns (the observed state, normalised); `T` is its checkpoint token, which must be
- * JSON so that journals can hold it and another process can restore from it.
+ * JSON-serialisable so that journals can hold it and another process can restore from it; `V` is the type of
+ * its changes' `before` / `after` values (usually a union of its resource kinds, e.g.
+ * `LinkSpec | AddressSpec`), so that `apply` and `checkpoint` read them without casts. `V` must
+ * be JSON-serialisable (objects, arrays, strings, numbers, booleans, null; `undefined` members
+ * are dropped): the engine journals every plugin's changes as JSON.
+ *
+ * @example
+ * ```ts
+ * type MotdValue = { text: string };
+ * const motd: Plugin<MotdSection, JsonValue, MotdValue> = {
+ *   // ...
+ *   async apply(change) {
+ *     if (change.after !== null) await writeFile(path, change.after.text); // typed, no cast
+ *   },
+ * };
+ * ```
  */
-export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
+export interface Plugin<D = unknown, T = JsonValue, V = JsonValue> {
   /** Section name in the state document: lowercase letters, digits and dashes. */
   readonly name: string;
   /** The plugin's own version (semver). */
@@ -104,9 +119,9 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
   /** The observed state, normalised to the shape of the desired section. */
   query(ctx: PluginContext, options?: QueryOptions<D>): Promise<D>;
   /** Pure: the changes that take `observed` to `desired`. Resources `desired` does not name are left alone. */
-  diff(desired: D, observed: D): ChangeSpec[];
+  diff(desired: D, observed: D): ChangeSpec<V>[];
   /** Apply one change. Idempotent: applying it twice is the same as once. */
-  apply(change: Change, ctx: PluginContext): Promise<void>;
+  apply(change: Change<V>, ctx: PluginContext): Promise<void>;
   /**
    * Optional: apply several changes of this plugin at once, all or nothing (e.g. one OVSDB
    * transaction). When present, the engine calls it instead of `apply` for every run of
@@ -115,9 +130,9 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
    * may remain applied; an `OpdbusError` whose `data.changeId` names a change of the batch
    * points at the change that failed.
    */
-  applyBatch?(changes: readonly Change[], ctx: PluginContext): Promise<void>;
+  applyBatch?(changes: readonly Change<V>[], ctx: PluginContext): Promise<void>;
   /** Record what `restore` needs to put the given changes' resources back as they are now. */
-  checkpoint(ctx: PluginContext, changes: readonly Change[]): Promise<T>;
+  checkpoint(ctx: PluginContext, changes: readonly Change<V>[]): Promise<T>;
   /** Put the resources of a checkpoint back. Idempotent; may run in another process than `checkpoint`. */
   restore(token: T, ctx: PluginContext): Promise<void>;
   /** Subscribe to the native event stream (or a poll, which the plugin documents). */
@@ -131,7 +146,7 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
    * keeps none of its values (both are recorded as redacted): a plugin that holds secrets says
    * which parts are secret; one without `redact` holds none.
    */
-  redactChange?(change: Change): RedactedChangeValues;
+  redactChange?(change: Change<V>): RedactedChangeValues<V>;
   /**
    * Optional: contribute desired state to other plugins' sections, resolved at plan time (e.g.
    * NUMA placements become a systemd unit's CPUAffinity/NUMAPolicy/NUMAMask). The engine
@@ -199,10 +214,13 @@ export function defineExpansionPlugin<D>(plugin: ExpansionPlugin<D>): Plugin<D, 
   };
 }
 
-/** A change's values as the audit log may keep them (see {@link Plugin.redactChange}). */
-export interface RedactedChangeValues {
-  before: JsonValue;
-  after: JsonValue;
+/**
+ * A change's values as the audit log may keep them (see {@link Plugin.redactChange}); `V` is the
+ * plugin's change value type (a secret replaced by `REDACTED` must fit it).
+ */
+export interface RedactedChangeValues<V = JsonValue> {
+  before: V | null;
+  after: V | null;
   /** A summary without the secrets; default: `<op> <resource>` when the values were redacted. */
   summary?: string;
 }
@@ -224,7 +242,7 @@ export interface PlanNote {
 
 /** A plugin of any section type. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the registry holds plugins of any section type
-export type AnyPlugin = Plugin<any, any>;
+export type AnyPlugin = Plugin<any, any, any>;
 
 const pluginNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const semverPattern = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
@@ -271,13 +289,14 @@ export function assertPlugin(value: unknown): AnyPlugin {
 }
 
 /**
- * Identity helper that types a plugin object and lets TypeScript infer its section type.
+ * Identity helper that types a plugin object and lets TypeScript infer its section type (and,
+ * from `diff`'s return type or an explicit type argument, its change value type).
  *
  * @example
  * ```ts
  * export const myPlugin = definePlugin({ name: 'my', version: '1.0.0', schema: z.strictObject({}), ... });
  * ```
  */
-export function definePlugin<D, T extends JsonValue>(plugin: Plugin<D, T>): Plugin<D, T> {
+export function definePlugin<D, T = JsonValue, V = JsonValue>(plugin: Plugin<D, T, V>): Plugin<D, T, V> {
   return plugin;
 }

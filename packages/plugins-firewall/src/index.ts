@@ -16,6 +16,8 @@ export {
   scopedSection,
   setResource,
   tableResource,
+  type FirewallChange,
+  type FirewallValue,
   type ResourceRef,
   type TableView,
 } from './model.js';
