@@ -189,7 +189,7 @@ export class Engine {
     for (const name of names) {
       const plugin = this.registry.require(name);
       try {
-        out[name] = await plugin.probe(this.context(name));
+        out[name] = plugin.probe === undefined ? { available: true } : await plugin.probe(this.context(name));
       } catch (err) {
         out[name] = { available: false, reason: `probe failed: ${(err as Error).message}` };
       }
@@ -200,7 +200,8 @@ export class Engine {
   async #requireAvailable(plugin: AnyPlugin): Promise<void> {
     let result: ProbeResult;
     try {
-      result = await plugin.probe(this.context(plugin.name));
+      result =
+        plugin.probe === undefined ? { available: true } : await plugin.probe(this.context(plugin.name));
     } catch (err) {
       throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_UNAVAILABLE', `Plugin "${plugin.name}" failed its probe`, {
         plugin: plugin.name,
@@ -224,6 +225,8 @@ export class Engine {
     target: TargetSpec = this.target,
     all = false,
   ): Promise<unknown> {
+    // A plugin without host state of its own (expand only) observes what it was asked.
+    if (plugin.query === undefined) return scope ?? plugin.empty;
     const ctx = this.context(plugin.name, bindings, undefined, target);
     try {
       return scope !== undefined
@@ -284,16 +287,36 @@ export class Engine {
     for (const plugin of selected) {
       if (plugin.name in unavailable) continue;
       const section = await this.#query(plugin, undefined, {}, this.target, options.all === true);
+      if (section === undefined) continue;
       plugins[plugin.name] =
         options.showSecrets || plugin.redact === undefined ? section : plugin.redact(section);
     }
     return { plugins, unavailable };
   }
 
-  #diff(plugin: AnyPlugin, desired: unknown, observed: unknown): Change[] {
+  /** What the plugin's `facts` says for `diff` (undefined when it has none). */
+  async #facts(plugin: AnyPlugin, observed: unknown): Promise<unknown> {
+    if (plugin.facts === undefined) return undefined;
+    try {
+      return await plugin.facts(this.context(plugin.name), observed);
+    } catch (err) {
+      throw toOpdbusError(
+        err,
+        'OPDBUS_ERR_PLUGIN_FAILED',
+        `Plugin "${plugin.name}" failed to read its facts`,
+        {
+          plugin: plugin.name,
+          operation: 'facts',
+        },
+      );
+    }
+  }
+
+  #diff(plugin: AnyPlugin, desired: unknown, observed: unknown, facts?: unknown): Change[] {
+    if (plugin.diff === undefined) return [];
     let specs;
     try {
-      specs = plugin.diff(desired, observed);
+      specs = plugin.diff(desired, observed, facts);
     } catch (err) {
       throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${plugin.name}" failed to diff`, {
         plugin: plugin.name,
@@ -313,7 +336,8 @@ export class Engine {
       const plugin = this.registry.require(name);
       await this.#requireAvailable(plugin);
       observed[name] = await this.#query(plugin, desired);
-      changes.push(...this.#diff(plugin, desired, observed[name]));
+      const facts = await this.#facts(plugin, observed[name]);
+      changes.push(...this.#diff(plugin, desired, observed[name], facts));
     }
     if (changes.length > limits.planChanges) {
       throw new OpdbusError(
@@ -478,7 +502,10 @@ export class Engine {
       const plugin = this.registry.require(name);
       const changes = plan.changes.filter((c) => c.plugin === name);
       try {
-        checkpoints[name] = (await plugin.checkpoint(this.context(name, { txId }), changes)) as JsonValue;
+        checkpoints[name] = (await requireMethod(plugin, 'checkpoint')(
+          this.context(name, { txId }),
+          changes,
+        )) as JsonValue;
       } catch (err) {
         throw toOpdbusError(
           err,
@@ -598,7 +625,7 @@ export class Engine {
         try {
           const ctx = this.context(first.plugin, { txId }, options.signal);
           if (plugin.applyBatch !== undefined) await plugin.applyBatch(batch, ctx);
-          else await plugin.apply(first, ctx);
+          else await requireMethod(plugin, 'apply')(first, ctx);
         } catch (err) {
           const cause = err instanceof OpdbusError ? err : undefined;
           const namedId = cause?.data?.changeId;
@@ -852,7 +879,7 @@ export class Engine {
         continue;
       }
       try {
-        await plugin.restore(
+        await requireMethod(plugin, 'restore')(
           record.checkpoints[name] ?? null,
           this.context(name, { txId }, undefined, record.target),
         );
@@ -1354,6 +1381,24 @@ export type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | '
  */
 function asJsonChanges(specs: readonly ChangeSpec<unknown>[]): ChangeSpec[] {
   return specs as ChangeSpec[];
+}
+
+/**
+ * A method the engine needs of a plugin that has changes in a plan, bound to it. Only a plugin
+ * that bypassed {@link assertPlugin} can lack it (an expansion plugin never has changes).
+ */
+function requireMethod<K extends 'apply' | 'checkpoint' | 'restore'>(
+  plugin: AnyPlugin,
+  method: K,
+): NonNullable<AnyPlugin[K]> {
+  const fn = plugin[method];
+  if (typeof fn !== 'function')
+    throw new OpdbusError(
+      'OPDBUS_ERR_PLUGIN_INVALID',
+      `Plugin "${plugin.name}" has changes in this plan but no ${method} method; a plugin with changes implements query, diff, apply, checkpoint and restore.`,
+      { data: { plugin: plugin.name, method } },
+    );
+  return fn.bind(plugin) as NonNullable<AnyPlugin[K]>;
 }
 
 function firstOf(items: readonly string[], n = 10): string {

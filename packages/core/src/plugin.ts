@@ -92,7 +92,8 @@ export type Unsubscribe = () => void | Promise<void>;
  * its changes' `before` / `after` values (usually a union of its resource kinds, e.g.
  * `LinkSpec | AddressSpec`), so that `apply` and `checkpoint` read them without casts. `V` must
  * be JSON-serialisable (objects, arrays, strings, numbers, booleans, null; `undefined` members
- * are dropped): the engine journals every plugin's changes as JSON.
+ * are dropped): the engine journals every plugin's changes as JSON. `F` is what its optional
+ * `facts` returns for `diff` (see {@link Plugin.facts}).
  *
  * @example
  * ```ts
@@ -105,7 +106,7 @@ export type Unsubscribe = () => void | Promise<void>;
  * };
  * ```
  */
-export interface Plugin<D = unknown, T = JsonValue, V = JsonValue> {
+export interface Plugin<D = unknown, T = JsonValue, V = JsonValue, F = unknown> {
   /** Section name in the state document: lowercase letters, digits and dashes. */
   readonly name: string;
   /** The plugin's own version (semver). */
@@ -118,8 +119,20 @@ export interface Plugin<D = unknown, T = JsonValue, V = JsonValue> {
   probe(ctx: PluginContext): Promise<ProbeResult>;
   /** The observed state, normalised to the shape of the desired section. */
   query(ctx: PluginContext, options?: QueryOptions<D>): Promise<D>;
-  /** Pure: the changes that take `observed` to `desired`. Resources `desired` does not name are left alone. */
-  diff(desired: D, observed: D): ChangeSpec<V>[];
+  /**
+   * Optional: what `diff` needs to know about the target besides the observed section, which a
+   * document does not declare (e.g. which links carry the management connection, so that
+   * changes to them are flagged risky). The engine calls it when it plans, right after `query`
+   * in the same context, and passes the result to `diff`; it is not journalled or shown. This
+   * keeps `diff` a pure function of its arguments (no state carried from `query` on the side).
+   */
+  facts?(ctx: PluginContext, observed: D): Promise<F>;
+  /**
+   * Pure: the changes that take `observed` to `desired`. Resources `desired` does not name are
+   * left alone. `facts` is what {@link Plugin.facts} returned; it is undefined when the plugin has
+   * no `facts` and when the engine diffs only to verify (risk flags do not matter there).
+   */
+  diff(desired: D, observed: D, facts?: F): ChangeSpec<V>[];
   /** Apply one change. Idempotent: applying it twice is the same as once. */
   apply(change: Change<V>, ctx: PluginContext): Promise<void>;
   /**
@@ -158,9 +171,20 @@ export interface Plugin<D = unknown, T = JsonValue, V = JsonValue> {
 }
 
 /**
- * What a plugin that only contributes to other plugins' sections implements (e.g. numa, whose
- * placements become systemd unit properties): its name, schema and `expand`, and optionally
- * `probe`. {@link defineExpansionPlugin} makes the rest of the contract.
+ * A plugin that only contributes to other plugins' sections (e.g. numa, whose placements become
+ * systemd unit properties). Its section has no host state of its own, so it implements what it
+ * needs and nothing else: its name, schema and `expand`, and optionally `probe` (default:
+ * available) and `empty`. The engine handles the rest: a scoped query reports the section the
+ * document gave, an unscoped one reports `empty` (or leaves the section out), and it never has
+ * changes, so there is nothing to apply, checkpoint or restore.
+ *
+ * @example
+ * ```ts
+ * export const pinPlugin: ExpansionPlugin<PinSection> = {
+ *   name: 'pin', version: packageVersion(import.meta.url), description: 'CPU pins', schema, empty: {},
+ *   expand: async (section) => ({ sections: { systemd: { units: toUnits(section) } } }),
+ * };
+ * ```
  */
 export interface ExpansionPlugin<D> {
   readonly name: string;
@@ -169,8 +193,8 @@ export interface ExpansionPlugin<D> {
   readonly description: string;
   /** zod schema of the section; strict. */
   readonly schema: z.ZodType<D>;
-  /** The section when a query is not scoped to a document's (e.g. `{ placements: {} }`). */
-  readonly empty: D;
+  /** What a query that is not scoped to a document reports (e.g. `{ placements: {} }`); left out when unset. */
+  readonly empty?: D;
   /** Whether the plugin can work here (default: available). */
   probe?(ctx: PluginContext): Promise<ProbeResult>;
   /** Contribute desired state to other plugins' sections (see {@link Plugin.expand}). */
@@ -178,40 +202,11 @@ export interface ExpansionPlugin<D> {
 }
 
 /**
- * A plugin from an {@link ExpansionPlugin}: its section has no host state of its own, so `query`
- * reports the section asked for (or `empty`), `diff` is always empty (every change it causes is
- * another plugin's), `checkpoint` and `restore` have nothing to record, and `apply` refuses with
- * `OPDBUS_ERR_INTERNAL` (the engine never calls it, as the diff is empty).
- *
- * @example
- * ```ts
- * export const pinPlugin = defineExpansionPlugin({
- *   name: 'pin', version: packageVersion(import.meta.url), description: 'CPU pins', schema, empty: {},
- *   expand: async (section) => ({ sections: { systemd: { units: toUnits(section) } } }),
- * });
- * ```
+ * Identity helper that types an {@link ExpansionPlugin} and infers its section type. (Before
+ * contract 1.1 it filled in stub methods; the engine now calls only what a plugin has.)
  */
-export function defineExpansionPlugin<D>(plugin: ExpansionPlugin<D>): Plugin<D, null> {
-  return {
-    name: plugin.name,
-    version: plugin.version,
-    description: plugin.description,
-    schema: plugin.schema,
-    probe:
-      plugin.probe === undefined ? () => Promise.resolve({ available: true }) : (ctx) => plugin.probe!(ctx),
-    query: (_ctx, options) => Promise.resolve(options?.scope ?? plugin.empty),
-    diff: () => [],
-    apply: (change) =>
-      Promise.reject(
-        new OpdbusError(
-          'OPDBUS_ERR_INTERNAL',
-          `The ${plugin.name} plugin has no changes of its own; it was asked to apply ${change.summary}.`,
-        ),
-      ),
-    checkpoint: () => Promise.resolve(null),
-    restore: () => Promise.resolve(),
-    expand: (desired, ctx) => plugin.expand(desired, ctx),
-  };
+export function defineExpansionPlugin<D>(plugin: ExpansionPlugin<D>): ExpansionPlugin<D> {
+  return plugin;
 }
 
 /**
@@ -240,14 +235,25 @@ export interface PlanNote {
   note: string;
 }
 
-/** A plugin of any section type. */
+/** The members every kind of plugin has. */
+type PluginIdentity = 'name' | 'version' | 'description' | 'schema';
+
+/**
+ * A plugin of any section type and kind, as the registry and the engine hold it: a full
+ * {@link Plugin} or an {@link ExpansionPlugin}. Every method may be absent (an expansion plugin
+ * has no `query`, `diff`, `apply`, `checkpoint` or `restore`); {@link assertPlugin} checks that a
+ * plugin has either all of those or `expand` alone.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the registry holds plugins of any section type
-export type AnyPlugin = Plugin<any, any, any>;
+type PluginOfAny = Plugin<any, any, any, any>;
+export type AnyPlugin = Pick<PluginOfAny, PluginIdentity> &
+  Partial<Omit<PluginOfAny, PluginIdentity>> & { readonly empty?: unknown };
 
 const pluginNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const semverPattern = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
-const requiredMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
-const optionalMethods = ['watch', 'redact', 'redactChange', 'applyBatch', 'expand'] as const;
+/** What a plugin with host state of its own implements (an expansion plugin has none of them). */
+const stateMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
+const optionalMethods = ['watch', 'redact', 'redactChange', 'applyBatch', 'expand', 'facts'] as const;
 
 /**
  * Check that `value` satisfies the plugin contract; throws `OPDBUS_ERR_PLUGIN_INVALID` naming
@@ -273,8 +279,19 @@ export function assertPlugin(value: unknown): AnyPlugin {
     problems.push('description must be a non-empty string');
   if (!(p.schema instanceof z.ZodType))
     problems.push('schema must be a zod schema (import { z } from "zod")');
-  for (const method of requiredMethods) {
-    if (typeof p[method] !== 'function') problems.push(`${method} must be a function`);
+  // An expansion plugin (expand, no host state) needs none of the state methods; it may probe.
+  const expansionOnly =
+    typeof p.expand === 'function' && stateMethods.every((m) => m === 'probe' || p[m] === undefined);
+  if (expansionOnly) {
+    if (p.probe !== undefined && typeof p.probe !== 'function')
+      problems.push('probe, when present, must be a function');
+  } else {
+    for (const method of stateMethods) {
+      if (typeof p[method] !== 'function')
+        problems.push(
+          `${method} must be a function (a plugin that only contributes to other plugins' sections implements expand and none of query, diff, apply, checkpoint, restore)`,
+        );
+    }
   }
   for (const method of optionalMethods) {
     if (p[method] !== undefined && typeof p[method] !== 'function')
@@ -297,6 +314,8 @@ export function assertPlugin(value: unknown): AnyPlugin {
  * export const myPlugin = definePlugin({ name: 'my', version: '1.0.0', schema: z.strictObject({}), ... });
  * ```
  */
-export function definePlugin<D, T = JsonValue, V = JsonValue>(plugin: Plugin<D, T, V>): Plugin<D, T, V> {
+export function definePlugin<D, T = JsonValue, V = JsonValue, F = unknown>(
+  plugin: Plugin<D, T, V, F>,
+): Plugin<D, T, V, F> {
   return plugin;
 }

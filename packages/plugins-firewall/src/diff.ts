@@ -20,16 +20,13 @@ import {
 import { dropsConnection, type ManagementConnection } from './risk.js';
 import type { FirewallSection, SetEntry, TableEntry } from './schema.js';
 
-/** What `query` learns about the host for the risk guard (attached to the observed section). */
+/** What the plugin's `facts` reads from the host for the risk guard (passed to `diff`). */
 export interface FirewallFacts {
   /** Management connections that end in the target namespace. */
   connections: ManagementConnection[];
   /** The full current content of the tables the section names (every chain, set, rule). */
   tables: TableSpec[];
 }
-
-/** Facts attached to an observed section by `query` (so that `diff` stays a pure function of its inputs). */
-export const observedFacts = new WeakMap<object, FirewallFacts>();
 
 /** Set `key` of `target` to `value`, or remove it when `value` is undefined. */
 function setOrDelete<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
@@ -100,14 +97,14 @@ const invalid = (path: (string | number)[], message: string): OpdbusError => {
  * The changes that take `observed` to `desired`: tables, chains (with their rules) and sets (with
  * their elements) the document names; nothing else. A chain's or set's `after` is its whole
  * resulting state (fields the document leaves out keep their current value), so apply can compute
- * the minimal rule and element operations. Changes that could drop the management connection
- * are flagged risky.
+ * the minimal rule and element operations. Given `facts` (the plugin's `facts`), changes that
+ * could drop a management connection are flagged risky.
  */
 export function diffSection(
   desired: FirewallSection,
   observed: FirewallSection,
+  facts?: FirewallFacts,
 ): ChangeSpec<FirewallValue>[] {
-  const facts = observedFacts.get(observed);
   const out: ChangeSpec<FirewallValue>[] = [];
   for (const [ti, dt] of (desired.tables ?? []).entries()) {
     const family = dt.family;

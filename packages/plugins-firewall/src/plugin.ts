@@ -24,7 +24,7 @@ import {
   type TableSpec,
 } from '@opdbus/nftables';
 import { planBatch } from './apply.js';
-import { diffSection, observedFacts } from './diff.js';
+import { diffSection, type FirewallFacts } from './diff.js';
 import {
   chainResource,
   fullSection,
@@ -87,7 +87,7 @@ export interface FirewallPluginOptions {
 }
 
 /** The firewall plugin, with a way to close its sockets. */
-export type FirewallPlugin = Plugin<FirewallSection, FirewallCheckpoint, FirewallValue> & {
+export type FirewallPlugin = Plugin<FirewallSection, FirewallCheckpoint, FirewallValue, FirewallFacts> & {
   /** Close the nftables sockets the plugin keeps open (tests, a daemon shutting down). */
   close(): void;
 };
@@ -317,7 +317,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
 
   const ignoreOwn = options.ignoreOwnChanges !== false;
 
-  const plugin = definePlugin<FirewallSection, FirewallCheckpoint, FirewallValue>({
+  const plugin = definePlugin<FirewallSection, FirewallCheckpoint, FirewallValue, FirewallFacts>({
     name: 'firewall',
     version: packageVersion(import.meta.url),
     description:
@@ -338,13 +338,18 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
 
     async query(ctx, queryOptions) {
       const scope = queryOptions?.scope;
+      const rs = await read(ctx, scope === undefined ? undefined : tablesOf(scope));
+      return scope === undefined ? fullSection(rs.tables) : scopedSection(scope, rs.tables);
+    },
+
+    // For the risk guard: the management connections, and the whole of the tables the section
+    // names (every chain, set and rule, not only those the section names).
+    async facts(ctx, observed) {
       const [rs, connections] = await Promise.all([
-        read(ctx, scope === undefined ? undefined : tablesOf(scope)),
+        read(ctx, tablesOf(observed)),
         managementConnections(ctx),
       ]);
-      const section = scope === undefined ? fullSection(rs.tables) : scopedSection(scope, rs.tables);
-      observedFacts.set(section, { connections, tables: rs.tables });
-      return section;
+      return { connections, tables: rs.tables };
     },
 
     diff: diffSection,

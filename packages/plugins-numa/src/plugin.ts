@@ -1,4 +1,4 @@
-import { defineExpansionPlugin, packageVersion, type Expansion, type Plugin } from '@opdbus/core';
+import { packageVersion, type Expansion, type ExpansionPlugin } from '@opdbus/core';
 import {
   numaSectionSchema,
   parseCpuList,
@@ -27,14 +27,15 @@ export interface NumaPluginOptions {
  * plan note. The systemd plugin applies, verifies and rolls those back like any other unit
  * property (restarting a running unit, since they act when its process starts).
  *
- * The section has no host state of its own: `query` reports the placements asked for, and its
- * own diff is always empty — every change it causes is a systemd change.
+ * The section has no host state of its own, so the plugin implements only `probe` and `expand`
+ * (an {@link ExpansionPlugin}): the engine reports the placements asked for as its observed state
+ * and it has no changes of its own — every change it causes is a systemd change.
  */
-export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSection, null> {
+export function createNumaPlugin(options: NumaPluginOptions = {}): ExpansionPlugin<NumaSection> {
   // The whole machine: units are placed by systemd, not confined to the cpuset of the process
   // that plans them.
   const topology = options.topology ?? (() => readTopology({ root: options.root ?? '/', wholeSystem: true }));
-  return defineExpansionPlugin<NumaSection>({
+  return {
     name: 'numa',
     version: packageVersion(import.meta.url),
     description: 'NUMA-aware placement of systemd units, resolved into CPUAffinity, NUMAPolicy and NUMAMask.',
@@ -78,8 +79,8 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaSe
         })),
       };
     },
-  });
+  };
 }
 
 /** The numa plugin reading the running machine's topology. */
-export const numaPlugin: Plugin<NumaSection, null> = createNumaPlugin();
+export const numaPlugin: ExpansionPlugin<NumaSection> = createNumaPlugin();
