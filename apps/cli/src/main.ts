@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { exitCodes } from './exitCodes.js';
 import { commandGroups, type CommandContext } from './groups.js';
@@ -11,7 +12,8 @@ async function report(err: unknown, json: boolean | undefined, output: Output): 
   return (await import('./report.js')).reportError(err, json, output);
 }
 
-const VERSION = '0.1.0';
+/** The CLI's version: its package.json's (from src/, dist/ and the bundle alike, one directory up). */
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 /**
  * Build the `opdbus` program. Command modules are imported lazily, so `opdbus --help` starts

@@ -14,7 +14,7 @@ import {
   type CallToolResult,
   type ElicitResult,
 } from '@modelcontextprotocol/sdk/types.js';
-import { OpdbusError, silentLogger, type Logger } from '@opdbus/core';
+import { OpdbusError, packageVersion, silentLogger, type Logger } from '@opdbus/core';
 import { TokenBucket, type OpdbusMcp } from '@opdbus/mcp';
 import type { TokenIdentity } from '@opdbus/runtime';
 
@@ -326,7 +326,7 @@ export class ChatService {
       scope: identity.scope,
     });
     const client = new Client(
-      { name: 'opdbus-dashboard-chat', version: '0.1.0' },
+      { name: 'opdbus-dashboard-chat', version: packageVersion(import.meta.url) },
       { capabilities: { elicitation: { form: {} } } },
     );
     const conv: Conversation = {

@@ -7,6 +7,7 @@ import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextp
 import {
   EventBus,
   OpdbusError,
+  packageVersion,
   parseStateDocument,
   silentLogger,
   toOpdbusError,
@@ -28,7 +29,7 @@ import { registerResources } from './resources.js';
 import { registerTools } from './tools.js';
 
 /** The version opdbus-mcp reports in its initialize result. */
-export const MCP_SERVER_VERSION = '0.1.0';
+export const MCP_SERVER_VERSION = packageVersion(import.meta.url);
 
 /** What opdbus-mcp is started with: the CLI's global options plus its own. */
 export interface McpServiceOptions extends RuntimeOptions {

@@ -2,7 +2,7 @@ import type { Change, ChangeOp } from './change.js';
 import type { Actor } from './journal.js';
 import { canonicalJson, type JsonValue } from './json.js';
 import { REDACTED, boundedValue, clipText, limits } from './limits.js';
-import type { AnyPlugin, TargetSpec } from './plugin.js';
+import type { AnyPlugin, RedactedChangeValues, TargetSpec } from './plugin.js';
 
 /** What an audit record is about. */
 export type AuditKind = 'plan' | 'apply' | 'rollback' | 'confirm' | 'drift' | 'alert';
@@ -181,10 +181,12 @@ function redactChange(
   });
   if (plugin?.redactChange !== undefined) {
     try {
-      const values = plugin.redactChange(change);
+      // JSON by the contract (a plugin's values are JSON); canonicalJson refuses anything else
+      // when the record is written.
+      const values: RedactedChangeValues<unknown> = plugin.redactChange(change);
       return {
-        before: values.before,
-        after: values.after,
+        before: values.before as JsonValue,
+        after: values.after as JsonValue,
         summary: values.summary ?? `${change.op} ${change.resource}`,
       };
     } catch {

@@ -15,17 +15,23 @@ export interface ChangeRisk {
  * `resource` is a path unique within the plugin (e.g. `link/br0`, `net.ipv4.ip_forward`);
  * `dependsOn` names resources (`plugin:resource`, or a bare resource of the same plugin) that
  * must be changed first when they are part of the same plan.
+ *
+ * `V` is the type of the plugin's resource values (see {@link Plugin}'s third parameter): a
+ * plugin sees its own changes as `Change<V>`, the engine, journal and ledger hold every plugin's
+ * as `Change` (JSON). Values must be JSON (members that are `undefined` are dropped when the
+ * change is hashed and journalled; anything else JSON cannot carry is refused by
+ * {@link makeChange}).
  */
-export interface Change {
+export interface Change<V = JsonValue> {
   /** Stable content id: the same change computed twice has the same id. */
   id: string;
   plugin: string;
   resource: string;
   op: ChangeOp;
   /** The resource's observed state before, `null` when it does not exist. */
-  before: JsonValue;
+  before: V | null;
   /** The resource's desired state after, `null` when it is removed. */
-  after: JsonValue;
+  after: V | null;
   /**
    * Resource keys (`plugin:resource`, see {@link resourceKey}) this change must follow when they are
    * changed by the same plan. Plugin names never contain `:`, so the first `:` splits the key.
@@ -37,12 +43,17 @@ export interface Change {
   summary: string;
 }
 
-/** What a plugin's `diff` returns for each change; the core fills in `id` and `plugin`. */
-export interface ChangeSpec {
+/**
+ * What a plugin's `diff` returns for each change; the core fills in `id` and `plugin`. `V` is the
+ * plugin's resource value type, as in {@link Change}.
+ */
+export interface ChangeSpec<V = JsonValue> {
   resource: string;
   op: ChangeOp;
-  before: JsonValue;
-  after: JsonValue;
+  /** The resource's observed state, `null` when it does not exist. */
+  before: V | null;
+  /** The resource's desired state, `null` when it is to be removed. */
+  after: V | null;
   /** Resources to change first: a bare string names one of the same plugin. */
   dependsOn?: ReadonlyArray<string | ResourceRef>;
   risk?: ChangeRisk;
@@ -55,8 +66,11 @@ export interface ResourceRef {
   resource: string;
 }
 
-/** Build a {@link Change} with its stable id from a plugin's {@link ChangeSpec}. */
-export function makeChange(plugin: string, spec: ChangeSpec): Change {
+/**
+ * Build a {@link Change} with its stable id from a plugin's {@link ChangeSpec}. Throws a
+ * `TypeError` naming the path when a value is not JSON (a bigint, a function, a non-finite number).
+ */
+export function makeChange<V = JsonValue>(plugin: string, spec: ChangeSpec<V>): Change<V> {
   const dependsOn = (spec.dependsOn ?? []).map((dep) =>
     typeof dep === 'string' ? resourceKey({ plugin, resource: dep }) : resourceKey(dep),
   );
@@ -68,7 +82,7 @@ export function makeChange(plugin: string, spec: ChangeSpec): Change {
     after: spec.after,
     dependsOn,
   };
-  const change: Change = {
+  const change: Change<V> = {
     id: hashJson(body).slice(0, 16),
     ...body,
     summary: spec.summary ?? defaultSummary(spec),
@@ -77,7 +91,7 @@ export function makeChange(plugin: string, spec: ChangeSpec): Change {
   return change;
 }
 
-function defaultSummary(spec: ChangeSpec): string {
+function defaultSummary(spec: ChangeSpec<unknown>): string {
   switch (spec.op) {
     case 'create':
       return `create ${spec.resource}`;
@@ -89,6 +103,6 @@ function defaultSummary(spec: ChangeSpec): string {
 }
 
 /** The key of a change's resource across plugins: `plugin:resource`. */
-export function resourceKey(change: Pick<Change, 'plugin' | 'resource'>): string {
+export function resourceKey(change: Pick<Change<unknown>, 'plugin' | 'resource'>): string {
   return `${change.plugin}:${change.resource}`;
 }

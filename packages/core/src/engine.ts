@@ -1,14 +1,35 @@
-import { basename } from 'node:path';
-import { hostname, userInfo } from 'node:os';
+import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { auditChanges, type AuditRecord, type AuditSink } from './audit.js';
+import { auditChanges, type AuditRecord } from './audit.js';
 import { makeChange, resourceKey, type Change } from './change.js';
 import { formatPath, type StateDocument } from './document.js';
+import {
+  asJsonChanges,
+  auditProcess,
+  changeEvent,
+  clipMessage,
+  currentUserActor,
+  firstOf,
+  mergeFragment,
+  requireMethod,
+  scoped,
+} from './engineSupport.js';
+import type {
+  ApplyOptions,
+  ApplyResult,
+  AuditRecordFields,
+  EngineOptions,
+  PlanResult,
+  QueryReport,
+  RecoveryReport,
+  VerifyOptions,
+  WatchdogOptions,
+} from './engineTypes.js';
 import { OpdbusError, toOpdbusError } from './errors.js';
 import { EventBus, type OpdbusEvent } from './events.js';
 import { StateDir, newTxId, terminalStatuses, type Actor, type TransactionRecord } from './journal.js';
-import { canonicalJson, hashJson, type JsonValue } from './json.js';
-import { limits, quoteValue } from './limits.js';
+import { hashJson, type JsonValue } from './json.js';
+import { limits } from './limits.js';
 import { silentLogger, type Logger } from './logger.js';
 import { createPlan, type Plan } from './planner.js';
 import type {
@@ -22,105 +43,20 @@ import type {
   Unsubscribe,
   WatchEvent,
 } from './plugin.js';
-import { isAlive, processStartTime, selfIdentity, type ProcessIdentity } from './process.js';
+import { isAlive, selfIdentity } from './process.js';
 import type { PluginRegistry } from './registry.js';
 
-/** How verification retries while the kernel and daemons settle. */
-export interface VerifyOptions {
-  /** Attempts in all (default 6). */
-  attempts: number;
-  /** Delay before the second attempt; doubles each time (default 50 ms: 50+100+200+400+800 ≈ 1.5 s). */
-  initialDelayMs: number;
-}
-
-/** Options of {@link Engine}. */
-export interface EngineOptions {
-  registry: PluginRegistry;
-  /** The state directory (journals, lock). */
-  stateDir: string;
-  /** Where to act. */
-  target?: TargetSpec;
-  /** Opens `target.netns` (the apps pass `openNetns` from @opdbus/netlink). Required when a netns is targeted. */
-  openNetns?: (spec: string) => NetnsRunner;
-  logger?: Logger;
-  events?: EventBus<OpdbusEvent>;
-  /** Who acts (default: the current user). */
-  actor?: Actor;
-  verify?: Partial<VerifyOptions>;
-  /**
-   * Start the commit-confirmed watchdog for a transaction: an independent, detached process that
-   * runs {@link Engine.runWatchdog}. Required for `confirmTimeoutS`.
-   */
-  spawnWatchdog?: (txId: string) => Promise<ProcessIdentity>;
-  /**
-   * Record every plan, apply result, rollback and confirm (e.g. in the @opdbus/ledger
-   * transparency log). Awaited at each step; see {@link AuditSink} for what a failure does.
-   */
-  audit?: AuditSink;
-}
-
-/** Options of {@link Engine.apply}. */
-export interface ApplyOptions {
-  /** Commit-confirmed: leave the transaction pending; the watchdog restores it after this many seconds unless confirmed. */
-  confirmTimeoutS?: number;
-  /** Apply changes flagged risky without commit-confirmed. */
-  force?: boolean;
-  /** Abort between changes (then restore). */
-  signal?: AbortSignal;
-  /**
-   * Carry out only the changes of these resources (keys `plugin:resource`, see
-   * {@link resourceKey}); the rest of the document's plan is left alone (not applied, not
-   * checkpointed, not verified). The daemon uses it to correct only the resources in enforce mode.
-   */
-  only?: ReadonlySet<string>;
-}
-
-/** What {@link Engine.queryReport} returns. */
-export interface QueryReport {
-  /** Section by plugin: the observed state, in the document's shape. */
-  plugins: Record<string, unknown>;
-  /** Plugins an unscoped query could not reach, with the reason (e.g. "no OVSDB at unix:…"). */
-  unavailable: Record<string, string>;
-}
-
-/** Outcome of a plan computed from a document. */
-export interface PlanResult {
-  plan: Plan;
-  /** Observed sections, scoped to the document's. */
-  observed: Record<string, unknown>;
-  /** The desired sections planned for: the document's, with what plugins' `expand` contributed. */
-  desired: Record<string, unknown>;
-  /** Explanations from `expand`, for people (e.g. why these CPUs). */
-  notes: PlanNote[];
-}
-
-/** Outcome of an apply that did not throw. */
-export interface ApplyResult {
-  status: 'no-changes' | 'committed' | 'pending-confirm';
-  plan: Plan;
-  txId?: string;
-  /** Deadline of a pending transaction (ISO time). */
-  deadline?: string;
-  record?: TransactionRecord;
-}
-
-/** Options of {@link Engine.runWatchdog}. */
-export interface WatchdogOptions {
-  /** How often to check the owner's liveness while it applies (default 200 ms). */
-  pollMs?: number;
-  /** Resolves when the link to the owner breaks (e.g. its IPC channel closed): checked at once. */
-  ownerGone?: Promise<void>;
-  /** Registers a function that makes the watchdog re-read the journal now (e.g. on SIGTERM from `confirm`). */
-  onWake?: (wake: () => void) => void;
-}
-
-/** What a recovery found and did. */
-export interface RecoveryReport {
-  txId: string;
-  found: string;
-  action: 'restored' | 'restore-failed' | 'watchdog-respawned' | 'left-alone';
-  detail: string;
-}
+export type {
+  ApplyOptions,
+  ApplyResult,
+  AuditRecordFields,
+  EngineOptions,
+  PlanResult,
+  QueryReport,
+  RecoveryReport,
+  VerifyOptions,
+  WatchdogOptions,
+} from './engineTypes.js';
 
 /**
  * The op-dbus engine: queries plugins, plans, and applies plans as transactions with checkpoint,
@@ -189,7 +125,7 @@ export class Engine {
     for (const name of names) {
       const plugin = this.registry.require(name);
       try {
-        out[name] = await plugin.probe(this.context(name));
+        out[name] = plugin.probe === undefined ? { available: true } : await plugin.probe(this.context(name));
       } catch (err) {
         out[name] = { available: false, reason: `probe failed: ${(err as Error).message}` };
       }
@@ -200,7 +136,8 @@ export class Engine {
   async #requireAvailable(plugin: AnyPlugin): Promise<void> {
     let result: ProbeResult;
     try {
-      result = await plugin.probe(this.context(plugin.name));
+      result =
+        plugin.probe === undefined ? { available: true } : await plugin.probe(this.context(plugin.name));
     } catch (err) {
       throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_UNAVAILABLE', `Plugin "${plugin.name}" failed its probe`, {
         plugin: plugin.name,
@@ -224,6 +161,8 @@ export class Engine {
     target: TargetSpec = this.target,
     all = false,
   ): Promise<unknown> {
+    // A plugin without host state of its own (expand only) observes what it was asked.
+    if (plugin.query === undefined) return scope ?? plugin.empty;
     const ctx = this.context(plugin.name, bindings, undefined, target);
     try {
       return scope !== undefined
@@ -284,23 +223,43 @@ export class Engine {
     for (const plugin of selected) {
       if (plugin.name in unavailable) continue;
       const section = await this.#query(plugin, undefined, {}, this.target, options.all === true);
+      if (section === undefined) continue;
       plugins[plugin.name] =
         options.showSecrets || plugin.redact === undefined ? section : plugin.redact(section);
     }
     return { plugins, unavailable };
   }
 
-  #diff(plugin: AnyPlugin, desired: unknown, observed: unknown): Change[] {
+  /** What the plugin's `facts` says for `diff` (undefined when it has none). */
+  async #facts(plugin: AnyPlugin, observed: unknown): Promise<unknown> {
+    if (plugin.facts === undefined) return undefined;
+    try {
+      return await plugin.facts(this.context(plugin.name), observed);
+    } catch (err) {
+      throw toOpdbusError(
+        err,
+        'OPDBUS_ERR_PLUGIN_FAILED',
+        `Plugin "${plugin.name}" failed to read its facts`,
+        {
+          plugin: plugin.name,
+          operation: 'facts',
+        },
+      );
+    }
+  }
+
+  #diff(plugin: AnyPlugin, desired: unknown, observed: unknown, facts?: unknown): Change[] {
+    if (plugin.diff === undefined) return [];
     let specs;
     try {
-      specs = plugin.diff(desired, observed);
+      specs = plugin.diff(desired, observed, facts);
     } catch (err) {
       throw toOpdbusError(err, 'OPDBUS_ERR_PLUGIN_FAILED', `Plugin "${plugin.name}" failed to diff`, {
         plugin: plugin.name,
         operation: 'diff',
       });
     }
-    return specs.map((spec) => makeChange(plugin.name, spec));
+    return asJsonChanges(specs).map((spec) => makeChange(plugin.name, spec));
   }
 
   /** Query what the document names and compute the ordered plan that takes the host there. */
@@ -313,7 +272,8 @@ export class Engine {
       const plugin = this.registry.require(name);
       await this.#requireAvailable(plugin);
       observed[name] = await this.#query(plugin, desired);
-      changes.push(...this.#diff(plugin, desired, observed[name]));
+      const facts = await this.#facts(plugin, observed[name]);
+      changes.push(...this.#diff(plugin, desired, observed[name], facts));
     }
     if (changes.length > limits.planChanges) {
       throw new OpdbusError(
@@ -456,7 +416,6 @@ export class Engine {
     leftOut: ReadonlySet<string>,
   ): Promise<ApplyResult> {
     const txId = newTxId();
-    const log = this.logger.child({ txId });
     const touched = [...new Set(plan.changes.map((c) => c.plugin))];
     const desired: Record<string, JsonValue> = {};
     const observedBefore: Record<string, JsonValue> = {};
@@ -471,26 +430,8 @@ export class Engine {
       changes: plan.changes.length,
       ...(options.confirmTimeoutS === undefined ? {} : { confirmTimeoutS: options.confirmTimeoutS }),
     });
-
-    // 1. Checkpoint what the plan touches.
-    const checkpoints: Record<string, JsonValue> = {};
-    for (const name of touched) {
-      const plugin = this.registry.require(name);
-      const changes = plan.changes.filter((c) => c.plugin === name);
-      try {
-        checkpoints[name] = (await plugin.checkpoint(this.context(name, { txId }), changes)) as JsonValue;
-      } catch (err) {
-        throw toOpdbusError(
-          err,
-          'OPDBUS_ERR_PLUGIN_FAILED',
-          `Plugin "${name}" failed to checkpoint; nothing was changed`,
-          { plugin: name, operation: 'checkpoint' },
-        );
-      }
-      this.events.publish({ type: 'tx.checkpoint', txId, plugin: name, resources: changes.length });
-    }
-
-    // 2. Persist the journal before the first change.
+    // 1. Checkpoint what the plan touches. 2. Persist the journal before the first change.
+    const checkpoints = await this.#checkpointAll(txId, plan, touched);
     const now = new Date().toISOString();
     const record: TransactionRecord = {
       version: 1,
@@ -511,64 +452,94 @@ export class Engine {
     if (options.confirmTimeoutS !== undefined) record.confirm = { timeoutS: options.confirmTimeoutS };
     await this.state.write(record);
     this.events.publish({ type: 'tx.journal', txId, status: record.status });
-
     // 3. The commit-confirmed watchdog watches from before the first change, so a crash at any
     //    point after this leaves a process that restores.
-    if (options.confirmTimeoutS !== undefined) {
-      if (this.#options.spawnWatchdog === undefined) {
-        record.status = 'rolled-back';
-        record.restore = {
-          reason: 'no watchdog available',
-          ok: true,
-          residual: [],
-          at: new Date().toISOString(),
-          by: this.actor,
-          errors: [],
-        };
-        await this.state.write(record);
-        throw new OpdbusError(
-          'OPDBUS_ERR_WATCHDOG',
-          'Commit-confirmed needs a watchdog, and this engine has no way to start one; nothing was changed.',
-        );
-      }
+    if (options.confirmTimeoutS !== undefined) await this.#startWatchdog(record, options.confirmTimeoutS);
+    // 4. Apply in order. 5. Verify. 6. Commit, or wait for confirmation.
+    await this.#applyInOrder(record, options.signal);
+    const stateHashAfter = await this.#verifyApplied(record, touched, desired, leftOut);
+    return this.#finish(record, stateHashAfter, options.confirmTimeoutS);
+  }
+
+  /** Each touched plugin's checkpoint of the plan's changes (nothing is changed yet). */
+  async #checkpointAll(
+    txId: string,
+    plan: Plan,
+    touched: readonly string[],
+  ): Promise<Record<string, JsonValue>> {
+    const checkpoints: Record<string, JsonValue> = {};
+    for (const name of touched) {
+      const plugin = this.registry.require(name);
+      const changes = plan.changes.filter((c) => c.plugin === name);
       try {
-        record.confirm = {
-          timeoutS: options.confirmTimeoutS,
-          watchdog: await this.#options.spawnWatchdog(txId),
-        };
+        checkpoints[name] = (await requireMethod(plugin, 'checkpoint')(
+          this.context(name, { txId }),
+          changes,
+        )) as JsonValue;
       } catch (err) {
-        record.status = 'rolled-back';
-        record.restore = {
-          reason: 'watchdog failed to start',
-          ok: true,
-          residual: [],
-          at: new Date().toISOString(),
-          by: this.actor,
-          errors: [],
-        };
-        await this.state.write(record);
         throw toOpdbusError(
           err,
-          'OPDBUS_ERR_WATCHDOG',
-          'The commit-confirmed watchdog could not be started; nothing was changed',
-          { txId },
+          'OPDBUS_ERR_PLUGIN_FAILED',
+          `Plugin "${name}" failed to checkpoint; nothing was changed`,
+          { plugin: name, operation: 'checkpoint' },
         );
       }
-      await this.state.write(record);
+      this.events.publish({ type: 'tx.checkpoint', txId, plugin: name, resources: changes.length });
     }
+    return checkpoints;
+  }
 
-    // 4. Apply in order: one change at a time, or, for a plugin with applyBatch, each run of its
-    //    consecutive changes at once.
+  /** Start the commit-confirmed watchdog; without one, the transaction ends before any change. */
+  async #startWatchdog(record: TransactionRecord, timeoutS: number): Promise<void> {
+    const abandon = async (reason: string): Promise<void> => {
+      record.status = 'rolled-back';
+      record.restore = {
+        reason,
+        ok: true,
+        residual: [],
+        at: new Date().toISOString(),
+        by: this.actor,
+        errors: [],
+      };
+      await this.state.write(record);
+    };
+    if (this.#options.spawnWatchdog === undefined) {
+      await abandon('no watchdog available');
+      throw new OpdbusError(
+        'OPDBUS_ERR_WATCHDOG',
+        'Commit-confirmed needs a watchdog, and this engine has no way to start one; nothing was changed.',
+      );
+    }
+    try {
+      record.confirm = { timeoutS, watchdog: await this.#options.spawnWatchdog(record.txId) };
+    } catch (err) {
+      await abandon('watchdog failed to start');
+      throw toOpdbusError(
+        err,
+        'OPDBUS_ERR_WATCHDOG',
+        'The commit-confirmed watchdog could not be started; nothing was changed',
+        { txId: record.txId },
+      );
+    }
+    await this.state.write(record);
+  }
+
+  /**
+   * Apply the plan in order: one change at a time, or, for a plugin with applyBatch, each run of
+   * its consecutive changes at once. A failure or an abort restores (and throws).
+   */
+  async #applyInOrder(record: TransactionRecord, signal: AbortSignal | undefined): Promise<void> {
+    const { txId, plan } = record;
     const progress = await this.state.openProgress(txId);
     try {
       for (let index = 0; index < plan.changes.length;) {
         const first = plan.changes[index]!;
-        if (options.signal?.aborted) {
+        if (signal?.aborted) {
           record.failure = {
             phase: 'interrupted',
             error: { code: 'OPDBUS_ERR_APPLY_FAILED', message: 'interrupted by a signal' },
           };
-          return await this.#failAndRestore(
+          await this.#failAndRestore(
             record,
             'interrupted',
             new OpdbusError(
@@ -583,66 +554,32 @@ export class Engine {
         if (plugin.applyBatch !== undefined)
           while (end < plan.changes.length && plan.changes[end]!.plugin === first.plugin) end++;
         const batch = plan.changes.slice(index, end);
-        const base = (change: Change, i: number) => ({
-          txId,
-          index: i,
-          changeId: change.id,
-          plugin: change.plugin,
-          resource: change.resource,
-        });
         for (const [k, change] of batch.entries()) {
-          this.events.publish({ type: 'change.applying', ...base(change, index + k), op: change.op });
+          this.events.publish({
+            type: 'change.applying',
+            ...changeEvent(txId, change, index + k),
+            op: change.op,
+          });
           await progress.started(change);
         }
         const t0 = performance.now();
         try {
-          const ctx = this.context(first.plugin, { txId }, options.signal);
+          const ctx = this.context(first.plugin, { txId }, signal);
           if (plugin.applyBatch !== undefined) await plugin.applyBatch(batch, ctx);
-          else await plugin.apply(first, ctx);
+          else await requireMethod(plugin, 'apply')(first, ctx);
         } catch (err) {
-          const cause = err instanceof OpdbusError ? err : undefined;
-          const namedId = cause?.data?.changeId;
-          const failedAt = Math.max(
-            0,
-            batch.findIndex((c) => c.id === namedId),
-          );
-          const change = batch[failedAt]!;
-          const position =
-            batch.length === 1 || namedId !== undefined
-              ? `Change ${index + failedAt + 1} of ${plan.changes.length}`
-              : `Changes ${index + 1}-${end} of ${plan.changes.length} (applied together by plugin ${first.plugin})`;
-          const error = new OpdbusError(
-            'OPDBUS_ERR_APPLY_FAILED',
-            `${position} failed: ${change.summary} (plugin ${change.plugin}, resource ${change.resource}): ${err instanceof Error ? err.message : String(err)}`,
-            {
-              data: {
-                plugin: change.plugin,
-                resource: change.resource,
-                changeId: change.id,
-                ...(batch.length > 1 ? { batch: batch.map((c) => c.id) } : {}),
-                ...(cause ? { causeCode: cause.code, causeData: cause.data } : {}),
-              },
-              cause: err,
-            },
-          );
-          this.events.publish({
-            type: 'change.failed',
-            ...base(change, index + failedAt),
-            error: error.message,
-          });
-          log.info({ err: error, changeId: change.id }, 'change failed; restoring');
-          record.failure = {
-            phase: 'apply',
-            changeId: change.id,
-            error: { code: error.code, message: error.message },
-          };
-          return await this.#failAndRestore(record, `change ${change.summary} failed`, error);
+          await this.#applyFailed(record, batch, index, err);
         }
         const ms = performance.now() - t0;
         for (const [k, change] of batch.entries()) {
           await progress.done(change);
           record.applied.push(change.id);
-          this.events.publish({ type: 'change.applied', ...base(change, index + k), op: change.op, ms });
+          this.events.publish({
+            type: 'change.applied',
+            ...changeEvent(txId, change, index + k),
+            op: change.op,
+            ms,
+          });
         }
         index = end;
       }
@@ -650,8 +587,65 @@ export class Engine {
     } finally {
       await progress.close();
     }
+  }
 
-    // 5. Verify.
+  /** A change (or a batch starting at plan position `index`) failed: say which, restore, throw. */
+  async #applyFailed(
+    record: TransactionRecord,
+    batch: readonly Change[],
+    index: number,
+    err: unknown,
+  ): Promise<never> {
+    const total = record.plan.changes.length;
+    const cause = err instanceof OpdbusError ? err : undefined;
+    const namedId = cause?.data?.changeId;
+    const failedAt = Math.max(
+      0,
+      batch.findIndex((c) => c.id === namedId),
+    );
+    const change = batch[failedAt]!;
+    const position =
+      batch.length === 1 || namedId !== undefined
+        ? `Change ${index + failedAt + 1} of ${total}`
+        : `Changes ${index + 1}-${index + batch.length} of ${total} (applied together by plugin ${change.plugin})`;
+    const error = new OpdbusError(
+      'OPDBUS_ERR_APPLY_FAILED',
+      `${position} failed: ${change.summary} (plugin ${change.plugin}, resource ${change.resource}): ${err instanceof Error ? err.message : String(err)}`,
+      {
+        data: {
+          plugin: change.plugin,
+          resource: change.resource,
+          changeId: change.id,
+          ...(batch.length > 1 ? { batch: batch.map((c) => c.id) } : {}),
+          ...(cause ? { causeCode: cause.code, causeData: cause.data } : {}),
+        },
+        cause: err,
+      },
+    );
+    this.events.publish({
+      type: 'change.failed',
+      ...changeEvent(record.txId, change, index + failedAt),
+      error: error.message,
+    });
+    this.logger
+      .child({ txId: record.txId })
+      .info({ err: error, changeId: change.id }, 'change failed; restoring');
+    record.failure = {
+      phase: 'apply',
+      changeId: change.id,
+      error: { code: error.code, message: error.message },
+    };
+    return this.#failAndRestore(record, `change ${change.summary} failed`, error);
+  }
+
+  /** Verify what the transaction applied; a residual diff restores (and throws). Returns the state hash after. */
+  async #verifyApplied(
+    record: TransactionRecord,
+    touched: readonly string[],
+    desired: Record<string, JsonValue>,
+    leftOut: ReadonlySet<string>,
+  ): Promise<string> {
+    const { txId } = record;
     record.status = 'verifying';
     await this.state.write(record);
     const verified = await this.#settle(txId, this.target, touched, desired, (key) => !leftOut.has(key));
@@ -666,44 +660,39 @@ export class Engine {
         },
       );
       record.failure = { phase: 'verify', error: { code: error.code, message: error.message } };
-      return await this.#failAndRestore(record, 'verification failed', error);
+      await this.#failAndRestore(record, 'verification failed', error);
     }
     this.events.publish({ type: 'verify.ok', txId, attempts: verified.attempts });
     record.stateHashAfter = hashJson(verified.observed);
+    return record.stateHashAfter;
+  }
 
-    // 6. Commit, or wait for confirmation. The result is recorded before the journal says so: a
-    //    result the audit log cannot take is not kept on the host (restored, then reported).
-    const pending = options.confirmTimeoutS !== undefined && record.confirm !== undefined;
+  /**
+   * Commit, or leave pending confirmation. The result is recorded before the journal says so: a
+   * result the audit log cannot take is not kept on the host (restored, then reported).
+   */
+  async #finish(
+    record: TransactionRecord,
+    stateHashAfter: string,
+    confirmTimeoutS: number | undefined,
+  ): Promise<ApplyResult> {
+    const { txId, plan } = record;
+    const pending = confirmTimeoutS !== undefined && record.confirm !== undefined;
     const outcome = pending ? 'pending-confirm' : 'committed';
     const recorded = await this.#audit(
       this.#txAudit(
         'apply',
         { ...record, status: outcome },
         {
-          stateHashAfter: record.stateHashAfter ?? null,
+          stateHashAfter,
           changeRecords: this.#changeRecords(record.plan.changes, { applied: new Set(record.applied) }),
         },
       ),
       'return',
     );
-    if (recorded !== undefined) {
-      record.failure = {
-        phase: 'audit',
-        error: { code: 'OPDBUS_ERR_AUDIT_FAILED', message: recorded.message },
-      };
-      const ok = await this.#restore(
-        record,
-        'the apply result could not be recorded in the audit log',
-        'audit-failed',
-      );
-      throw new OpdbusError(
-        'OPDBUS_ERR_AUDIT_FAILED',
-        `Could not record the result of transaction ${txId} in the audit log (${recorded.message}); ${ok ? 'it was rolled back and the host is as it was before' : `rolling it back did NOT restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}; fix the audit log, then run \`opdbus rollback ${txId}\``}.`,
-        { data: { txId, kind: 'apply', status: record.status }, cause: recorded },
-      );
-    }
+    if (recorded !== undefined) await this.#unrecordedApply(record, recorded);
     if (pending && record.confirm !== undefined) {
-      const deadline = new Date(Date.now() + options.confirmTimeoutS! * 1000).toISOString();
+      const deadline = new Date(Date.now() + confirmTimeoutS * 1000).toISOString();
       record.confirm.deadline = deadline;
       record.status = 'pending-confirm';
       await this.state.write(record);
@@ -722,9 +711,28 @@ export class Engine {
       type: 'tx.committed',
       txId,
       stateHashBefore: record.stateHashBefore,
-      stateHashAfter: record.stateHashAfter,
+      stateHashAfter,
     });
     return { status: 'committed', plan, txId, record };
+  }
+
+  /** The audit log could not take the apply result: roll back, then throw saying so. */
+  async #unrecordedApply(record: TransactionRecord, recorded: Error): Promise<never> {
+    const { txId } = record;
+    record.failure = {
+      phase: 'audit',
+      error: { code: 'OPDBUS_ERR_AUDIT_FAILED', message: recorded.message },
+    };
+    const ok = await this.#restore(
+      record,
+      'the apply result could not be recorded in the audit log',
+      'audit-failed',
+    );
+    throw new OpdbusError(
+      'OPDBUS_ERR_AUDIT_FAILED',
+      `Could not record the result of transaction ${txId} in the audit log (${recorded.message}); ${ok ? 'it was rolled back and the host is as it was before' : `rolling it back did NOT restore: ${[...(record.restore?.residual ?? []), ...(record.restore?.errors ?? [])].join('; ')}; fix the audit log, then run \`opdbus rollback ${txId}\``}.`,
+      { data: { txId, kind: 'apply', status: record.status }, cause: recorded },
+    );
   }
 
   /**
@@ -852,7 +860,7 @@ export class Engine {
         continue;
       }
       try {
-        await plugin.restore(
+        await requireMethod(plugin, 'restore')(
           record.checkpoints[name] ?? null,
           this.context(name, { txId }, undefined, record.target),
         );
@@ -1340,78 +1348,4 @@ export class Engine {
       for (const unsubscribe of subscriptions) await unsubscribe();
     };
   }
-}
-
-/** What a step hands to the audit log; the engine adds time, host, actor and process. */
-export type AuditRecordFields = Omit<AuditRecord, 'at' | 'actor' | 'process' | 'target' | 'host'> & {
-  target?: TargetSpec;
-};
-
-/** The first items of a list for a message: never thousands of them. */
-function firstOf(items: readonly string[], n = 10): string {
-  return items.length <= n
-    ? items.join('; ')
-    : `${items.slice(0, n).join('; ')}; and ${items.length - n} more`;
-}
-
-/** A message kept in an audit record: at most 4 KiB of it. */
-function clipMessage(text: string): string {
-  return text.length <= 4096 ? text : `${text.slice(0, 4096)}… (${text.length} characters)`;
-}
-
-/** Only the named sections of an observed state. */
-function scoped(observed: Record<string, unknown>, names: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const name of names) if (observed[name] !== undefined) out[name] = observed[name];
-  return out;
-}
-
-function auditProcess(): AuditRecord['process'] {
-  const script = process.argv[1];
-  return {
-    pid: process.pid,
-    startTime: processStartTime(process.pid),
-    command: [...(script === undefined ? [] : [basename(script)]), ...process.argv.slice(2)],
-  };
-}
-
-function currentUserActor(): Actor {
-  let name = 'unknown';
-  try {
-    name = userInfo().username;
-  } catch {
-    name = `uid ${process.getuid?.() ?? -1}`;
-  }
-  return { kind: 'user', name, uid: process.getuid?.() ?? -1, pid: process.pid };
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/**
- * Deep-merge a fragment a plugin contributes into a section: objects merge key by key; any
- * other value (scalars, arrays) must equal what is already there.
- */
-function mergeFragment(
-  base: unknown,
-  fragment: unknown,
-  path: (string | number)[],
-  contributor: string,
-  source: string,
-): unknown {
-  if (base === undefined) return fragment;
-  if (isPlainObject(base) && isPlainObject(fragment)) {
-    const out: Record<string, unknown> = { ...base };
-    for (const [key, value] of Object.entries(fragment))
-      out[key] = mergeFragment(base[key], value, [...path, key], contributor, source);
-    return out;
-  }
-  if (canonicalJson(base) === canonicalJson(fragment)) return base;
-  const where = formatPath(path);
-  throw new OpdbusError(
-    'OPDBUS_ERR_PLAN_CONFLICT',
-    `${source}: ${where} is ${quoteValue(base)}, but the "${contributor}" section derives ${quoteValue(fragment)} for it; remove one of the two.`,
-    { data: { file: source, path: where, contributor, declared: base, derived: fragment } },
-  );
 }

@@ -1,17 +1,18 @@
 import { resourceKey, type Change } from './change.js';
 import { OpdbusError } from './errors.js';
-import { hashJson } from './json.js';
+import { hashJson, type JsonValue } from './json.js';
 
 /**
  * One ordered, serialisable, content-hashed list of changes across plugins.
- * Two plans with the same changes in the same order have the same hash.
+ * Two plans with the same changes in the same order have the same hash. `V` is the changes'
+ * value type: a plugin ordering its own changes keeps them typed; the engine's plans are JSON.
  */
-export interface Plan {
+export interface Plan<V = JsonValue> {
   version: 1;
   /** SHA-256 (hex) of the canonical JSON of `{ version, changes }`. */
   hash: string;
   /** In apply order: every change comes after the changes it depends on. */
-  changes: Change[];
+  changes: Change<V>[];
 }
 
 /**
@@ -22,7 +23,7 @@ export interface Plan {
  *
  * Throws `OPDBUS_ERR_PLAN_CYCLE` naming the cycle, `OPDBUS_ERR_PLAN_INVALID` on duplicate ids.
  */
-export function createPlan(changes: readonly Change[]): Plan {
+export function createPlan<V = JsonValue>(changes: readonly Change<V>[]): Plan<V> {
   const n = changes.length;
   const seen = new Map<string, number>();
   const byResource = new Map<string, number[]>();
@@ -87,7 +88,7 @@ export function createPlan(changes: readonly Change[]): Plan {
 }
 
 /** The content hash of an ordered list of changes. */
-export function planHash(changes: readonly Change[]): string {
+export function planHash(changes: readonly Change<unknown>[]): string {
   return hashJson({ version: 1, changes });
 }
 

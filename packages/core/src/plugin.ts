@@ -88,9 +88,25 @@ export type Unsubscribe = () => void | Promise<void>;
  *
  * `D` is the plugin's section of the state document (the desired state) and also the shape its
  * `query` returns (the observed state, normalised); `T` is its checkpoint token, which must be
- * JSON so that journals can hold it and another process can restore from it.
+ * JSON-serialisable so that journals can hold it and another process can restore from it; `V` is the type of
+ * its changes' `before` / `after` values (usually a union of its resource kinds, e.g.
+ * `LinkSpec | AddressSpec`), so that `apply` and `checkpoint` read them without casts. `V` must
+ * be JSON-serialisable (objects, arrays, strings, numbers, booleans, null; `undefined` members
+ * are dropped): the engine journals every plugin's changes as JSON. `F` is what its optional
+ * `facts` returns for `diff` (see {@link Plugin.facts}).
+ *
+ * @example
+ * ```ts
+ * type MotdValue = { text: string };
+ * const motd: Plugin<MotdSection, JsonValue, MotdValue> = {
+ *   // ...
+ *   async apply(change) {
+ *     if (change.after !== null) await writeFile(path, change.after.text); // typed, no cast
+ *   },
+ * };
+ * ```
  */
-export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
+export interface Plugin<D = unknown, T = JsonValue, V = JsonValue, F = unknown> {
   /** Section name in the state document: lowercase letters, digits and dashes. */
   readonly name: string;
   /** The plugin's own version (semver). */
@@ -103,10 +119,22 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
   probe(ctx: PluginContext): Promise<ProbeResult>;
   /** The observed state, normalised to the shape of the desired section. */
   query(ctx: PluginContext, options?: QueryOptions<D>): Promise<D>;
-  /** Pure: the changes that take `observed` to `desired`. Resources `desired` does not name are left alone. */
-  diff(desired: D, observed: D): ChangeSpec[];
+  /**
+   * Optional: what `diff` needs to know about the target besides the observed section, which a
+   * document does not declare (e.g. which links carry the management connection, so that
+   * changes to them are flagged risky). The engine calls it when it plans, right after `query`
+   * in the same context, and passes the result to `diff`; it is not journalled or shown. This
+   * keeps `diff` a pure function of its arguments (no state carried from `query` on the side).
+   */
+  facts?(ctx: PluginContext, observed: D): Promise<F>;
+  /**
+   * Pure: the changes that take `observed` to `desired`. Resources `desired` does not name are
+   * left alone. `facts` is what {@link Plugin.facts} returned; it is undefined when the plugin has
+   * no `facts` and when the engine diffs only to verify (risk flags do not matter there).
+   */
+  diff(desired: D, observed: D, facts?: F): ChangeSpec<V>[];
   /** Apply one change. Idempotent: applying it twice is the same as once. */
-  apply(change: Change, ctx: PluginContext): Promise<void>;
+  apply(change: Change<V>, ctx: PluginContext): Promise<void>;
   /**
    * Optional: apply several changes of this plugin at once, all or nothing (e.g. one OVSDB
    * transaction). When present, the engine calls it instead of `apply` for every run of
@@ -115,9 +143,9 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
    * may remain applied; an `OpdbusError` whose `data.changeId` names a change of the batch
    * points at the change that failed.
    */
-  applyBatch?(changes: readonly Change[], ctx: PluginContext): Promise<void>;
+  applyBatch?(changes: readonly Change<V>[], ctx: PluginContext): Promise<void>;
   /** Record what `restore` needs to put the given changes' resources back as they are now. */
-  checkpoint(ctx: PluginContext, changes: readonly Change[]): Promise<T>;
+  checkpoint(ctx: PluginContext, changes: readonly Change<V>[]): Promise<T>;
   /** Put the resources of a checkpoint back. Idempotent; may run in another process than `checkpoint`. */
   restore(token: T, ctx: PluginContext): Promise<void>;
   /** Subscribe to the native event stream (or a poll, which the plugin documents). */
@@ -131,7 +159,7 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
    * keeps none of its values (both are recorded as redacted): a plugin that holds secrets says
    * which parts are secret; one without `redact` holds none.
    */
-  redactChange?(change: Change): RedactedChangeValues;
+  redactChange?(change: Change<V>): RedactedChangeValues<V>;
   /**
    * Optional: contribute desired state to other plugins' sections, resolved at plan time (e.g.
    * NUMA placements become a systemd unit's CPUAffinity/NUMAPolicy/NUMAMask). The engine
@@ -143,9 +171,20 @@ export interface Plugin<D = unknown, T extends JsonValue = JsonValue> {
 }
 
 /**
- * What a plugin that only contributes to other plugins' sections implements (e.g. numa, whose
- * placements become systemd unit properties): its name, schema and `expand`, and optionally
- * `probe`. {@link defineExpansionPlugin} makes the rest of the contract.
+ * A plugin that only contributes to other plugins' sections (e.g. numa, whose placements become
+ * systemd unit properties). Its section has no host state of its own, so it implements what it
+ * needs and nothing else: its name, schema and `expand`, and optionally `probe` (default:
+ * available) and `empty`. The engine handles the rest: a scoped query reports the section the
+ * document gave, an unscoped one reports `empty` (or leaves the section out), and it never has
+ * changes, so there is nothing to apply, checkpoint or restore.
+ *
+ * @example
+ * ```ts
+ * export const pinPlugin: ExpansionPlugin<PinSection> = {
+ *   name: 'pin', version: packageVersion(import.meta.url), description: 'CPU pins', schema, empty: {},
+ *   expand: async (section) => ({ sections: { systemd: { units: toUnits(section) } } }),
+ * };
+ * ```
  */
 export interface ExpansionPlugin<D> {
   readonly name: string;
@@ -154,8 +193,8 @@ export interface ExpansionPlugin<D> {
   readonly description: string;
   /** zod schema of the section; strict. */
   readonly schema: z.ZodType<D>;
-  /** The section when a query is not scoped to a document's (e.g. `{ placements: {} }`). */
-  readonly empty: D;
+  /** What a query that is not scoped to a document reports (e.g. `{ placements: {} }`); left out when unset. */
+  readonly empty?: D;
   /** Whether the plugin can work here (default: available). */
   probe?(ctx: PluginContext): Promise<ProbeResult>;
   /** Contribute desired state to other plugins' sections (see {@link Plugin.expand}). */
@@ -163,46 +202,20 @@ export interface ExpansionPlugin<D> {
 }
 
 /**
- * A plugin from an {@link ExpansionPlugin}: its section has no host state of its own, so `query`
- * reports the section asked for (or `empty`), `diff` is always empty (every change it causes is
- * another plugin's), `checkpoint` and `restore` have nothing to record, and `apply` refuses with
- * `OPDBUS_ERR_INTERNAL` (the engine never calls it, as the diff is empty).
- *
- * @example
- * ```ts
- * export const pinPlugin = defineExpansionPlugin({
- *   name: 'pin', version: packageVersion(import.meta.url), description: 'CPU pins', schema, empty: {},
- *   expand: async (section) => ({ sections: { systemd: { units: toUnits(section) } } }),
- * });
- * ```
+ * Identity helper that types an {@link ExpansionPlugin} and infers its section type. (Before
+ * contract 1.1 it filled in stub methods; the engine now calls only what a plugin has.)
  */
-export function defineExpansionPlugin<D>(plugin: ExpansionPlugin<D>): Plugin<D, null> {
-  return {
-    name: plugin.name,
-    version: plugin.version,
-    description: plugin.description,
-    schema: plugin.schema,
-    probe:
-      plugin.probe === undefined ? () => Promise.resolve({ available: true }) : (ctx) => plugin.probe!(ctx),
-    query: (_ctx, options) => Promise.resolve(options?.scope ?? plugin.empty),
-    diff: () => [],
-    apply: (change) =>
-      Promise.reject(
-        new OpdbusError(
-          'OPDBUS_ERR_INTERNAL',
-          `The ${plugin.name} plugin has no changes of its own; it was asked to apply ${change.summary}.`,
-        ),
-      ),
-    checkpoint: () => Promise.resolve(null),
-    restore: () => Promise.resolve(),
-    expand: (desired, ctx) => plugin.expand(desired, ctx),
-  };
+export function defineExpansionPlugin<D>(plugin: ExpansionPlugin<D>): ExpansionPlugin<D> {
+  return plugin;
 }
 
-/** A change's values as the audit log may keep them (see {@link Plugin.redactChange}). */
-export interface RedactedChangeValues {
-  before: JsonValue;
-  after: JsonValue;
+/**
+ * A change's values as the audit log may keep them (see {@link Plugin.redactChange}); `V` is the
+ * plugin's change value type (a secret replaced by `REDACTED` must fit it).
+ */
+export interface RedactedChangeValues<V = JsonValue> {
+  before: V | null;
+  after: V | null;
   /** A summary without the secrets; default: `<op> <resource>` when the values were redacted. */
   summary?: string;
 }
@@ -222,14 +235,25 @@ export interface PlanNote {
   note: string;
 }
 
-/** A plugin of any section type. */
+/** The members every kind of plugin has. */
+type PluginIdentity = 'name' | 'version' | 'description' | 'schema';
+
+/**
+ * A plugin of any section type and kind, as the registry and the engine hold it: a full
+ * {@link Plugin} or an {@link ExpansionPlugin}. Every method may be absent (an expansion plugin
+ * has no `query`, `diff`, `apply`, `checkpoint` or `restore`); {@link assertPlugin} checks that a
+ * plugin has either all of those or `expand` alone.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the registry holds plugins of any section type
-export type AnyPlugin = Plugin<any, any>;
+type PluginOfAny = Plugin<any, any, any, any>;
+export type AnyPlugin = Pick<PluginOfAny, PluginIdentity> &
+  Partial<Omit<PluginOfAny, PluginIdentity>> & { readonly empty?: unknown };
 
 const pluginNamePattern = /^[a-z][a-z0-9-]{0,62}$/;
 const semverPattern = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
-const requiredMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
-const optionalMethods = ['watch', 'redact', 'redactChange', 'applyBatch', 'expand'] as const;
+/** What a plugin with host state of its own implements (an expansion plugin has none of them). */
+const stateMethods = ['probe', 'query', 'diff', 'apply', 'checkpoint', 'restore'] as const;
+const optionalMethods = ['watch', 'redact', 'redactChange', 'applyBatch', 'expand', 'facts'] as const;
 
 /**
  * Check that `value` satisfies the plugin contract; throws `OPDBUS_ERR_PLUGIN_INVALID` naming
@@ -255,8 +279,19 @@ export function assertPlugin(value: unknown): AnyPlugin {
     problems.push('description must be a non-empty string');
   if (!(p.schema instanceof z.ZodType))
     problems.push('schema must be a zod schema (import { z } from "zod")');
-  for (const method of requiredMethods) {
-    if (typeof p[method] !== 'function') problems.push(`${method} must be a function`);
+  // An expansion plugin (expand, no host state) needs none of the state methods; it may probe.
+  const expansionOnly =
+    typeof p.expand === 'function' && stateMethods.every((m) => m === 'probe' || p[m] === undefined);
+  if (expansionOnly) {
+    if (p.probe !== undefined && typeof p.probe !== 'function')
+      problems.push('probe, when present, must be a function');
+  } else {
+    for (const method of stateMethods) {
+      if (typeof p[method] !== 'function')
+        problems.push(
+          `${method} must be a function (a plugin that only contributes to other plugins' sections implements expand and none of query, diff, apply, checkpoint, restore)`,
+        );
+    }
   }
   for (const method of optionalMethods) {
     if (p[method] !== undefined && typeof p[method] !== 'function')
@@ -271,13 +306,16 @@ export function assertPlugin(value: unknown): AnyPlugin {
 }
 
 /**
- * Identity helper that types a plugin object and lets TypeScript infer its section type.
+ * Identity helper that types a plugin object and lets TypeScript infer its section type (and,
+ * from `diff`'s return type or an explicit type argument, its change value type).
  *
  * @example
  * ```ts
  * export const myPlugin = definePlugin({ name: 'my', version: '1.0.0', schema: z.strictObject({}), ... });
  * ```
  */
-export function definePlugin<D, T extends JsonValue>(plugin: Plugin<D, T>): Plugin<D, T> {
+export function definePlugin<D, T = JsonValue, V = JsonValue, F = unknown>(
+  plugin: Plugin<D, T, V, F>,
+): Plugin<D, T, V, F> {
   return plugin;
 }

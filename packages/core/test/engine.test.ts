@@ -198,13 +198,13 @@ describe('plugins that apply a batch at once (applyBatch)', () => {
       memoryPlugin(plainHost, 'plain'),
     ]);
     const batchPlugin = registry.require('batch');
-    const diff = batchPlugin.diff.bind(batchPlugin);
+    const diff = batchPlugin.diff!.bind(batchPlugin);
     batchPlugin.diff = (desired: Section, observed: Section) =>
       diff(desired, observed).map((c) =>
         c.resource === 'b.mid' ? { ...c, dependsOn: [{ plugin: 'plain', resource: 'm' }] } : c,
       );
     const plain = registry.require('plain');
-    const plainDiff = plain.diff.bind(plain);
+    const plainDiff = plain.diff!.bind(plain);
     plain.diff = (desired: Section, observed: Section) =>
       plainDiff(desired, observed).map((c) => ({ ...c, dependsOn: [{ plugin: 'batch', resource: 'a' }] }));
     const engine = new Engine({ registry, stateDir, verify: { attempts: 2, initialDelayMs: 1 } });

@@ -6,26 +6,24 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   Engine,
   PluginRegistry,
-  definePlugin,
+  assertPlugin,
+  defineExpansionPlugin,
+  isOpdbusError,
   parseStateDocument,
   type StateDocument,
 } from '../src/index.js';
 import { memoryHost, memoryPlugin } from './memoryPlugin.js';
 
 // A plugin with no host state of its own that derives another plugin's desired state, as the
-// NUMA placements derive systemd unit properties.
+// NUMA placements derive systemd unit properties: it implements only what it needs (no probe,
+// query, diff, apply, checkpoint or restore), and the engine calls only that.
 const aliasSchema = z.strictObject({ aliases: z.record(z.string(), z.string()) });
-const aliasPlugin = definePlugin<z.output<typeof aliasSchema>, null>({
+const aliasPlugin = defineExpansionPlugin<z.output<typeof aliasSchema>>({
   name: 'alias',
   version: '1.0.0',
   description: 'derives mem keys',
   schema: aliasSchema,
-  probe: () => Promise.resolve({ available: true }),
-  query: (_ctx, options) => Promise.resolve(options?.scope ?? { aliases: {} }),
-  diff: () => [],
-  apply: () => Promise.resolve(),
-  checkpoint: () => Promise.resolve(null),
-  restore: () => Promise.resolve(),
+  empty: { aliases: {} },
   expand: (section) =>
     Promise.resolve({
       sections: {
@@ -107,5 +105,43 @@ describe('plugins that expand into other sections', () => {
       code: 'OPDBUS_ERR_STATE_INVALID',
       message: expect.stringContaining('with what other plugins contributed'),
     });
+  });
+
+  it('queries a plugin without host state as the section it was given, or as its empty section', async () => {
+    const { engine, doc } = setup({ keep: '1' });
+    expect(await engine.query()).toEqual({ mem: { keep: '1' }, alias: { aliases: {} } });
+    const planned = await engine.plan(doc({ alias: { aliases: { a: 'x' } } }));
+    expect(planned.observed.alias).toEqual({ aliases: { a: 'x' } });
+    expect(planned.plan.changes.every((c) => c.plugin === 'mem')).toBe(true);
+  });
+
+  it('refuses a plugin with some state methods but not all, naming the missing ones', () => {
+    const { expand: _expand, ...identity } = aliasPlugin;
+    try {
+      assertPlugin({ ...identity, query: () => Promise.resolve({}), diff: () => [] });
+      expect.unreachable();
+    } catch (err) {
+      expect(isOpdbusError(err, 'OPDBUS_ERR_PLUGIN_INVALID')).toBe(true);
+      expect((err as Error).message).toMatch(/apply must be a function .*implements expand and none of/);
+    }
+    // With expand and part of the state methods, too.
+    expect(() => assertPlugin({ ...aliasPlugin, diff: () => [] })).toThrow(/checkpoint must be a function/);
+  });
+
+  it('refuses a planned change whose plugin cannot checkpoint it, naming the method, and changes nothing', async () => {
+    const host = memoryHost({});
+    const mem = memoryPlugin(host);
+    const registry = new PluginRegistry([mem]);
+    // Only a plugin changed after registration can lack it: assertPlugin checks at registration.
+    Reflect.deleteProperty(registry.require('mem'), 'checkpoint');
+    const engine = new Engine({ registry, stateDir, verify: { attempts: 2, initialDelayMs: 1 } });
+    const d = parseStateDocument(JSON.stringify({ version: 1, plugins: { mem: { k: 'v' } } }), {
+      source: 'doc.yaml',
+      registry,
+    });
+    await expect(engine.apply(d)).rejects.toMatchObject({
+      message: expect.stringContaining('has changes in this plan but no checkpoint method'),
+    });
+    expect(host.values.has('k')).toBe(false);
   });
 });

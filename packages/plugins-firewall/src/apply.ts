@@ -2,7 +2,7 @@
  * From changes to ONE nftables batch: the minimal table, chain, set, element and rule operations
  * that take the current ruleset to every change's `after`, in the order the kernel needs them.
  */
-import { OpdbusError, type Change } from '@opdbus/core';
+import { OpdbusError } from '@opdbus/core';
 import {
   NftBatch,
   chainKey,
@@ -30,6 +30,7 @@ import {
   setsUsed,
   tableView,
   type ResourceRef,
+  type FirewallChange,
   type TableView,
 } from './model.js';
 
@@ -37,9 +38,9 @@ import {
 export interface PlannedBatch {
   batch: NftBatch;
   /** `owners[i]`: the change message `i` of the batch belongs to. */
-  owners: Change[];
+  owners: FirewallChange[];
   /** The changes that were not already in effect. */
-  effective: Change[];
+  effective: FirewallChange[];
 }
 
 type Current = {
@@ -69,9 +70,9 @@ function comparable(ref: ResourceRef, v: unknown): unknown {
  * is skipped; a resource that is neither as `before` nor as `after` says was changed by someone
  * else since the plan was made, which is `OPDBUS_ERR_FIREWALL_CONFLICT`.
  */
-export function effectiveChanges(changes: readonly Change[], rs: ReadableRuleset): Change[] {
+export function effectiveChanges(changes: readonly FirewallChange[], rs: ReadableRuleset): FirewallChange[] {
   const cur = currentOf(rs);
-  const out: Change[] = [];
+  const out: FirewallChange[] = [];
   for (const change of changes) {
     const ref = parseResource(change.resource);
     const now = comparable(ref, viewOf(cur, ref));
@@ -173,14 +174,14 @@ function elementUnits(set: SetSpec): Map<string, NftElementData[]> {
  * Throws `OPDBUS_ERR_FIREWALL_INVALID` (with the change id) when a rule cannot be encoded.
  */
 export function planBatch(
-  changes: readonly Change[],
+  changes: readonly FirewallChange[],
   rs: ReadableRuleset,
   interfaces?: InterfaceResolver,
 ): PlannedBatch {
   const effective = effectiveChanges(changes, rs);
   const batch = new NftBatch();
-  const owners: Change[] = [];
-  const own = (change: Change): void => {
+  const owners: FirewallChange[] = [];
+  const own = (change: FirewallChange): void => {
     while (owners.length < batch.length) owners.push(change);
   };
   const cur = currentOf(rs);
@@ -188,7 +189,7 @@ export function planBatch(
   const compile = (
     family: NftFamily,
     rule: Rule,
-    change: Change,
+    change: FirewallChange,
   ): { expressions: ReturnType<typeof compileRule>; comment?: string } => {
     try {
       const expressions = compileRule(rule, { family, ...(interfaces === undefined ? {} : { interfaces }) });
@@ -206,7 +207,7 @@ export function planBatch(
     table: string,
     chain: string,
     rules: readonly Rule[],
-    change: Change,
+    change: FirewallChange,
   ): void => {
     for (const rule of rules) batch.addRule(family, { table, chain, ...compile(family, rule, change) });
     own(change);
@@ -215,7 +216,7 @@ export function planBatch(
   // 1. Tables.
   for (const { change, ref } of refs) {
     if (ref.kind !== 'table' || change.op === 'delete') continue;
-    const after = change.after as unknown as TableView;
+    const after = change.after as TableView;
     batch.addTable(ref.family, {
       name: ref.table,
       flags: after.dormant === true ? 1 : 0,
@@ -228,11 +229,11 @@ export function planBatch(
   const recreatedChains = new Set<string>();
   for (const { change, ref } of refs) {
     if (ref.kind !== 'chain' || change.op === 'delete') continue;
-    const after = change.after as unknown as ChainSpec;
+    const after = change.after as ChainSpec;
     if (change.op === 'create') {
       batch.addChain(ref.family, chainToNft(ref.family, ref.table, after), { exclusive: true });
     } else {
-      const before = change.before as unknown as ChainSpec;
+      const before = change.before as ChainSpec;
       if (CHAIN_IDENTITY.some((f) => !same(before[f], after[f])) || !same(before.comment, after.comment))
         recreatedChains.add(change.resource);
       else if (before.policy !== after.policy)
@@ -245,13 +246,13 @@ export function planBatch(
   //    created again (a set in use cannot be deleted).
   const recreatedSets = refs.filter(({ change, ref }) => {
     if (ref.kind !== 'set' || change.op !== 'update') return false;
-    const before = change.before as unknown as SetSpec;
-    const after = change.after as unknown as SetSpec;
+    const before = change.before as SetSpec;
+    const after = change.after as SetSpec;
     return SET_IDENTITY.some((f) => !same(before[f], after[f]));
   });
   const rewritten = new Map<
     string,
-    { family: NftFamily; table: string; chain: string; rules: Rule[]; change: Change }
+    { family: NftFamily; table: string; chain: string; rules: Rule[]; change: FirewallChange }
   >();
   const chainAfter = (family: NftFamily, table: string, name: string): Rule[] | undefined => {
     const changed = refs.find(
@@ -259,9 +260,7 @@ export function planBatch(
         r.ref.kind === 'chain' && r.ref.family === family && r.ref.table === table && r.ref.name === name,
     );
     if (changed !== undefined)
-      return changed.change.op === 'delete'
-        ? undefined
-        : ((changed.change.after as unknown as ChainSpec).rules ?? []);
+      return changed.change.op === 'delete' ? undefined : ((changed.change.after as ChainSpec).rules ?? []);
     return cur.table({ kind: 'table', family, table })?.chains?.find((c) => c.name === name)?.rules ?? [];
   };
   for (const { change, ref } of recreatedSets) {
@@ -281,7 +280,7 @@ export function planBatch(
   }
   for (const { change, ref } of refs) {
     if (ref.kind !== 'chain' || !recreatedChains.has(change.resource)) continue;
-    const after = change.after as unknown as ChainSpec;
+    const after = change.after as ChainSpec;
     rewritten.delete(`${ref.family} ${ref.table} ${ref.name}`);
     batch.flushChain(ref.family, ref.table, ref.name);
     batch.deleteChain(ref.family, ref.table, ref.name);
@@ -296,7 +295,7 @@ export function planBatch(
   // 4. Sets: created (again), and their elements.
   for (const { change, ref } of refs) {
     if (ref.kind !== 'set' || change.op === 'delete') continue;
-    const after = change.after as unknown as SetSpec;
+    const after = change.after as SetSpec;
     const again = recreatedSets.some((r) => r.change === change);
     if (change.op === 'create' || again) {
       if (again) batch.deleteSet(ref.family, ref.table, ref.name);
@@ -304,7 +303,7 @@ export function planBatch(
       const elements = elementsToNft(elementCodec(after), after.elements ?? []);
       if (elements.length > 0) batch.addElements(ref.family, ref.table, ref.name, elements);
     } else {
-      const before = change.before as unknown as SetSpec;
+      const before = change.before as SetSpec;
       const was = elementUnits(before);
       const will = elementUnits(after);
       const removed = [...was].filter(([k]) => !will.has(k)).flatMap(([, v]) => v);
@@ -318,14 +317,14 @@ export function planBatch(
   // 5. Rules.
   for (const { change, ref } of refs) {
     if (ref.kind !== 'chain' || change.op === 'delete') continue;
-    const after = change.after as unknown as ChainSpec;
+    const after = change.after as ChainSpec;
     const rules = after.rules ?? [];
     if (change.op === 'create' || recreatedChains.has(change.resource)) {
       addRules(ref.family, ref.table, ref.name, rules, change);
       continue;
     }
     if (rewritten.has(`${ref.family} ${ref.table} ${ref.name}`)) continue;
-    const before = (change.before as unknown as ChainSpec).rules ?? [];
+    const before = (change.before as ChainSpec).rules ?? [];
     const handles = rs.handles.get(chainKey(ref.family, ref.table, ref.name)) ?? [];
     const ops = ruleOperations(
       before.map((rule, i) => ({ rule, handle: handles[i]! })),

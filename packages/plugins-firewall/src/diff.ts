@@ -14,11 +14,13 @@ import {
   setsUsed,
   tableResource,
   tableView,
+  withNamedFields,
+  type FirewallValue,
 } from './model.js';
 import { dropsConnection, type ManagementConnection } from './risk.js';
 import type { FirewallSection, SetEntry, TableEntry } from './schema.js';
 
-/** What `query` learns about the host for the risk guard (attached to the observed section). */
+/** What the plugin's `facts` reads from the host for the risk guard (passed to `diff`). */
 export interface FirewallFacts {
   /** Management connections that end in the target namespace. */
   connections: ManagementConnection[];
@@ -26,8 +28,11 @@ export interface FirewallFacts {
   tables: TableSpec[];
 }
 
-/** Facts attached to an observed section by `query` (so that `diff` stays a pure function of its inputs). */
-export const observedFacts = new WeakMap<object, FirewallFacts>();
+/** Set `key` of `target` to `value`, or remove it when `value` is undefined. */
+function setOrDelete<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value === undefined) Reflect.deleteProperty(target, key);
+  else target[key] = value;
+}
 
 const isAbsent = (x: { state?: 'absent' | undefined } | undefined): boolean =>
   x === undefined || x.state === 'absent';
@@ -92,24 +97,27 @@ const invalid = (path: (string | number)[], message: string): OpdbusError => {
  * The changes that take `observed` to `desired`: tables, chains (with their rules) and sets (with
  * their elements) the document names; nothing else. A chain's or set's `after` is its whole
  * resulting state (fields the document leaves out keep their current value), so apply can compute
- * the minimal rule and element operations. Changes that could drop the management connection
- * are flagged risky.
+ * the minimal rule and element operations. Given `facts` (the plugin's `facts`), changes that
+ * could drop a management connection are flagged risky.
  */
-export function diffSection(desired: FirewallSection, observed: FirewallSection): ChangeSpec[] {
-  const facts = observedFacts.get(observed);
-  const out: ChangeSpec[] = [];
+export function diffSection(
+  desired: FirewallSection,
+  observed: FirewallSection,
+  facts?: FirewallFacts,
+): ChangeSpec<FirewallValue>[] {
+  const out: ChangeSpec<FirewallValue>[] = [];
   for (const [ti, dt] of (desired.tables ?? []).entries()) {
     const family = dt.family;
     const ot = observed.tables?.find((t) => t.family === dt.family && t.name === dt.name);
     const exists = !isAbsent(ot);
     const tres = tableResource(family, dt.name);
-    const tableChanges: ChangeSpec[] = [];
+    const tableChanges: ChangeSpec<FirewallValue>[] = [];
     if (dt.state === 'absent') {
       if (exists)
         out.push({
           resource: tres,
           op: 'delete',
-          before: json(ot),
+          before: json(ot!),
           after: null,
           summary: `delete table ${family} ${dt.name} (with its ${ot!.chains?.length ?? 0} chain(s) and ${ot!.sets?.length ?? 0} set(s))`,
         });
@@ -142,10 +150,10 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
         });
     }
     const tableDep = tableCreated ? [tres] : [];
-    const chainChanges: ChangeSpec[] = [];
-    const chainDeletes: ChangeSpec[] = [];
-    const setChanges: ChangeSpec[] = [];
-    const setDeletes: ChangeSpec[] = [];
+    const chainChanges: ChangeSpec<FirewallValue>[] = [];
+    const chainDeletes: ChangeSpec<FirewallValue>[] = [];
+    const setChanges: ChangeSpec<FirewallValue>[] = [];
+    const setDeletes: ChangeSpec<FirewallValue>[] = [];
     const afterChains = new Map<string, ChainSpec | null>();
     const afterSets = new Map<string, SetSpec | null>();
 
@@ -158,7 +166,7 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
           setDeletes.push({
             resource: res,
             op: 'delete',
-            before: json(os),
+            before: json(os!),
             after: null,
             summary: `delete set ${family} ${dt.name} ${ds.name}`,
           });
@@ -186,19 +194,12 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
         continue;
       }
       const before = os as SetSpec;
-      const after: Record<string, unknown> = { ...before };
-      for (const f of SET_FIELDS) {
-        if ((ds as Record<string, unknown>)[f] === undefined) continue;
-        const v = (want as unknown as Record<string, unknown>)[f];
-        if (v === undefined) delete after[f];
-        else after[f] = v;
-      }
-      afterSets.set(ds.name, after as unknown as SetSpec);
+      const after = withNamedFields(before, SET_FIELDS, ds, want);
+      afterSets.set(ds.name, after);
       if (same(before, after)) continue;
-      const what = [
-        ...fieldChanges(SET_FIELDS, before, after),
-        elementSummary(before, after as unknown as SetSpec),
-      ].filter(Boolean);
+      const what = [...fieldChanges(SET_FIELDS, before, after), elementSummary(before, after)].filter(
+        Boolean,
+      );
       setChanges.push({
         resource: res,
         op: 'update',
@@ -218,7 +219,7 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
           chainDeletes.push({
             resource: res,
             op: 'delete',
-            before: json(oc),
+            before: json(oc!),
             after: null,
             summary: `delete chain ${family} ${dt.name} ${dc.name} (${oc!.rules?.length ?? 0} rule(s))`,
           });
@@ -243,28 +244,20 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
         continue;
       }
       const before = oc as ChainSpec;
-      const after: Record<string, unknown> = { ...before };
-      for (const f of CHAIN_FIELDS) {
-        if ((dc as Record<string, unknown>)[f] === undefined) continue;
-        // A base chain named with a hook gets its defaults (type filter, policy accept).
-        const v = (want as unknown as Record<string, unknown>)[f];
-        if (v === undefined) delete after[f];
-        else after[f] = v;
-      }
+      const after = withNamedFields(before, CHAIN_FIELDS, dc, want);
+      // A base chain named with a hook gets its defaults (type filter, policy accept).
       if (dc.hook !== undefined) {
-        if (dc.type === undefined) after.type = want.type;
-        if (dc.priority === undefined) after.priority = want.priority;
+        if (dc.type === undefined) setOrDelete(after, 'type', want.type);
+        if (dc.priority === undefined) setOrDelete(after, 'priority', want.priority);
       }
-      afterChains.set(dc.name, after as unknown as ChainSpec);
+      afterChains.set(dc.name, after);
       if (same(before, after)) continue;
-      for (const s of setsUsed(rulesOf(after as unknown as ChainSpec)))
-        deps.add(setResource(family, dt.name, s));
-      for (const c of chainsUsed(rulesOf(after as unknown as ChainSpec)))
-        deps.add(chainResource(family, dt.name, c));
+      for (const s of setsUsed(rulesOf(after))) deps.add(setResource(family, dt.name, s));
+      for (const c of chainsUsed(rulesOf(after))) deps.add(chainResource(family, dt.name, c));
       deps.delete(res);
       const what = [
         ...fieldChanges(CHAIN_FIELDS, before, after),
-        describeRules(rulesOf(before), rulesOf(after as unknown as ChainSpec)),
+        describeRules(rulesOf(before), rulesOf(after)),
       ].filter(Boolean);
       chainChanges.push({
         resource: res,
@@ -298,7 +291,7 @@ export function diffSection(desired: FirewallSection, observed: FirewallSection)
 
 /** Flag the changes of a table when the table after them would drop a management connection it lets through now. */
 function flagRisk(
-  changes: ChangeSpec[],
+  changes: ChangeSpec<FirewallValue>[],
   facts: FirewallFacts,
   dt: TableEntry,
   current: TableSpec | undefined,

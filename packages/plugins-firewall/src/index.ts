@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 export { effectiveChanges, planBatch, ruleOperations, type PlannedBatch } from './apply.js';
-export { describeRules, diffSection, observedFacts, type FirewallFacts } from './diff.js';
+export { describeRules, diffSection, type FirewallFacts } from './diff.js';
 export { firewallErrors, type FirewallErrorCode } from './errors.js';
 export {
   chainResource,
@@ -16,6 +16,8 @@ export {
   scopedSection,
   setResource,
   tableResource,
+  type FirewallChange,
+  type FirewallValue,
   type ResourceRef,
   type TableView,
 } from './model.js';

@@ -15,7 +15,7 @@ import {
   type SetSpec,
   type TableSpec,
 } from '@opdbus/nftables';
-import type { JsonValue } from '@opdbus/core';
+import type { Change } from '@opdbus/core';
 import type { ChainEntry, FirewallSection, SetEntry, TableEntry } from './schema.js';
 
 /** A resource of the section. */
@@ -177,8 +177,37 @@ export function same(a: unknown, b: unknown): boolean {
   return true;
 }
 
-/** Plain JSON (drops undefined) for a change's before/after. */
-export const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
+/**
+ * The values of the firewall plugin's changes: a table's own attributes (a deleted table: the
+ * whole table as it was), a chain, or a set — which one, the change's resource says.
+ */
+export type FirewallValue = TableView | TableEntry | ChainSpec | ChainEntry | SetSpec | SetEntry;
+
+/** A change of the firewall plugin. */
+export type FirewallChange = Change<FirewallValue>;
+
+/** A plain JSON copy (drops undefined members) of a change's before/after. */
+export const json = <V extends FirewallValue>(v: V): V => JSON.parse(JSON.stringify(v)) as V;
+
+/**
+ * `target` with each of `fields` that `named` sets (a document entry) taken from `from` (and
+ * removed when `from` has none).
+ */
+export function withNamedFields<T extends object>(
+  target: T,
+  fields: readonly (keyof T & string)[],
+  named: object,
+  from: T,
+): T {
+  const out = { ...target };
+  for (const f of fields) {
+    if ((named as Record<string, unknown>)[f] === undefined) continue;
+    const v = from[f];
+    if (v === undefined) Reflect.deleteProperty(out, f);
+    else out[f] = v;
+  }
+  return out;
+}
 
 /** The names of the sets a chain's rules look up (`@name`). */
 export function setsUsed(rules: readonly Rule[] | undefined): Set<string> {

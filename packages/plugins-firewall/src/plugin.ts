@@ -4,8 +4,6 @@ import {
   isOpdbusError,
   makeChange,
   packageVersion,
-  type Change,
-  type JsonValue,
   type Plugin,
   type PluginContext,
   type WatchEvent,
@@ -26,7 +24,7 @@ import {
   type TableSpec,
 } from '@opdbus/nftables';
 import { planBatch } from './apply.js';
-import { diffSection, observedFacts } from './diff.js';
+import { diffSection, type FirewallFacts } from './diff.js';
 import {
   chainResource,
   fullSection,
@@ -34,6 +32,8 @@ import {
   scopedSection,
   setResource,
   tableResource,
+  type FirewallChange,
+  type FirewallValue,
 } from './model.js';
 import type { ManagementConnection } from './risk.js';
 import {
@@ -49,8 +49,7 @@ import {
  * its elements), or null when it did not exist.
  */
 export interface FirewallCheckpoint {
-  [key: string]: JsonValue;
-  tables: { family: string; name: string; table: JsonValue }[];
+  tables: { family: string; name: string; table: TableSpec | null }[];
 }
 
 /** A management connection to protect, besides the one in SSH_CONNECTION. */
@@ -83,12 +82,12 @@ export interface FirewallPluginOptions {
   beforeCommit?: (info: {
     generation: number;
     messages: number;
-    changes: readonly Change[];
+    changes: readonly FirewallChange[];
   }) => void | Promise<void>;
 }
 
 /** The firewall plugin, with a way to close its sockets. */
-export type FirewallPlugin = Plugin<FirewallSection, FirewallCheckpoint> & {
+export type FirewallPlugin = Plugin<FirewallSection, FirewallCheckpoint, FirewallValue, FirewallFacts> & {
   /** Close the nftables sockets the plugin keeps open (tests, a daemon shutting down). */
   close(): void;
 };
@@ -100,7 +99,7 @@ function tablesOf(section: FirewallSection): NftTableRef[] {
   return (section.tables ?? []).map((t) => ({ family: t.family, name: t.name }));
 }
 
-function tablesOfChanges(changes: readonly Change[]): NftTableRef[] {
+function tablesOfChanges(changes: readonly FirewallChange[]): NftTableRef[] {
   const seen = new Map<string, NftTableRef>();
   for (const c of changes) {
     const ref = parseResource(c.resource);
@@ -124,7 +123,7 @@ function sshConnection(env: NodeJS.ProcessEnv): DeclaredConnection | undefined {
 }
 
 /** Does any rule of these changes match on iif/oif (then interface indexes are needed)? */
-function usesInterfaces(changes: readonly Change[]): boolean {
+function usesInterfaces(changes: readonly FirewallChange[]): boolean {
   return changes.some((c) => {
     const after = c.after as { rules?: { match?: { iif?: unknown; oif?: unknown } }[] } | null;
     return after?.rules?.some((r) => r.match?.iif !== undefined || r.match?.oif !== undefined) === true;
@@ -134,7 +133,7 @@ function usesInterfaces(changes: readonly Change[]): boolean {
 /** The section that puts the checkpointed tables back exactly. */
 export function restoreSection(token: FirewallCheckpoint, current: readonly TableSpec[]): FirewallSection {
   const tables: TableEntry[] = token.tables.map(({ family, name, table }) => {
-    const saved = table as unknown as TableSpec | null;
+    const saved = table;
     if (saved === null) return { family: family as NftFamily, name, state: 'absent' };
     const now = current.find((t) => t.family === family && t.name === name);
     const chains: ChainEntry[] = (saved.chains ?? []).map((c: ChainSpec) => ({ ...c, rules: c.rules ?? [] }));
@@ -268,7 +267,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
     return out;
   }
 
-  async function applyBatch(changes: readonly Change[], ctx: PluginContext): Promise<void> {
+  async function applyBatch(changes: readonly FirewallChange[], ctx: PluginContext): Promise<void> {
     if (changes.length === 0) return;
     await withClient(ctx, async (nft) => {
       const rs = await read(ctx, tablesOfChanges(changes));
@@ -318,7 +317,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
 
   const ignoreOwn = options.ignoreOwnChanges !== false;
 
-  const plugin = definePlugin<FirewallSection, FirewallCheckpoint>({
+  const plugin = definePlugin<FirewallSection, FirewallCheckpoint, FirewallValue, FirewallFacts>({
     name: 'firewall',
     version: packageVersion(import.meta.url),
     description:
@@ -339,13 +338,18 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
 
     async query(ctx, queryOptions) {
       const scope = queryOptions?.scope;
+      const rs = await read(ctx, scope === undefined ? undefined : tablesOf(scope));
+      return scope === undefined ? fullSection(rs.tables) : scopedSection(scope, rs.tables);
+    },
+
+    // For the risk guard: the management connections, and the whole of the tables the section
+    // names (every chain, set and rule, not only those the section names).
+    async facts(ctx, observed) {
       const [rs, connections] = await Promise.all([
-        read(ctx, scope === undefined ? undefined : tablesOf(scope)),
+        read(ctx, tablesOf(observed)),
         managementConnections(ctx),
       ]);
-      const section = scope === undefined ? fullSection(rs.tables) : scopedSection(scope, rs.tables);
-      observedFacts.set(section, { connections, tables: rs.tables });
-      return section;
+      return { connections, tables: rs.tables };
     },
 
     diff: diffSection,
@@ -359,8 +363,7 @@ export function createFirewallPlugin(options: FirewallPluginOptions = {}): Firew
       const tables = refs.map((ref) => ({
         family: ref.family,
         name: ref.name,
-        table: (rs.tables.find((t) => t.family === ref.family && t.name === ref.name) ??
-          null) as unknown as JsonValue,
+        table: rs.tables.find((t) => t.family === ref.family && t.name === ref.name) ?? null,
       }));
       return JSON.parse(JSON.stringify({ tables })) as FirewallCheckpoint;
     },

@@ -18,9 +18,6 @@ import {
 import type { HostFacts } from './observe.js';
 import type { AddressEntry, LinkEntry, NetworkSection, RouteEntry } from './schema.js';
 
-/** Facts about the host attached to an observed section by `query` (diff stays a pure function of its inputs). */
-export const observedFacts = new WeakMap<object, HostFacts>();
-
 const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
 
 function describeChanges(changes: readonly FieldChange[]): string {
@@ -59,8 +56,11 @@ function json(v: unknown): JsonValue {
  * `dependsOn` makes the core planner put a master before its ports, a link before its
  * addresses, an address before the routes through it — and the reverse for removals.
  */
-export function diffSection(desired: NetworkSection, observed: NetworkSection): ChangeSpec[] {
-  const facts = observedFacts.get(observed);
+export function diffSection(
+  desired: NetworkSection,
+  observed: NetworkSection,
+  facts?: HostFacts,
+): ChangeSpec[] {
   const obsLinks = new Map((observed.links ?? []).map((l) => [l.name, l]));
   const obsAddresses = new Map((observed.addresses ?? []).map((a) => [addressKey(a), a]));
   const obsRoutes = new Map((observed.routes ?? []).map((r) => [routeKey(r), r]));

@@ -13,7 +13,7 @@ import {
 } from '@opdbus/core';
 import { Rtnetlink, RtnetlinkMonitor, type NetlinkEvent } from '@opdbus/netlink';
 import { applyAddress, applyLink, applyRoute, deleteAddress, deleteLinks, deleteRoute } from './apply.js';
-import { diffSection, observedFacts } from './diff.js';
+import { diffSection } from './diff.js';
 import {
   addressKey,
   canonicalAddress,
@@ -26,7 +26,7 @@ import {
   routeMetric,
   section,
 } from './model.js';
-import { hostFacts, observe, type Observation } from './observe.js';
+import { hostFacts, observe, type HostFacts, type Observation } from './observe.js';
 import {
   networkSchema,
   type AddressEntry,
@@ -267,7 +267,7 @@ export function createNetworkPlugin(
     );
   }
 
-  return definePlugin<NetworkSection, NetworkCheckpoint>({
+  return definePlugin<NetworkSection, NetworkCheckpoint, JsonValue, HostFacts>({
     name: 'network',
     version: packageVersion(import.meta.url),
     description: 'Links, addresses and routes over rtnetlink (in the target network namespace with --netns).',
@@ -299,13 +299,18 @@ export function createNetworkPlugin(
           validateScope(scope, obs, true);
           out = scopedSection(scope, obs);
         }
-        observedFacts.set(out, hostFacts(obs, extraManagement));
         return out;
       });
     },
 
-    diff(desired, observed) {
-      return diffSection(desired, observed);
+    // The management path (links with the default route, the SSH connection's address), for
+    // flagging risky changes: read from the host as it is, whatever the section names.
+    facts(ctx) {
+      return withClient(ctx, async (nl) => hostFacts(await observe(nl, ctx.netns), extraManagement));
+    },
+
+    diff(desired, observed, facts) {
+      return diffSection(desired, observed, facts);
     },
 
     apply(change, ctx) {

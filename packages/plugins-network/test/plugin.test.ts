@@ -15,7 +15,7 @@ import {
 import { RtnetlinkMonitor, openNetns, type NetlinkEvent } from '@opdbus/netlink';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { diffSection, observedFacts } from '../src/diff.js';
+import { diffSection } from '../src/diff.js';
 import { createNetworkPlugin } from '../src/plugin.js';
 import type { NetworkSection } from '../src/schema.js';
 import { describeIf, requirement } from '@opdbus/sandbox/testing';
@@ -198,13 +198,13 @@ describe('diff (pure)', () => {
       addresses: [{ link: 'eth0', address: '192.0.2.10/24', scope: 'global' }],
       routes: [{ to: '0.0.0.0/0', via: '192.0.2.1', dev: 'eth0', metric: 0, protocol: 'static' }],
     };
-    observedFacts.set(observed, {
+    const facts = {
       riskyLinks: new Map([['eth0', 'carries the default route (0.0.0.0/0)']]),
       riskyAddresses: new Map([
         ['192.0.2.10', 'is the address of the management connection (SSH_CONNECTION)'],
       ]),
       sshClient: undefined,
-    });
+    };
     const changes = diffSection(
       {
         links: [{ name: 'eth0', mtu: 1400 }],
@@ -212,6 +212,7 @@ describe('diff (pure)', () => {
         routes: [{ to: 'default', via: '192.0.2.254' }],
       },
       observed,
+      facts,
     );
     expect(changes.map((c) => c.risk?.reason)).toEqual([
       'address 192.0.2.10/24 is the address of the management connection (SSH_CONNECTION)',

@@ -1,10 +1,9 @@
 import {
   OpdbusError,
-  defineExpansionPlugin,
   isOpdbusError,
   packageVersion,
   type Expansion,
-  type Plugin,
+  type ExpansionPlugin,
 } from '@opdbus/core';
 import { parseCpuList, readTopology, resolvePlacements, type NumaSection, type Topology } from '@opdbus/numa';
 import { machineUnit, numaPluginSchema, type NumaPluginSection } from './schema.js';
@@ -49,14 +48,15 @@ function forMachines(err: unknown, machines: ReadonlyMap<string, string>): unkno
  * plan note. The systemd plugin applies, verifies and rolls those back like any other unit
  * property (restarting a running unit, since they act when its process starts).
  *
- * The section has no host state of its own: `query` reports the placements asked for, and its
- * own diff is always empty — every change it causes is a systemd change.
+ * The section has no host state of its own, so the plugin implements only `probe` and `expand`
+ * (an {@link ExpansionPlugin}): the engine reports the placements asked for as its observed state
+ * and it has no changes of its own — every change it causes is a systemd change.
  */
-export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaPluginSection, null> {
+export function createNumaPlugin(options: NumaPluginOptions = {}): ExpansionPlugin<NumaPluginSection> {
   // The whole machine: units are placed by systemd, not confined to the cpuset of the process
   // that plans them.
   const topology = options.topology ?? (() => readTopology({ root: options.root ?? '/', wholeSystem: true }));
-  return defineExpansionPlugin<NumaPluginSection>({
+  return {
     name: 'numa',
     version: packageVersion(import.meta.url),
     description:
@@ -117,8 +117,8 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): Plugin<NumaPl
         }),
       };
     },
-  });
+  };
 }
 
 /** The numa plugin reading the running machine's topology. */
-export const numaPlugin: Plugin<NumaPluginSection, null> = createNumaPlugin();
+export const numaPlugin: ExpansionPlugin<NumaPluginSection> = createNumaPlugin();

@@ -43,7 +43,7 @@ describe('numa plugin on a generated 2-socket machine', () => {
     const plugin = createNumaPlugin({ root: dir });
     const topology = await readTopology({ root: dir });
     const gpuNodeCpus = topology.nodes.find((n) => n.id === 1)!.cpus;
-    const expansion = await plugin.expand!(
+    const expansion = await plugin.expand(
       { placements: { 'train.service': { cpus: 4, memory: '8G', near: 'card0' } } },
       undefined as never,
     );
@@ -116,13 +116,13 @@ describe('numa plugin on a generated 2-socket machine', () => {
 
   it('contributes nothing when there are no placements', async () => {
     const plugin = createNumaPlugin({ root: dir });
-    expect(await plugin.expand!({ placements: {} }, undefined as never)).toEqual({ sections: {} });
+    expect(await plugin.expand({ placements: {} }, undefined as never)).toEqual({ sections: {} });
   });
 
   it('names the request that cannot be met', async () => {
     const plugin = createNumaPlugin({ root: dir });
     await expect(
-      plugin.expand!({ placements: { 'big.service': { cpus: 64 } } }, undefined as never),
+      plugin.expand({ placements: { 'big.service': { cpus: 64 } } }, undefined as never),
     ).rejects.toMatchObject({
       code: expect.stringMatching(/^OPDBUS_ERR_NUMA_/),
       message: expect.stringContaining('plugins.numa.placements["big.service"]'),

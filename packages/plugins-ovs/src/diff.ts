@@ -1,5 +1,5 @@
 // The pure part of the plugin: the changes that take the observed section to the desired one.
-import type { ChangeSpec, JsonValue } from '@opdbus/core';
+import type { Change, ChangeSpec } from '@opdbus/core';
 import {
   bridgeDeltas,
   bridgeResource,
@@ -12,8 +12,8 @@ import {
 import type { OvsBridge, OvsManager, OvsPort, OvsSection } from './schema.js';
 
 /** A JSON copy without `undefined` members (change payloads are hashed as canonical JSON). */
-export function toJson(value: unknown): JsonValue {
-  return JSON.parse(JSON.stringify(value ?? null)) as JsonValue;
+export function toJson<V>(value: V): V {
+  return JSON.parse(JSON.stringify(value ?? null)) as V;
 }
 
 /** The bridge's own part (what the `bridge/NAME` resource covers): everything but its ports. */
@@ -31,13 +31,22 @@ export interface BridgeCreateExtras {
   $localPort?: boolean;
 }
 
+/** A bridge's own part: what a `bridge/NAME` change carries (a new bridge: with {@link BridgeCreateExtras}). */
+export type OvsBridgeOwn = Omit<OvsBridge, 'ports'> & BridgeCreateExtras;
+
+/** The values of the ovs plugin's changes: a bridge's own part, a port, or a manager (as the resource says). */
+export type OvsValue = OvsBridgeOwn | OvsPort | OvsManager;
+
+/** A change of the ovs plugin. */
+export type OvsChange = Change<OvsValue>;
+
 /**
  * The changes, in dependency order: each bridge (create / update / delete), then its ports
  * (which depend on it); then managers. Only what `desired` names is compared; nothing it does
  * not name is removed. A bridge that is to be absent takes its ports with it.
  */
-export function diffSection(desired: OvsSection, observed: OvsSection): ChangeSpec[] {
-  const changes: ChangeSpec[] = [];
+export function diffSection(desired: OvsSection, observed: OvsSection): ChangeSpec<OvsValue>[] {
+  const changes: ChangeSpec<OvsValue>[] = [];
   for (const want of desired.bridges ?? []) {
     const have = observed.bridges?.find((b) => b.name === want.name);
     const resource = bridgeResource(want.name);
@@ -112,7 +121,11 @@ function scopedBridge(have: OvsBridge, want: OvsBridge): Omit<OvsBridge, 'ports'
   };
 }
 
-function diffPort(bridge: string, want: OvsPort, have: OvsPort | undefined): ChangeSpec | undefined {
+function diffPort(
+  bridge: string,
+  want: OvsPort,
+  have: OvsPort | undefined,
+): ChangeSpec<OvsValue> | undefined {
   const resource = portResource(bridge, want.name);
   const dependsOn = [bridgeResource(bridge)];
   const before = isPresent(have) ? toJson(have) : null;
@@ -153,7 +166,7 @@ function diffPort(bridge: string, want: OvsPort, have: OvsPort | undefined): Cha
   };
 }
 
-function diffManager(want: OvsManager, have: OvsManager | undefined): ChangeSpec | undefined {
+function diffManager(want: OvsManager, have: OvsManager | undefined): ChangeSpec<OvsValue> | undefined {
   const resource = managerResource(want.target);
   const before = isPresent(have) ? toJson(have) : null;
   if (!isPresent(want)) {

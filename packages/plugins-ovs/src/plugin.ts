@@ -5,8 +5,6 @@ import {
   isOpdbusError,
   makeChange,
   packageVersion,
-  type JsonValue,
-  type Change,
   type Logger,
   type Plugin,
   type PluginContext,
@@ -14,7 +12,7 @@ import {
 } from '@opdbus/core';
 import { OvsdbClient, parseOvsdbAddress, type RowChange } from '@opdbus/ovsdb';
 import type { OpenVSwitchTables } from '@opdbus/ovsdb/vswitch';
-import { diffSection } from './diff.js';
+import { diffSection, type OvsChange, type OvsValue } from './diff.js';
 import {
   bridgeOfPort,
   bridgeResource,
@@ -74,21 +72,13 @@ export interface OvsPluginOptions {
  * `ports` by `BRIDGE/PORT` (`{ bridge, port: OvsPort | null }`), `managers` by target.
  */
 export interface OvsCheckpoint {
-  [key: string]: JsonValue;
-  bridges: { [name: string]: JsonValue };
-  ports: { [key: string]: JsonValue };
-  managers: { [target: string]: JsonValue };
-}
-
-/** The checkpoint with its entries typed. */
-interface CheckpointView {
   bridges: Record<string, OvsBridge | null>;
   ports: Record<string, { bridge: string; port: OvsPort | null }>;
   managers: Record<string, OvsManager | null>;
 }
 
 /** The ovs plugin, with a way to close its OVSDB connections. */
-export type OvsPlugin = Plugin<OvsSection, OvsCheckpoint> & {
+export type OvsPlugin = Plugin<OvsSection, OvsCheckpoint, OvsValue> & {
   /** Close the OVSDB connections the plugin opened (tests, or a daemon shutting down). */
   close(): Promise<void>;
 };
@@ -173,7 +163,7 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
     return root !== undefined && root.iface_types.length > 0 && root.cur_cfg === root.next_cfg;
   };
 
-  const applyBatch = async (changes: readonly Change[], ctx: PluginContext): Promise<void> => {
+  const applyBatch = async (changes: readonly OvsChange[], ctx: PluginContext): Promise<void> => {
     if (changes.length === 0) return;
     const { client, replica } = await fresh(ctx);
     if (rootRow(replica) === undefined)
@@ -265,7 +255,7 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
     }
   };
 
-  const plugin = definePlugin<OvsSection, OvsCheckpoint>({
+  const plugin = definePlugin<OvsSection, OvsCheckpoint, OvsValue>({
     name: 'ovs',
     version: packageVersion(import.meta.url),
     description: 'Open vSwitch over OVSDB: bridges (with ports, interfaces, controllers) and managers.',
@@ -315,7 +305,7 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
 
     async checkpoint(ctx, changes) {
       const { replica } = await fresh(ctx);
-      const token: CheckpointView = { bridges: {}, ports: {}, managers: {} };
+      const token: OvsCheckpoint = { bridges: {}, ports: {}, managers: {} };
       for (const change of changes) {
         const ref = parseResource(change.resource);
         if (ref.kind === 'bridge') {
@@ -339,7 +329,7 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
     async restore(token, ctx) {
       const { replica } = await fresh(ctx);
       const current = observeAll(replica);
-      const desired = restoreSection(token as unknown as CheckpointView, current);
+      const desired = restoreSection(token, current);
       const observed = observeScoped(replica, desired);
       const changes = diffSection(desired, observed).map((spec) => makeChange('ovs', spec));
       await applyBatch(changes, ctx);
@@ -369,7 +359,7 @@ export function createOvsPlugin(options: OvsPluginOptions = {}): OvsPlugin {
 /** Map a failed transaction to the change it belongs to, with OVSDB's error kept. */
 function explain(
   err: unknown,
-  owners: readonly (Change | undefined)[],
+  owners: readonly (OvsChange | undefined)[],
   operations: readonly { op: string }[],
 ): unknown {
   if (!isOpdbusError(err, 'OPDBUS_ERR_OVSDB_TRANSACTION')) return err;

@@ -1,10 +1,10 @@
 // Turning a batch of changes into ONE OVSDB transaction: optimistic-concurrency guards first
 // (`wait` on every existing row the batch touches, with the values op-dbus read, and on the
 // absence of every name it creates), then the writes, then the ovs-vswitchd handshake.
-import { OpdbusError, canonicalJson, type Change } from '@opdbus/core';
+import { OpdbusError, canonicalJson } from '@opdbus/core';
 import type { Mutation, Operation, ReplicaRow } from '@opdbus/ovsdb';
 import type { Bridge, Controller, Interface, Manager, OpenVSwitchTables, Port } from '@opdbus/ovsdb/vswitch';
-import { bridgeOwn, toJson, type BridgeCreateExtras } from './diff.js';
+import { bridgeOwn, toJson, type BridgeCreateExtras, type OvsChange } from './diff.js';
 import {
   bridgeDeltas,
   bridgeRows,
@@ -85,16 +85,14 @@ const present = (x: { state?: 'present' | 'absent' | undefined } | null | undefi
 /** The current state of a change's resource, in the same form as the plan's `before`. */
 export function currentState(
   replica: OvsReplica,
-  change: Pick<Change, 'resource' | 'before' | 'after'>,
+  change: Pick<OvsChange, 'resource' | 'before' | 'after'>,
 ): unknown {
   const ref = parseResource(change.resource);
   switch (ref.kind) {
     case 'bridge': {
       const row = bridgeRows(replica).find((b) => b.name === ref.bridge);
       if (row === undefined) return null;
-      const scope = ((change.after ?? change.before) as unknown as OvsBridge | null)?.controllers?.map(
-        (c) => c.target,
-      );
+      const scope = ((change.after ?? change.before) as OvsBridge | null)?.controllers?.map((c) => c.target);
       const own = bridgeOwn(observeBridge(replica, row, scope === undefined ? {} : { controllers: scope }));
       if (scope === undefined) delete own.controllers;
       return toJson(own);
@@ -118,24 +116,23 @@ function portRow(replica: OvsReplica, bridge: string, port: string): ReplicaRow<
 }
 
 /** Whether the current state already is what the change wants (then it has nothing to do). */
-function alreadyDone(change: Change, current: unknown): boolean {
+function alreadyDone(change: OvsChange, current: unknown): boolean {
   if (change.after === null) return current === null;
   if (current === null) return false;
   const ref = parseResource(change.resource);
   if (ref.kind === 'bridge')
-    return bridgeDeltas(change.after as unknown as OvsBridge, current as OvsBridge).length === 0;
-  if (ref.kind === 'port')
-    return portDeltas(change.after as unknown as OvsPort, current as OvsPort).length === 0;
-  return remoteDeltas(change.after as unknown as OvsManager, current as OvsManager).length === 0;
+    return bridgeDeltas(change.after as OvsBridge, current as OvsBridge).length === 0;
+  if (ref.kind === 'port') return portDeltas(change.after as OvsPort, current as OvsPort).length === 0;
+  return remoteDeltas(change.after as OvsManager, current as OvsManager).length === 0;
 }
 
 /** A batch turned into operations, with who asked for each. */
 export interface BuiltTransaction {
   operations: Op[];
   /** The change each operation belongs to (undefined for the bookkeeping ones). */
-  owners: (Change | undefined)[];
+  owners: (OvsChange | undefined)[];
   /** The changes that had something to do. */
-  effective: Change[];
+  effective: OvsChange[];
   /** Interfaces created or changed: their `error` is checked once ovs-vswitchd has applied the transaction. */
   interfaces: string[];
   /** Index of the `select` that returns the new next_cfg, when waiting for ovs-vswitchd. */
@@ -149,11 +146,11 @@ export interface BuiltTransaction {
  */
 export function buildTransaction(
   replica: OvsReplica,
-  changes: readonly Change[],
+  changes: readonly OvsChange[],
   options: { lock?: string; waitForVswitchd: boolean; comment: string },
 ): BuiltTransaction {
   const b = new Builder(replica);
-  const effective: Change[] = [];
+  const effective: OvsChange[] = [];
   for (const change of changes) {
     const current = currentState(replica, change);
     if (alreadyDone(change, current)) continue;
@@ -173,7 +170,7 @@ export function buildTransaction(
   }
   b.owner = undefined;
   const operations: Op[] = [];
-  const owners: (Change | undefined)[] = [];
+  const owners: (OvsChange | undefined)[] = [];
   if (options.lock !== undefined) {
     operations.push({ op: 'assert', lock: options.lock });
     owners.push(undefined);
@@ -202,11 +199,11 @@ export function buildTransaction(
 
 class Builder {
   readonly guards: Op[] = [];
-  readonly guardOwners: (Change | undefined)[] = [];
+  readonly guardOwners: (OvsChange | undefined)[] = [];
   readonly writes: Op[] = [];
-  readonly writeOwners: (Change | undefined)[] = [];
+  readonly writeOwners: (OvsChange | undefined)[] = [];
   readonly interfaces = new Set<string>();
-  owner: Change | undefined;
+  owner: OvsChange | undefined;
   readonly #replica: OvsReplica;
   readonly #guarded = new Set<string>();
   /** Bridges created in this transaction: name → named uuid. */
@@ -266,7 +263,7 @@ class Builder {
     this.guardOwners.push(this.owner);
   }
 
-  #invalid(message: string, change: Change | undefined): never {
+  #invalid(message: string, change: OvsChange | undefined): never {
     throw new OpdbusError('OPDBUS_ERR_OVS_INVALID', message, {
       data: { ...(change === undefined ? {} : { changeId: change.id, resource: change.resource }) },
     });
@@ -274,7 +271,7 @@ class Builder {
 
   // ---------------------------------------------------------------- bridges
 
-  bridge(name: string, change: Change): void {
+  bridge(name: string, change: OvsChange): void {
     const row = bridgeRows(this.#replica).find((b) => b.name === name);
     if (change.after === null) {
       if (row === undefined) return;
@@ -287,7 +284,7 @@ class Builder {
       });
       return;
     }
-    const want = change.after as unknown as OvsBridge & BridgeCreateExtras;
+    const want = change.after as OvsBridge & BridgeCreateExtras;
     if (row === undefined) {
       this.#guardAbsent('Bridge', 'name', name);
       const uuidName = this.#name('bridge');
@@ -477,7 +474,7 @@ class Builder {
       this.#write({ op: 'mutate', table: 'Interface', where: [['_uuid', '==', row._uuid]], mutations });
   }
 
-  port(bridge: string, name: string, change: Change): void {
+  port(bridge: string, name: string, change: OvsChange): void {
     const bridgeRow = bridgeRows(this.#replica).find((b) => b.name === bridge);
     const existing = this.#replica.lookup('Port', 'name', name);
     const onBridge =
@@ -493,7 +490,7 @@ class Builder {
       });
       return;
     }
-    const want = change.after as unknown as OvsPort;
+    const want = change.after as OvsPort;
     if (onBridge === undefined) {
       if (existing !== undefined) {
         const other =
@@ -567,7 +564,7 @@ class Builder {
 
   // ---------------------------------------------------------------- managers
 
-  manager(target: string, change: Change): void {
+  manager(target: string, change: OvsChange): void {
     const row: ReplicaRow<Manager> | undefined = managerRows(this.#replica).find((m) => m.target === target);
     if (change.after === null) {
       if (row === undefined) return;
@@ -580,7 +577,7 @@ class Builder {
       });
       return;
     }
-    const want = change.after as unknown as OvsManager;
+    const want = change.after as OvsManager;
     if (row === undefined) {
       this.#guardAbsent('Manager', 'target', target);
       const uuidName = this.#createRemote('Manager', want);

@@ -62,6 +62,20 @@ export interface UsersSection {
   groups?: Record<string, GroupSpec> | undefined;
 }
 
+/** The fields of a user a change carries (null in `before`: the user had none). */
+export type UserFields = { [K in keyof UserSpec]?: UserSpec[K] | null };
+
+/** The fields of a group a change carries. */
+export interface GroupFields {
+  gid?: number | null;
+}
+
+/** The values of the users plugin's changes: a user's fields (`user/NAME`) or a group's (`group/NAME`). */
+export type UsersValue = UserFields | GroupFields;
+
+/** A change of the users plugin. */
+export type UsersChange = Change<UsersValue>;
+
 /**
  * The checkpoint: for each database file, the exact line of every entry the changes touch (null:
  * there was none) and its index, and the home directories that did not exist.
@@ -268,20 +282,19 @@ function scoped(all: UsersSection, scope: UsersSection): UsersSection {
 }
 
 /** The fields of a user a change carries: those desired names (state and force left out). */
-function managed(spec: UserSpec, keys: readonly string[]): Record<string, JsonValue> {
-  const out: Record<string, JsonValue> = {};
+function managed(spec: UserSpec, keys: readonly (keyof UserSpec)[]): UserFields {
+  const out: Record<string, unknown> = {};
   for (const key of keys) {
-    const value = (spec as Record<string, unknown>)[key];
-    if (value !== undefined)
-      out[key] = (Array.isArray(value) ? (value as string[]).toSorted() : value) as JsonValue;
+    const value = spec[key];
+    if (value !== undefined) out[key] = Array.isArray(value) ? value.toSorted() : value;
   }
   return out;
 }
 
 /** The pure diff of the `users` section. */
-export function diffUsers(desired: UsersSection, observed: UsersSection): ChangeSpec[] {
-  const changes: ChangeSpec[] = [];
-  const groupChanges: ChangeSpec[] = [];
+export function diffUsers(desired: UsersSection, observed: UsersSection): ChangeSpec<UsersValue>[] {
+  const changes: ChangeSpec<UsersValue>[] = [];
+  const groupChanges: ChangeSpec<UsersValue>[] = [];
   for (const [name, want] of Object.entries(desired.groups ?? {})) {
     const have = observed.groups?.[name];
     const haveAbsent = have === undefined || have.state === 'absent';
@@ -311,7 +324,7 @@ export function diffUsers(desired: UsersSection, observed: UsersSection): Change
       });
     }
   }
-  const userChanges: ChangeSpec[] = [];
+  const userChanges: ChangeSpec<UsersValue>[] = [];
   for (const [name, want] of Object.entries(desired.users ?? {})) {
     const have = observed.users?.[name];
     const haveAbsent = have === undefined || have.state === 'absent';
@@ -369,10 +382,9 @@ export function diffUsers(desired: UsersSection, observed: UsersSection): Change
   return changes;
 }
 
-function redactUser(value: JsonValue): JsonValue {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return value;
-  if (!('password' in value)) return value;
-  return { ...value, password: REDACTED as unknown as JsonValue };
+function redactUser(value: UsersValue | null): UsersValue | null {
+  if (value === null || !('password' in value) || value.password === undefined) return value;
+  return { ...value, password: REDACTED };
 }
 
 /** Next free id in [min, max], preferring `preferred` when it is free. */
@@ -416,7 +428,9 @@ function setMembership(
  * under the shadow-utils lock (see {@link lockPasswordFiles}), one atomic rename per file, every
  * line it does not manage kept byte for byte. `watch` follows the files with inotify.
  */
-export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<UsersSection, UsersCheckpoint> {
+export function createUsersPlugin(
+  options: UsersPluginOptions = {},
+): Plugin<UsersSection, UsersCheckpoint, UsersValue> {
   const rootOf = (ctx: PluginContext): string => ctx.target.root ?? '/';
   const proc = options.proc ?? '/proc';
 
@@ -433,7 +447,11 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
     }
   };
 
-  const applyGroup = async (change: Change, ctx: PluginContext, dbs: Databases): Promise<DatabaseName[]> => {
+  const applyGroup = async (
+    change: UsersChange,
+    ctx: PluginContext,
+    dbs: Databases,
+  ): Promise<DatabaseName[]> => {
     const name = change.resource.slice('group/'.length);
     const path = formatPath(['plugins', 'users', 'groups', name]);
     if (change.after === null) {
@@ -487,7 +505,11 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
     return ['gshadow', 'group'];
   };
 
-  const applyUser = async (change: Change, ctx: PluginContext, dbs: Databases): Promise<DatabaseName[]> => {
+  const applyUser = async (
+    change: UsersChange,
+    ctx: PluginContext,
+    dbs: Databases,
+  ): Promise<DatabaseName[]> => {
     const name = change.resource.slice('user/'.length);
     const path = formatPath(['plugins', 'users', 'users', name]);
     const root = rootOf(ctx);
@@ -674,7 +696,7 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
 
   /** Do with AccountsService what it can do of a user change (see {@link UsersPluginOptions.backend}). */
   const applyUserViaAccounts = async (
-    change: Change,
+    change: UsersChange,
     ctx: PluginContext,
     bus: DbusConnection,
   ): Promise<void> => {
@@ -746,7 +768,7 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
       );
   };
 
-  return definePlugin<UsersSection, UsersCheckpoint>({
+  return definePlugin<UsersSection, UsersCheckpoint, UsersValue>({
     name: 'users',
     version: packageVersion(import.meta.url),
     description:
@@ -941,11 +963,11 @@ export function createUsersPlugin(options: UsersPluginOptions = {}): Plugin<User
       return section.users === undefined ? section : { ...section, users };
     },
 
-    redactChange(change): RedactedChangeValues {
+    redactChange(change): RedactedChangeValues<UsersValue> {
       return { before: redactUser(change.before), after: redactUser(change.after), summary: change.summary };
     },
   });
 }
 
 /** The users plugin with default options. */
-export const usersPlugin: Plugin<UsersSection, UsersCheckpoint> = createUsersPlugin();
+export const usersPlugin: Plugin<UsersSection, UsersCheckpoint, UsersValue> = createUsersPlugin();

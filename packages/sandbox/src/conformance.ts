@@ -71,8 +71,11 @@ export interface ConformanceOptions {
  * (pure, a fixpoint on observed state) → apply → verify → idempotence → rollback → failing apply
  * rolled back → checkpoint/restore round-trip → watch sees out-of-band drift → query round-trip.
  */
-export function describePluginConformance<D>(
-  plugin: Plugin<D>,
+// A plugin's checkpoint and change value types (T, V) do not matter to the suite, so that
+// `describePluginConformance<Section>(plugin, ...)` takes a plugin of any.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function describePluginConformance<D, T = any, V = any>(
+  plugin: Plugin<D, T, V>,
   setup: () => Promise<ConformanceEnv<D>>,
   options: ConformanceOptions = {},
 ): void {

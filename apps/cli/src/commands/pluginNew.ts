@@ -172,6 +172,9 @@ export type ${Id}Section = z.infer<typeof ${id}Schema>;
 /** What \`restore\` needs to put the file back: its text before, or null when it did not exist. */
 export type ${Id}Checkpoint = { content: string | null };
 
+/** What a change carries in \`before\` / \`after\`: the file's text (null: no file). */
+export type ${Id}Value = string;
+
 /** Options of {@link create${Id}Plugin}. */
 export interface ${Id}PluginOptions {
   /** The file, relative to the target's root (default \`etc/${name}\`). */
@@ -190,7 +193,9 @@ export interface ${Id}PluginOptions {
  * const registry = new PluginRegistry([create${Id}Plugin({ path: 'etc/issue' })]);
  * \`\`\`
  */
-export function create${Id}Plugin(options: ${Id}PluginOptions = {}): Plugin<${Id}Section, ${Id}Checkpoint> {
+export function create${Id}Plugin(
+  options: ${Id}PluginOptions = {},
+): Plugin<${Id}Section, ${Id}Checkpoint, ${Id}Value> {
   const resource = options.path ?? 'etc/${name}';
   const fileOf = (ctx: PluginContext): string => join(ctx.target.root ?? '/', resource);
 
@@ -217,7 +222,7 @@ export function create${Id}Plugin(options: ${Id}PluginOptions = {}): Plugin<${Id
     await rename(temporary, file);
   };
 
-  return definePlugin<${Id}Section, ${Id}Checkpoint>({
+  return definePlugin<${Id}Section, ${Id}Checkpoint, ${Id}Value>({
     name: '${name}',
     // The package's version (package.json): one place to bump it.
     version: packageVersion(import.meta.url),
@@ -245,12 +250,8 @@ export function create${Id}Plugin(options: ${Id}PluginOptions = {}): Plugin<${Id
       return [{ resource, op: before === null ? 'create' : 'update', before, after: desired.content }];
     },
 
+    // change.after is typed: the file's text (the third type argument), null when it is removed.
     async apply(change, ctx) {
-      if (change.op === 'delete') return write(ctx, null);
-      if (typeof change.after !== 'string')
-        throw new OpdbusError('OPDBUS_ERR_PLUGIN_FAILED', '${name}: change ' + change.id + ' has no text to write', {
-          data: { changeId: change.id },
-        });
       await write(ctx, change.after);
     },
 
