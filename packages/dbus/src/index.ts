@@ -61,7 +61,8 @@ export {
   type DbusType,
   type TypeDirection,
 } from './signature.js';
-export { Variant, fromJson, toJson, variant } from './values.js';
+export { fromJson, toJson } from './values.js';
+export { Variant, variant } from './variant.js';
 export { walkObjectTree, type ObjectInfo, type WalkOptions } from './walker.js';
 export * from './bindings/index.js';
 export { generateShippedBindings, shippedServices } from './shippedBindings.js';
