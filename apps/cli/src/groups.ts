@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { registerCodegen } from './groups/codegen.js';
 import { registerLedger } from './groups/ledger.js';
 import { registerMesh } from './groups/mesh.js';
@@ -8,17 +7,9 @@ import { registerPlugin } from './groups/plugin.js';
 import { registerAnomaly } from './groups/anomaly.js';
 import { registerCompliance } from './groups/compliance.js';
 import { registerDaemon } from './groups/daemon.js';
-import type { GlobalOptions, Output } from './runtime.js';
+import type { CommandContext } from './context.js';
 
-/** What a command group receives to add its commands to the program. */
-export interface CommandContext {
-  program: Command;
-  output: Output;
-  /** The global options, parsed (call inside an action). */
-  globals: () => GlobalOptions;
-  /** Wrap an action: its result is the exit code; errors are reported with the right exit code. */
-  run: (fn: () => Promise<number> | number) => () => Promise<void>;
-}
+export type { CommandContext } from './context.js';
 
 /**
  * Command groups beyond the core commands (e.g. `ledger`, `snapshot`, `numa`, `codegen`). Each

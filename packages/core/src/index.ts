@@ -48,12 +48,16 @@ export {
 export {
   OpdbusError,
   defineErrorCodes,
+  errorCodeInfo,
   errorCodes,
+  exitCategories,
+  isErrorCodeMap,
   isOpdbusError,
   toOpdbusError,
   type CoreErrorCode,
   type ErrorCode,
   type ErrorCodeInfo,
+  type ExitCategory,
   type OpdbusErrorOptions,
 } from './errors.js';
 export {

@@ -2,7 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { OpdbusError, silentLogger, type Logger } from '@opdbus/core';
 import { parseIntrospection, type NodeInfo } from './introspection.js';
-import { Variant } from './values.js';
+import { Variant } from './variant.js';
 
 import type * as DbusNextModule from 'dbus-next';
 

@@ -3,6 +3,7 @@ import { defineErrorCodes } from '@opdbus/core';
 /** The error codes of @opdbus/dbus (documented in docs/errors.md). */
 export const dbusErrors = defineErrorCodes({
   OPDBUS_ERR_DBUS_CONNECT: {
+    exit: 'UNAVAILABLE',
     summary:
       'The D-Bus bus could not be reached (no socket at the address, refused, or authentication failed).',
     remedy:

@@ -2,8 +2,9 @@
  * @opdbus/dbus: D-Bus for Node — connections to the system bus, the session bus or any address;
  * typed proxies; a property cache kept current by PropertiesChanged; signal subscriptions with
  * match rules; errors that keep the D-Bus error name; an introspection parser and an object tree
- * walker; codegen of typed TypeScript bindings (introspect → build → deploy); and a generic
- * "auto plugin" that exposes any service's properties as op-dbus state.
+ * walker; codegen of typed TypeScript bindings (introspect → build → deploy); and, for op-dbus
+ * plugins, connecting to a plugin's target bus and mapping a section onto properties
+ * ({@link definePropertyMap}). The `dbus` section's plugin is in @opdbus/plugins-dbus.
  *
  * @packageDocumentation
  */
@@ -60,21 +61,19 @@ export {
   type DbusType,
   type TypeDirection,
 } from './signature.js';
-export { Variant, fromJson, toJson, variant } from './values.js';
+export { fromJson, toJson } from './values.js';
+export { Variant, variant } from './variant.js';
 export { walkObjectTree, type ObjectInfo, type WalkOptions } from './walker.js';
 export * from './bindings/index.js';
 export { generateShippedBindings, shippedServices } from './shippedBindings.js';
 export {
-  autoSectionSchema,
-  createDbusAutoPlugin,
-  type AutoCheckpoint,
-  type AutoSection,
-  type DbusAutoPluginOptions,
-} from './autoPlugin.js';
-export {
-  createDbusServicesPlugin,
-  isWellKnownBusName,
-  type DbusServicesCheckpoint,
-  type DbusServicesPluginOptions,
-  type DbusServicesSection,
-} from './servicesPlugin.js';
+  connectTarget,
+  definePropertyMap,
+  probeService,
+  sameJson,
+  type MappedProperty,
+  type PropertyCheckpoint,
+  type PropertyMap,
+  type PropertyMapOptions,
+  type PropertyValues,
+} from './propertyMap.js';

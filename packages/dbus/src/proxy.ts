@@ -1,7 +1,7 @@
 import { OpdbusError, silentLogger, type Logger } from '@opdbus/core';
 import type { z } from 'zod';
 import type { DbusConnection, Subscription } from './connection.js';
-import { Variant } from './values.js';
+import { Variant } from './variant.js';
 
 /** Where a proxy points: defaults come from the generated class. */
 export interface ProxyTarget {

@@ -2,4 +2,4 @@
 // from '@opdbus/dbus').
 export { type DbusConnection, type Subscription } from './connection.js';
 export { InterfaceProxy, type ProxyTarget } from './proxy.js';
-export { Variant } from './values.js';
+export { Variant } from './variant.js';

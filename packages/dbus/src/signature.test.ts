@@ -1,7 +1,8 @@
 import { isOpdbusError } from '@opdbus/core';
 import { describe, expect, it } from 'vitest';
 import { formatType, isValidSignature, parseSignature, tsType, zodSchema } from './signature.js';
-import { Variant, fromJson, toJson } from './values.js';
+import { fromJson, toJson } from './values.js';
+import { Variant } from './variant.js';
 import { escapePathElement, isObjectPath, unescapePathElement } from './names.js';
 import { formatMatchRule, matchesRule } from './connection.js';
 

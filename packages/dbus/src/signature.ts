@@ -1,6 +1,6 @@
 import { OpdbusError } from '@opdbus/core';
 import { z } from 'zod';
-import { Variant } from './values.js';
+import { Variant } from './variant.js';
 
 /** A D-Bus basic type code. */
 export type BasicTypeCode = 'y' | 'b' | 'n' | 'q' | 'i' | 'u' | 'x' | 't' | 'd' | 'h' | 's' | 'o' | 'g';

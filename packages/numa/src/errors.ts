@@ -3,6 +3,7 @@ import { defineErrorCodes } from '@opdbus/core';
 /** Error codes of @opdbus/numa (documented in docs/errors.md). */
 export const numaErrors = defineErrorCodes({
   OPDBUS_ERR_NUMA_READ: {
+    exit: 'UNAVAILABLE',
     summary:
       'The CPU topology could not be read: the root holds no sysfs CPU tree (sys/devices/system/cpu) or it is unreadable.',
     remedy:

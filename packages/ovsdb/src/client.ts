@@ -13,6 +13,9 @@ import {
   type UntypedTables,
 } from './operations.js';
 import { Database } from './database.js';
+import type { RequestOptions } from './requestOptions.js';
+
+export type { RequestOptions } from './requestOptions.js';
 import { DatabaseSchema } from './schema.js';
 import { openSocket, type OvsdbTlsOptions } from './transport.js';
 
@@ -53,14 +56,6 @@ export interface OvsdbClientOptions {
    * Monitors alone then do not keep the process alive. Default false.
    */
   unrefWhenIdle?: boolean;
-}
-
-/** Options of one request. */
-export interface RequestOptions {
-  /** Reject with `OPDBUS_ERR_OVSDB_TIMEOUT` after this many ms (default: the client's `requestTimeoutMs`). */
-  timeoutMs?: number;
-  /** Abort: a transaction is canceled on the server (`cancel`); other requests stop waiting. */
-  signal?: AbortSignal;
 }
 
 /** The client's connection state. */

@@ -1,8 +1,14 @@
-import type { OvsdbClient, RequestOptions } from './client.js';
 import type { Monitor, MonitorOptions, MonitorRequests } from './monitor.js';
 import type { Operation, TableMap, TransactResults, UntypedTables } from './operations.js';
-import { Replica, type ReplicaOptions } from './replica.js';
+import { Replica, type ReplicaClient, type ReplicaOptions } from './replica.js';
+import type { RequestOptions } from './requestOptions.js';
 import type { DatabaseSchema } from './schema.js';
+
+/** What a {@link Database} uses of its client (an `OvsdbClient` is one). */
+export interface DatabaseClient extends ReplicaClient {
+  getSchema(database: string, options?: RequestOptions): Promise<DatabaseSchema>;
+  transact(database: string, operations: readonly Operation[], options?: RequestOptions): Promise<unknown>;
+}
 
 /**
  * One database of a server, typed by its table map (`OpenVSwitchTables` from
@@ -10,10 +16,10 @@ import type { DatabaseSchema } from './schema.js';
  * {@link OvsdbClient.database}.
  */
 export class Database<TM extends TableMap = UntypedTables> {
-  readonly client: OvsdbClient;
+  readonly client: DatabaseClient;
   readonly name: string;
 
-  constructor(client: OvsdbClient, name: string) {
+  constructor(client: DatabaseClient, name: string) {
     this.client = client;
     this.name = name;
   }

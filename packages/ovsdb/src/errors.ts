@@ -7,11 +7,13 @@ import { defineErrorCodes } from '@opdbus/core';
  */
 export const ovsdbErrors = defineErrorCodes({
   OPDBUS_ERR_OVSDB_ADDRESS: {
+    exit: 'INVALID_INPUT',
     summary:
       'An OVSDB address is not valid: it must be unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT (ovs-vsctl --db syntax).',
     remedy: 'Correct the address, e.g. `unix:/run/openvswitch/db.sock` or `tcp:127.0.0.1:6640`.',
   },
   OPDBUS_ERR_OVSDB_CONNECT: {
+    exit: 'UNAVAILABLE',
     summary: 'The OVSDB server could not be reached (no socket, connection refused, TLS handshake failed).',
     remedy:
       'Check that ovsdb-server runs and listens on that address (`ovs-appctl -t ovsdb-server ovsdb-server/list-remotes`), and the permissions of its socket.',
@@ -53,6 +55,7 @@ export const ovsdbErrors = defineErrorCodes({
     remedy: 'Nothing was committed; run it again if it is still wanted.',
   },
   OPDBUS_ERR_OVSDB_SCHEMA: {
+    exit: 'INVALID_INPUT',
     summary: 'An OVSDB schema is malformed, or names a table or column that does not exist.',
     remedy:
       'Check the schema file (`ovsdb-tool checksum FILE` validates it) or the table and column names used against `ovsdb-client get-schema`.',

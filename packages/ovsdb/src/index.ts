@@ -16,7 +16,7 @@ export {
   type ReconnectOptions,
   type RequestOptions,
 } from './client.js';
-export { Database } from './database.js';
+export { Database, type DatabaseClient } from './database.js';
 export { generateTypes, pascalCase, typesFileName, type CodegenOptions } from './codegen.js';
 export {
   matchesConditions,
@@ -88,6 +88,7 @@ export {
 export {
   Replica,
   type ChangeInfo,
+  type ReplicaClient,
   type ReplicaEvents,
   type ReplicaOptions,
   type ReplicaRow,

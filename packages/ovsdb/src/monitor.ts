@@ -1,5 +1,4 @@
 import { OpdbusError, type Logger } from '@opdbus/core';
-import type { OvsdbClient } from './client.js';
 import { matchesConditions, normalizeConditions, type NormalizedCondition } from './condition.js';
 import { defaultValue, tableCodec, type Row, type WireRow } from './datum.js';
 import type { ColumnSchema } from './schema.js';
@@ -70,7 +69,8 @@ export type MonitorEvents = {
 
 /** @internal What the client lends its monitors. */
 export interface MonitorHost {
-  client: OvsdbClient;
+  /** The client's connection state (a monitor is cancelled on the server only while connected). */
+  client: { readonly connected: boolean };
   request(method: string, params: unknown[]): Promise<unknown>;
   register(key: string, monitor: Monitor<TableMap>): void;
   unregister(key: string): void;

@@ -1,9 +1,8 @@
-import { OpdbusError } from '@opdbus/core';
-import type { OvsdbClient } from './client.js';
+import { OpdbusError, type Logger } from '@opdbus/core';
 import { rowEquals } from './condition.js';
 import { applyDiff, type Row, type Value } from './datum.js';
 import { Emitter } from './emitter.js';
-import type { Monitor, MonitorMethod, MonitorRequests, UpdateBatch } from './monitor.js';
+import type { Monitor, MonitorMethod, MonitorOptions, MonitorRequests, UpdateBatch } from './monitor.js';
 import type { TableMap, UntypedTables } from './operations.js';
 import type { Atom, DatabaseSchema } from './schema.js';
 
@@ -47,6 +46,17 @@ export interface ReplicaOptions<TM extends TableMap> {
   method?: MonitorMethod | 'auto';
 }
 
+/** What a {@link Replica} uses of its client (an `OvsdbClient` is one). */
+export interface ReplicaClient {
+  readonly logger: Logger;
+  monitor<TM extends TableMap = UntypedTables>(
+    database: string,
+    requests: MonitorRequests<TM>,
+    options?: MonitorOptions,
+  ): Promise<Monitor<TM>>;
+  sync(): Promise<void>;
+}
+
 /**
  * An in-memory replica of chosen tables of an OVSDB database (what the OVS IDL is to C and
  * Python), kept current from a monitor: rows by uuid, lookups by column value, and `change`
@@ -62,7 +72,7 @@ export interface ReplicaOptions<TM extends TableMap> {
  * ```
  */
 export class Replica<TM extends TableMap = UntypedTables> {
-  readonly client: OvsdbClient;
+  readonly client: ReplicaClient;
   readonly monitor: Monitor<TM>;
   readonly #tables = new Map<string, Map<string, Row>>();
   readonly #indexes = new Map<string, Map<string, Map<Atom, Row>>>();
@@ -71,7 +81,7 @@ export class Replica<TM extends TableMap = UntypedTables> {
   #offUpdate: () => void = () => undefined;
   #closed = false;
 
-  private constructor(client: OvsdbClient, monitor: Monitor<TM>) {
+  private constructor(client: ReplicaClient, monitor: Monitor<TM>) {
     this.client = client;
     this.monitor = monitor;
     this.#events = new Emitter(() => client.logger);
@@ -80,10 +90,10 @@ export class Replica<TM extends TableMap = UntypedTables> {
 
   /**
    * Monitor the tables and build the replica from their initial contents. Throws what
-   * {@link OvsdbClient.monitor} throws (unknown table or column, server errors).
+   * {@link ReplicaClient.monitor} throws (unknown table or column, server errors).
    */
   static async create<TM extends TableMap = UntypedTables>(
-    client: OvsdbClient,
+    client: ReplicaClient,
     options: ReplicaOptions<TM>,
   ): Promise<Replica<TM>> {
     // Updates (the initial contents first) arrive during monitor(): buffer them until the
@@ -186,7 +196,7 @@ export class Replica<TM extends TableMap = UntypedTables> {
     return index.get(value) as ReplicaRow<TM[T]> | undefined;
   }
 
-  /** Resolves once every change committed before the call is in the replica (see {@link OvsdbClient.sync}). */
+  /** Resolves once every change committed before the call is in the replica (see {@link ReplicaClient.sync}). */
   sync(): Promise<void> {
     return this.client.sync();
   }

@@ -1,14 +1,11 @@
+import { definePlugin, packageVersion, type Plugin } from '@opdbus/core';
 import {
-  OpdbusError,
-  definePlugin,
-  packageVersion,
-  type ChangeSpec,
-  type JsonValue,
-  type Plugin,
-  type PluginContext,
-  type WatchEvent,
-} from '@opdbus/core';
-import { Hostname1, connectBus, type DbusConnection } from '@opdbus/dbus';
+  Hostname1,
+  definePropertyMap,
+  probeService,
+  type MappedProperty,
+  type PropertyCheckpoint,
+} from '@opdbus/dbus';
 import { z } from 'zod';
 
 /** The chassis types hostnamed accepts (machine-info(5)); "" resets to the detected one. */
@@ -62,64 +59,32 @@ export const hostnameSchema: z.ZodType<HostnameSection> = z
   })
   .describe('Host names and machine information, through systemd-hostnamed (org.freedesktop.hostname1).');
 
-type Field = keyof HostnameSection;
-const fields: ReadonlyArray<{
-  field: Field;
-  property: string;
-  method:
-    | 'setStaticHostname'
-    | 'setPrettyHostname'
-    | 'setChassis'
-    | 'setDeployment'
-    | 'setLocation'
-    | 'setIconName';
-}> = [
-  { field: 'static', property: 'StaticHostname', method: 'setStaticHostname' },
-  { field: 'pretty', property: 'PrettyHostname', method: 'setPrettyHostname' },
-  { field: 'chassis', property: 'Chassis', method: 'setChassis' },
-  { field: 'deployment', property: 'Deployment', method: 'setDeployment' },
-  { field: 'location', property: 'Location', method: 'setLocation' },
-  { field: 'iconName', property: 'IconName', method: 'setIconName' },
-];
-
 /** The checkpoint: the values of the fields a plan changes. */
-export type HostnameCheckpoint = { values: Record<string, string> };
+export type HostnameCheckpoint = PropertyCheckpoint;
 
-const connect = (ctx: PluginContext): Promise<DbusConnection> =>
-  connectBus({
-    ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
-    logger: ctx.logger,
-  });
+type Setter =
+  'setStaticHostname' | 'setPrettyHostname' | 'setChassis' | 'setDeployment' | 'setLocation' | 'setIconName';
+const field = (property: string, method: Setter): MappedProperty<string> => ({
+  property,
+  write: (bus, value) => new Hostname1(bus)[method](value, false),
+});
 
-async function read(bus: DbusConnection): Promise<Required<Record<Field, string>>> {
-  const all = await new Hostname1(bus).getAll();
-  return {
-    static: all.StaticHostname,
-    pretty: all.PrettyHostname,
-    chassis: all.Chassis,
-    deployment: all.Deployment,
-    location: all.Location,
-    iconName: all.IconName,
-  };
-}
-
-async function set(bus: DbusConnection, field: Field, value: string): Promise<void> {
-  const spec = fields.find((f) => f.field === field);
-  if (spec === undefined)
-    throw new OpdbusError('OPDBUS_ERR_HOSTNAME_SET', `Unknown hostname field ${field}.`);
-  try {
-    await new Hostname1(bus)[spec.method](value, false);
-  } catch (err) {
-    throw new OpdbusError(
-      'OPDBUS_ERR_HOSTNAME_SET',
-      `systemd-hostnamed refused ${spec.property} = ${JSON.stringify(value)}: ${(err as Error).message}`,
-      {
-        data: { path: `plugins.hostname.${field}`, value, dbusError: (err as OpdbusError).data?.dbusError },
-        cause: err,
-      },
-    );
-  }
-}
+/** The section's fields as hostnamed's properties. */
+const properties = definePropertyMap<HostnameSection>({
+  plugin: 'hostname',
+  service: 'systemd-hostnamed',
+  writeError: 'OPDBUS_ERR_HOSTNAME_SET',
+  fields: {
+    static: field('StaticHostname', 'setStaticHostname'),
+    pretty: field('PrettyHostname', 'setPrettyHostname'),
+    chassis: field('Chassis', 'setChassis'),
+    deployment: field('Deployment', 'setDeployment'),
+    location: field('Location', 'setLocation'),
+    iconName: field('IconName', 'setIconName'),
+  },
+  readAll: (bus) => new Hostname1(bus).getAll(),
+  onPropertiesChanged: (bus, listener) => new Hostname1(bus).onPropertiesChanged(listener),
+});
 
 /**
  * The hostname plugin: static and pretty hostname, chassis, deployment, location and icon name,
@@ -132,84 +97,13 @@ export function createHostnamePlugin(): Plugin<HostnameSection, HostnameCheckpoi
     version: packageVersion(import.meta.url),
     description: 'Static and pretty hostname, chassis, deployment, location (systemd-hostnamed).',
     schema: hostnameSchema,
-
-    async probe(ctx) {
-      try {
-        await using bus = await connect(ctx);
-        await new Hostname1(bus).get('StaticHostname');
-        return { available: true, detail: bus.address };
-      } catch (err) {
-        return { available: false, reason: `systemd-hostnamed is not reachable: ${(err as Error).message}` };
-      }
-    },
-
-    async query(ctx, options) {
-      await using bus = await connect(ctx);
-      const all = await read(bus);
-      const out: HostnameSection = {};
-      const wanted =
-        options?.scope === undefined ? fields.map((f) => f.field) : (Object.keys(options.scope) as Field[]);
-      for (const field of wanted) (out as Record<Field, string>)[field] = all[field];
-      return out;
-    },
-
-    diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
-      for (const { field, property } of fields) {
-        const want = desired[field];
-        if (want === undefined || want === observed[field]) continue;
-        changes.push({
-          resource: field,
-          op: 'update',
-          before: observed[field] ?? null,
-          after: want,
-          summary: `set ${property} ${JSON.stringify(observed[field] ?? null)} → ${JSON.stringify(want)}`,
-        });
-      }
-      return changes;
-    },
-
-    async apply(change, ctx) {
-      await using bus = await connect(ctx);
-      const value = typeof change.after === 'string' ? change.after : '';
-      await set(bus, change.resource as Field, value);
-    },
-
-    async checkpoint(ctx, changes) {
-      await using bus = await connect(ctx);
-      const all = await read(bus);
-      const values: Record<string, string> = {};
-      for (const change of changes) values[change.resource] = all[change.resource as Field];
-      return { values };
-    },
-
-    async restore(token, ctx) {
-      await using bus = await connect(ctx);
-      const all = await read(bus);
-      for (const [field, value] of Object.entries(token.values))
-        if (all[field as Field] !== value) await set(bus, field as Field, value);
-    },
-
-    async watch(ctx, onEvent: (event: WatchEvent) => void) {
-      const bus = await connect(ctx);
-      const subscription = await new Hostname1(bus).onPropertiesChanged((changed, invalidated) => {
-        for (const { field, property } of fields) {
-          if (property in changed || invalidated.includes(property)) {
-            const value = (changed as Record<string, unknown>)[property];
-            onEvent({
-              plugin: 'hostname',
-              resource: field,
-              detail: `${property} is now ${JSON.stringify(value ?? '(changed)')}`,
-              raw: { property, value: (value ?? null) as JsonValue },
-            });
-          }
-        }
-      });
-      return async () => {
-        await subscription.unsubscribe();
-        await bus.close();
-      };
-    },
+    probe: (ctx) => probeService(ctx, 'systemd-hostnamed', (bus) => new Hostname1(bus).get('StaticHostname')),
+    query: properties.query,
+    diff: properties.diff,
+    apply: properties.apply,
+    checkpoint: properties.checkpoint,
+    restore: properties.restore,
+    watch: properties.watch,
   });
 }
 

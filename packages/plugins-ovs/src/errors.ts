@@ -24,6 +24,7 @@ export const ovsErrors = defineErrorCodes({
       'Create the device first (a system interface must exist), check the interface type and options, or use `type: internal`.',
   },
   OPDBUS_ERR_OVS_LOCKED: {
+    exit: 'CONFLICT',
     summary: 'Another op-dbus holds the OVSDB lock "opdbus" and did not release it in time.',
     remedy: 'Wait for the other op-dbus to finish, then apply again.',
   },

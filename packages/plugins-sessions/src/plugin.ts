@@ -15,7 +15,8 @@ import {
   Login1Seat,
   Login1Session,
   Login1User,
-  connectBus,
+  connectTarget,
+  probeService,
   type DbusConnection,
   type Subscription,
 } from '@opdbus/dbus';
@@ -126,12 +127,6 @@ export const sessionsSchema: z.ZodType<SessionsSection> = z
 
 /** The checkpoint: linger as it was for the users a plan changes (sessions cannot be restored). */
 export type SessionsCheckpoint = { linger: Record<string, boolean>; terminated: string[] };
-
-const connect = (ctx: PluginContext): Promise<DbusConnection> =>
-  connectBus({
-    ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
-    logger: ctx.logger,
-  });
 
 /** Whether a session matches a selector. */
 export function matchesSelector(session: SessionInfo, selector: SessionSelector): boolean {
@@ -269,18 +264,10 @@ export function createSessionsPlugin(
       'Login sessions, users and seats (systemd-logind): lingering, and a session termination policy (observe-only by default).',
     schema: sessionsSchema,
 
-    async probe(ctx) {
-      try {
-        await using bus = await connect(ctx);
-        await new Login1Manager(bus).listSeats();
-        return { available: true, detail: bus.address };
-      } catch (err) {
-        return { available: false, reason: `systemd-logind is not reachable: ${(err as Error).message}` };
-      }
-    },
+    probe: (ctx) => probeService(ctx, 'systemd-logind', (bus) => new Login1Manager(bus).listSeats()),
 
     async query(ctx, options) {
-      await using bus = await connect(ctx);
+      await using bus = await connectTarget(ctx);
       const scope = options?.scope;
       const users = await lingering(bus);
       const out: SessionsSection = {};
@@ -359,7 +346,7 @@ export function createSessionsPlugin(
     },
 
     async apply(change, ctx) {
-      await using bus = await connect(ctx);
+      await using bus = await connectTarget(ctx);
       const [kind, ...rest] = change.resource.split('/');
       const key = rest.join('/');
       if (kind === 'linger') {
@@ -409,7 +396,7 @@ export function createSessionsPlugin(
     },
 
     async checkpoint(ctx, changes) {
-      await using bus = await connect(ctx);
+      await using bus = await connectTarget(ctx);
       const users = await lingering(bus);
       const token: SessionsCheckpoint = { linger: {}, terminated: [] };
       for (const change of changes) {
@@ -422,7 +409,7 @@ export function createSessionsPlugin(
     },
 
     async restore(token, ctx) {
-      await using bus = await connect(ctx);
+      await using bus = await connectTarget(ctx);
       const users = await lingering(bus);
       for (const [user, linger] of Object.entries(token.linger)) {
         const uid = await uidOf(ctx, bus, user);
@@ -434,7 +421,7 @@ export function createSessionsPlugin(
     },
 
     async watch(ctx, onEvent: (event: WatchEvent) => void) {
-      const bus = await connect(ctx);
+      const bus = await connectTarget(ctx);
       const manager = new Login1Manager(bus);
       const emit = (resource: string, detail: string, raw: JsonValue): void =>
         onEvent({ plugin: 'sessions', resource, detail, raw });

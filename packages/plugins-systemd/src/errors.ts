@@ -3,6 +3,7 @@ import { defineErrorCodes } from '@opdbus/core';
 /** Error codes of the systemd plugin (documented in docs/errors.md). */
 export const systemdErrors = defineErrorCodes({
   OPDBUS_ERR_SYSTEMD_ROOT: {
+    exit: 'UNAVAILABLE',
     summary:
       "The filesystem root for unit files does not belong to the targeted systemd (its /etc/machine-id differs from the manager's), or cannot be read.",
     remedy:

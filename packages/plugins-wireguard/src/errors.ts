@@ -3,12 +3,14 @@ import { defineErrorCodes } from '@opdbus/core';
 /** Error codes of the WireGuard plugin (documented in docs/errors.md). */
 export const wireguardErrors = defineErrorCodes({
   OPDBUS_ERR_WIREGUARD_INVALID: {
+    exit: 'INVALID_INPUT',
     summary:
       'A WireGuard value is malformed (a key that is not 44 characters of base64, an endpoint that is not ADDRESS:PORT, an allowed IP that is not a prefix) or an interface cannot be applied as written.',
     remedy:
       'Fix the value at the path in the message; `wg pubkey < private.key` prints a public key in the expected form.',
   },
   OPDBUS_ERR_WIREGUARD_UNAVAILABLE: {
+    exit: 'UNAVAILABLE',
     summary:
       'Neither WireGuard backend works here: the kernel has no `wireguard` generic netlink family and no userspace implementation (wireguard-go) was found.',
     remedy:

@@ -33,7 +33,7 @@ const loaders: ReadonlyArray<readonly [string, Loader]> = [
   [
     'dbus',
     async (options) =>
-      (await import('@opdbus/dbus')).createDbusServicesPlugin(
+      (await import('@opdbus/plugins-dbus')).createDbusServicesPlugin(
         options.dbusServices === undefined ? {} : { services: options.dbusServices },
       ),
   ],

@@ -10,7 +10,7 @@ export { createEngine, ledgerAuditSink, recoverFirst, type CreateEngineOptions }
 export { ensureStateDir, ledgerPaths, type LedgerPaths } from './paths.js';
 export { LedgerLog, type LedgerAuditSinkExtra, type LedgerEntryFields } from './ledgerLog.js';
 export { runtimeErrors, type RuntimeErrorCode } from './errors.js';
-export { exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
+export { exitCategoryOf, exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
 export { createLogger } from './logger.js';
 export { defaultConfigPath, defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
 export { builtinPluginNames, loadBuiltinPlugins } from './builtins.js';

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { AnyPlugin } from '@opdbus/core';
-import * as dbus from '@opdbus/dbus';
+import * as dbus from '@opdbus/plugins-dbus';
 import * as firewall from '@opdbus/plugins-firewall';
 import * as containers from '@opdbus/plugins-containers';
 import * as hostname from '@opdbus/plugins-hostname';
@@ -82,7 +82,11 @@ export function builtinPluginPackages(options: BuiltinPluginsOptions = {}): Load
     // Users before ssh: keys are written for users the same plan creates.
     ['@opdbus/plugins-users', users],
     ['@opdbus/plugins-ssh', ssh],
-    ['@opdbus/dbus', dbus, options.dbusServices === undefined ? {} : { services: options.dbusServices }],
+    [
+      '@opdbus/plugins-dbus',
+      dbus,
+      options.dbusServices === undefined ? {} : { services: options.dbusServices },
+    ],
   ];
   const loaded: LoadedPlugin[] = [];
   addPluginPackages(

@@ -200,7 +200,7 @@ describe('loadPlugins', () => {
       'ssh',
     ];
     const { plugins, refusals, loaded } = await loadPlugins(
-      [...names.map((n) => `@opdbus/plugins-${n}`), '@opdbus/dbus'],
+      [...names.map((n) => `@opdbus/plugins-${n}`), '@opdbus/plugins-dbus'],
       { cwd: root },
     );
     expect(refusals).toEqual([]);

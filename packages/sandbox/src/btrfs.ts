@@ -2,9 +2,10 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OpdbusError, silentLogger, type Logger } from '@opdbus/core';
-import { loopDevicesUnder, mountsUnder, release } from './cleanup.js';
+import { loopDevicesUnder, mountsUnder } from './cleanup.js';
 import { sandboxDir } from './paths.js';
-import { register, type Registration } from './registry.js';
+import type { Registration } from './registry.js';
+import { DisposableResource, createRegistered } from './resource.js';
 import { checkedCommand, requireTool } from './tools.js';
 
 /** Smallest image mkfs.btrfs accepts with its default profiles (114 MiB, rounded up). */
@@ -55,9 +56,7 @@ export function parseSize(size: number | string): number {
  * it (retrying while busy, lazily as a last resort), which also frees the loop device, and
  * removes the image and directories.
  */
-export class BtrfsLoop implements AsyncDisposable {
-  /** The resource id, `opdbus-sbx-<pid>-<hex>`. */
-  readonly id: string;
+export class BtrfsLoop extends DisposableResource {
   /** The sandbox directory holding the image and the mount point. */
   readonly dir: string;
   /** The image file. */
@@ -68,9 +67,6 @@ export class BtrfsLoop implements AsyncDisposable {
   readonly sizeBytes: number;
   /** The loop device backing the mount, e.g. `/dev/loop3`. */
   readonly loopDevice: string;
-  readonly #registration: Registration;
-  readonly #logger: Logger;
-  #destroying: Promise<void> | undefined;
 
   /** @internal Use {@link createBtrfsLoop}. */
   constructor(init: {
@@ -82,47 +78,21 @@ export class BtrfsLoop implements AsyncDisposable {
     registration: Registration;
     logger: Logger;
   }) {
-    this.id = init.registration.record.id;
+    super(init.registration, init.logger);
     this.dir = init.dir;
     this.image = init.image;
     this.mountPoint = init.mountPoint;
     this.sizeBytes = init.sizeBytes;
     this.loopDevice = init.loopDevice;
-    this.#registration = init.registration;
-    this.#logger = init.logger;
   }
 
-  /** True once {@link BtrfsLoop.destroy} was called. */
-  get destroyed(): boolean {
-    return this.#destroying !== undefined;
+  protected override get label(): string {
+    return `btrfs loop ${this.id}`;
   }
 
-  /**
-   * Unmount, free the loop device, delete the image and directories. Idempotent; throws
-   * `OPDBUS_ERR_SANDBOX_CLEANUP` when something could not be removed.
-   */
-  destroy(): Promise<void> {
-    this.#destroying ??= this.#teardown();
-    return this.#destroying;
-  }
-
-  /** Same as {@link BtrfsLoop.destroy}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.destroy();
-  }
-
-  async #teardown(): Promise<void> {
-    const leftovers = await release(this.#registration.record);
-    if (existsSync(this.dir)) leftovers.push(`${this.dir} still exists`);
-    if (leftovers.length > 0) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_CLEANUP',
-        `Destroying btrfs loop ${this.id} left: ${leftovers.join('; ')}.`,
-        { data: { id: this.id, leftovers } },
-      );
-    }
-    this.#registration.done();
-    this.#logger.debug({ id: this.id }, 'sandbox btrfs destroyed');
+  /** The release unmounts (which frees the loop device) and removes the directory. */
+  protected override leftovers(): string[] {
+    return existsSync(this.dir) ? [`${this.dir} still exists`] : [];
   }
 }
 
@@ -157,50 +127,49 @@ export async function createBtrfsLoop(options: BtrfsOptions = {}): Promise<Btrfs
   }
   requireTool('mkfs.btrfs');
   requireTool('mount');
-  const registration = register('btrfs', (id) => ({ dir: sandboxDir(id, options.baseDir) }));
-  const dir = registration.record.dir ?? '';
-  try {
-    mkdirSync(dir, { mode: 0o700 });
-    const image = join(dir, 'btrfs.img');
-    const mountPoint = join(dir, 'mnt');
-    mkdirSync(mountPoint);
-    const handle = await open(image, 'wx', 0o600);
-    try {
-      await handle.truncate(sizeBytes);
-    } finally {
-      await handle.close();
-    }
-    await checkedCommand(
-      'mkfs.btrfs',
-      ['-q', ...(options.label === undefined ? [] : ['-L', options.label]), image],
-      { what: `Formatting ${image} as btrfs`, timeoutMs },
-    );
-    const mountOptions = ['loop', ...(options.mountOptions ?? [])].join(',');
-    try {
-      await checkedCommand('mount', ['-t', 'btrfs', '-o', mountOptions, image, mountPoint], {
-        what: `Mounting ${image} on ${mountPoint}`,
-        timeoutMs,
-      });
-    } catch (err) {
-      if (err instanceof OpdbusError) {
-        throw new OpdbusError(
-          'OPDBUS_ERR_SANDBOX_COMMAND',
-          `${err.message}\nThe kernel needs btrfs and loop device support (see /proc/filesystems and /dev/loop-control).`,
-          { ...(err.data === undefined ? {} : { data: err.data }), cause: err },
-        );
+  return createRegistered(
+    'btrfs',
+    (id) => ({ dir: sandboxDir(id, options.baseDir) }),
+    async (registration) => {
+      const dir = registration.record.dir ?? '';
+      mkdirSync(dir, { mode: 0o700 });
+      const image = join(dir, 'btrfs.img');
+      const mountPoint = join(dir, 'mnt');
+      mkdirSync(mountPoint);
+      const handle = await open(image, 'wx', 0o600);
+      try {
+        await handle.truncate(sizeBytes);
+      } finally {
+        await handle.close();
       }
-      throw err;
-    }
-    const mount = mountsUnder(mountPoint).find((m) => m.mountPoint === mountPoint);
-    const loopDevice = mount?.source ?? loopDevicesUnder(dir)[0] ?? '';
-    logger.debug(
-      { id: registration.record.id, image, mountPoint, loopDevice, sizeBytes },
-      'sandbox btrfs mounted',
-    );
-    return new BtrfsLoop({ dir, image, mountPoint, sizeBytes, loopDevice, registration, logger });
-  } catch (err) {
-    await release(registration.record);
-    registration.done();
-    throw err;
-  }
+      await checkedCommand(
+        'mkfs.btrfs',
+        ['-q', ...(options.label === undefined ? [] : ['-L', options.label]), image],
+        { what: `Formatting ${image} as btrfs`, timeoutMs },
+      );
+      const mountOptions = ['loop', ...(options.mountOptions ?? [])].join(',');
+      try {
+        await checkedCommand('mount', ['-t', 'btrfs', '-o', mountOptions, image, mountPoint], {
+          what: `Mounting ${image} on ${mountPoint}`,
+          timeoutMs,
+        });
+      } catch (err) {
+        if (err instanceof OpdbusError) {
+          throw new OpdbusError(
+            'OPDBUS_ERR_SANDBOX_COMMAND',
+            `${err.message}\nThe kernel needs btrfs and loop device support (see /proc/filesystems and /dev/loop-control).`,
+            { ...(err.data === undefined ? {} : { data: err.data }), cause: err },
+          );
+        }
+        throw err;
+      }
+      const mount = mountsUnder(mountPoint).find((m) => m.mountPoint === mountPoint);
+      const loopDevice = mount?.source ?? loopDevicesUnder(dir)[0] ?? '';
+      logger.debug(
+        { id: registration.record.id, image, mountPoint, loopDevice, sizeBytes },
+        'sandbox btrfs mounted',
+      );
+      return new BtrfsLoop({ dir, image, mountPoint, sizeBytes, loopDevice, registration, logger });
+    },
+  );
 }

@@ -28,9 +28,9 @@ import {
   type ProcessIdentity,
 } from '@opdbus/core';
 import { ConfinedRoot } from '@opdbus/netlink';
-import { release } from './cleanup.js';
 import { sandboxDir } from './paths.js';
-import { register, type Registration } from './registry.js';
+import type { Registration } from './registry.js';
+import { DisposableResource, createRegistered, exitOf, terminateChild } from './resource.js';
 import {
   checkedCommand,
   formatCommand,
@@ -264,9 +264,8 @@ function cgroupRoots(): string[] {
  * It runs in its own network namespace (`--private-network`) and in its own cgroup, created
  * before systemd-nspawn starts, so the container's systemd never touches the host's cgroups.
  */
-export class SystemdContainer implements AsyncDisposable {
-  /** The resource id, `opdbus-sbx-<pid>-<hex>`; also the machine name. */
-  readonly id: string;
+/** A booted container; its `id` is also the machine name. */
+export class SystemdContainer extends DisposableResource {
   /** The sandbox directory. */
   readonly dir: string;
   /** The container's root directory as the host sees it (an overlay over the cached image). */
@@ -291,9 +290,6 @@ export class SystemdContainer implements AsyncDisposable {
   readonly cgroups: readonly string[];
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
-  readonly #registration: Registration;
-  readonly #logger: Logger;
-  #stopping: Promise<void> | undefined;
   #bridge: Promise<{ server: Server; address: string; children: Set<ChildProcess> }> | undefined;
 
   /** @internal Use {@link startSystemdContainer}. */
@@ -310,7 +306,7 @@ export class SystemdContainer implements AsyncDisposable {
     exited: Promise<void>;
     logger: Logger;
   }) {
-    this.id = init.registration.record.id;
+    super(init.registration, init.logger);
     this.dir = init.dir;
     this.rootDir = init.rootDir;
     this.image = init.image;
@@ -324,13 +320,10 @@ export class SystemdContainer implements AsyncDisposable {
     this.cgroups = init.registration.record.cgroups ?? [];
     this.#child = init.child;
     this.#exited = init.exited;
-    this.#registration = init.registration;
-    this.#logger = init.logger;
   }
 
-  /** True once {@link SystemdContainer.stop} was called. */
-  get destroyed(): boolean {
-    return this.#stopping !== undefined;
+  protected override get label(): string {
+    return `container ${this.id}`;
   }
 
   /**
@@ -357,12 +350,7 @@ export class SystemdContainer implements AsyncDisposable {
     args: readonly string[] = [],
     options: ExecOptions = {},
   ): Promise<CommandResult> {
-    if (this.#stopping !== undefined) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_DESTROYED',
-        `Container ${this.id} was stopped; start a new one.`,
-      );
-    }
+    this.assertUsable();
     const [file, argv] = this.#enter(command, args);
     const result = await runCommand(file, argv, {
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
@@ -443,7 +431,7 @@ export class SystemdContainer implements AsyncDisposable {
         try {
           [file, argv] = this.#enter('/usr/bin/systemd-stdio-bridge', []);
         } catch (err) {
-          this.#logger.warn({ err, id: this.id }, 'cannot relay a bus connection into the container');
+          this.logger.warn({ err, id: this.id }, 'cannot relay a bus connection into the container');
           client.destroy();
           return;
         }
@@ -468,47 +456,17 @@ export class SystemdContainer implements AsyncDisposable {
   }
 
   /**
-   * Shut the container down (SIGTERM to systemd-nspawn, which halts the container's systemd),
-   * kill what is left in its cgroups, unmount its root and remove its directory, cgroups and
-   * record. Idempotent; throws `OPDBUS_ERR_SANDBOX_CLEANUP` listing what could not be removed.
+   * Shut the container down: SIGTERM to systemd-nspawn, which halts the container's systemd; the
+   * release then kills what is left in its cgroups, unmounts its root and removes its directory
+   * and cgroups.
    */
-  stop(): Promise<void> {
-    this.#stopping ??= this.#teardown();
-    return this.#stopping;
-  }
-
-  /** Same as {@link SystemdContainer.stop}. */
-  destroy(): Promise<void> {
-    return this.stop();
-  }
-
-  /** Same as {@link SystemdContainer.stop}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
-  }
-
-  async #teardown(): Promise<void> {
+  protected override async shutdown(): Promise<void> {
     const bridge = await this.#bridge?.catch(() => undefined);
     if (bridge !== undefined) {
       for (const child of bridge.children) killBridge(child);
       await new Promise<void>((resolve) => bridge.server.close(() => resolve()));
     }
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      this.#child.kill('SIGTERM');
-      const timer = setTimeout(() => this.#child.kill('SIGKILL'), 15_000);
-      await Promise.race([this.#exited, delay(20_000, undefined, { ref: false })]);
-      clearTimeout(timer);
-    }
-    const leftovers = await release(this.#registration.record);
-    if (leftovers.length > 0) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_CLEANUP',
-        `Stopping container ${this.id} left: ${leftovers.join('; ')}.`,
-        { data: { id: this.id, leftovers } },
-      );
-    }
-    this.#registration.done();
-    this.#logger.debug({ id: this.id }, 'sandbox container stopped');
+    await terminateChild(this.#child, this.#exited, 15_000, 20_000);
   }
 }
 
@@ -612,133 +570,126 @@ export async function startSystemdContainer(
     );
   }
   const image = await ensureDebianRootfs(options);
-  const registration = register('container', (id) => ({
-    dir: sandboxDir(id, options.baseDir),
-    cgroups: roots.map((r) => join(r, id)),
-  }));
-  const id = registration.record.id;
-  const dir = registration.record.dir ?? '';
-  try {
-    const rootDir = join(dir, 'root');
-    const busDir = join(dir, 'bus');
-    for (const sub of ['upper', 'work', 'root', 'bus'])
-      mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 });
-    await checkedCommand(
-      'mount',
-      [
-        '-t',
-        'overlay',
-        'overlay',
-        '-o',
-        `lowerdir=${image},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`,
+  return createRegistered(
+    'container',
+    (id) => ({ dir: sandboxDir(id, options.baseDir), cgroups: roots.map((r) => join(r, id)) }),
+    async (registration) => {
+      const id = registration.record.id;
+      const dir = registration.record.dir ?? '';
+      const rootDir = join(dir, 'root');
+      const busDir = join(dir, 'bus');
+      for (const sub of ['upper', 'work', 'root', 'bus'])
+        mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 });
+      await checkedCommand(
+        'mount',
+        [
+          '-t',
+          'overlay',
+          'overlay',
+          '-o',
+          `lowerdir=${image},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`,
+          rootDir,
+        ],
+        { what: 'Mounting the container root (overlayfs)' },
+      );
+      const machineId = randomBytes(16).toString('hex');
+      writeFileSync(join(rootDir, 'etc/machine-id'), `${machineId}\n`);
+      writeFileSync(join(rootDir, 'etc/hostname'), `${id}\n`);
+      {
+        using root = ConfinedRoot.open(rootDir, { mode: 'in-root', label: `container ${id}` });
+        for (const [path, content] of Object.entries(options.files ?? {}))
+          await root.writeFileAtomic(`/${path}`, content, 0o644);
+      }
+      for (const cgroup of registration.record.cgroups ?? []) mkdirSync(cgroup);
+      const logPath = join(dir, 'nspawn.log');
+      const args = [
+        '-D',
         rootDir,
-      ],
-      { what: 'Mounting the container root (overlayfs)' },
-    );
-    const machineId = randomBytes(16).toString('hex');
-    writeFileSync(join(rootDir, 'etc/machine-id'), `${machineId}\n`);
-    writeFileSync(join(rootDir, 'etc/hostname'), `${id}\n`);
-    {
-      using root = ConfinedRoot.open(rootDir, { mode: 'in-root', label: `container ${id}` });
-      for (const [path, content] of Object.entries(options.files ?? {}))
-        await root.writeFileAtomic(`/${path}`, content, 0o644);
-    }
-    for (const cgroup of registration.record.cgroups ?? []) mkdirSync(cgroup);
-    const logPath = join(dir, 'nspawn.log');
-    const args = [
-      '-D',
-      rootDir,
-      '-b',
-      '--register=no',
-      '--keep-unit',
-      '--console=passive',
-      '--private-network',
-      `--bind=${busDir}:/run/dbus`,
-      ...(options.bindReadOnly ?? []).map((path) => {
-        if (!isAbsolute(path) || /[:\s]/.test(path))
+        '-b',
+        '--register=no',
+        '--keep-unit',
+        '--console=passive',
+        '--private-network',
+        `--bind=${busDir}:/run/dbus`,
+        ...(options.bindReadOnly ?? []).map((path) => {
+          if (!isAbsolute(path) || /[:\s]/.test(path))
+            throw new OpdbusError(
+              'OPDBUS_ERR_SANDBOX_START',
+              `bindReadOnly: "${path}" must be an absolute path without ':' or spaces.`,
+            );
+          return `--bind-ro=${path}`;
+        }),
+        '-M',
+        id,
+      ];
+      // The starting shell moves itself into the container's cgroups, then becomes systemd-nspawn.
+      const script = `for f in ${(registration.record.cgroups ?? []).map((c) => `'${c}/cgroup.procs'`).join(' ')}; do echo $$ > "$f" || exit 99; done; exec "$@"`;
+      const logFd = openSync(logPath, 'a');
+      let child: ChildProcess;
+      try {
+        child = spawn('/bin/sh', ['-c', script, 'sh', nspawn, ...args], {
+          stdio: ['ignore', logFd, logFd],
+          env: { ...process.env, SYSTEMD_LOG_LEVEL: 'info' },
+        });
+      } finally {
+        closeSync(logFd);
+      }
+      const exited = exitOf(child);
+      if (child.pid !== undefined) {
+        registration.record.pids.push({ pid: child.pid, startTime: processStartTime(child.pid) });
+        registration.save();
+      }
+      const timeoutMs = options.bootTimeoutMs ?? 60_000;
+      const deadline = Date.now() + timeoutMs;
+      let state: string | undefined;
+      for (;;) {
+        if (child.exitCode !== null || child.signalCode !== null) {
           throw new OpdbusError(
             'OPDBUS_ERR_SANDBOX_START',
-            `bindReadOnly: "${path}" must be an absolute path without ':' or spaces.`,
+            `systemd-nspawn exited (${child.signalCode ?? `code ${child.exitCode}`}) before the container booted.\nLast lines of ${logPath}:\n${tailFile(logPath)}`,
+            { data: { dir, logPath } },
           );
-        return `--bind-ro=${path}`;
-      }),
-      '-M',
-      id,
-    ];
-    // The starting shell moves itself into the container's cgroups, then becomes systemd-nspawn.
-    const script = `for f in ${(registration.record.cgroups ?? []).map((c) => `'${c}/cgroup.procs'`).join(' ')}; do echo $$ > "$f" || exit 99; done; exec "$@"`;
-    const logFd = openSync(logPath, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn('/bin/sh', ['-c', script, 'sh', nspawn, ...args], {
-        stdio: ['ignore', logFd, logFd],
-        env: { ...process.env, SYSTEMD_LOG_LEVEL: 'info' },
+        }
+        if (existsSync(join(busDir, 'system_bus_socket'))) {
+          state = await managerState(`unix:path=${join(busDir, 'system_bus_socket')}`);
+          if (state === 'running' || state === 'degraded') break;
+        }
+        if (Date.now() > deadline) {
+          child.kill('SIGKILL');
+          throw new OpdbusError(
+            'OPDBUS_ERR_SANDBOX_START',
+            `The container's systemd did not reach "running" within ${timeoutMs} ms (last state: ${state ?? 'no bus yet'}).\nLast lines of ${logPath}:\n${tailFile(logPath)}`,
+            { data: { dir, logPath, state } },
+          );
+        }
+        // Polling the manager's state over the bus: it answers as soon as it is up.
+        await delay(50);
+      }
+      const leaderPid = child.pid === undefined ? undefined : childOf(child.pid);
+      if (leaderPid === undefined) {
+        throw new OpdbusError(
+          'OPDBUS_ERR_SANDBOX_START',
+          `Cannot find the container's init process (child of ${child.pid}).`,
+          {
+            data: { dir, logPath },
+          },
+        );
+      }
+      child.unref();
+      logger.debug({ id, pid: child.pid, leaderPid, state }, 'sandbox container booted');
+      return new SystemdContainer({
+        registration,
+        dir,
+        rootDir,
+        image,
+        busDir,
+        machineId,
+        leaderPid,
+        logPath,
+        child,
+        exited,
+        logger,
       });
-    } finally {
-      closeSync(logFd);
-    }
-    const exited = new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.once('error', () => resolve());
-    });
-    if (child.pid !== undefined) {
-      registration.record.pids.push({ pid: child.pid, startTime: processStartTime(child.pid) });
-      registration.save();
-    }
-    const timeoutMs = options.bootTimeoutMs ?? 60_000;
-    const deadline = Date.now() + timeoutMs;
-    let state: string | undefined;
-    for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) {
-        throw new OpdbusError(
-          'OPDBUS_ERR_SANDBOX_START',
-          `systemd-nspawn exited (${child.signalCode ?? `code ${child.exitCode}`}) before the container booted.\nLast lines of ${logPath}:\n${tailFile(logPath)}`,
-          { data: { dir, logPath } },
-        );
-      }
-      if (existsSync(join(busDir, 'system_bus_socket'))) {
-        state = await managerState(`unix:path=${join(busDir, 'system_bus_socket')}`);
-        if (state === 'running' || state === 'degraded') break;
-      }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        throw new OpdbusError(
-          'OPDBUS_ERR_SANDBOX_START',
-          `The container's systemd did not reach "running" within ${timeoutMs} ms (last state: ${state ?? 'no bus yet'}).\nLast lines of ${logPath}:\n${tailFile(logPath)}`,
-          { data: { dir, logPath, state } },
-        );
-      }
-      // Polling the manager's state over the bus: it answers as soon as it is up.
-      await delay(50);
-    }
-    const leaderPid = child.pid === undefined ? undefined : childOf(child.pid);
-    if (leaderPid === undefined) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_START',
-        `Cannot find the container's init process (child of ${child.pid}).`,
-        {
-          data: { dir, logPath },
-        },
-      );
-    }
-    child.unref();
-    logger.debug({ id, pid: child.pid, leaderPid, state }, 'sandbox container booted');
-    return new SystemdContainer({
-      registration,
-      dir,
-      rootDir,
-      image,
-      busDir,
-      machineId,
-      leaderPid,
-      logPath,
-      child,
-      exited,
-      logger,
-    });
-  } catch (err) {
-    await release(registration.record);
-    registration.done();
-    throw err;
-  }
+    },
+  );
 }

@@ -1,10 +1,9 @@
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { OpdbusError, processStartTime, silentLogger, type Logger, type NetnsRunner } from '@opdbus/core';
-import { release } from './cleanup.js';
-import { register, type Registration } from './registry.js';
+import type { Registration } from './registry.js';
+import { DisposableResource, createRegistered, exitOf, terminateChild } from './resource.js';
 import { sandboxDir } from './paths.js';
 import { requireTool, spawnIn, tailFile } from './tools.js';
 
@@ -63,9 +62,7 @@ export function dbusConfig(
  * on a unix socket in its own directory. Connect with `dbus-next`'s
  * `sessionBus({ busAddress: daemon.address })` or export `DBUS_SYSTEM_BUS_ADDRESS=address`.
  */
-export class DbusDaemon implements AsyncDisposable {
-  /** The resource id, `opdbus-sbx-<pid>-<hex>`. */
-  readonly id: string;
+export class DbusDaemon extends DisposableResource {
   /** The bus address printed by the daemon, e.g. `unix:path=/tmp/opdbus-sbx-…/bus.sock,guid=…`. */
   readonly address: string;
   /** The listening socket. */
@@ -82,9 +79,6 @@ export class DbusDaemon implements AsyncDisposable {
   readonly netns: NetnsRunner | undefined;
   readonly #child: ChildProcess;
   readonly #exited: Promise<void>;
-  readonly #registration: Registration;
-  readonly #logger: Logger;
-  #stopping: Promise<void> | undefined;
 
   /** @internal Use {@link startDbusDaemon}. */
   constructor(init: {
@@ -99,7 +93,7 @@ export class DbusDaemon implements AsyncDisposable {
     registration: Registration;
     logger: Logger;
   }) {
-    this.id = init.registration.record.id;
+    super(init.registration, init.logger);
     this.address = init.address;
     this.socketPath = init.socketPath;
     this.pid = init.child.pid ?? 0;
@@ -109,52 +103,15 @@ export class DbusDaemon implements AsyncDisposable {
     this.netns = init.netns;
     this.#child = init.child;
     this.#exited = init.exited;
-    this.#registration = init.registration;
-    this.#logger = init.logger;
   }
 
-  /** True once {@link DbusDaemon.stop} was called. */
-  get destroyed(): boolean {
-    return this.#stopping !== undefined;
+  protected override get label(): string {
+    return `dbus-daemon ${this.id}`;
   }
 
-  /**
-   * Stop the daemon (SIGTERM, SIGKILL after 3 s) and remove its directory and record.
-   * Idempotent; throws `OPDBUS_ERR_SANDBOX_CLEANUP` when something could not be removed.
-   */
-  stop(): Promise<void> {
-    this.#stopping ??= this.#teardown();
-    return this.#stopping;
-  }
-
-  /** Same as {@link DbusDaemon.stop}. */
-  destroy(): Promise<void> {
-    return this.stop();
-  }
-
-  /** Same as {@link DbusDaemon.stop}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
-  }
-
-  async #teardown(): Promise<void> {
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      this.#child.kill('SIGTERM');
-      const timer = setTimeout(() => this.#child.kill('SIGKILL'), 3000);
-      // Bounded: a daemon stuck in the kernel is reported by release() below, not waited for forever.
-      await Promise.race([this.#exited, delay(10_000, undefined, { ref: false })]);
-      clearTimeout(timer);
-    }
-    const leftovers = await release(this.#registration.record);
-    if (leftovers.length > 0) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_CLEANUP',
-        `Stopping dbus-daemon ${this.id} left: ${leftovers.join('; ')}.`,
-        { data: { id: this.id, leftovers } },
-      );
-    }
-    this.#registration.done();
-    this.#logger.debug({ id: this.id, pid: this.pid }, 'sandbox dbus-daemon stopped');
+  /** SIGTERM, SIGKILL after 3 s; the release then removes its directory and record. */
+  protected override shutdown(): Promise<void> {
+    return terminateChild(this.#child, this.#exited, 3000, 10_000);
   }
 }
 
@@ -172,71 +129,67 @@ export class DbusDaemon implements AsyncDisposable {
 export async function startDbusDaemon(options: DbusDaemonOptions = {}): Promise<DbusDaemon> {
   const logger = options.logger ?? silentLogger;
   const daemon = requireTool('dbus-daemon');
-  const registration = register('dbus', (id) => ({ dir: sandboxDir(id, options.baseDir) }));
-  const dir = registration.record.dir ?? '';
-  try {
-    mkdirSync(dir, { mode: 0o755 });
-    const socketPath = join(dir, 'bus.sock');
-    const configPath = join(dir, 'bus.conf');
-    const logPath = join(dir, 'dbus-daemon.log');
-    writeFileSync(configPath, dbusConfig(socketPath, options));
-    const args = [
-      `--config-file=${configPath}`,
-      '--nofork',
-      '--print-address=1',
-      '--print-pid=1',
-      '--nopidfile',
-    ];
-    const logFd = openSync(logPath, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawnIn(options.netns, daemon, args, { stdio: ['ignore', 'pipe', logFd] });
-    } finally {
-      closeSync(logFd);
-    }
-    const exited = new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.once('error', () => resolve());
-    });
-    if (child.pid !== undefined) {
-      registration.record.pids.push({ pid: child.pid, startTime: processStartTime(child.pid) });
-      registration.save();
-    }
-    let address: string;
-    try {
-      address = await readAddress(child, options.timeoutMs ?? 20_000);
-    } catch (err) {
-      child.kill('SIGKILL');
-      await exited;
-      const log = tailFile(logPath);
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_START',
-        `dbus-daemon did not start (${(err as Error).message}); config ${configPath}.` +
-          (log === '' ? '' : `\nLast lines of ${logPath}:\n${log}`),
-        { data: { dir, configPath, logPath }, cause: err },
-      );
-    }
-    // The daemon keeps running on its own: do not hold the event loop open for it.
-    child.stdout?.destroy();
-    child.unref();
-    logger.debug({ id: registration.record.id, pid: child.pid, address }, 'sandbox dbus-daemon started');
-    return new DbusDaemon({
-      address,
-      socketPath,
-      dir,
-      configPath,
-      logPath,
-      netns: options.netns,
-      child,
-      exited,
-      registration,
-      logger,
-    });
-  } catch (err) {
-    await release(registration.record);
-    registration.done();
-    throw err;
-  }
+  return createRegistered(
+    'dbus',
+    (id) => ({ dir: sandboxDir(id, options.baseDir) }),
+    async (registration) => {
+      const dir = registration.record.dir ?? '';
+      mkdirSync(dir, { mode: 0o755 });
+      const socketPath = join(dir, 'bus.sock');
+      const configPath = join(dir, 'bus.conf');
+      const logPath = join(dir, 'dbus-daemon.log');
+      writeFileSync(configPath, dbusConfig(socketPath, options));
+      const args = [
+        `--config-file=${configPath}`,
+        '--nofork',
+        '--print-address=1',
+        '--print-pid=1',
+        '--nopidfile',
+      ];
+      const logFd = openSync(logPath, 'a');
+      let child: ChildProcess;
+      try {
+        child = spawnIn(options.netns, daemon, args, { stdio: ['ignore', 'pipe', logFd] });
+      } finally {
+        closeSync(logFd);
+      }
+      const exited = exitOf(child);
+      if (child.pid !== undefined) {
+        registration.record.pids.push({ pid: child.pid, startTime: processStartTime(child.pid) });
+        registration.save();
+      }
+      let address: string;
+      try {
+        address = await readAddress(child, options.timeoutMs ?? 20_000);
+      } catch (err) {
+        child.kill('SIGKILL');
+        await exited;
+        const log = tailFile(logPath);
+        throw new OpdbusError(
+          'OPDBUS_ERR_SANDBOX_START',
+          `dbus-daemon did not start (${(err as Error).message}); config ${configPath}.` +
+            (log === '' ? '' : `\nLast lines of ${logPath}:\n${log}`),
+          { data: { dir, configPath, logPath }, cause: err },
+        );
+      }
+      // The daemon keeps running on its own: do not hold the event loop open for it.
+      child.stdout?.destroy();
+      child.unref();
+      logger.debug({ id: registration.record.id, pid: child.pid, address }, 'sandbox dbus-daemon started');
+      return new DbusDaemon({
+        address,
+        socketPath,
+        dir,
+        configPath,
+        logPath,
+        netns: options.netns,
+        child,
+        exited,
+        registration,
+        logger,
+      });
+    },
+  );
 }
 
 /** Read the two lines `--print-address=1 --print-pid=1` write (address, then pid). */

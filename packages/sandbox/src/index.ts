@@ -37,5 +37,6 @@ export {
   type SandboxRecord,
 } from './records.js';
 export { cleanupAllSync, liveSandboxIds } from './registry.js';
+export { DisposableResource } from './resource.js';
 export { Sandbox, type SandboxOptions, type SandboxResource } from './sandbox.js';
 export { toolPackages, type CommandResult, type ExecOptions, type ToolName } from './tools.js';

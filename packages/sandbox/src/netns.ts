@@ -1,8 +1,9 @@
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
-import { OpdbusError, silentLogger, type Logger, type NetnsRunner } from '@opdbus/core';
+import { silentLogger, type Logger, type NetnsRunner } from '@opdbus/core';
 import { createNamedNetns, type Netns } from '@opdbus/netlink';
-import { netnsExists, processesOf, release } from './cleanup.js';
-import { register, type Registration } from './registry.js';
+import { netnsExists, processesOf } from './cleanup.js';
+import type { Registration } from './registry.js';
+import { DisposableResource, createRegistered } from './resource.js';
 import { checkResult, runCommand, spawnIn, type CommandResult, type ExecOptions } from './tools.js';
 
 /** Options of {@link createNetns}. */
@@ -20,33 +21,23 @@ export interface NetnsOptions {
  * /proc/sys/net files), {@link SandboxNetns.spawn} to start a process inside it. `destroy()` stops
  * every process still inside, then deletes the namespace.
  */
-export class SandboxNetns implements NetnsRunner, AsyncDisposable {
+export class SandboxNetns extends DisposableResource implements NetnsRunner {
   /** The namespace's name under /run/netns; also the resource's id. */
   readonly name: string;
   /** The namespace file, `/run/netns/NAME`. */
   readonly path: string;
   readonly #netns: Netns;
-  readonly #registration: Registration;
-  readonly #logger: Logger;
-  #destroying: Promise<void> | undefined;
 
   /** @internal Use {@link createNetns}. */
   constructor(netns: Netns, registration: Registration, logger: Logger) {
+    super(registration, logger);
     this.name = netns.name;
     this.path = netns.path;
     this.#netns = netns;
-    this.#registration = registration;
-    this.#logger = logger;
   }
 
-  /** The resource id (same as {@link SandboxNetns.name}). */
-  get id(): string {
-    return this.name;
-  }
-
-  /** True once {@link SandboxNetns.destroy} was called. */
-  get destroyed(): boolean {
-    return this.#destroying !== undefined;
+  protected override get label(): string {
+    return `network namespace ${this.name}`;
   }
 
   /**
@@ -54,13 +45,13 @@ export class SandboxNetns implements NetnsRunner, AsyncDisposable {
    * @opdbus/netlink): sockets and files opened inside stay bound to the namespace.
    */
   run<T>(fn: () => T): T {
-    this.#assertUsable();
+    this.assertUsable();
     return this.#netns.run(fn);
   }
 
   /** Start a process inside the namespace (node:child_process `spawn`, forked from inside). */
   spawn(command: string, args: readonly string[] = [], options: SpawnOptions = {}): ChildProcess {
-    this.#assertUsable();
+    this.assertUsable();
     return spawnIn(this.#netns, command, args, options);
   }
 
@@ -75,7 +66,7 @@ export class SandboxNetns implements NetnsRunner, AsyncDisposable {
     args: readonly string[] = [],
     options: ExecOptions & { env?: NodeJS.ProcessEnv } = {},
   ): Promise<CommandResult> {
-    this.#assertUsable();
+    this.assertUsable();
     const { check, ...rest } = options;
     const result = await runCommand(command, args, { ...rest, netns: this.#netns });
     return check === true ? checkResult(result, command, args, `In network namespace ${this.name}`) : result;
@@ -86,46 +77,14 @@ export class SandboxNetns implements NetnsRunner, AsyncDisposable {
     return processesOf({ pids: [], netns: this.name }).map((p) => p.pid);
   }
 
-  /**
-   * Stop every process inside (SIGTERM, then SIGKILL), delete the namespace and its record.
-   * Idempotent; concurrent calls share one teardown. Throws `OPDBUS_ERR_SANDBOX_CLEANUP` when
-   * something could not be removed.
-   */
-  destroy(): Promise<void> {
-    this.#destroying ??= this.#teardown();
-    return this.#destroying;
-  }
-
-  /** Same as {@link SandboxNetns.destroy}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.destroy();
-  }
-
-  async #teardown(): Promise<void> {
+  /** Closes the namespace handle; the release stops every process inside and deletes it. */
+  protected override shutdown(): Promise<void> {
     this.#netns.close();
-    const leftovers = await release(this.#registration.record);
-    if (netnsExists(this.name)) leftovers.push(`${this.path} still exists`);
-    if (leftovers.length > 0) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_CLEANUP',
-        `Destroying network namespace ${this.name} left: ${leftovers.join('; ')}.`,
-        {
-          data: { netns: this.name, leftovers },
-        },
-      );
-    }
-    this.#registration.done();
-    this.#logger.debug({ netns: this.name }, 'sandbox netns deleted');
+    return Promise.resolve();
   }
 
-  #assertUsable(): void {
-    if (this.#destroying !== undefined) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_DESTROYED',
-        `Network namespace ${this.name} was destroyed; create a new one.`,
-        { data: { netns: this.name } },
-      );
-    }
+  protected override leftovers(): string[] {
+    return netnsExists(this.name) ? [`${this.path} still exists`] : [];
   }
 }
 
@@ -141,16 +100,14 @@ export class SandboxNetns implements NetnsRunner, AsyncDisposable {
  */
 export async function createNetns(options: NetnsOptions = {}): Promise<SandboxNetns> {
   const logger = options.logger ?? silentLogger;
-  const registration = register('netns', (id) => ({ netns: id }));
-  const name = registration.record.id;
-  let netns: Netns;
-  try {
-    netns = createNamedNetns(name, { loopbackUp: options.loopbackUp !== false });
-  } catch (err) {
-    await release(registration.record);
-    registration.done();
-    throw err;
-  }
-  logger.debug({ netns: name }, 'sandbox netns created');
-  return new SandboxNetns(netns, registration, logger);
+  return createRegistered(
+    'netns',
+    (id) => ({ netns: id }),
+    (registration) => {
+      const name = registration.record.id;
+      const netns = createNamedNetns(name, { loopbackUp: options.loopbackUp !== false });
+      logger.debug({ netns: name }, 'sandbox netns created');
+      return Promise.resolve(new SandboxNetns(netns, registration, logger));
+    },
+  );
 }

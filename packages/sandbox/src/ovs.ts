@@ -8,10 +8,11 @@ import {
   type NetnsRunner,
   type ProcessIdentity,
 } from '@opdbus/core';
-import { release, waitGone } from './cleanup.js';
+import { waitGone } from './cleanup.js';
 import { createNetns, type SandboxNetns } from './netns.js';
 import { sandboxDir } from './paths.js';
-import { register, type Registration } from './registry.js';
+import type { Registration } from './registry.js';
+import { DisposableResource, createRegistered } from './resource.js';
 import { checkedCommand, formatCommand, requireTool, runCommand, tailFile } from './tools.js';
 
 /** Debian's Open_vSwitch schema, the default for {@link startOvs}. */
@@ -49,9 +50,7 @@ export interface OvsOptions {
  * userspace datapath). Everything lives in {@link OvsSandbox.dir}: the database, the sockets, the
  * pid and log files. Talk to it at {@link OvsSandbox.address} (`unix:DIR/db.sock`).
  */
-export class OvsSandbox implements AsyncDisposable {
-  /** The resource id, `opdbus-sbx-<pid>-<hex>`. */
-  readonly id: string;
+export class OvsSandbox extends DisposableResource {
   /** The sandbox directory. */
   readonly dir: string;
   /** The database file. */
@@ -73,9 +72,6 @@ export class OvsSandbox implements AsyncDisposable {
   /** The environment OVS tools need to find this instance (OVS_RUNDIR, OVS_LOGDIR, OVS_DBDIR). */
   readonly env: Readonly<Record<'OVS_RUNDIR' | 'OVS_LOGDIR' | 'OVS_DBDIR', string>>;
   readonly #ownedNetns: SandboxNetns | undefined;
-  readonly #registration: Registration;
-  readonly #logger: Logger;
-  #stopping: Promise<void> | undefined;
 
   /** @internal Use {@link startOvs}. */
   constructor(init: {
@@ -88,7 +84,7 @@ export class OvsSandbox implements AsyncDisposable {
     registration: Registration;
     logger: Logger;
   }) {
-    this.id = init.registration.record.id;
+    super(init.registration, init.logger);
     this.dir = init.dir;
     this.dbPath = join(init.dir, 'conf.db');
     this.socketPath = join(init.dir, 'db.sock');
@@ -100,39 +96,20 @@ export class OvsSandbox implements AsyncDisposable {
     this.vswitchdPid = init.vswitchdPid;
     this.env = ovsEnv(init.dir);
     this.#ownedNetns = init.ownedNetns;
-    this.#registration = init.registration;
-    this.#logger = init.logger;
   }
 
-  /** True once {@link OvsSandbox.stop} was called. */
-  get destroyed(): boolean {
-    return this.#stopping !== undefined;
+  protected override get label(): string {
+    return `Open vSwitch sandbox ${this.id}`;
   }
 
   /**
    * Stop ovs-vswitchd (`exit --cleanup`, which removes its bridges' devices) and ovsdb-server
-   * (`exit`), make sure both are gone (SIGTERM/SIGKILL otherwise), remove the directory and the
-   * namespace created for it. Idempotent; throws `OPDBUS_ERR_SANDBOX_CLEANUP` when something
-   * could not be removed.
+   * (`exit`); the release makes sure both are gone (SIGTERM/SIGKILL otherwise) and removes the
+   * directory.
    */
-  stop(): Promise<void> {
-    this.#stopping ??= this.#teardown();
-    return this.#stopping;
-  }
-
-  /** Same as {@link OvsSandbox.stop}. */
-  destroy(): Promise<void> {
-    return this.stop();
-  }
-
-  /** Same as {@link OvsSandbox.stop}, for `await using`. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.stop();
-  }
-
-  async #teardown(): Promise<void> {
+  protected override async shutdown(): Promise<void> {
     const appctl = requireTool('ovs-appctl');
-    const pids = this.#registration.record.pids;
+    const pids = this.registration.record.pids;
     const identity = (pid: number | undefined): ProcessIdentity[] => pids.filter((p) => p.pid === pid);
     if (this.vswitchdPid !== undefined) {
       const ctl = join(this.dir, `ovs-vswitchd.${this.vswitchdPid}.ctl`);
@@ -141,7 +118,7 @@ export class OvsSandbox implements AsyncDisposable {
         timeoutMs: 10_000,
       });
       if (result.code !== 0)
-        this.#logger.warn({ id: this.id, stderr: result.stderr }, 'ovs-vswitchd did not exit on request');
+        this.logger.warn({ id: this.id, stderr: result.stderr }, 'ovs-vswitchd did not exit on request');
       await waitGone(identity(this.vswitchdPid), 5000);
     }
     const result = await runCommand(appctl, ['-t', join(this.dir, 'ovsdb-server.ctl'), 'exit'], {
@@ -149,26 +126,18 @@ export class OvsSandbox implements AsyncDisposable {
       timeoutMs: 10_000,
     });
     if (result.code !== 0)
-      this.#logger.warn({ id: this.id, stderr: result.stderr }, 'ovsdb-server did not exit on request');
+      this.logger.warn({ id: this.id, stderr: result.stderr }, 'ovsdb-server did not exit on request');
     await waitGone(identity(this.ovsdbServerPid), 5000);
-    // Whatever is left (a daemon that ignored exit), the directory and its record.
-    const leftovers = await release(this.#registration.record);
-    if (this.#ownedNetns !== undefined) {
-      try {
-        await this.#ownedNetns.destroy();
-      } catch (err) {
-        leftovers.push((err as Error).message);
-      }
+  }
+
+  /** The namespace created for ovs-vswitchd goes after the daemons. */
+  protected override async leftovers(): Promise<string[]> {
+    try {
+      await this.#ownedNetns?.destroy();
+      return [];
+    } catch (err) {
+      return [(err as Error).message];
     }
-    if (leftovers.length > 0) {
-      throw new OpdbusError(
-        'OPDBUS_ERR_SANDBOX_CLEANUP',
-        `Stopping Open vSwitch sandbox ${this.id} left: ${leftovers.join('; ')}.`,
-        { data: { id: this.id, leftovers } },
-      );
-    }
-    this.#registration.done();
-    this.#logger.debug({ id: this.id }, 'sandbox ovs stopped');
   }
 }
 
@@ -264,86 +233,90 @@ export async function startOvs(options: OvsOptions = {}): Promise<OvsSandbox> {
       },
     );
   }
-  const registration = register('ovs', (id) => ({ dir: sandboxDir(id, options.baseDir) }));
-  const dir = registration.record.dir ?? '';
-  let ownedNetns: SandboxNetns | undefined;
-  try {
-    mkdirSync(dir, { mode: 0o755 });
-    if (options.vswitchd === true && options.netns === undefined) ownedNetns = await createNetns({ logger });
-    const netns = options.netns ?? ownedNetns;
-    const env = { ...process.env, ...ovsEnv(dir) };
-    const dbPath = join(dir, 'conf.db');
-    const socketPath = join(dir, 'db.sock');
-    const clustered = options.clustered === true;
-    const createArgs = clustered
-      ? ['create-cluster', dbPath, schema, `unix:${join(dir, 'raft.sock')}`]
-      : ['create', dbPath, schema];
-    await checkedCommand('ovsdb-tool', createArgs, {
-      what: 'Creating the OVSDB database',
-      env,
-      timeoutMs,
-    });
-    const serverLog = join(dir, 'ovsdb-server.log');
-    const ovsdbServerPid = await startDetached(
-      'ovsdb-server',
-      [
-        dbPath,
-        `--remote=punix:${socketPath}`,
-        '--remote=db:Open_vSwitch,Open_vSwitch,manager_options',
-        // As ovs-ctl starts it: TLS settings come from the SSL table (used by ssl:/pssl: remotes).
-        '--private-key=db:Open_vSwitch,SSL,private_key',
-        '--certificate=db:Open_vSwitch,SSL,certificate',
-        '--ca-cert=db:Open_vSwitch,SSL,ca_cert',
-        `--unixctl=${join(dir, 'ovsdb-server.ctl')}`,
-        `--pidfile=${join(dir, 'ovsdb-server.pid')}`,
-        `--log-file=${serverLog}`,
-        '--detach',
-        '--no-chdir',
-      ],
-      { dir, netns, logFile: serverLog, pidFile: join(dir, 'ovsdb-server.pid'), timeoutMs, registration },
-    );
-    await checkedCommand('ovs-vsctl', [`--db=unix:${socketPath}`, '--no-wait', 'init'], {
-      what: 'Initialising the Open_vSwitch database',
-      env,
-      timeoutMs,
-      logFile: serverLog,
-    });
-    let vswitchdPid: number | undefined;
-    if (options.vswitchd === true) {
-      const log = join(dir, 'ovs-vswitchd.log');
-      vswitchdPid = await startDetached(
-        'ovs-vswitchd',
-        [
-          `unix:${socketPath}`,
-          `--pidfile=${join(dir, 'ovs-vswitchd.pid')}`,
-          `--log-file=${log}`,
-          '--detach',
-          '--no-chdir',
-        ],
-        { dir, netns, logFile: log, pidFile: join(dir, 'ovs-vswitchd.pid'), timeoutMs, registration },
-      );
-    }
-    logger.debug(
-      { id: registration.record.id, dir, ovsdbServerPid, vswitchdPid, netns: netns?.name },
-      'sandbox ovs started',
-    );
-    return new OvsSandbox({
-      dir,
-      netns,
-      ownedNetns,
-      ovsdbServerPid,
-      vswitchdPid,
-      clustered,
-      registration,
-      logger,
-    });
-  } catch (err) {
-    await release(registration.record);
-    if (ownedNetns !== undefined)
-      await ownedNetns
-        .destroy()
-        .catch((e: unknown) => logger.warn({ err: e }, 'sandbox netns cleanup failed'));
-    registration.done();
-    throw err;
-  }
+  return createRegistered(
+    'ovs',
+    (id) => ({ dir: sandboxDir(id, options.baseDir) }),
+    async (registration) => {
+      const dir = registration.record.dir ?? '';
+      let ownedNetns: SandboxNetns | undefined;
+      try {
+        mkdirSync(dir, { mode: 0o755 });
+        if (options.vswitchd === true && options.netns === undefined)
+          ownedNetns = await createNetns({ logger });
+        const netns = options.netns ?? ownedNetns;
+        const env = { ...process.env, ...ovsEnv(dir) };
+        const dbPath = join(dir, 'conf.db');
+        const socketPath = join(dir, 'db.sock');
+        const clustered = options.clustered === true;
+        const createArgs = clustered
+          ? ['create-cluster', dbPath, schema, `unix:${join(dir, 'raft.sock')}`]
+          : ['create', dbPath, schema];
+        await checkedCommand('ovsdb-tool', createArgs, {
+          what: 'Creating the OVSDB database',
+          env,
+          timeoutMs,
+        });
+        const serverLog = join(dir, 'ovsdb-server.log');
+        const ovsdbServerPid = await startDetached(
+          'ovsdb-server',
+          [
+            dbPath,
+            `--remote=punix:${socketPath}`,
+            '--remote=db:Open_vSwitch,Open_vSwitch,manager_options',
+            // As ovs-ctl starts it: TLS settings come from the SSL table (used by ssl:/pssl: remotes).
+            '--private-key=db:Open_vSwitch,SSL,private_key',
+            '--certificate=db:Open_vSwitch,SSL,certificate',
+            '--ca-cert=db:Open_vSwitch,SSL,ca_cert',
+            `--unixctl=${join(dir, 'ovsdb-server.ctl')}`,
+            `--pidfile=${join(dir, 'ovsdb-server.pid')}`,
+            `--log-file=${serverLog}`,
+            '--detach',
+            '--no-chdir',
+          ],
+          { dir, netns, logFile: serverLog, pidFile: join(dir, 'ovsdb-server.pid'), timeoutMs, registration },
+        );
+        await checkedCommand('ovs-vsctl', [`--db=unix:${socketPath}`, '--no-wait', 'init'], {
+          what: 'Initialising the Open_vSwitch database',
+          env,
+          timeoutMs,
+          logFile: serverLog,
+        });
+        let vswitchdPid: number | undefined;
+        if (options.vswitchd === true) {
+          const log = join(dir, 'ovs-vswitchd.log');
+          vswitchdPid = await startDetached(
+            'ovs-vswitchd',
+            [
+              `unix:${socketPath}`,
+              `--pidfile=${join(dir, 'ovs-vswitchd.pid')}`,
+              `--log-file=${log}`,
+              '--detach',
+              '--no-chdir',
+            ],
+            { dir, netns, logFile: log, pidFile: join(dir, 'ovs-vswitchd.pid'), timeoutMs, registration },
+          );
+        }
+        logger.debug(
+          { id: registration.record.id, dir, ovsdbServerPid, vswitchdPid, netns: netns?.name },
+          'sandbox ovs started',
+        );
+        return new OvsSandbox({
+          dir,
+          netns,
+          ownedNetns,
+          ovsdbServerPid,
+          vswitchdPid,
+          clustered,
+          registration,
+          logger,
+        });
+      } catch (err) {
+        if (ownedNetns !== undefined)
+          await ownedNetns
+            .destroy()
+            .catch((e: unknown) => logger.warn({ err: e }, 'sandbox netns cleanup failed'));
+        throw err;
+      }
+    },
+  );
 }

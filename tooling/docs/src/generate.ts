@@ -1,5 +1,5 @@
 import { PluginRegistry } from '@opdbus/core';
-import { builtinPlugins as defaultPlugins, exitCodes } from '@opdbus/runtime';
+import { builtinPlugins as defaultPlugins, exitCodes, type LoadedPlugin } from '@opdbus/runtime';
 import { allCodes } from './errorMaps.js';
 
 type Schema = {
@@ -114,25 +114,33 @@ export function stateReference(): string {
     .trimEnd()}\n`;
 }
 
-/** docs/errors.md: every error code of every package, and the CLI's exit codes. */
-export function errorsReference(): string {
+/**
+ * docs/errors.md: every error code of every package that exports an error map (the built-in
+ * plugins, the libraries and apps, and the plugin packages in `plugins`), each with its exit
+ * status, and the exit codes.
+ */
+export async function errorsReference(plugins: readonly LoadedPlugin[] = []): Promise<string> {
   const out: string[] = [HEADER, '# Error codes', ''];
   out.push(
     'Every error op-dbus raises is an `OpdbusError` with a stable `code`. Codes are never reused for another meaning.',
   );
   out.push(
     'Protocol errors keep their native identity in `data` (errno name and number, D-Bus error name, OVSDB error string).',
+    'The exit column is the status `opdbus` ends with on that error (the `exit` of its definition); "3 / 1" means 3 when',
+    'the error names a place in the state document (`data.path`), else 1.',
     '',
   );
-  out.push('| Code | Package | Meaning | What to do |', '| --- | --- | --- | --- |');
-  for (const row of allCodes())
-    out.push(`| \`${row.code}\` | ${row.pkg} | ${escape(row.info.summary)} | ${escape(row.info.remedy)} |`);
+  out.push('| Code | Package | Exit | Meaning | What to do |', '| --- | --- | --- | --- | --- |');
+  for (const row of await allCodes(plugins))
+    out.push(
+      `| \`${row.code}\` | ${row.pkg} | ${row.exit ?? '3 / 1'} | ${escape(row.info.summary)} | ${escape(row.info.remedy)} |`,
+    );
   out.push('', '## `opdbus` exit codes', '', '| Exit code | Name | Meaning |', '| --- | --- | --- |');
   for (const [name, info] of Object.entries(exitCodes))
     out.push(`| ${info.code} | ${name} | ${escape(info.meaning)} |`);
   out.push(
     '',
-    "A plugin's own error code exits 3 when the error names a place in the state document (`data.path`), else 1.",
+    'An error code takes its exit status from the `exit` category in its definition (`defineErrorCodes` of @opdbus/core); without one it exits 3 when the error names a place in the state document (`data.path`), else 1.',
   );
   return `${out.join('\n')}\n`;
 }

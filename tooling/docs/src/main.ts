@@ -5,5 +5,5 @@ import { errorsReference, stateReference } from './generate.js';
 
 const docs = fileURLToPath(new URL('../../../docs/', import.meta.url));
 writeFileSync(`${docs}state-reference.md`, stateReference());
-writeFileSync(`${docs}errors.md`, errorsReference());
+writeFileSync(`${docs}errors.md`, await errorsReference());
 process.stdout.write(`wrote ${docs}state-reference.md and ${docs}errors.md\n`);

@@ -92,6 +92,12 @@ export const runnableReadmes: { readme: string; root: boolean; expect: RegExp; t
     expect: /org\.freedesktop\.DBus[\s\S]*dBus\.ts[\s\S]*owner: undefined/,
   },
   {
+    readme: 'packages/plugins-dbus/README.md',
+    root: false,
+    expect:
+      /org\.freedesktop\.DBus: set org\.freedesktop\.DBus\.Features on \/org\/freedesktop\/DBus: \[.*\] → \["Nothing"\]/,
+  },
+  {
     readme: 'packages/plugins-wireguard/README.md',
     root: true,
     expect: /^create interface\ncreate peer\ncommitted\n\{"stored":"demo"\}\ntrue\n0\n$/,

@@ -20,7 +20,6 @@ import {
 } from '@opdbus/ml';
 import { generateFleetHistory, toJsonl } from '@opdbus/ml/generator';
 import { parse } from 'yaml';
-import type { EvalCliOptions, GenerateCliOptions, TrainCliOptions } from '../groups/anomaly.js';
 import type { GlobalOptions, Output } from '../runtime.js';
 
 function number(value: string, name: string, min: number, max: number): number {
@@ -411,4 +410,35 @@ export async function generate(
     `Wrote ${g.history.length} history and ${g.test.length} test changes (${g.labels.filter(Boolean).length} anomalous) for ${g.fleet.hosts.length} hosts to ${options.out}.`,
   );
   return 0;
+}
+
+/** Options of `opdbus anomaly train`. */
+export interface TrainCliOptions {
+  history?: string;
+  fromLedger?: boolean;
+  model: string;
+  states?: string;
+  autoencoder: boolean;
+  epochs: string;
+  backend?: string;
+  threshold: string;
+}
+
+/** Options of `opdbus anomaly eval`. */
+export interface EvalCliOptions {
+  history: string;
+  test: string;
+  labels: string;
+  model?: string;
+  autoencoder: boolean;
+}
+
+/** Options of `opdbus anomaly generate`. */
+export interface GenerateCliOptions {
+  out: string;
+  seed: string;
+  weeks: string;
+  testWeeks: string;
+  hosts?: string;
+  rate?: string;
 }

@@ -7,7 +7,6 @@ import {
   writeBindings,
   type ServiceDescription,
 } from '@opdbus/dbus';
-import type { CodegenDbusOptions } from '../groups/codegenDbus.js';
 import type { GlobalOptions, Output } from '../runtime.js';
 
 /** `opdbus codegen dbus`: introspect → build → deploy. */
@@ -51,4 +50,13 @@ export async function codegenDbus(
       `Generated ${interfaces.length} interface(s) from ${description.source}:\n${written.map((f) => `  ${f}`).join('\n')}`,
     );
   return 0;
+}
+
+/** Options of `opdbus codegen dbus`. */
+export interface CodegenDbusOptions {
+  dest?: string;
+  xml?: string[];
+  out: string;
+  path?: string[];
+  interface?: string[];
 }

@@ -18,7 +18,6 @@ import { netnsPath, openNetns } from '@opdbus/netlink';
 import { encodeKey, openBackend } from '@opdbus/plugins-wireguard';
 import { parse as yamlParse, stringify } from 'yaml';
 import { exitCodes } from '../exitCodes.js';
-import type { MeshJoinOptions } from '../groups/mesh.js';
 import {
   createEngine,
   createLogger,
@@ -419,4 +418,13 @@ export async function serve(
   });
   await app.close();
   return exitCodes.OK.code;
+}
+
+/** Options of `opdbus mesh join`. */
+export interface MeshJoinOptions {
+  node?: string;
+  endpoint?: string;
+  subnet?: string[];
+  interface?: string;
+  apply?: boolean;
 }

@@ -1,7 +1,6 @@
 import { OpdbusError, checkOutputPath, parseStateDocument, type ApplyResult } from '@opdbus/core';
 import { SnapshotManager, type RetentionPolicy, type SnapshotInfo } from '@opdbus/ledger';
 import { exitCodes } from '../exitCodes.js';
-import type { RetentionOptions } from '../groups/snapshot.js';
 import {
   createEngine,
   ensureStateDir,
@@ -181,4 +180,16 @@ export async function importSnapshot(global: GlobalOptions, file: string, output
       output.out(`Imported snapshot ${meta.id} from ${file}; recorded in ledger entry ${meta.ledgerIndex}.`);
     return exitCodes.OK.code;
   });
+}
+
+/** Retention options, shared by `snapshot prune`. */
+export interface RetentionOptions {
+  hourly?: string;
+  daily?: string;
+  weekly?: string;
+  monthly?: string;
+  quarterly?: string;
+  yearly?: string;
+  minAge?: string;
+  dryRun?: boolean;
 }

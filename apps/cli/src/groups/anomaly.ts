@@ -1,4 +1,5 @@
-import type { CommandContext } from '../groups.js';
+import type { EvalCliOptions, GenerateCliOptions, TrainCliOptions } from '../commands/anomaly.js';
+import type { CommandContext } from '../context.js';
 
 /**
  * `opdbus anomaly …`: train a model on a history of changes, score changes and state snapshots
@@ -95,35 +96,4 @@ export function registerAnomaly(context: CommandContext): void {
     .action((options: GenerateCliOptions) =>
       run(async () => (await load()).generate(globals(), options, output))(),
     );
-}
-
-/** Options of `opdbus anomaly train`. */
-export interface TrainCliOptions {
-  history?: string;
-  fromLedger?: boolean;
-  model: string;
-  states?: string;
-  autoencoder: boolean;
-  epochs: string;
-  backend?: string;
-  threshold: string;
-}
-
-/** Options of `opdbus anomaly eval`. */
-export interface EvalCliOptions {
-  history: string;
-  test: string;
-  labels: string;
-  model?: string;
-  autoencoder: boolean;
-}
-
-/** Options of `opdbus anomaly generate`. */
-export interface GenerateCliOptions {
-  out: string;
-  seed: string;
-  weeks: string;
-  testWeeks: string;
-  hosts?: string;
-  rate?: string;
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CommandContext } from '../groups.js';
+import type { CommandContext } from '../context.js';
 import { registerCodegenDbus } from './codegenDbus.js';
 import { registerCodegenOvsdb } from './codegenOvsdb.js';
 

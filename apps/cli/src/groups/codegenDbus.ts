@@ -1,14 +1,6 @@
 import type { Command } from 'commander';
-import type { CommandContext } from '../groups.js';
-
-/** Options of `opdbus codegen dbus`. */
-export interface CodegenDbusOptions {
-  dest?: string;
-  xml?: string[];
-  out: string;
-  path?: string[];
-  interface?: string[];
-}
+import type { CodegenDbusOptions } from '../commands/codegenDbus.js';
+import type { CommandContext } from '../context.js';
 
 /** Add `opdbus codegen dbus`: typed TypeScript bindings from a live service or introspection XML. */
 export function registerCodegenDbus(codegen: Command, context: CommandContext): void {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CommandContext } from '../groups.js';
+import type { CommandContext } from '../context.js';
 
 /** `opdbus codegen ovsdb SCHEMA --out DIR`: TypeScript types for an OVSDB schema file. */
 export function registerCodegenOvsdb(codegen: Command, context: CommandContext): void {

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../groups.js';
+import type { CommandContext } from '../context.js';
 
 /**
  * `opdbus compliance …`: SOC 2, PCI DSS and HIPAA evidence from the ledger and the host, written

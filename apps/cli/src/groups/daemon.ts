@@ -1,4 +1,4 @@
-import type { CommandContext } from '../groups.js';
+import type { CommandContext } from '../context.js';
 import type { DaemonInstallOptions } from '../commands/daemonInstall.js';
 
 /** `opdbus daemon …`: opdbusd as a systemd service. */

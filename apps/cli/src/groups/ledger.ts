@@ -1,4 +1,4 @@
-import type { CommandContext } from '../groups.js';
+import type { CommandContext } from '../context.js';
 
 /** `opdbus ledger …`: verify, read and prove the transparency log of every change. */
 export function registerLedger(context: CommandContext): void {

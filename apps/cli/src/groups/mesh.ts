@@ -1,13 +1,5 @@
-import type { CommandContext } from '../groups.js';
-
-/** Options of `opdbus mesh join`. */
-export interface MeshJoinOptions {
-  node?: string;
-  endpoint?: string;
-  subnet?: string[];
-  interface?: string;
-  apply?: boolean;
-}
+import type { MeshJoinOptions } from '../commands/mesh.js';
+import type { CommandContext } from '../context.js';
 
 /**
  * `opdbus mesh …`: WireGuard meshes. The controller keeps the mesh (`init`, `token`, `remove`,

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../groups.js';
+import type { CommandContext } from '../context.js';
 
 interface NumaOptions {
   fsroot?: string;

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../groups.js';
+import type { CommandContext } from '../context.js';
 
 /** `opdbus plugin …`: the plugin author's kit. */
 export function registerPlugin(context: CommandContext): void {

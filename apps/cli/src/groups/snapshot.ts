@@ -1,16 +1,5 @@
-import type { CommandContext } from '../groups.js';
-
-/** Retention options, shared by `snapshot prune`. */
-export interface RetentionOptions {
-  hourly?: string;
-  daily?: string;
-  weekly?: string;
-  monthly?: string;
-  quarterly?: string;
-  yearly?: string;
-  minAge?: string;
-  dryRun?: boolean;
-}
+import type { RetentionOptions } from '../commands/snapshot.js';
+import type { CommandContext } from '../context.js';
 
 /** `opdbus snapshot …`: encrypted snapshots of the observed state, retention, point-in-time restore. */
 export function registerSnapshot(context: CommandContext): void {

@@ -16,7 +16,7 @@ import {
   type AutoCheckpoint,
   type AutoSection,
 } from './autoPlugin.js';
-import { connectBus } from './connection.js';
+import { connectTarget } from '@opdbus/dbus';
 
 /**
  * The `dbus` section: well-known bus name → object path → interface → property → value (JSON).
@@ -129,13 +129,8 @@ export function createDbusServicesPlugin(
 
     async probe(ctx) {
       try {
-        const bus = await connectBus({
-          ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
-          logger: ctx.logger,
-        });
-        const address = bus.address;
-        await bus.close();
-        return { available: true, detail: address };
+        await using bus = await connectTarget(ctx);
+        return { available: true, detail: bus.address };
       } catch (err) {
         return { available: false, reason: (err as Error).message };
       }

@@ -10,10 +10,19 @@ import {
   type WatchEvent,
 } from '@opdbus/core';
 import { z } from 'zod';
-import { connectBus, type DbusConnection, type Subscription } from './connection.js';
-import { STANDARD_INTERFACES, type InterfaceInfo, type PropertyInfo } from './introspection.js';
-import { fromJson, toJson, Variant } from './values.js';
-import { walkObjectTree } from './walker.js';
+import {
+  STANDARD_INTERFACES,
+  Variant,
+  connectTarget,
+  fromJson,
+  sameJson,
+  toJson,
+  walkObjectTree,
+  type DbusConnection,
+  type InterfaceInfo,
+  type PropertyInfo,
+  type Subscription,
+} from '@opdbus/dbus';
 
 /** The auto plugin's section: object path → interface → property → value (JSON). */
 export type AutoSection = Record<string, Record<string, Record<string, JsonValue>>>;
@@ -72,11 +81,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
   const include = (iface: InterfaceInfo): boolean =>
     !STANDARD_INTERFACES.has(iface.name) &&
     (options.interfaces === undefined || options.interfaces.includes(iface.name));
-  const connect = (ctx: PluginContext): Promise<DbusConnection> =>
-    connectBus({
-      ...(ctx.target.busAddress === undefined ? {} : { address: ctx.target.busAddress }),
-      logger: ctx.logger,
-    });
+  const connect = (ctx: PluginContext): Promise<DbusConnection> => connectTarget(ctx);
 
   /** Objects and their (included) interfaces. */
   const objects = async (
@@ -259,7 +264,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
         for (const [ifaceName, props] of Object.entries(ifaces)) {
           for (const [prop, want] of Object.entries(props)) {
             const have = observed[path]?.[ifaceName]?.[prop];
-            if (have !== undefined && canonicalJson(have) === canonicalJson(want)) continue;
+            if (have !== undefined && sameJson(have, want)) continue;
             changes.push({
               resource: `${path}:${ifaceName}.${prop}`,
               op: 'update',
@@ -308,8 +313,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
       try {
         for (const v of token.values) {
           const now = toJson(await bus.getProperty(destination, v.path, v.interface, v.property));
-          if (canonicalJson(now) !== canonicalJson(v.value))
-            await writeProperty(bus, v.path, v.interface, v.property, v.value);
+          if (!sameJson(now, v.value)) await writeProperty(bus, v.path, v.interface, v.property, v.value);
         }
       } finally {
         await bus.close();

@@ -1,0 +1,3 @@
+import { project } from '@opdbus/vitest-config';
+
+export default project('plugins-dbus');
