@@ -125,12 +125,13 @@ describeIf(probe, 'the dbus plugin against a container', () => {
   });
 
   it('writable: applies readwrite properties as a transaction, verifies, and rolls back', async () => {
-    const registry = new PluginRegistry([createDbusServicesPlugin({ writable: true })]);
+    const services = createDbusServicesPlugin({ writable: true });
+    const registry = new PluginRegistry([services]);
     const engine = new Engine({ registry, stateDir, target: { busAddress: ct.busAddress } });
-    const current = await registry
-      .require('dbus')
-      .query(ctx(), { scope: { [systemd1]: { [manager]: { [managerIface]: { LogLevel: '' } } } } });
-    const before = (current as DbusServicesSection)[systemd1]?.[manager]?.[managerIface]?.LogLevel;
+    const current = await services.query(ctx(), {
+      scope: { [systemd1]: { [manager]: { [managerIface]: { LogLevel: '' } } } },
+    });
+    const before = (current)[systemd1]?.[manager]?.[managerIface]?.LogLevel;
     const want = before === 'debug' ? 'notice' : 'debug';
     const doc = parseStateDocument(
       JSON.stringify({

@@ -67,7 +67,7 @@ describe('numa plugin on a generated 2-socket machine', () => {
   it('places a machine as its unit, together with the units, and names it in errors', async () => {
     const plugin = createNumaPlugin({ root: dir });
     const topology = await readTopology({ root: dir });
-    const expansion = await plugin.expand!(
+    const expansion = await plugin.expand(
       {
         placements: { 'a.service': { cpus: 4, node: 0, exclusive: true } },
         machines: { web: { cpus: 2, node: 0, exclusive: true } },
@@ -94,7 +94,7 @@ describe('numa plugin on a generated 2-socket machine', () => {
       note: expect.stringMatching(/^numa: systemd-nspawn@web\.service: .*node 0/),
     });
     await expect(
-      plugin.expand!({ machines: { big: { cpus: 64 } } }, undefined as never),
+      plugin.expand({ machines: { big: { cpus: 64 } } }, undefined as never),
     ).rejects.toMatchObject({
       code: expect.stringMatching(/^OPDBUS_ERR_NUMA_/),
       message: expect.stringContaining('Placement of machine big (plugins.numa.machines["big"])'),
