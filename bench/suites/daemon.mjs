@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { silentLogger } from '@opdbus/core';
 import { Daemon } from '@opdbus/daemon';
 import { Rtnetlink } from '@opdbus/netlink';
-import { builtinPlugins } from '@opdbus/runtime';
+import { builtinPlugins } from '@opdbus/runtime/builtin-plugins';
 import { createNetns } from '@opdbus/sandbox';
 import { ms, sh, table } from '../lib.mjs';
 
@@ -149,8 +149,11 @@ function get(socket, path) {
   });
 }
 
+/** Node options for the daemon processes (e.g. `--heapsnapshot-signal=SIGUSR2` to look at its heap). */
+const nodeFlags = (process.env.OPDBUS_BENCH_DAEMON_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+
 /** RSS and CPU of the real `opdbusd` process at rest with 1000 managed bridges. */
-async function idle(log) {
+export async function idle(log) {
   const netns = await createNetns();
   const dir = await mkdtemp(join(tmpdir(), 'opdbus-bench-daemon-idle-'));
   const batch = Array.from(
@@ -165,6 +168,7 @@ async function idle(log) {
   const child = spawn(
     process.execPath,
     [
+      ...nodeFlags,
       bin,
       '--desired',
       join(dir, 'desired.yaml'),
@@ -194,6 +198,10 @@ async function idle(log) {
     const c0 = await cpu();
     log('idle for 20 s');
     await sleep(20_000);
+    if (process.env.OPDBUS_BENCH_DAEMON_SNAPSHOT === '1') {
+      child.kill('SIGUSR2');
+      await sleep(15_000);
+    }
     const c1 = await cpu();
     return { rssMiB: rss0, rssAfterMiB: await rss(), cpuPct: ((c1 - c0) / 20) * 100 };
   } finally {
@@ -213,7 +221,7 @@ const STORM_RATE = Number(process.env.OPDBUS_BENCH_DAEMON_STORM_RATE ?? 10_000);
  * bridges). RSS is sampled every second; at the end every bridge is up again and the daemon must
  * report no drift (it stayed correct: bounded queues, coalesced comparisons).
  */
-async function storm(log) {
+export async function storm(log) {
   const netns = await createNetns();
   const dir = await mkdtemp(join(tmpdir(), 'opdbus-bench-daemon-storm-'));
   const setup = Array.from(

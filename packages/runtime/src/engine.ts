@@ -37,8 +37,8 @@ export function ledgerAuditSink(
 /** Options of {@link createEngine}. */
 export interface CreateEngineOptions {
   /**
-   * The plugins to register: `builtinPlugins()`, or `await loadBuiltinPlugins(names)` to load
-   * only those a job needs.
+   * The plugins to register: `await loadBuiltinPlugins(names)` (all of them without names), or
+   * `builtinPlugins()` of `@opdbus/runtime/builtin-plugins`.
    */
   plugins: AnyPlugin[];
   /** Logger (default: {@link createLogger} at the options' level). */
@@ -63,7 +63,7 @@ export interface CreateEngineOptions {
  * ```ts
  * const engine = createEngine(
  *   { stateDir: '/tmp/opdbus-state', logLevel: 'warn', netns: 'lab' },
- *   { plugins: builtinPlugins() },
+ *   { plugins: await loadBuiltinPlugins(['network']) },
  * );
  * const observed = await engine.query(['network']);
  * ```
