@@ -13,6 +13,7 @@ export { LedgerLog, type LedgerAuditSinkExtra, type LedgerEntryFields } from './
 export { runtimeErrors, type RuntimeErrorCode } from './errors.js';
 export { exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
 export { createLogger } from './logger.js';
+export { createDeferredLogger } from './deferredLogger.js';
 export { defaultConfigPath, defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
 export {
   builtinPluginNames,
