@@ -1,5 +1,3 @@
 // The plugin set lives in @opdbus/runtime, shared with the daemon and the MCP server.
-export {
-  builtinPlugins as defaultPlugins,
-  type BuiltinPluginsOptions as DefaultPluginsOptions,
-} from '@opdbus/runtime';
+export { type BuiltinPluginsOptions as DefaultPluginsOptions } from '@opdbus/runtime';
+export { builtinPlugins as defaultPlugins } from '@opdbus/runtime/builtin-plugins';

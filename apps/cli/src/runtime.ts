@@ -7,7 +7,7 @@ import {
   loadBuiltinPlugins,
   type BuiltinPluginsOptions,
   createEngine as createRuntimeEngine,
-  createLogger as createRuntimeLogger,
+  createDeferredLogger,
   recoverFirst as recoverRuntime,
 } from '@opdbus/runtime';
 import { defaultStateDir, stdio, type GlobalOptions, type Output } from './io.js';
@@ -16,9 +16,9 @@ import { reportError } from './report.js';
 export { defaultStateDir, reportError, stdio, type GlobalOptions, type Output };
 export { ensureStateDir, ledgerAuditSink, ledgerPaths, targetOf } from '@opdbus/runtime';
 
-/** A pino logger on stderr, named `opdbus`. */
+/** A pino logger on stderr, named `opdbus`, loaded at its first record (a command that logs nothing does without pino). */
 export function createLogger(level: string): Logger {
-  return createRuntimeLogger(level, 'opdbus');
+  return createDeferredLogger(level, 'opdbus');
 }
 
 /**

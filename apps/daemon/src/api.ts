@@ -24,6 +24,7 @@ import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { z } from 'zod';
 import type { ChatService } from './chat.js';
 import type { Daemon } from './daemon.js';
+import { documentSections } from './desired.js';
 import { driftHistory } from './history.js';
 import { numaPlacements } from './placements.js';
 import type { Listener } from './listen.js';
@@ -398,11 +399,20 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     return reply.code(500).send(errorBody('OPDBUS_ERR_INTERNAL', 'Internal error; see the daemon log.'));
   });
 
-  const parseDocument = (value: string | Record<string, unknown>): StateDocument =>
-    parseStateDocument(typeof value === 'string' ? value : JSON.stringify(value), {
+  // The plugins a document names are loaded first (the daemon starts with those of its desired state).
+  const parseDocument = async (value: string | Record<string, unknown>): Promise<StateDocument> => {
+    await daemon.ensurePlugins(
+      typeof value === 'string'
+        ? documentSections(value)
+        : typeof value.plugins === 'object' && value.plugins !== null && !Array.isArray(value.plugins)
+          ? Object.keys(value.plugins)
+          : [],
+    );
+    return parseStateDocument(typeof value === 'string' ? value : JSON.stringify(value), {
       source: 'request body document',
       registry: daemon.engine.registry,
     });
+  };
 
   const read = { config: { scope: 'read' as const } };
   const write = { config: { scope: 'write' as const } };
@@ -529,7 +539,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     async (req) => {
       const body = planBody.parse(req.body);
-      const doc = parseDocument(body.document);
+      const doc = await parseDocument(body.document);
       const { plan, notes } = await daemon.engine.plan(doc);
       // With --anomaly-model, each change's score and reasons (an alert for the unusual ones).
       const anomalies = await daemon.scorePlan(plan.changes, req.identity?.name ?? 'api');
@@ -547,7 +557,7 @@ export async function buildApi(options: ApiOptions): Promise<FastifyInstance> {
     },
     async (req) => {
       const body = applyBody.parse(req.body);
-      const doc = parseDocument(body.document);
+      const doc = await parseDocument(body.document);
       const actor = req.identity!.name;
       daemon.logger.info({ actor, plugins: Object.keys(doc.plugins) }, 'API: apply');
       const result = await daemon.apply(doc, actor, {

@@ -15,7 +15,9 @@ import {
   type ElicitResult,
 } from '@modelcontextprotocol/sdk/types.js';
 import { OpdbusError, packageVersion, silentLogger, type Logger } from '@opdbus/core';
-import { TokenBucket, type OpdbusMcp } from '@opdbus/mcp';
+import type { OpdbusMcp } from '@opdbus/mcp';
+// The rate limiter alone: importing @opdbus/mcp loads the MCP server (the chat loads it when it is on).
+import { TokenBucket } from '@opdbus/mcp/rate-limit';
 import type { TokenIdentity } from '@opdbus/runtime';
 
 /** How the daemon reaches the operator's model. */

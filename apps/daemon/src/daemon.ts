@@ -25,7 +25,7 @@ import {
 import { createEngine, ensureStateDir, recoverFirst, type RuntimeOptions } from '@opdbus/runtime';
 import { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
 import { AuthFailureAudit } from './authAudit.js';
-import { loadDesired } from './desired.js';
+import { desiredSections, loadDesired } from './desired.js';
 import { checkPlanPolicy, scoreChanges, type AnomalyOptions, type ScoreSummary } from './anomaly.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { ModePolicy, type Mode, type ModeRule } from './modes.js';
@@ -46,8 +46,14 @@ export interface DaemonOptions {
   pollMs?: number;
   /** Flap damping. */
   damping?: Partial<DampingOptions>;
-  /** The plugins (default: the built-in set; see `resolvePlugins`). */
+  /** The plugins to start with (see `resolveAppPlugins`): those the desired state names suffice with `loadPlugins`. */
   plugins: AnyPlugin[];
+  /**
+   * Loads plugins the daemon has not got when a desired state, an API document or an unfinished
+   * transaction names them: called with every plugin name wanted (undefined: all there are), it
+   * returns the whole set, in planning order. Without it, the daemon has `plugins` only.
+   */
+  loadPlugins?: (names: readonly string[] | undefined) => Promise<AnyPlugin[]>;
   logger: Logger;
   /** How long events are coalesced before a comparison, in milliseconds (default 5). */
   coalesceMs?: number;
@@ -168,9 +174,14 @@ export class Daemon {
   #synced = false;
   #stopped = false;
   #onSynced: (() => void)[] = [];
+  #plugins: AnyPlugin[];
+  #allPlugins = false;
+  #loading: Promise<void> = Promise.resolve();
 
   constructor(options: DaemonOptions) {
     this.options = options;
+    this.#plugins = [...options.plugins];
+    this.#allPlugins = options.loadPlugins === undefined;
     this.logger = options.logger;
     this.policy = new ModePolicy(options.mode, options.modeRules ?? []);
     this.metrics = createMetrics(options.runtime.stateDir);
@@ -190,6 +201,44 @@ export class Daemon {
   /** The engine (for the API's reads). */
   get engine(): Engine {
     return this.#engine;
+  }
+
+  /** The plugins loaded now (those the desired state and the API's documents named so far). */
+  get plugins(): readonly AnyPlugin[] {
+    return this.#plugins;
+  }
+
+  /**
+   * Load the plugins named (all of them when undefined) that are not loaded yet, through
+   * `loadPlugins`; the engines are made again with the larger set. A name that no plugin has makes
+   * it load all of them, so that the document's error lists every plugin there is.
+   */
+  async ensurePlugins(names: readonly string[] | undefined): Promise<void> {
+    const run = this.#loading.then(async () => {
+      const load = this.options.loadPlugins;
+      if (load === undefined || this.#allPlugins) return;
+      const have = new Set(this.#plugins.map((p) => p.name));
+      if (names !== undefined && names.every((n) => have.has(n))) return;
+      let next = await load(names === undefined ? undefined : [...new Set([...have, ...names])]);
+      let all = names === undefined;
+      const got = new Set(next.map((p) => p.name));
+      // Unknown names, or a plugin that expands into other plugins' sections: every plugin.
+      if (!all && (names!.some((n) => !got.has(n)) || next.some((p) => p.expand !== undefined))) {
+        next = await load(undefined);
+        all = true;
+      }
+      this.#allPlugins = all;
+      if (next.length === this.#plugins.length) return;
+      this.logger.info(
+        { plugins: next.map((p) => p.name).filter((n) => !have.has(n)) },
+        'plugins loaded for the desired state',
+      );
+      this.#plugins = next;
+      this.#engine = this.#newEngine();
+      this.#engines.clear();
+    });
+    this.#loading = run.catch(() => undefined);
+    return run;
   }
 
   /** The desired state in force. */
@@ -235,10 +284,14 @@ export class Daemon {
   /** Recover unfinished transactions, load the desired state, subscribe, and run the first comparison. */
   async start(): Promise<void> {
     ensureStateDir(this.options.runtime.stateDir);
+    // Recovering a transaction may need any plugin.
+    const unfinished = (await this.#engine.state.list()).some((r) => !terminalStatuses.has(r.status));
+    if (unfinished) await this.ensurePlugins(undefined);
     await recoverFirst(this.#engine, (line) => this.logger.warn(line));
     const known = await this.#engine.state.list();
     this.#lastTxId = known.at(-1)?.txId ?? '';
     this.#unsettled = new Set(known.filter((r) => !terminalStatuses.has(r.status)).map((r) => r.txId));
+    await this.ensurePlugins(await desiredSections(this.options.desired));
     this.#doc = await loadDesired(this.options.desired, this.#engine.registry);
     this.logger.info({ desired: this.#doc.source, mode: this.options.mode }, 'desired state loaded');
     if (this.options.watchDesired !== false) this.#watchDesired();
@@ -267,6 +320,7 @@ export class Daemon {
   async reload(reason: string): Promise<boolean> {
     let doc: StateDocument;
     try {
+      await this.ensurePlugins(await desiredSections(this.options.desired));
       doc = await loadDesired(this.options.desired, this.#engine.registry);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -363,7 +417,7 @@ export class Daemon {
 
   #newEngine(actor?: Actor): Engine {
     return createEngine(this.options.runtime, {
-      plugins: this.options.plugins,
+      plugins: this.#plugins,
       logger: this.logger,
       events: this.engineEvents,
       actor: actor ?? { kind: 'daemon', name: 'opdbusd', uid: process.getuid?.() ?? -1, pid: process.pid },

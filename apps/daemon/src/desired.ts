@@ -6,9 +6,11 @@ import {
   formatPath,
   loadStateDocument,
   parseStateDocument,
+  readStateText,
   type PluginRegistry,
   type StateDocument,
 } from '@opdbus/core';
+import { parse as parseYaml } from 'yaml';
 
 /** File names a desired-state directory is read from: `*.yaml`, `*.yml`, `*.json`, not hidden. */
 const documentName = /^[^.].*\.(ya?ml|json)$/;
@@ -44,6 +46,43 @@ export async function loadDesired(path: string, registry: PluginRegistry): Promi
   const docs: StateDocument[] = [];
   for (const name of names) docs.push(await loadStateDocument(join(path, name), registry));
   return mergeDocuments(docs, path, registry);
+}
+
+/**
+ * The plugin sections a document text names (none when it is not a mapping with a `plugins`
+ * mapping: the parser then says what is wrong).
+ */
+export function documentSections(text: string): string[] {
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch {
+    return [];
+  }
+  const sections = isMap(parsed) ? parsed.plugins : undefined;
+  return isMap(sections) ? Object.keys(sections) : [];
+}
+
+/**
+ * The plugin sections the desired state names (a file, or the documents of a directory), read
+ * before it is validated, so that the daemon loads those plugins first. What cannot be read names
+ * none: {@link loadDesired} then reports it.
+ */
+export async function desiredSections(path: string): Promise<string[]> {
+  const names = new Set<string>();
+  try {
+    const files = (await stat(path)).isDirectory()
+      ? (await readdir(path))
+          .filter((n) => documentName.test(n))
+          .sort()
+          .slice(0, MAX_DOCUMENTS)
+          .map((n) => join(path, n))
+      : [path];
+    for (const file of files) for (const n of documentSections(await readStateText(file))) names.add(n);
+  } catch {
+    // Reported by loadDesired, which reads the same files.
+  }
+  return [...names];
 }
 
 /**

@@ -11,9 +11,11 @@ import {
 import { Command, Option } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import { buildApi, listen } from './api.js';
-import { ChatService, parseChatEndpoint, readChatKeyFile } from './chat.js';
+// The chat (with the MCP SDK's client) is imported only with --chat-endpoint.
+import type { ChatService } from './chat.js';
 import { loadScorer, type DriftPolicy, type PlanPolicy } from './anomaly.js';
 import { Daemon } from './daemon.js';
+import { desiredSections } from './desired.js';
 import { checkListeners, parseListener } from './listen.js';
 import { loadModesFile, parseModeRule, type Mode, type ModeRule } from './modes.js';
 import { statusLine, systemdNotifier } from './notify.js';
@@ -229,6 +231,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         'anomaly scoring on',
       );
 
+    const selection = { plugin: opts.plugin, ...(opts.config === undefined ? {} : { config: opts.config }) };
     const daemon = new Daemon({
       runtime: {
         stateDir: opts.stateDir,
@@ -248,10 +251,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         windowMs: positive(opts.holdWindow, '--hold-window') * 1000,
         holdMs: positive(opts.holdFor, '--hold-for') * 1000,
       },
-      plugins: await resolveAppPlugins(
-        { plugin: opts.plugin, ...(opts.config === undefined ? {} : { config: opts.config }) },
-        logger,
-      ),
+      // Only the plugins the desired state names (and packages from outside); more when a
+      // document or an unfinished transaction names them.
+      plugins: await resolveAppPlugins(selection, logger, await desiredSections(opts.desired)),
+      loadPlugins: (names) => resolveAppPlugins(selection, logger, names),
       logger,
       ...(anomaly === undefined ? {} : { anomaly }),
     });
@@ -315,6 +318,7 @@ async function chatService(
   }
   if (opts.chatModel === undefined)
     throw new OpdbusError('OPDBUS_ERR_USAGE', '--chat-endpoint needs --chat-model NAME (the model to ask).');
+  const { ChatService, parseChatEndpoint, readChatKeyFile } = await import('./chat.js');
   const endpoint = parseChatEndpoint(opts.chatEndpoint);
   const apiKey = opts.chatKeyFile === undefined ? undefined : readChatKeyFile(opts.chatKeyFile);
   const { OpdbusMcp, Policy } = await import('@opdbus/mcp');
@@ -323,7 +327,14 @@ async function chatService(
       ...daemon.options.runtime,
       policy: opts.chatPolicy === undefined ? Policy.readOnly() : Policy.load(opts.chatPolicy),
     },
-    { plugins: daemon.options.plugins, logger },
+    {
+      // The model may ask about any plugin: the chat's MCP server has them all.
+      plugins: await resolveAppPlugins(
+        { plugin: opts.plugin, ...(opts.config === undefined ? {} : { config: opts.config }) },
+        logger,
+      ),
+      logger,
+    },
   );
   logger.info(
     { endpoint: new URL(endpoint).host, model: opts.chatModel, policy: mcp.policy.source },

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '@opdbus/core';
 import { verifyLedger } from '@opdbus/ledger';
-import { TokenFile, builtinPlugins } from '@opdbus/runtime';
+import { TokenFile, loadBuiltinPlugins } from '@opdbus/runtime';
+import { builtinPlugins } from '@opdbus/runtime/builtin-plugins';
 import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildApi } from '../src/api.js';
@@ -265,6 +266,55 @@ describe.skipIf(!probe.available)('opdbusd in a network namespace', () => {
       .filter((e) => e.kind === 'drift')
       .map((e) => e.status);
     expect(statuses).toContain('held');
+  });
+
+  it('loads only the plugins its desired state names, and more when an API document names them', async () => {
+    const asked: (readonly string[] | undefined)[] = [];
+    daemon = new Daemon({
+      runtime: { stateDir: join(dir, 'state'), logLevel: 'silent', netns: ns.name },
+      desired: join(dir, 'desired.yaml'),
+      mode: 'enforce',
+      plugins: [],
+      loadPlugins: (names) => {
+        asked.push(names);
+        return loadBuiltinPlugins(names);
+      },
+      logger: silentLogger,
+    });
+    await daemon.start();
+    await daemon.firstSync();
+    expect(daemon.plugins.map((p) => p.name)).toEqual(['network']);
+    expect(await linkUp('br-t1')).toBe(true);
+    const app = await buildApi({
+      daemon,
+      listener: { kind: 'unix', path: '/unused', label: 'test' },
+      version: '0',
+    });
+    const plan = await app.inject({
+      method: 'POST',
+      url: '/v1/plan',
+      payload: { document: { version: 1, plugins: { sysctl: { 'net.ipv4.ip_forward': '1' } } } },
+    });
+    expect(plan.statusCode).toBe(200);
+    expect(daemon.plugins.map((p) => p.name)).toEqual(['sysctl', 'network']);
+    // A name no plugin has: every plugin is loaded, and the error lists them all.
+    const unknown = await app.inject({
+      method: 'POST',
+      url: '/v1/plan',
+      payload: { document: 'version: 1\nplugins:\n  netwrok: {}\n' },
+    });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.body).toMatch(/unknown plugin .*netwrok.*registered plugins: sysctl, wireguard, network/);
+    expect(asked.at(-1)).toBeUndefined();
+    // The daemon still watches and corrects with its new engine.
+    const restored = next(
+      daemon,
+      (e) => e.type === 'correction' && e.ok && e.keys.includes('network:link/br-t1'),
+    );
+    await ns.exec('ip', ['link', 'set', 'br-t1', 'down'], { check: true });
+    await restored;
+    expect(await linkUp('br-t1')).toBe(true);
+    await app.close();
   });
 
   it('applies through the API with commit-confirmed, audited in the ledger under the token name', async () => {

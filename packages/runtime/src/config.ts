@@ -10,7 +10,7 @@ import {
   type LoadPluginsOptions,
   type PluginSpec,
 } from './loader.js';
-import { builtinPluginPackages, type BuiltinPluginsOptions } from './plugins.js';
+import { builtinPluginNames, loadBuiltinPluginPackages, type BuiltinPluginsOptions } from './builtins.js';
 
 import { defaultConfigPath } from './options.js';
 
@@ -129,6 +129,12 @@ export interface ResolvePluginsOptions {
   env?: Record<string, string | undefined>;
   /** Options of the built-in plugins. */
   builtin?: BuiltinPluginsOptions;
+  /**
+   * Only these built-in plugins (default: all of them), each imported only then: a server whose
+   * desired state names two plugins loads two. A package from outside that provides a plugin of a
+   * built-in plugin's name is still refused as a clash.
+   */
+  builtinNames?: readonly string[];
   /** Where relative directories and npm names are resolved from (default `process.cwd()`). */
   cwd?: string;
   /** Directories npm names are resolved from after `cwd` (default: op-dbus's own installation). */
@@ -178,12 +184,22 @@ export async function resolvePlugins(options: ResolvePluginsOptions = {}): Promi
     ...fromEnv.map(absolute),
     ...(options.plugin ?? []).map(absolute),
   ];
-  const builtin = builtinPluginPackages(options.builtin);
+  const builtin = await loadBuiltinPluginPackages(options.builtinNames, options.builtin);
   const result = await loadPlugins(specs, {
     cwd,
     existing: builtin,
     ...(options.from === undefined ? {} : { from: options.from }),
   });
+  // A clash with a built-in plugin that was not loaded: load them all, so that it is refused as
+  // it would be with the whole set.
+  const have = new Set(builtin.map((l) => l.plugin.name));
+  if (
+    options.builtinNames !== undefined &&
+    result.loaded.some((l) => builtinPluginNames.includes(l.plugin.name) && !have.has(l.plugin.name))
+  ) {
+    const { builtinNames: _subset, ...all } = options;
+    return resolvePlugins(all);
+  }
   const loaded = [...builtin, ...result.loaded];
   return { plugins: loaded.map((l) => l.plugin), loaded, refusals: result.refusals, config, specs };
 }

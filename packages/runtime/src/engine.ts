@@ -12,7 +12,7 @@ import {
   type RecoveryReport,
 } from '@opdbus/core';
 import { openNetns } from '@opdbus/netlink';
-import { createLogger } from './logger.js';
+import { createDeferredLogger } from './deferredLogger.js';
 import { targetOf, type RuntimeOptions } from './options.js';
 import { spawnWatchdog } from './watchdog.js';
 import { LedgerLog } from './ledgerLog.js';
@@ -37,11 +37,11 @@ export function ledgerAuditSink(
 /** Options of {@link createEngine}. */
 export interface CreateEngineOptions {
   /**
-   * The plugins to register: `builtinPlugins()`, or `await loadBuiltinPlugins(names)` to load
-   * only those a job needs.
+   * The plugins to register: `await loadBuiltinPlugins(names)` (all of them without names), or
+   * `builtinPlugins()` of `@opdbus/runtime/builtin-plugins`.
    */
   plugins: AnyPlugin[];
-  /** Logger (default: {@link createLogger} at the options' level). */
+  /** Logger (default: pino on stderr at the options' level, loaded at its first record). */
   logger?: Logger;
   /** Who the engine's transactions are recorded as (default: the engine's: this process's user). */
   actor?: Actor;
@@ -63,7 +63,7 @@ export interface CreateEngineOptions {
  * ```ts
  * const engine = createEngine(
  *   { stateDir: '/tmp/opdbus-state', logLevel: 'warn', netns: 'lab' },
- *   { plugins: builtinPlugins() },
+ *   { plugins: await loadBuiltinPlugins(['network']) },
  * );
  * const observed = await engine.query(['network']);
  * ```
@@ -72,7 +72,7 @@ export function createEngine(
   options: RuntimeOptions & { json?: boolean },
   extra: CreateEngineOptions,
 ): Engine {
-  const logger = extra.logger ?? createLogger(options.logLevel);
+  const logger = extra.logger ?? createDeferredLogger(options.logLevel);
   const engine: Engine = new Engine({
     registry: new PluginRegistry(extra.plugins),
     stateDir: options.stateDir,

@@ -2,7 +2,8 @@
  * @opdbus/runtime: what every op-dbus app shares, so the CLI, the daemon, the MCP server and your
  * own tools build the same engine: the built-in plugin set, the target from global options, the
  * ledger as audit sink, the commit-confirmed watchdog process, recovery on start, exit codes and
- * error reporting.
+ * error reporting. Plugins are imported on demand (`loadBuiltinPlugins(names)`); every built-in
+ * plugin imported up front, synchronously, is `builtinPlugins()` of `@opdbus/runtime/builtin-plugins`.
  *
  * @packageDocumentation
  */
@@ -12,9 +13,14 @@ export { LedgerLog, type LedgerAuditSinkExtra, type LedgerEntryFields } from './
 export { runtimeErrors, type RuntimeErrorCode } from './errors.js';
 export { exitCategoryOf, exitCodeFor, exitCodes, type ExitName } from './exitCodes.js';
 export { createLogger } from './logger.js';
+export { createDeferredLogger } from './deferredLogger.js';
 export { defaultConfigPath, defaultStateDir, targetOf, type RuntimeOptions } from './options.js';
-export { builtinPluginNames, loadBuiltinPlugins } from './builtins.js';
-export { builtinPluginPackages, builtinPlugins, type BuiltinPluginsOptions } from './plugins.js';
+export {
+  builtinPluginNames,
+  loadBuiltinPluginPackages,
+  loadBuiltinPlugins,
+  type BuiltinPluginsOptions,
+} from './builtins.js';
 export {
   checkPlugin,
   isPathSpec,

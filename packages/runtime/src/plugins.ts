@@ -1,3 +1,5 @@
+// Entry point `@opdbus/runtime/builtin-plugins`: every built-in plugin imported statically, for
+// synchronous use (tests, tools). Not part of the main entry, which loads plugins on demand.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { AnyPlugin } from '@opdbus/core';
@@ -11,7 +13,6 @@ import * as ovs from '@opdbus/plugins-ovs';
 import * as pci from '@opdbus/plugins-pci';
 import * as dns from '@opdbus/plugins-dns';
 import * as packagesPlugin from '@opdbus/plugins-packages';
-import type { PackagesPluginOptions } from '@opdbus/plugins-packages';
 import * as sessions from '@opdbus/plugins-sessions';
 import * as ssh from '@opdbus/plugins-ssh';
 import * as sysctl from '@opdbus/plugins-sysctl';
@@ -19,30 +20,22 @@ import * as systemd from '@opdbus/plugins-systemd';
 import * as timedate from '@opdbus/plugins-timedate';
 import * as users from '@opdbus/plugins-users';
 import * as wireguard from '@opdbus/plugins-wireguard';
+import type { BuiltinPluginsOptions } from './builtins.js';
 import { addPluginPackages, readPluginPackage, type LoadedPlugin } from './loader.js';
+
+export type { BuiltinPluginsOptions };
 
 const require = createRequire(import.meta.url);
 
-/** Options of {@link builtinPlugins}. */
-export interface BuiltinPluginsOptions {
-  /**
-   * D-Bus services whose properties a plain query of the `dbus` section lists (`opdbus query
-   * --dbus-service NAME`). A document's `dbus` section names its services itself.
-   */
-  dbusServices?: readonly string[];
-  /**
-   * Progress of the packages plugin's PackageKit transactions (the CLI draws a bar from it on a
-   * terminal).
-   */
-  packagesProgress?: PackagesPluginOptions['onProgress'];
-}
-
 /**
- * The plugins op-dbus ships, in the order their sections are listed and planned: what the CLI, the
- * daemon and the MCP server register unless told otherwise.
+ * The plugins op-dbus ships, in the order their sections are listed and planned, all imported up
+ * front (this entry point, `@opdbus/runtime/builtin-plugins`, imports every built-in plugin when it
+ * is imported: about 30 MB; the apps use `loadBuiltinPlugins(names)` of `@opdbus/runtime`, which
+ * imports only the named ones).
  *
  * @example
  * ```ts
+ * import { builtinPlugins } from '@opdbus/runtime/builtin-plugins';
  * const registry = new PluginRegistry(builtinPlugins());
  * ```
  */

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StateDir, processStartTime, type ProcessIdentity } from '@opdbus/core';
 import { createEngine } from './engine.js';
-import { createLogger } from './logger.js';
+import { createDeferredLogger } from './deferredLogger.js';
 import { isPathSpec, type RuntimeOptions } from './options.js';
 
 /**
@@ -91,7 +91,7 @@ export async function runWatchdogProcess(
   options: Pick<RuntimeOptions, 'stateDir' | 'logLevel' | 'plugin' | 'config'>,
   txId: string,
 ): Promise<number> {
-  const logger = createLogger(options.logLevel, 'opdbus-watchdog');
+  const logger = createDeferredLogger(options.logLevel, 'opdbus-watchdog');
   // Imported here: resolving plugin packages loads every built-in plugin, which the applying
   // process (spawnWatchdog's caller) must not pay for.
   const { resolvePlugins } = await import('./config.js');

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { OpdbusError, PLUGIN_CONTRACT_VERSION, PluginRegistry } from '@opdbus/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtinPlugins } from '../src/plugins.js';
 import {
-  builtinPlugins,
   createEngine,
   exitCodeFor,
   exitCodes,
@@ -234,6 +234,30 @@ describe('resolvePlugins and the configuration file', () => {
     expect(refusals[0]?.message).toMatch(
       /provides plugin "sysctl", which @opdbus\/plugins-sysctl \(builtin\)/,
     );
+  });
+
+  it('loads only the built-in plugins named, and still refuses a clash with one it did not load', async () => {
+    const some = await resolvePlugins({
+      plugin: ['opdbus-plugin-motd'],
+      builtinNames: ['network', 'sysctl', 'nope'],
+      cwd: join(root, 'app'),
+      env: {},
+    });
+    expect(some.plugins.map((p) => p.name)).toEqual(['sysctl', 'network', 'motd']);
+    expect(some.loaded.slice(0, 2).map((l) => `${l.package} ${l.source}`)).toEqual([
+      '@opdbus/plugins-sysctl builtin',
+      '@opdbus/plugins-network builtin',
+    ]);
+    expect(some.refusals).toEqual([]);
+    // A package that provides "sysctl" clashes with the built-in one even when only network is asked for.
+    const clash = await resolvePlugins({
+      plugin: [join(root, 'opdbus-plugin-sysctl-clone')],
+      builtinNames: ['network'],
+      cwd: join(root, 'app'),
+      env: {},
+    });
+    expect(clash.refusals.map((e) => e.code)).toEqual(['OPDBUS_ERR_PLUGIN_CLASH']);
+    expect(clash.plugins.map((p) => p.name)).toEqual(builtinPlugins().map((p) => p.name));
   });
 
   it('a missing or invalid --config file is an error naming the file and the path in it', async () => {

@@ -8,8 +8,8 @@ import { verifyLedger } from '@opdbus/ledger';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { describeIf, requirement } from '@opdbus/sandbox/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { builtinPlugins } from '../src/plugins.js';
 import {
-  builtinPlugins,
   createEngine,
   exitCodeFor,
   loadBuiltinPlugins,

@@ -1,5 +1,6 @@
 import { PluginRegistry } from '@opdbus/core';
-import { builtinPlugins as defaultPlugins, exitCodes, type LoadedPlugin } from '@opdbus/runtime';
+import { exitCodes, type LoadedPlugin } from '@opdbus/runtime';
+import { builtinPlugins as defaultPlugins } from '@opdbus/runtime/builtin-plugins';
 import { allCodes } from './errorMaps.js';
 
 type Schema = {
