@@ -2,11 +2,14 @@
 // machine's topology, beside what systemd reports for each unit. For the dashboard's NUMA page and
 // `GET /v1/numa`.
 import type { Engine, StateDocument } from '@opdbus/core';
-import { numaSectionSchema, resolvePlacements, type Topology } from '@opdbus/numa';
+import { resolvePlacements, type NumaSection, type Topology } from '@opdbus/numa';
+import { machineUnit, numaPluginSchema } from '@opdbus/plugins-numa';
 
 /** One placed unit. CPU and node lists are sorted. */
 export interface PlacementView {
   unit: string;
+  /** The systemd-nspawn machine placed as this unit (`numa.machines`), if it is one. */
+  machine?: string;
   /** What the document asks for, resolved against the topology, and why these CPUs. */
   desired: { cpus: number[]; nodes: number[]; memoryNodes: number[]; policy: string; reason: string };
   /**
@@ -45,12 +48,18 @@ export async function numaPlacements(
   doc: StateDocument | undefined,
   topology: Topology,
 ): Promise<PlacementsReport> {
-  const parsed = numaSectionSchema.safeParse(doc?.plugins.numa);
-  if (!parsed.success || Object.keys(parsed.data.placements).length === 0) return { placements: [] };
+  const parsed = numaPluginSchema.safeParse(doc?.plugins.numa);
+  if (!parsed.success) return { placements: [] };
   const section = parsed.data;
+  // Machines are placed as their units, together with the units (as the numa plugin does).
+  const machines = new Map(Object.keys(section.machines ?? {}).map((name) => [machineUnit(name), name]));
+  const all: NumaSection = { placements: { ...section.placements } };
+  for (const [name, request] of Object.entries(section.machines ?? {}))
+    all.placements[machineUnit(name)] = request;
+  if (Object.keys(all.placements).length === 0) return { placements: [] };
   let resolved;
   try {
-    resolved = resolvePlacements(section, topology);
+    resolved = resolvePlacements(all, topology);
   } catch (err) {
     return { placements: [], error: message(err) };
   }
@@ -58,6 +67,7 @@ export async function numaPlacements(
     topology.nodes.filter((n) => n.cpus.some((cpu) => cpus.includes(cpu))).map((n) => n.id);
   const placements: PlacementView[] = resolved.placements.map((p) => ({
     unit: p.unit,
+    ...(machines.has(p.unit) ? { machine: machines.get(p.unit)! } : {}),
     desired: {
       cpus: p.cpus,
       nodes: p.nodes,

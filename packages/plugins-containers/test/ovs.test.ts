@@ -78,7 +78,9 @@ describeIf([probe.container, probe.vswitchd], 'containers + ovs: a machine on an
     const link = await must(ct, 'nsenter', ['-t', await leader(), '-n', 'ip', '-o', 'link', 'show', 'host0']);
     expect(link).toMatch(/[<,]LOWER_UP[,>]/);
     expect(link).toMatch(/state UP/);
-    const observed = await engine.registry.require('containers').query(engine.context('containers'), {
+    const containers = engine.registry.require('containers');
+    if (containers.query === undefined) throw new Error('the containers plugin has no query');
+    const observed = await containers.query(engine.context('containers'), {
       scope: { machines: [machine] },
     });
     expect(observed.machines[0]).toMatchObject({

@@ -131,7 +131,7 @@ describeIf(probe, 'the dbus plugin against a container', () => {
     const current = await services.query(ctx(), {
       scope: { [systemd1]: { [manager]: { [managerIface]: { LogLevel: '' } } } },
     });
-    const before = (current)[systemd1]?.[manager]?.[managerIface]?.LogLevel;
+    const before = current[systemd1]?.[manager]?.[managerIface]?.LogLevel;
     const want = before === 'debug' ? 'notice' : 'debug';
     const doc = parseStateDocument(
       JSON.stringify({

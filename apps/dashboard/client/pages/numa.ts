@@ -14,6 +14,7 @@ interface Topology {
 
 interface Placement {
   unit: string;
+  machine?: string;
   desired: { cpus: number[]; nodes: number[]; memoryNodes: number[]; policy: string; reason: string };
   observed?: { cpus: number[] | null; nodes: number[]; memoryNodes: number[] | null; policy: string | null };
   inForce: boolean | null;
@@ -131,7 +132,7 @@ function Placements({ r }: { r: NumaReport }): ComponentChildren {
   if (r.error !== undefined) return html`<p class="error">The placements cannot be resolved: ${r.error}</p>`;
   if (r.placements.length === 0)
     return html`<p class="note" data-testid="placements-none">
-      No service is placed: the desired document has no <code>numa.placements</code>.
+      No service is placed: the desired document has no <code>numa.placements</code> or <code>numa.machines</code>.
     </p>`;
   return html`${
     r.observedError === undefined
@@ -153,7 +154,9 @@ function Placements({ r }: { r: NumaReport }): ComponentChildren {
       <tbody>
         ${r.placements.map(
           (p) => html`<tr data-unit=${p.unit} class=${p.inForce === false ? 'differs' : ''}>
-            <th scope="row"><code>${p.unit}</code></th>
+            <th scope="row">
+              ${p.machine === undefined ? null : html`machine <code>${p.machine}</code><br />`}<code>${p.unit}</code>
+            </th>
             <td>${list(p.desired.cpus)}</td>
             <td>${list(p.desired.nodes)}</td>
             <td>${list(p.desired.memoryNodes)}</td>
