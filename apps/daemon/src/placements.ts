@@ -2,8 +2,8 @@
 // machine's topology, beside what systemd reports for each unit. For the dashboard's NUMA page and
 // `GET /v1/numa`.
 import type { Engine, StateDocument } from '@opdbus/core';
-import { resolvePlacements, type NumaSection, type Topology } from '@opdbus/numa';
-import { machineUnit, numaPluginSchema } from '@opdbus/plugins-numa';
+import type { Topology } from '@opdbus/numa';
+import { numaPluginSchema, resolveNumaSection } from '@opdbus/plugins-numa';
 
 /** One placed unit. CPU and node lists are sorted. */
 export interface PlacementView {
@@ -51,21 +51,18 @@ export async function numaPlacements(
   const parsed = numaPluginSchema.safeParse(doc?.plugins.numa);
   if (!parsed.success) return { placements: [] };
   const section = parsed.data;
-  // Machines are placed as their units, together with the units (as the numa plugin does).
-  const machines = new Map(Object.keys(section.machines ?? {}).map((name) => [machineUnit(name), name]));
-  const all: NumaSection = { placements: { ...section.placements } };
-  for (const [name, request] of Object.entries(section.machines ?? {}))
-    all.placements[machineUnit(name)] = request;
-  if (Object.keys(all.placements).length === 0) return { placements: [] };
+  // Resolved as the numa plugin resolves it at plan time (machines as their units).
   let resolved;
   try {
-    resolved = resolvePlacements(all, topology);
+    resolved = resolveNumaSection(section, topology);
   } catch (err) {
     return { placements: [], error: message(err) };
   }
+  if (resolved === undefined) return { placements: [] };
+  const { machines } = resolved;
   const nodesOf = (cpus: readonly number[]): number[] =>
     topology.nodes.filter((n) => n.cpus.some((cpu) => cpus.includes(cpu))).map((n) => n.id);
-  const placements: PlacementView[] = resolved.placements.map((p) => ({
+  const placements: PlacementView[] = resolved.result.placements.map((p) => ({
     unit: p.unit,
     ...(machines.has(p.unit) ? { machine: machines.get(p.unit)! } : {}),
     desired: {

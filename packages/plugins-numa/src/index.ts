@@ -4,5 +4,11 @@
  *
  * @packageDocumentation
  */
-export { createNumaPlugin, numaPlugin, type NumaPluginOptions } from './plugin.js';
+export {
+  createNumaPlugin,
+  numaPlugin,
+  resolveNumaSection,
+  type NumaPluginOptions,
+  type ResolvedNumaSection,
+} from './plugin.js';
 export { machineUnit, numaMachinesSchema, numaPluginSchema, type NumaPluginSection } from './schema.js';

@@ -5,7 +5,14 @@ import {
   type Expansion,
   type ExpansionPlugin,
 } from '@opdbus/core';
-import { parseCpuList, readTopology, resolvePlacements, type NumaSection, type Topology } from '@opdbus/numa';
+import {
+  parseCpuList,
+  readTopology,
+  resolvePlacements,
+  type NumaSection,
+  type PlacementResult,
+  type Topology,
+} from '@opdbus/numa';
 import { machineUnit, numaPluginSchema, type NumaPluginSection } from './schema.js';
 
 /** Options of {@link createNumaPlugin}. */
@@ -37,6 +44,36 @@ function forMachines(err: unknown, machines: ReadonlyMap<string, string>): unkno
     err.message.replace(`Placement of ${unit} (${from})`, `Placement of machine ${name} (${to})`),
     { data: { ...err.data, path: to, machine: name }, cause: err },
   );
+}
+
+/** What {@link resolveNumaSection} answers. */
+export interface ResolvedNumaSection {
+  /** Every placement, machines' under their units, sorted by unit. */
+  result: PlacementResult;
+  /** The machine each machine unit (`systemd-nspawn@NAME.service`) places, by unit. */
+  machines: ReadonlyMap<string, string>;
+}
+
+/**
+ * Resolve a `numa` section against a topology as the plugin does at plan time: machines are
+ * placed as their units, together with the units (exclusive CPUs are shared out among both), and
+ * an error about a machine's unit names the machine and its path in the document. Undefined when
+ * the section places nothing.
+ */
+export function resolveNumaSection(
+  section: NumaPluginSection,
+  topology: Topology,
+): ResolvedNumaSection | undefined {
+  const machines = new Map(Object.keys(section.machines ?? {}).map((name) => [machineUnit(name), name]));
+  const all: NumaSection = { placements: { ...section.placements } };
+  for (const [name, request] of Object.entries(section.machines ?? {}))
+    all.placements[machineUnit(name)] = request;
+  if (Object.keys(all.placements).length === 0) return undefined;
+  try {
+    return { result: resolvePlacements(all, topology, { path: PLACEMENTS }), machines };
+  } catch (err) {
+    throw forMachines(err, machines);
+  }
 }
 
 /**
@@ -77,20 +114,12 @@ export function createNumaPlugin(options: NumaPluginOptions = {}): ExpansionPlug
     },
 
     async expand(section): Promise<Expansion> {
-      // No placements, no contribution: the systemd section (and the bus) are not needed.
-      // Machines are placed as their units, together with the units (exclusive CPUs are shared
-      // out among both).
-      const machines = new Map(Object.keys(section.machines ?? {}).map((name) => [machineUnit(name), name]));
-      const all: NumaSection = { placements: { ...section.placements } };
-      for (const [name, request] of Object.entries(section.machines ?? {}))
-        all.placements[machineUnit(name)] = request;
-      if (Object.keys(all.placements).length === 0) return { sections: {} };
-      let result: ReturnType<typeof resolvePlacements>;
-      try {
-        result = resolvePlacements(all, await topology(), { path: PLACEMENTS });
-      } catch (err) {
-        throw forMachines(err, machines);
-      }
+      // No placements, no contribution: the systemd section (and the bus, and the topology) are
+      // not needed.
+      const empty = Object.keys({ ...section.placements, ...section.machines }).length === 0;
+      const resolved = empty ? undefined : resolveNumaSection(section, await topology());
+      if (resolved === undefined) return { sections: {} };
+      const { result, machines } = resolved;
       const units: Record<string, { properties: Record<string, unknown> }> = {};
       for (const placement of result.placements) {
         const properties: Record<string, unknown> = {};
