@@ -135,8 +135,9 @@ describeIf(needs, 'opdbus mesh: four hosts in network namespaces with wireguard-
       await must(ns, 'ip', ['link', 'set', 'eth0', 'up']);
       hosts.push(host);
     }
-    // A "container" behind hosts 1 and 2: a network namespace on a bridge of the host, the
-    // host its gateway (10.200.N.0/24 behind host N).
+    // A client on the subnet behind hosts 1 and 2: a network namespace on a bridge of the host,
+    // the host its gateway (10.200.N.0/24 behind host N). Real machines made through machined
+    // on such a bridge: meshContainers.test.ts.
     for (const i of [1, 2]) {
       const ct = await createNetns();
       const host = h(i);
@@ -213,7 +214,7 @@ describeIf(needs, 'opdbus mesh: four hosts in network namespaces with wireguard-
     expect(await opdbus(h(2), 'mesh', 'apply', 'lab', '--dry-run')).toMatch(/No changes|0 change/);
   }, 300_000);
 
-  it('a container on one host reaches a container on another over the mesh', async () => {
+  it('a subnet behind one host reaches the subnet behind another over the mesh', async () => {
     expect(await pings(containers[0]!, '10.200.2.2')).toBe(true);
     expect(await pings(containers[1]!, '10.200.1.2')).toBe(true);
     // Over the tunnel: the underlay has no route to the container networks.

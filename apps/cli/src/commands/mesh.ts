@@ -318,7 +318,9 @@ export async function status(global: GlobalOptions, mesh: string, output: Output
   let peers: { publicKey: string; endpoint?: string; lastHandshake?: string; rx: string; tx: string }[] = [];
   try {
     using backend = await openBackend({ netns });
-    const device = await backend.get(roster.interface);
+    // A node may have its own interface name (the definition's per-node `interface`).
+    const self = roster.nodes.find((n) => n.name === state.node);
+    const device = await backend.get(self?.interface ?? roster.interface);
     peers = (device?.peers ?? []).map((p) => ({
       publicKey: encodeKey(p.publicKey),
       ...(p.endpoint === undefined ? {} : { endpoint: p.endpoint }),
