@@ -190,7 +190,7 @@ async function pingFrom(host: Host, machine: string, to: string, count: number):
     '-c',
     String(count),
     '-W',
-    '2',
+    '5',
     to,
   ]);
 }
@@ -261,7 +261,12 @@ describeIf(
     }, 900_000);
 
     afterAll(async () => {
-      server?.kill('SIGTERM');
+      const child = server;
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
       for (const host of hosts) {
         // wireguard-go was started by opdbus from here, so it is not in the host's cgroup: delete
         // its interface (it exits when its TUN device goes), and stop whatever is left of it.
