@@ -83,7 +83,10 @@ export function buildProgram(
   program
     .command('diff')
     .description('show the plan that takes the host to FILE; exit 2 when changes are pending')
-    .argument('<file>', 'state document (YAML or JSON; - for stdin)')
+    .argument(
+      '<file>',
+      'state document (YAML or JSON; - for stdin; a directory: its documents merged as opdbusd merges them)',
+    )
     .action((file: string) =>
       run(async () => (await import('./commands/diff.js')).diff(globals(), file, output))(),
     );
@@ -91,7 +94,10 @@ export function buildProgram(
   program
     .command('apply')
     .description('apply FILE as one transaction: checkpoint, apply, verify, roll back on failure')
-    .argument('<file>', 'state document (YAML or JSON; - for stdin)')
+    .argument(
+      '<file>',
+      'state document (YAML or JSON; - for stdin; a directory: its documents merged as opdbusd merges them)',
+    )
     .option('--dry-run', 'only show the plan (exit 2 when changes are pending)')
     .option(
       '--confirm-timeout <seconds>',

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
@@ -87,6 +87,37 @@ describeIf(asRoot, 'opdbus with the network plugin, in a fresh namespace', () =>
     const roundTrip = await file('query.yaml', query.stdout);
     const again = await cli('diff', roundTrip);
     expect(again.code, again.stdout + again.stderr).toBe(0);
+  });
+
+  it('diff and apply take a directory: its documents merged as opdbusd merges them, as one transaction', async () => {
+    const docs = join(dir, 'desired.d');
+    await mkdir(docs);
+    await writeFile(
+      join(docs, '10-bridge.yaml'),
+      'version: 1\nplugins:\n  network:\n    links:\n      - { name: brd, kind: bridge, state: up }\n',
+    );
+    await writeFile(
+      join(docs, '20-address.yaml'),
+      'version: 1\nplugins:\n  network:\n    links:\n      - { name: brd2, kind: bridge }\n    addresses:\n      - { link: brd, address: 10.47.0.1/24 }\n',
+    );
+    const pending = await cli('diff', docs);
+    expect(pending.code, pending.stdout + pending.stderr).toBe(2);
+    expect(pending.stdout).toMatch(/3 change\(s\)/);
+    const applied = await cli('--json', 'apply', docs);
+    expect(applied.code, applied.stderr).toBe(0);
+    const result = JSON.parse(applied.stdout) as { changes: number };
+    expect(result.changes).toBe(3);
+    expect((await netns.exec('ip', ['-o', 'addr', 'show', 'brd'])).stdout).toContain('10.47.0.1/24');
+    expect((await cli('diff', docs)).code).toBe(0);
+    // A value two documents set differently is refused before anything is applied, naming both.
+    await writeFile(
+      join(docs, '30-conflict.yaml'),
+      'version: 1\nplugins:\n  network:\n    links:\n      - { name: brd, kind: bridge, state: down }\n',
+    );
+    const refused = await cli('apply', docs);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('brd');
+    expect((await netns.exec('ip', ['-o', 'link', 'show', 'brd'])).stdout).toMatch(/[<,]UP[,>]/);
   });
 
   it('refuses a risky change (exit 9) unless forced, and rolls back on demand', async () => {

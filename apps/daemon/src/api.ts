@@ -19,12 +19,17 @@ import { buildReport, engineObserver, frameworkIds, loadFramework } from '@opdbu
 import { dashboardAssetsDir } from '@opdbus/dashboard';
 import { Ledger, SnapshotManager, changeEventsOf, openCheckpoint, verifyInclusion } from '@opdbus/ledger';
 import { readTopology } from '@opdbus/numa';
-import { ledgerPaths, TokenFile, type TokenIdentity, type TokenScope } from '@opdbus/runtime';
+import {
+  ledgerPaths,
+  TokenFile,
+  type TokenIdentity,
+  type TokenScope,
+  documentSections,
+} from '@opdbus/runtime';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ChatService } from './chat.js';
 import type { Daemon } from './daemon.js';
-import { documentSections } from './desired.js';
 import { driftHistory } from './history.js';
 import { numaPlacements } from './placements.js';
 import type { Listener } from './listen.js';

@@ -22,10 +22,16 @@ import {
   type TransactionRecord,
   type Unsubscribe,
 } from '@opdbus/core';
-import { createEngine, ensureStateDir, recoverFirst, type RuntimeOptions } from '@opdbus/runtime';
+import {
+  createEngine,
+  ensureStateDir,
+  recoverFirst,
+  type RuntimeOptions,
+  desiredSections,
+  loadDesired,
+} from '@opdbus/runtime';
 import { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
 import { AuthFailureAudit } from './authAudit.js';
-import { desiredSections, loadDesired } from './desired.js';
 import { checkPlanPolicy, scoreChanges, type AnomalyOptions, type ScoreSummary } from './anomaly.js';
 import { createMetrics, type DaemonMetrics } from './metrics.js';
 import { ModePolicy, type Mode, type ModeRule } from './modes.js';

@@ -34,7 +34,13 @@ export {
 export { Daemon, type DaemonEvent, type DaemonOptions, type DaemonStatus, type DriftItem } from './daemon.js';
 export { FlapDamper, defaultDamping, type DampingOptions, type Hold } from './damper.js';
 export { daemonErrors, type DaemonErrorCode } from './errors.js';
-export { MAX_DOCUMENTS, desiredSections, documentSections, loadDesired, mergeDocuments } from './desired.js';
+export {
+  MAX_DOCUMENTS,
+  desiredSections,
+  documentSections,
+  loadDesired,
+  mergeDocuments,
+} from '@opdbus/runtime';
 export { checkListeners, isLoopback, parseListener, type Listener } from './listen.js';
 export { createMetrics, type DaemonMetrics } from './metrics.js';
 export { ModePolicy, loadModesFile, modes, parseModeRule, type Mode, type ModeRule } from './modes.js';

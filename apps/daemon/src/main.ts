@@ -7,6 +7,7 @@ import {
   defaultStateDir,
   reportError,
   stdio,
+  desiredSections,
 } from '@opdbus/runtime';
 import { Command, Option } from 'commander';
 import type { FastifyInstance } from 'fastify';
@@ -15,7 +16,6 @@ import { buildApi, listen } from './api.js';
 import type { ChatService } from './chat.js';
 import { loadScorer, type DriftPolicy, type PlanPolicy } from './anomaly.js';
 import { Daemon } from './daemon.js';
-import { desiredSections } from './desired.js';
 import { checkListeners, parseListener } from './listen.js';
 import { loadModesFile, parseModeRule, type Mode, type ModeRule } from './modes.js';
 import { statusLine, systemdNotifier } from './notify.js';

@@ -1,6 +1,5 @@
 import {
   OpdbusError,
-  parseStateDocument,
   type ApplyOptions,
   type ApplyResult,
   type Engine,
@@ -9,7 +8,7 @@ import {
 import { exitCodes } from '../exitCodes.js';
 import { formatEvent, formatPlan } from '../format.js';
 import { createEngine, ensureStateDir, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
-import { inDocument, pluginsForDocument, readDocumentText, sourceName } from './document.js';
+import { documentInput, inDocument } from './document.js';
 
 export interface ApplyCommandOptions {
   dryRun?: boolean;
@@ -31,17 +30,17 @@ function parseTimeout(text: string | undefined): number | undefined {
   return seconds;
 }
 
-/** `opdbus apply FILE`: apply the document as one transaction. */
+/** `opdbus apply FILE|DIR`: apply the document (a directory's documents merged) as one transaction. */
 export async function apply(
   global: GlobalOptions,
   file: string,
   options: ApplyCommandOptions,
   output: Output,
 ): Promise<number> {
-  const text = await readDocumentText(file);
+  const input = await documentInput(global, file);
   // Only the plugins the document names are loaded.
-  const engine = await createEngine(global, await pluginsForDocument(global, text));
-  const doc = parseStateDocument(text, { source: sourceName(file), registry: engine.registry });
+  const engine = await createEngine(global, input.plugins);
+  const doc = await input.load(engine.registry);
   return applyDocument(global, engine, doc, options, output);
 }
 

@@ -1,15 +1,14 @@
 import { exitCodes } from '../exitCodes.js';
 import { formatPlan } from '../format.js';
 import { createEngine, recoverFirst, type GlobalOptions, type Output } from '../runtime.js';
-import { parseStateDocument } from '@opdbus/core';
-import { inDocument, pluginsForDocument, readDocumentText, sourceName } from './document.js';
+import { documentInput, inDocument } from './document.js';
 
-/** `opdbus diff FILE`: the plan that would take the host to the document. Exit 2 when changes are pending. */
+/** `opdbus diff FILE|DIR`: the plan that would take the host to the document. Exit 2 when changes are pending. */
 export async function diff(global: GlobalOptions, file: string, output: Output): Promise<number> {
-  const text = await readDocumentText(file);
+  const input = await documentInput(global, file);
   // Only the plugins the document names are loaded.
-  const engine = await createEngine(global, await pluginsForDocument(global, text));
-  const doc = parseStateDocument(text, { source: sourceName(file), registry: engine.registry });
+  const engine = await createEngine(global, input.plugins);
+  const doc = await input.load(engine.registry);
   await recoverFirst(engine, output);
   const { plan, notes } = await inDocument(doc, () => engine.plan(doc));
   if (global.json)

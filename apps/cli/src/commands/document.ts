@@ -7,6 +7,8 @@ import {
   type PluginRegistry,
   type StateDocument,
 } from '@opdbus/core';
+import { stat } from 'node:fs/promises';
+import { desiredSections, loadDesired } from '@opdbus/runtime';
 import { parse as parseYaml } from 'yaml';
 import { packagesProgressBar } from '../progress.js';
 import { pluginsFor, stdio, type GlobalOptions } from '../runtime.js';
@@ -36,12 +38,53 @@ export async function pluginsForDocument(global: GlobalOptions, text: string): P
   } catch {
     names = undefined;
   }
+  return pluginsForSections(global, names);
+}
+
+/** The plugins that the named sections need (every plugin when `names` is undefined). */
+async function pluginsForSections(global: GlobalOptions, names: string[] | undefined): Promise<AnyPlugin[]> {
   // A progress bar for package transactions when stderr is a terminal.
   const builtin = packagesProgressBar();
   const plugins = await pluginsFor(global, names, undefined, stdio, builtin);
   return plugins.some((p) => p.expand !== undefined)
     ? pluginsFor(global, undefined, undefined, stdio, builtin)
     : plugins;
+}
+
+/** A document given on the command line, before the plugins that read it are loaded. */
+export interface DocumentInput {
+  /** The plugins its sections need. */
+  plugins: AnyPlugin[];
+  /** Parse and validate it with the loaded plugins' schemas. */
+  load(registry: PluginRegistry): Promise<StateDocument>;
+}
+
+/**
+ * A state document from a file, stdin (`-`), or a directory: every `*.yaml`, `*.yml` and `*.json`
+ * file in it (not hidden, in name order) merged into one document exactly as opdbusd merges its
+ * `--desired` directory, so `opdbus diff DIR` shows what the daemon would enforce.
+ */
+export async function documentInput(global: GlobalOptions, file: string): Promise<DocumentInput> {
+  if (file !== '-' && (await isDirectory(file))) {
+    return {
+      plugins: await pluginsForSections(global, await desiredSections(file)),
+      load: (registry) => loadDesired(file, registry),
+    };
+  }
+  const text = await readDocumentText(file);
+  return {
+    plugins: await pluginsForDocument(global, text),
+    load: (registry) => Promise.resolve(parseStateDocument(text, { source: sourceName(file), registry })),
+  };
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    // readStateText reports a path that cannot be read, with the file name.
+    return false;
+  }
 }
 
 /** The text of a state document in a file, or on stdin when the file is `-`, bounded in size. */

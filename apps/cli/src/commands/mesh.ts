@@ -15,6 +15,7 @@ import {
   type Roster,
 } from '@opdbus/mesh';
 import { netnsPath, openNetns } from '@opdbus/netlink';
+import { loadDesired, mergeDocuments } from '@opdbus/runtime';
 import { encodeKey, openBackend } from '@opdbus/plugins-wireguard';
 import { parse as yamlParse, stringify } from 'yaml';
 import { exitCodes } from '../exitCodes.js';
@@ -173,7 +174,7 @@ async function applyRoster(
   global: GlobalOptions,
   member: MeshMember,
   roster: Roster,
-  options: { dryRun?: boolean; wait?: boolean },
+  options: MeshApplyOptions,
   output: Output,
 ): Promise<number> {
   let code = await applyAt(global, member, roster, Date.now(), options, output);
@@ -188,7 +189,7 @@ async function applyRoster(
         `Waiting until ${new Date(at).toISOString()} to switch the key(s) of ${scheduled.join(', ')}.`,
       );
     await delay(Math.max(0, at - Date.now()));
-    code = await applyAt(global, member, roster, Date.now(), {}, output);
+    code = await applyAt(global, member, roster, Date.now(), { with: options.with ?? [] }, output);
     if (code !== exitCodes.OK.code) return code;
   }
   return code;
@@ -199,15 +200,26 @@ async function applyAt(
   member: MeshMember,
   roster: Roster,
   now: number,
-  options: { dryRun?: boolean },
+  options: Omit<MeshApplyOptions, 'wait'>,
   output: Output,
 ): Promise<number> {
   const sections = await member.document(roster, now);
   const engine = await createEngine(global);
-  const doc = parseStateDocument(JSON.stringify({ version: 1, plugins: sections }), {
-    source: `mesh ${roster.name} (roster generation ${roster.generation})`,
+  const source = `mesh ${roster.name} (roster generation ${roster.generation})`;
+  const meshDoc = parseStateDocument(JSON.stringify({ version: 1, plugins: sections }), {
+    source,
     registry: engine.registry,
   });
+  // The host's own documents join the mesh's in one transaction (one checkpoint, one rollback).
+  const own = await Promise.all((options.with ?? []).map((path) => loadDesired(path, engine.registry)));
+  const doc =
+    own.length === 0
+      ? meshDoc
+      : mergeDocuments(
+          [meshDoc, ...own],
+          `${source} with ${(options.with ?? []).join(', ')}`,
+          engine.registry,
+        );
   let result: ApplyResult | undefined;
   const code = await applyDocument(
     global,
@@ -220,11 +232,20 @@ async function applyAt(
   return code;
 }
 
-/** `opdbus mesh apply MESH`. */
+/** Options of `opdbus mesh apply`. */
+export interface MeshApplyOptions {
+  dryRun?: boolean;
+  /** Also apply the key rotations scheduled in the roster, each at its time. */
+  wait?: boolean;
+  /** The host's own documents (files or directories), merged into the mesh's transaction. */
+  with?: string[];
+}
+
+/** `opdbus mesh apply MESH [--with PATH]...`. */
 export async function apply(
   global: GlobalOptions,
   mesh: string,
-  options: { dryRun?: boolean },
+  options: MeshApplyOptions,
   output: Output,
 ): Promise<number> {
   const member = await MeshMember.open(global.stateDir, mesh, memberOptions(global));

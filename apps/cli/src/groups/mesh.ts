@@ -59,7 +59,12 @@ export function registerMesh(context: CommandContext): void {
     .argument('<mesh>', 'mesh name')
     .option('--dry-run', 'only show the plan (exit 2 when changes are pending)')
     .option('--wait', 'also apply the key rotations scheduled in the roster, each at its time')
-    .action((name: string, options: { dryRun?: boolean; wait?: boolean }) =>
+    .option(
+      '--with <path>',
+      "merge this host's own document (a file or a directory of them) into the same transaction, repeatable",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .action((name: string, options: { dryRun?: boolean; wait?: boolean; with?: string[] }) =>
       run(async () => (await load()).apply(globals(), name, options, output))(),
     );
 

@@ -19,9 +19,15 @@ const documentName = /^[^.].*\.(ya?ml|json)$/;
 export const MAX_DOCUMENTS = 256;
 
 /**
- * Read the desired state: one document file, or every `*.yaml` / `*.yml` / `*.json` file of a
+ * Read a desired state as opdbusd (`--desired`) and `opdbus apply`/`diff` do: one document file, or every `*.yaml` / `*.yml` / `*.json` file of a
  * directory (not hidden, in name order) merged into one document (see {@link mergeDocuments}).
  * Every file is validated on its own first, so an error names the file and the path in it.
+ *
+ * @example
+ * ```ts
+ * const doc = await loadDesired('/etc/opdbus/desired.d', engine.registry);
+ * const { plan } = await engine.plan(doc);
+ * ```
  */
 export async function loadDesired(path: string, registry: PluginRegistry): Promise<StateDocument> {
   let isDir: boolean;
@@ -30,7 +36,7 @@ export async function loadDesired(path: string, registry: PluginRegistry): Promi
   } catch (err) {
     throw new OpdbusError(
       'OPDBUS_ERR_STATE_READ',
-      `${path}: cannot read the desired state (${(err as NodeJS.ErrnoException).code ?? 'EIO'}); give a document file or a directory of them with --desired.`,
+      `${path}: cannot read the desired state (${(err as NodeJS.ErrnoException).code ?? 'EIO'}); give a state document file or a directory of them.`,
       { data: { file: path }, cause: err },
     );
   }
@@ -39,7 +45,7 @@ export async function loadDesired(path: string, registry: PluginRegistry): Promi
   if (names.length > MAX_DOCUMENTS) {
     throw new OpdbusError(
       'OPDBUS_ERR_LIMIT_EXCEEDED',
-      `${path}: the directory holds ${names.length} documents; opdbusd reads at most ${MAX_DOCUMENTS}. Merge some of them.`,
+      `${path}: the directory holds ${names.length} documents; op-dbus reads at most ${MAX_DOCUMENTS}. Merge some of them.`,
       { data: { file: path, limit: 'documents', max: MAX_DOCUMENTS, actual: names.length } },
     );
   }
@@ -131,7 +137,15 @@ function mergeValue(
   }
   if (Array.isArray(base) && Array.isArray(next)) return [...(base as unknown[]), ...(next as unknown[])];
   if (canonicalJson(base) === canonicalJson(next)) return base;
-  const first = origin.get(where) ?? 'an earlier document';
+  // The value came with the deepest mapping an earlier document brought in whole.
+  let first = 'an earlier document';
+  for (let n = path.length; n > 0; n--) {
+    const from = origin.get(formatPath(path.slice(0, n)));
+    if (from !== undefined) {
+      first = from;
+      break;
+    }
+  }
   throw new OpdbusError(
     'OPDBUS_ERR_STATE_INVALID',
     `${file}: ${where} is set differently in ${first}; set it in one document only.`,
