@@ -75,5 +75,6 @@ export {
   type PropertyCheckpoint,
   type PropertyMap,
   type PropertyMapOptions,
+  type PropertyValue,
   type PropertyValues,
 } from './propertyMap.js';

@@ -50,6 +50,13 @@ export function sameJson(a: JsonValue, b: JsonValue): boolean {
 /** A section's fields with their values present (what a {@link PropertyMap} reads). */
 export type PropertyValues<S> = { [K in keyof S]-?: NonNullable<S[K]> };
 
+/**
+ * The value of one field of a section: what a {@link PropertyMap}'s changes carry as `before` and
+ * `after` (their resource is the field's name), e.g. `string | boolean` for `{ timezone?: string;
+ * ntp?: boolean }`. Pass it as the plugin's change value type.
+ */
+export type PropertyValue<S> = NonNullable<S[keyof S]>;
+
 /** One field of a section, backed by one D-Bus property of a service. */
 export interface MappedProperty<V extends JsonValue> {
   /** The D-Bus property's name, e.g. `StaticHostname`. */
@@ -92,11 +99,14 @@ export interface PropertyMap<S> {
   /** The plugin's `query`: every field, or the fields a scope names. */
   readonly query: (ctx: PluginContext, options?: QueryOptions<S>) => Promise<S>;
   /** The plugin's `diff`: one update per field the desired section sets to another value. */
-  readonly diff: (desired: S, observed: S) => ChangeSpec[];
+  readonly diff: (desired: S, observed: S) => ChangeSpec<PropertyValue<S>>[];
   /** The plugin's `apply`: write the change's field. */
-  readonly apply: (change: Change, ctx: PluginContext) => Promise<void>;
+  readonly apply: (change: Change<PropertyValue<S>>, ctx: PluginContext) => Promise<void>;
   /** The plugin's `checkpoint`: the changed fields' values as they are now. */
-  readonly checkpoint: (ctx: PluginContext, changes: readonly Change[]) => Promise<PropertyCheckpoint>;
+  readonly checkpoint: (
+    ctx: PluginContext,
+    changes: readonly Change<PropertyValue<S>>[],
+  ) => Promise<PropertyCheckpoint>;
   /** The plugin's `restore`: write back the values that differ now, in reverse field order. */
   readonly restore: (token: PropertyCheckpoint, ctx: PluginContext) => Promise<void>;
   /** The plugin's `watch`: an event per mapped property in PropertiesChanged. */
@@ -181,7 +191,7 @@ export function definePropertyMap<S extends { [K in keyof S]: JsonValue | undefi
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<PropertyValue<S>>[] = [];
       for (const [field, { property, summary }] of fields) {
         const want = desired[field];
         const have = observed[field];

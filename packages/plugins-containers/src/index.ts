@@ -38,6 +38,9 @@ export {
   createContainersPlugin,
   diffContainers,
   sizeBytes,
+  type ContainersChange,
   type ContainersCheckpoint,
+  type ContainersPlugin,
   type ContainersPluginOptions,
+  type ContainersValue,
 } from './plugin.js';

@@ -32,11 +32,23 @@ import { hostInterfaceOf, parseSettings, renderSettings } from './settings.js';
  * plan deletes, the name of a clone of their image (restored from it).
  */
 export type ContainersCheckpoint = {
-  machines: { [name: string]: JsonValue };
+  machines: { [name: string]: MachineEntry | null };
   backups: { [name: string]: string };
   /** Podman containers as they were (null: none); a removed one is created again from its image. */
-  podman?: { [name: string]: JsonValue };
+  podman?: { [name: string]: PodmanContainer | null };
 };
+
+/**
+ * The values of the containers plugin's changes: a machine entry (`machine/NAME`) or a Podman
+ * container (`podman/NAME`), in canonical form, as observed (`before`) or as it is to become (`after`).
+ */
+export type ContainersValue = MachineEntry | PodmanContainer;
+
+/** A change of the containers plugin. */
+export type ContainersChange = Change<ContainersValue>;
+
+/** The containers plugin, typed: its section, checkpoint and change values. */
+export type ContainersPlugin = Plugin<ContainersSection, ContainersCheckpoint, ContainersValue>;
 
 /** Options of {@link createContainersPlugin}. */
 export interface ContainersPluginOptions {
@@ -53,6 +65,7 @@ export interface ContainersPluginOptions {
   podmanStopTimeoutS?: number;
 }
 
+/** A Podman event (parsed from JSON) as a watch event's `raw`: a plain JSON copy. */
 const asJson = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 const RUNNING = new Set(['active', 'activating', 'reloading', 'deactivating']);
 const BACKUP_PREFIX = 'opdbus-ckpt-';
@@ -171,9 +184,9 @@ function podRecreate(d: PodmanContainer, o: PodmanContainer): string[] {
 }
 
 /** The Podman part of the diff (resources `podman/NAME`). */
-function diffPodman(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
+function diffPodman(desired: ContainersSection, observed: ContainersSection): ChangeSpec<PodmanContainer>[] {
   const have = new Map((observed.podman ?? []).map((c) => [c.name, canonicalPod(c)]));
-  const changes: ChangeSpec[] = [];
+  const changes: ChangeSpec<PodmanContainer>[] = [];
   for (const raw of desired.podman ?? []) {
     const d = canonicalPod(raw);
     const o = have.get(d.name);
@@ -184,7 +197,7 @@ function diffPodman(desired: ContainersSection, observed: ContainersSection): Ch
         changes.push({
           resource,
           op: 'delete',
-          before: asJson(o),
+          before: o,
           after: null,
           summary: `remove podman container ${d.name}`,
         });
@@ -195,7 +208,7 @@ function diffPodman(desired: ContainersSection, observed: ContainersSection): Ch
         resource,
         op: 'create',
         before: null,
-        after: asJson(d),
+        after: d,
         summary: `create podman container ${d.name} from ${d.image ?? '?'} (${d.state})`,
       });
       continue;
@@ -206,9 +219,9 @@ function diffPodman(desired: ContainersSection, observed: ContainersSection): Ch
       changes.push({
         resource,
         op: 'update',
-        before: asJson(o),
+        before: o,
         // What it becomes: the observed container with what the document names.
-        after: asJson({ ...o, ...d }),
+        after: { ...o, ...d },
         summary: `set podman container ${d.name}: ${what.join(', ')}${recreate.length > 0 ? ' (recreates it)' : ''}`,
       });
     }
@@ -217,13 +230,16 @@ function diffPodman(desired: ContainersSection, observed: ContainersSection): Ch
 }
 
 /** The pure diff. */
-export function diffContainers(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
+export function diffContainers(
+  desired: ContainersSection,
+  observed: ContainersSection,
+): ChangeSpec<ContainersValue>[] {
   return [...diffMachines(desired, observed), ...diffPodman(desired, observed)];
 }
 
-function diffMachines(desired: ContainersSection, observed: ContainersSection): ChangeSpec[] {
+function diffMachines(desired: ContainersSection, observed: ContainersSection): ChangeSpec<MachineEntry>[] {
   const have = new Map((observed.machines ?? []).map((m) => [m.name, canonical(m)]));
-  const changes: ChangeSpec[] = [];
+  const changes: ChangeSpec<MachineEntry>[] = [];
   for (const raw of desired.machines ?? []) {
     const d = canonical(raw);
     const o = have.get(d.name);
@@ -234,7 +250,7 @@ function diffMachines(desired: ContainersSection, observed: ContainersSection): 
         changes.push({
           resource,
           op: 'delete',
-          before: asJson(o),
+          before: o,
           after: null,
           summary: `remove machine ${d.name} and its image`,
         });
@@ -253,7 +269,7 @@ function diffMachines(desired: ContainersSection, observed: ContainersSection): 
         resource,
         op: 'create',
         before: null,
-        after: asJson(d),
+        after: d,
         summary: `create machine ${d.name} from ${from} (${d.state})`,
         dependsOn: machineDependencies(d.name),
       });
@@ -265,8 +281,8 @@ function diffMachines(desired: ContainersSection, observed: ContainersSection): 
       changes.push({
         resource,
         op: 'update',
-        before: asJson(o),
-        after: asJson(d),
+        before: o,
+        after: d,
         summary: `set machine ${d.name}: ${diffs.join(', ')}${restart ? ' (restarts it)' : ''}`,
         dependsOn: machineDependencies(d.name),
       });
@@ -276,9 +292,7 @@ function diffMachines(desired: ContainersSection, observed: ContainersSection): 
 }
 
 /** Create the containers plugin. */
-export function createContainersPlugin(
-  options: ContainersPluginOptions = {},
-): Plugin<ContainersSection, ContainersCheckpoint> {
+export function createContainersPlugin(options: ContainersPluginOptions = {}): ContainersPlugin {
   const jobTimeoutMs = options.jobTimeoutMs ?? 90_000;
   const backupLifetimeMs = options.backupLifetimeMs ?? 25 * 3600_000;
   const root = (ctx: PluginContext): string => normalize(ctx.target.root ?? '/');
@@ -317,7 +331,7 @@ export function createContainersPlugin(
     else if (before?.state === 'running') await client.stop(want.name, options.podmanStopTimeoutS);
   }
 
-  async function applyPod(ctx: PluginContext, change: Change): Promise<void> {
+  async function applyPod(ctx: PluginContext, change: ContainersChange): Promise<void> {
     const name = change.resource.slice('podman/'.length);
     if (change.op === 'delete') return podman(ctx).remove(name, options.podmanStopTimeoutS);
     const current = await podman(ctx).inspect(name);
@@ -606,13 +620,13 @@ export function createContainersPlugin(
     }
   }
 
-  async function applyChange(ctx: PluginContext, s: MachineSession, change: Change): Promise<void> {
+  async function applyChange(ctx: PluginContext, s: MachineSession, change: ContainersChange): Promise<void> {
     const name = change.resource.slice('machine/'.length);
     if (change.op === 'delete') return remove(ctx, s, name);
     return converge(ctx, s, change.after as MachineEntry, change.before as MachineEntry | null);
   }
 
-  return definePlugin<ContainersSection, ContainersCheckpoint>({
+  return definePlugin<ContainersSection, ContainersCheckpoint, ContainersValue>({
     name: 'containers',
     version: packageVersion(import.meta.url),
     description:
@@ -665,7 +679,7 @@ export function createContainersPlugin(
         for (const change of pods) {
           const name = change.resource.slice('podman/'.length);
           const before = await podman(ctx).inspect(name);
-          token.podman[name] = before === null ? null : asJson(before);
+          token.podman[name] = before;
         }
       }
       const machineChanges = changes.filter((c) => c.resource.startsWith('machine/'));
@@ -680,7 +694,7 @@ export function createContainersPlugin(
         for (const change of machineChanges) {
           const name = change.resource.slice('machine/'.length);
           const before = await entry(ctx, s, name, images, running);
-          token.machines[name] = before.state === 'absent' ? null : asJson(before);
+          token.machines[name] = before.state === 'absent' ? null : before;
           if (change.op === 'delete' && images.some((i) => i.name === name)) {
             const backup = `${BACKUP_PREFIX}${name}-${randomBytes(4).toString('hex')}`.slice(0, 63);
             await s.cloneImage(name, backup);
@@ -696,7 +710,7 @@ export function createContainersPlugin(
       if (token.podman !== undefined) {
         const desired: ContainersSection = {
           podman: Object.entries(token.podman).map(([name, e]) =>
-            e === null ? { name, state: 'absent' } : (e as PodmanContainer),
+            e === null ? { name, state: 'absent' } : e,
           ),
         };
         const observed = await observe(ctx, desired);
@@ -712,7 +726,7 @@ export function createContainersPlugin(
         await withSession(ctx, async (s) => {
           const desired: ContainersSection = {
             machines: Object.entries(token.machines).map(([name, e]) =>
-              e === null ? { name, state: 'absent' } : (e as MachineEntry),
+              e === null ? { name, state: 'absent' } : e,
             ),
           };
           const observed = await observe(ctx, desired);
@@ -804,4 +818,4 @@ export function createContainersPlugin(
 }
 
 /** The containers plugin with default options. */
-export const containersPlugin: Plugin<ContainersSection, ContainersCheckpoint> = createContainersPlugin();
+export const containersPlugin: ContainersPlugin = createContainersPlugin();

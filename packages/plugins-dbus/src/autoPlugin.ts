@@ -3,6 +3,7 @@ import {
   canonicalJson,
   definePlugin,
   packageVersion,
+  type Change,
   type ChangeSpec,
   type JsonValue,
   type Plugin,
@@ -27,10 +28,23 @@ import {
 /** The auto plugin's section: object path → interface → property → value (JSON). */
 export type AutoSection = Record<string, Record<string, Record<string, JsonValue>>>;
 
+/** One property of one object with a value: what an auto change sets (its `after`). */
+export type AutoPropertyWrite = { path: string; interface: string; property: string; value: JsonValue };
+
+/**
+ * The values of an auto plugin's changes (`PATH:INTERFACE.PROPERTY`): `before` is the property's
+ * value as read (any JSON, as D-Bus values map to it), `after` the write ({@link AutoPropertyWrite}).
+ */
+export type AutoValue = AutoPropertyWrite | JsonValue;
+
+/** A change of an auto plugin. */
+export type AutoChange = Change<AutoValue>;
+
+/** An auto plugin, typed: its section, checkpoint and change values. */
+export type AutoPlugin = Plugin<AutoSection, AutoCheckpoint, AutoValue>;
+
 /** The auto plugin's checkpoint: the values a plan changes, as they were. */
-export type AutoCheckpoint = {
-  values: Array<{ path: string; interface: string; property: string; value: JsonValue }>;
-};
+export type AutoCheckpoint = { values: AutoPropertyWrite[] };
 
 /** Options of {@link createDbusAutoPlugin}. */
 export interface DbusAutoPluginOptions {
@@ -76,7 +90,7 @@ export const autoSectionSchema: z.ZodType<AutoSection> = z.record(
  *
  * The target bus is `ctx.target.busAddress` (the CLI's `--bus`), else the system bus.
  */
-export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<AutoSection, AutoCheckpoint> {
+export function createDbusAutoPlugin(options: DbusAutoPluginOptions): AutoPlugin {
   const { name, destination } = options;
   const include = (iface: InterfaceInfo): boolean =>
     !STANDARD_INTERFACES.has(iface.name) &&
@@ -164,7 +178,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
     );
   };
 
-  return definePlugin<AutoSection, AutoCheckpoint>({
+  return definePlugin<AutoSection, AutoCheckpoint, AutoValue>({
     name,
     version: packageVersion(import.meta.url),
     description:
@@ -259,7 +273,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<AutoValue>[] = [];
       for (const [path, ifaces] of Object.entries(desired)) {
         for (const [ifaceName, props] of Object.entries(ifaces)) {
           for (const [prop, want] of Object.entries(props)) {
@@ -279,7 +293,8 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
     },
 
     async apply(change, ctx) {
-      const after = change.after as { path: string; interface: string; property: string; value: JsonValue };
+      // diff makes every change a write of one property.
+      const after = change.after as AutoPropertyWrite;
       const bus = await connect(ctx);
       try {
         await writeProperty(bus, after.path, after.interface, after.property, after.value);
@@ -293,7 +308,7 @@ export function createDbusAutoPlugin(options: DbusAutoPluginOptions): Plugin<Aut
       try {
         const values: AutoCheckpoint['values'] = [];
         for (const change of changes) {
-          const after = change.after as { path: string; interface: string; property: string };
+          const after = change.after as AutoPropertyWrite;
           const value = await bus.getProperty(destination, after.path, after.interface, after.property);
           values.push({
             path: after.path,

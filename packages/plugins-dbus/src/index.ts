@@ -8,14 +8,22 @@
 export {
   autoSectionSchema,
   createDbusAutoPlugin,
+  type AutoChange,
   type AutoCheckpoint,
+  type AutoPlugin,
+  type AutoPropertyWrite,
   type AutoSection,
+  type AutoValue,
   type DbusAutoPluginOptions,
 } from './autoPlugin.js';
 export {
   createDbusServicesPlugin,
   isWellKnownBusName,
+  type DbusServicesChange,
   type DbusServicesCheckpoint,
+  type DbusServicesPlugin,
   type DbusServicesPluginOptions,
   type DbusServicesSection,
+  type DbusServicesValue,
+  type ServicePropertyWrite,
 } from './servicesPlugin.js';

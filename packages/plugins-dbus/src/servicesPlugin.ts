@@ -14,6 +14,8 @@ import {
   autoSectionSchema,
   createDbusAutoPlugin,
   type AutoCheckpoint,
+  type AutoPlugin,
+  type AutoPropertyWrite,
   type AutoSection,
 } from './autoPlugin.js';
 import { connectTarget } from '@opdbus/dbus';
@@ -27,6 +29,21 @@ export type DbusServicesSection = Record<string, AutoSection>;
 
 /** The `dbus` plugin's checkpoint: the auto plugin's checkpoint of each service a plan changes. */
 export type DbusServicesCheckpoint = { services: Record<string, AutoCheckpoint> };
+
+/** What a `dbus` change sets: a service's property write ({@link AutoPropertyWrite}) and the service. */
+export type ServicePropertyWrite = AutoPropertyWrite & { destination: string };
+
+/**
+ * The values of the `dbus` plugin's changes (`SERVICE:PATH:INTERFACE.PROPERTY`): `before` is the
+ * property's value as read (any JSON), `after` the write ({@link ServicePropertyWrite}).
+ */
+export type DbusServicesValue = ServicePropertyWrite | JsonValue;
+
+/** A change of the `dbus` plugin. */
+export type DbusServicesChange = Change<DbusServicesValue>;
+
+/** The `dbus` plugin, typed: its section, checkpoint and change values. */
+export type DbusServicesPlugin = Plugin<DbusServicesSection, DbusServicesCheckpoint, DbusServicesValue>;
 
 /** Options of {@link createDbusServicesPlugin}. */
 export interface DbusServicesPluginOptions {
@@ -49,14 +66,6 @@ export function isWellKnownBusName(name: string): boolean {
   return name.length <= 255 && busNamePattern.test(name);
 }
 
-type AfterWithService = {
-  destination: string;
-  path: string;
-  interface: string;
-  property: string;
-  value: JsonValue;
-};
-
 /**
  * The `dbus` section: the properties of any D-Bus service as state, without generated code
  * (the "auto plugin" of {@link createDbusAutoPlugin}, for every service a document names).
@@ -70,9 +79,7 @@ type AfterWithService = {
  *
  * The bus is `ctx.target.busAddress` (the CLI's `--bus`), else the system bus.
  */
-export function createDbusServicesPlugin(
-  options: DbusServicesPluginOptions = {},
-): Plugin<DbusServicesSection, DbusServicesCheckpoint> {
+export function createDbusServicesPlugin(options: DbusServicesPluginOptions = {}): DbusServicesPlugin {
   for (const name of options.services ?? []) {
     if (!isWellKnownBusName(name))
       throw new OpdbusError(
@@ -81,8 +88,8 @@ export function createDbusServicesPlugin(
         { data: { service: name } },
       );
   }
-  const plugins = new Map<string, Plugin<AutoSection, AutoCheckpoint>>();
-  const service = (destination: string): Plugin<AutoSection, AutoCheckpoint> => {
+  const plugins = new Map<string, AutoPlugin>();
+  const service = (destination: string): AutoPlugin => {
     let plugin = plugins.get(destination);
     if (plugin === undefined) {
       plugin = createDbusAutoPlugin({
@@ -117,7 +124,7 @@ export function createDbusServicesPlugin(
     return service(destination).query(ctx, scope === undefined ? undefined : { scope });
   };
 
-  return definePlugin<DbusServicesSection, DbusServicesCheckpoint>({
+  return definePlugin<DbusServicesSection, DbusServicesCheckpoint, DbusServicesValue>({
     name: 'dbus',
     version: packageVersion(import.meta.url),
     description:
@@ -150,13 +157,14 @@ export function createDbusServicesPlugin(
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<DbusServicesValue>[] = [];
       for (const [destination, section] of Object.entries(desired)) {
         for (const spec of service(destination).diff(section, observed[destination] ?? {})) {
           changes.push({
             ...spec,
             resource: `${destination}:${spec.resource}`,
-            after: { destination, ...(spec.after as Record<string, JsonValue>) },
+            // The auto plugin's diff makes every change a write of one property.
+            after: { destination, ...(spec.after as AutoPropertyWrite) },
             summary: `${destination}: ${spec.summary}`,
           });
         }
@@ -165,14 +173,14 @@ export function createDbusServicesPlugin(
     },
 
     async apply(change, ctx) {
-      const after = change.after as AfterWithService;
+      const after = change.after as ServicePropertyWrite;
       await service(after.destination).apply(change, ctx);
     },
 
     async checkpoint(ctx, changes) {
-      const byService = new Map<string, Change[]>();
+      const byService = new Map<string, DbusServicesChange[]>();
       for (const change of changes) {
-        const { destination } = change.after as AfterWithService;
+        const { destination } = change.after as ServicePropertyWrite;
         byService.set(destination, [...(byService.get(destination) ?? []), change]);
       }
       const services: Record<string, AutoCheckpoint> = {};

@@ -11,9 +11,12 @@ export {
   createDnsPlugin,
   dnsPlugin,
   dnsSchema,
+  type DnsChange,
   type DnsCheckpoint,
   type DnsGlobalSection,
   type DnsLinkSection,
+  type DnsPlugin,
   type DnsPluginOptions,
   type DnsSection,
+  type DnsValue,
 } from './plugin.js';

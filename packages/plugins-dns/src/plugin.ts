@@ -7,7 +7,6 @@ import {
   packageVersion,
   type Change,
   type ChangeSpec,
-  type JsonValue,
   type Plugin,
   type PluginContext,
   type WatchEvent,
@@ -53,6 +52,15 @@ export interface DnsGlobalSection {
   multicastDns?: (typeof modes.multicastDns)[number] | undefined;
 }
 
+/**
+ * The values of the dns plugin's changes: the global settings a document names (`global`) or a
+ * link's (`link/NAME`), each with only the fields that differ (links) or that it names (global).
+ */
+export type DnsValue = DnsGlobalSection | DnsLinkSection;
+
+/** A change of the dns plugin. */
+export type DnsChange = Change<DnsValue>;
+
 /** The `dns` section. */
 export interface DnsSection {
   global?: DnsGlobalSection | undefined;
@@ -61,9 +69,12 @@ export interface DnsSection {
 
 /** What `restore` needs: each changed link's settings (by name and index) and the drop-in's text (null: absent). */
 export type DnsCheckpoint = {
-  links: Record<string, { ifindex: number; values: Record<string, JsonValue> }>;
+  links: Record<string, { ifindex: number; values: DnsLinkSection }>;
   dropIn?: string | null;
 };
+
+/** The dns plugin, typed: its section, checkpoint and change values. */
+export type DnsPlugin = Plugin<DnsSection, DnsCheckpoint, DnsValue>;
 
 const serverSchema = z.string().superRefine((text, ctx) => {
   const parsed = parseServer(text);
@@ -386,11 +397,11 @@ const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.str
  * resolved to indexes over rtnetlink in the target's network namespace. `watch` follows resolve1's
  * PropertiesChanged signals.
  */
-export function createDnsPlugin(options: DnsPluginOptions = {}): Plugin<DnsSection, DnsCheckpoint> {
+export function createDnsPlugin(options: DnsPluginOptions = {}): DnsPlugin {
   const restartTimeoutMs = options.restartTimeoutMs ?? 30_000;
   const root = (ctx: PluginContext): string => ctx.target.root ?? '/';
 
-  return definePlugin<DnsSection, DnsCheckpoint>({
+  return definePlugin<DnsSection, DnsCheckpoint, DnsValue>({
     name: 'dns',
     version: packageVersion(import.meta.url),
     description:
@@ -430,7 +441,7 @@ export function createDnsPlugin(options: DnsPluginOptions = {}): Plugin<DnsSecti
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<DnsValue>[] = [];
       if (desired.global !== undefined) {
         const fields = Object.keys(desired.global).filter(
           (f) => desired.global![f as keyof DnsGlobalSection] !== undefined,
@@ -441,8 +452,8 @@ export function createDnsPlugin(options: DnsPluginOptions = {}): Plugin<DnsSecti
           changes.push({
             resource: 'global',
             op: 'update',
-            before: before as JsonValue,
-            after: after as JsonValue,
+            before,
+            after,
             summary: `set resolved.conf ${fields.filter((f) => !same(before[f as keyof DnsGlobalSection], after[f as keyof DnsGlobalSection])).join(', ')} (drop-in, restart)`,
           });
         }
@@ -457,15 +468,15 @@ export function createDnsPlugin(options: DnsPluginOptions = {}): Plugin<DnsSecti
         changes.push({
           resource: `link/${name}`,
           op: 'update',
-          before: pick(have, differing) as JsonValue,
-          after: pick(want, differing) as JsonValue,
+          before: pick(have, differing),
+          after: pick(want, differing),
           summary: `set DNS of ${name}: ${differing.map((f) => `${f} ${JSON.stringify(want[f as keyof DnsLinkSection])}`).join(', ')}`,
         });
       }
       return changes;
     },
 
-    async apply(change: Change, ctx) {
+    async apply(change, ctx) {
       await using bus = await connect(ctx);
       if (change.resource === 'global') {
         writeDropIn(root(ctx), mergedDropIn(readDropIn(root(ctx)), change.after as DnsGlobalSection));
@@ -478,7 +489,7 @@ export function createDnsPlugin(options: DnsPluginOptions = {}): Plugin<DnsSecti
       }
       const name = change.resource.slice('link/'.length);
       const link = resolveLink(await targetLinks(ctx), name);
-      for (const [field, value] of Object.entries(change.after as Record<string, unknown>))
+      for (const [field, value] of Object.entries(change.after as DnsLinkSection))
         await setLinkField(bus, link.index, field as keyof DnsLinkSection, value, linkPathOf(name, field));
     },
 
@@ -493,7 +504,7 @@ export function createDnsPlugin(options: DnsPluginOptions = {}): Plugin<DnsSecti
           const link = resolveLink(links, name);
           token.links[name] = {
             ifindex: link.index,
-            values: (await readLink(bus, link.index)) as Record<string, JsonValue>,
+            values: await readLink(bus, link.index),
           };
         }
       }
@@ -557,4 +568,4 @@ export function createDnsPlugin(options: DnsPluginOptions = {}): Plugin<DnsSecti
 }
 
 /** The DNS plugin with default options. */
-export const dnsPlugin: Plugin<DnsSection, DnsCheckpoint> = createDnsPlugin();
+export const dnsPlugin: DnsPlugin = createDnsPlugin();

@@ -11,5 +11,7 @@ export {
   hostnamePlugin,
   hostnameSchema,
   type HostnameCheckpoint,
+  type HostnamePlugin,
   type HostnameSection,
+  type HostnameValue,
 } from './plugin.js';

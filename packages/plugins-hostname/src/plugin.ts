@@ -5,6 +5,7 @@ import {
   probeService,
   type MappedProperty,
   type PropertyCheckpoint,
+  type PropertyValue,
 } from '@opdbus/dbus';
 import { z } from 'zod';
 
@@ -62,6 +63,12 @@ export const hostnameSchema: z.ZodType<HostnameSection> = z
 /** The checkpoint: the values of the fields a plan changes. */
 export type HostnameCheckpoint = PropertyCheckpoint;
 
+/** The value of a hostname change (its resource is the field, e.g. `static`): the field's text. */
+export type HostnameValue = PropertyValue<HostnameSection>;
+
+/** The hostname plugin, typed: its section, checkpoint and change values. */
+export type HostnamePlugin = Plugin<HostnameSection, HostnameCheckpoint, HostnameValue>;
+
 type Setter =
   'setStaticHostname' | 'setPrettyHostname' | 'setChassis' | 'setDeployment' | 'setLocation' | 'setIconName';
 const field = (property: string, method: Setter): MappedProperty<string> => ({
@@ -91,8 +98,8 @@ const properties = definePropertyMap<HostnameSection>({
  * through systemd-hostnamed on the target bus (`ctx.target.busAddress`, else the system bus).
  * `watch` follows hostnamed's PropertiesChanged.
  */
-export function createHostnamePlugin(): Plugin<HostnameSection, HostnameCheckpoint> {
-  return definePlugin<HostnameSection, HostnameCheckpoint>({
+export function createHostnamePlugin(): HostnamePlugin {
+  return definePlugin<HostnameSection, HostnameCheckpoint, HostnameValue>({
     name: 'hostname',
     version: packageVersion(import.meta.url),
     description: 'Static and pretty hostname, chassis, deployment, location (systemd-hostnamed).',
@@ -108,4 +115,4 @@ export function createHostnamePlugin(): Plugin<HostnameSection, HostnameCheckpoi
 }
 
 /** The hostname plugin. */
-export const hostnamePlugin: Plugin<HostnameSection, HostnameCheckpoint> = createHostnamePlugin();
+export const hostnamePlugin: HostnamePlugin = createHostnamePlugin();

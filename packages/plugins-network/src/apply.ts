@@ -27,7 +27,7 @@ import {
   tableNumber,
   type NameResolver,
 } from './model.js';
-import type { AddressEntry, LinkEntry, RouteEntry } from './schema.js';
+import type { AddressEntry, LinkEntry, NetworkValue, RouteEntry } from './schema.js';
 
 const errno = {
   ESRCH: 3,
@@ -315,7 +315,7 @@ export function addressRequest(want: AddressEntry): AddressRequest {
 const replaceable = new Set(['flags', 'validLifetime', 'preferredLifetime', 'metric']);
 
 /** Add or change an address; `before` is what was observed (to choose replace vs delete + add). */
-export async function applyAddress(nl: Rtnetlink, change: Change): Promise<void> {
+export async function applyAddress(nl: Rtnetlink, change: Change<NetworkValue>): Promise<void> {
   const want = change.after as AddressEntry;
   const before = change.before as AddressEntry | null;
   try {
@@ -340,7 +340,7 @@ export async function applyAddress(nl: Rtnetlink, change: Change): Promise<void>
 }
 
 /** Remove an address (already gone is fine). */
-export async function deleteAddress(nl: Rtnetlink, change: Change): Promise<void> {
+export async function deleteAddress(nl: Rtnetlink, change: Change<NetworkValue>): Promise<void> {
   const have = change.before as AddressEntry;
   try {
     await nl.deleteAddress({
@@ -386,7 +386,7 @@ export function routeRequest(want: RouteEntry): RouteRequest {
 }
 
 /** Add or replace a route. */
-export async function applyRoute(nl: Rtnetlink, change: Change): Promise<void> {
+export async function applyRoute(nl: Rtnetlink, change: Change<NetworkValue>): Promise<void> {
   try {
     await nl.replaceRoute(routeRequest(change.after as RouteEntry));
   } catch (err) {
@@ -395,7 +395,7 @@ export async function applyRoute(nl: Rtnetlink, change: Change): Promise<void> {
 }
 
 /** Remove a route by its identity (already gone is fine). */
-export async function deleteRoute(nl: Rtnetlink, change: Change): Promise<void> {
+export async function deleteRoute(nl: Rtnetlink, change: Change<NetworkValue>): Promise<void> {
   const have = change.before as RouteEntry;
   try {
     await nl.deleteRoute({

@@ -1,5 +1,5 @@
 /** The pure diff: declared section vs observed section → changes with dependencies and risk. */
-import type { ChangeRisk, ChangeSpec, JsonValue } from '@opdbus/core';
+import type { ChangeRisk, ChangeSpec } from '@opdbus/core';
 import { canonicalIp, prefixContains, tryParseCidr, tryParseIp, type ParsedCidr } from '@opdbus/netlink';
 import {
   addressKey,
@@ -16,7 +16,7 @@ import {
   type FieldChange,
 } from './model.js';
 import type { HostFacts } from './observe.js';
-import type { AddressEntry, LinkEntry, NetworkSection, RouteEntry } from './schema.js';
+import type { AddressEntry, LinkEntry, NetworkSection, NetworkValue, RouteEntry } from './schema.js';
 
 const show = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v));
 
@@ -46,9 +46,8 @@ function routeText(r: RouteEntry): string {
   return parts.join(' ');
 }
 
-function json(v: unknown): JsonValue {
-  return v as JsonValue;
-}
+/** A removal: its `before` is the resource as observed. */
+type Removal<V> = ChangeSpec<V> & { before: V };
 
 /**
  * The changes that take `observed` to `desired`. Only what `desired` names is considered. The
@@ -60,17 +59,17 @@ export function diffSection(
   desired: NetworkSection,
   observed: NetworkSection,
   facts?: HostFacts,
-): ChangeSpec[] {
+): ChangeSpec<NetworkValue>[] {
   const obsLinks = new Map((observed.links ?? []).map((l) => [l.name, l]));
   const obsAddresses = new Map((observed.addresses ?? []).map((a) => [addressKey(a), a]));
   const obsRoutes = new Map((observed.routes ?? []).map((r) => [routeKey(r), r]));
 
-  const linkChanges: ChangeSpec[] = [];
-  const linkDeletes: ChangeSpec[] = [];
-  const addressChanges: ChangeSpec[] = [];
-  const addressDeletes: ChangeSpec[] = [];
-  const routeChanges: ChangeSpec[] = [];
-  const routeDeletes: ChangeSpec[] = [];
+  const linkChanges: ChangeSpec<LinkEntry>[] = [];
+  const linkDeletes: Removal<LinkEntry>[] = [];
+  const addressChanges: ChangeSpec<AddressEntry>[] = [];
+  const addressDeletes: Removal<AddressEntry>[] = [];
+  const routeChanges: ChangeSpec<RouteEntry>[] = [];
+  const routeDeletes: Removal<RouteEntry>[] = [];
 
   const riskOfLink = (name: string): ChangeRisk | undefined => {
     const why = facts?.riskyLinks.get(name);
@@ -97,10 +96,10 @@ export function diffSection(
     if (creator !== undefined && creator !== want.name) deps.push(linkKey(creator));
     if (isAbsent(want)) {
       if (!exists) continue;
-      const spec: ChangeSpec = {
+      const spec: Removal<LinkEntry> = {
         resource,
         op: 'delete',
-        before: json(have),
+        before: have,
         after: null,
         summary: `delete link ${want.name}${have.kind ? ` (${have.kind})` : ''}`,
       };
@@ -114,7 +113,7 @@ export function diffSection(
         resource,
         op: 'create',
         before: null,
-        after: json(want),
+        after: want,
         dependsOn: deps,
         summary: linkCreateSummary(want),
       });
@@ -123,11 +122,11 @@ export function diffSection(
     const changes = compareLink(want, have);
     if (changes.length === 0) continue;
     const recreate = changes.some((c) => immutableLinkFields.has(c.field));
-    const spec: ChangeSpec = {
+    const spec: ChangeSpec<LinkEntry> = {
       resource,
       op: 'update',
-      before: json(have),
-      after: json(want),
+      before: have,
+      after: want,
       dependsOn: deps,
       summary: `${recreate ? 'recreate' : 'set'} link ${want.name}: ${describeChanges(changes)}`,
     };
@@ -148,10 +147,10 @@ export function diffSection(
       riskWhy === undefined ? undefined : { reason: `address ${canonicalAddress(want.address)} ${riskWhy}` };
     if (isAbsent(want)) {
       if (!exists) continue;
-      const spec: ChangeSpec = {
+      const spec: Removal<AddressEntry> = {
         resource: key,
         op: 'delete',
-        before: json(have),
+        before: have,
         after: null,
         summary: `remove address ${canonicalAddress(want.address)} from ${want.link}`,
       };
@@ -166,7 +165,7 @@ export function diffSection(
         resource: key,
         op: 'create',
         before: null,
-        after: json(want),
+        after: want,
         dependsOn: [linkKey(want.link)],
         summary: `add address ${canonicalAddress(want.address)} to ${want.link}`,
       });
@@ -174,11 +173,11 @@ export function diffSection(
     }
     const changes = compareAddress(want, have);
     if (changes.length === 0) continue;
-    const spec: ChangeSpec = {
+    const spec: ChangeSpec<AddressEntry> = {
       resource: key,
       op: 'update',
-      before: json(have),
-      after: json(want),
+      before: have,
+      after: want,
       dependsOn: [linkKey(want.link)],
       summary: `change address ${canonicalAddress(want.address)} on ${want.link}: ${describeChanges(changes)}`,
     };
@@ -214,10 +213,10 @@ export function diffSection(
     if (isAbsent(want)) {
       if (!exists) continue;
       removedRoutes.push(have);
-      const spec: ChangeSpec = {
+      const spec: Removal<RouteEntry> = {
         resource: key,
         op: 'delete',
-        before: json(have),
+        before: have,
         after: null,
         summary: `remove route ${routeText(have)}`,
       };
@@ -231,7 +230,7 @@ export function diffSection(
         resource: key,
         op: 'create',
         before: null,
-        after: json(want),
+        after: want,
         dependsOn: deps,
         summary: `add route ${routeText(want)}`,
       });
@@ -239,11 +238,11 @@ export function diffSection(
     }
     const changes = compareRoute(want, have);
     if (changes.length === 0) continue;
-    const spec: ChangeSpec = {
+    const spec: ChangeSpec<RouteEntry> = {
       resource: key,
       op: 'update',
-      before: json(have),
-      after: json(want),
+      before: have,
+      after: want,
       dependsOn: deps,
       summary: `change route ${routeText(want)}: ${describeChanges(changes)}`,
     };
@@ -254,7 +253,7 @@ export function diffSection(
 
   // Removals in reverse: routes through an address or link go before it; addresses and ports before their link.
   for (const spec of addressDeletes) {
-    const a = spec.before as AddressEntry;
+    const a = spec.before;
     const c = tryParseCidr(a.address);
     const deps: string[] = [];
     for (const r of removedRoutes) {
@@ -266,13 +265,13 @@ export function diffSection(
   }
   const changedLinkBefore = [...linkChanges, ...linkDeletes].map((s) => ({
     key: s.resource,
-    before: s.before as LinkEntry | null,
+    before: s.before,
   }));
   for (const spec of linkDeletes) {
-    const name = (spec.before as LinkEntry).name;
+    const name = spec.before.name;
     const deps: string[] = [];
-    for (const a of addressDeletes) if ((a.before as AddressEntry).link === name) deps.push(a.resource);
-    for (const r of routeDeletes) if ((r.before as RouteEntry).dev === name) deps.push(r.resource);
+    for (const a of addressDeletes) if (a.before.link === name) deps.push(a.resource);
+    for (const r of routeDeletes) if (r.before.dev === name) deps.push(r.resource);
     for (const other of changedLinkBefore) {
       if (other.key === spec.resource || other.before === null) continue;
       if (other.before.master === name || other.before.parent === name) deps.push(other.key);

@@ -21,6 +21,7 @@ export {
   type LinkEntry,
   type LinkKind,
   type NetworkSection,
+  type NetworkValue,
   type NexthopEntry,
   type RouteEntry,
 } from './schema.js';
@@ -29,5 +30,6 @@ export {
   createNetworkPlugin,
   networkPlugin,
   type NetworkCheckpoint,
+  type NetworkPlugin,
   type NetworkPluginOptions,
 } from './plugin.js';

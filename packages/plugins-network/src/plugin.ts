@@ -6,7 +6,6 @@ import {
   makeChange,
   packageVersion,
   type Change,
-  type JsonValue,
   type Plugin,
   type PluginContext,
   type WatchEvent,
@@ -32,6 +31,7 @@ import {
   type AddressEntry,
   type LinkEntry,
   type NetworkSection,
+  type NetworkValue,
   type RouteEntry,
 } from './schema.js';
 
@@ -41,18 +41,19 @@ import {
  */
 export type NetworkCheckpoint = {
   /** Link entries by name (null: it did not exist). */
-  links: { [name: string]: JsonValue };
+  links: { [name: string]: LinkEntry | null };
   /** Address entries by key (null: it did not exist). */
-  addresses: { [key: string]: JsonValue };
+  addresses: { [key: string]: AddressEntry | null };
   /** Route entries by key (null: it did not exist). */
-  routes: { [key: string]: JsonValue };
+  routes: { [key: string]: RouteEntry | null };
   /** The addresses each touched link had (not the kernel's own). */
-  linkAddresses: { [name: string]: JsonValue[] };
+  linkAddresses: { [name: string]: AddressEntry[] };
   /** The routes through each touched link. */
-  linkRoutes: { [name: string]: JsonValue[] };
+  linkRoutes: { [name: string]: RouteEntry[] };
 };
 
-const asJson = (v: unknown): JsonValue => v as JsonValue;
+/** The network plugin, typed: its section, checkpoint, change values and the facts `diff` reads. */
+export type NetworkPlugin = Plugin<NetworkSection, NetworkCheckpoint, NetworkValue, HostFacts>;
 
 /** Options of {@link createNetworkPlugin}. */
 export interface NetworkPluginOptions {
@@ -71,9 +72,7 @@ const tableIsMain = (t: RouteEntry['table']): boolean => t === undefined || t ==
  * Create the network plugin: links, addresses and routes over rtnetlink, in the target network
  * namespace when there is one.
  */
-export function createNetworkPlugin(
-  options: NetworkPluginOptions = {},
-): Plugin<NetworkSection, NetworkCheckpoint> {
+export function createNetworkPlugin(options: NetworkPluginOptions = {}): NetworkPlugin {
   const extraManagement = options.managementAddresses ?? [];
   /**
    * Link deletions are batched: consecutive deletions in a plan are queued and the last of them
@@ -222,7 +221,7 @@ export function createNetworkPlugin(
     );
   }
 
-  async function applyChange(nl: Rtnetlink, change: Change): Promise<void> {
+  async function applyChange(nl: Rtnetlink, change: Change<NetworkValue>): Promise<void> {
     const kind = change.resource.slice(0, change.resource.indexOf('/'));
     if (kind === 'link') {
       if (change.op === 'delete') {
@@ -267,7 +266,7 @@ export function createNetworkPlugin(
     );
   }
 
-  return definePlugin<NetworkSection, NetworkCheckpoint, JsonValue, HostFacts>({
+  return definePlugin<NetworkSection, NetworkCheckpoint, NetworkValue, HostFacts>({
     name: 'network',
     version: packageVersion(import.meta.url),
     description: 'Links, addresses and routes over rtnetlink (in the target network namespace with --netns).',
@@ -331,16 +330,15 @@ export function createNetworkPlugin(
         const recordLink = (name: string): void => {
           if (name in token.links) return;
           const entry = obs.linkEntries.get(name);
-          token.links[name] = asJson(entry ?? null);
+          token.links[name] = entry ?? null;
           if (entry === undefined) return;
           const link = obs.byName.get(name)!;
           token.linkAddresses[name] = obs.addresses
             .filter((a) => a.index === link.index && !isKernelAddress(a))
-            .map((a) =>
-              asJson(
+            .map(
+              (a) =>
                 obs.addressEntries.get(addressKey({ link: name, address: `${a.address}/${a.prefixLength}` }))!
                   .entry,
-              ),
             );
           token.linkRoutes[name] = [...obs.routeEntries.values()]
             .filter(
@@ -348,7 +346,7 @@ export function createNetworkPlugin(
                 isManagedRoute(r.route) &&
                 (r.route.oif === link.index || r.route.nexthops?.some((h) => h.ifindex === link.index)),
             )
-            .map((r) => asJson(r.entry));
+            .map((r) => r.entry);
           // Deleting one end of a veth deletes the other: keep the peer too.
           if (typeof entry.peer === 'string') recordLink(entry.peer);
         };
@@ -362,9 +360,8 @@ export function createNetworkPlugin(
           const kind = change.resource.slice(0, slash);
           const key = change.resource;
           if (kind === 'link') recordLink(key.slice(slash + 1));
-          else if (kind === 'address')
-            token.addresses[key] = asJson(obs.addressEntries.get(key)?.entry ?? null);
-          else if (kind === 'route') token.routes[key] = asJson(obs.routeEntries.get(key)?.entry ?? null);
+          else if (kind === 'address') token.addresses[key] = obs.addressEntries.get(key)?.entry ?? null;
+          else if (kind === 'route') token.routes[key] = obs.routeEntries.get(key)?.entry ?? null;
           if (kind === 'link' && change.op === 'delete') {
             if (run === -1) run = ++runCounter;
             runs.push({ id: change.id, name: key.slice(slash + 1), run });
@@ -384,23 +381,22 @@ export function createNetworkPlugin(
         pending.clear();
         deleteRuns.clear();
         const links: LinkEntry[] = Object.entries(token.links).map(
-          ([name, e]) => (e as LinkEntry | null) ?? { name, state: 'absent' },
+          ([name, e]) => e ?? { name, state: 'absent' },
         );
         const addresses = new Map<string, AddressEntry>();
         const routes = new Map<string, RouteEntry>();
         for (const list of Object.values(token.linkAddresses))
-          for (const a of list as AddressEntry[]) addresses.set(addressKey(a), a);
-        for (const list of Object.values(token.linkRoutes))
-          for (const r of list as RouteEntry[]) routes.set(routeKey(r), r);
+          for (const a of list) addresses.set(addressKey(a), a);
+        for (const list of Object.values(token.linkRoutes)) for (const r of list) routes.set(routeKey(r), r);
         for (const [key, e] of Object.entries(token.addresses)) {
-          if (e !== null) addresses.set(key, e as AddressEntry);
+          if (e !== null) addresses.set(key, e);
           else {
             const [, link, ...rest] = key.split('/');
             addresses.set(key, { link: link!, address: rest.join('/'), state: 'absent' });
           }
         }
         for (const [key, e] of Object.entries(token.routes)) {
-          if (e !== null) routes.set(key, e as RouteEntry);
+          if (e !== null) routes.set(key, e);
           else {
             const [, table, ...rest] = key.split('/');
             const metric = Number(rest.pop());
@@ -540,4 +536,4 @@ function toWatchEvent(event: NetlinkEvent, names: ReadonlyMap<number, string>): 
 }
 
 /** The network plugin with default options. */
-export const networkPlugin: Plugin<NetworkSection, NetworkCheckpoint> = createNetworkPlugin();
+export const networkPlugin: NetworkPlugin = createNetworkPlugin();

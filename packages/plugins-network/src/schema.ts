@@ -254,6 +254,13 @@ export type RouteEntry = z.infer<typeof routeSchema>;
 /** One next hop. */
 export type NexthopEntry = z.infer<typeof nexthopSchema>;
 
+/**
+ * The values of the network plugin's changes: a link entry (`link/NAME`), an address entry
+ * (`address/LINK/CIDR`) or a route entry (`route/...`), as the document declares it (`after`) or
+ * as it was observed (`before`) — which one, the change's resource says.
+ */
+export type NetworkValue = LinkEntry | AddressEntry | RouteEntry;
+
 function checkSection(section: NetworkSection, ctx: z.RefinementCtx): void {
   const issue = (path: (string | number)[], message: string): void => {
     ctx.addIssue({ code: 'custom', path, message });

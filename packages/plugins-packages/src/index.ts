@@ -20,7 +20,10 @@ export {
   packagesPlugin,
   packagesSchema,
   type PackageEntry,
+  type PackageValue,
+  type PackagesChange,
   type PackagesCheckpoint,
+  type PackagesPlugin,
   type PackagesPluginOptions,
   type PackagesSection,
 } from './plugin.js';

@@ -31,6 +31,19 @@ export type PackagesSection = Record<string, PackageEntry>;
 /** What `restore` needs: the installed version of each changed package (null: not installed). */
 export type PackagesCheckpoint = { installed: Record<string, string | null> };
 
+/**
+ * The value of a packages change (its resource is the package name): the version installed
+ * (`before`) or to install (`after`; null: whichever the repositories offer). A value of null
+ * means not installed.
+ */
+export type PackageValue = { version: string | null };
+
+/** A change of the packages plugin. */
+export type PackagesChange = Change<PackageValue>;
+
+/** The packages plugin, typed: its section, checkpoint and change values. */
+export type PackagesPlugin = Plugin<PackagesSection, PackagesCheckpoint, PackageValue>;
+
 const nameSchema = z
   .string()
   .regex(
@@ -106,9 +119,7 @@ function group(packages: readonly PkPackage[], names: readonly string[]): Map<st
  * (never its reverse dependencies: that fails instead). `watch` follows dpkg's status file under
  * the target's root (inotify), so installs by apt or dpkg directly are seen too.
  */
-export function createPackagesPlugin(
-  options: PackagesPluginOptions = {},
-): Plugin<PackagesSection, PackagesCheckpoint> {
+export function createPackagesPlugin(options: PackagesPluginOptions = {}): PackagesPlugin {
   const trusted = options.onlyTrusted === false ? 0n : pkFlag.onlyTrusted;
 
   const resolve = async (pk: PackageKit, names: readonly string[]): Promise<Map<string, Resolved>> =>
@@ -214,7 +225,7 @@ export function createPackagesPlugin(
     );
   };
 
-  return definePlugin<PackagesSection, PackagesCheckpoint>({
+  return definePlugin<PackagesSection, PackagesCheckpoint, PackageValue>({
     name: 'packages',
     version: packageVersion(import.meta.url),
     description: 'Installed packages through PackageKit over D-Bus: present, absent, or at a version.',
@@ -279,7 +290,7 @@ export function createPackagesPlugin(
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<PackageValue>[] = [];
       for (const name of Object.keys(desired).sort()) {
         const want = desired[name]!;
         const have = observed[name];
@@ -316,13 +327,12 @@ export function createPackagesPlugin(
       return changes;
     },
 
-    async apply(change: Change, ctx) {
+    async apply(change, ctx) {
       await using bus = await connect(ctx);
       const pk = new PackageKit(bus, ctx.logger);
       if (change.after === null) await remove(pk, ctx, change.resource, change.resource);
       else {
-        const version = (change.after as { version: string | null }).version;
-        await installVersion(pk, ctx, change.resource, version ?? undefined, change.resource);
+        await installVersion(pk, ctx, change.resource, change.after.version ?? undefined, change.resource);
       }
     },
 
@@ -387,4 +397,4 @@ export function createPackagesPlugin(
 }
 
 /** The packages plugin with default options. */
-export const packagesPlugin: Plugin<PackagesSection, PackagesCheckpoint> = createPackagesPlugin();
+export const packagesPlugin: PackagesPlugin = createPackagesPlugin();

@@ -11,8 +11,11 @@ export {
   pciPlugin,
   pciReadOnlyFields,
   pciSchema,
+  type PciChange,
   type PciCheckpoint,
   type PciDeviceSection,
+  type PciPlugin,
   type PciPluginOptions,
   type PciSection,
+  type PciValue,
 } from './plugin.js';

@@ -40,6 +40,15 @@ export interface PciDeviceSection {
 /** The `pci` section: PCI address (domain:bus:device.function) → device. */
 export type PciSection = Record<string, PciDeviceSection>;
 
+/**
+ * The values of the pci plugin's changes: a driver name (`ADDRESS/driver`; null: unbound) or a VF
+ * count (`ADDRESS/sriovNumVfs`).
+ */
+export type PciValue = string | number;
+
+/** A change of the pci plugin. */
+export type PciChange = Change<PciValue>;
+
 /** What `restore` needs per device: its driver, driver_override and VF count before the plan. */
 export type PciCheckpoint = {
   devices: Record<
@@ -47,6 +56,9 @@ export type PciCheckpoint = {
     { driver: string | null; driverOverride: string | null; sriovNumVfs: number | null }
   >;
 };
+
+/** The pci plugin, typed: its section, checkpoint and change values. */
+export type PciPlugin = Plugin<PciSection, PciCheckpoint, PciValue>;
 
 /** The attributes a document may state but not change (checked against the device at plan time). */
 export const pciReadOnlyFields = [
@@ -210,7 +222,7 @@ async function settled(sys: PciSysfs, address: string, want: string | null): Pro
  * sriov_numvfs, nothing else. `watch` polls bindings and VF counts every `watchIntervalMs`
  * (sysfs sends no notification a reader can wait on for them).
  */
-export function createPciPlugin(options: PciPluginOptions = {}): Plugin<PciSection, PciCheckpoint> {
+export function createPciPlugin(options: PciPluginOptions = {}): PciPlugin {
   const bus = (ctx: PluginContext): PciSysfs => new PciSysfs(options.fsroot ?? ctx.target.root ?? '/');
 
   const bindTo = (sys: PciSysfs, address: string, driver: string | null): void => {
@@ -224,7 +236,7 @@ export function createPciPlugin(options: PciPluginOptions = {}): Plugin<PciSecti
     sys.probe(address);
   };
 
-  return definePlugin<PciSection, PciCheckpoint>({
+  return definePlugin<PciSection, PciCheckpoint, PciValue>({
     name: 'pci',
     version: packageVersion(import.meta.url),
     description:
@@ -270,7 +282,7 @@ export function createPciPlugin(options: PciPluginOptions = {}): Plugin<PciSecti
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<PciValue>[] = [];
       for (const address of Object.keys(desired).sort()) {
         const want = desired[address]!;
         const have = observed[address];
@@ -319,7 +331,7 @@ export function createPciPlugin(options: PciPluginOptions = {}): Plugin<PciSecti
       return changes;
     },
 
-    async apply(change: Change, ctx) {
+    async apply(change, ctx) {
       await Promise.resolve();
       const sys = bus(ctx);
       const slash = change.resource.lastIndexOf('/');
@@ -420,4 +432,4 @@ export function createPciPlugin(options: PciPluginOptions = {}): Plugin<PciSecti
 }
 
 /** The PCI plugin with default options (the target's root, else `/`). */
-export const pciPlugin: Plugin<PciSection, PciCheckpoint> = createPciPlugin();
+export const pciPlugin: PciPlugin = createPciPlugin();

@@ -14,6 +14,9 @@ export {
   sessionsSchema,
   type SessionInfo,
   type SessionSelector,
+  type SessionsChange,
   type SessionsCheckpoint,
+  type SessionsPlugin,
   type SessionsSection,
+  type SessionsValue,
 } from './plugin.js';

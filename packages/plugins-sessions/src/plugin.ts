@@ -4,6 +4,7 @@ import {
   definePlugin,
   quoteInput,
   packageVersion,
+  type Change,
   type ChangeSpec,
   type JsonValue,
   type Plugin,
@@ -128,6 +129,18 @@ export const sessionsSchema: z.ZodType<SessionsSection> = z
 /** The checkpoint: linger as it was for the users a plan changes (sessions cannot be restored). */
 export type SessionsCheckpoint = { linger: Record<string, boolean>; terminated: string[] };
 
+/**
+ * The values of the sessions plugin's changes: whether a user lingers (`linger/USER`), or the
+ * session a change terminates, as it was observed (`session/ID`, `before` only).
+ */
+export type SessionsValue = boolean | SessionInfo;
+
+/** A change of the sessions plugin. */
+export type SessionsChange = Change<SessionsValue>;
+
+/** The sessions plugin, typed: its section, checkpoint and change values. */
+export type SessionsPlugin = Plugin<SessionsSection, SessionsCheckpoint, SessionsValue>;
+
 /** Whether a session matches a selector. */
 export function matchesSelector(session: SessionInfo, selector: SessionSelector): boolean {
   return (
@@ -180,9 +193,7 @@ async function listSessions(bus: DbusConnection): Promise<Record<string, Session
  * User names in `linger` are resolved with the target root's /etc/passwd (checked to belong to
  * the targeted logind); numeric uids need no lookup.
  */
-export function createSessionsPlugin(
-  options: { terminateTimeoutMs?: number } = {},
-): Plugin<SessionsSection, SessionsCheckpoint> {
+export function createSessionsPlugin(options: { terminateTimeoutMs?: number } = {}): SessionsPlugin {
   const terminateTimeoutMs = options.terminateTimeoutMs ?? 30_000;
   const uidOf = async (ctx: PluginContext, bus: DbusConnection, user: string): Promise<number> => {
     if (/^\d+$/.test(user)) return Number(user);
@@ -257,7 +268,7 @@ export function createSessionsPlugin(
     }
   };
 
-  return definePlugin<SessionsSection, SessionsCheckpoint>({
+  return definePlugin<SessionsSection, SessionsCheckpoint, SessionsValue>({
     name: 'sessions',
     version: packageVersion(import.meta.url),
     description:
@@ -313,7 +324,7 @@ export function createSessionsPlugin(
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<SessionsValue>[] = [];
       for (const [user, want] of Object.entries(desired.linger ?? {})) {
         const have = observed.linger?.[user] ?? false;
         if (have === want) continue;
@@ -333,7 +344,7 @@ export function createSessionsPlugin(
           changes.push({
             resource: `session/${id}`,
             op: 'delete',
-            before: session as JsonValue,
+            before: session,
             after: null,
             summary: `terminate session ${id} of ${session.user} (${session.service}${session.remote ? `, from ${session.remoteHost ?? 'remote'}` : ''})`,
             risk: {
@@ -462,4 +473,4 @@ export function createSessionsPlugin(
 }
 
 /** The sessions plugin. */
-export const sessionsPlugin: Plugin<SessionsSection, SessionsCheckpoint> = createSessionsPlugin();
+export const sessionsPlugin: SessionsPlugin = createSessionsPlugin();

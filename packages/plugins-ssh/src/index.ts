@@ -33,7 +33,11 @@ export {
   sshSchema,
   sshdKeywordNames,
   type AuthorizedKey,
+  type AuthorizedKeyValue,
+  type SshChange,
   type SshCheckpoint,
+  type SshPlugin,
   type SshPluginOptions,
   type SshSection,
+  type SshValue,
 } from './plugin.js';

@@ -50,6 +50,24 @@ export interface AuthorizedKey {
   state?: 'present' | 'absent' | undefined;
 }
 
+/**
+ * An authorized key as a change carries it (`key/USER/FINGERPRINT`): the key line (type, base64,
+ * comment; normalised) and its sshd options.
+ */
+export type AuthorizedKeyValue = { key: string; options: string[] };
+
+/**
+ * The values of the ssh plugin's changes: an authorized key ({@link AuthorizedKeyValue}) or the
+ * value of an sshd setting (`sshd/KEYWORD`, see {@link SshdValue}).
+ */
+export type SshValue = AuthorizedKeyValue | SshdValue;
+
+/** A change of the ssh plugin. */
+export type SshChange = Change<SshValue>;
+
+/** The ssh plugin, typed: its section, checkpoint and change values. */
+export type SshPlugin = Plugin<SshSection, SshCheckpoint, SshValue>;
+
 /** The `ssh` section. */
 export interface SshSection {
   /** Keys by user; keys of a user that are not listed are left alone. */
@@ -265,8 +283,8 @@ async function sshdTest(root: string, dropin: string): Promise<string | undefine
 }
 
 /** The pure diff of the `ssh` section. */
-export function diffSsh(desired: SshSection, observed: SshSection): ChangeSpec[] {
-  const changes: ChangeSpec[] = [];
+export function diffSsh(desired: SshSection, observed: SshSection): ChangeSpec<SshValue>[] {
+  const changes: ChangeSpec<SshValue>[] = [];
   for (const [user, keys] of Object.entries(desired.authorizedKeys ?? {})) {
     const have = new Map((observed.authorizedKeys?.[user] ?? []).map((k) => [fingerprintOf(k.key), k]));
     for (const want of keys) {
@@ -274,7 +292,7 @@ export function diffSsh(desired: SshSection, observed: SshSection): ChangeSpec[]
       const current = have.get(fp);
       const resource = `key/${user}/${fp}`;
       const dependsOn = [{ plugin: 'users', resource: `user/${user}` }];
-      const before: JsonValue =
+      const before: AuthorizedKeyValue | null =
         current === undefined ? null : { key: normalizeKey(current.key), options: current.options ?? [] };
       if (want.state === 'absent') {
         if (current !== undefined)
@@ -287,7 +305,7 @@ export function diffSsh(desired: SshSection, observed: SshSection): ChangeSpec[]
           });
         continue;
       }
-      const after = { key: normalizeKey(want.key), options: want.options ?? [] };
+      const after: AuthorizedKeyValue = { key: normalizeKey(want.key), options: want.options ?? [] };
       if (current === undefined)
         changes.push({
           resource,
@@ -330,7 +348,7 @@ export function diffSsh(desired: SshSection, observed: SshSection): ChangeSpec[]
  * as sshd's StrictModes wants), and sshd settings through {@link SSHD_DROPIN}, re-parsed and
  * checked with the target's `sshd -t` (when it has sshd) before it is put in place.
  */
-export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSection, SshCheckpoint> {
+export function createSshPlugin(options: SshPluginOptions = {}): SshPlugin {
   const rootOf = (ctx: PluginContext): string => ctx.target.root ?? '/';
   const dropinPath = (root: string): string => pathInRoot(root, SSHD_DROPIN);
 
@@ -357,7 +375,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
     return out;
   };
 
-  const applyKey = async (change: Change, ctx: PluginContext): Promise<void> => {
+  const applyKey = async (change: SshChange, ctx: PluginContext): Promise<void> => {
     const [, user, fp] = /^key\/([^/]+)\/(.+)$/.exec(change.resource)!;
     const path = formatPath(['plugins', 'ssh', 'authorizedKeys', user!]);
     const root = rootOf(ctx);
@@ -398,7 +416,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
     let next: string[];
     if (change.after === null) next = lines.filter((l) => parseKeyLine(l)?.fingerprint !== fp);
     else {
-      const after = change.after as { key: string; options: string[] };
+      const after = change.after as AuthorizedKeyValue;
       const parsed = parseKeyLine(after.key)!;
       const line = renderKeyLine({ ...parsed, options: after.options });
       next = [...lines];
@@ -410,7 +428,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
     await writeAtomic(file, text, (current?.mode ?? 0o600) & ~0o022, u.uid, u.gid);
   };
 
-  const applySshd = async (changes: readonly Change[], ctx: PluginContext): Promise<void> => {
+  const applySshd = async (changes: readonly SshChange[], ctx: PluginContext): Promise<void> => {
     const root = rootOf(ctx);
     const settings: Record<string, SshdValue> = { ...(await readSettings(root, ctx)) } as Record<
       string,
@@ -456,7 +474,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
     await writeAtomic(file, text, 0o644, 0, 0);
   };
 
-  return definePlugin<SshSection, SshCheckpoint>({
+  return definePlugin<SshSection, SshCheckpoint, SshValue>({
     name: 'ssh',
     version: packageVersion(import.meta.url),
     description: `SSH authorized keys per user (by fingerprint) and sshd settings in ${SSHD_DROPIN}.`,
@@ -624,7 +642,7 @@ export function createSshPlugin(options: SshPluginOptions = {}): Plugin<SshSecti
 }
 
 /** The ssh plugin with default options. */
-export const sshPlugin: Plugin<SshSection, SshCheckpoint> = createSshPlugin();
+export const sshPlugin: SshPlugin = createSshPlugin();
 
 /** The keywords the `sshd` settings accept. */
 export const sshdKeywordNames: readonly string[] = Object.keys(sshdKeywords);

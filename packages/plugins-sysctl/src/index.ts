@@ -20,7 +20,10 @@ export {
   sysctlPlugin,
   sysctlSchema,
   volatileKeys,
+  type SysctlChange,
   type SysctlCheckpoint,
+  type SysctlPlugin,
   type SysctlPluginOptions,
   type SysctlSection,
+  type SysctlValue,
 } from './plugin.js';

@@ -25,6 +25,19 @@ import { ProcSys } from './procSys.js';
 /** The `sysctl` section: kernel parameter → value, e.g. `{ "net.ipv4.ip_forward": 1 }`. */
 export type SysctlSection = Record<string, string | number>;
 
+/**
+ * The value of a sysctl change (`before` / `after`): the key's value as sysctl prints it (a number
+ * in the document is written as its decimal text); `before` is null when the key could not be read
+ * (a key of an interface that does not exist yet).
+ */
+export type SysctlValue = string;
+
+/** A change of the sysctl plugin: its resource is the canonical key. */
+export type SysctlChange = Change<SysctlValue>;
+
+/** The sysctl plugin, typed: its section, checkpoint and change values. */
+export type SysctlPlugin = Plugin<SysctlSection, SysctlCheckpoint, SysctlValue>;
+
 /** The checkpoint: printed values of the keys a plan changes. */
 export type SysctlCheckpoint = {
   values: Record<string, string>;
@@ -112,9 +125,7 @@ const READ_SKIP = new Set(['EACCES', 'EPERM', 'EIO', 'EINVAL', 'ENOENT', 'EOPNOT
  * the host, and touching it would leave the namespace. `watch` polls (the kernel has no change
  * notification for most sysctl files), every `watchIntervalMs`.
  */
-export function createSysctlPlugin(
-  options: SysctlPluginOptions = {},
-): Plugin<SysctlSection, SysctlCheckpoint> {
+export function createSysctlPlugin(options: SysctlPluginOptions = {}): SysctlPlugin {
   const root = options.root ?? '/proc/sys';
   const procSys = (ctx: PluginContext): ProcSys => new ProcSys(ctx.netns, root);
 
@@ -198,7 +209,7 @@ export function createSysctlPlugin(
     return out;
   };
 
-  return definePlugin<SysctlSection, SysctlCheckpoint>({
+  return definePlugin<SysctlSection, SysctlCheckpoint, SysctlValue>({
     name: 'sysctl',
     version: packageVersion(import.meta.url),
     description: 'Kernel parameters (/proc/sys), by sysctl name. Only net.* keys inside a network namespace.',
@@ -248,7 +259,7 @@ export function createSysctlPlugin(
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<SysctlValue>[] = [];
       const observedByKey = new Map(Object.entries(observed).map(([k, v]) => [canonicalKey(k), String(v)]));
       const unchanged: [key: string, value: string, have: string][] = [];
       for (const [rawKey, value] of Object.entries(desired)) {
@@ -311,13 +322,11 @@ export function createSysctlPlugin(
       return changes;
     },
 
-    async apply(change: Change, ctx) {
+    async apply(change, ctx) {
       await Promise.resolve();
       const sys = procSys(ctx);
-      const value =
-        typeof change.after === 'string' || typeof change.after === 'number'
-          ? String(change.after)
-          : JSON.stringify(change.after);
+      // diff only makes updates; a null `after` (a hand-made change) is written as sysctl would print it.
+      const value = change.after ?? 'null';
       try {
         sys.write(change.resource, value);
       } catch (err) {
@@ -424,4 +433,4 @@ export function createSysctlPlugin(
 }
 
 /** The sysctl plugin with default options. */
-export const sysctlPlugin: Plugin<SysctlSection, SysctlCheckpoint> = createSysctlPlugin();
+export const sysctlPlugin: SysctlPlugin = createSysctlPlugin();

@@ -10,7 +10,9 @@ export { MANAGER_PATH, SYSTEMD_DEST, unitPath } from './manager.js';
 export {
   createSystemdPlugin,
   systemdPlugin,
+  type SystemdChange,
   type SystemdCheckpoint,
+  type SystemdPlugin,
   type SystemdPluginOptions,
   type UnitCheckpoint,
 } from './plugin.js';
@@ -37,6 +39,9 @@ export {
   type ObservedTimer,
   type ObservedUnit,
   type SystemdSection,
+  type SystemdValue,
+  type TimerTarget,
   type UnitSpec,
+  type UnitTarget,
 } from './schema.js';
 export { MANAGED_MARKER, parseTimer, renderTimer, timerSchema, type TimerSpec } from './timers.js';

@@ -32,12 +32,15 @@ import {
   type ObservedTimer,
   type ObservedUnit,
   type SystemdSection,
+  type SystemdValue,
+  type TimerTarget,
   type UnitSpec,
+  type UnitTarget,
 } from './schema.js';
 import { MANAGED_MARKER, normalTimer, parseTimer, renderTimer, type TimerSpec } from './timers.js';
 
 /** What `restore` needs for one unit. */
-export interface UnitCheckpoint {
+export type UnitCheckpoint = {
   name: string;
   /** Files by path relative to the root: content, or null when absent. */
   files: Record<string, string | null>;
@@ -46,13 +49,16 @@ export interface UnitCheckpoint {
   /** UnitFileState before ('' when the unit had no file). */
   fileState: string;
   active: boolean;
-}
+};
 
 /** The systemd plugin's checkpoint. */
-export interface SystemdCheckpoint {
-  [key: string]: JsonValue;
-  units: Array<UnitCheckpoint & { [key: string]: JsonValue }>;
-}
+export type SystemdCheckpoint = { units: UnitCheckpoint[] };
+
+/** A change of the systemd plugin. */
+export type SystemdChange = Change<SystemdValue>;
+
+/** The systemd plugin, typed: its section, checkpoint and change values. */
+export type SystemdPlugin = Plugin<SystemdSection, SystemdCheckpoint, SystemdValue>;
 
 /** Options of {@link createSystemdPlugin}. */
 export interface SystemdPluginOptions {
@@ -77,9 +83,7 @@ const timerUnits = (name: string): [string, string] => [`${name}.timer`, `${name
  * JobRemoved, SetUnitProperties, Reload) and writes files under the target's root (see
  * `ctx.target.root`), after checking that this root belongs to the manager (same machine id).
  */
-export function createSystemdPlugin(
-  options: SystemdPluginOptions = {},
-): Plugin<SystemdSection, SystemdCheckpoint> {
+export function createSystemdPlugin(options: SystemdPluginOptions = {}): SystemdPlugin {
   const managerOptions: ManagerOptions = {
     unitDir: options.unitDir ?? '/etc/systemd/system',
     jobTimeoutMs: options.jobTimeoutMs ?? 90_000,
@@ -369,14 +373,14 @@ export function createSystemdPlugin(
     return { name, files, dirs, fileState: await fileState(s, name), active: isActive(row[3]) };
   };
 
-  const unitsOf = (change: Change): string[] => {
-    const after = (change.after ?? change.before) as { kind?: string; name?: string } | null;
+  const unitsOf = (change: SystemdChange): string[] => {
+    const value = change.after ?? change.before;
     const [kind, ...rest] = change.resource.split('/');
-    const name = after?.name ?? rest.join('/');
+    const name = value !== null && 'name' in value ? value.name : rest.join('/');
     return kind === 'timer' ? timerUnits(name) : [name];
   };
 
-  return definePlugin<SystemdSection, SystemdCheckpoint>({
+  return definePlugin<SystemdSection, SystemdCheckpoint, SystemdValue>({
     name: 'systemd',
     version: packageVersion(import.meta.url),
     description:
@@ -452,7 +456,7 @@ export function createSystemdPlugin(
     },
 
     diff(desired, observed) {
-      const changes: ChangeSpec[] = [];
+      const changes: ChangeSpec<SystemdValue>[] = [];
       for (const [name, spec] of Object.entries(desired.units ?? {})) {
         const o: ObservedUnit = observed.units?.[name] ?? { state: 'absent' };
         if (spec.state === 'absent') {
@@ -460,7 +464,7 @@ export function createSystemdPlugin(
             changes.push({
               resource: `unit/${name}`,
               op: 'delete',
-              before: o as JsonValue,
+              before: o,
               after: null,
               summary: `remove unit ${name}`,
             });
@@ -494,8 +498,8 @@ export function createSystemdPlugin(
         changes.push({
           resource: `unit/${name}`,
           op: o.state === 'absent' ? 'create' : 'update',
-          before: o as JsonValue,
-          after: { kind: 'unit', name, spec: spec as JsonValue },
+          before: o,
+          after: { kind: 'unit', name, spec },
           summary: `${o.state === 'absent' ? 'create' : 'update'} unit ${name}: ${differs.join(', ')}${restarts ? ' (restarts it: execution properties act at start)' : ''}`,
         });
       }
@@ -507,7 +511,7 @@ export function createSystemdPlugin(
             changes.push({
               resource: `timer/${name}`,
               op: 'delete',
-              before: o as JsonValue,
+              before: o,
               after: null,
               summary: `remove timer ${name}`,
             });
@@ -529,8 +533,8 @@ export function createSystemdPlugin(
         changes.push({
           resource: `timer/${name}`,
           op: present ? 'update' : 'create',
-          before: o as JsonValue,
-          after: { kind: 'timer', name, spec: spec as JsonValue },
+          before: o,
+          after: { kind: 'timer', name, spec },
           summary: `${present ? 'update' : 'create'} timer ${name} (${[spec.onCalendar].flat().join(', ')}): ${differs.join(', ')}`,
         });
       }
@@ -546,9 +550,10 @@ export function createSystemdPlugin(
         else await removeUnit(s, name);
         return;
       }
-      const { spec } = change.after as { spec: UnitSpec & TimerSpec };
-      if (kind === 'timer') await applyTimer(s, name, spec);
-      else await applyUnit(s, name, spec);
+      // A create or update carries the declaration of its resource's kind (see diff).
+      const after = change.after as UnitTarget | TimerTarget;
+      if (after.kind === 'timer') await applyTimer(s, name, after.spec);
+      else await applyUnit(s, name, after.spec);
     },
 
     async checkpoint(ctx, changes) {
@@ -557,8 +562,7 @@ export function createSystemdPlugin(
       const units: SystemdCheckpoint['units'] = [];
       for (const change of changes)
         for (const unit of unitsOf(change))
-          if (!units.some((u) => u.name === unit))
-            units.push((await checkpointUnit(s, unit)) as UnitCheckpoint & { [key: string]: JsonValue });
+          if (!units.some((u) => u.name === unit)) units.push(await checkpointUnit(s, unit));
       return { units };
     },
 
@@ -692,4 +696,4 @@ export function createSystemdPlugin(
 }
 
 /** The systemd plugin with default options. */
-export const systemdPlugin: Plugin<SystemdSection, SystemdCheckpoint> = createSystemdPlugin();
+export const systemdPlugin: SystemdPlugin = createSystemdPlugin();

@@ -95,6 +95,19 @@ export type ObservedUnit = UnitSpec;
 /** One timer as `query` reports it. */
 export type ObservedTimer = TimerSpec;
 
+/** The `after` of a unit change: the unit as declared, tagged with its kind and name. */
+export type UnitTarget = { kind: 'unit'; name: string; spec: UnitSpec };
+
+/** The `after` of a timer change: the timer as declared, tagged with its kind and name. */
+export type TimerTarget = { kind: 'timer'; name: string; spec: TimerSpec };
+
+/**
+ * The values of the systemd plugin's changes (`unit/NAME`, `timer/NAME`): `before` is the unit or
+ * timer as observed ({@link ObservedUnit}, {@link ObservedTimer}), `after` what it is to become
+ * ({@link UnitTarget}, {@link TimerTarget}; null for a removal).
+ */
+export type SystemdValue = ObservedUnit | ObservedTimer | UnitTarget | TimerTarget;
+
 /** The `systemd` section. */
 export interface SystemdSection {
   units?: Record<string, UnitSpec> | undefined;

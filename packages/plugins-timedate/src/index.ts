@@ -10,5 +10,7 @@ export {
   timedatePlugin,
   timedateSchema,
   type TimedateCheckpoint,
+  type TimedatePlugin,
   type TimedateSection,
+  type TimedateValue,
 } from './plugin.js';

@@ -1,5 +1,11 @@
 import { definePlugin, packageVersion, type Plugin } from '@opdbus/core';
-import { Timedate1, definePropertyMap, probeService, type PropertyCheckpoint } from '@opdbus/dbus';
+import {
+  Timedate1,
+  definePropertyMap,
+  probeService,
+  type PropertyCheckpoint,
+  type PropertyValue,
+} from '@opdbus/dbus';
 import { z } from 'zod';
 
 /** The `timedate` section. */
@@ -33,6 +39,15 @@ export const timedateSchema: z.ZodType<TimedateSection> = z
  */
 export type TimedateCheckpoint = PropertyCheckpoint | { timezone?: string; ntp?: boolean };
 
+/**
+ * The value of a timedate change (its resource is the field): a time zone (`timezone`) or whether
+ * NTP is on (`ntp`).
+ */
+export type TimedateValue = PropertyValue<TimedateSection>;
+
+/** The timedate plugin, typed: its section, checkpoint and change values. */
+export type TimedatePlugin = Plugin<TimedateSection, TimedateCheckpoint, TimedateValue>;
+
 /** The section's fields as timedated's properties. */
 const properties = definePropertyMap<TimedateSection>({
   plugin: 'timedate',
@@ -58,8 +73,8 @@ const properties = definePropertyMap<TimedateSection>({
  * The timedate plugin: the time zone and NTP, through systemd-timedated on the target bus. It
  * never calls SetTime or SetLocalRTC. `watch` follows timedated's PropertiesChanged.
  */
-export function createTimedatePlugin(): Plugin<TimedateSection, TimedateCheckpoint> {
-  return definePlugin<TimedateSection, TimedateCheckpoint>({
+export function createTimedatePlugin(): TimedatePlugin {
+  return definePlugin<TimedateSection, TimedateCheckpoint, TimedateValue>({
     name: 'timedate',
     version: packageVersion(import.meta.url),
     description: 'Time zone and NTP (systemd-timedated).',
@@ -75,4 +90,4 @@ export function createTimedatePlugin(): Plugin<TimedateSection, TimedateCheckpoi
 }
 
 /** The timedate plugin. */
-export const timedatePlugin: Plugin<TimedateSection, TimedateCheckpoint> = createTimedatePlugin();
+export const timedatePlugin: TimedatePlugin = createTimedatePlugin();

@@ -1,20 +1,26 @@
 /** The pure part of the plugin: comparing declared and observed interfaces into changes. */
-import type { ChangeSpec, JsonValue } from '@opdbus/core';
+import type { ChangeSpec } from '@opdbus/core';
 import { canonicalCidr } from '@opdbus/netlink';
 import { canonicalAllowedIp, canonicalEndpoint } from './device.js';
 import { keyId } from './keys.js';
-import type { InterfaceEntry, PeerEntry, SecretRef, WireguardSection } from './schema.js';
+import type {
+  InterfaceEntry,
+  InterfaceOwn,
+  PeerEntry,
+  SecretRef,
+  WireguardSection,
+  WireguardValue,
+} from './schema.js';
 
 /** The resource of an interface: `interface/NAME`. */
 export const interfaceResource = (name: string): string => `interface/${name}`;
 /** The resource of a peer: `peer/IFNAME/KEY` (the key in base64url, so it has no `/`). */
 export const peerResource = (iface: string, publicKey: string): string => `peer/${iface}/${keyId(publicKey)}`;
 
-const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 const short = (key: string): string => `${key.slice(0, 8)}…`;
 
 /** An interface entry without its peers (what an interface change carries). */
-export function interfaceOnly(entry: InterfaceEntry): Omit<InterfaceEntry, 'peers'> {
+export function interfaceOnly(entry: InterfaceEntry): InterfaceOwn {
   const { peers: _peers, ...rest } = entry;
   return rest;
 }
@@ -90,9 +96,12 @@ function describeNew(d: InterfaceEntry): string {
  * are considered, and of them only the fields it names. Peer changes depend on their interface;
  * a peer is changed in place (the interface is never recreated for it).
  */
-export function diffSection(desired: WireguardSection, observed: WireguardSection): ChangeSpec[] {
+export function diffSection(
+  desired: WireguardSection,
+  observed: WireguardSection,
+): ChangeSpec<WireguardValue>[] {
   const have = new Map((observed.interfaces ?? []).map((i) => [i.name, normalizeInterface(i)]));
-  const changes: ChangeSpec[] = [];
+  const changes: ChangeSpec<WireguardValue>[] = [];
   for (const raw of desired.interfaces ?? []) {
     const d = normalizeInterface(raw);
     const o = have.get(d.name);
@@ -103,7 +112,7 @@ export function diffSection(desired: WireguardSection, observed: WireguardSectio
         changes.push({
           resource,
           op: 'delete',
-          before: json(interfaceOnly(o)),
+          before: interfaceOnly(o),
           after: null,
           summary: `delete WireGuard interface ${d.name}`,
         });
@@ -114,7 +123,7 @@ export function diffSection(desired: WireguardSection, observed: WireguardSectio
         resource,
         op: 'create',
         before: null,
-        after: json(interfaceOnly(d)),
+        after: interfaceOnly(d),
         summary: `create WireGuard interface ${d.name} (${describeNew(d)})`,
       });
     } else {
@@ -123,8 +132,8 @@ export function diffSection(desired: WireguardSection, observed: WireguardSectio
         changes.push({
           resource,
           op: 'update',
-          before: json(interfaceOnly(o)),
-          after: json(interfaceOnly(d)),
+          before: interfaceOnly(o),
+          after: interfaceOnly(d),
           summary: `set WireGuard interface ${d.name}: ${diffs.join(', ')}`,
         });
     }
@@ -139,7 +148,7 @@ export function diffSection(desired: WireguardSection, observed: WireguardSectio
           changes.push({
             resource: pres,
             op: 'delete',
-            before: json(op),
+            before: op,
             after: null,
             dependsOn,
             summary: `remove peer ${short(p.publicKey)} from ${d.name}`,
@@ -151,7 +160,7 @@ export function diffSection(desired: WireguardSection, observed: WireguardSectio
           resource: pres,
           op: 'create',
           before: null,
-          after: json(p),
+          after: p,
           dependsOn,
           summary: `add peer ${short(p.publicKey)} to ${d.name}${p.endpoint ? ` at ${p.endpoint}` : ''}${p.allowedIPs?.length ? ` (${p.allowedIPs.join(', ')})` : ''}`,
         });
@@ -162,8 +171,8 @@ export function diffSection(desired: WireguardSection, observed: WireguardSectio
         changes.push({
           resource: pres,
           op: 'update',
-          before: json(op),
-          after: json(p),
+          before: op,
+          after: p,
           dependsOn,
           summary: `set peer ${short(p.publicKey)} of ${d.name}: ${diffs.join(', ')}`,
         });

@@ -13,9 +13,11 @@ export {
   secretRefSchema,
   wireguardSchema,
   type InterfaceEntry,
+  type InterfaceOwn,
   type PeerEntry,
   type SecretRef,
   type WireguardSection,
+  type WireguardValue,
 } from './schema.js';
 export { diffSection, interfaceResource, peerResource } from './diff.js';
 export {
@@ -83,6 +85,8 @@ export {
 export {
   createWireguardPlugin,
   wireguardPlugin,
+  type WireguardChange,
   type WireguardCheckpoint,
+  type WireguardPlugin,
   type WireguardPluginOptions,
 } from './plugin.js';

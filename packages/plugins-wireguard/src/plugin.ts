@@ -7,7 +7,6 @@ import {
   makeChange,
   packageVersion,
   type Change,
-  type JsonValue,
   type Plugin,
   type PluginContext,
   type WatchEvent,
@@ -22,8 +21,10 @@ import {
   wireguardSchema,
   type InterfaceEntry,
   type PeerEntry,
+  type InterfaceOwn,
   type SecretRef,
   type WireguardSection,
+  type WireguardValue,
 } from './schema.js';
 
 /**
@@ -32,9 +33,17 @@ import {
  * by reference and never holds a secret.
  */
 export type WireguardCheckpoint = {
-  interfaces: { [name: string]: JsonValue };
-  peers: { [resource: string]: JsonValue };
+  /** Interfaces' own fields by name (null: it did not exist). */
+  interfaces: { [name: string]: InterfaceOwn | null };
+  /** Peer entries by resource, `peer/IFNAME/KEY` (null: it did not exist). */
+  peers: { [resource: string]: PeerEntry | null };
 };
+
+/** A change of the wireguard plugin. */
+export type WireguardChange = Change<WireguardValue>;
+
+/** The wireguard plugin, typed: its section, checkpoint and change values. */
+export type WireguardPlugin = Plugin<WireguardSection, WireguardCheckpoint, WireguardValue>;
 
 /** Options of {@link createWireguardPlugin}. */
 export interface WireguardPluginOptions extends BackendOptions {
@@ -48,10 +57,9 @@ export interface WireguardPluginOptions extends BackendOptions {
   watchPollMs?: number;
 }
 
-const asJson = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue;
 const isLinkLocal6 = (address: string): boolean => /^fe[89ab][0-9a-f]:/i.test(address);
 
-function withChangeId(err: unknown, change: Change): OpdbusError {
+function withChangeId(err: unknown, change: WireguardChange): OpdbusError {
   const e =
     err instanceof OpdbusError
       ? err
@@ -63,9 +71,7 @@ function withChangeId(err: unknown, change: Change): OpdbusError {
 }
 
 /** Create the WireGuard plugin. */
-export function createWireguardPlugin(
-  options: WireguardPluginOptions = {},
-): Plugin<WireguardSection, WireguardCheckpoint> {
+export function createWireguardPlugin(options: WireguardPluginOptions = {}): WireguardPlugin {
   const stores = new Map<string, WireguardKeyStore>();
   const storeOf = (ctx: PluginContext): WireguardKeyStore => {
     let store = stores.get(ctx.stateDir);
@@ -323,13 +329,13 @@ export function createWireguardPlugin(
   async function applyInterface(
     ctx: PluginContext,
     backend: WireguardBackend,
-    change: Change,
+    change: WireguardChange,
   ): Promise<void> {
     if (change.op === 'delete') {
       await backend.delete(change.resource.slice('interface/'.length));
       return;
     }
-    const want = change.after as InterfaceEntry;
+    const want = change.after as InterfaceOwn;
     // Resolve (and on first use generate) the key before touching the device.
     const privateKey =
       want.privateKey === undefined ? undefined : await secretOf(ctx, want.privateKey, 'private', true);
@@ -383,7 +389,11 @@ export function createWireguardPlugin(
     return update;
   }
 
-  async function applyPeer(ctx: PluginContext, backend: WireguardBackend, change: Change): Promise<void> {
+  async function applyPeer(
+    ctx: PluginContext,
+    backend: WireguardBackend,
+    change: WireguardChange,
+  ): Promise<void> {
     const [, iface, id] = change.resource.split('/') as [string, string, string];
     if (change.op === 'delete') {
       if ((await backend.get(iface)) === undefined) return;
@@ -396,7 +406,7 @@ export function createWireguardPlugin(
   }
 
   /** The update of one peer change (a removal, or its desired fields). */
-  async function peerChangeUpdate(ctx: PluginContext, change: Change): Promise<PeerUpdate> {
+  async function peerChangeUpdate(ctx: PluginContext, change: WireguardChange): Promise<PeerUpdate> {
     if (change.op === 'delete')
       return {
         publicKey: decodeKey(keyFromId(change.resource.split('/')[2]!), 'peer public key'),
@@ -406,13 +416,11 @@ export function createWireguardPlugin(
   }
 
   /** What undoes a peer change: its `before` put back (removed when it did not exist). */
-  async function peerRevert(ctx: PluginContext, change: Change): Promise<PeerUpdate> {
+  async function peerRevert(ctx: PluginContext, change: WireguardChange): Promise<PeerUpdate> {
     const publicKey = decodeKey(keyFromId(change.resource.split('/')[2]!), 'peer public key');
     if (change.before === null) return { publicKey, remove: true };
-    return peerUpdate(ctx, {
-      ...(change.before as PeerEntry),
-      persistentKeepalive: (change.before as PeerEntry).persistentKeepalive ?? 0,
-    });
+    const before = change.before as PeerEntry;
+    return peerUpdate(ctx, { ...before, persistentKeepalive: before.persistentKeepalive ?? 0 });
   }
 
   /**
@@ -424,7 +432,7 @@ export function createWireguardPlugin(
   async function applyBatch(
     ctx: PluginContext,
     backend: WireguardBackend,
-    changes: readonly Change[],
+    changes: readonly WireguardChange[],
   ): Promise<void> {
     let i = 0;
     while (i < changes.length) {
@@ -439,7 +447,7 @@ export function createWireguardPlugin(
         continue;
       }
       const iface = change.resource.split('/')[1]!;
-      const run: Change[] = [];
+      const run: WireguardChange[] = [];
       while (i < changes.length && changes[i]!.resource.startsWith(`peer/${iface}/`)) run.push(changes[i++]!);
       if ((await backend.get(iface)) === undefined && run.every((c) => c.op === 'delete')) continue;
       const updates = await Promise.all(run.map((c) => peerChangeUpdate(ctx, c)));
@@ -456,7 +464,11 @@ export function createWireguardPlugin(
     }
   }
 
-  async function applyChange(ctx: PluginContext, backend: WireguardBackend, change: Change): Promise<void> {
+  async function applyChange(
+    ctx: PluginContext,
+    backend: WireguardBackend,
+    change: WireguardChange,
+  ): Promise<void> {
     if (change.resource.startsWith('interface/')) return applyInterface(ctx, backend, change);
     if (change.resource.startsWith('peer/')) return applyPeer(ctx, backend, change);
     throw new OpdbusError(
@@ -485,7 +497,7 @@ export function createWireguardPlugin(
     return entry;
   }
 
-  return definePlugin<WireguardSection, WireguardCheckpoint>({
+  return definePlugin<WireguardSection, WireguardCheckpoint, WireguardValue>({
     name: 'wireguard',
     version: packageVersion(import.meta.url),
     description:
@@ -532,15 +544,15 @@ export function createWireguardPlugin(
           const [kind, name] = change.resource.split('/') as [string, string];
           const entry = entries.get(name);
           if (kind === 'interface') {
-            token.interfaces[name] = entry === undefined ? null : asJson(interfaceOnly(entry));
+            token.interfaces[name] = entry === undefined ? null : interfaceOnly(entry);
             // A deleted interface takes its peers with it: keep them all.
             if (change.op === 'delete')
-              for (const p of entry?.peers ?? []) token.peers[peerResource(name, p.publicKey)] = asJson(p);
+              for (const p of entry?.peers ?? []) token.peers[peerResource(name, p.publicKey)] = p;
           } else {
             const key = keyFromId(change.resource.split('/')[2]!);
             const peer = entry?.peers?.find((p) => p.publicKey === key);
-            token.peers[change.resource] = peer === undefined ? null : asJson(peer);
-            token.interfaces[name] ??= entry === undefined ? null : asJson(interfaceOnly(entry));
+            token.peers[change.resource] = peer ?? null;
+            token.interfaces[name] ??= entry === undefined ? null : interfaceOnly(entry);
           }
         }
         return token;
@@ -551,16 +563,13 @@ export function createWireguardPlugin(
       return withBackend(ctx, async (backend) => {
         const interfaces = new Map<string, InterfaceEntry>();
         for (const [name, e] of Object.entries(token.interfaces)) {
-          interfaces.set(
-            name,
-            e === null ? { name, state: 'absent' } : { ...(e as InterfaceEntry), peers: [] },
-          );
+          interfaces.set(name, e === null ? { name, state: 'absent' } : { ...e, peers: [] });
         }
         for (const [resource, e] of Object.entries(token.peers)) {
           const [, name, id] = resource.split('/') as [string, string, string];
           const iface = interfaces.get(name);
           if (iface === undefined || iface.state === 'absent') continue;
-          iface.peers!.push(e === null ? { publicKey: keyFromId(id), state: 'absent' } : (e as PeerEntry));
+          iface.peers!.push(e ?? { publicKey: keyFromId(id), state: 'absent' });
         }
         const desired: WireguardSection = { interfaces: [...interfaces.values()].map(normalizeInterface) };
         const observed = await observe(ctx, desired);
@@ -687,4 +696,4 @@ export function createWireguardPlugin(
 }
 
 /** The WireGuard plugin with default options. */
-export const wireguardPlugin: Plugin<WireguardSection, WireguardCheckpoint> = createWireguardPlugin();
+export const wireguardPlugin: WireguardPlugin = createWireguardPlugin();

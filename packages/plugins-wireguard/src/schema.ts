@@ -125,6 +125,16 @@ export type PeerEntry = z.infer<typeof peerSchema>;
 /** An interface as declared or observed. */
 export type InterfaceEntry = z.infer<typeof interfaceSchema>;
 
+/** An interface entry without its peers: what an interface change carries (peers are changes of their own). */
+export type InterfaceOwn = Omit<InterfaceEntry, 'peers'>;
+
+/**
+ * The values of the wireguard plugin's changes: an interface's own fields (`interface/NAME`) or a
+ * peer entry (`peer/IFNAME/KEY`), canonical (see `normalizeInterface`); keys are references
+ * (`{ stored: ID }`, a file), never secrets.
+ */
+export type WireguardValue = InterfaceOwn | PeerEntry;
+
 function checkSection(section: WireguardSection, ctx: z.RefinementCtx): void {
   const issue = (path: (string | number)[], message: string): void => {
     ctx.addIssue({ code: 'custom', path, message });
