@@ -1,11 +1,10 @@
 #!/usr/bin/env node
 import { setFlagsFromString } from 'node:v8';
+import { defaultV8Flags } from './v8Flags.js';
 
-// A long-running process with a small heap: V8's memory-saving heuristics (a young generation of
-// 1 MiB instead of up to 32 MiB, a heap that grows less eagerly) take about 40 MiB off the resident
-// size at rest, for somewhat more frequent collections. Set before anything else is loaded; the
-// heuristics read the flag as they go (see docs/benchmarks.md, daemon). OPDBUSD_V8_FLAGS replaces it.
-setFlagsFromString(process.env.OPDBUSD_V8_FLAGS ?? '--optimize-for-size');
+// Set before anything else is loaded; the heuristics read the flags as they go (see v8Flags.ts and
+// docs/benchmarks.md, daemon). OPDBUSD_V8_FLAGS replaces them.
+setFlagsFromString(process.env.OPDBUSD_V8_FLAGS ?? defaultV8Flags);
 
 const { main } = await import('./main.js');
 

@@ -46,3 +46,4 @@ export { createMetrics, type DaemonMetrics } from './metrics.js';
 export { ModePolicy, loadModesFile, modes, parseModeRule, type Mode, type ModeRule } from './modes.js';
 export { main, program, version } from './main.js';
 export { statusLine, systemdNotifier, type Notifier, type NotifySource } from './notify.js';
+export { defaultV8Flags } from './v8Flags.js';

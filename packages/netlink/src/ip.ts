@@ -16,7 +16,6 @@ export interface ParsedCidr extends ParsedIp {
 }
 
 const hex2: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const hex: string[] = Array.from({ length: 65536 }, (_, i) => i.toString(16));
 
 /** Format 4 bytes at `off` as dotted decimal. */
 export function formatIpv4(buf: Uint8Array, off = 0): string {
@@ -62,7 +61,7 @@ export function formatIpv6(buf: Uint8Array, off = 0): string {
       i += bestLen - 1;
       continue;
     }
-    out += i === 0 || i === bestBase + bestLen ? hex[words[i]!]! : `:${hex[words[i]!]!}`;
+    out += i === 0 || i === bestBase + bestLen ? words[i]!.toString(16) : `:${words[i]!.toString(16)}`;
   }
   return out;
 }

@@ -134,6 +134,42 @@ describeAsRoot('RtnetlinkMonitor', () => {
     );
   });
 
+  it('takes in a queue many times larger than its read buffer, every event in order, without an overrun', async () => {
+    // A receive buffer large enough for the burst, made while this thread is blocked: the queued
+    // notifications (more than 1 MiB) are read in many rounds of the 256 KiB read buffer.
+    const monitor = await RtnetlinkMonitor.open({
+      netns: ns.name,
+      receiveBufferSize: 64 << 20,
+      resync: false,
+      groups: ['link'],
+    });
+    monitors.push(monitor);
+    const { events, until } = collect(monitor);
+    ipBatch(
+      ns.name,
+      Array.from({ length: 300 }, (_, i) => [
+        `link add queue${i} type bridge`,
+        `link set queue${i} up`,
+        `link set queue${i} mtu 1400`,
+      ]).flat(),
+    );
+    await until(
+      (e): e is NetlinkEvent => e.type === 'link' && e.link.name === 'queue299' && e.link.mtu === 1400,
+      'the last change of the burst',
+      20_000,
+    );
+    expect(events.some((e) => e.type === 'overrun')).toBe(false);
+    for (let i = 0; i < 300; i++) {
+      const seen = events.flatMap((e) =>
+        e.type === 'link' && e.link.name === `queue${i}` ? [`${e.link.up}/${e.link.mtu}`] : [],
+      );
+      // Created (down), up, then the new MTU: the kernel's order, each reported.
+      expect(seen.at(0), `queue${i}`).toBe('false/1500');
+      expect(seen.at(-1), `queue${i}`).toBe('true/1400');
+      expect(seen.length, `queue${i}`).toBeGreaterThanOrEqual(3);
+    }
+  });
+
   it('without resync an overrun is still reported', async () => {
     const monitor = await RtnetlinkMonitor.open({ netns: ns.name, receiveBufferSize: 4096, resync: false });
     monitors.push(monitor);
