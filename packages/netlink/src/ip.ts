@@ -16,7 +16,8 @@ export interface ParsedCidr extends ParsedIp {
 }
 
 const hex2: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-const hex: string[] = Array.from({ length: 65536 }, (_, i) => i.toString(16));
+/** Each 16-bit group in hex, made at the first IPv6 address (65536 strings: not at every process start). */
+let hexTable: string[] | undefined;
 
 /** Format 4 bytes at `off` as dotted decimal. */
 export function formatIpv4(buf: Uint8Array, off = 0): string {
@@ -55,6 +56,7 @@ export function formatIpv6(buf: Uint8Array, off = 0): string {
   ) {
     return `${bestLen === 5 ? '::ffff:' : '::'}${formatIpv4(buf, off + 12)}`;
   }
+  const hex = (hexTable ??= Array.from({ length: 65536 }, (_, i) => i.toString(16)));
   let out = '';
   for (let i = 0; i < 8; i++) {
     if (i === bestBase) {
