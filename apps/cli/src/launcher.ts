@@ -120,14 +120,28 @@ function writeCache(dir: string, file: string, data: Buffer): void {
   }
 }
 
+/** What {@link chunkLoader} gives. */
+export interface ChunkLoader {
+  /** Run a script (once) by its path and give its exports. */
+  load: (file: string) => Exports;
+  /**
+   * Write the code cache of each script run without one (or with one V8 rejected), with what it
+   * compiled so far: call it when the command is done (at exit).
+   */
+  writeCaches: () => void;
+  /** The scripts run so far, each with whether V8 took its cache. */
+  loaded: () => { file: string; cached: boolean }[];
+}
+
 /**
  * Load the bundle's scripts (CommonJS, made by scripts/bundle.mjs) under `distDir`: returns the
  * function that runs one by its path and gives its exports. A relative `require` or `import()`
  * of `NAME.js` in a script means its `NAME.cjs`.
  */
-export function chunkLoader(distDir: string, cacheDir: string | undefined): (file: string) => Exports {
+export function chunkLoader(distDir: string, cacheDir: string | undefined): ChunkLoader {
   const loaded = new Map<string, ChunkModule>();
   const toCache: { name: string; script: Script }[] = [];
+  const runs: { file: string; cached: boolean }[] = [];
   const suffix = `.${process.version}-${process.arch}.v8`;
   // `import.meta.resolve('PKG/package.json')` of the bundled packages, each resolved once.
   const resolved = new Map<string, string>();
@@ -149,13 +163,9 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): (fil
         importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
       },
     );
-    if (cacheDir !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) {
-      if (toCache.length === 0)
-        process.once('exit', () => {
-          for (const c of toCache) writeCache(cacheDir, `${c.name}${suffix}`, c.script.createCachedData());
-        });
-      toCache.push({ name, script });
-    }
+    const cached = cachedData !== undefined && script.cachedDataRejected !== true;
+    runs.push({ file, cached });
+    if (cacheDir !== undefined && !cached) toCache.push({ name, script });
     const nodeRequire = createRequire(file);
     const chunkOf = (spec: string): string | undefined =>
       spec.startsWith('./') && spec.endsWith('.js')
@@ -191,10 +201,17 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): (fil
     );
     return module.exports;
   };
-  return load;
+  const writeCaches = (): void => {
+    if (cacheDir === undefined) return;
+    for (const c of toCache.splice(0))
+      writeCache(cacheDir, `${c.name}${suffix}`, c.script.createCachedData());
+  };
+  return { load, writeCaches, loaded: () => [...runs] };
 }
 
 /** Run the bundled command: its entry script `entry` (a file name in `distDir`). */
 export function launch(distDir: string, entry: string): void {
-  chunkLoader(distDir, codeCacheDir(distDir))(join(distDir, entry));
+  const loader = chunkLoader(distDir, codeCacheDir(distDir));
+  process.once('exit', loader.writeCaches);
+  loader.load(join(distDir, entry));
 }
