@@ -162,12 +162,20 @@ for (const file of result.outputFiles) {
     platform: 'node',
     target: 'node20',
     define: { 'import.meta.url': '__opdbusMetaUrl', 'import.meta.resolve': '__opdbusMetaResolve' },
+    // An `import()` of a computed specifier (a plugin package's entry) becomes esbuild's
+    // `Promise.resolve().then(()=>__toESM(require(X)))`, turned into `__opdbusImport(((X)))` below:
+    // a vm.Script's own import() needs a callback that V8's code cache loses (Node 20).
+    supported: { 'dynamic-import': false },
     minifyWhitespace: true,
     minifySyntax: true,
     logLevel: 'silent',
   });
   for (const w of cjs.warnings) throw new Error(`${out}: ${w.text} (in its CommonJS form)`);
-  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), lazyBuiltins(cjs.code));
+  const imports = cjs.code.replace(
+    /Promise\.resolve\(\)\.then\(\(\)=>__toESM\w*\(require\(/g,
+    '__opdbusImport(((',
+  );
+  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), lazyBuiltins(imports));
   if (meta.entryPoint === 'src/bin.ts') entry = relative('dist', out).replace(/\.js$/, '.cjs');
 }
 if (entry === undefined) throw new Error('no entry chunk in the bundle');

@@ -29,7 +29,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Script, constants as vmConstants } from 'node:vm';
+import { Script } from 'node:vm';
 
 /** The exports of a chunk, as its CommonJS form sets them. */
 type Exports = Record<string, unknown>;
@@ -160,7 +160,6 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): Chun
       {
         filename: file,
         ...(cachedData === undefined ? {} : { cachedData }),
-        importModuleDynamically: vmConstants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
       },
     );
     const cached = cachedData !== undefined && script.cachedDataRejected !== true;
