@@ -6,7 +6,7 @@
 //
 // Packages with native addons or CommonJS loaded by path stay external or are rewritten to find
 // their files from their own package (below), never from the bundle's directory.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, transform } from 'esbuild';
@@ -39,6 +39,10 @@ const ownPackageUrl = {
 };
 
 rmSync(join(cli, 'dist', 'chunks'), { recursive: true, force: true });
+// Caches of the chunks this build replaces (a new build starts with none).
+rmSync(join(cli, 'dist', '.code-cache'), { recursive: true, force: true });
+for (const old of readdirSync(join(cli, 'dist')))
+  if (/^opdbus-.*\.cjs$/.test(old)) rmSync(join(cli, 'dist', old));
 /**
  * zod's namespace carries every message locale (360 KiB of the bundle); op-dbus reports in English
  * only, so `z.locales` holds `en` alone in the bundle (z.config(z.locales.en()) still works).
