@@ -6,10 +6,10 @@
 //
 // Packages with native addons or CommonJS loaded by path stay external or are rewritten to find
 // their files from their own package (below), never from the bundle's directory.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, transform } from 'esbuild';
 
 const cli = dirname(dirname(fileURLToPath(import.meta.url)));
 
@@ -23,10 +23,12 @@ const ownPackageUrl = {
   name: 'own-package-url',
   setup(b) {
     b.onLoad({ filter: /\/packages\/[^/]+\/src\/[^/]+\.ts$/ }, (args) => {
-      const source = readFileSync(args.path, 'utf8');
+      let source = readFileSync(args.path, 'utf8');
       if (!source.includes('import.meta.url')) return undefined;
       const pkgDir = dirname(dirname(args.path));
-      const { name } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+      const { name, version } = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8'));
+      // A plugin's version is its package's, known now: no package.json to find and read at each start.
+      source = source.replaceAll('packageVersion(import.meta.url)', JSON.stringify(version));
       const built = relative(pkgDir, args.path)
         .replace(/^src\//, 'dist/')
         .replace(/\.ts$/, '.js');
@@ -37,6 +39,10 @@ const ownPackageUrl = {
 };
 
 rmSync(join(cli, 'dist', 'chunks'), { recursive: true, force: true });
+// Caches of the chunks this build replaces (a new build starts with none).
+rmSync(join(cli, 'dist', '.code-cache'), { recursive: true, force: true });
+for (const old of readdirSync(join(cli, 'dist')))
+  if (/^opdbus-.*\.cjs$/.test(old)) rmSync(join(cli, 'dist', old));
 /**
  * zod's namespace carries every message locale (360 KiB of the bundle); op-dbus reports in English
  * only, so `z.locales` holds `en` alone in the bundle (z.config(z.locales.en()) still works).
@@ -75,10 +81,13 @@ const runtimeIndexWithoutLoader = {
   },
 };
 
+const banner =
+  "import { createRequire as __opdbusRequire } from 'node:module';\nconst require = __opdbusRequire(import.meta.url);";
 const result = await build({
   absWorkingDir: cli,
-  entryPoints: { bin: 'src/bin.ts' },
+  entryPoints: { opdbus: 'src/bin.ts' },
   outdir: 'dist',
+  entryNames: '[name]-[hash]',
   chunkNames: 'chunks/[name]-[hash]',
   bundle: true,
   splitting: true,
@@ -96,16 +105,116 @@ const result = await build({
     'hnswlib-node',
     '@tensorflow/*',
   ],
-  banner: {
-    js: "import { createRequire as __opdbusRequire } from 'node:module';\nconst require = __opdbusRequire(import.meta.url);",
-  },
+  banner: { js: banner },
   plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly],
   legalComments: 'none',
+  // No comments or indentation: less to read and parse at each start (names stay as they are).
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
   metafile: true,
+  write: false,
 });
+
+/**
+ * Each ES-module chunk becomes a CommonJS script (dist/chunks/NAME.cjs) that dist/bin.js runs
+ * with V8's code cache (src/launcher.ts): `import()` of a chunk or package becomes
+ * `__opdbusImport(...)`, `import.meta.url`/`resolve` the launcher's values for the chunk, and a
+ * static import of another chunk a `require` of it, which the launcher answers from its chunks.
+ */
+mkdirSync(join(cli, 'dist', 'chunks'), { recursive: true });
+
+/** Built-in modules whose exports are a plain namespace (never called or extended themselves). */
+const namespaceBuiltins =
+  'child_process|crypto|dgram|dns|fs/promises|http|https|http2|net|os|perf_hooks|readline|timers/promises|tls|worker_threads|zlib';
+
+/**
+ * A built-in module is loaded at its first use rather than when a chunk that names it starts
+ * (src/launcher.ts lazyBuiltin): `import { x } from 'node:X'` (esbuild: `import_node_X=require("node:X")`,
+ * used as `import_node_X.x`), and in bundled CommonJS packages `name=require("X")` of a module
+ * that is only a namespace (commander's `child_process`, which costs milliseconds to load).
+ */
+function lazyBuiltins(code) {
+  return code
+    .replace(/\b(import_[\w$]+)=require\("(node:[\w/]+)"\)/g, '$1=__opdbusLazy("$2")')
+    .replace(
+      new RegExp(
+        `([\\w$]+)=(?:require|\\(0,import_[\\w$]+\\.__require\\))\\("(?:node:)?(${namespaceBuiltins})"\\)`,
+        'g',
+      ),
+      '$1=__opdbusLazy("node:$2")',
+    );
+}
+let entry;
+for (const file of result.outputFiles) {
+  const out = relative(cli, file.path);
+  const meta = result.metafile.outputs[out];
+  let code = file.text.replace(/^#!.*\n/, '');
+  if (!code.startsWith(banner)) throw new Error(`${out}: the bundle banner is missing`);
+  code = code.slice(banner.length);
+  const dynamic = meta.imports.filter((i) => i.kind === 'dynamic-import');
+  for (const spec of new Set(
+    dynamic.map((i) => (i.external ? i.path : `./${relative(dirname(out), i.path)}`)),
+  )) {
+    const call = `import(${JSON.stringify(spec)})`;
+    if (!code.includes(call)) throw new Error(`${out}: ${call} not found to rewrite`);
+    code = code.replaceAll(call, `__opdbusImport(${JSON.stringify(spec)})`);
+  }
+  const cjs = await transform(code, {
+    format: 'cjs',
+    loader: 'js',
+    platform: 'node',
+    target: 'node20',
+    define: { 'import.meta.url': '__opdbusMetaUrl', 'import.meta.resolve': '__opdbusMetaResolve' },
+    // An `import()` of a computed specifier (a plugin package's entry) becomes esbuild's
+    // `Promise.resolve().then(()=>__toESM(require(X)))`, turned into `__opdbusImport(((X)))` below:
+    // a vm.Script's own import() needs a callback that V8's code cache loses (Node 20).
+    supported: { 'dynamic-import': false },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    logLevel: 'silent',
+  });
+  for (const w of cjs.warnings) throw new Error(`${out}: ${w.text} (in its CommonJS form)`);
+  const imports = cjs.code.replace(
+    /Promise\.resolve\(\)\.then\(\(\)=>__toESM\w*\(require\(/g,
+    '__opdbusImport(((',
+  );
+  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), lazyBuiltins(imports));
+  if (meta.entryPoint === 'src/bin.ts') entry = relative('dist', out).replace(/\.js$/, '.cjs');
+}
+if (entry === undefined) throw new Error('no entry chunk in the bundle');
+
+// The launcher, which runs the entry script: dist/bin.cjs (the `opdbus` command: a CommonJS main
+// module starts without Node's ES-module loader) and dist/bin.js (the same, for callers that name it).
+for (const [outfile, format, dir] of [
+  ['dist/bin.cjs', 'cjs', '__dirname'],
+  [
+    'dist/bin.js',
+    'esm',
+    "(await import('node:path')).dirname((await import('node:url')).fileURLToPath(import.meta.url))",
+  ],
+]) {
+  await build({
+    absWorkingDir: cli,
+    stdin: {
+      contents: `import { launch } from './src/launcher.ts';\nlaunch(${dir}, ${JSON.stringify(entry)});\n`,
+      resolveDir: cli,
+      loader: 'ts',
+    },
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format,
+    target: 'node20',
+    banner: { js: '#!/usr/bin/env node' },
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+}
 writeFileSync(join(cli, 'dist', 'bundle-meta.json'), JSON.stringify(result.metafile));
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
 process.stderr.write(
-  `bundled dist/bin.js: ${Object.keys(result.metafile.outputs).length} files, ${(bytes / 1024).toFixed(0)} KiB\n`,
+  `bundled dist/bin.js: ${Object.keys(result.metafile.outputs).length} chunks, ${(bytes / 1024).toFixed(0)} KiB\n`,
 );

@@ -278,6 +278,20 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
   /** Caches by level, type and first CPU, to find the same cache listed twice. */
   const cacheKeys = new Map<string, Cache[]>();
   let cpusWithoutCaches = 0;
+  /**
+   * Cache indexes private to a core (its shared_cpu_map is the core's threads) on the first core,
+   * with their kind and size: on a machine of one kind of core, every core with as many threads
+   * has the same (L1 and usually L2), so their files are not read again for each core. A machine
+   * with cores of several kinds (an Intel hybrid's cpu_atom PMU, arm64's cpu_capacity) reads them
+   * all, as do cores with another number of threads.
+   */
+  const perCore = new Map<number, { kind: CacheKind; sizeBytes: number }>();
+  let oneKindOfCore: boolean | undefined;
+  const firstCoreThreads = (): number => coreLists[0]?.length ?? 0;
+  const sameKindOfCores = (): boolean =>
+    (oneKindOfCore ??=
+      !fs.exists('sys/devices/cpu_atom') && !fs.exists(`${CPU}/cpu${coreLists[0]![0]}/cpu_capacity`));
+  let clustersAreCores = false;
 
   for (const cpu of online) {
     if (noTopology.has(cpu)) continue;
@@ -301,7 +315,21 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
       firstOfCore = true;
     }
     if (firstOfCore && clusterFile !== undefined && !clusterOf.has(cpu)) {
-      const set = readSet(cpu, clusterFile);
+      // A cluster of one core on the first core: on a machine of one kind of core, so on every
+      // core with as many threads (see perCore below).
+      const coreMembers: number[] = coreLists[coreOf.get(cpu)!]!;
+      const set: number[] | undefined =
+        clustersAreCores &&
+        coreOf.get(cpu) !== 0 &&
+        coreMembers.length === firstCoreThreads() &&
+        sameKindOfCores()
+          ? coreMembers
+          : readSet(cpu, clusterFile);
+      if (coreOf.get(cpu) === 0)
+        clustersAreCores =
+          set !== undefined &&
+          set.filter((m) => isPu(m)).length === coreMembers.length &&
+          coreMembers.every((m) => set.includes(m));
       if (set !== undefined) {
         const members = claim(set, cpu, clusterOf);
         for (const m of members) clusterOf.set(m, clusterEntries.length);
@@ -335,10 +363,12 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
       if (entries !== undefined) cacheIndexes = indexesOf(entries);
     }
     let newKind = false;
+    const core = coreOf.get(cpu)!;
     for (const index of cacheIndexes ?? []) {
       const done = covered.get(index) ?? new Set<number>();
       covered.set(index, done);
       if (done.has(cpu)) continue;
+      if (core !== 0 && samePerCore(cpu, index, done)) continue;
       if (readCache(cpu, index, done)) newKind = true;
     }
     if (cacheIndexes === undefined) cpusWithoutCaches++;
@@ -358,6 +388,21 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
     }
     const turn = fs.pace();
     if (turn !== undefined) await turn;
+  }
+
+  /** A core-private cache of `cpu` known from the first core: added, and true. */
+  function samePerCore(cpu: number, index: number, done: Set<number>): boolean {
+    const known = perCore.get(index);
+    if (known === undefined) return false;
+    const members = coreLists[coreOf.get(cpu)!]!;
+    if (members.length !== firstCoreThreads()) return false;
+    if (!sameKindOfCores()) return false;
+    for (const m of members) done.add(m);
+    const cache = { ...known.kind, sizeBytes: known.sizeBytes, cpus: [...members] };
+    const id = `${cache.level}:${cache.type}:${members[0]}`;
+    cacheKeys.set(id, [...(cacheKeys.get(id) ?? []), cache]);
+    caches.push(cache);
+    return true;
   }
 
   /** Read one cache of `cpu`; true when it is of a kind (index and size) not seen before. */
@@ -392,6 +437,12 @@ export async function readTopology(options: ReadTopologyOptions = {}): Promise<T
       kinds.set(key, kind);
     }
     if (kind === null) return isNew;
+    const core = coreOf.get(cpu);
+    if (core === 0) {
+      const members = coreLists[0]!;
+      if (members.length === cpus.length && members.every((m, i) => m === cpus[i]))
+        perCore.set(index, { kind, sizeBytes: parseSize(sizeText) });
+    }
     const id = `${kind.level}:${kind.type}:${cpus[0]}`;
     const same = cacheKeys.get(id) ?? [];
     if (!same.some((c) => c.cpus.length === cpus.length && c.cpus.every((x, i) => x === cpus[i]))) {

@@ -1,0 +1,120 @@
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import type * as NodeOs from 'node:os';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { chunkLoader, codeCacheDir, lazyBuiltin } from './launcher.js';
+
+let dist: string;
+
+/** A bundle of two scripts as scripts/bundle.mjs writes them: an entry that requires a chunk. */
+function writeBundle(): string {
+  // Sources of their own: V8 keeps what it compiled in this process, by source, and would use
+  // that before any code cache.
+  const unique = `/*${dist}*/`;
+  mkdirSync(join(dist, 'chunks'));
+  writeFileSync(
+    join(dist, 'chunks', 'chunk-AAAA.cjs'),
+    `${unique}function square(n){return n*n}exports.square=square;exports.url=__opdbusMetaUrl;`,
+  );
+  const entry = join(dist, 'main-BBBB.cjs');
+  writeFileSync(
+    entry,
+    unique +
+      'var c=require("./chunks/chunk-AAAA.js"),os=__opdbusLazy("node:os");exports.result=c.square(7);exports.url=c.url;exports.eol=os.EOL;exports.later=()=>__opdbusImport("./chunks/chunk-AAAA.js");',
+  );
+  return entry;
+}
+
+beforeEach(() => {
+  dist = mkdtempSync(join(tmpdir(), 'opdbus-launcher-'));
+});
+afterEach(() => rmSync(dist, { recursive: true, force: true }));
+
+describe('chunkLoader', () => {
+  it('runs scripts, answers require and import() of chunks, and writes and then uses their code cache', async () => {
+    const entry = writeBundle();
+    const cache = join(dist, 'cache');
+    const first = chunkLoader(dist, cache);
+    const exports = first.load(entry);
+    expect(exports.result).toBe(49);
+    expect(exports.url).toBe(`file://${join(dist, 'chunks', 'chunk-AAAA.cjs')}`);
+    expect(exports.eol).toBe('\n');
+    expect(await (exports.later as () => Promise<{ square: (n: number) => number }>)()).toHaveProperty(
+      'square',
+    );
+    expect(first.loaded().map((r) => r.cached)).toEqual([false, false]);
+    first.writeCaches();
+    const files = readdirSync(cache).sort();
+    expect(files).toEqual([
+      `chunks_chunk-AAAA.cjs.${process.version}-${process.arch}.v8`,
+      `main-BBBB.cjs.${process.version}-${process.arch}.v8`,
+    ]);
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    expect(statSync(join(cache, files[0]!)).mode & 0o777).toBe(0o600);
+
+    const second = chunkLoader(dist, cache);
+    expect(second.load(entry).result).toBe(49);
+    expect(second.loaded().map((r) => r.cached)).toEqual([true, true]);
+  });
+
+  it('compiles anew and rewrites a cache that V8 rejects', () => {
+    const entry = writeBundle();
+    const cache = join(dist, 'cache');
+    mkdirSync(cache, { mode: 0o700 });
+    const name = `main-BBBB.cjs.${process.version}-${process.arch}.v8`;
+    writeFileSync(join(cache, name), Buffer.alloc(64, 7), { mode: 0o600 });
+    const second = chunkLoader(dist, cache);
+    expect(second.load(entry).result).toBe(49);
+    expect(second.loaded()).toEqual([
+      { file: entry, cached: false },
+      { file: join(dist, 'chunks', 'chunk-AAAA.cjs'), cached: false },
+    ]);
+    second.writeCaches();
+    expect(readFileSync(join(cache, name)).length).toBeGreaterThan(64);
+  });
+
+  it('does not use a cache that others may write', () => {
+    const entry = writeBundle();
+    const cache = join(dist, 'cache');
+    const first = chunkLoader(dist, cache);
+    first.load(entry);
+    first.writeCaches();
+    chmodSync(cache, 0o777);
+    const second = chunkLoader(dist, cache);
+    second.load(entry);
+    expect(second.loaded().map((r) => r.cached)).toEqual([false, false]);
+    chmodSync(cache, 0o700);
+    const file = join(cache, readdirSync(cache)[0]!);
+    chmodSync(file, 0o666);
+    const third = chunkLoader(dist, cache);
+    third.load(entry);
+    expect(third.loaded().filter((r) => r.cached)).toHaveLength(1);
+  });
+});
+
+describe('codeCacheDir', () => {
+  it('is OPDBUS_CODE_CACHE, off, or the bundle’s own directory', () => {
+    expect(codeCacheDir(dist, { OPDBUS_CODE_CACHE: 'off' })).toBeUndefined();
+    expect(codeCacheDir(dist, { OPDBUS_CODE_CACHE: '/somewhere' })).toBe('/somewhere');
+    expect(codeCacheDir(dist, {})).toBe(join(dist, '.code-cache'));
+  });
+});
+
+describe('lazyBuiltin', () => {
+  it('loads the module at its first use and behaves as its namespace', () => {
+    const os = lazyBuiltin('node:os') as typeof NodeOs;
+    expect(os.EOL).toBe('\n');
+    expect('cpus' in os).toBe(true);
+    expect(Object.keys(os)).toContain('hostname');
+  });
+});

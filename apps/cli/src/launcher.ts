@@ -1,0 +1,216 @@
+/**
+ * The start of the bundled `opdbus` command (dist/bin.js): it runs the bundle's chunks
+ * (dist/chunks/*.cjs, written by scripts/bundle.mjs) as CommonJS scripts through `vm.Script`
+ * with V8's code cache, so that a command does not compile the JavaScript it runs each time
+ * (Node 20 has no module compile cache; compiling was the largest part of a command's start).
+ *
+ * A chunk's code cache is written when the process exits, for each chunk it ran without one (or
+ * whose cache V8 rejected: another Node, other V8 flags), into the cache directory: where
+ * `OPDBUS_CODE_CACHE` points (`off` turns caching off), else `dist/.code-cache` when this user
+ * may write there, else `$XDG_CACHE_HOME/opdbus/code-cache` (`~/.cache/...`). A cache is
+ * compiled code: it is used only from a directory and files that this user owns and nobody
+ * else may write, and its name carries the chunk's content hash, Node's version and the
+ * architecture (V8 itself checks only the length of the source).
+ *
+ * @module
+ */
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, join, relative, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Script } from 'node:vm';
+
+/** The exports of a chunk, as its CommonJS form sets them. */
+type Exports = Record<string, unknown>;
+
+interface ChunkModule {
+  exports: Exports;
+}
+
+/**
+ * A Node built-in module loaded at its first use rather than when a chunk that names it starts:
+ * `crypto`, `child_process` and the like cost milliseconds each to load, and most commands use
+ * few of the ones their chunks import. The bundle calls it for each `import { name } from 'node:X'`.
+ */
+export function lazyBuiltin(spec: string): object {
+  let loaded: Record<PropertyKey, unknown> | undefined;
+  const get = (): Record<PropertyKey, unknown> =>
+    (loaded ??= process.getBuiltinModule(spec) as Record<PropertyKey, unknown>);
+  return new Proxy(
+    {},
+    {
+      get: (_, key) => get()[key],
+      has: (_, key) => key in get(),
+      ownKeys: () => Reflect.ownKeys(get()),
+      getOwnPropertyDescriptor: (_, key) => {
+        const d = Reflect.getOwnPropertyDescriptor(get(), key);
+        return d === undefined ? undefined : { ...d, configurable: true };
+      },
+    },
+  );
+}
+
+/** The code-cache directory and whether to use it (see the module's description). */
+export function codeCacheDir(distDir: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const chosen = env.OPDBUS_CODE_CACHE;
+  if (chosen === 'off' || chosen === '0') return undefined;
+  if (chosen !== undefined && chosen !== '') return chosen;
+  const own = join(distDir, '.code-cache');
+  if (usableDir(own, true)) return own;
+  const base = env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
+  return join(base, 'opdbus', 'code-cache');
+}
+
+/** Whether a file or directory is this user's and nobody else may write it. */
+function trusted(stats: Stats): boolean {
+  const uid = process.geteuid?.() ?? 0;
+  return stats.uid === uid && (stats.mode & 0o022) === 0;
+}
+
+/** Whether `dir` exists (or, with `create`, could be made) as a trusted directory. */
+function usableDir(dir: string, create: boolean): boolean {
+  try {
+    return trusted(statSync(dir));
+  } catch {
+    if (!create) return false;
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      return trusted(statSync(dir));
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** A cached compilation, read only from a trusted file in a trusted directory. */
+function readCache(dir: string, file: string): Buffer | undefined {
+  if (!usableDir(dir, false)) return undefined;
+  let fd: number | undefined;
+  try {
+    fd = openSync(join(dir, file), 'r');
+    if (!trusted(fstatSync(fd))) return undefined;
+    return readFileSync(fd);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Write a cache file in whole (a temporary file renamed), or not at all. */
+function writeCache(dir: string, file: string, data: Buffer): void {
+  try {
+    if (!usableDir(dir, true)) return;
+    const tmp = join(dir, `.${file}.${process.pid}`);
+    writeFileSync(tmp, data, { mode: 0o600 });
+    renameSync(tmp, join(dir, file));
+  } catch {
+    // A cache that cannot be written only costs the next start its compile time.
+  }
+}
+
+/** What {@link chunkLoader} gives. */
+export interface ChunkLoader {
+  /** Run a script (once) by its path and give its exports. */
+  load: (file: string) => Exports;
+  /**
+   * Write the code cache of each script run without one (or with one V8 rejected), with what it
+   * compiled so far: call it when the command is done (at exit).
+   */
+  writeCaches: () => void;
+  /** The scripts run so far, each with whether V8 took its cache. */
+  loaded: () => { file: string; cached: boolean }[];
+}
+
+/**
+ * Load the bundle's scripts (CommonJS, made by scripts/bundle.mjs) under `distDir`: returns the
+ * function that runs one by its path and gives its exports. A relative `require` or `import()`
+ * of `NAME.js` in a script means its `NAME.cjs`.
+ */
+export function chunkLoader(distDir: string, cacheDir: string | undefined): ChunkLoader {
+  const loaded = new Map<string, ChunkModule>();
+  const toCache: { name: string; script: Script }[] = [];
+  const runs: { file: string; cached: boolean }[] = [];
+  const suffix = `.${process.version}-${process.arch}.v8`;
+  // `import.meta.resolve('PKG/package.json')` of the bundled packages, each resolved once.
+  const resolved = new Map<string, string>();
+
+  const load = (file: string): Exports => {
+    const existing = loaded.get(file);
+    if (existing !== undefined) return existing.exports;
+    const module: ChunkModule = { exports: {} };
+    loaded.set(file, module);
+    const name = relative(distDir, file).replaceAll(sep, '_');
+    const cacheName = `${name}${suffix}`;
+    const cachedData = cacheDir === undefined ? undefined : readCache(cacheDir, cacheName);
+    const source = readFileSync(file, 'utf8');
+    const script = new Script(
+      `(function (exports, require, module, __filename, __dirname, __opdbusImport, __opdbusMetaUrl, __opdbusMetaResolve, __opdbusLazy) {${source}\n})`,
+      {
+        filename: file,
+        ...(cachedData === undefined ? {} : { cachedData }),
+      },
+    );
+    const cached = cachedData !== undefined && script.cachedDataRejected !== true;
+    runs.push({ file, cached });
+    if (cacheDir !== undefined && !cached) toCache.push({ name, script });
+    const nodeRequire = createRequire(file);
+    const chunkOf = (spec: string): string | undefined =>
+      spec.startsWith('./') && spec.endsWith('.js')
+        ? join(dirname(file), spec.slice(0, -'.js'.length) + '.cjs')
+        : undefined;
+    const require = Object.assign(
+      (spec: string): unknown => {
+        const chunk = chunkOf(spec);
+        return chunk === undefined ? nodeRequire(spec) : load(chunk);
+      },
+      { resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main },
+    );
+    const dynamicImport = (spec: string): Promise<unknown> => {
+      const chunk = chunkOf(spec);
+      return chunk === undefined ? import(spec) : Promise.resolve().then(() => load(chunk));
+    };
+    const url = pathToFileURL(file).href;
+    const resolve = (spec: string): string => {
+      let url = resolved.get(spec);
+      if (url === undefined) resolved.set(spec, (url = pathToFileURL(nodeRequire.resolve(spec)).href));
+      return url;
+    };
+    (script.runInThisContext() as (...args: unknown[]) => void)(
+      module.exports,
+      require,
+      module,
+      file,
+      dirname(file),
+      dynamicImport,
+      url,
+      resolve,
+      lazyBuiltin,
+    );
+    return module.exports;
+  };
+  const writeCaches = (): void => {
+    if (cacheDir === undefined) return;
+    for (const c of toCache.splice(0))
+      writeCache(cacheDir, `${c.name}${suffix}`, c.script.createCachedData());
+  };
+  return { load, writeCaches, loaded: () => [...runs] };
+}
+
+/** Run the bundled command: its entry script `entry` (a file name in `distDir`). */
+export function launch(distDir: string, entry: string): void {
+  const loader = chunkLoader(distDir, codeCacheDir(distDir));
+  process.once('exit', loader.writeCaches);
+  loader.load(join(distDir, entry));
+}
