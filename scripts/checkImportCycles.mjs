@@ -14,18 +14,11 @@ function cycleKey(modules) {
 }
 
 /**
- * Cycles that exist and are someone else's to remove, each as {@link cycleKey} writes it. Remove an entry once its cycle is gone (the check says so); never add one
- * for new code.
+ * Cycles that exist and are someone else's to remove, each as {@link cycleKey} writes it (`a.ts -> b.ts`, from
+ * any module of the cycle). Remove an entry once its cycle is gone (the check says so); never add one for new
+ * code. Empty: every import cycle fails `pnpm lint`.
  */
-const known = new Set(
-  [
-    'packages/runtime/src/engine.ts -> packages/runtime/src/watchdog.ts',
-    'packages/plugins-firewall/src/model.ts -> packages/plugins-firewall/src/schema.ts',
-    'apps/mcp/src/service.ts -> apps/mcp/src/prompts.ts',
-    'apps/mcp/src/service.ts -> apps/mcp/src/resources.ts',
-    'apps/mcp/src/service.ts -> apps/mcp/src/tools.ts',
-  ].map((cycle) => cycleKey(cycle.split(' -> '))),
-);
+const known = new Set(/** @type {string[]} */ ([]).map((cycle) => cycleKey(cycle.split(' -> '))));
 
 const tree = await parseDependencyTree(
   ['packages/*/src/**/*.ts', 'apps/*/src/**/*.ts', 'tooling/*/src/**/*.ts'],

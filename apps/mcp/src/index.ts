@@ -38,14 +38,15 @@ export {
   type PolicyTool,
 } from './policy.js';
 export { TokenBucket } from './rateLimit.js';
+export { MCP_SERVER_VERSION, OpdbusMcp } from './service.js';
 export {
-  MCP_SERVER_VERSION,
-  OpdbusMcp,
   type CallContext,
   type Governed,
+  type McpHost,
   type McpServiceOptions,
   type SessionInfo,
+  type SessionState,
   type ToolExtra,
   type ToolOutput,
-} from './service.js';
+} from './serviceTypes.js';
 export { formatPlanPreview } from './tools.js';

@@ -1,12 +1,12 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
-import type { OpdbusMcp } from './service.js';
+import type { McpHost } from './serviceTypes.js';
 
 /**
  * Register the prompts: `diagnose_drift`, `plan_change_safely` and `explain_transaction`. Each
  * is a recipe in terms of this server's tools, so an agent works the way an operator would.
  */
-export function registerPrompts(mcp: OpdbusMcp, server: McpServer): void {
+export function registerPrompts(mcp: McpHost, server: McpServer): void {
   const names = mcp.plugins.map((p) => p.name).join(', ');
 
   server.registerPrompt(

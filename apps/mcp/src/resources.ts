@@ -5,7 +5,7 @@ import { ErrorCode, McpError, type ReadResourceResult } from '@modelcontextproto
 import { Ledger } from '@opdbus/ledger';
 import { ledgerPaths } from '@opdbus/runtime';
 import type { Actor } from '@opdbus/core';
-import type { OpdbusMcp, SessionInfo } from './service.js';
+import type { McpHost, SessionInfo } from './serviceTypes.js';
 
 const json = (uri: string, value: unknown): ReadResourceResult => ({
   contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(value, null, 2) }],
@@ -17,7 +17,7 @@ const json = (uri: string, value: unknown): ReadResourceResult => ({
  * checkpoint of the ledger) and `opdbus://transactions`. Reads are subject to the policy's
  * `resource` rules (e.g. deny `opdbus://state/users`).
  */
-export function registerResources(mcp: OpdbusMcp, server: McpServer, session: SessionInfo): void {
+export function registerResources(mcp: McpHost, server: McpServer, session: SessionInfo): void {
   const names = mcp.plugins.map((p) => p.name);
   const actor = (): Actor => ({
     kind: 'mcp',

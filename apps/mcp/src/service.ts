@@ -1,8 +1,7 @@
 import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
-import type { CallToolResult, ServerNotification, ServerRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import {
   EventBus,
@@ -14,84 +13,31 @@ import {
   type Actor,
   type AnyPlugin,
   type Engine,
-  type JsonValue,
   type Logger,
   type OpdbusEvent,
   type StateDocument,
 } from '@opdbus/core';
 import type { ChangeScorer } from '@opdbus/ml';
-import { createEngine, ledgerPaths, type RuntimeOptions, type TokenIdentity } from '@opdbus/runtime';
+import { createEngine, ledgerPaths } from '@opdbus/runtime';
 import { CallLedger, redactArguments, type McpCallRecord } from './audit.js';
-import { Policy, isWriteTool, type PolicyDecision, type PolicySubject } from './policy.js';
+import { Policy, isWriteTool, type PolicyDecision } from './policy.js';
 import { registerPrompts } from './prompts.js';
 import { TokenBucket } from './rateLimit.js';
 import { registerResources } from './resources.js';
 import { registerTools } from './tools.js';
+import type {
+  CallContext,
+  Governed,
+  McpHost,
+  McpServiceOptions,
+  SessionInfo,
+  SessionState,
+  ToolExtra,
+  ToolOutput,
+} from './serviceTypes.js';
 
 /** The version opdbus-mcp reports in its initialize result. */
 export const MCP_SERVER_VERSION = packageVersion(import.meta.url);
-
-/** What opdbus-mcp is started with: the CLI's global options plus its own. */
-export interface McpServiceOptions extends RuntimeOptions {
-  /** Plugin packages to load (`--plugin SPEC`), handed to the shared plugin loader. */
-  plugin?: string[];
-  /** Config file (`--config FILE`), handed to the shared plugin loader. */
-  config?: string;
-  /** The policy (default {@link Policy.readOnly}). */
-  policy?: Policy;
-  /** Write tool calls a minute per session (default 10); bursts of half that. */
-  writeRatePerMinute?: number;
-  /** Seconds an apply stays pending until confirmed, unless the agent asks otherwise (default 120). */
-  confirmTimeoutS?: number;
-  /** Root of the sysfs tree the numa tool reads (default `/`). */
-  numaRoot?: string;
-  /** An anomaly model directory (`opdbus anomaly train`): adds the `anomalies` tool (needs @opdbus/ml). */
-  anomalyModel?: string;
-  /** opdbusd's API unix socket: the `drift` tool reads from it (absent: no `drift` tool). */
-  daemonSocket?: string;
-}
-
-/** Who is on the other end of one MCP session, as the transport established it. */
-export interface SessionInfo {
-  /** `dashboard`: opdbusd's Chat page, an in-process MCP client acting for a dashboard session. */
-  transport: 'stdio' | 'http' | 'dashboard';
-  /** The bearer token the HTTP client presented (its name and scope), if any. */
-  token?: TokenIdentity;
-  /**
-   * The most this session may do whatever the policy says: `read` for a read token and for an
-   * unauthenticated loopback listener, `write` for a write token and for stdio.
-   */
-  scope: 'read' | 'write';
-  /** The MCP session id (HTTP). */
-  sessionId?: () => string | undefined;
-}
-
-/** The `extra` argument of a tool handler. */
-export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
-
-/** What a tool handler returns: the structured result and an optional line for people. */
-export interface ToolOutput {
-  structured: Record<string, unknown>;
-  text?: string;
-  /** What the ledger keeps of the result (default: nothing beyond ok). */
-  summary?: JsonValue;
-}
-
-/** How a tool is governed: what its call is about, and what a human sees before approving it. */
-export interface Governed {
-  subjects: PolicySubject[];
-  /** The plan (or transaction) shown in an approval request. */
-  preview?: string;
-}
-
-/** One tool call being served: the session, the engine acting for it, the client. */
-export interface CallContext {
-  engine: Engine;
-  session: SessionInfo;
-  extra: ToolExtra;
-  /** Send a log message to the client (filtered by its logging/setLevel). */
-  log: (level: 'debug' | 'info' | 'notice' | 'warning' | 'error', data: unknown) => Promise<void>;
-}
 
 /**
  * The opdbus MCP service: one per process, shared by its sessions. It builds an MCP server per
@@ -99,7 +45,7 @@ export interface CallContext {
  * op-dbus engine (same state directory, lock, journal and ledger as the CLI), under the policy,
  * with every call recorded in the ledger.
  */
-export class OpdbusMcp {
+export class OpdbusMcp implements McpHost {
   readonly options: McpServiceOptions;
   readonly policy: Policy;
   readonly plugins: AnyPlugin[];
@@ -259,7 +205,7 @@ export class OpdbusMcp {
   }
 
   /** Session state the tools of one server share (its rate limit). */
-  sessionState(): { writes: TokenBucket } {
+  sessionState(): SessionState {
     return { writes: new TokenBucket({ perMinute: this.options.writeRatePerMinute ?? 10 }) };
   }
 
@@ -271,7 +217,7 @@ export class OpdbusMcp {
   async call(
     server: McpServer,
     session: SessionInfo,
-    state: { writes: TokenBucket },
+    state: SessionState,
     tool: string,
     args: unknown,
     extra: ToolExtra,
@@ -290,7 +236,7 @@ export class OpdbusMcp {
   async #call(
     server: McpServer,
     session: SessionInfo,
-    state: { writes: TokenBucket },
+    state: SessionState,
     tool: string,
     args: unknown,
     extra: ToolExtra,

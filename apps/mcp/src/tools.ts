@@ -17,8 +17,15 @@ import { numaSectionSchema, readTopology, resolvePlacements } from '@opdbus/numa
 import { ledgerPaths } from '@opdbus/runtime';
 import { z } from 'zod';
 import type { PolicySubject } from './policy.js';
-import type { CallContext, Governed, OpdbusMcp, SessionInfo, ToolExtra, ToolOutput } from './service.js';
-import type { TokenBucket } from './rateLimit.js';
+import type {
+  CallContext,
+  Governed,
+  McpHost,
+  SessionInfo,
+  SessionState,
+  ToolExtra,
+  ToolOutput,
+} from './serviceTypes.js';
 
 const changeSchema = z.object({
   id: z.string(),
@@ -100,10 +107,10 @@ const readOnly = { readOnlyHint: true, destructiveHint: false, idempotentHint: t
  * transactions, ledger_entries, ledger_verify, ledger_proof, snapshots_list, numa_topology.
  */
 export function registerTools(
-  mcp: OpdbusMcp,
+  mcp: McpHost,
   server: McpServer,
   session: SessionInfo,
-  state: { writes: TokenBucket },
+  state: SessionState,
 ): void {
   const pluginNames = mcp.plugins.map((p) => p.name);
   const serve =

@@ -124,6 +124,16 @@ export interface ParseOptions {
  */
 export function parseStateDocument(text: string, options: ParseOptions): StateDocument {
   const { source, registry } = options;
+  checkSize(text, source);
+  const { doc, lineCounter, value } = readYaml(text, source);
+  checkShape(value, source, (path, key) => locateNode(doc, lineCounter, path, key));
+  const locate = (path: ReadonlyArray<PropertyKey>, key?: string): { line?: number; column?: number } =>
+    locateNode(doc, lineCounter, path, key);
+  return validateDocument(value, source, registry, locate);
+}
+
+/** Refuse a document over the size, item or flow-nesting limits before parsing it. */
+function checkSize(text: string, source: string): void {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > limits.documentBytes) throw tooLarge(source, bytes);
   const items = countItems(text);
@@ -136,6 +146,10 @@ export function parseStateDocument(text: string, options: ParseOptions): StateDo
   }
   const flowDepth = flowNesting(text);
   if (flowDepth.depth > limits.documentDepth) throw tooDeep(source, flowDepth.line);
+}
+
+/** Parse YAML (or JSON) into a value, keeping the document and its line counter to locate paths. */
+function readYaml(text: string, source: string): { doc: Document; lineCounter: LineCounter; value: unknown } {
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
@@ -156,9 +170,8 @@ export function parseStateDocument(text: string, options: ParseOptions): StateDo
     });
     throw documentError('OPDBUS_ERR_STATE_PARSE', source, issues, 'is not valid YAML or JSON');
   }
-  let value: unknown;
   try {
-    value = doc.toJS({ maxAliasCount: limits.documentAliases });
+    return { doc, lineCounter, value: doc.toJS({ maxAliasCount: limits.documentAliases }) };
   } catch (err) {
     if (err instanceof RangeError) throw tooDeep(source);
     if (err instanceof ReferenceError && /alias/i.test(err.message)) {
@@ -176,10 +189,15 @@ export function parseStateDocument(text: string, options: ParseOptions): StateDo
     }
     throw err;
   }
-  checkShape(value, source, (path, key) => locateNode(doc, lineCounter, path, key));
-  const locate = (path: ReadonlyArray<PropertyKey>, key?: string): { line?: number; column?: number } =>
-    locateNode(doc, lineCounter, path, key);
+}
 
+/** Check a parsed document's root, version, plugin names and sections against the registry. */
+function validateDocument(
+  value: unknown,
+  source: string,
+  registry: PluginRegistry,
+  locate: (path: ReadonlyArray<PropertyKey>, key?: string) => { line?: number; column?: number },
+): StateDocument {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw documentError('OPDBUS_ERR_STATE_INVALID', source, [
       { path: '(document root)', message: 'expected a mapping with `version: 1` and `plugins:`' },

@@ -44,7 +44,7 @@ export {
   type RecoveryReport,
   type VerifyOptions,
   type WatchdogOptions,
-} from './engine.js';
+} from './engine/engine.js';
 export {
   OpdbusError,
   defineErrorCodes,

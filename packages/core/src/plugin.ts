@@ -311,7 +311,9 @@ export function assertPlugin(value: unknown): AnyPlugin {
  *
  * @example
  * ```ts
- * export const myPlugin = definePlugin({ name: 'my', version: '1.0.0', schema: z.strictObject({}), ... });
+ * export const myPlugin = definePlugin({
+ *   name: 'my', version: packageVersion(import.meta.url), schema: z.strictObject({}), ...
+ * });
  * ```
  */
 export function definePlugin<D, T = JsonValue, V = JsonValue, F = unknown>(

@@ -34,7 +34,6 @@ export { dropsConnection, type ManagementConnection } from './risk.js';
 export {
   chainSchema,
   families,
-  firewallSchema,
   hookNames,
   matchSchema,
   ruleSchema,
@@ -50,3 +49,4 @@ export {
   type SetEntry,
   type TableEntry,
 } from './schema.js';
+export { firewallSchema } from './sectionSchema.js';

@@ -36,13 +36,8 @@ import {
   type FirewallValue,
 } from './model.js';
 import type { ManagementConnection } from './risk.js';
-import {
-  firewallSchema,
-  type ChainEntry,
-  type FirewallSection,
-  type SetEntry,
-  type TableEntry,
-} from './schema.js';
+import type { ChainEntry, FirewallSection, SetEntry, TableEntry } from './schema.js';
+import { firewallSchema } from './sectionSchema.js';
 
 /**
  * The checkpoint: each table a plan touches, whole (every chain with its rules, every set with

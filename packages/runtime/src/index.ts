@@ -46,6 +46,7 @@ export {
 } from './config.js';
 export { resolveAppPlugins, type PluginSelection } from './appPlugins.js';
 export { reportError, reportFatal, stdio, type Output } from './report.js';
-export { runWatchdogProcess, spawnWatchdog, watchdogEntry } from './watchdog.js';
+export { spawnWatchdog, watchdogEntry } from './watchdog.js';
+export { runWatchdogProcess } from './watchdogProcess.js';
 export { TokenFile, type TokenIdentity, type TokenScope } from './tokens.js';
 export { MAX_DOCUMENTS, desiredSections, documentSections, loadDesired, mergeDocuments } from './desired.js';

@@ -3,7 +3,7 @@
 // started by spawnWatchdog (internal; not meant to be run by hand).
 import { parseArgs } from 'node:util';
 import { reportFatal } from './report.js';
-import { runWatchdogProcess } from './watchdog.js';
+import { runWatchdogProcess } from './watchdogProcess.js';
 
 try {
   const { values, positionals } = parseArgs({

@@ -1,16 +1,12 @@
-// Helpers of the engine that need none of its state: messages, audit fields, plugin methods and
-// merging what plugins' `expand` contributes into a document.
+// Helpers of the engine that need none of its state: messages, audit fields and plugin methods.
 import { basename } from 'node:path';
 import { userInfo } from 'node:os';
-import type { AuditRecord } from './audit.js';
-import type { Change, ChangeSpec } from './change.js';
-import { formatPath } from './document.js';
-import { OpdbusError } from './errors.js';
-import type { Actor } from './journal.js';
-import { canonicalJson } from './json.js';
-import { quoteValue } from './limits.js';
-import type { AnyPlugin } from './plugin.js';
-import { processStartTime } from './process.js';
+import type { AuditRecord } from '../audit.js';
+import type { Change, ChangeSpec } from '../change.js';
+import { OpdbusError } from '../errors.js';
+import type { Actor } from '../journal.js';
+import type { AnyPlugin } from '../plugin.js';
+import { processStartTime } from '../process.js';
 
 /**
  * A plugin's change specs as the engine, journal and ledger hold them: JSON. Every plugin's values
@@ -62,6 +58,7 @@ export function scoped(observed: Record<string, unknown>, names: readonly string
   return out;
 }
 
+/** The process an audit record names: this one (pid, kernel start time, command line). */
 export function auditProcess(): AuditRecord['process'] {
   const script = process.argv[1];
   return {
@@ -71,6 +68,7 @@ export function auditProcess(): AuditRecord['process'] {
   };
 }
 
+/** The default actor of an engine: the user this process runs as. */
 export function currentUserActor(): Actor {
   let name = 'unknown';
   try {
@@ -79,35 +77,4 @@ export function currentUserActor(): Actor {
     name = `uid ${process.getuid?.() ?? -1}`;
   }
   return { kind: 'user', name, uid: process.getuid?.() ?? -1, pid: process.pid };
-}
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/**
- * Deep-merge a fragment a plugin contributes into a section: objects merge key by key; any
- * other value (scalars, arrays) must equal what is already there.
- */
-export function mergeFragment(
-  base: unknown,
-  fragment: unknown,
-  path: (string | number)[],
-  contributor: string,
-  source: string,
-): unknown {
-  if (base === undefined) return fragment;
-  if (isPlainObject(base) && isPlainObject(fragment)) {
-    const out: Record<string, unknown> = { ...base };
-    for (const [key, value] of Object.entries(fragment))
-      out[key] = mergeFragment(base[key], value, [...path, key], contributor, source);
-    return out;
-  }
-  if (canonicalJson(base) === canonicalJson(fragment)) return base;
-  const where = formatPath(path);
-  throw new OpdbusError(
-    'OPDBUS_ERR_PLAN_CONFLICT',
-    `${source}: ${where} is ${quoteValue(base)}, but the "${contributor}" section derives ${quoteValue(fragment)} for it; remove one of the two.`,
-    { data: { file: source, path: where, contributor, declared: base, derived: fragment } },
-  );
 }

@@ -1,12 +1,12 @@
 // The engine's options and results (see engine.ts).
-import type { AuditRecord, AuditSink } from './audit.js';
-import type { EventBus, OpdbusEvent } from './events.js';
-import type { Actor, TransactionRecord } from './journal.js';
-import type { Logger } from './logger.js';
-import type { Plan } from './planner.js';
-import type { NetnsRunner, PlanNote, TargetSpec } from './plugin.js';
-import type { ProcessIdentity } from './process.js';
-import type { PluginRegistry } from './registry.js';
+import type { AuditRecord, AuditSink } from '../audit.js';
+import type { EventBus, OpdbusEvent } from '../events.js';
+import type { Actor, TransactionRecord } from '../journal.js';
+import type { Logger } from '../logger.js';
+import type { Plan } from '../planner.js';
+import type { NetnsRunner, PlanNote, TargetSpec } from '../plugin.js';
+import type { ProcessIdentity } from '../process.js';
+import type { PluginRegistry } from '../registry.js';
 
 /** How verification retries while the kernel and daemons settle. */
 export interface VerifyOptions {
