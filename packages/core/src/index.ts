@@ -34,6 +34,7 @@ export {
   type StateDocument,
 } from './document.js';
 export {
+  DEFAULT_JOURNAL_RETENTION,
   Engine,
   type ApplyOptions,
   type ApplyResult,

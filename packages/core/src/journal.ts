@@ -170,7 +170,7 @@ export class StateDir {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new OpdbusError(
           'OPDBUS_ERR_TX_NOT_FOUND',
-          `No transaction ${txId} in ${this.transactionsDir}; check --state-dir.`,
+          `No transaction ${txId} in ${this.transactionsDir}; check --state-dir (journals of old finished transactions are pruned; the ledger keeps their record).`,
           { data: { txId, stateDir: this.root } },
         );
       }
@@ -181,6 +181,13 @@ export class StateDir {
 
   /** All transaction records, oldest first. */
   async list(): Promise<TransactionRecord[]> {
+    const records: TransactionRecord[] = [];
+    for (const id of await this.ids()) records.push(await this.read(id));
+    return records;
+  }
+
+  /** The ids of the journals present, oldest first. */
+  async ids(): Promise<string[]> {
     let names: string[];
     try {
       names = await readdir(this.transactionsDir);
@@ -188,14 +195,58 @@ export class StateDir {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const ids = names
+    return names
       .filter((n) => n.endsWith('.json'))
       .map((n) => n.slice(0, -5))
       .filter((id) => txIdPattern.test(id))
       .sort();
-    const records: TransactionRecord[] = [];
-    for (const id of ids) records.push(await this.read(id));
-    return records;
+  }
+
+  /**
+   * Remove the journals (with their progress and watchdog logs) of the oldest finished transactions
+   * beyond the most recent `keep`, so that the state directory, which every apply reads, stays
+   * bounded however long a daemon runs. Only transactions in a terminal status go (committed,
+   * rolled back, restore failed); one that is unfinished or waits for confirmation is never removed.
+   * Oldest first, so every transaction later than one still present is present too (what
+   * `rollback` checks). Call it holding the lock. Returns the ids removed.
+   *
+   * @example
+   * ```ts
+   * const state = new StateDir('/var/lib/opdbus');
+   * const lock = await state.lock();
+   * try {
+   *   await state.prune(1000);
+   * } finally {
+   *   await lock.release();
+   * }
+   * ```
+   */
+  async prune(keep: number): Promise<string[]> {
+    if (!Number.isInteger(keep) || keep < 1) {
+      throw new OpdbusError('OPDBUS_ERR_USAGE', `Keep at least one journal when pruning (got ${keep}).`, {
+        data: { keep },
+      });
+    }
+    const ids = await this.ids();
+    const removed: string[] = [];
+    for (const id of ids.slice(0, Math.max(0, ids.length - keep))) {
+      let record: TransactionRecord;
+      try {
+        record = await this.read(id);
+      } catch {
+        // A journal that cannot be read is recovery's to report, not ours to delete.
+        continue;
+      }
+      if (!terminalStatuses.has(record.status)) continue;
+      // The journal last: a crash in between leaves a journal whose logs are gone, which reads fine.
+      for (const file of [this.progressPath(id), this.watchdogLogPath(id), this.journalPath(id)]) {
+        await unlink(file).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
+      }
+      removed.push(id);
+    }
+    return removed;
   }
 
   /** Append progress lines (best effort durability: fsync'd at phase boundaries by the caller). */

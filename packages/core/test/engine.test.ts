@@ -336,6 +336,49 @@ describe('Engine.rollback', () => {
   });
 });
 
+describe('journal retention', () => {
+  it('keeps the journals of the most recent transactions only; rollback of a pruned one says why', async () => {
+    const { registry, doc } = setup({ a: '0' });
+    const engine = new Engine({
+      registry,
+      stateDir,
+      verify: { attempts: 3, initialDelayMs: 1 },
+      journalRetention: 3,
+    });
+    const ids: string[] = [];
+    for (let i = 1; i <= 5; i++) ids.push((await engine.apply(doc({ a: String(i) }))).txId!);
+    expect(await engine.state.ids()).toEqual(ids.slice(2));
+    for (const id of ids.slice(0, 2)) {
+      expect(existsSync(engine.state.journalPath(id))).toBe(false);
+      expect(existsSync(engine.state.progressPath(id))).toBe(false);
+    }
+    const pruned = await engine.rollback(ids[0]).catch((e: unknown) => e);
+    expect(pruned).toMatchObject({
+      code: 'OPDBUS_ERR_TX_NOT_FOUND',
+      message: expect.stringContaining('pruned'),
+    });
+    // The latest is still there to roll back.
+    expect((await engine.rollback()).txId).toBe(ids[4]);
+  });
+
+  it('never prunes a transaction that is not finished, whatever its age', async () => {
+    const { engine, doc } = setup({ a: '0' });
+    const ids: string[] = [];
+    for (let i = 1; i <= 4; i++) ids.push((await engine.apply(doc({ a: String(i) }))).txId!);
+    // The oldest as a crash would leave it: mid-apply.
+    const oldest = await engine.state.read(ids[0]!);
+    await engine.state.write({ ...oldest, status: 'applying' });
+    const lock = await engine.state.lock();
+    try {
+      expect(await engine.state.prune(1)).toEqual(ids.slice(1, 3));
+    } finally {
+      await lock.release();
+    }
+    expect(await engine.state.ids()).toEqual([ids[0], ids[3]]);
+    await expect(engine.state.prune(0)).rejects.toMatchObject({ code: 'OPDBUS_ERR_USAGE' });
+  });
+});
+
 describe('crash recovery', () => {
   it('restores a transaction whose process was SIGKILLed mid-apply, on the next invocation', async () => {
     const hostFile = join(stateDir, 'host.json');

@@ -45,7 +45,28 @@ export async function applyDocument(
     );
     return await runTransaction(core, desired, plan, observed, options, left);
   } finally {
+    await pruneJournals(core);
     await lock.release();
+  }
+}
+
+/**
+ * Keep the state directory bounded (`journalRetention`): a failure to prune is logged, never the
+ * apply's failure (the transaction is already decided and recorded).
+ */
+async function pruneJournals(core: EngineCore): Promise<void> {
+  try {
+    const removed = await core.state.prune(core.journalRetention);
+    if (removed.length > 0)
+      core.logger.debug(
+        { pruned: removed.length, keep: core.journalRetention },
+        'pruned the journals of old finished transactions',
+      );
+  } catch (err) {
+    core.logger.warn(
+      { err, stateDir: core.state.root },
+      'could not prune old transaction journals; the state directory keeps growing until it can',
+    );
   }
 }
 

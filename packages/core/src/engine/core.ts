@@ -25,6 +25,8 @@ export interface EngineCore {
   readonly verify: VerifyOptions;
   /** Where every step is recorded (none: nothing is). */
   readonly audit: AuditSink | undefined;
+  /** How many transaction journals to keep (see `EngineOptions.journalRetention`). */
+  readonly journalRetention: number;
   /** Starts the commit-confirmed watchdog (none: commit-confirmed is refused). */
   readonly spawnWatchdog: ((txId: string) => Promise<ProcessIdentity>) | undefined;
   /** The context a plugin operation receives, for the engine's target or another (a journal's). */

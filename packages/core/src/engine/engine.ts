@@ -37,8 +37,10 @@ import type {
   RecoveryReport,
   WatchdogOptions,
 } from './types.js';
+import { DEFAULT_JOURNAL_RETENTION } from './types.js';
 import { runWatchdog } from './watchdogLoop.js';
 
+export { DEFAULT_JOURNAL_RETENTION } from './types.js';
 export type {
   ApplyOptions,
   ApplyResult,
@@ -84,6 +86,7 @@ export class Engine {
       verify: { attempts: 6, initialDelayMs: 50, ...options.verify },
       audit: options.audit,
       spawnWatchdog: options.spawnWatchdog,
+      journalRetention: options.journalRetention ?? DEFAULT_JOURNAL_RETENTION,
       context: (plugin, bindings, signal, target) => this.context(plugin, bindings, signal, target),
     };
   }

@@ -40,7 +40,17 @@ export interface EngineOptions {
    * transparency log). Awaited at each step; see {@link AuditSink} for what a failure does.
    */
   audit?: AuditSink;
+  /**
+   * How many transaction journals to keep: after each transaction the journals of the oldest
+   * finished ones beyond this many are removed ({@link StateDir.prune}), so the state directory
+   * that every apply reads stays bounded (default {@link DEFAULT_JOURNAL_RETENTION}). The ledger
+   * keeps every transaction's record regardless.
+   */
+  journalRetention?: number;
 }
+
+/** Journals kept by default (see {@link EngineOptions.journalRetention}). */
+export const DEFAULT_JOURNAL_RETENTION = 1000;
 
 /** Options of {@link Engine.apply}. */
 export interface ApplyOptions {
