@@ -33,6 +33,30 @@ export function runCli(
   });
 }
 
+/**
+ * Wait until a running child's stdout matches `pattern` (resolves with what it printed so far);
+ * rejects with its stdout and stderr when it exits first.
+ */
+export function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const onErr = (chunk: Buffer): void => void (text += chunk.toString());
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString();
+      if (pattern.test(text)) {
+        child.stdout?.off('data', onData);
+        child.stderr?.off('data', onErr);
+        resolve(text);
+      }
+    };
+    child.stderr?.on('data', onErr);
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) =>
+      reject(new Error(`${what} exited (${code}) before printing ${pattern}: ${text}`)),
+    );
+  });
+}
+
 /** Start `opdbus ARGS` and resolve once a stdout line matches `pattern`. */
 export function startCliUntil(
   args: readonly string[],

@@ -11,7 +11,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createNetns, probeSandbox, type SandboxNetns } from '@opdbus/sandbox';
 import { describeIf, requirement } from '@opdbus/sandbox/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { cliBin } from './helpers.js';
+import { cliBin, waitForOutput } from './helpers.js';
 
 const executable = (paths: string[]): boolean =>
   paths.some((p) => {
@@ -75,24 +75,6 @@ async function opdbus(host: Host, ...args: string[]): Promise<string> {
 
 const pings = async (from: SandboxNetns, to: string): Promise<boolean> =>
   (await from.exec('ping', ['-n', '-q', '-c', '1', '-W', '2', to])).code === 0;
-
-/** Wait until a child's stdout matches. */
-function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString();
-      if (pattern.test(text)) {
-        child.stdout?.off('data', onData);
-        resolve(text);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) =>
-      reject(new Error(`${what} exited (${code}) before printing ${pattern}: ${text}`)),
-    );
-  });
-}
 
 describeIf(needs, 'opdbus mesh: four hosts in network namespaces with wireguard-go', () => {
   let base: string;

@@ -21,7 +21,7 @@ import {
 import { describeIf, requirement } from '@opdbus/sandbox/testing';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { cliBin } from './helpers.js';
+import { cliBin, waitForOutput } from './helpers.js';
 
 const executable = (path: string): boolean => {
   try {
@@ -193,21 +193,6 @@ async function pingFrom(host: Host, machine: string, to: string, count: number):
     '5',
     to,
   ]);
-}
-
-/** Wait until a child's stdout matches. */
-function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    child.stderr?.on('data', (chunk: Buffer) => (text += chunk.toString()));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      text += chunk.toString();
-      if (pattern.test(text)) resolve();
-    });
-    child.once('exit', (code) =>
-      reject(new Error(`${what} exited (${code}) before printing ${pattern}: ${text}`)),
-    );
-  });
 }
 
 /** Each ICMP echo of ping's default size is 84 bytes of IP; WireGuard's counters add its own overhead. */

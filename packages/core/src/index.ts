@@ -33,9 +33,9 @@ export {
   type ParseOptions,
   type StateDocument,
 } from './document.js';
+export { Engine } from './engine/engine.js';
 export {
   DEFAULT_JOURNAL_RETENTION,
-  Engine,
   type ApplyOptions,
   type ApplyResult,
   type AuditRecordFields,
@@ -45,7 +45,7 @@ export {
   type RecoveryReport,
   type VerifyOptions,
   type WatchdogOptions,
-} from './engine/engine.js';
+} from './engine/types.js';
 export {
   OpdbusError,
   defineErrorCodes,

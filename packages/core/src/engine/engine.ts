@@ -27,31 +27,18 @@ import { queryReport, watchPlugins } from './observe.js';
 import { expandDocument, planDocument } from './plan.js';
 import { probePlugins } from './pluginCalls.js';
 import { currentUserActor } from './support.js';
-import type {
-  ApplyOptions,
-  ApplyResult,
-  AuditRecordFields,
-  EngineOptions,
-  PlanResult,
-  QueryReport,
-  RecoveryReport,
-  WatchdogOptions,
+import {
+  DEFAULT_JOURNAL_RETENTION,
+  type ApplyOptions,
+  type ApplyResult,
+  type AuditRecordFields,
+  type EngineOptions,
+  type PlanResult,
+  type QueryReport,
+  type RecoveryReport,
+  type WatchdogOptions,
 } from './types.js';
-import { DEFAULT_JOURNAL_RETENTION } from './types.js';
 import { runWatchdog } from './watchdogLoop.js';
-
-export { DEFAULT_JOURNAL_RETENTION } from './types.js';
-export type {
-  ApplyOptions,
-  ApplyResult,
-  AuditRecordFields,
-  EngineOptions,
-  PlanResult,
-  QueryReport,
-  RecoveryReport,
-  VerifyOptions,
-  WatchdogOptions,
-} from './types.js';
 
 /**
  * The op-dbus engine: queries plugins, plans, and applies plans as transactions with checkpoint,
