@@ -62,6 +62,41 @@ const zodEnglishOnly = {
 };
 
 /**
+ * zod is loaded at its first use, not when the command starts: every workspace module's
+ * `import { z } from 'zod'` gets a stand-in whose first property read loads zod, from a chunk of
+ * its own (`__opdbusSync(import('zod'))` becomes a `require` of that chunk below). With the
+ * plugins' schemas built lazily too (lazySchema of @opdbus/core), a command that validates no
+ * document (`query`, `ledger`, `--help`) neither loads nor evaluates zod, nor builds a schema.
+ */
+const lazyZod = {
+  name: 'lazy-zod',
+  setup(b) {
+    b.onResolve({ filter: /^zod$/ }, (args) => {
+      if (args.namespace === 'lazy-zod') return undefined; // the stand-in's own import: zod itself
+      if (!/[\\/](packages|apps)[\\/][^\\/]+[\\/]src[\\/]/.test(args.importer)) return undefined;
+      return { path: 'zod', namespace: 'lazy-zod', pluginData: { resolveDir: args.resolveDir } };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-zod' }, (args) => ({
+      contents: `
+let real;
+const load = () => (real ??= __opdbusSync(import('zod')).z);
+export const z = new Proxy({}, {
+  get: (_, key) => load()[key],
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const d = Reflect.getOwnPropertyDescriptor(load(), key);
+    return d === undefined ? undefined : { ...d, configurable: true };
+  },
+});
+`,
+      resolveDir: args.pluginData.resolveDir,
+      loader: 'js',
+    }));
+  },
+};
+
+/**
  * @opdbus/runtime's index re-exports its plugin-package loader, and the loader imports every
  * built-in plugin statically (to check them as packages). esbuild groups modules into chunks by
  * which entry points reach them, so those re-exports put every plugin on the start-up path of every
@@ -106,7 +141,7 @@ const result = await build({
     '@tensorflow/*',
   ],
   banner: { js: banner },
-  plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly],
+  plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly, lazyZod],
   legalComments: 'none',
   // No comments or indentation: less to read and parse at each start (names stay as they are).
   minifyWhitespace: true,
@@ -175,7 +210,10 @@ for (const file of result.outputFiles) {
     logLevel: 'silent',
   });
   for (const w of cjs.warnings) throw new Error(`${out}: ${w.text} (in its CommonJS form)`);
-  const imports = cjs.code.replace(
+  // The lazy zod stand-in's import of zod's chunk (above): synchronous, through the launcher.
+  const code2 = cjs.code.replace(/__opdbusSync\(__opdbusImport\(("[^"]+")\)\)/g, 'require($1)');
+  if (code2.includes('__opdbusSync')) throw new Error(`${out}: a lazy zod import was not rewritten`);
+  const imports = code2.replace(
     /Promise\.resolve\(\)\.then\(\(\)=>__toESM\w*\(require\(/g,
     '__opdbusImport(((',
   );

@@ -1,5 +1,6 @@
 // What every command shares and `opdbus --version` / `--help` need: global options, output and
-// the default state directory. Kept free of imports so that the CLI starts fast.
+// the default state directory. Kept free of imports (but node:fs, which Node has loaded already) so that the CLI starts fast.
+import { writeSync } from 'node:fs';
 
 /** Options every command takes. */
 export interface GlobalOptions {
@@ -25,7 +26,37 @@ export interface Output {
   err(text: string): void;
 }
 
+/** Per file descriptor: whether output goes through its stream from now on (see {@link writeLine}). */
+const viaStream: Record<1 | 2, boolean> = { 1: false, 2: false };
+
+/**
+ * Write `text` (with a final newline) to standard output or error with write(2) itself:
+ * `process.stdout` is a stream whose first use loads Node's stream modules (milliseconds at each
+ * command's start), and it writes files, pipes and terminals synchronously anyway. A descriptor
+ * that would block (a non-blocking pipe that is full) hands the rest, and all later output, to
+ * the stream, which keeps the order and waits; a reader that went away (EPIPE) ends the output.
+ */
+function writeLine(fd: 1 | 2, text: string): void {
+  const line = text.endsWith('\n') ? text : `${text}\n`;
+  const stream = (): NodeJS.WriteStream => (fd === 1 ? process.stdout : process.stderr);
+  if (viaStream[fd]) {
+    stream().write(line);
+    return;
+  }
+  const bytes = Buffer.from(line);
+  let offset = 0;
+  try {
+    while (offset < bytes.length) offset += writeSync(fd, bytes, offset);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') return;
+    if (code !== 'EAGAIN') throw err;
+    viaStream[fd] = true;
+    stream().write(bytes.subarray(offset));
+  }
+}
+
 export const stdio: Output = {
-  out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
-  err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  out: (text) => writeLine(1, text),
+  err: (text) => writeLine(2, text),
 };

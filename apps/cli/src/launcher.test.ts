@@ -5,14 +5,16 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  realpathSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import type * as NodeOs from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chunkLoader, codeCacheDir, lazyBuiltin } from './launcher.js';
+import { chunkLoader, codeCacheDir, lazyBuiltin, packageJsonPath } from './launcher.js';
 
 let dist: string;
 
@@ -99,6 +101,35 @@ describe('chunkLoader', () => {
     const third = chunkLoader(dist, cache);
     third.load(entry);
     expect(third.loaded().filter((r) => r.cached)).toHaveLength(1);
+  });
+});
+
+describe('packageJsonPath', () => {
+  it('finds PKG/package.json in the nearest node_modules folder, by its real path', () => {
+    const store = join(dist, 'store', 'y');
+    mkdirSync(store, { recursive: true });
+    writeFileSync(join(store, 'package.json'), '{"name":"@x/y"}');
+    mkdirSync(join(dist, 'node_modules', '@x'), { recursive: true });
+    symlinkSync(store, join(dist, 'node_modules', '@x', 'y'));
+    mkdirSync(join(dist, 'node_modules', 'plain'), { recursive: true });
+    writeFileSync(join(dist, 'node_modules', 'plain', 'package.json'), '{"name":"plain"}');
+    const deep = join(dist, 'node_modules', 'plain', 'dist', 'chunks');
+    mkdirSync(deep, { recursive: true });
+    expect(packageJsonPath(deep, '@x/y/package.json')).toBe(
+      join(realpathSync(dist), 'store', 'y', 'package.json'),
+    );
+    expect(packageJsonPath(deep, 'plain/package.json')).toBe(
+      join(realpathSync(dist), 'node_modules', 'plain', 'package.json'),
+    );
+    // Nearer wins: a copy inside the package's own node_modules.
+    mkdirSync(join(dist, 'node_modules', 'plain', 'node_modules', 'inner'), { recursive: true });
+    writeFileSync(join(dist, 'node_modules', 'plain', 'node_modules', 'inner', 'package.json'), '{}');
+    expect(packageJsonPath(deep, 'inner/package.json')).toBe(
+      join(realpathSync(dist), 'node_modules', 'plain', 'node_modules', 'inner', 'package.json'),
+    );
+    expect(packageJsonPath(deep, 'missing-package-opdbus-test/package.json')).toBeUndefined();
+    expect(packageJsonPath(deep, '@x/y')).toBeUndefined();
+    expect(packageJsonPath(deep, './package.json')).toBeUndefined();
   });
 });
 

@@ -16,10 +16,12 @@
  */
 import {
   closeSync,
+  existsSync,
   fstatSync,
   mkdirSync,
   openSync,
   readFileSync,
+  realpathSync,
   renameSync,
   statSync,
   writeFileSync,
@@ -27,7 +29,7 @@ import {
 } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
-import { dirname, join, relative, sep } from 'node:path';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
 
@@ -120,6 +122,24 @@ function writeCache(dir: string, file: string, data: Buffer): void {
   }
 }
 
+/**
+ * `require.resolve('PKG/package.json')` from `dir` the way Node looks in node_modules folders
+ * (nearest first, the real path of what it finds), without Node's package-exports resolver, whose
+ * first use loads modules of its own at each start; `undefined` for any other specifier or when no
+ * node_modules folder holds the package (the caller then asks Node).
+ */
+export function packageJsonPath(dir: string, spec: string): string | undefined {
+  const name = /^((?:@[^/]+\/)?[^/@.][^/]*)\/package\.json$/.exec(spec)?.[1];
+  if (name === undefined) return undefined;
+  for (let at = dir; ; at = dirname(at)) {
+    if (basename(at) !== 'node_modules') {
+      const candidate = join(at, 'node_modules', name, 'package.json');
+      if (existsSync(candidate)) return realpathSync.native(candidate);
+    }
+    if (dirname(at) === at) return undefined;
+  }
+}
+
 /** What {@link chunkLoader} gives. */
 export interface ChunkLoader {
   /** Run a script (once) by its path and give its exports. */
@@ -184,7 +204,10 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): Chun
     const url = pathToFileURL(file).href;
     const resolve = (spec: string): string => {
       let url = resolved.get(spec);
-      if (url === undefined) resolved.set(spec, (url = pathToFileURL(nodeRequire.resolve(spec)).href));
+      if (url === undefined) {
+        const path = packageJsonPath(dirname(file), spec) ?? nodeRequire.resolve(spec);
+        resolved.set(spec, (url = pathToFileURL(path).href));
+      }
       return url;
     };
     (script.runInThisContext() as (...args: unknown[]) => void)(
@@ -208,9 +231,19 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): Chun
   return { load, writeCaches, loaded: () => [...runs] };
 }
 
-/** Run the bundled command: its entry script `entry` (a file name in `distDir`). */
+/**
+ * Run the bundled command: its entry script `entry` (a file name in `distDir`). With
+ * `OPDBUS_DEBUG_CHUNKS=1` it says on stderr, at exit, which scripts the command ran and whether
+ * each came from the code cache (what a command loads is what its start costs).
+ */
 export function launch(distDir: string, entry: string): void {
   const loader = chunkLoader(distDir, codeCacheDir(distDir));
-  process.once('exit', loader.writeCaches);
+  process.once('exit', () => {
+    if (process.env.OPDBUS_DEBUG_CHUNKS === '1') {
+      const runs = loader.loaded().map((r) => `${relative(distDir, r.file)}${r.cached ? ' (cached)' : ''}`);
+      process.stderr.write(`opdbus: scripts run: ${runs.join(', ')}\n`);
+    }
+    loader.writeCaches();
+  });
   loader.load(join(distDir, entry));
 }

@@ -54,6 +54,25 @@ describeIf(asRoot, 'opdbus with the network plugin, in a fresh namespace', () =>
     );
   });
 
+  it('a scoped query loads no zod and builds no schema; a diff of its output, which validates, does', async () => {
+    const env = { OPDBUS_DEBUG_CHUNKS: '1' };
+    const scripts = (stderr: string): string[] =>
+      (/opdbus: scripts run: (.*)/.exec(stderr)?.[1] ?? '').split(', ').filter((s) => s !== '');
+    const queried = await runCli(
+      ['--netns', netns.name, '--state-dir', stateDir, 'query', '--plugin', 'network'],
+      { env },
+    );
+    expect(queried.code, queried.stderr).toBe(0);
+    expect(queried.stdout).toContain('name: lo');
+    const ran = scripts(queried.stderr);
+    expect(ran.some((s) => s.startsWith('chunks/query-'))).toBe(true);
+    expect(ran.filter((s) => s.includes('zod'))).toEqual([]);
+    const document = await file('queried.yaml', queried.stdout);
+    const diffed = await runCli(['--netns', netns.name, '--state-dir', stateDir, 'diff', document], { env });
+    expect(diffed.code, diffed.stderr).toBe(0);
+    expect(scripts(diffed.stderr).some((s) => /^chunks\/zod-/.test(s))).toBe(true);
+  });
+
   it("applies the issue's example as written; then diff reports no change (exit 0)", async () => {
     const example = await file('issue.yaml', ISSUE_EXAMPLE);
     const pending = await cli('diff', example);

@@ -79,6 +79,7 @@ export {
   type TxStatus,
 } from './journal.js';
 export { canonicalJson, hashJson, type JsonValue } from './json.js';
+export { isLazySchema, lazySchema } from './lazySchema.js';
 export {
   REDACTED,
   boundedValue,

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Change, ChangeSpec } from './change.js';
 import { OpdbusError } from './errors.js';
+import { isLazySchema } from './lazySchema.js';
 import type { JsonValue } from './json.js';
 import type { Logger } from './logger.js';
 
@@ -277,7 +278,8 @@ export function assertPlugin(value: unknown): AnyPlugin {
   }
   if (typeof p.description !== 'string' || p.description.length === 0)
     problems.push('description must be a non-empty string');
-  if (!(p.schema instanceof z.ZodType))
+  // A lazy schema is checked when it is built (lazySchema): checking it here would build it.
+  if (!isLazySchema(p.schema) && !(p.schema instanceof z.ZodType))
     problems.push('schema must be a zod schema (import { z } from "zod")');
   // An expansion plugin (expand, no host state) needs none of the state methods; it may probe.
   const expansionOnly =
