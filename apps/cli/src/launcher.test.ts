@@ -104,6 +104,33 @@ describe('chunkLoader', () => {
   });
 });
 
+describe('pruned caches', () => {
+  it("removes, when it writes caches, those of chunks the bundle no longer has and of another Node's", () => {
+    const entry = writeBundle();
+    const cache = join(dist, 'cache');
+    const suffix = `.${process.version}-${process.arch}.v8`;
+    const first = chunkLoader(dist, cache, { prune: true });
+    first.load(entry);
+    first.writeCaches();
+    const current = readdirSync(cache).sort();
+    expect(current).toHaveLength(2);
+    writeFileSync(join(cache, `chunks_chunk-GONE.cjs${suffix}`), 'stale');
+    writeFileSync(join(cache, 'main-BBBB.cjs.v0.1.0-x64.v8'), 'other node');
+    writeFileSync(join(cache, 'notes.txt'), 'not a cache');
+    // Nothing to write: nothing is pruned (a start that uses its caches does no more).
+    const second = chunkLoader(dist, cache, { prune: true });
+    second.load(entry);
+    second.writeCaches();
+    expect(readdirSync(cache)).toHaveLength(5);
+    // A chunk without its cache (a new build): written, and the stale ones go.
+    rmSync(join(cache, current[0]!));
+    const third = chunkLoader(dist, cache, { prune: true });
+    third.load(entry);
+    third.writeCaches();
+    expect(readdirSync(cache).sort()).toEqual([...current, 'notes.txt'].sort());
+  });
+});
+
 describe('packageJsonPath', () => {
   it('finds PKG/package.json in the nearest node_modules folder, by its real path', () => {
     const store = join(dist, 'store', 'y');
@@ -138,6 +165,17 @@ describe('codeCacheDir', () => {
     expect(codeCacheDir(dist, { OPDBUS_CODE_CACHE: 'off' })).toBeUndefined();
     expect(codeCacheDir(dist, { OPDBUS_CODE_CACHE: '/somewhere' })).toBe('/somewhere');
     expect(codeCacheDir(dist, {})).toBe(join(dist, '.code-cache'));
+  });
+
+  it('is a directory per install under XDG_CACHE_HOME when the bundle’s own may not be used', () => {
+    const other = join(dist, 'other');
+    for (const d of [dist, other]) mkdirSync(join(d, '.code-cache'), { recursive: true, mode: 0o777 });
+    for (const d of [dist, other]) chmodSync(join(d, '.code-cache'), 0o777);
+    const xdg = { XDG_CACHE_HOME: join(dist, 'xdg') };
+    const mine = codeCacheDir(dist, xdg)!;
+    expect(mine).toMatch(new RegExp(`^${join(dist, 'xdg', 'opdbus', 'code-cache')}/[0-9a-f]{8}$`));
+    expect(codeCacheDir(dist, xdg)).toBe(mine);
+    expect(codeCacheDir(other, xdg)).not.toBe(mine);
   });
 });
 

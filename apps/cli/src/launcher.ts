@@ -7,7 +7,10 @@
  * A chunk's code cache is written when the process exits, for each chunk it ran without one (or
  * whose cache V8 rejected: another Node, other V8 flags), into the cache directory: where
  * `OPDBUS_CODE_CACHE` points (`off` turns caching off), else `dist/.code-cache` when this user
- * may write there, else `$XDG_CACHE_HOME/opdbus/code-cache` (`~/.cache/...`). A cache is
+ * may write there, else `$XDG_CACHE_HOME/opdbus/code-cache/INSTALL` (`~/.cache/...`; INSTALL names
+ * the bundle's directory). When it writes caches in a directory of its own choosing (not
+ * `OPDBUS_CODE_CACHE`'s), it removes those of chunks that are no longer there (an upgrade's) and of
+ * another Node, so the directory holds one build's caches. A cache is
  * compiled code: it is used only from a directory and files that this user owns and nobody
  * else may write, and its name carries the chunk's content hash, Node's version and the
  * architecture (V8 itself checks only the length of the source).
@@ -20,9 +23,11 @@ import {
   fstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   renameSync,
+  rmSync,
   statSync,
   writeFileSync,
   type Stats,
@@ -71,7 +76,14 @@ export function codeCacheDir(distDir: string, env: NodeJS.ProcessEnv = process.e
   const own = join(distDir, '.code-cache');
   if (usableDir(own, true)) return own;
   const base = env.XDG_CACHE_HOME ?? join(homedir(), '.cache');
-  return join(base, 'opdbus', 'code-cache');
+  return join(base, 'opdbus', 'code-cache', installKey(distDir));
+}
+
+/** A short name for the bundle's directory (FNV-1a of its path): one cache directory per install. */
+function installKey(distDir: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < distDir.length; i++) hash = Math.imul(hash ^ distDir.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, '0');
 }
 
 /** Whether a file or directory is this user's and nobody else may write it. */
@@ -140,6 +152,24 @@ export function packageJsonPath(dir: string, spec: string): string | undefined {
   }
 }
 
+/** Remove the cache files of chunks that `distDir` no longer has, or of another Node (suffix). */
+function pruneCaches(distDir: string, cacheDir: string, suffix: string): void {
+  try {
+    if (!usableDir(cacheDir, false)) return;
+    for (const file of readdirSync(cacheDir)) {
+      if (!file.endsWith('.v8')) continue;
+      const chunk = file.endsWith(suffix) ? file.slice(0, -suffix.length).replaceAll('_', sep) : undefined;
+      if (chunk === undefined || !existsSync(join(distDir, chunk)))
+        rmSync(join(cacheDir, file), { force: true });
+    }
+  } catch {
+    // A stale cache left behind costs disk space only.
+  }
+}
+
+/** An absolute path whose file: URL is itself (no character to escape). */
+const plainPath = /^\/[\w./-]*$/;
+
 /** What {@link chunkLoader} gives. */
 export interface ChunkLoader {
   /** Run a script (once) by its path and give its exports. */
@@ -156,9 +186,15 @@ export interface ChunkLoader {
 /**
  * Load the bundle's scripts (CommonJS, made by scripts/bundle.mjs) under `distDir`: returns the
  * function that runs one by its path and gives its exports. A relative `require` or `import()`
- * of `NAME.js` in a script means its `NAME.cjs`.
+ * of `NAME.js` in a script means its `NAME.cjs`. With `prune`, writing caches also removes the cache
+ * files in `cacheDir` of chunks `distDir` no longer has or of another Node (a directory that holds
+ * this bundle's caches alone).
  */
-export function chunkLoader(distDir: string, cacheDir: string | undefined): ChunkLoader {
+export function chunkLoader(
+  distDir: string,
+  cacheDir: string | undefined,
+  options: { prune?: boolean } = {},
+): ChunkLoader {
   const loaded = new Map<string, ChunkModule>();
   const toCache: { name: string; script: Script }[] = [];
   const runs: { file: string; cached: boolean }[] = [];
@@ -185,27 +221,33 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): Chun
     const cached = cachedData !== undefined && script.cachedDataRejected !== true;
     runs.push({ file, cached });
     if (cacheDir !== undefined && !cached) toCache.push({ name, script });
-    const nodeRequire = createRequire(file);
+    // Node's own require for this script, made at its first use: most chunks need none.
+    let nodeRequire: NodeJS.Require | undefined;
+    const node = (): NodeJS.Require => (nodeRequire ??= createRequire(file));
     const chunkOf = (spec: string): string | undefined =>
       spec.startsWith('./') && spec.endsWith('.js')
         ? join(dirname(file), spec.slice(0, -'.js'.length) + '.cjs')
         : undefined;
-    const require = Object.assign(
+    const require = Object.defineProperties(
       (spec: string): unknown => {
         const chunk = chunkOf(spec);
-        return chunk === undefined ? nodeRequire(spec) : load(chunk);
+        return chunk === undefined ? node()(spec) : load(chunk);
       },
-      { resolve: nodeRequire.resolve, cache: nodeRequire.cache, main: nodeRequire.main },
+      {
+        resolve: { get: () => node().resolve },
+        cache: { get: () => node().cache },
+        main: { get: () => node().main },
+      },
     );
     const dynamicImport = (spec: string): Promise<unknown> => {
       const chunk = chunkOf(spec);
       return chunk === undefined ? import(spec) : Promise.resolve().then(() => load(chunk));
     };
-    const url = pathToFileURL(file).href;
+    const url = plainPath.test(file) ? `file://${file}` : pathToFileURL(file).href;
     const resolve = (spec: string): string => {
       let url = resolved.get(spec);
       if (url === undefined) {
-        const path = packageJsonPath(dirname(file), spec) ?? nodeRequire.resolve(spec);
+        const path = packageJsonPath(dirname(file), spec) ?? node().resolve(spec);
         resolved.set(spec, (url = pathToFileURL(path).href));
       }
       return url;
@@ -224,9 +266,10 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): Chun
     return module.exports;
   };
   const writeCaches = (): void => {
-    if (cacheDir === undefined) return;
+    if (cacheDir === undefined || toCache.length === 0) return;
     for (const c of toCache.splice(0))
       writeCache(cacheDir, `${c.name}${suffix}`, c.script.createCachedData());
+    if (options.prune === true) pruneCaches(distDir, cacheDir, suffix);
   };
   return { load, writeCaches, loaded: () => [...runs] };
 }
@@ -237,7 +280,8 @@ export function chunkLoader(distDir: string, cacheDir: string | undefined): Chun
  * each came from the code cache (what a command loads is what its start costs).
  */
 export function launch(distDir: string, entry: string): void {
-  const loader = chunkLoader(distDir, codeCacheDir(distDir));
+  const chosen = (process.env.OPDBUS_CODE_CACHE ?? '') !== '';
+  const loader = chunkLoader(distDir, codeCacheDir(distDir), { prune: !chosen });
   process.once('exit', () => {
     if (process.env.OPDBUS_DEBUG_CHUNKS === '1') {
       const runs = loader.loaded().map((r) => `${relative(distDir, r.file)}${r.cached ? ' (cached)' : ''}`);
