@@ -180,6 +180,9 @@ function lazyBuiltins(code) {
       '$1=__opdbusLazy("node:$2")',
     );
 }
+/** The function a chunk is (its parameters: what src/launcher.ts passes it). */
+const chunkWrapper =
+  '(function (exports, require, module, __filename, __dirname, __opdbusImport, __opdbusMetaUrl, __opdbusMetaResolve, __opdbusLazy) {';
 let entry;
 for (const file of result.outputFiles) {
   const out = relative(cli, file.path);
@@ -217,7 +220,10 @@ for (const file of result.outputFiles) {
     /Promise\.resolve\(\)\.then\(\(\)=>__toESM\w*\(require\(/g,
     '__opdbusImport(((',
   );
-  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), lazyBuiltins(imports));
+  // Written as the function the launcher runs it as: V8 compiles the file's text as it is read,
+  // with no wrapped copy of it to make (src/launcher.ts chunkLoader).
+  const code3 = lazyBuiltins(imports);
+  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), `${chunkWrapper}${code3}\n})`);
   if (meta.entryPoint === 'src/bin.ts') entry = relative('dist', out).replace(/\.js$/, '.cjs');
 }
 if (entry === undefined) throw new Error('no entry chunk in the bundle');

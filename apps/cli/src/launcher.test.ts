@@ -23,16 +23,20 @@ function writeBundle(): string {
   // Sources of their own: V8 keeps what it compiled in this process, by source, and would use
   // that before any code cache.
   const unique = `/*${dist}*/`;
+  const wrap = (code: string): string =>
+    `(function (exports, require, module, __filename, __dirname, __opdbusImport, __opdbusMetaUrl, __opdbusMetaResolve, __opdbusLazy) {${code}\n})`;
   mkdirSync(join(dist, 'chunks'));
   writeFileSync(
     join(dist, 'chunks', 'chunk-AAAA.cjs'),
-    `${unique}function square(n){return n*n}exports.square=square;exports.url=__opdbusMetaUrl;`,
+    wrap(`${unique}function square(n){return n*n}exports.square=square;exports.url=__opdbusMetaUrl;`),
   );
   const entry = join(dist, 'main-BBBB.cjs');
   writeFileSync(
     entry,
-    unique +
-      'var c=require("./chunks/chunk-AAAA.js"),os=__opdbusLazy("node:os");exports.result=c.square(7);exports.url=c.url;exports.eol=os.EOL;exports.later=()=>__opdbusImport("./chunks/chunk-AAAA.js");',
+    wrap(
+      unique +
+        'var c=require("./chunks/chunk-AAAA.js"),os=__opdbusLazy("node:os");exports.result=c.square(7);exports.url=c.url;exports.eol=os.EOL;exports.later=()=>__opdbusImport("./chunks/chunk-AAAA.js");',
+    ),
   );
   return entry;
 }

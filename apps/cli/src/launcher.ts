@@ -184,7 +184,9 @@ export interface ChunkLoader {
 }
 
 /**
- * Load the bundle's scripts (CommonJS, made by scripts/bundle.mjs) under `distDir`: returns the
+ * Load the bundle's scripts under `distDir` (made by scripts/bundle.mjs: each the text of a function
+ * `(function (exports, require, module, __filename, __dirname, __opdbusImport, __opdbusMetaUrl,
+ * __opdbusMetaResolve, __opdbusLazy) {...})` around CommonJS code): returns the
  * function that runs one by its path and gives its exports. A relative `require` or `import()`
  * of `NAME.js` in a script means its `NAME.cjs`. With `prune`, writing caches also removes the cache
  * files in `cacheDir` of chunks `distDir` no longer has or of another Node (a directory that holds
@@ -210,14 +212,12 @@ export function chunkLoader(
     const name = relative(distDir, file).replaceAll(sep, '_');
     const cacheName = `${name}${suffix}`;
     const cachedData = cacheDir === undefined ? undefined : readCache(cacheDir, cacheName);
-    const source = readFileSync(file, 'utf8');
-    const script = new Script(
-      `(function (exports, require, module, __filename, __dirname, __opdbusImport, __opdbusMetaUrl, __opdbusMetaResolve, __opdbusLazy) {${source}\n})`,
-      {
-        filename: file,
-        ...(cachedData === undefined ? {} : { cachedData }),
-      },
-    );
+    // The script is a function expression (scripts/bundle.mjs writes it so): V8 compiles the text
+    // as read, without a wrapped copy.
+    const script = new Script(readFileSync(file, 'utf8'), {
+      filename: file,
+      ...(cachedData === undefined ? {} : { cachedData }),
+    });
     const cached = cachedData !== undefined && script.cachedDataRejected !== true;
     runs.push({ file, cached });
     if (cacheDir !== undefined && !cached) toCache.push({ name, script });
