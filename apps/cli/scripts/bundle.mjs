@@ -96,6 +96,21 @@ export const z = new Proxy({}, {
   },
 };
 
+/** The CLI's version, known now: no package.json to find and read at each start. */
+const cliVersion = {
+  name: 'cli-version',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]apps[\\/]cli[\\/]src[\\/]main\.ts$/ }, (args) => {
+      const source = readFileSync(args.path, 'utf8');
+      const read = "(createRequire(import.meta.url)('../package.json') as { version: string }).version";
+      if (!source.includes(read))
+        throw new Error(`${args.path}: the VERSION line changed; update cliVersion`);
+      const { version } = JSON.parse(readFileSync(join(cli, 'package.json'), 'utf8'));
+      return { contents: source.replace(read, JSON.stringify(version)), loader: 'ts' };
+    });
+  },
+};
+
 /**
  * @opdbus/runtime's index re-exports its plugin-package loader, and the loader imports every
  * built-in plugin statically (to check them as packages). esbuild groups modules into chunks by
@@ -141,7 +156,7 @@ const result = await build({
     '@tensorflow/*',
   ],
   banner: { js: banner },
-  plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly, lazyZod],
+  plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly, lazyZod, cliVersion],
   legalComments: 'none',
   // No comments or indentation: less to read and parse at each start (names stay as they are).
   minifyWhitespace: true,

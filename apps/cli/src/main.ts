@@ -17,11 +17,14 @@ const VERSION = (createRequire(import.meta.url)('../package.json') as { version:
 
 /**
  * Build the `opdbus` program. Command modules are imported lazily, so `opdbus --help` starts
- * without loading plugins.
+ * without loading plugins. Given the arguments it will parse (`argv`), it builds the subcommands
+ * of the command group they run only (the other groups are listed by name and options): the
+ * whole tree is milliseconds of every start.
  */
 export function buildProgram(
   output: Output = stdio,
   setExit: (code: number) => void = (code) => (process.exitCode = code),
+  argv?: readonly string[],
 ): Command {
   const program = new Command('opdbus');
   program
@@ -61,7 +64,13 @@ export function buildProgram(
       setExit(await report(err, globals().json, output));
     }
   };
-  const context: CommandContext = { program, output, globals, run };
+  // With the arguments known, only the command group they run is built in full.
+  const builds = (group: Command): boolean => {
+    if (argv === undefined) return true;
+    const given = argv[commandIndex(program, argv)];
+    return given === 'help' || given === group.name() || group.aliases().includes(given ?? '');
+  };
+  const context: CommandContext = { program, output, globals, run, builds };
 
   program
     .command('query')
@@ -159,17 +168,23 @@ export function buildProgram(
   return program;
 }
 
+/** Where the command is in `argv`: after the global options (and their values) before it. */
+function commandIndex(program: Command, argv: readonly string[]): number {
+  const valued = new Set(
+    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]),
+  );
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '--') i += valued.has(argv[i]) ? 2 : 1;
+  return i;
+}
+
 /**
  * Global options may come after the command (`opdbus query --json`), but a command's own option
  * with a global one's name belongs to the command: `opdbus --plugin DIR query --plugin motd` loads
  * DIR and queries the `motd` section. Such options after the command are given by their short flag.
  */
 function commandOwnOptions(program: Command, argv: readonly string[]): string[] {
-  const valued = new Set(
-    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]),
-  );
-  let i = 0;
-  while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '--') i += valued.has(argv[i]) ? 2 : 1;
+  const i = commandIndex(program, argv);
   const command = program.commands.find((c) => c.name() === argv[i] || c.aliases().includes(argv[i] ?? ''));
   if (command === undefined) return [...argv];
   const own = new Map<string, string>();
@@ -187,7 +202,7 @@ function commandOwnOptions(program: Command, argv: readonly string[]): string[] 
 /** Run `opdbus` with these arguments (without node and script). Resolves to the exit code. */
 export async function main(argv: readonly string[], output: Output = stdio): Promise<number> {
   let code: number = exitCodes.OK.code;
-  const program = buildProgram(output, (c) => (code = c));
+  const program = buildProgram(output, (c) => (code = c), argv);
   try {
     await program.parseAsync(commandOwnOptions(program, argv), { from: 'user' });
   } catch (err) {

@@ -11,6 +11,8 @@ export function registerAnomaly(context: CommandContext): void {
   const anomaly = program
     .command('anomaly')
     .description('score changes and states against the history: train, score, score-state, eval, info');
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(anomaly)) return;
 
   anomaly
     .command('train')

@@ -18,5 +18,7 @@ export function registerCodegen(context: CommandContext): void {
   const codegen = context.program
     .command('codegen')
     .description('generate typed TypeScript from a schema or a live service');
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(codegen)) return;
   for (const register of codegenTargets) register(codegen, context);
 }

@@ -11,6 +11,8 @@ export function registerCompliance(context: CommandContext): void {
   const compliance = program
     .command('compliance')
     .description('compliance evidence an auditor verifies offline: report, verify, check');
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(compliance)) return;
 
   compliance
     .command('report')

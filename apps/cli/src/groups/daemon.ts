@@ -5,6 +5,8 @@ import type { DaemonInstallOptions } from '../commands/daemonInstall.js';
 export function registerDaemon(context: CommandContext): void {
   const { program, output, globals, run } = context;
   const daemon = program.command('daemon').description('run opdbusd, the op-dbus daemon, under systemd');
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(daemon)) return;
   const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
   daemon

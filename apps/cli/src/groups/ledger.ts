@@ -9,6 +9,8 @@ export function registerLedger(context: CommandContext): void {
     .description(
       'the tamper-evident log of every plan, apply, rollback and confirm: verify, read, prove, export',
     );
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(ledger)) return;
 
   ledger
     .command('verify')

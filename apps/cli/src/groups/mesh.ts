@@ -15,6 +15,8 @@ export function registerMesh(context: CommandContext): void {
     .description(
       'WireGuard meshes: plan from a definition, enroll nodes with one-time tokens, apply, rotate, remove',
     );
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(mesh)) return;
 
   mesh
     .command('init')

@@ -34,6 +34,8 @@ export function registerNuma(context: CommandContext): void {
         return 0;
       })(),
     );
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(numa)) return;
 
   numa
     .command('place')

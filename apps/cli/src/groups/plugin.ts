@@ -6,6 +6,8 @@ export function registerPlugin(context: CommandContext): void {
   const plugin = program
     .command('plugin')
     .description('write and check plugin packages (see docs/plugins.md)');
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(plugin)) return;
 
   plugin
     .command('new')

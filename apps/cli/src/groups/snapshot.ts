@@ -10,6 +10,8 @@ export function registerSnapshot(context: CommandContext): void {
     .description(
       'encrypted snapshots of the observed state (one at every committed apply), retention, restore',
     );
+  // Its subcommands only when it is the command given (CommandContext.builds).
+  if (!context.builds(snapshot)) return;
 
   snapshot
     .command('list')
