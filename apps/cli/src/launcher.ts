@@ -170,6 +170,14 @@ function pruneCaches(distDir: string, cacheDir: string, suffix: string): void {
 /** An absolute path whose file: URL is itself (no character to escape). */
 const plainPath = /^\/[\w./-]*$/;
 
+/** One script a {@link ChunkLoader} ran. */
+export interface ScriptRun {
+  file: string;
+  cached: boolean;
+  at: number;
+  ms: number;
+}
+
 /** What {@link chunkLoader} gives. */
 export interface ChunkLoader {
   /** Run a script (once) by its path and give its exports. */
@@ -179,8 +187,12 @@ export interface ChunkLoader {
    * compiled so far: call it when the command is done (at exit).
    */
   writeCaches: () => void;
-  /** The scripts run so far, each with whether V8 took its cache. */
-  loaded: () => { file: string; cached: boolean }[];
+  /**
+   * The scripts run so far, in the order they started: whether V8 took each one's cache, when it
+   * started (ms since the process started) and how long it took to read, compile and run (with the
+   * scripts it required).
+   */
+  loaded: () => ScriptRun[];
 }
 
 /**
@@ -199,7 +211,7 @@ export function chunkLoader(
 ): ChunkLoader {
   const loaded = new Map<string, ChunkModule>();
   const toCache: { name: string; script: Script }[] = [];
-  const runs: { file: string; cached: boolean }[] = [];
+  const runs: ScriptRun[] = [];
   const suffix = `.${process.version}-${process.arch}.v8`;
   // `import.meta.resolve('PKG/package.json')` of the bundled packages, each resolved once.
   const resolved = new Map<string, string>();
@@ -209,6 +221,7 @@ export function chunkLoader(
     if (existing !== undefined) return existing.exports;
     const module: ChunkModule = { exports: {} };
     loaded.set(file, module);
+    const at = performance.now();
     const name = relative(distDir, file).replaceAll(sep, '_');
     const cacheName = `${name}${suffix}`;
     const cachedData = cacheDir === undefined ? undefined : readCache(cacheDir, cacheName);
@@ -219,7 +232,8 @@ export function chunkLoader(
       ...(cachedData === undefined ? {} : { cachedData }),
     });
     const cached = cachedData !== undefined && script.cachedDataRejected !== true;
-    runs.push({ file, cached });
+    const run: ScriptRun = { file, cached, at, ms: 0 };
+    runs.push(run);
     if (cacheDir !== undefined && !cached) toCache.push({ name, script });
     // Node's own require for this script, made at its first use: most chunks need none.
     let nodeRequire: NodeJS.Require | undefined;
@@ -263,6 +277,7 @@ export function chunkLoader(
       resolve,
       lazyBuiltin,
     );
+    run.ms = performance.now() - at;
     return module.exports;
   };
   const writeCaches = (): void => {
@@ -276,16 +291,24 @@ export function chunkLoader(
 
 /**
  * Run the bundled command: its entry script `entry` (a file name in `distDir`). With
- * `OPDBUS_DEBUG_CHUNKS=1` it says on stderr, at exit, which scripts the command ran and whether
- * each came from the code cache (what a command loads is what its start costs).
+ * `OPDBUS_DEBUG_CHUNKS=1` it says on stderr, at exit, which scripts the command ran, whether
+ * each came from the code cache, when it started and how long it took (with what it required),
+ * and when the command ended: what a command loads is what its start costs.
  */
 export function launch(distDir: string, entry: string): void {
   const chosen = (process.env.OPDBUS_CODE_CACHE ?? '') !== '';
   const loader = chunkLoader(distDir, codeCacheDir(distDir), { prune: !chosen });
   process.once('exit', () => {
     if (process.env.OPDBUS_DEBUG_CHUNKS === '1') {
-      const runs = loader.loaded().map((r) => `${relative(distDir, r.file)}${r.cached ? ' (cached)' : ''}`);
-      process.stderr.write(`opdbus: scripts run: ${runs.join(', ')}\n`);
+      const runs = loader
+        .loaded()
+        .map(
+          (r) =>
+            `${relative(distDir, r.file)}${r.cached ? ' (cached)' : ''} at ${r.at.toFixed(1)} ms for ${r.ms.toFixed(1)} ms`,
+        );
+      process.stderr.write(
+        `opdbus: scripts run: ${runs.join(', ')}; exit at ${performance.now().toFixed(1)} ms\n`,
+      );
     }
     loader.writeCaches();
   });

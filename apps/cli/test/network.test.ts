@@ -57,7 +57,7 @@ describeIf(asRoot, 'opdbus with the network plugin, in a fresh namespace', () =>
   it('a scoped query loads no zod and builds no schema; a diff of its output, which validates, does', async () => {
     const env = { OPDBUS_DEBUG_CHUNKS: '1' };
     const scripts = (stderr: string): string[] =>
-      (/opdbus: scripts run: (.*)/.exec(stderr)?.[1] ?? '').split(', ').filter((s) => s !== '');
+      (/opdbus: scripts run: (.*);/.exec(stderr)?.[1] ?? '').split(', ').filter((s) => s !== '');
     const queried = await runCli(
       ['--netns', netns.name, '--state-dir', stateDir, 'query', '--plugin', 'network'],
       { env },
