@@ -1,6 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from './change.js';
 import { OpdbusError } from './errors.js';
@@ -353,7 +363,8 @@ export class StateDir {
       newest = (await readFile(this.#newestPath, 'utf8')).trim();
       names = await readdir(this.unfinishedDir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
       throw err;
     }
     if (newest !== '' && !txIdPattern.test(newest)) return undefined;
@@ -427,6 +438,7 @@ export class StateDir {
   async #advance(index: UnfinishedIndex, to: string, created: boolean): Promise<void> {
     let sync = created;
     if (to > index.newest) {
+      let found = false;
       for (const id of await this.ids()) {
         if (id <= index.newest || id > to || index.marked.has(id)) continue;
         let unfinished: boolean;
@@ -439,15 +451,18 @@ export class StateDir {
         if (unfinished) {
           await touch(this.#markerPath(id));
           index.marked.add(id);
-          sync = true;
+          found = true;
         }
       }
+      // Their markers durable before `newest` moves past their journals.
+      if (found) await syncDir(this.unfinishedDir);
+      // No fsync of its own: the directory's below makes it durable before the journal is
+      // written, and a `newest` that a crash loses or empties only makes readers read more.
+      await replaceFile(this.#newestPath, `${to}\n`);
+      index.newest = to;
+      sync = true;
     }
     if (sync) await syncDir(this.unfinishedDir);
-    if (to > index.newest) {
-      await writeFileAtomic(this.#newestPath, `${to}\n`);
-      index.newest = to;
-    }
   }
 
   /** Remove the markers of transactions that are finished or have no journal (left by crashes). */
@@ -636,6 +651,18 @@ async function syncDir(dir: string): Promise<void> {
     await dirHandle.sync();
   } finally {
     await dirHandle.close();
+  }
+}
+
+/** Replace a file by rename (never half written), without waiting for it to reach the disk. */
+async function replaceFile(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
 }
 

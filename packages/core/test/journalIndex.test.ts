@@ -179,6 +179,17 @@ describe('StateDir.unfinished', () => {
     expect(existsSync(`${state.unfinishedDir}.tmp-1-abcd`)).toBe(false);
   });
 
+  it('takes an index that is not a directory for none, and replaces it', async () => {
+    const state = new StateDir(root);
+    const [a, b] = txIds(2);
+    await writeOld(state, record(a!, 'applying'));
+    await writeFile(state.unfinishedDir, 'not a directory');
+    expect(statusOf(await state.unfinished())).toEqual([[a, 'applying']]);
+    await run(state, b!);
+    expect(await markers(state)).toEqual([a]);
+    expect(await newest(state)).toBe(b);
+  });
+
   it('reads journals newer than the index knows (an earlier version still running), and keeps them once past', async () => {
     const state = new StateDir(root);
     const [first, byOld, byOldDone, later] = txIds(4);

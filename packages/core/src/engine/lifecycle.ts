@@ -12,19 +12,19 @@ import type { RecoveryReport } from './types.js';
 
 /**
  * The named transaction, or the latest that `accept` takes (`OPDBUS_ERR_TX_NOT_FOUND` if none):
- * among the unfinished ones when `accept` takes no finished status, else reading the journals
- * from the newest back until one is taken.
+ * `among` the unfinished ones (when `accept` takes no finished status), or in the whole
+ * `history`, reading the journals from the newest back until one is taken.
  */
 async function resolveTx(
   core: EngineCore,
   txId: string | undefined,
   accept: (r: TransactionRecord) => boolean,
   what: string,
-  onlyUnfinished: boolean,
+  among: 'unfinished' | 'history',
 ): Promise<TransactionRecord> {
   if (txId !== undefined) return core.state.read(txId);
   let last: TransactionRecord | undefined;
-  if (onlyUnfinished) last = (await core.state.unfinished()).filter(accept).at(-1);
+  if (among === 'unfinished') last = (await core.state.unfinished()).filter(accept).at(-1);
   else {
     for (const id of (await core.state.ids()).reverse()) {
       const record = await core.state.read(id);
@@ -65,7 +65,7 @@ export async function confirmTransaction(core: EngineCore, txId?: string): Promi
 }
 
 async function confirmLocked(core: EngineCore, txId: string | undefined): Promise<TransactionRecord> {
-  const record = await resolveTx(core, txId, (r) => r.status === 'pending-confirm', 'pending', true);
+  const record = await resolveTx(core, txId, (r) => r.status === 'pending-confirm', 'pending', 'unfinished');
   if (record.status !== 'pending-confirm') {
     throw new OpdbusError(
       'OPDBUS_ERR_TX_STATE',
@@ -121,7 +121,7 @@ export async function rollbackTransaction(
       txId,
       (r) => r.status === 'pending-confirm' || r.status === 'committed',
       'committed or pending',
-      false,
+      'history',
     );
     await assertRollbackable(core, record, options.force === true);
     const ok = await restoreTransaction(
