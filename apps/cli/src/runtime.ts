@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { StateDir, terminalStatuses } from '@opdbus/core';
+import { StateDir } from '@opdbus/core';
 import type { AnyPlugin, Engine, Logger, Actor, RecoveryReport } from '@opdbus/core';
 import {
   builtinPluginNames,
@@ -93,7 +93,7 @@ export async function pluginsFor(
     return loadBuiltinPlugins(undefined, opts);
   let unfinished: boolean;
   try {
-    unfinished = (await new StateDir(options.stateDir).list()).some((r) => !terminalStatuses.has(r.status));
+    unfinished = (await new StateDir(options.stateDir).unfinished()).length > 0;
   } catch {
     unfinished = true; // unreadable journals: let recovery see them with every plugin
   }

@@ -237,6 +237,31 @@ describeIf(asRoot, 'opdbus against a network namespace', () => {
     // Having reverted, it records the rollback in the ledger and exits.
     await waitForExit(record.confirm?.watchdog, 10_000, 'the watchdog');
   });
+
+  for (const layout of ['with its index', 'as the previous version left it (no index)']) {
+    it(`a command scoped to one plugin recovers a transaction of another that died mid-apply, ${layout}`, async () => {
+      const sd = join(dir, `scoped-recovery-${layout.length}`);
+      const before = sysctlIn('net.ipv4.ip_default_ttl');
+      const file = await doc('sr.yaml', 'version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_default_ttl: 33\n');
+      const applied = await runCli(['--json', '--netns', ns, '--state-dir', sd, 'apply', file]);
+      expect(applied.code, applied.stderr).toBe(0);
+      const { txId } = JSON.parse(applied.stdout) as { txId: string };
+      // The journal as a crash mid-apply leaves it: applying, its process gone.
+      const journal = join(sd, 'transactions', `${txId}.json`);
+      const record = JSON.parse(await readFile(journal, 'utf8')) as TransactionRecord;
+      const crashed = { ...record, status: 'applying', owner: { pid: 2 ** 22 + 1, startTime: null } };
+      await writeFile(journal, JSON.stringify(crashed));
+      const index = join(sd, 'transactions', 'unfinished');
+      if (layout === 'with its index') await writeFile(join(index, txId), '');
+      else await rm(index, { recursive: true });
+      // Scoped to network, it still loads sysctl to restore the sysctl transaction.
+      const query = await runCli(['--netns', ns, '--state-dir', sd, 'query', '--plugin', 'network']);
+      expect(query.code, query.stderr).toBe(0);
+      expect(query.stderr).toContain(`recovered transaction ${txId} (applying): restored`);
+      expect(sysctlIn('net.ipv4.ip_default_ttl')).toBe(before);
+      expect(JSON.parse(await readFile(journal, 'utf8'))).toMatchObject({ status: 'rolled-back' });
+    });
+  }
 });
 
 describeIf(asRoot, 'opdbus demo', () => {

@@ -291,12 +291,10 @@ export class Daemon {
   async start(): Promise<void> {
     ensureStateDir(this.options.runtime.stateDir);
     // Recovering a transaction may need any plugin.
-    const unfinished = (await this.#engine.state.list()).some((r) => !terminalStatuses.has(r.status));
-    if (unfinished) await this.ensurePlugins(undefined);
+    if ((await this.#engine.state.unfinished()).length > 0) await this.ensurePlugins(undefined);
     await recoverFirst(this.#engine, (line) => this.logger.warn(line));
-    const known = await this.#engine.state.list();
-    this.#lastTxId = known.at(-1)?.txId ?? '';
-    this.#unsettled = new Set(known.filter((r) => !terminalStatuses.has(r.status)).map((r) => r.txId));
+    this.#lastTxId = (await this.#engine.state.ids()).at(-1) ?? '';
+    this.#unsettled = new Set((await this.#engine.state.unfinished()).map((r) => r.txId));
     await this.ensurePlugins(await desiredSections(this.options.desired));
     this.#doc = await loadDesired(this.options.desired, this.#engine.registry);
     this.logger.info({ desired: this.#doc.source, mode: this.options.mode }, 'desired state loaded');

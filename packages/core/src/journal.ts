@@ -1,6 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from './change.js';
 import { OpdbusError } from './errors.js';
@@ -106,9 +116,30 @@ export function newTxId(now = new Date()): string {
 const txIdPattern = /^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$/;
 
 /**
+ * What the index of unfinished transactions holds (`transactions/unfinished/`): a marker per
+ * transaction that may be unfinished, and the newest transaction whose creation it saw.
+ */
+interface UnfinishedIndex {
+  /** Transactions with a marker: every unfinished one, plus finished ones a crash left marked. */
+  marked: Set<string>;
+  /** Journals newer than this were written by something that keeps no markers: read them. */
+  newest: string;
+}
+
+/**
  * The state directory: transaction journals, progress logs, the lock. Writes are atomic
  * (temporary file, fsync, rename, fsync of the directory) so a crash leaves the old or the new
  * record, never half of one.
+ *
+ * Next to the journals, `transactions/unfinished/` indexes the transactions that are not finished,
+ * so that "is anything unfinished?" reads those journals only, not the whole history: an empty
+ * file `TXID` per transaction that may be unfinished (made durable before its journal takes a
+ * status outside {@link terminalStatuses}, removed after the journal's terminal status is
+ * durable), and `newest`, the newest transaction id created while the index was kept. A crash
+ * leaves at worst a marker too many (a finished or never-written transaction), which readers
+ * skip and {@link StateDir.prune} removes. A state directory without the index (written by an
+ * earlier version) is read in full until the first locked write or prune builds it; a journal
+ * newer than `newest` without a marker (an earlier version still running) is read too.
  */
 export class StateDir {
   readonly root: string;
@@ -147,10 +178,23 @@ export class StateDir {
     return join(this.transactionsDir, `${txId}.watchdog.log`);
   }
 
-  /** Durably write a transaction record. */
+  /** The index of unfinished transactions (see {@link StateDir}). */
+  get unfinishedDir(): string {
+    return join(this.transactionsDir, 'unfinished');
+  }
+
+  /**
+   * Durably write a transaction record, keeping the index of unfinished transactions: the marker
+   * is durable before an unfinished status is, and goes only once a finished one is. Call it
+   * holding the lock (the first write to a state directory without the index builds it, reading
+   * every journal once).
+   */
   async write(record: TransactionRecord): Promise<void> {
     record.updatedAt = new Date().toISOString();
+    const finished = terminalStatuses.has(record.status);
+    if (!finished) await this.#mark(record.txId);
     await writeFileAtomic(this.journalPath(record.txId), `${JSON.stringify(record, null, 2)}\n`);
+    if (finished) await this.#settle(record.txId);
   }
 
   /** Read one transaction record; `OPDBUS_ERR_TX_NOT_FOUND` or `OPDBUS_ERR_JOURNAL_CORRUPT`. */
@@ -179,10 +223,39 @@ export class StateDir {
     return parseRecord(text, file);
   }
 
-  /** All transaction records, oldest first. */
+  /** All transaction records, oldest first (reads every journal: see {@link StateDir.unfinished}). */
   async list(): Promise<TransactionRecord[]> {
     const records: TransactionRecord[] = [];
     for (const id of await this.ids()) records.push(await this.read(id));
+    return records;
+  }
+
+  /**
+   * The transactions that are not finished (status outside {@link terminalStatuses}: applying,
+   * verifying, pending confirmation, rolling back), oldest first. Reads only the journals the
+   * index of unfinished transactions names (and any newer than it knows), so its cost follows
+   * the number of unfinished transactions, not the history; without the index (a state directory
+   * of an earlier version) it reads every journal. Takes no lock and writes nothing: the
+   * answer is as of the call, like {@link StateDir.list}. Throws `OPDBUS_ERR_JOURNAL_CORRUPT`
+   * for an unreadable journal it reads (recovery has to look at it).
+   *
+   * @example
+   * ```ts
+   * const state = new StateDir('/var/lib/opdbus');
+   * if ((await state.unfinished()).length > 0) console.log('recovery needed');
+   * ```
+   */
+  async unfinished(): Promise<TransactionRecord[]> {
+    // The index before the listing: a transaction created in between is then newer than the
+    // `newest` read, so it is read.
+    const index = await this.#readIndex();
+    const ids = await this.ids();
+    const records: TransactionRecord[] = [];
+    for (const id of ids) {
+      if (index !== undefined && !index.marked.has(id) && id <= index.newest) continue;
+      const record = await this.#readIfPresent(id);
+      if (record !== undefined && !terminalStatuses.has(record.status)) records.push(record);
+    }
     return records;
   }
 
@@ -208,7 +281,10 @@ export class StateDir {
    * bounded however long a daemon runs. Only transactions in a terminal status go (committed,
    * rolled back, restore failed); one that is unfinished or waits for confirmation is never removed.
    * Oldest first, so every transaction later than one still present is present too (what
-   * `rollback` checks). Call it holding the lock. Returns the ids removed.
+   * `rollback` checks). It also removes the index markers a crash left on finished or unwritten
+   * transactions, and builds the index of a state directory that has none. Whether an old
+   * journal is finished comes from the index: only marked journals, and any the index does not
+   * know, are read. Call it holding the lock. Returns the ids removed.
    *
    * @example
    * ```ts
@@ -227,26 +303,185 @@ export class StateDir {
         data: { keep },
       });
     }
+    const index = (await this.#readIndex()) ?? (await this.#buildIndex());
     const ids = await this.ids();
+    await this.#dropStaleMarkers(index, new Set(ids));
     const removed: string[] = [];
     for (const id of ids.slice(0, Math.max(0, ids.length - keep))) {
-      let record: TransactionRecord;
-      try {
-        record = await this.read(id);
-      } catch {
-        // A journal that cannot be read is recovery's to report, not ours to delete.
-        continue;
+      // Unmarked and known to the index: finished. Otherwise the journal says.
+      if (index.marked.has(id) || id > index.newest) {
+        let record: TransactionRecord;
+        try {
+          record = await this.read(id);
+        } catch {
+          // A journal that cannot be read is recovery's to report, not ours to delete.
+          continue;
+        }
+        if (!terminalStatuses.has(record.status)) continue;
       }
-      if (!terminalStatuses.has(record.status)) continue;
       // The journal last: a crash in between leaves a journal whose logs are gone, which reads fine.
-      for (const file of [this.progressPath(id), this.watchdogLogPath(id), this.journalPath(id)]) {
-        await unlink(file).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
-        });
+      for (const file of [
+        this.#markerPath(id),
+        this.progressPath(id),
+        this.watchdogLogPath(id),
+        this.journalPath(id),
+      ]) {
+        await unlinkIfPresent(file);
       }
       removed.push(id);
     }
     return removed;
+  }
+
+  #markerPath(txId: string): string {
+    return join(this.unfinishedDir, txId);
+  }
+
+  get #newestPath(): string {
+    return join(this.unfinishedDir, 'newest');
+  }
+
+  /** One record, or undefined when its journal is gone (pruned, or never written after its marker). */
+  async #readIfPresent(txId: string): Promise<TransactionRecord | undefined> {
+    try {
+      return await this.read(txId);
+    } catch (err) {
+      if (err instanceof OpdbusError && err.code === 'OPDBUS_ERR_TX_NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The index of unfinished transactions, or undefined when there is none or it is damaged
+   * (then readers read every journal). `newest` first, then the markers: a writer makes a
+   * transaction's marker before it records it as `newest`.
+   */
+  async #readIndex(): Promise<UnfinishedIndex | undefined> {
+    let newest: string;
+    let names: string[];
+    try {
+      newest = (await readFile(this.#newestPath, 'utf8')).trim();
+      names = await readdir(this.unfinishedDir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+    if (newest !== '' && !txIdPattern.test(newest)) return undefined;
+    return { marked: new Set(names.filter((n) => txIdPattern.test(n))), newest };
+  }
+
+  /**
+   * Build the index from every journal (a state directory of an earlier version, or one whose
+   * index is damaged), in a temporary directory renamed into place. Unreadable journals are
+   * marked: recovery reports them. Call it holding the lock.
+   */
+  async #buildIndex(): Promise<UnfinishedIndex> {
+    await this.ensure();
+    // What a build or replacement that crashed left behind.
+    for (const name of await readdir(this.transactionsDir)) {
+      if (name.startsWith('unfinished.')) await rm(join(this.transactionsDir, name), { recursive: true });
+    }
+    const ids = await this.ids();
+    const marked = new Set<string>();
+    for (const id of ids) {
+      try {
+        const record = await this.#readIfPresent(id);
+        if (record !== undefined && !terminalStatuses.has(record.status)) marked.add(id);
+      } catch {
+        marked.add(id);
+      }
+    }
+    const newest = ids.at(-1) ?? '';
+    const tmp = `${this.unfinishedDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+    await mkdir(tmp, { mode: 0o700 });
+    for (const id of marked) await touch(join(tmp, id));
+    await writeFileAtomic(join(tmp, 'newest'), `${newest}\n`);
+    const old = `${this.unfinishedDir}.old-${process.pid}-${randomBytes(4).toString('hex')}`;
+    await rename(this.unfinishedDir, old).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+    await rename(tmp, this.unfinishedDir);
+    await syncDir(this.transactionsDir);
+    await rm(old, { recursive: true, force: true });
+    return { marked, newest };
+  }
+
+  /** Make the marker of `txId` durable (and `newest` at least `txId`) before its journal says unfinished. */
+  async #mark(txId: string): Promise<void> {
+    const index = (await this.#readIndex()) ?? (await this.#buildIndex());
+    const created = !index.marked.has(txId);
+    if (created) {
+      await touch(this.#markerPath(txId));
+      index.marked.add(txId);
+    }
+    await this.#advance(index, txId, created);
+  }
+
+  /**
+   * After a finished status of `txId` is durable: drop its marker (a crash before leaves a marker
+   * too many) and move `newest` up to it. Nothing to keep without an index.
+   */
+  async #settle(txId: string): Promise<void> {
+    const index = await this.#readIndex();
+    if (index === undefined) return;
+    await unlinkIfPresent(this.#markerPath(txId));
+    index.marked.delete(txId);
+    await this.#advance(index, txId, false);
+  }
+
+  /**
+   * Move `newest` up to `to`, first marking the unfinished journals in between that the index
+   * does not know (written by an earlier version): moving past them unmarked would hide them.
+   * `created`: a marker was just made, to be made durable before `newest` is written.
+   */
+  async #advance(index: UnfinishedIndex, to: string, created: boolean): Promise<void> {
+    let sync = created;
+    if (to > index.newest) {
+      let found = false;
+      for (const id of await this.ids()) {
+        if (id <= index.newest || id > to || index.marked.has(id)) continue;
+        let unfinished: boolean;
+        try {
+          const record = await this.#readIfPresent(id);
+          unfinished = record !== undefined && !terminalStatuses.has(record.status);
+        } catch {
+          unfinished = true; // unreadable: marked for recovery to report
+        }
+        if (unfinished) {
+          await touch(this.#markerPath(id));
+          index.marked.add(id);
+          found = true;
+        }
+      }
+      // Their markers durable before `newest` moves past their journals.
+      if (found) await syncDir(this.unfinishedDir);
+      // No fsync of its own: the directory's below makes it durable before the journal is
+      // written, and a `newest` that a crash loses or empties only makes readers read more.
+      await replaceFile(this.#newestPath, `${to}\n`);
+      index.newest = to;
+      sync = true;
+    }
+    if (sync) await syncDir(this.unfinishedDir);
+  }
+
+  /** Remove the markers of transactions that are finished or have no journal (left by crashes). */
+  async #dropStaleMarkers(index: UnfinishedIndex, present: ReadonlySet<string>): Promise<void> {
+    for (const id of index.marked) {
+      let stale = !present.has(id);
+      if (!stale) {
+        try {
+          const record = await this.#readIfPresent(id);
+          stale = record === undefined || terminalStatuses.has(record.status);
+        } catch {
+          continue; // unreadable: stays marked for recovery to report
+        }
+      }
+      if (stale) {
+        await unlinkIfPresent(this.#markerPath(id));
+        index.marked.delete(id);
+      }
+    }
   }
 
   /** Append progress lines (best effort durability: fsync'd at phase boundaries by the caller). */
@@ -406,10 +641,38 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
+  await syncDir(dir);
+}
+
+/** fsync a directory, so that the entries created, renamed or removed in it are durable. */
+async function syncDir(dir: string): Promise<void> {
   const dirHandle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     await dirHandle.sync();
   } finally {
     await dirHandle.close();
   }
+}
+
+/** Replace a file by rename (never half written), without waiting for it to reach the disk. */
+async function replaceFile(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Create an empty file (mode 0600), or leave it as it is. */
+async function touch(file: string): Promise<void> {
+  await (await open(file, constants.O_WRONLY | constants.O_CREAT, 0o600)).close();
+}
+
+async function unlinkIfPresent(file: string): Promise<void> {
+  await unlink(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }

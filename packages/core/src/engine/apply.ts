@@ -72,7 +72,7 @@ async function pruneJournals(core: EngineCore): Promise<void> {
 
 /** Throws `OPDBUS_ERR_TX_STATE` while a transaction waits for confirmation. */
 async function refusePending(core: EngineCore): Promise<void> {
-  const pending = (await core.state.list()).filter((r) => r.status === 'pending-confirm');
+  const pending = (await core.state.unfinished()).filter((r) => r.status === 'pending-confirm');
   if (pending.length > 0) {
     const ids = pending.map((r) => r.txId).join(', ');
     throw new OpdbusError(

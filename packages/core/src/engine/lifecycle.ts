@@ -10,16 +10,30 @@ import { recordAudit, txAudit } from './auditTrail.js';
 import { restoreTransaction } from './restore.js';
 import type { RecoveryReport } from './types.js';
 
-/** The named transaction, or the latest that `accept` takes (`OPDBUS_ERR_TX_NOT_FOUND` if none). */
+/**
+ * The named transaction, or the latest that `accept` takes (`OPDBUS_ERR_TX_NOT_FOUND` if none):
+ * `among` the unfinished ones (when `accept` takes no finished status), or in the whole
+ * `history`, reading the journals from the newest back until one is taken.
+ */
 async function resolveTx(
   core: EngineCore,
   txId: string | undefined,
   accept: (r: TransactionRecord) => boolean,
   what: string,
+  among: 'unfinished' | 'history',
 ): Promise<TransactionRecord> {
   if (txId !== undefined) return core.state.read(txId);
-  const candidates = (await core.state.list()).filter(accept);
-  const last = candidates.at(-1);
+  let last: TransactionRecord | undefined;
+  if (among === 'unfinished') last = (await core.state.unfinished()).filter(accept).at(-1);
+  else {
+    for (const id of (await core.state.ids()).reverse()) {
+      const record = await core.state.read(id);
+      if (accept(record)) {
+        last = record;
+        break;
+      }
+    }
+  }
   if (last === undefined)
     throw new OpdbusError(
       'OPDBUS_ERR_TX_NOT_FOUND',
@@ -51,7 +65,7 @@ export async function confirmTransaction(core: EngineCore, txId?: string): Promi
 }
 
 async function confirmLocked(core: EngineCore, txId: string | undefined): Promise<TransactionRecord> {
-  const record = await resolveTx(core, txId, (r) => r.status === 'pending-confirm', 'pending');
+  const record = await resolveTx(core, txId, (r) => r.status === 'pending-confirm', 'pending', 'unfinished');
   if (record.status !== 'pending-confirm') {
     throw new OpdbusError(
       'OPDBUS_ERR_TX_STATE',
@@ -107,6 +121,7 @@ export async function rollbackTransaction(
       txId,
       (r) => r.status === 'pending-confirm' || r.status === 'committed',
       'committed or pending',
+      'history',
     );
     await assertRollbackable(core, record, options.force === true);
     const ok = await restoreTransaction(
@@ -150,12 +165,16 @@ async function assertRollbackable(
   }
   if (force) return;
   const keys = new Set(record.plan.changes.map(resourceKey));
-  const later = (await core.state.list()).filter(
-    (r) =>
-      r.txId > record.txId &&
+  // Only the journals after it: none when rolling back the latest.
+  const later: TransactionRecord[] = [];
+  for (const id of (await core.state.ids()).filter((i) => i > record.txId)) {
+    const r = await core.state.read(id);
+    if (
       (r.status === 'committed' || r.status === 'pending-confirm') &&
-      r.plan.changes.some((c) => keys.has(resourceKey(c))),
-  );
+      r.plan.changes.some((c) => keys.has(resourceKey(c)))
+    )
+      later.push(r);
+  }
   if (later.length > 0) {
     throw new OpdbusError(
       'OPDBUS_ERR_TX_STATE',
@@ -184,8 +203,7 @@ export async function recover(core: EngineCore): Promise<RecoveryReport[]> {
  */
 export async function recoverLocked(core: EngineCore): Promise<RecoveryReport[]> {
   const reports: RecoveryReport[] = [];
-  for (const record of await core.state.list()) {
-    if (terminalStatuses.has(record.status)) continue;
+  for (const record of await core.state.unfinished()) {
     if (record.status === 'pending-confirm') {
       const report = await recoverPending(core, record);
       if (report !== undefined) reports.push(report);
