@@ -1,17 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import {
-  mkdir,
-  open,
-  readFile,
-  readdir,
-  rename,
-  rm,
-  unlink,
-  writeFile,
-  type FileHandle,
-} from 'node:fs/promises';
+import { constants, readdir as readdirCallback, readFile as readFileCallback } from 'node:fs';
+import { mkdir, open, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Change } from './change.js';
 import { OpdbusError } from './errors.js';
 import type { JsonValue } from './json.js';
@@ -26,6 +17,11 @@ import {
   type LockProbe,
 } from './lock.js';
 import type { ProcessIdentity } from './process.js';
+
+// What a read-only command reads (the journals, the index) is read with node:fs's callbacks:
+// node:fs/promises costs milliseconds to load at every start of the `opdbus` command.
+const readdir = promisify(readdirCallback);
+const readFile = promisify(readFileCallback);
 
 /** Who made a change: recorded in journals and, later, the ledger. */
 export interface Actor {
