@@ -9,7 +9,8 @@ const lazySchemas = new WeakSet<object>();
  * schema is dozens of zod objects, and a command that never validates a document of that plugin
  * (`opdbus query`, `opdbus ledger ...`) should not pay for building them, nor for loading zod
  * at all. The result stands for the schema everywhere (`parse`, `safeParse`, `optional()`,
- * `z.array(...)` of it, `z.toJSONSchema`, `instanceof z.ZodType`); `build` runs once, at the first
+ * `z.array(...)` of it, `z.toJSONSchema`, `instanceof z.ZodType`), with the metadata `build` gave it
+ * (`.describe()`, `.meta()`: its description in `opdbus schema`); `build` runs once, at the first
  * property read, and must return a zod schema (else `OPDBUS_ERR_PLUGIN_INVALID`).
  *
  * A schema that others are built from is made lazy too, or built inside their `build`: a
@@ -104,7 +105,8 @@ function zodInternalsFor(schema: z.ZodType, standIn: object): object {
     }
   };
   return new Proxy(internals, {
-    get: (target, key) => (key === 'processJSONSchema' ? processAsStandIn : Reflect.get(target, key)),
+    get: (target, key): unknown =>
+      key === 'processJSONSchema' ? processAsStandIn : (Reflect.get(target, key) as unknown),
   });
 }
 

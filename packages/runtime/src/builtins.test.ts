@@ -10,7 +10,9 @@ describe('the built-in plugins', () => {
     // builds none of its schema and, in the CLI bundle, loads no zod.
     expect(plugins.filter((p) => !isLazySchema(p.schema)).map((p) => p.name)).toEqual([]);
     // The same through the plugin-package path (factories called with options, contract checked).
-    const packages = await loadBuiltinPluginPackages(undefined, { dbusServices: ['org.freedesktop.hostname1'] });
+    const packages = await loadBuiltinPluginPackages(undefined, {
+      dbusServices: ['org.freedesktop.hostname1'],
+    });
     expect(packages.filter((l) => !isLazySchema(l.plugin.schema)).map((l) => l.plugin.name)).toEqual([]);
   });
 
