@@ -34,6 +34,40 @@ describe('lazySchema', () => {
     expect(isLazySchema(z.string())).toBe(false);
   });
 
+  it('keeps what the built schema says in its JSON Schema: descriptions, and wrappers (optional, default, pipe)', () => {
+    const state = lazySchema(() => z.literal('absent').optional().describe('`absent` deletes it.'));
+    const port = lazySchema(() => z.number().int().default(22).describe('The port.'));
+    const name = lazySchema(() => z.string().describe('A name.'));
+    const size = lazySchema(() => z.string().transform((s) => s.length));
+    const entry = lazySchema(() =>
+      z
+        .strictObject({ name, state, port, size, alias: name.describe('Another name.') })
+        .describe('An entry.'),
+    );
+    expect(entry.description).toBe('An entry.');
+    expect(z.toJSONSchema(entry, { io: 'input' })).toMatchObject({
+      description: 'An entry.',
+      required: ['name', 'size', 'alias'],
+      properties: {
+        name: { type: 'string', description: 'A name.' },
+        state: { type: 'string', const: 'absent', description: '`absent` deletes it.' },
+        port: { type: 'integer', default: 22, description: 'The port.' },
+        size: { type: 'string' },
+        alias: { type: 'string', description: 'Another name.' },
+      },
+    });
+    // The same schemas, met again in another conversion and inside a wrapper made from them.
+    expect(z.toJSONSchema(z.array(state.optional()), { io: 'input' })).toMatchObject({
+      items: { type: 'string', const: 'absent' },
+    });
+    expect(entry.safeParse({ name: 'a', size: 'xyz', alias: 'b' }).data).toEqual({
+      name: 'a',
+      port: 22,
+      size: 3,
+      alias: 'b',
+    });
+  });
+
   it('does not build a plugin schema when the plugin is checked or registered', () => {
     let built = false;
     const schema = lazySchema(() => {

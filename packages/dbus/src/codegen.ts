@@ -325,6 +325,7 @@ function interfaceModule(
   if (iface.methods.length > 0) lines.push(`import { z } from 'zod';`);
   const runtime = [
     'InterfaceProxy',
+    ...(iface.methods.length > 0 ? ['lazySchema'] : []),
     ...(uses.variant ? ['Variant'] : []),
     'type DbusConnection',
     'type ProxyTarget',
@@ -351,14 +352,20 @@ function interfaceModule(
     `export type ${className}Writable = ${writable.length === 0 ? 'never' : writable.map((p) => `'${p.name}'`).join(' | ')};`,
   );
   lines.push('');
-  // Argument schemas.
+  // Argument schemas, each built at its first use: importing a binding builds none.
   lines.push(
-    block([`zod schemas of the input arguments of each method of ${iface.name}, as tuples.`], '').trimEnd(),
+    block(
+      [
+        `zod schemas of the input arguments of each method of ${iface.name}, as tuples.`,
+        'Each is built at its first use (`lazySchema`): importing this module builds none.',
+      ],
+      '',
+    ).trimEnd(),
   );
   lines.push(`export const ${className}Args = {`);
   for (const m of iface.methods) {
     lines.push(
-      `  ${m.name}: z.tuple([${m.inArgs.map((a) => zodSource(parseSingleType(a.type))).join(', ')}]),`,
+      `  ${m.name}: lazySchema(() => z.tuple([${m.inArgs.map((a) => zodSource(parseSingleType(a.type))).join(', ')}])),`,
     );
   }
   lines.push('} as const;');
@@ -424,7 +431,9 @@ function interfaceModule(
     lines.push('');
     lines.push(block(doc, '  ').trimEnd());
     const signature = m.inArgs.map((a) => a.type).join('');
-    const call = `this.callMethod('${m.name}', '${signature}', ${className}Args.${m.name}, [${params.join(', ')}]${m.noReply ? ', { noReply: true }' : ''})`;
+    // A method without arguments has nothing to check: calling it builds no schema.
+    const schema = m.inArgs.length === 0 ? 'undefined' : `${className}Args.${m.name}`;
+    const call = `this.callMethod('${m.name}', '${signature}', ${schema}, [${params.join(', ')}]${m.noReply ? ', { noReply: true }' : ''})`;
     lines.push(
       `  async ${name}(${m.inArgs.map((a, i) => `${params[i]}: ${typeOf(a.type, 'in')}`).join(', ')}): Promise<${returnType(m)}> {`,
     );
@@ -464,7 +473,8 @@ function interfaceModule(
 /**
  * Stage 2 (build): typed TypeScript proxy modules, one per interface, plus an `index.ts`. Each
  * module has a `…Properties` interface, a `…Args` object of zod schemas for every method's input
- * arguments, and a proxy class with a typed method per D-Bus method, `on<Signal>` per signal,
+ * arguments (each built at its first use, with `lazySchema`: importing a binding builds no schema and
+ * calling a method without arguments builds none), and a proxy class with a typed method per D-Bus method, `on<Signal>` per signal,
  * TSDoc from the annotations (deprecation, EmitsChangedSignal, NoReply, privileges, doc strings).
  * The output typechecks under the strict settings of this repository.
  */

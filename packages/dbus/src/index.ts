@@ -62,6 +62,11 @@ export {
   type TypeDirection,
 } from './signature.js';
 export { fromJson, toJson } from './values.js';
+/**
+ * `lazySchema` of @opdbus/core, for generated bindings: their `…Args` schemas are built at their
+ * first use.
+ */
+export { lazySchema } from '@opdbus/core';
 export { Variant, variant } from './variant.js';
 export { walkObjectTree, type ObjectInfo, type WalkOptions } from './walker.js';
 export * from './bindings/index.js';

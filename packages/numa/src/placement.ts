@@ -6,7 +6,7 @@
  * Pure and deterministic: the same section and topology give the same result, whatever the order
  * of the section's keys.
  */
-import { OpdbusError } from '@opdbus/core';
+import { OpdbusError, lazySchema } from '@opdbus/core';
 import { z } from 'zod';
 import { formatCpuList } from './cpuList.js';
 import type { CpuCore, NumaNode, PciDevice, Topology } from './topology.js';
@@ -35,104 +35,108 @@ export const numaPolicyCodes: Readonly<Record<NumaPolicy, number>> = {
 };
 
 /** The zod schema of one placement request (a value of `numa.placements`). */
-export const placementRequestSchema = z
-  .strictObject({
-    cpus: z
-      .number()
-      .int()
-      .min(1)
-      .optional()
-      .describe('How many CPUs (hardware threads) the unit gets; they become its CPUAffinity=.'),
-    memory: z
-      .union([z.number().int().min(0), z.string().regex(sizePattern, 'a size such as 512M, 32G or 1.5T')])
-      .optional()
-      .describe(
-        'Memory the unit needs on its NUMA nodes: bytes, or a size with K, M, G, T (powers of 1024, as systemd).',
-      ),
-    node: z.number().int().min(0).optional().describe('Place on this NUMA node and no other.'),
-    nodes: z
-      .array(z.number().int().min(0))
-      .min(1)
-      .optional()
-      .describe(
-        'Place on these NUMA nodes only (memory-only nodes such as CXL memory may be listed for memory).',
-      ),
-    near: z
-      .string()
-      .min(1)
-      .optional()
-      .describe(
-        'Place near a PCI device: its address (0000:3b:00.0 or 3b:00.0) or a name sysfs shows under it (network interface, card0, nvme0, mlx5_0).',
-      ),
-    strict: z
-      .boolean()
-      .optional()
-      .describe(
-        'With `near`: fail rather than fall back to the next nearest node when the device node is full.',
-      ),
-    exclusive: z
-      .boolean()
-      .optional()
-      .describe(
-        'No other placement gets these CPUs, nor the other hardware threads of their cores. Exclusive placements spread over nodes.',
-      ),
-    smt: z
-      .enum(['pack', 'avoid'])
-      .optional()
-      .describe(
-        '`pack` (default): hardware threads of a core together; `avoid`: one thread per core (the others stay free, or reserved when exclusive).',
-      ),
-    numaPolicy: z
-      .enum(numaPolicies)
-      .optional()
-      .describe(
-        'Memory policy (NUMAPolicy=): bind (default), preferred (the first chosen node), interleave, local, or default (leave it alone).',
-      ),
-    span: z
-      .boolean()
-      .optional()
-      .describe('Allow more than one node when one does not have room (default true; never with `node`).'),
-  })
-  .superRefine((request, ctx) => {
-    if (request.cpus === undefined && request.memory === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'a placement asks for `cpus`, `memory` or both' });
-    }
-    const where = [request.node, request.nodes, request.near].filter((x) => x !== undefined).length;
-    if (where > 1) {
-      ctx.addIssue({ code: 'custom', message: 'use one of `node`, `nodes` and `near`' });
-    }
-    if (request.strict !== undefined && request.near === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['strict'], message: '`strict` applies to `near` only' });
-    }
-  })
-  .describe('What a unit needs: CPUs, memory, and where (a node, or near a device).');
+export const placementRequestSchema = lazySchema(() =>
+  z
+    .strictObject({
+      cpus: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe('How many CPUs (hardware threads) the unit gets; they become its CPUAffinity=.'),
+      memory: z
+        .union([z.number().int().min(0), z.string().regex(sizePattern, 'a size such as 512M, 32G or 1.5T')])
+        .optional()
+        .describe(
+          'Memory the unit needs on its NUMA nodes: bytes, or a size with K, M, G, T (powers of 1024, as systemd).',
+        ),
+      node: z.number().int().min(0).optional().describe('Place on this NUMA node and no other.'),
+      nodes: z
+        .array(z.number().int().min(0))
+        .min(1)
+        .optional()
+        .describe(
+          'Place on these NUMA nodes only (memory-only nodes such as CXL memory may be listed for memory).',
+        ),
+      near: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          'Place near a PCI device: its address (0000:3b:00.0 or 3b:00.0) or a name sysfs shows under it (network interface, card0, nvme0, mlx5_0).',
+        ),
+      strict: z
+        .boolean()
+        .optional()
+        .describe(
+          'With `near`: fail rather than fall back to the next nearest node when the device node is full.',
+        ),
+      exclusive: z
+        .boolean()
+        .optional()
+        .describe(
+          'No other placement gets these CPUs, nor the other hardware threads of their cores. Exclusive placements spread over nodes.',
+        ),
+      smt: z
+        .enum(['pack', 'avoid'])
+        .optional()
+        .describe(
+          '`pack` (default): hardware threads of a core together; `avoid`: one thread per core (the others stay free, or reserved when exclusive).',
+        ),
+      numaPolicy: z
+        .enum(numaPolicies)
+        .optional()
+        .describe(
+          'Memory policy (NUMAPolicy=): bind (default), preferred (the first chosen node), interleave, local, or default (leave it alone).',
+        ),
+      span: z
+        .boolean()
+        .optional()
+        .describe('Allow more than one node when one does not have room (default true; never with `node`).'),
+    })
+    .superRefine((request, ctx) => {
+      if (request.cpus === undefined && request.memory === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'a placement asks for `cpus`, `memory` or both' });
+      }
+      const where = [request.node, request.nodes, request.near].filter((x) => x !== undefined).length;
+      if (where > 1) {
+        ctx.addIssue({ code: 'custom', message: 'use one of `node`, `nodes` and `near`' });
+      }
+      if (request.strict !== undefined && request.near === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['strict'], message: '`strict` applies to `near` only' });
+      }
+    })
+    .describe('What a unit needs: CPUs, memory, and where (a node, or near a device).'),
+);
 
 /** One placement request. */
 export type PlacementRequest = z.infer<typeof placementRequestSchema>;
 
 /** The zod schema of `numa.placements`: systemd unit name → request. */
-export const numaPlacementsSchema = z
-  .record(z.string(), placementRequestSchema)
-  .superRefine((placements, ctx) => {
-    for (const unit of Object.keys(placements)) {
-      if (!unitPattern.test(unit)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: [unit],
-          message:
-            'not a systemd unit that runs processes: use a .service, .socket, .mount or .swap unit name',
-        });
+export const numaPlacementsSchema = lazySchema(() =>
+  z
+    .record(z.string(), placementRequestSchema)
+    .superRefine((placements, ctx) => {
+      for (const unit of Object.keys(placements)) {
+        if (!unitPattern.test(unit)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [unit],
+            message:
+              'not a systemd unit that runs processes: use a .service, .socket, .mount or .swap unit name',
+          });
+        }
       }
-    }
-  })
-  .describe(
-    'CPUs, memory and locality for systemd units (.service, .socket, .mount, .swap), resolved into CPUAffinity=, NUMAPolicy= and NUMAMask=.',
-  );
+    })
+    .describe(
+      'CPUs, memory and locality for systemd units (.service, .socket, .mount, .swap), resolved into CPUAffinity=, NUMAPolicy= and NUMAMask=.',
+    ),
+);
 
 /** The zod schema of the `numa` section of the state document. */
-export const numaSectionSchema = z
-  .strictObject({ placements: numaPlacementsSchema })
-  .describe('NUMA-aware placement of systemd units.');
+export const numaSectionSchema = lazySchema(() =>
+  z.strictObject({ placements: numaPlacementsSchema }).describe('NUMA-aware placement of systemd units.'),
+);
 
 /** The `numa` section of the state document. */
 export type NumaSection = z.infer<typeof numaSectionSchema>;

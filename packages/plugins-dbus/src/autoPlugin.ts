@@ -2,6 +2,7 @@ import {
   OpdbusError,
   canonicalJson,
   definePlugin,
+  lazySchema,
   packageVersion,
   type Change,
   type ChangeSpec,
@@ -70,11 +71,13 @@ export interface DbusAutoPluginOptions {
 }
 
 /** The zod schema of an {@link AutoSection}. */
-export const autoSectionSchema: z.ZodType<AutoSection> = z.record(
-  z.string().regex(/^\/$|^(\/[A-Za-z0-9_]+)+$/, 'a D-Bus object path'),
+export const autoSectionSchema: z.ZodType<AutoSection> = lazySchema(() =>
   z.record(
-    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/, 'a D-Bus interface name'),
-    z.record(z.string(), z.json()),
+    z.string().regex(/^\/$|^(\/[A-Za-z0-9_]+)+$/, 'a D-Bus object path'),
+    z.record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$/, 'a D-Bus interface name'),
+      z.record(z.string(), z.json()),
+    ),
   ),
 );
 

@@ -1,6 +1,7 @@
 import {
   OpdbusError,
   definePlugin,
+  lazySchema,
   packageVersion,
   type Change,
   type ChangeSpec,
@@ -60,6 +61,14 @@ export interface DbusServicesPluginOptions {
 }
 
 const busNamePattern = /^[A-Za-z_-][A-Za-z0-9_-]*(\.[A-Za-z_-][A-Za-z0-9_-]*)+$/;
+
+/** The zod schema of the `dbus` section (built at its first use). */
+const dbusServicesSchema: z.ZodType<DbusServicesSection> = lazySchema(() =>
+  z.record(
+    z.string().max(255).regex(busNamePattern, 'a well-known D-Bus name such as org.freedesktop.hostname1'),
+    autoSectionSchema,
+  ),
+);
 
 /** A well-known bus name, as the D-Bus specification allows them (unique names are refused: they change). */
 export function isWellKnownBusName(name: string): boolean {
@@ -129,10 +138,7 @@ export function createDbusServicesPlugin(options: DbusServicesPluginOptions = {}
     version: packageVersion(import.meta.url),
     description:
       'Properties of any D-Bus service, by bus name, object path and interface (read-only unless created writable).',
-    schema: z.record(
-      z.string().max(255).regex(busNamePattern, 'a well-known D-Bus name such as org.freedesktop.hostname1'),
-      autoSectionSchema,
-    ),
+    schema: dbusServicesSchema,
 
     async probe(ctx) {
       try {

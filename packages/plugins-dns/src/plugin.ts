@@ -4,6 +4,7 @@ import {
   OpdbusError,
   definePlugin,
   formatPath,
+  lazySchema,
   packageVersion,
   type Change,
   type ChangeSpec,
@@ -76,64 +77,74 @@ export type DnsCheckpoint = {
 /** The dns plugin, typed: its section, checkpoint and change values. */
 export type DnsPlugin = Plugin<DnsSection, DnsCheckpoint, DnsValue>;
 
-const serverSchema = z.string().superRefine((text, ctx) => {
-  const parsed = parseServer(text);
-  if (typeof parsed === 'string')
-    ctx.addIssue({
-      code: 'custom',
-      message: `a DNS server as ADDRESS[:PORT][#NAME] ([ADDRESS]:PORT for IPv6), e.g. 192.0.2.53 or 1.1.1.1#cloudflare-dns.com: ${parsed}`,
-    });
-});
-const domainSchema = z
-  .string()
-  .regex(
-    /^~?(\.|[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}\.?)*)$/,
-    'a domain name; ~ in front makes it a routing-only domain (~. routes every query to this link)',
-  );
-const servers = z.array(serverSchema).max(64);
-const domains = z.array(domainSchema).max(256);
+const serverSchema = lazySchema(() =>
+  z.string().superRefine((text, ctx) => {
+    const parsed = parseServer(text);
+    if (typeof parsed === 'string')
+      ctx.addIssue({
+        code: 'custom',
+        message: `a DNS server as ADDRESS[:PORT][#NAME] ([ADDRESS]:PORT for IPv6), e.g. 192.0.2.53 or 1.1.1.1#cloudflare-dns.com: ${parsed}`,
+      });
+  }),
+);
+const domainSchema = lazySchema(() =>
+  z
+    .string()
+    .regex(
+      /^~?(\.|[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}\.?)*)$/,
+      'a domain name; ~ in front makes it a routing-only domain (~. routes every query to this link)',
+    ),
+);
+const servers = lazySchema(() => z.array(serverSchema).max(64));
+const domains = lazySchema(() => z.array(domainSchema).max(256));
 
-const linkSchema = z.strictObject({
-  dns: servers.optional().describe('DNS servers of the link, in order (SetLinkDNSEx).'),
-  domains: domains.optional().describe('Search domains; ~name is a routing-only domain (SetLinkDomains).'),
-  defaultRoute: z
-    .boolean()
-    .optional()
-    .describe('Whether queries for domains no link routes go to this link (SetLinkDefaultRoute).'),
-  dnssec: z.enum(modes.dnssec).optional().describe('DNSSEC validation (SetLinkDNSSEC).'),
-  dnsOverTls: z.enum(modes.dnsOverTls).optional().describe('DNS over TLS (SetLinkDNSOverTLS).'),
-  llmnr: z.enum(modes.llmnr).optional().describe('LLMNR (SetLinkLLMNR).'),
-  multicastDns: z.enum(modes.multicastDns).optional().describe('Multicast DNS (SetLinkMulticastDNS).'),
-});
+const linkSchema = lazySchema(() =>
+  z.strictObject({
+    dns: servers.optional().describe('DNS servers of the link, in order (SetLinkDNSEx).'),
+    domains: domains.optional().describe('Search domains; ~name is a routing-only domain (SetLinkDomains).'),
+    defaultRoute: z
+      .boolean()
+      .optional()
+      .describe('Whether queries for domains no link routes go to this link (SetLinkDefaultRoute).'),
+    dnssec: z.enum(modes.dnssec).optional().describe('DNSSEC validation (SetLinkDNSSEC).'),
+    dnsOverTls: z.enum(modes.dnsOverTls).optional().describe('DNS over TLS (SetLinkDNSOverTLS).'),
+    llmnr: z.enum(modes.llmnr).optional().describe('LLMNR (SetLinkLLMNR).'),
+    multicastDns: z.enum(modes.multicastDns).optional().describe('Multicast DNS (SetLinkMulticastDNS).'),
+  }),
+);
 
-const globalSchema = z.strictObject({
-  dns: servers.optional().describe('DNS= of resolved.conf.'),
-  fallbackDns: servers.optional().describe('FallbackDNS= of resolved.conf.'),
-  domains: domains.optional().describe('Domains= of resolved.conf.'),
-  dnssec: z.enum(modes.dnssec).optional().describe('DNSSEC= of resolved.conf.'),
-  dnsOverTls: z.enum(modes.dnsOverTls).optional().describe('DNSOverTLS= of resolved.conf.'),
-  llmnr: z.enum(modes.llmnr).optional().describe('LLMNR= of resolved.conf.'),
-  multicastDns: z.enum(modes.multicastDns).optional().describe('MulticastDNS= of resolved.conf.'),
-});
+const globalSchema = lazySchema(() =>
+  z.strictObject({
+    dns: servers.optional().describe('DNS= of resolved.conf.'),
+    fallbackDns: servers.optional().describe('FallbackDNS= of resolved.conf.'),
+    domains: domains.optional().describe('Domains= of resolved.conf.'),
+    dnssec: z.enum(modes.dnssec).optional().describe('DNSSEC= of resolved.conf.'),
+    dnsOverTls: z.enum(modes.dnsOverTls).optional().describe('DNSOverTLS= of resolved.conf.'),
+    llmnr: z.enum(modes.llmnr).optional().describe('LLMNR= of resolved.conf.'),
+    multicastDns: z.enum(modes.multicastDns).optional().describe('MulticastDNS= of resolved.conf.'),
+  }),
+);
 
 /** The zod schema of the `dns` section. */
-export const dnsSchema: z.ZodType<DnsSection> = z
-  .strictObject({
-    global: globalSchema
-      .optional()
-      .describe(
-        `Global settings: written to /${DNS_DROP_IN} under the target's root, then systemd-resolved is restarted (per-link settings survive: resolved keeps them in /run).`,
-      ),
-    links: z
-      .record(z.string().min(1).max(15), linkSchema)
-      .optional()
-      .describe(
-        "Per-link settings by interface name, through resolved's D-Bus API (runtime; RevertLink undoes them).",
-      ),
-  })
-  .describe(
-    'systemd-resolved: DNS servers, search and routing domains, DNSSEC, DNS over TLS, LLMNR and mDNS.',
-  );
+export const dnsSchema: z.ZodType<DnsSection> = lazySchema(() =>
+  z
+    .strictObject({
+      global: globalSchema
+        .optional()
+        .describe(
+          `Global settings: written to /${DNS_DROP_IN} under the target's root, then systemd-resolved is restarted (per-link settings survive: resolved keeps them in /run).`,
+        ),
+      links: z
+        .record(z.string().min(1).max(15), linkSchema)
+        .optional()
+        .describe(
+          "Per-link settings by interface name, through resolved's D-Bus API (runtime; RevertLink undoes them).",
+        ),
+    })
+    .describe(
+      'systemd-resolved: DNS servers, search and routing domains, DNSSEC, DNS over TLS, LLMNR and mDNS.',
+    ),
+);
 
 /** Options of {@link createDnsPlugin}. */
 export interface DnsPluginOptions {

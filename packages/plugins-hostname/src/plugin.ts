@@ -1,4 +1,4 @@
-import { definePlugin, packageVersion, type Plugin } from '@opdbus/core';
+import { definePlugin, lazySchema, packageVersion, type Plugin } from '@opdbus/core';
 import {
   Hostname1,
   definePropertyMap,
@@ -35,30 +35,35 @@ export interface HostnameSection {
 }
 
 /** The zod schema of the `hostname` section. */
-export const hostnameSchema: z.ZodType<HostnameSection> = z
-  .strictObject({
-    static: z
-      .string()
-      .regex(
-        /^$|^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
-        'a hostname (letters, digits, dashes, dots; up to 64)',
-      )
-      .optional()
-      .describe('The static hostname (/etc/hostname); "" removes it.'),
-    pretty: z
-      .string()
-      .optional()
-      .describe('The pretty hostname, free text (PRETTY_HOSTNAME in /etc/machine-info).'),
-    chassis: z.enum(chassisTypes).optional().describe('The chassis type; "" goes back to the detected one.'),
-    deployment: z
-      .string()
-      .regex(/^[A-Za-z0-9.:-]*$/, 'letters, digits, ".", ":", "-", e.g. production')
-      .optional()
-      .describe('The deployment environment, e.g. production.'),
-    location: z.string().optional().describe('Where the machine is, free text.'),
-    iconName: z.string().optional().describe('The icon name (XDG icon naming).'),
-  })
-  .describe('Host names and machine information, through systemd-hostnamed (org.freedesktop.hostname1).');
+export const hostnameSchema: z.ZodType<HostnameSection> = lazySchema(() =>
+  z
+    .strictObject({
+      static: z
+        .string()
+        .regex(
+          /^$|^(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/,
+          'a hostname (letters, digits, dashes, dots; up to 64)',
+        )
+        .optional()
+        .describe('The static hostname (/etc/hostname); "" removes it.'),
+      pretty: z
+        .string()
+        .optional()
+        .describe('The pretty hostname, free text (PRETTY_HOSTNAME in /etc/machine-info).'),
+      chassis: z
+        .enum(chassisTypes)
+        .optional()
+        .describe('The chassis type; "" goes back to the detected one.'),
+      deployment: z
+        .string()
+        .regex(/^[A-Za-z0-9.:-]*$/, 'letters, digits, ".", ":", "-", e.g. production')
+        .optional()
+        .describe('The deployment environment, e.g. production.'),
+      location: z.string().optional().describe('Where the machine is, free text.'),
+      iconName: z.string().optional().describe('The icon name (XDG icon naming).'),
+    })
+    .describe('Host names and machine information, through systemd-hostnamed (org.freedesktop.hostname1).'),
+);
 
 /** The checkpoint: the values of the fields a plan changes. */
 export type HostnameCheckpoint = PropertyCheckpoint;

@@ -4,6 +4,7 @@ import {
   OpdbusError,
   definePlugin,
   formatPath,
+  lazySchema,
   packageVersion,
   type Change,
   type ChangeSpec,
@@ -44,36 +45,42 @@ export type PackagesChange = Change<PackageValue>;
 /** The packages plugin, typed: its section, checkpoint and change values. */
 export type PackagesPlugin = Plugin<PackagesSection, PackagesCheckpoint, PackageValue>;
 
-const nameSchema = z
-  .string()
-  .regex(
-    /^[a-z0-9][a-z0-9+.-]{1,127}$/,
-    'a package name: lowercase letters, digits, + - . (as apt spells it)',
-  );
-
-const entrySchema = z.strictObject({
-  state: z
-    .enum(['present', 'absent'])
-    .optional()
-    .describe('Whether the package is installed (default present).'),
-  version: z
+const nameSchema = lazySchema(() =>
+  z
     .string()
-    .regex(/^[A-Za-z0-9.+~:-]{1,128}$/, 'a package version as the archive spells it, e.g. 1.2.3-1')
-    .optional()
-    .describe('The exact version to install, up or down; any installed version is fine when unset.'),
-  candidate: z
-    .string()
-    .nullable()
-    .optional()
-    .describe(
-      "Read-only: the version the repositories would install (apt's candidate), null when none; reported by a scoped query, ignored in a document.",
+    .regex(
+      /^[a-z0-9][a-z0-9+.-]{1,127}$/,
+      'a package name: lowercase letters, digits, + - . (as apt spells it)',
     ),
-});
+);
+
+const entrySchema = lazySchema(() =>
+  z.strictObject({
+    state: z
+      .enum(['present', 'absent'])
+      .optional()
+      .describe('Whether the package is installed (default present).'),
+    version: z
+      .string()
+      .regex(/^[A-Za-z0-9.+~:-]{1,128}$/, 'a package version as the archive spells it, e.g. 1.2.3-1')
+      .optional()
+      .describe('The exact version to install, up or down; any installed version is fine when unset.'),
+    candidate: z
+      .string()
+      .nullable()
+      .optional()
+      .describe(
+        "Read-only: the version the repositories would install (apt's candidate), null when none; reported by a scoped query, ignored in a document.",
+      ),
+  }),
+);
 
 /** The zod schema of the `packages` section. */
-export const packagesSchema: z.ZodType<PackagesSection> = z
-  .record(nameSchema, entrySchema)
-  .describe('Installed packages through PackageKit: present, absent, or at a version.');
+export const packagesSchema: z.ZodType<PackagesSection> = lazySchema(() =>
+  z
+    .record(nameSchema, entrySchema)
+    .describe('Installed packages through PackageKit: present, absent, or at a version.'),
+);
 
 /** Options of {@link createPackagesPlugin}. */
 export interface PackagesPluginOptions {

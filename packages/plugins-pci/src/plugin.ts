@@ -2,6 +2,7 @@ import {
   OpdbusError,
   definePlugin,
   formatPath,
+  lazySchema,
   packageVersion,
   quoteValue,
   type Change,
@@ -80,60 +81,66 @@ const hexId = (digits: number, what: string) =>
       `${what} as sysfs prints it: 0x and ${digits} lowercase hex digits`,
     );
 
-const addressSchema = z
-  .string()
-  .regex(
-    pciAddressPattern,
-    'a PCI address in full, lowercase: domain:bus:device.function such as 0000:3b:00.0 (as `lspci -D` prints it)',
-  );
+const addressSchema = lazySchema(() =>
+  z
+    .string()
+    .regex(
+      pciAddressPattern,
+      'a PCI address in full, lowercase: domain:bus:device.function such as 0000:3b:00.0 (as `lspci -D` prints it)',
+    ),
+);
 
-const deviceSchema = z
-  .strictObject({
-    driver: z
-      .string()
-      .regex(/^[A-Za-z0-9_.+-]{1,64}$/, 'a driver name as listed under /sys/bus/pci/drivers, e.g. vfio-pci')
-      .nullable()
-      .optional()
-      .describe(
-        'The driver bound to the device (a name under /sys/bus/pci/drivers), or null for none. Set with driver_override, unbind and drivers_probe; driver_override keeps the choice across re-probes.',
-      ),
-    sriovNumVfs: z
-      .int()
-      .min(0)
-      .max(65535)
-      .optional()
-      .describe(
-        'SR-IOV virtual functions enabled (sriov_numvfs), at most sriovTotalVfs. Only on physical functions.',
-      ),
-    vendor: hexId(4, 'a vendor id').optional().describe('Read-only: the vendor id.'),
-    device: hexId(4, 'a device id').optional().describe('Read-only: the device id.'),
-    subsystemVendor: hexId(4, 'a subsystem vendor id').nullable().optional().describe('Read-only.'),
-    subsystemDevice: hexId(4, 'a subsystem device id').nullable().optional().describe('Read-only.'),
-    class: hexId(6, 'a class code')
-      .optional()
-      .describe('Read-only: the class code, e.g. 0x020000 (Ethernet).'),
-    numaNode: z.int().min(0).nullable().optional().describe('Read-only: the NUMA node, null when unknown.'),
-    iommuGroup: z
-      .int()
-      .min(0)
-      .nullable()
-      .optional()
-      .describe('Read-only: the IOMMU group, null without one.'),
-    sriovTotalVfs: z
-      .int()
-      .min(0)
-      .nullable()
-      .optional()
-      .describe('Read-only: the VFs the device supports, null when it is not an SR-IOV physical function.'),
-  })
-  .describe('One PCI function.');
+const deviceSchema = lazySchema(() =>
+  z
+    .strictObject({
+      driver: z
+        .string()
+        .regex(/^[A-Za-z0-9_.+-]{1,64}$/, 'a driver name as listed under /sys/bus/pci/drivers, e.g. vfio-pci')
+        .nullable()
+        .optional()
+        .describe(
+          'The driver bound to the device (a name under /sys/bus/pci/drivers), or null for none. Set with driver_override, unbind and drivers_probe; driver_override keeps the choice across re-probes.',
+        ),
+      sriovNumVfs: z
+        .int()
+        .min(0)
+        .max(65535)
+        .optional()
+        .describe(
+          'SR-IOV virtual functions enabled (sriov_numvfs), at most sriovTotalVfs. Only on physical functions.',
+        ),
+      vendor: hexId(4, 'a vendor id').optional().describe('Read-only: the vendor id.'),
+      device: hexId(4, 'a device id').optional().describe('Read-only: the device id.'),
+      subsystemVendor: hexId(4, 'a subsystem vendor id').nullable().optional().describe('Read-only.'),
+      subsystemDevice: hexId(4, 'a subsystem device id').nullable().optional().describe('Read-only.'),
+      class: hexId(6, 'a class code')
+        .optional()
+        .describe('Read-only: the class code, e.g. 0x020000 (Ethernet).'),
+      numaNode: z.int().min(0).nullable().optional().describe('Read-only: the NUMA node, null when unknown.'),
+      iommuGroup: z
+        .int()
+        .min(0)
+        .nullable()
+        .optional()
+        .describe('Read-only: the IOMMU group, null without one.'),
+      sriovTotalVfs: z
+        .int()
+        .min(0)
+        .nullable()
+        .optional()
+        .describe('Read-only: the VFs the device supports, null when it is not an SR-IOV physical function.'),
+    })
+    .describe('One PCI function.'),
+);
 
 /** The zod schema of the `pci` section. */
-export const pciSchema: z.ZodType<PciSection> = z
-  .record(addressSchema, deviceSchema)
-  .describe(
-    'PCI functions by address (0000:3b:00.0), read from sysfs. Writable: driver (binding) and sriovNumVfs; the ids, class, NUMA node, IOMMU group and total VFs are read-only (a query shows them with --all; a document may state them, and a mismatch is a plan-time error).',
-  );
+export const pciSchema: z.ZodType<PciSection> = lazySchema(() =>
+  z
+    .record(addressSchema, deviceSchema)
+    .describe(
+      'PCI functions by address (0000:3b:00.0), read from sysfs. Writable: driver (binding) and sriovNumVfs; the ids, class, NUMA node, IOMMU group and total VFs are read-only (a query shows them with --all; a document may state them, and a mismatch is a plan-time error).',
+    ),
+);
 
 /** Options of {@link createPciPlugin}. */
 export interface PciPluginOptions {

@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import {
   OpdbusError,
   definePlugin,
+  lazySchema,
   quoteInput,
   packageVersion,
   type Change,
@@ -27,39 +28,46 @@ import { z } from 'zod';
 const LOGIND = 'org.freedesktop.login1';
 
 /** What selects sessions for the termination policy: every given field must match. */
-export const sessionSelectorSchema = z
-  .strictObject({
-    user: z.string().optional().describe('User name.'),
-    uid: z.number().int().min(0).optional().describe('User id.'),
-    class: z
-      .enum(['user', 'greeter', 'lock-screen', 'background', 'manager', 'manager-early'])
-      .optional()
-      .describe('Session class.'),
-    type: z.enum(['unspecified', 'tty', 'x11', 'wayland', 'mir', 'web']).optional().describe('Session type.'),
-    service: z.string().optional().describe('PAM service that opened it, e.g. sshd.'),
-    remote: z.boolean().optional().describe('Remote (e.g. SSH) or local.'),
-    remoteHost: z.string().optional().describe('Remote host it comes from.'),
-    tty: z.string().optional().describe('Its TTY, e.g. pts/0.'),
-    seat: z.string().optional().describe('Its seat, e.g. seat0.'),
-  })
-  .describe('Sessions to select: every field given must match.');
+export const sessionSelectorSchema = lazySchema(() =>
+  z
+    .strictObject({
+      user: z.string().optional().describe('User name.'),
+      uid: z.number().int().min(0).optional().describe('User id.'),
+      class: z
+        .enum(['user', 'greeter', 'lock-screen', 'background', 'manager', 'manager-early'])
+        .optional()
+        .describe('Session class.'),
+      type: z
+        .enum(['unspecified', 'tty', 'x11', 'wayland', 'mir', 'web'])
+        .optional()
+        .describe('Session type.'),
+      service: z.string().optional().describe('PAM service that opened it, e.g. sshd.'),
+      remote: z.boolean().optional().describe('Remote (e.g. SSH) or local.'),
+      remoteHost: z.string().optional().describe('Remote host it comes from.'),
+      tty: z.string().optional().describe('Its TTY, e.g. pts/0.'),
+      seat: z.string().optional().describe('Its seat, e.g. seat0.'),
+    })
+    .describe('Sessions to select: every field given must match.'),
+);
 
 /** A session selector. */
 export type SessionSelector = z.infer<typeof sessionSelectorSchema>;
 
-const sessionInfoSchema = z.strictObject({
-  user: z.string(),
-  uid: z.number(),
-  class: z.string(),
-  type: z.string(),
-  service: z.string(),
-  state: z.string(),
-  active: z.boolean(),
-  remote: z.boolean(),
-  remoteHost: z.string().optional(),
-  tty: z.string().optional(),
-  seat: z.string().optional(),
-});
+const sessionInfoSchema = lazySchema(() =>
+  z.strictObject({
+    user: z.string(),
+    uid: z.number(),
+    class: z.string(),
+    type: z.string(),
+    service: z.string(),
+    state: z.string(),
+    active: z.boolean(),
+    remote: z.boolean(),
+    remoteHost: z.string().optional(),
+    tty: z.string().optional(),
+    seat: z.string().optional(),
+  }),
+);
 /** A session as observed. */
 export type SessionInfo = z.infer<typeof sessionInfoSchema>;
 
@@ -75,56 +83,58 @@ export interface SessionsSection {
 const readOnly = 'Read-only: reported by query, ignored when applying.';
 
 /** The zod schema of the `sessions` section. */
-export const sessionsSchema: z.ZodType<SessionsSection> = z
-  .strictObject({
-    linger: z
-      .record(
-        z
-          .string()
-          .max(256)
-          .regex(/^[a-z_][a-z0-9_.-]*\$?$|^\d+$/, 'a user name or a numeric uid'),
-        z.boolean(),
-      )
-      .optional()
-      .describe(
-        "Lingering by user: the user's service manager runs without a login (loginctl enable-linger).",
-      ),
-    terminate: z
-      .strictObject({
-        mode: z
-          .enum(['observe', 'enforce'])
-          .optional()
-          .describe(
-            'observe (default): nothing is terminated; enforce: matching sessions are terminated (needs --force: it cannot be undone).',
-          ),
-        match: z.array(sessionSelectorSchema).min(1).describe('Sessions matching any of these selectors.'),
-      })
-      .optional()
-      .describe('A policy that terminates sessions matching a selector. Observe-only by default.'),
-    sessions: z.record(z.string(), sessionInfoSchema).optional().describe(`Sessions by id. ${readOnly}`),
-    users: z
-      .record(
-        z.string(),
-        z.strictObject({
-          uid: z.number(),
-          state: z.string(),
-          linger: z.boolean(),
-          sessions: z.array(z.string()),
-        }),
-      )
-      .optional()
-      .describe(`Logged-in and lingering users by name. ${readOnly}`),
-    seats: z
-      .record(
-        z.string(),
-        z.strictObject({ activeSession: z.string().optional(), sessions: z.array(z.string()) }),
-      )
-      .optional()
-      .describe(`Seats by id. ${readOnly}`),
-  })
-  .describe(
-    'Login sessions, users and seats (systemd-logind, org.freedesktop.login1): lingering and a termination policy.',
-  );
+export const sessionsSchema: z.ZodType<SessionsSection> = lazySchema(() =>
+  z
+    .strictObject({
+      linger: z
+        .record(
+          z
+            .string()
+            .max(256)
+            .regex(/^[a-z_][a-z0-9_.-]*\$?$|^\d+$/, 'a user name or a numeric uid'),
+          z.boolean(),
+        )
+        .optional()
+        .describe(
+          "Lingering by user: the user's service manager runs without a login (loginctl enable-linger).",
+        ),
+      terminate: z
+        .strictObject({
+          mode: z
+            .enum(['observe', 'enforce'])
+            .optional()
+            .describe(
+              'observe (default): nothing is terminated; enforce: matching sessions are terminated (needs --force: it cannot be undone).',
+            ),
+          match: z.array(sessionSelectorSchema).min(1).describe('Sessions matching any of these selectors.'),
+        })
+        .optional()
+        .describe('A policy that terminates sessions matching a selector. Observe-only by default.'),
+      sessions: z.record(z.string(), sessionInfoSchema).optional().describe(`Sessions by id. ${readOnly}`),
+      users: z
+        .record(
+          z.string(),
+          z.strictObject({
+            uid: z.number(),
+            state: z.string(),
+            linger: z.boolean(),
+            sessions: z.array(z.string()),
+          }),
+        )
+        .optional()
+        .describe(`Logged-in and lingering users by name. ${readOnly}`),
+      seats: z
+        .record(
+          z.string(),
+          z.strictObject({ activeSession: z.string().optional(), sessions: z.array(z.string()) }),
+        )
+        .optional()
+        .describe(`Seats by id. ${readOnly}`),
+    })
+    .describe(
+      'Login sessions, users and seats (systemd-logind, org.freedesktop.login1): lingering and a termination policy.',
+    ),
+);
 
 /** The checkpoint: linger as it was for the users a plan changes (sessions cannot be restored). */
 export type SessionsCheckpoint = { linger: Record<string, boolean>; terminated: string[] };

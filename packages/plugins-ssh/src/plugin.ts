@@ -21,6 +21,7 @@ import {
   OpdbusError,
   definePlugin,
   formatPath,
+  lazySchema,
   packageVersion,
   type Change,
   type ChangeSpec,
@@ -90,62 +91,72 @@ export type SshCheckpoint = {
   dropin?: { content: string | null } | undefined;
 } & { [key: string]: JsonValue };
 
-const keySchema = z.string().superRefine((value, ctx) => {
-  const m = /^(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(value.trim());
-  if (m === null || /[\n\r]/.test(value)) {
-    ctx.addIssue({
-      code: 'custom',
-      message: 'a public key "TYPE BASE64 [COMMENT]" on one line, as in a .pub file',
-    });
-    return;
-  }
-  const problem = blobProblem(m[1]!, m[2]!);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a public key: ${problem}` });
-});
-
-const authorizedKeySchema: z.ZodType<AuthorizedKey> = z.strictObject({
-  key: keySchema.describe('The public key, "TYPE BASE64 [COMMENT]". Identified by its SHA256 fingerprint.'),
-  options: z
-    .array(
-      z.string().superRefine((option, ctx) => {
-        const problem = optionProblem(option);
-        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-      }),
-    )
-    .optional()
-    .describe('Key options (sshd(8)): from="…", command="…", no-pty, restrict, …'),
-  state: z.enum(['present', 'absent']).optional().describe('"absent" removes the key (default present).'),
-});
-
-const userKeysSchema = z.array(authorizedKeySchema).superRefine((keys, ctx) => {
-  const seen = new Map<string, number>();
-  for (const [i, k] of keys.entries()) {
-    const blob = /^\S+\s+(\S+)/.exec(k.key.trim())?.[1];
-    if (blob === undefined) continue;
-    const fp = fingerprint(blob);
-    const first = seen.get(fp);
-    if (first !== undefined)
+const keySchema = lazySchema(() =>
+  z.string().superRefine((value, ctx) => {
+    const m = /^(\S+)\s+(\S+)(?:\s+(.*))?$/.exec(value.trim());
+    if (m === null || /[\n\r]/.test(value)) {
       ctx.addIssue({
         code: 'custom',
-        path: [i],
-        message: `the same key as entry ${first} (${fp}); list a key once`,
+        message: 'a public key "TYPE BASE64 [COMMENT]" on one line, as in a .pub file',
       });
-    else seen.set(fp, i);
-  }
-});
+      return;
+    }
+    const problem = blobProblem(m[1]!, m[2]!);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `not a public key: ${problem}` });
+  }),
+);
+
+const authorizedKeySchema: z.ZodType<AuthorizedKey> = lazySchema(() =>
+  z.strictObject({
+    key: keySchema.describe('The public key, "TYPE BASE64 [COMMENT]". Identified by its SHA256 fingerprint.'),
+    options: z
+      .array(
+        z.string().superRefine((option, ctx) => {
+          const problem = optionProblem(option);
+          if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+        }),
+      )
+      .optional()
+      .describe('Key options (sshd(8)): from="…", command="…", no-pty, restrict, …'),
+    state: z.enum(['present', 'absent']).optional().describe('"absent" removes the key (default present).'),
+  }),
+);
+
+const userKeysSchema = lazySchema(() =>
+  z.array(authorizedKeySchema).superRefine((keys, ctx) => {
+    const seen = new Map<string, number>();
+    for (const [i, k] of keys.entries()) {
+      const blob = /^\S+\s+(\S+)/.exec(k.key.trim())?.[1];
+      if (blob === undefined) continue;
+      const fp = fingerprint(blob);
+      const first = seen.get(fp);
+      if (first !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: [i],
+          message: `the same key as entry ${first} (${fp}); list a key once`,
+        });
+      else seen.set(fp, i);
+    }
+  }),
+);
 
 /** The zod schema of the `ssh` section. */
-export const sshSchema: z.ZodType<SshSection> = z
-  .strictObject({
-    authorizedKeys: z
-      .record(z.string().regex(/^[a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?$/, 'a user name'), userKeysSchema)
-      .optional()
-      .describe('Authorized keys by user (~/.ssh/authorized_keys); keys not listed are left alone.'),
-    sshd: sshdSchema
-      .optional()
-      .describe(`sshd settings, written to ${SSHD_DROPIN}; unknown keywords are refused; null removes one.`),
-  })
-  .describe('SSH: authorized keys per user, and sshd settings through a drop-in file.');
+export const sshSchema: z.ZodType<SshSection> = lazySchema(() =>
+  z
+    .strictObject({
+      authorizedKeys: z
+        .record(z.string().regex(/^[a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?$/, 'a user name'), userKeysSchema)
+        .optional()
+        .describe('Authorized keys by user (~/.ssh/authorized_keys); keys not listed are left alone.'),
+      sshd: sshdSchema
+        .optional()
+        .describe(
+          `sshd settings, written to ${SSHD_DROPIN}; unknown keywords are refused; null removes one.`,
+        ),
+    })
+    .describe('SSH: authorized keys per user, and sshd settings through a drop-in file.'),
+);
 
 /** Options of {@link createSshPlugin}. */
 export interface SshPluginOptions {

@@ -3,15 +3,18 @@
  * with typed, validated values, and a parser for the rendered file (which must read back as the
  * settings it came from before it is put in place).
  */
+import { lazySchema } from '@opdbus/core';
 import { z } from 'zod';
 
 /** Where the drop-in goes (read by Debian's and Fedora's `Include /etc/ssh/sshd_config.d/*.conf`). */
 export const SSHD_DROPIN = '/etc/ssh/sshd_config.d/50-opdbus.conf';
 
-const yesNo = z.boolean();
-const count = z.number().int().min(0).max(1_000_000);
-const word = z.string().regex(/^[^\s"#\\]+$/, 'one word: no spaces, quotes, "#" or backslashes');
-const patterns = z.array(word).min(1);
+const yesNo = lazySchema(() => z.boolean());
+const count = lazySchema(() => z.number().int().min(0).max(1_000_000));
+const word = lazySchema(() =>
+  z.string().regex(/^[^\s"#\\]+$/, 'one word: no spaces, quotes, "#" or backslashes'),
+);
+const patterns = lazySchema(() => z.array(word).min(1));
 
 /** Keywords and their value schemas: `true`/`false` are written as yes/no. */
 export const sshdKeywords = {
@@ -32,26 +35,36 @@ export const sshdKeywords = {
   UseDNS: yesNo,
   StrictModes: yesNo,
   IgnoreRhosts: yesNo,
-  PermitRootLogin: z.enum(['yes', 'no', 'prohibit-password', 'without-password', 'forced-commands-only']),
-  AllowTcpForwarding: z.enum(['yes', 'no', 'all', 'local', 'remote']),
-  PermitTunnel: z.enum(['yes', 'no', 'point-to-point', 'ethernet']),
-  LogLevel: z.enum(['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG', 'DEBUG1', 'DEBUG2', 'DEBUG3']),
+  PermitRootLogin: lazySchema(() =>
+    z.enum(['yes', 'no', 'prohibit-password', 'without-password', 'forced-commands-only']),
+  ),
+  AllowTcpForwarding: lazySchema(() => z.enum(['yes', 'no', 'all', 'local', 'remote'])),
+  PermitTunnel: lazySchema(() => z.enum(['yes', 'no', 'point-to-point', 'ethernet'])),
+  LogLevel: lazySchema(() =>
+    z.enum(['QUIET', 'FATAL', 'ERROR', 'INFO', 'VERBOSE', 'DEBUG', 'DEBUG1', 'DEBUG2', 'DEBUG3']),
+  ),
   MaxAuthTries: count,
   MaxSessions: count,
   LoginGraceTime: count,
   ClientAliveInterval: count,
   ClientAliveCountMax: count,
-  MaxStartups: z.string().regex(/^\d+(:\d+:\d+)?$/, 'start, or start:rate:full, e.g. 10:30:100'),
-  Port: z.array(z.number().int().min(1).max(65535)).min(1),
-  ListenAddress: z.array(word).min(1),
+  MaxStartups: lazySchema(() =>
+    z.string().regex(/^\d+(:\d+:\d+)?$/, 'start, or start:rate:full, e.g. 10:30:100'),
+  ),
+  Port: lazySchema(() => z.array(z.number().int().min(1).max(65535)).min(1)),
+  ListenAddress: lazySchema(() => z.array(word).min(1)),
   AllowUsers: patterns,
   AllowGroups: patterns,
   DenyUsers: patterns,
   DenyGroups: patterns,
-  AuthenticationMethods: z
-    .array(z.string().regex(/^[a-z-]+(:[a-z]+)?(,[a-z-]+(:[a-z]+)?)*$/, 'methods such as publickey,password'))
-    .min(1),
-  Banner: z.string().regex(/^(none|\/[^\s"#\\]*)$/, 'an absolute path, or none'),
+  AuthenticationMethods: lazySchema(() =>
+    z
+      .array(
+        z.string().regex(/^[a-z-]+(:[a-z]+)?(,[a-z-]+(:[a-z]+)?)*$/, 'methods such as publickey,password'),
+      )
+      .min(1),
+  ),
+  Banner: lazySchema(() => z.string().regex(/^(none|\/[^\s"#\\]*)$/, 'an absolute path, or none')),
 } as const;
 
 /** A keyword of the allow-list. */
@@ -71,11 +84,14 @@ const lists: ReadonlySet<string> = new Set([
 ]);
 
 /** The zod schema of the `sshd` settings: only known keywords, each value checked. */
-export const sshdSchema: z.ZodType<SshdSettings> = z.strictObject(
-  Object.fromEntries(
-    Object.entries(sshdKeywords).map(([k, schema]) => [k, (schema as z.ZodType).nullable().optional()]),
-  ) as Record<SshdKeyword, z.ZodOptional<z.ZodNullable<z.ZodType<SshdValue>>>>,
-) as z.ZodType<SshdSettings>;
+export const sshdSchema: z.ZodType<SshdSettings> = lazySchema(
+  () =>
+    z.strictObject(
+      Object.fromEntries(
+        Object.entries(sshdKeywords).map(([k, schema]) => [k, (schema as z.ZodType).nullable().optional()]),
+      ) as Record<SshdKeyword, z.ZodOptional<z.ZodNullable<z.ZodType<SshdValue>>>>,
+    ) as z.ZodType<SshdSettings>,
+);
 
 /** The lines of one setting. */
 function renderSetting(keyword: string, value: SshdValue): string[] {

@@ -2,6 +2,7 @@ import {
   OpdbusError,
   definePlugin,
   formatPath,
+  lazySchema,
   quoteValue,
   packageVersion,
   type Change,
@@ -48,32 +49,38 @@ export type SysctlCheckpoint = {
   absent?: string[];
 };
 
-const keySchema = z.string().superRefine((key, ctx) => {
-  const problem = sysctlKeyProblem(key);
-  if (problem !== undefined)
-    ctx.addIssue({ code: 'custom', message: `a sysctl key such as net.ipv4.ip_forward (${problem})` });
-});
+const keySchema = lazySchema(() =>
+  z.string().superRefine((key, ctx) => {
+    const problem = sysctlKeyProblem(key);
+    if (problem !== undefined)
+      ctx.addIssue({ code: 'custom', message: `a sysctl key such as net.ipv4.ip_forward (${problem})` });
+  }),
+);
 
-const valueSchema = z.union(
-  [
-    z.string().refine((value) => Buffer.byteLength(value, 'utf8') <= MAX_VALUE_BYTES, {
+const valueSchema = lazySchema(() =>
+  z.union(
+    [
+      z.string().refine((value) => Buffer.byteLength(value, 'utf8') <= MAX_VALUE_BYTES, {
+        error: (issue) =>
+          `a sysctl value fits one page: at most ${MAX_VALUE_BYTES} bytes, this one has ${Buffer.byteLength(String(issue.input), 'utf8')}`,
+      }),
+      z.number().finite(),
+    ],
+    {
       error: (issue) =>
-        `a sysctl value fits one page: at most ${MAX_VALUE_BYTES} bytes, this one has ${Buffer.byteLength(String(issue.input), 'utf8')}`,
-    }),
-    z.number().finite(),
-  ],
-  {
-    error: (issue) =>
-      `expected a string or a number for a sysctl value, got ${issue.input === null ? 'null' : typeof issue.input}`,
-  },
+        `expected a string or a number for a sysctl value, got ${issue.input === null ? 'null' : typeof issue.input}`,
+    },
+  ),
 );
 
 /** The zod schema of the `sysctl` section. */
-export const sysctlSchema: z.ZodType<SysctlSection> = z
-  .record(keySchema, valueSchema)
-  .describe(
-    'Kernel parameters under /proc/sys, by sysctl(8) name, e.g. "net.ipv4.ip_forward": 1. Values compare as sysctl prints them; whitespace between fields is free.',
-  );
+export const sysctlSchema: z.ZodType<SysctlSection> = lazySchema(() =>
+  z
+    .record(keySchema, valueSchema)
+    .describe(
+      'Kernel parameters under /proc/sys, by sysctl(8) name, e.g. "net.ipv4.ip_forward": 1. Values compare as sysctl prints them; whitespace between fields is free.',
+    ),
+);
 
 /**
  * Writable keys whose value changes on its own (the kernel moves them): left out of a query

@@ -1,22 +1,26 @@
-import { OpdbusError, type JsonValue } from '@opdbus/core';
+import { OpdbusError, lazySchema, type JsonValue } from '@opdbus/core';
 import { Variant } from '@opdbus/dbus';
 import { z } from 'zod';
 
 const UINT64_MAX = 2n ** 64n - 1n;
 
 /** A set of CPUs or NUMA nodes: `"0-3,6"` or `[0, 1, 2, 3, 6]`; canonical form: sorted numbers. */
-export const indexSetSchema = z.union([
-  z.array(z.number().int().min(0).max(8191)),
-  z.string().regex(/^\s*\d+(\s*-\s*\d+)?(\s*[, ]\s*\d+(\s*-\s*\d+)?)*\s*$/, 'a list such as "0-3,6"'),
-]);
+export const indexSetSchema = lazySchema(() =>
+  z.union([
+    z.array(z.number().int().min(0).max(8191)),
+    z.string().regex(/^\s*\d+(\s*-\s*\d+)?(\s*[, ]\s*\d+(\s*-\s*\d+)?)*\s*$/, 'a list such as "0-3,6"'),
+  ]),
+);
 
 /** A size in bytes: a number, a string with a K/M/G/T suffix (1024-based), or "infinity". */
-export const sizeSchema = z.union([
-  z.number().int().min(0),
-  z.string().regex(/^(\d+(\.\d+)?\s*[KMGTPE]?|infinity)$/i, 'bytes, e.g. 512M, 2G or infinity'),
-]);
+export const sizeSchema = lazySchema(() =>
+  z.union([
+    z.number().int().min(0),
+    z.string().regex(/^(\d+(\.\d+)?\s*[KMGTPE]?|infinity)$/i, 'bytes, e.g. 512M, 2G or infinity'),
+  ]),
+);
 
-const weight = z.number().int().min(1).max(10000);
+const weight = lazySchema(() => z.number().int().min(1).max(10000));
 
 /** The NUMA memory policies (numa(7)), as systemd.exec(5) names them. */
 export const numaPolicies = ['default', 'preferred', 'bind', 'interleave', 'local'] as const;
@@ -27,37 +31,45 @@ export const numaPolicies = ['default', 'preferred', 'bind', 'interleave', 'loca
  * NUMAPolicy, NUMAMask, Nice) are written to the drop-in `50-opdbus-properties.conf` and take
  * effect at the unit's next start. All are verified after apply by reading them back over D-Bus.
  */
-export const unitPropertiesSchema = z
-  .strictObject({
-    CPUWeight: weight.optional().describe('cgroup CPU weight, 1–10000 (live).'),
-    StartupCPUWeight: weight.optional().describe('CPU weight during boot, 1–10000 (live).'),
-    CPUQuota: z
-      .string()
-      .regex(/^\d+(\.\d+)?%$/, 'a percentage such as "150%"')
-      .optional()
-      .describe('CPU time quota, e.g. "50%" of one CPU (live).'),
-    MemoryMax: sizeSchema.optional().describe('Hard memory limit (live).'),
-    MemoryHigh: sizeSchema.optional().describe('Memory throttling limit (live).'),
-    MemoryLow: sizeSchema.optional().describe('Memory protection (live).'),
-    MemoryMin: sizeSchema.optional().describe('Hard memory protection (live).'),
-    MemorySwapMax: sizeSchema.optional().describe('Swap limit (live).'),
-    TasksMax: z
-      .union([z.number().int().min(1), z.literal('infinity')])
-      .optional()
-      .describe('Maximum number of tasks (live).'),
-    IOWeight: weight.optional().describe('cgroup IO weight, 1–10000 (live).'),
-    AllowedCPUs: indexSetSchema.optional().describe('cpuset: CPUs the unit may run on (live).'),
-    AllowedMemoryNodes: indexSetSchema
-      .optional()
-      .describe('cpuset: NUMA nodes the unit may allocate from (live).'),
-    CPUAffinity: indexSetSchema
-      .optional()
-      .describe("CPU affinity of the unit's processes (drop-in; next start)."),
-    NUMAPolicy: z.enum(numaPolicies).optional().describe('NUMA memory policy (drop-in; next start).'),
-    NUMAMask: indexSetSchema.optional().describe('NUMA nodes of the policy (drop-in; next start).'),
-    Nice: z.number().int().min(-20).max(19).optional().describe('Scheduling priority (drop-in; next start).'),
-  })
-  .describe('Resource properties, verified after apply over D-Bus.');
+export const unitPropertiesSchema = lazySchema(() =>
+  z
+    .strictObject({
+      CPUWeight: weight.optional().describe('cgroup CPU weight, 1–10000 (live).'),
+      StartupCPUWeight: weight.optional().describe('CPU weight during boot, 1–10000 (live).'),
+      CPUQuota: z
+        .string()
+        .regex(/^\d+(\.\d+)?%$/, 'a percentage such as "150%"')
+        .optional()
+        .describe('CPU time quota, e.g. "50%" of one CPU (live).'),
+      MemoryMax: sizeSchema.optional().describe('Hard memory limit (live).'),
+      MemoryHigh: sizeSchema.optional().describe('Memory throttling limit (live).'),
+      MemoryLow: sizeSchema.optional().describe('Memory protection (live).'),
+      MemoryMin: sizeSchema.optional().describe('Hard memory protection (live).'),
+      MemorySwapMax: sizeSchema.optional().describe('Swap limit (live).'),
+      TasksMax: z
+        .union([z.number().int().min(1), z.literal('infinity')])
+        .optional()
+        .describe('Maximum number of tasks (live).'),
+      IOWeight: weight.optional().describe('cgroup IO weight, 1–10000 (live).'),
+      AllowedCPUs: indexSetSchema.optional().describe('cpuset: CPUs the unit may run on (live).'),
+      AllowedMemoryNodes: indexSetSchema
+        .optional()
+        .describe('cpuset: NUMA nodes the unit may allocate from (live).'),
+      CPUAffinity: indexSetSchema
+        .optional()
+        .describe("CPU affinity of the unit's processes (drop-in; next start)."),
+      NUMAPolicy: z.enum(numaPolicies).optional().describe('NUMA memory policy (drop-in; next start).'),
+      NUMAMask: indexSetSchema.optional().describe('NUMA nodes of the policy (drop-in; next start).'),
+      Nice: z
+        .number()
+        .int()
+        .min(-20)
+        .max(19)
+        .optional()
+        .describe('Scheduling priority (drop-in; next start).'),
+    })
+    .describe('Resource properties, verified after apply over D-Bus.'),
+);
 
 /** The resource properties of a unit, as declared. */
 export type UnitProperties = z.infer<typeof unitPropertiesSchema>;

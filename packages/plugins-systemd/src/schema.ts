@@ -1,3 +1,4 @@
+import { lazySchema } from '@opdbus/core';
 import { z } from 'zod';
 import { unitPropertiesSchema } from './properties.js';
 import { timerSchema, type TimerSpec } from './timers.js';
@@ -44,49 +45,57 @@ export function unitNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-const unitName = z.string().superRefine((name, ctx) => {
-  const problem = unitNameProblem(name);
-  if (problem !== undefined)
-    ctx.addIssue({ code: 'custom', message: `a unit name such as nginx.service (${problem})` });
-});
-const dropInName = z
-  .string()
-  .max(UNIT_NAME_MAX)
-  .regex(/^[A-Za-z0-9_.@-]+\.conf$/, 'a drop-in file name such as 10-limits.conf');
-const timerName = z.string().superRefine((name, ctx) => {
-  const problem = unitNameProblem(`${name}.timer`);
-  if (problem !== undefined)
-    ctx.addIssue({ code: 'custom', message: `a timer name without .timer, such as backup (${problem})` });
-});
+const unitName = lazySchema(() =>
+  z.string().superRefine((name, ctx) => {
+    const problem = unitNameProblem(name);
+    if (problem !== undefined)
+      ctx.addIssue({ code: 'custom', message: `a unit name such as nginx.service (${problem})` });
+  }),
+);
+const dropInName = lazySchema(() =>
+  z
+    .string()
+    .max(UNIT_NAME_MAX)
+    .regex(/^[A-Za-z0-9_.@-]+\.conf$/, 'a drop-in file name such as 10-limits.conf'),
+);
+const timerName = lazySchema(() =>
+  z.string().superRefine((name, ctx) => {
+    const problem = unitNameProblem(`${name}.timer`);
+    if (problem !== undefined)
+      ctx.addIssue({ code: 'custom', message: `a timer name without .timer, such as backup (${problem})` });
+  }),
+);
 
 /** One unit, as declared. */
-export const unitSchema = z
-  .strictObject({
-    state: z
-      .enum(['present', 'absent'])
-      .optional()
-      .describe(
-        '"absent" stops, disables and removes the unit file and drop-ins op-dbus manages (under /etc/systemd/system).',
-      ),
-    content: z
-      .string()
-      .optional()
-      .describe(
-        'The unit file, written to /etc/systemd/system/NAME under the target root; daemon-reload follows.',
-      ),
-    dropIns: z
-      .record(dropInName, z.string().nullable())
-      .optional()
-      .describe('Drop-ins in /etc/systemd/system/NAME.d/: file name → content, or null to remove it.'),
-    enabled: z.boolean().optional().describe('Enabled (its [Install] symlinks exist).'),
-    masked: z.boolean().optional().describe('Masked (linked to /dev/null): cannot be started at all.'),
-    active: z
-      .boolean()
-      .optional()
-      .describe('Running (ActiveState active); start and stop wait for the job to finish.'),
-    properties: unitPropertiesSchema.optional(),
-  })
-  .describe('A systemd unit.');
+export const unitSchema = lazySchema(() =>
+  z
+    .strictObject({
+      state: z
+        .enum(['present', 'absent'])
+        .optional()
+        .describe(
+          '"absent" stops, disables and removes the unit file and drop-ins op-dbus manages (under /etc/systemd/system).',
+        ),
+      content: z
+        .string()
+        .optional()
+        .describe(
+          'The unit file, written to /etc/systemd/system/NAME under the target root; daemon-reload follows.',
+        ),
+      dropIns: z
+        .record(dropInName, z.string().nullable())
+        .optional()
+        .describe('Drop-ins in /etc/systemd/system/NAME.d/: file name → content, or null to remove it.'),
+      enabled: z.boolean().optional().describe('Enabled (its [Install] symlinks exist).'),
+      masked: z.boolean().optional().describe('Masked (linked to /dev/null): cannot be started at all.'),
+      active: z
+        .boolean()
+        .optional()
+        .describe('Running (ActiveState active); start and stop wait for the job to finish.'),
+      properties: unitPropertiesSchema.optional(),
+    })
+    .describe('A systemd unit.'),
+);
 
 /** One unit, as declared (and as observed). */
 export type UnitSpec = z.infer<typeof unitSchema>;
@@ -115,55 +124,59 @@ export interface SystemdSection {
 }
 
 /** The zod schema of the `systemd` section. */
-export const systemdSchema: z.ZodType<SystemdSection> = z
-  .strictObject({
-    units: z
-      .record(unitName, unitSchema)
-      .optional()
-      .describe('Units by name (nginx.service, backup.timer …).'),
-    timers: z
-      .record(timerName, timerSchema)
-      .optional()
-      .describe('Timers by name: op-dbus writes NAME.timer and NAME.service, enables and starts the timer.'),
-  })
-  .superRefine((section, ctx) => {
-    for (const [name, unit] of Object.entries(section.units ?? {})) {
-      if (
-        unit.masked === true &&
-        (unit.content !== undefined || unit.active === true || unit.enabled === true)
-      ) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['units', name, 'masked'],
-          message:
-            'a masked unit cannot have content, be enabled or be active (masking replaces its file with /dev/null)',
-        });
-      }
-      if (unit.state === 'absent' && Object.keys(unit).some((k) => k !== 'state')) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['units', name, 'state'],
-          message: 'an absent unit takes no other fields',
-        });
-      }
-    }
-    for (const [name, timer] of Object.entries(section.timers ?? {})) {
-      if (timer.state !== 'absent' && (timer.onCalendar === undefined || timer.command === undefined)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['timers', name],
-          message: 'a timer needs onCalendar and command',
-        });
-      }
-      for (const unit of [`${name}.timer`, `${name}.service`]) {
-        if (section.units?.[unit]?.content !== undefined || section.units?.[unit]?.dropIns !== undefined) {
+export const systemdSchema: z.ZodType<SystemdSection> = lazySchema(() =>
+  z
+    .strictObject({
+      units: z
+        .record(unitName, unitSchema)
+        .optional()
+        .describe('Units by name (nginx.service, backup.timer …).'),
+      timers: z
+        .record(timerName, timerSchema)
+        .optional()
+        .describe(
+          'Timers by name: op-dbus writes NAME.timer and NAME.service, enables and starts the timer.',
+        ),
+    })
+    .superRefine((section, ctx) => {
+      for (const [name, unit] of Object.entries(section.units ?? {})) {
+        if (
+          unit.masked === true &&
+          (unit.content !== undefined || unit.active === true || unit.enabled === true)
+        ) {
           ctx.addIssue({
             code: 'custom',
-            path: ['units', unit],
-            message: `${unit} belongs to timer "${name}" (op-dbus writes its file); declare it in one place only`,
+            path: ['units', name, 'masked'],
+            message:
+              'a masked unit cannot have content, be enabled or be active (masking replaces its file with /dev/null)',
+          });
+        }
+        if (unit.state === 'absent' && Object.keys(unit).some((k) => k !== 'state')) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['units', name, 'state'],
+            message: 'an absent unit takes no other fields',
           });
         }
       }
-    }
-  })
-  .describe('systemd units and timers, managed over D-Bus.');
+      for (const [name, timer] of Object.entries(section.timers ?? {})) {
+        if (timer.state !== 'absent' && (timer.onCalendar === undefined || timer.command === undefined)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['timers', name],
+            message: 'a timer needs onCalendar and command',
+          });
+        }
+        for (const unit of [`${name}.timer`, `${name}.service`]) {
+          if (section.units?.[unit]?.content !== undefined || section.units?.[unit]?.dropIns !== undefined) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['units', unit],
+              message: `${unit} belongs to timer "${name}" (op-dbus writes its file); declare it in one place only`,
+            });
+          }
+        }
+      }
+    })
+    .describe('systemd units and timers, managed over D-Bus.'),
+);

@@ -1,43 +1,46 @@
+import { lazySchema } from '@opdbus/core';
 import { z } from 'zod';
 
 /** The marker line of files op-dbus writes for a timer. */
 export const MANAGED_MARKER = '# Managed by op-dbus';
 
 /** A timer: the declarative answer to a crontab line. op-dbus writes NAME.timer and NAME.service. */
-export const timerSchema = z
-  .strictObject({
-    state: z
-      .enum(['present', 'absent'])
-      .optional()
-      .describe('"absent" stops, disables and removes the timer and its service. Default present.'),
-    onCalendar: z
-      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
-      .optional()
-      .describe(
-        'OnCalendar= expression(s), e.g. "daily" or "Mon..Fri 02:30" (systemd.time(7)). Required unless absent.',
-      ),
-    command: z
-      .string()
-      .min(1)
-      .optional()
-      .describe('The command the service runs (ExecStart=). Required unless absent.'),
-    description: z.string().optional().describe('Description= of both units.'),
-    user: z.string().optional().describe('User= the command runs as (default root).'),
-    persistent: z
-      .boolean()
-      .optional()
-      .describe('Persistent=: run at boot when a run was missed while off. Default false.'),
-    randomizedDelaySec: z.number().int().min(0).optional().describe('RandomizedDelaySec=, in seconds.'),
-    accuracySec: z
-      .number()
-      .int()
-      .min(1)
-      .optional()
-      .describe('AccuracySec=, in seconds (systemd default 60).'),
-    enabled: z.boolean().optional().describe('Enable the timer (start at boot). Default true.'),
-    active: z.boolean().optional().describe('Start the timer now. Default true.'),
-  })
-  .describe('A timer: OnCalendar schedule and the command it runs.');
+export const timerSchema = lazySchema(() =>
+  z
+    .strictObject({
+      state: z
+        .enum(['present', 'absent'])
+        .optional()
+        .describe('"absent" stops, disables and removes the timer and its service. Default present.'),
+      onCalendar: z
+        .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+        .optional()
+        .describe(
+          'OnCalendar= expression(s), e.g. "daily" or "Mon..Fri 02:30" (systemd.time(7)). Required unless absent.',
+        ),
+      command: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('The command the service runs (ExecStart=). Required unless absent.'),
+      description: z.string().optional().describe('Description= of both units.'),
+      user: z.string().optional().describe('User= the command runs as (default root).'),
+      persistent: z
+        .boolean()
+        .optional()
+        .describe('Persistent=: run at boot when a run was missed while off. Default false.'),
+      randomizedDelaySec: z.number().int().min(0).optional().describe('RandomizedDelaySec=, in seconds.'),
+      accuracySec: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe('AccuracySec=, in seconds (systemd default 60).'),
+      enabled: z.boolean().optional().describe('Enable the timer (start at boot). Default true.'),
+      active: z.boolean().optional().describe('Start the timer now. Default true.'),
+    })
+    .describe('A timer: OnCalendar schedule and the command it runs.'),
+);
 
 /** A timer as declared. */
 export type TimerSpec = z.infer<typeof timerSchema>;

@@ -1,4 +1,4 @@
-import { definePlugin, packageVersion, type Plugin } from '@opdbus/core';
+import { definePlugin, lazySchema, packageVersion, type Plugin } from '@opdbus/core';
 import {
   Timedate1,
   definePropertyMap,
@@ -15,23 +15,25 @@ export interface TimedateSection {
 }
 
 /** The zod schema of the `timedate` section. */
-export const timedateSchema: z.ZodType<TimedateSection> = z
-  .strictObject({
-    timezone: z
-      .string()
-      .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'a time zone such as Europe/Berlin or UTC')
-      .optional()
-      .describe('The system time zone (/etc/localtime), e.g. Europe/Berlin.'),
-    ntp: z
-      .boolean()
-      .optional()
-      .describe(
-        'Network time synchronization (the NTP service, e.g. systemd-timesyncd, enabled and running).',
-      ),
-  })
-  .describe(
-    'Time zone and NTP, through systemd-timedated (org.freedesktop.timedate1). The clock itself is never set.',
-  );
+export const timedateSchema: z.ZodType<TimedateSection> = lazySchema(() =>
+  z
+    .strictObject({
+      timezone: z
+        .string()
+        .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'a time zone such as Europe/Berlin or UTC')
+        .optional()
+        .describe('The system time zone (/etc/localtime), e.g. Europe/Berlin.'),
+      ntp: z
+        .boolean()
+        .optional()
+        .describe(
+          'Network time synchronization (the NTP service, e.g. systemd-timesyncd, enabled and running).',
+        ),
+    })
+    .describe(
+      'Time zone and NTP, through systemd-timedated (org.freedesktop.timedate1). The clock itself is never set.',
+    ),
+);
 
 /**
  * The checkpoint: the settings a plan changes, as they were (`values`). Journals written before

@@ -5,6 +5,7 @@ import {
   REDACTED,
   definePlugin,
   formatPath,
+  lazySchema,
   packageVersion,
   type Change,
   type ChangeSpec,
@@ -87,80 +88,92 @@ export type UsersCheckpoint = {
 
 /** User and group names as shadow-utils accepts them by default (`[a-z_][a-z0-9_-]*[$]?`, up to 32). */
 const NAME = /^[a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?$/;
-const nameSchema = z
-  .string()
-  .regex(
-    NAME,
-    'a user or group name: lowercase letters, digits, "_", "-" (up to 32, not starting with a digit or "-")',
-  );
-const idSchema = z.number().int().min(0).max(4294967294);
+const nameSchema = lazySchema(() =>
+  z
+    .string()
+    .regex(
+      NAME,
+      'a user or group name: lowercase letters, digits, "_", "-" (up to 32, not starting with a digit or "-")',
+    ),
+);
+const idSchema = lazySchema(() => z.number().int().min(0).max(4294967294));
 const fieldText = (what: string) =>
   z.string().refine((v) => !/[:\n\r\0]/.test(v), { message: `${what} cannot contain ":", a newline or NUL` });
 const absolutePath = (what: string) =>
   fieldText(what).refine((v) => v.startsWith('/') && !v.split('/').includes('..'), {
     message: `${what} must be an absolute path without ".."`,
   });
-const redactedSchema = z.strictObject({ $redacted: z.literal(true) });
-const passwordSchema = z.union([
-  z.string().superRefine((value, ctx) => {
-    const problem = cryptHashProblem(value);
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-  }),
-  redactedSchema,
-]);
+const redactedSchema = lazySchema(() => z.strictObject({ $redacted: z.literal(true) }));
+const passwordSchema = lazySchema(() =>
+  z.union([
+    z.string().superRefine((value, ctx) => {
+      const problem = cryptHashProblem(value);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+    redactedSchema,
+  ]),
+);
 
 /** The zod schema of a user. */
-export const userSchema: z.ZodType<UserSpec> = z.strictObject({
-  state: z.enum(['present', 'absent']).optional().describe('"absent" removes the user (default present).'),
-  uid: idSchema
-    .optional()
-    .describe('Numeric user id; allocated from UID_MIN..UID_MAX of login.defs when left out.'),
-  group: z
-    .string()
-    .regex(/^([a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?|\d+)$/, 'a group name, or a gid in digits')
-    .optional()
-    .describe(
-      'Primary group, by name (a gid in digits when no group has it). New users without one get a group of their own name, as useradd does.',
-    ),
-  groups: z
-    .array(nameSchema)
-    .optional()
-    .describe('Supplementary groups, exactly (the user is removed from groups not listed).'),
-  comment: fieldText('comment').optional().describe('The GECOS field (full name).'),
-  home: absolutePath('home').optional().describe('Home directory (default /home/NAME for a new user).'),
-  createHome: z
-    .boolean()
-    .optional()
-    .describe('true: the home directory exists, created from /etc/skel and owned by the user if it did not.'),
-  shell: absolutePath('shell').optional().describe('Login shell (default /bin/sh for a new user).'),
-  password: passwordSchema
-    .optional()
-    .describe(
-      'The password as a crypt(3) hash ($y$, $6$, $5$, $2b$ …), never clear text. Shown redacted by query.',
-    ),
-  locked: z.boolean().optional().describe('Password login disabled ("!" before the hash in /etc/shadow).'),
-  expired: z.boolean().optional().describe('The account has expired (shadow expire date in the past).'),
-  force: z
-    .boolean()
-    .optional()
-    .describe('With state absent: remove the user even when it has running processes.'),
-});
+export const userSchema: z.ZodType<UserSpec> = lazySchema(() =>
+  z.strictObject({
+    state: z.enum(['present', 'absent']).optional().describe('"absent" removes the user (default present).'),
+    uid: idSchema
+      .optional()
+      .describe('Numeric user id; allocated from UID_MIN..UID_MAX of login.defs when left out.'),
+    group: z
+      .string()
+      .regex(/^([a-z_][a-z0-9_-]{0,30}[a-z0-9_$-]?|\d+)$/, 'a group name, or a gid in digits')
+      .optional()
+      .describe(
+        'Primary group, by name (a gid in digits when no group has it). New users without one get a group of their own name, as useradd does.',
+      ),
+    groups: z
+      .array(nameSchema)
+      .optional()
+      .describe('Supplementary groups, exactly (the user is removed from groups not listed).'),
+    comment: fieldText('comment').optional().describe('The GECOS field (full name).'),
+    home: absolutePath('home').optional().describe('Home directory (default /home/NAME for a new user).'),
+    createHome: z
+      .boolean()
+      .optional()
+      .describe(
+        'true: the home directory exists, created from /etc/skel and owned by the user if it did not.',
+      ),
+    shell: absolutePath('shell').optional().describe('Login shell (default /bin/sh for a new user).'),
+    password: passwordSchema
+      .optional()
+      .describe(
+        'The password as a crypt(3) hash ($y$, $6$, $5$, $2b$ …), never clear text. Shown redacted by query.',
+      ),
+    locked: z.boolean().optional().describe('Password login disabled ("!" before the hash in /etc/shadow).'),
+    expired: z.boolean().optional().describe('The account has expired (shadow expire date in the past).'),
+    force: z
+      .boolean()
+      .optional()
+      .describe('With state absent: remove the user even when it has running processes.'),
+  }),
+);
 
 /** The zod schema of a group. */
-export const groupSchema: z.ZodType<GroupSpec> = z.strictObject({
-  state: z.enum(['present', 'absent']).optional().describe('"absent" removes the group (default present).'),
-  gid: idSchema.optional().describe('Numeric group id; allocated from GID_MIN..GID_MAX when left out.'),
-});
+export const groupSchema: z.ZodType<GroupSpec> = lazySchema(() =>
+  z.strictObject({
+    state: z.enum(['present', 'absent']).optional().describe('"absent" removes the group (default present).'),
+    gid: idSchema.optional().describe('Numeric group id; allocated from GID_MIN..GID_MAX when left out.'),
+  }),
+);
 
 /** The zod schema of the `users` section. */
-export const usersSchema: z.ZodType<UsersSection> = z
-  .strictObject({
-    users: z.record(nameSchema, userSchema).optional().describe('Local users, by name.'),
-    groups: z.record(nameSchema, groupSchema).optional().describe('Local groups, by name.'),
-  })
-  .describe(
-    'Local users and groups (/etc/passwd, /etc/group, /etc/shadow, /etc/gshadow under --root), edited in place under the shadow-utils lock; lines not managed are kept byte for byte.',
-  );
+export const usersSchema: z.ZodType<UsersSection> = lazySchema(() =>
+  z
+    .strictObject({
+      users: z.record(nameSchema, userSchema).optional().describe('Local users, by name.'),
+      groups: z.record(nameSchema, groupSchema).optional().describe('Local groups, by name.'),
+    })
+    .describe(
+      'Local users and groups (/etc/passwd, /etc/group, /etc/shadow, /etc/gshadow under --root), edited in place under the shadow-utils lock; lines not managed are kept byte for byte.',
+    ),
+);
 
 /** Options of {@link createUsersPlugin}. */
 export interface UsersPluginOptions {

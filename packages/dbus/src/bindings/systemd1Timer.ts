@@ -78,6 +78,7 @@ export type Systemd1TimerWritable = never;
 
 /**
  * zod schemas of the input arguments of each method of org.freedesktop.systemd1.Timer, as tuples.
+ * Each is built at its first use (`lazySchema`): importing this module builds none.
  */
 export const Systemd1TimerArgs = {
 } as const;

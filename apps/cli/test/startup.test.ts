@@ -1,0 +1,99 @@
+// What a command loads at start-up, from the bundled CLI's own account of the scripts it ran
+// (OPDBUS_DEBUG_CHUNKS=1): a command that validates no document loads no zod.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runCli, type CliResult } from './helpers.js';
+import { describeIf, requirement } from '@opdbus/sandbox/testing';
+
+const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
+
+const env = { OPDBUS_DEBUG_CHUNKS: '1' };
+/** The scripts a command ran, as the bundled CLI lists them on stderr. */
+const scripts = (result: CliResult): string[] =>
+  (/opdbus: scripts run: (.*)/.exec(result.stderr)?.[1] ?? '').split(', ').filter((s) => s !== '');
+
+/** The built-in plugins other than network (apps/cli/test/network.test.ts) and sysctl (below). */
+const others = [
+  'systemd',
+  'dbus',
+  'ovs',
+  'firewall',
+  'hostname',
+  'timedate',
+  'users',
+  'sessions',
+  'ssh',
+  'dns',
+  'pci',
+  'packages',
+  'numa',
+  'wireguard',
+  'containers',
+];
+
+describeIf(asRoot, 'opdbus start-up, in a fresh namespace', () => {
+  let netns: SandboxNetns;
+  let dir: string;
+  let global: string[];
+
+  beforeAll(async () => {
+    netns = await createNetns();
+    dir = await mkdtemp(join(tmpdir(), 'opdbus-cli-startup-'));
+    // No bus and no OVSDB server at these addresses: the plugins that need one are unavailable.
+    global = [
+      '--netns',
+      netns.name,
+      '--state-dir',
+      join(dir, 'state'),
+      '--bus',
+      `unix:path=${join(dir, 'no-bus')}`,
+      '--ovsdb',
+      `unix:${join(dir, 'no-ovsdb')}`,
+    ];
+  });
+  afterAll(async () => {
+    await netns?.destroy();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a scoped query of sysctl loads no zod', async () => {
+    const queried = await runCli([...global, 'query', '--plugin', 'sysctl'], { env });
+    expect(queried.code, queried.stderr).toBe(0);
+    expect(queried.stdout).toContain('net.ipv4.ip_forward');
+    const ran = scripts(queried);
+    expect(ran.some((s) => s.startsWith('chunks/query-'))).toBe(true);
+    expect(ran.filter((s) => s.includes('zod'))).toEqual([]);
+  });
+
+  it.each(others)(
+    'a scoped query of %s loads no zod, whether the plugin is available or not',
+    async (name) => {
+      const queried = await runCli([...global, 'query', '--plugin', name], { env });
+      // Available: its section is printed; unavailable (no bus, no OVSDB here): exit 4 saying why.
+      if (queried.code === 0) expect(queried.stdout, queried.stderr).toMatch(new RegExp(`^  ${name}:`, 'm'));
+      else {
+        expect(queried.code, queried.stderr).toBe(4);
+        expect(queried.stderr).toContain(`Plugin "${name}" is not available here`);
+      }
+      expect(scripts(queried).filter((s) => s.includes('zod'))).toEqual([]);
+    },
+  );
+
+  it('transactions and --help load no zod; printing the schema, which builds every schema, does', async () => {
+    for (const args of [[...global, 'transactions'], ['--help']]) {
+      const result = await runCli(args, { env });
+      expect(result.code, result.stderr).toBe(0);
+      expect(scripts(result).length, args.join(' ')).toBeGreaterThan(0);
+      expect(
+        scripts(result).filter((s) => s.includes('zod')),
+        args.join(' '),
+      ).toEqual([]);
+    }
+    const schema = await runCli(['schema'], { env });
+    expect(schema.code, schema.stderr).toBe(0);
+    expect(scripts(schema).some((s) => /^chunks\/zod-/.test(s))).toBe(true);
+  });
+});
