@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { constants, readdir as readdirCallback, readFile as readFileCallback } from 'node:fs';
+import {
+  constants,
+  readdir as readdirCallback,
+  readdirSync,
+  readFile as readFileCallback,
+  readFileSync,
+} from 'node:fs';
 import { mkdir, open, rename, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,8 +24,10 @@ import {
 } from './lock.js';
 import type { ProcessIdentity } from './process.js';
 
-// What a read-only command reads (the journals, the index) is read with node:fs's callbacks:
-// node:fs/promises costs milliseconds to load at every start of the `opdbus` command.
+// What a read-only command reads is read with node:fs's callbacks (the journals) or synchronously
+// (the names of the journals and the index: a few small local files, read before any journal):
+// node:fs/promises costs milliseconds to load at every start of the `opdbus` command, and the
+// first asynchronous read starts libuv's thread pool.
 const readdir = promisify(readdirCallback);
 const readFile = promisify(readFileCallback);
 
@@ -222,7 +230,7 @@ export class StateDir {
   /** All transaction records, oldest first (reads every journal: see {@link StateDir.unfinished}). */
   async list(): Promise<TransactionRecord[]> {
     const records: TransactionRecord[] = [];
-    for (const id of await this.ids()) records.push(await this.read(id));
+    for (const id of this.#ids()) records.push(await this.read(id));
     return records;
   }
 
@@ -244,8 +252,8 @@ export class StateDir {
   async unfinished(): Promise<TransactionRecord[]> {
     // The index before the listing: a transaction created in between is then newer than the
     // `newest` read, so it is read.
-    const index = await this.#readIndex();
-    const ids = await this.ids();
+    const index = this.#readIndex();
+    const ids = this.#ids();
     const records: TransactionRecord[] = [];
     for (const id of ids) {
       if (index !== undefined && !index.marked.has(id) && id <= index.newest) continue;
@@ -256,10 +264,14 @@ export class StateDir {
   }
 
   /** The ids of the journals present, oldest first. */
-  async ids(): Promise<string[]> {
+  ids(): Promise<string[]> {
+    return new Promise((resolve) => resolve(this.#ids()));
+  }
+
+  #ids(): string[] {
     let names: string[];
     try {
-      names = await readdir(this.transactionsDir);
+      names = readdirSync(this.transactionsDir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
@@ -299,8 +311,8 @@ export class StateDir {
         data: { keep },
       });
     }
-    const index = (await this.#readIndex()) ?? (await this.#buildIndex());
-    const ids = await this.ids();
+    const index = this.#readIndex() ?? (await this.#buildIndex());
+    const ids = this.#ids();
     await this.#dropStaleMarkers(index, new Set(ids));
     const removed: string[] = [];
     for (const id of ids.slice(0, Math.max(0, ids.length - keep))) {
@@ -352,12 +364,12 @@ export class StateDir {
    * (then readers read every journal). `newest` first, then the markers: a writer makes a
    * transaction's marker before it records it as `newest`.
    */
-  async #readIndex(): Promise<UnfinishedIndex | undefined> {
+  #readIndex(): UnfinishedIndex | undefined {
     let newest: string;
     let names: string[];
     try {
-      newest = (await readFile(this.#newestPath, 'utf8')).trim();
-      names = await readdir(this.unfinishedDir);
+      newest = readFileSync(this.#newestPath, 'utf8').trim();
+      names = readdirSync(this.unfinishedDir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -378,7 +390,7 @@ export class StateDir {
     for (const name of await readdir(this.transactionsDir)) {
       if (name.startsWith('unfinished.')) await rm(join(this.transactionsDir, name), { recursive: true });
     }
-    const ids = await this.ids();
+    const ids = this.#ids();
     const marked = new Set<string>();
     for (const id of ids) {
       try {
@@ -405,7 +417,7 @@ export class StateDir {
 
   /** Make the marker of `txId` durable (and `newest` at least `txId`) before its journal says unfinished. */
   async #mark(txId: string): Promise<void> {
-    const index = (await this.#readIndex()) ?? (await this.#buildIndex());
+    const index = this.#readIndex() ?? (await this.#buildIndex());
     const created = !index.marked.has(txId);
     if (created) {
       await touch(this.#markerPath(txId));
@@ -419,7 +431,7 @@ export class StateDir {
    * too many) and move `newest` up to it. Nothing to keep without an index.
    */
   async #settle(txId: string): Promise<void> {
-    const index = await this.#readIndex();
+    const index = this.#readIndex();
     if (index === undefined) return;
     await unlinkIfPresent(this.#markerPath(txId));
     index.marked.delete(txId);
@@ -435,7 +447,7 @@ export class StateDir {
     let sync = created;
     if (to > index.newest) {
       let found = false;
-      for (const id of await this.ids()) {
+      for (const id of this.#ids()) {
         if (id <= index.newest || id > to || index.marked.has(id)) continue;
         let unfinished: boolean;
         try {

@@ -530,6 +530,8 @@ export class NetlinkConnection {
   close(): void {
     if (this.socket.closed) return;
     this.socket.close();
+    // The error only when a request waits: making one costs a stack trace, at every close.
+    if (this.#inflight.size === 0 && this.#next >= this.#queue.length) return;
     this.#failAll(
       new OpdbusError(
         'OPDBUS_ERR_NETLINK_CLOSED',
