@@ -229,16 +229,16 @@ for (const file of result.outputFiles) {
   });
   for (const w of cjs.warnings) throw new Error(`${out}: ${w.text} (in its CommonJS form)`);
   // The lazy zod stand-in's import of zod's chunk (above): synchronous, through the launcher.
-  const code2 = cjs.code.replace(/__opdbusSync\(__opdbusImport\(("[^"]+")\)\)/g, 'require($1)');
-  if (code2.includes('__opdbusSync')) throw new Error(`${out}: a lazy zod import was not rewritten`);
-  const imports = code2.replace(
+  const syncZod = cjs.code.replace(/__opdbusSync\(__opdbusImport\(("[^"]+")\)\)/g, 'require($1)');
+  if (syncZod.includes('__opdbusSync')) throw new Error(`${out}: a lazy zod import was not rewritten`);
+  const imports = syncZod.replace(
     /Promise\.resolve\(\)\.then\(\(\)=>__toESM\w*\(require\(/g,
     '__opdbusImport(((',
   );
   // Written as the function the launcher runs it as: V8 compiles the file's text as it is read,
   // with no wrapped copy of it to make (src/launcher.ts chunkLoader).
-  const code3 = lazyBuiltins(imports);
-  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), `${chunkWrapper}${code3}\n})`);
+  const body = lazyBuiltins(imports);
+  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), `${chunkWrapper}${body}\n})`);
   if (meta.entryPoint === 'src/bin.ts') entry = relative('dist', out).replace(/\.js$/, '.cjs');
 }
 if (entry === undefined) throw new Error('no entry chunk in the bundle');

@@ -1,5 +1,6 @@
 // What every command shares and `opdbus --version` / `--help` need: global options, output and
-// the default state directory. Kept free of imports (but node:fs, which Node has loaded already) so that the CLI starts fast.
+// the default state directory. Kept free of imports (but node:fs, which Node has loaded already)
+// so that the CLI starts fast.
 import { writeSync } from 'node:fs';
 
 /** Options every command takes. */

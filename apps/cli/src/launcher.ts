@@ -152,15 +152,22 @@ export function packageJsonPath(dir: string, spec: string): string | undefined {
   }
 }
 
-/** Remove the cache files of chunks that `distDir` no longer has, or of another Node (suffix). */
+/**
+ * Remove the cache files of scripts that `distDir` (its `*.cjs` and `chunks/*.cjs`) no longer has,
+ * or of another Node (suffix).
+ */
 function pruneCaches(distDir: string, cacheDir: string, suffix: string): void {
   try {
     if (!usableDir(cacheDir, false)) return;
+    const current = new Set<string>();
+    for (const dir of [distDir, join(distDir, 'chunks')]) {
+      for (const file of readdirSync(dir)) {
+        if (file.endsWith('.cjs'))
+          current.add(`${relative(distDir, join(dir, file)).replaceAll(sep, '_')}${suffix}`);
+      }
+    }
     for (const file of readdirSync(cacheDir)) {
-      if (!file.endsWith('.v8')) continue;
-      const chunk = file.endsWith(suffix) ? file.slice(0, -suffix.length).replaceAll('_', sep) : undefined;
-      if (chunk === undefined || !existsSync(join(distDir, chunk)))
-        rmSync(join(cacheDir, file), { force: true });
+      if (file.endsWith('.v8') && !current.has(file)) rmSync(join(cacheDir, file), { force: true });
     }
   } catch {
     // A stale cache left behind costs disk space only.
