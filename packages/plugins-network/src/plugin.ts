@@ -272,18 +272,13 @@ export function createNetworkPlugin(options: NetworkPluginOptions = {}): Network
     description: 'Links, addresses and routes over rtnetlink (in the target network namespace with --netns).',
     schema: networkSchema,
 
-    probe(ctx) {
+    async probe(ctx) {
       try {
-        open(ctx).close();
-        return Promise.resolve({
-          available: true,
-          detail: ctx.netns ? `rtnetlink in ${ctx.netns.name}` : 'rtnetlink',
-        });
+        // The client it opens is the one the query or apply that follows uses (kept a second).
+        await withClient(ctx, () => Promise.resolve());
+        return { available: true, detail: ctx.netns ? `rtnetlink in ${ctx.netns.name}` : 'rtnetlink' };
       } catch (err) {
-        return Promise.resolve({
-          available: false,
-          reason: `cannot open an rtnetlink socket: ${(err as Error).message}`,
-        });
+        return { available: false, reason: `cannot open an rtnetlink socket: ${(err as Error).message}` };
       }
     },
 
