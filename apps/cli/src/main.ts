@@ -65,11 +65,10 @@ export function buildProgram(
     }
   };
   // With the arguments known, only the command group they run is built in full.
-  const builds = (group: Command): boolean => {
-    if (argv === undefined) return true;
-    const given = argv[commandIndex(program, argv)];
-    return given === 'help' || given === group.name() || group.aliases().includes(given ?? '');
-  };
+  // (The global options are all defined by now: where the command is is known once.)
+  const given = argv === undefined ? undefined : (argv[commandIndex(program, argv)] ?? '');
+  const builds = (group: Command): boolean =>
+    given === undefined || given === 'help' || given === group.name() || group.aliases().includes(given);
   const context: CommandContext = { program, output, globals, run, builds };
 
   program
