@@ -8,7 +8,7 @@
 // their files from their own package (below), never from the bundle's directory.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, transform } from 'esbuild';
 
 const cli = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -243,6 +243,11 @@ for (const file of result.outputFiles) {
 }
 if (entry === undefined) throw new Error('no entry chunk in the bundle');
 
+// The program's commands and valued global options, for the launcher's per-command code caches
+// (src/launcher.ts launch): read off the program tsc built (dist/main.js).
+const { buildProgram, commandLineOf } = await import(pathToFileURL(join(cli, 'dist', 'main.js')).href);
+const commandLine = commandLineOf(buildProgram());
+
 // The launcher, which runs the entry script: dist/bin.cjs (the `opdbus` command: a CommonJS main
 // module starts without Node's ES-module loader) and dist/bin.js (the same, for callers that name it).
 for (const [outfile, format, dir] of [
@@ -256,7 +261,7 @@ for (const [outfile, format, dir] of [
   await build({
     absWorkingDir: cli,
     stdin: {
-      contents: `import { launch } from './src/launcher.ts';\nlaunch(${dir}, ${JSON.stringify(entry)});\n`,
+      contents: `import { launch } from './src/launcher.ts';\nlaunch(${dir}, ${JSON.stringify(entry)}, ${JSON.stringify(commandLine)});\n`,
       resolveDir: cli,
       loader: 'ts',
     },

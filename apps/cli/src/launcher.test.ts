@@ -136,6 +136,56 @@ describe('pruned caches', () => {
   });
 });
 
+describe('per-command caches', () => {
+  it('keeps a cache per profile: each command uses its own and writes its own', () => {
+    const entry = writeBundle();
+    const cache = join(dist, 'cache');
+    const suffix = `.${process.version}-${process.arch}.v8`;
+    const query = chunkLoader(dist, cache, { profile: 'query' });
+    query.load(entry);
+    query.writeCaches();
+    expect(readdirSync(cache).sort()).toEqual([
+      `chunks_chunk-AAAA.cjs@query${suffix}`,
+      `main-BBBB.cjs@query${suffix}`,
+    ]);
+    // Another command does not take the query's caches: it compiles and writes its own.
+    const diff = chunkLoader(dist, cache, { profile: 'diff' });
+    diff.load(entry);
+    expect(diff.loaded().map((r) => r.cached)).toEqual([false, false]);
+    diff.writeCaches();
+    const again = chunkLoader(dist, cache, { profile: 'query' });
+    again.load(entry);
+    expect(again.loaded().map((r) => r.cached)).toEqual([true, true]);
+    expect(readdirSync(cache)).toHaveLength(4);
+  });
+
+  it("prunes every command's caches of chunks the bundle no longer has, and keeps the others'", () => {
+    const entry = writeBundle();
+    const cache = join(dist, 'cache');
+    const suffix = `.${process.version}-${process.arch}.v8`;
+    const diff = chunkLoader(dist, cache, { profile: 'diff', prune: true });
+    diff.load(entry);
+    diff.writeCaches();
+    writeFileSync(join(cache, `chunks_chunk-GONE.cjs@diff${suffix}`), 'stale');
+    writeFileSync(join(cache, `main-BBBB.cjs@diff.v0.1.0-x64.v8`), 'other node');
+    const query = chunkLoader(dist, cache, { profile: 'query', prune: true });
+    query.load(entry);
+    query.writeCaches();
+    expect(readdirSync(cache).sort()).toEqual(
+      [
+        `chunks_chunk-AAAA.cjs@diff${suffix}`,
+        `chunks_chunk-AAAA.cjs@query${suffix}`,
+        `main-BBBB.cjs@diff${suffix}`,
+        `main-BBBB.cjs@query${suffix}`,
+      ].sort(),
+    );
+  });
+
+  it('refuses a profile that is not a plain name', () => {
+    expect(() => chunkLoader(dist, join(dist, 'cache'), { profile: '../x' })).toThrow(/profile/);
+  });
+});
+
 describe('packageJsonPath', () => {
   it('finds PKG/package.json in the nearest node_modules folder, by its real path', () => {
     const store = join(dist, 'store', 'y');

@@ -37,6 +37,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Script } from 'node:vm';
+import { commandOf, type CommandLine } from './commandLine.js';
 
 /** The exports of a chunk, as its CommonJS form sets them. */
 type Exports = Record<string, unknown>;
@@ -154,7 +155,7 @@ export function packageJsonPath(dir: string, spec: string): string | undefined {
 
 /**
  * Remove the cache files of scripts that `distDir` (its `*.cjs` and `chunks/*.cjs`) no longer has,
- * or of another Node (suffix).
+ * or of another Node (suffix), whatever command wrote them.
  */
 function pruneCaches(distDir: string, cacheDir: string, suffix: string): void {
   try {
@@ -162,12 +163,15 @@ function pruneCaches(distDir: string, cacheDir: string, suffix: string): void {
     const current = new Set<string>();
     for (const dir of [distDir, join(distDir, 'chunks')]) {
       for (const file of readdirSync(dir)) {
-        if (file.endsWith('.cjs'))
-          current.add(`${relative(distDir, join(dir, file)).replaceAll(sep, '_')}${suffix}`);
+        if (file.endsWith('.cjs')) current.add(relative(distDir, join(dir, file)).replaceAll(sep, '_'));
       }
     }
     for (const file of readdirSync(cacheDir)) {
-      if (file.endsWith('.v8') && !current.has(file)) rmSync(join(cacheDir, file), { force: true });
+      if (!file.endsWith('.v8')) continue;
+      const script = file.endsWith(suffix)
+        ? file.slice(0, -suffix.length).replace(/@[\w-]+$/, '')
+        : undefined;
+      if (script === undefined || !current.has(script)) rmSync(join(cacheDir, file), { force: true });
     }
   } catch {
     // A stale cache left behind costs disk space only.
@@ -212,20 +216,35 @@ export interface ChunkLoader {
   loaded: () => ScriptRun[];
 }
 
+/** Options of {@link chunkLoader}. */
+export interface ChunkLoaderOptions {
+  /**
+   * Writing caches also removes the cache files in `cacheDir` of chunks `distDir` no longer has or
+   * of another Node (for a directory that holds this bundle's caches alone).
+   */
+  prune?: boolean;
+  /**
+   * Whose caches these are: a name (letters, digits, `-`) that the cache files carry, so that each
+   * command keeps caches of its own (see {@link commandProfile}).
+   */
+  profile?: string;
+}
+
 /**
  * Load the bundle's scripts under `distDir` (made by scripts/bundle.mjs: each the text of a function
  * `(function (exports, require, module, __filename, __dirname, __opdbusImport, __opdbusMetaUrl,
  * __opdbusMetaResolve, __opdbusLazy) {...})` around CommonJS code): returns the
  * function that runs one by its path and gives its exports. A relative `require` or `import()`
- * of `NAME.js` in a script means its `NAME.cjs`. With `prune`, writing caches also removes the cache
- * files in `cacheDir` of chunks `distDir` no longer has or of another Node (a directory that holds
- * this bundle's caches alone).
+ * of `NAME.js` in a script means its `NAME.cjs`.
  */
 export function chunkLoader(
   distDir: string,
   cacheDir: string | undefined,
-  options: { prune?: boolean } = {},
+  options: ChunkLoaderOptions = {},
 ): ChunkLoader {
+  if (options.profile !== undefined && !/^[\w-]+$/.test(options.profile))
+    throw new Error(`code-cache profile ${JSON.stringify(options.profile)}: letters, digits and - only`);
+  const profile = options.profile === undefined ? '' : `@${options.profile}`;
   const loaded = new Map<string, ChunkModule>();
   const toCache: { name: string; script: Script }[] = [];
   const runs: ScriptRun[] = [];
@@ -240,7 +259,7 @@ export function chunkLoader(
     loaded.set(file, module);
     const at = sinceStart();
     const name = relative(distDir, file).replaceAll(sep, '_');
-    const cacheName = `${name}${suffix}`;
+    const cacheName = `${name}${profile}${suffix}`;
     const cachedData = cacheDir === undefined ? undefined : readCache(cacheDir, cacheName);
     // The script is a function expression (scripts/bundle.mjs writes it so): V8 compiles the text
     // as read, without a wrapped copy.
@@ -300,21 +319,34 @@ export function chunkLoader(
   const writeCaches = (): void => {
     if (cacheDir === undefined || toCache.length === 0) return;
     for (const c of toCache.splice(0))
-      writeCache(cacheDir, `${c.name}${suffix}`, c.script.createCachedData());
+      writeCache(cacheDir, `${c.name}${profile}${suffix}`, c.script.createCachedData());
     if (options.prune === true) pruneCaches(distDir, cacheDir, suffix);
   };
   return { load, writeCaches, loaded: () => [...runs] };
 }
 
 /**
- * Run the bundled command: its entry script `entry` (a file name in `distDir`). With
- * `OPDBUS_DEBUG_CHUNKS=1` it says on stderr, at exit, which scripts the command ran, whether
- * each came from the code cache, when it started and how long it took (with what it required),
- * and when the command ended: what a command loads is what its start costs.
+ * Run the bundled command: its entry script `entry` (a file name in `distDir`).
+ *
+ * Each command keeps code caches of its own (`line`: the program's commands, to tell which one
+ * the arguments run). A cache holds what the run that wrote it compiled, and loading it costs in
+ * proportion to its size: shared by all commands, the caches would hold what the first command to
+ * run each chunk compiled (`apply`'s YAML parser in a `query`'s start), and a query would
+ * deserialize code it never runs.
+ *
+ * With `OPDBUS_DEBUG_CHUNKS=1` it says on stderr, at exit, where the code caches are and whose,
+ * which scripts the command ran, whether each came from the code cache, when it started and how
+ * long it took (with what it required), and when the command ended: what a command loads is what
+ * its start costs.
  */
-export function launch(distDir: string, entry: string): void {
+export function launch(distDir: string, entry: string, line?: CommandLine): void {
   const chosen = (process.env.OPDBUS_CODE_CACHE ?? '') !== '';
-  const loader = chunkLoader(distDir, codeCacheDir(distDir), { prune: !chosen });
+  const profile = line === undefined ? undefined : commandOf(process.argv.slice(2), line);
+  const cacheDir = codeCacheDir(distDir);
+  const loader = chunkLoader(distDir, cacheDir, {
+    prune: !chosen,
+    ...(profile === undefined ? {} : { profile }),
+  });
   process.once('exit', () => {
     if (process.env.OPDBUS_DEBUG_CHUNKS === '1') {
       const runs = loader
@@ -324,7 +356,8 @@ export function launch(distDir: string, entry: string): void {
             `${relative(distDir, r.file)}${r.cached ? ' (cached)' : ''} at ${r.at.toFixed(1)} ms for ${r.ms.toFixed(1)} ms`,
         );
       process.stderr.write(
-        `opdbus: scripts run: ${runs.join(', ')}; exit at ${sinceStart().toFixed(1)} ms\n`,
+        `opdbus: code caches: ${cacheDir ?? 'off'}${profile === undefined ? '' : `, those of ${profile}`}\n` +
+          `opdbus: scripts run: ${runs.join(', ')}; exit at ${sinceStart().toFixed(1)} ms\n`,
       );
     }
     loader.writeCaches();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildProgram } from './main.js';
+import { commandOf } from './commandLine.js';
+import { buildProgram, commandLineOf } from './main.js';
 
 const quiet = { out: (): void => undefined, err: (): void => undefined };
 const subcommands = (argv: readonly string[] | undefined, group: string): string[] =>
@@ -25,5 +26,22 @@ describe('buildProgram', () => {
     const numa = buildProgram(quiet, () => undefined, ['query']).commands.find((c) => c.name() === 'numa')!;
     expect(numa.options.length).toBeGreaterThan(0);
     expect(numa.description()).not.toBe('');
+  });
+});
+
+describe('commandLineOf', () => {
+  it('gives the launcher every command with its aliases, and the global options that take a value', () => {
+    const program = buildProgram(quiet, () => undefined);
+    const line = commandLineOf(program);
+    for (const command of program.commands) {
+      expect(line.commands[command.name()]).toBe(command.name());
+      for (const alias of command.aliases()) expect(line.commands[alias]).toBe(command.name());
+    }
+    expect(line.valued).toEqual(
+      expect.arrayContaining(['--netns', '--state-dir', '--plugin', '--log-level']),
+    );
+    expect(line.valued).not.toContain('--json');
+    // The launcher finds the command where the program does.
+    expect(commandOf(['--state-dir', 'query', '--json', 'diff', 'doc.yaml'], line)).toBe('diff');
   });
 });

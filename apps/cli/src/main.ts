@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
+import { commandIndex as commandIndexIn, type CommandLine } from './commandLine.js';
 import { exitCodes } from './exitCodes.js';
 import { commandGroups, type CommandContext } from './groups.js';
 import { defaultStateDir, stdio, type GlobalOptions, type Output } from './io.js';
@@ -169,12 +170,25 @@ export function buildProgram(
 
 /** Where the command is in `argv`: after the global options (and their values) before it. */
 function commandIndex(program: Command, argv: readonly string[]): number {
-  const valued = new Set(
-    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]),
-  );
-  let i = 0;
-  while (i < argv.length && argv[i]!.startsWith('-') && argv[i] !== '--') i += valued.has(argv[i]) ? 2 : 1;
-  return i;
+  return commandIndexIn(new Set(valuedOptions(program)), argv);
+}
+
+/** The program's global options, long and short, that take a value. */
+export function valuedOptions(program: Command): string[] {
+  return program.options
+    .filter((o) => o.required || o.optional)
+    .flatMap((o) => [o.long, o.short])
+    .filter((flag): flag is string => flag !== undefined);
+}
+
+/**
+ * What the launcher needs to know of the program's command line (scripts/bundle.mjs builds it into
+ * the bundle): its commands with their aliases, and the global options that take a value.
+ */
+export function commandLineOf(program: Command): CommandLine {
+  const commands: Record<string, string> = {};
+  for (const c of program.commands) for (const name of [c.name(), ...c.aliases()]) commands[name] = c.name();
+  return { commands, valued: valuedOptions(program) };
 }
 
 /**

@@ -1,6 +1,6 @@
 // What a command loads at start-up, from the bundled CLI's own account of the scripts it ran
 // (OPDBUS_DEBUG_CHUNKS=1): a command that validates no document loads no zod.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
@@ -95,5 +95,30 @@ describeIf(asRoot, 'opdbus start-up, in a fresh namespace', () => {
     const schema = await runCli(['schema'], { env });
     expect(schema.code, schema.stderr).toBe(0);
     expect(scripts(schema).some((s) => /^chunks\/zod-/.test(s))).toBe(true);
+  });
+
+  it('keeps code caches per command: a query starts with the caches of queries, not those of diff', async () => {
+    const cache = join(dir, 'code-cache');
+    const cacheEnv = { ...env, OPDBUS_CODE_CACHE: cache };
+    const doc = join(dir, 'doc.yaml');
+    await writeFile(doc, 'version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_forward: 1\n');
+    const diff = await runCli([...global, 'diff', doc], { env: cacheEnv });
+    expect(diff.code, diff.stderr).toBe(2);
+    expect(diff.stderr).toContain(`opdbus: code caches: ${cache}, those of diff`);
+    const query = async (): Promise<CliResult> => {
+      const result = await runCli([...global, 'query', '--plugin', 'sysctl'], { env: cacheEnv });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).toContain(`opdbus: code caches: ${cache}, those of query`);
+      return result;
+    };
+    // The first query compiles every script (diff's caches are not its own) and writes its caches.
+    expect(scripts(await query()).filter((s) => s.includes('(cached)'))).toEqual([]);
+    const second = scripts(await query());
+    expect(second.length).toBeGreaterThan(0);
+    expect(second.filter((s) => !s.includes('(cached)'))).toEqual([]);
+    const files = await readdir(cache);
+    expect(files.some((f) => /@diff\.v[\d.]+-\w+\.v8$/.test(f))).toBe(true);
+    expect(files.some((f) => /@query\.v[\d.]+-\w+\.v8$/.test(f))).toBe(true);
+    expect(files.filter((f) => !/@(diff|query)\./.test(f))).toEqual([]);
   });
 });
