@@ -401,16 +401,21 @@ typedef struct {
   int need;
 } dump_t;
 
-static void dump_execute(napi_env env, void *arg) {
-  (void)env;
-  dump_t *d = arg;
+// Read the dump's datagrams into d->data from d->offset until its end (d->done), an error, less than
+// 64 KiB of room, or (max_reads > 0) max_reads datagrams; with `wait`, poll when none is queued,
+// else stop there.
+static void dump_read(dump_t *d, int wait, int max_reads) {
   size_t off = d->offset;
-  for (;;) {
+  for (int reads = 0; max_reads <= 0 || reads < max_reads; reads++) {
     if (off + 65536 > d->length) break;  // let the caller consume (or grow) the buffer
     ssize_t n = recv(d->fd, d->data + off, d->length - off, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        reads--;
+        continue;
+      }
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!wait) break;
         struct pollfd pfd = {.fd = d->fd, .events = POLLIN};
         int rc = poll(&pfd, 1, 30000);
         if (rc == 0) {
@@ -421,6 +426,7 @@ static void dump_execute(napi_env env, void *arg) {
           d->err = errno;
           break;
         }
+        reads--;
         continue;
       }
       d->err = errno;
@@ -444,6 +450,11 @@ static void dump_execute(napi_env env, void *arg) {
     if (d->done) break;
   }
   d->offset = off;
+}
+
+static void dump_execute(napi_env env, void *arg) {
+  (void)env;
+  dump_read(arg, 1, 0);
 }
 
 static void dump_complete(napi_env env, napi_status status, void *arg) {
@@ -506,6 +517,46 @@ static napi_value js_nl_dump_async(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// nlDumpSync(fd, buffer, offset, seq, maxReads) -> [end, done, errno, needed]: what nlDumpAsync
+// does, on the calling thread, without waiting: it reads what is queued (the kernel queues a dump's
+// first part while it handles the request, and builds the next inside each read), at most maxReads
+// datagrams. A small dump (a namespace with a few links) ends here, with no thread or event-loop
+// turn; a large one goes on with nlDumpAsync.
+static napi_value js_nl_dump_sync(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (get_args(env, info, 5, argv) != 0) return NULL;
+  dump_t d = {0};
+  int32_t fd, max_reads;
+  uint32_t offset, seq;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  if (get_buffer(env, argv[1], &d.data, &d.length) != 0) {
+    napi_throw_type_error(env, NULL, "nlDumpSync(fd, buffer: Buffer, offset: number, seq: number, maxReads: number)");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &offset));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[3], &seq));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[4], &max_reads));
+  if (max_reads < 1) {
+    napi_throw_range_error(env, NULL, "nlDumpSync: maxReads must be at least 1");
+    return NULL;
+  }
+  d.fd = fd;
+  d.offset = offset;
+  d.seq = seq;
+  dump_read(&d, 0, max_reads);
+  napi_value result, v;
+  NAPI_CALL(env, napi_create_array_with_length(env, 4, &result));
+  NAPI_CALL(env, napi_create_uint32(env, (uint32_t)d.offset, &v));
+  NAPI_CALL(env, napi_set_element(env, result, 0, v));
+  NAPI_CALL(env, napi_get_boolean(env, d.done != 0, &v));
+  NAPI_CALL(env, napi_set_element(env, result, 1, v));
+  NAPI_CALL(env, napi_create_int32(env, d.err, &v));
+  NAPI_CALL(env, napi_set_element(env, result, 2, v));
+  NAPI_CALL(env, napi_create_int32(env, d.need, &v));
+  NAPI_CALL(env, napi_set_element(env, result, 3, v));
+  return result;
+}
+
 // strerror(errno) -> [name, message], e.g. [ "EEXIST", "File exists" ] (glibc's names and texts).
 static napi_value js_strerror(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -537,6 +588,7 @@ void register_netlink(napi_env env, napi_value exports) {
       {"tunDelete", NULL, js_tun_delete, NULL, NULL, NULL, napi_enumerable, NULL},
       {"strerror", NULL, js_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
       {"nlDumpAsync", NULL, js_nl_dump_async, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"nlDumpSync", NULL, js_nl_dump_sync, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -45,6 +45,18 @@ export interface NativeSyscalls {
     offset: number,
     seq: number,
   ): Promise<[number, boolean, number, number]>;
+  /**
+   * What {@link NativeSyscalls.nlDumpAsync} does, on the calling thread and without waiting: read
+   * the queued replies (the kernel queues a dump's first part while it handles the request and
+   * builds the next one inside each read), at most `maxReads` datagrams: `[end, done, errno, needed]`.
+   */
+  nlDumpSync(
+    fd: number,
+    buffer: Buffer,
+    offset: number,
+    seq: number,
+    maxReads: number,
+  ): [number, boolean, number, number];
   /** openat2(2) (native/fs.c): a descriptor, or an Error with the errno `code`. */
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
   /** glibc's errno name and message: `[name, message]` ("" for an unknown name). */

@@ -544,9 +544,17 @@ export class NetlinkConnection {
 let dumpSeq = Math.floor(Math.random() * 0x7fffffff);
 
 /**
+ * Datagrams a dump reads on the calling thread before it goes on in a worker thread: the kernel
+ * sends a dump's end in a datagram of its own, so two hold a small dump whole.
+ */
+const SYNC_DUMP_READS = 2;
+
+/**
  * Dumps read in worker threads, each on its own socket (up to `max`), so that several dumps —
  * links, addresses, routes — are built by the kernel in parallel on several CPUs while the main
  * thread decodes. The kernel builds dump replies inside recvmsg(2), on the thread that reads.
+ * A dump's first two datagrams are read on the calling thread: a small dump ends there, without
+ * a worker thread (starting libuv's pool is most of a small namespace's query).
  */
 export class ParallelDumps {
   readonly #protocol: number;
@@ -624,8 +632,13 @@ export class ParallelDumps {
     const identity = { request: spec.request, description: spec.description, netns: entry.socket.netns };
     const results: T[] = [];
     let interrupted = false;
-    for (;;) {
-      const [end, done, errno, needed] = await native().nlDumpAsync(entry.socket.fd, entry.buffer, 0, seq);
+    for (let round = 0; ; round++) {
+      // A small dump (a namespace with a few links: its part, then its end) is read at once, on
+      // this thread; a larger one goes on in a worker thread, while this one decodes.
+      const [end, done, errno, needed] =
+        round === 0
+          ? native().nlDumpSync(entry.socket.fd, entry.buffer, 0, seq, SYNC_DUMP_READS)
+          : await native().nlDumpAsync(entry.socket.fd, entry.buffer, 0, seq);
       const buf = entry.buffer;
       let off = 0;
       let failure: Error | undefined;
