@@ -1,12 +1,11 @@
 import { open } from 'node:fs/promises';
 import {
+  Document,
   LineCounter,
   isMap,
   isPair,
   isScalar,
   parseDocument,
-  stringify,
-  type Document,
   type Node as YamlNode,
 } from 'yaml';
 import type { z } from 'zod';
@@ -482,5 +481,8 @@ function documentError(
 
 /** Serialise plugin sections as a state document in YAML (sections in the given order). */
 export function stringifyStateDocument(plugins: Record<string, unknown>): string {
-  return stringify({ version: 1, plugins }, { lineWidth: 0, aliasDuplicateObjects: false });
+  // What yaml's `stringify(value, options)` does, through its Document alone: a command that only
+  // prints (`opdbus query`) then needs none of yaml's parser (the CLI bundle loads it on demand).
+  const options = { lineWidth: 0, aliasDuplicateObjects: false };
+  return new Document({ version: 1, plugins }, options).toString(options);
 }

@@ -50,18 +50,20 @@ export class Engine {
   readonly target: TargetSpec;
   readonly events: EventBus<OpdbusEvent>;
   readonly logger: Logger;
-  readonly actor: Actor;
+  #actor: Actor | undefined;
   readonly #openNetns: EngineOptions['openNetns'];
   readonly #netns = new Map<string, NetnsRunner>();
   readonly #core: EngineCore;
 
   constructor(options: EngineOptions) {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the core's actor getter reads it
+    const engine = this;
     this.registry = options.registry;
     this.state = new StateDir(options.stateDir);
     this.target = { ...(options.target ?? {}) };
     this.events = options.events ?? new EventBus<OpdbusEvent>();
     this.logger = options.logger ?? silentLogger;
-    this.actor = options.actor ?? currentUserActor();
+    this.#actor = options.actor;
     this.#openNetns = options.openNetns;
     this.#core = {
       registry: this.registry,
@@ -69,13 +71,23 @@ export class Engine {
       target: this.target,
       events: this.events,
       logger: this.logger,
-      actor: this.actor,
+      get actor(): Actor {
+        return engine.actor;
+      },
       verify: { attempts: 6, initialDelayMs: 50, ...options.verify },
       audit: options.audit,
       spawnWatchdog: options.spawnWatchdog,
       journalRetention: options.journalRetention ?? DEFAULT_JOURNAL_RETENTION,
       context: (plugin, bindings, signal, target) => this.context(plugin, bindings, signal, target),
     };
+  }
+
+  /**
+   * Who acts: `options.actor`, else the user this process runs as, looked up at the first use (a
+   * user database lookup, which a query that records nothing never makes).
+   */
+  get actor(): Actor {
+    return (this.#actor ??= currentUserActor());
   }
 
   /** The namespace runner for a target (default: the engine's), opened on first use and cached. */
