@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** The native system-call wrappers (see native/syscalls.c). */
 export interface NativeSyscalls {
@@ -68,12 +68,17 @@ export type PollHandle = { readonly __pollHandle: unique symbol };
 
 let loaded: NativeSyscalls | undefined;
 
-/** Load the addon once; the message says how to build it when it is missing. */
+/**
+ * Load the addon once; the message says how to build it when it is missing. It is opened by its
+ * path with `process.dlopen`, as `require` would after resolving it: a command's first netlink
+ * request then skips the module resolver (its package.json lookups), a millisecond of its start.
+ */
 export function native(): NativeSyscalls {
   if (loaded === undefined) {
-    const require = createRequire(import.meta.url);
     try {
-      loaded = require('../build/Release/opdbus_netlink.node') as NativeSyscalls;
+      const module = { exports: {} as NativeSyscalls };
+      process.dlopen(module, fileURLToPath(new URL('../build/Release/opdbus_netlink.node', import.meta.url)));
+      loaded = module.exports;
     } catch (err) {
       throw new Error(
         `@opdbus/netlink: the native addon is not built (${(err as Error).message}). Build it with \`node-gyp rebuild\` in the package directory (needs python3, make, g++ and Node's headers).`,

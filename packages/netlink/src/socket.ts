@@ -48,8 +48,11 @@ export function inNetns<T>(target: NetnsTarget, fn: () => T): { value: T; name: 
  */
 const READ_BUFFER_SIZE = 256 << 10;
 
-/** The process-wide receive buffer: parsing is synchronous, so one buffer serves every socket. */
-let rxBuffer = Buffer.allocUnsafe(READ_BUFFER_SIZE);
+/**
+ * The process-wide receive buffer: parsing is synchronous, so one buffer serves every socket.
+ * Allocated at the first read (a process that only dumps never needs it).
+ */
+let rxBuffer: Buffer | undefined;
 const rxStatus = new Int32Array(2);
 
 /**
@@ -173,8 +176,8 @@ export class NetlinkSocket {
     const sys = native();
     let any = false;
     for (;;) {
-      const end = sys.nlRecv(this.fd, rxBuffer, 0, rxStatus);
-      const buf = rxBuffer;
+      const buf = (rxBuffer ??= Buffer.allocUnsafe(READ_BUFFER_SIZE));
+      const end = sys.nlRecv(this.fd, buf, 0, rxStatus);
       let off = 0;
       while (off + NLMSG_HDRLEN <= end) {
         const len = rd.u32(buf, off);
@@ -198,15 +201,15 @@ export class NetlinkSocket {
         // A datagram did not fit in what was left of the buffer. When messages were read, they
         // are handled: read again from the start. Only a datagram larger than the whole buffer
         // grows it (the buffer stays as large as the largest datagram, not the queue).
-        if (end === 0 || needed > rxBuffer.length) {
-          let size = rxBuffer.length * 2;
+        if (end === 0 || needed > buf.length) {
+          let size = buf.length * 2;
           while (size < needed) size *= 2;
           rxBuffer = Buffer.allocUnsafe(size);
         }
         continue;
       }
       // The buffer filled up: more may be queued.
-      if (end + 65536 > rxBuffer.length && end > 0) continue;
+      if (end + 65536 > buf.length && end > 0) continue;
       return any ? 'read' : 'empty';
     }
   }
