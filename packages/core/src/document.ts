@@ -1,13 +1,5 @@
 import { open } from 'node:fs/promises';
-import {
-  Document,
-  LineCounter,
-  isMap,
-  isPair,
-  isScalar,
-  parseDocument,
-  type Node as YamlNode,
-} from 'yaml';
+import { Document, LineCounter, isMap, isPair, isScalar, parseDocument, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { OpdbusError } from './errors.js';
 import { limits, quoteInput, quoteValue } from './limits.js';
