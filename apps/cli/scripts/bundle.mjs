@@ -7,6 +7,7 @@
 // Packages with native addons or CommonJS loaded by path stay external or are rewritten to find
 // their files from their own package (below), never from the bundle's directory.
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, transform } from 'esbuild';
@@ -96,6 +97,42 @@ export const z = new Proxy({}, {
   },
 };
 
+/**
+ * yaml's parser is loaded at its first use: a command that only prints YAML (`query`,
+ * `transactions`, `ledger`) runs yaml's Document and stringifier, never its lexer, parser and
+ * composer (half of yaml). Every workspace module's `import { ... } from 'yaml'` gets a stand-in
+ * that takes `Document` and the node predicates from yaml's own files and everything else from
+ * yaml's index, initialised at the first call (both are in the same chunk: only the parser's
+ * initialisation and compilation wait). A name the stand-in lacks fails the build.
+ */
+const lazyYamlParser = {
+  name: 'lazy-yaml-parser',
+  setup(b) {
+    const dist = join(dirname(createRequire(join(cli, 'package.json')).resolve('yaml/package.json')), 'dist');
+    b.onResolve({ filter: /^yaml$/ }, (args) => {
+      if (!/[\\/](packages|apps)[\\/][^\\/]+[\\/]src[\\/]/.test(args.importer)) return undefined;
+      return { path: 'yaml', namespace: 'lazy-yaml-parser' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'lazy-yaml-parser' }, () => ({
+      contents: `
+export { Document } from './doc/Document.js';
+export { isAlias, isCollection, isDocument, isMap, isNode, isPair, isScalar, isSeq } from './nodes/identity.js';
+let full;
+const yaml = () => (full ??= require('./index.js'));
+export const parse = (...args) => yaml().parse(...args);
+export const parseDocument = (...args) => yaml().parseDocument(...args);
+export const parseAllDocuments = (...args) => yaml().parseAllDocuments(...args);
+export const stringify = (...args) => yaml().stringify(...args);
+export function LineCounter() {
+  return new (yaml().LineCounter)();
+}
+`,
+      resolveDir: dist,
+      loader: 'js',
+    }));
+  },
+};
+
 /** The CLI's version, known now: no package.json to find and read at each start. */
 const cliVersion = {
   name: 'cli-version',
@@ -156,7 +193,7 @@ const result = await build({
     '@tensorflow/*',
   ],
   banner: { js: banner },
-  plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly, lazyZod, cliVersion],
+  plugins: [runtimeIndexWithoutLoader, ownPackageUrl, zodEnglishOnly, lazyZod, lazyYamlParser, cliVersion],
   legalComments: 'none',
   // No comments or indentation: less to read and parse at each start (names stay as they are).
   minifyWhitespace: true,
