@@ -91,11 +91,13 @@ export function createEngine(
 
 /**
  * Recover transactions a dead process left unfinished, and tell `say` about each it acted on.
- * Returns nothing to do when another op-dbus holds the lock (it is at work) or there is no state
- * directory yet, so read-only commands can call it first.
+ * Returns nothing to do when another op-dbus holds the lock (it is at work), when there is no
+ * state directory yet, or when no transaction is unfinished (the state directory's index says so
+ * without a lock or a journal read), so read-only commands can call it first.
  */
 export async function recoverFirst(engine: Engine, say: (line: string) => void): Promise<RecoveryReport[]> {
   if (!existsSync(engine.state.transactionsDir)) return [];
+  if ((await engine.state.unfinished()).length === 0) return [];
   let reports: RecoveryReport[];
   try {
     reports = await engine.recover();
