@@ -99,11 +99,11 @@ export const z = new Proxy({}, {
 
 /**
  * yaml's parser is loaded at its first use: a command that only prints YAML (`query`,
- * `transactions`, `ledger`) runs yaml's Document and stringifier, never its lexer, parser and
- * composer (half of yaml). Every workspace module's `import { ... } from 'yaml'` gets a stand-in
- * that takes `Document` and the node predicates from yaml's own files and everything else from
- * yaml's index, initialised at the first call (both are in the same chunk: only the parser's
- * initialisation and compilation wait). A name the stand-in lacks fails the build.
+ * `transactions`, `ledger`) loads and runs yaml's Document and stringifier, never its lexer,
+ * parser and composer (half of yaml). Every workspace module's `import { ... } from 'yaml'` gets
+ * a stand-in that takes `Document` and the node predicates from yaml's own files, and everything
+ * else from yaml's index, which comes from a chunk of its own at the first call (as zod does,
+ * above; the files both use are in a chunk they share). A name the stand-in lacks fails the build.
  */
 const lazyYamlParser = {
   name: 'lazy-yaml-parser',
@@ -118,7 +118,8 @@ const lazyYamlParser = {
 export { Document } from './doc/Document.js';
 export { isAlias, isCollection, isDocument, isMap, isNode, isPair, isScalar, isSeq } from './nodes/identity.js';
 let full;
-const yaml = () => (full ??= require('./index.js'));
+// yaml's index is CommonJS: its chunk's namespace has module.exports as \`default\`.
+const yaml = () => (full ??= __opdbusSync(import('./index.js')).default);
 export const parse = (...args) => yaml().parse(...args);
 export const parseDocument = (...args) => yaml().parseDocument(...args);
 export const parseAllDocuments = (...args) => yaml().parseAllDocuments(...args);
@@ -236,6 +237,8 @@ function lazyBuiltins(code) {
 const chunkWrapper =
   '(function (exports, require, module, __filename, __dirname, __opdbusImport, __opdbusMetaUrl, __opdbusMetaResolve, __opdbusLazy) {';
 let entry;
+/** Each script's CommonJS body, by its output path. */
+const scripts = [];
 for (const file of result.outputFiles) {
   const out = relative(cli, file.path);
   const meta = result.metafile.outputs[out];
@@ -272,13 +275,24 @@ for (const file of result.outputFiles) {
     /Promise\.resolve\(\)\.then\(\(\)=>__toESM\w*\(require\(/g,
     '__opdbusImport(((',
   );
-  // Written as the function the launcher runs it as: V8 compiles the file's text as it is read,
-  // with no wrapped copy of it to make (src/launcher.ts chunkLoader).
-  const body = lazyBuiltins(imports);
-  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), `${chunkWrapper}${body}\n})`);
+  scripts.push({ out, body: lazyBuiltins(imports) });
   if (meta.entryPoint === 'src/bin.ts') entry = relative('dist', out).replace(/\.js$/, '.cjs');
 }
 if (entry === undefined) throw new Error('no entry chunk in the bundle');
+
+/**
+ * A chunk of modules that are only re-exports or types comes out empty; a static `require` of one
+ * still costs a start a file's read and compile, so it becomes `{}` (its exports) where required.
+ * The files are written as the function the launcher runs them as: V8 compiles the file's text as
+ * it is read, with no wrapped copy of it to make (src/launcher.ts chunkLoader).
+ */
+const empty = new Set(scripts.filter((s) => s.body.trim() === '').map((s) => basename(s.out)));
+for (const { out, body } of scripts) {
+  const kept = body.replace(/require\("\.\/(?:chunks\/)?([\w-]+\.js)"\)/g, (call, name) =>
+    empty.has(name) ? '{}' : call,
+  );
+  writeFileSync(join(cli, out.replace(/\.js$/, '.cjs')), `${chunkWrapper}${kept}\n})`);
+}
 
 // The program's commands and valued global options, for the launcher's per-command code caches
 // (src/launcher.ts launch): read off the program tsc built (dist/main.js).

@@ -24,6 +24,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  readSync,
   readFileSync,
   realpathSync,
   renameSync,
@@ -108,14 +109,18 @@ function usableDir(dir: string, create: boolean): boolean {
   }
 }
 
-/** A cached compilation, read only from a trusted file in a trusted directory. */
-function readCache(dir: string, file: string): Buffer | undefined {
-  if (!usableDir(dir, false)) return undefined;
+/**
+ * A cached compilation, read only from a trusted file (in a directory the caller found trusted):
+ * one open, fstat and read (a command reads one per script it runs).
+ */
+function readCache(path: string): Buffer | undefined {
   let fd: number | undefined;
   try {
-    fd = openSync(join(dir, file), 'r');
-    if (!trusted(fstatSync(fd))) return undefined;
-    return readFileSync(fd);
+    fd = openSync(path, 'r');
+    const stats = fstatSync(fd);
+    if (!trusted(stats)) return undefined;
+    const data = Buffer.allocUnsafe(stats.size);
+    return readSync(fd, data, 0, stats.size, 0) === stats.size ? data : undefined;
   } catch {
     return undefined;
   } finally {
@@ -246,6 +251,14 @@ export function chunkLoader(
     throw new Error(`code-cache profile ${JSON.stringify(options.profile)}: letters, digits and - only`);
   const profile = options.profile === undefined ? '' : `@${options.profile}`;
   const loaded = new Map<string, ChunkModule>();
+  let usable: boolean | undefined;
+  const readable = (): boolean => (usable ??= cacheDir !== undefined && usableDir(cacheDir, false));
+  // `relative(distDir, file)` with '_' for '/': the scripts are distDir's own files.
+  const scriptName = (file: string): string =>
+    (file.startsWith(distDir + sep) ? file.slice(distDir.length + 1) : relative(distDir, file)).replaceAll(
+      sep,
+      '_',
+    );
   const toCache: { name: string; script: Script }[] = [];
   const runs: ScriptRun[] = [];
   const suffix = `.${process.version}-${process.arch}.v8`;
@@ -258,9 +271,9 @@ export function chunkLoader(
     const module: ChunkModule = { exports: {} };
     loaded.set(file, module);
     const at = sinceStart();
-    const name = relative(distDir, file).replaceAll(sep, '_');
-    const cacheName = `${name}${profile}${suffix}`;
-    const cachedData = cacheDir === undefined ? undefined : readCache(cacheDir, cacheName);
+    const name = scriptName(file);
+    // The directory is checked once: a command that finds it untrusted reads no cache from it.
+    const cachedData = readable() ? readCache(join(cacheDir!, `${name}${profile}${suffix}`)) : undefined;
     // The script is a function expression (scripts/bundle.mjs writes it so): V8 compiles the text
     // as read, without a wrapped copy.
     const script = new Script(readFileSync(file, 'utf8'), {

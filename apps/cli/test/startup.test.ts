@@ -1,11 +1,11 @@
 // What a command loads at start-up, from the bundled CLI's own account of the scripts it ran
 // (OPDBUS_DEBUG_CHUNKS=1): a command that validates no document loads no zod.
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createNetns, type SandboxNetns } from '@opdbus/sandbox';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runCli, type CliResult } from './helpers.js';
+import { cliBin, runCli, type CliResult } from './helpers.js';
 import { describeIf, requirement } from '@opdbus/sandbox/testing';
 
 const asRoot = requirement('root', process.getuid?.() === 0, 'this test needs root; run the tests as root');
@@ -95,6 +95,24 @@ describeIf(asRoot, 'opdbus start-up, in a fresh namespace', () => {
     const schema = await runCli(['schema'], { env });
     expect(schema.code, schema.stderr).toBe(0);
     expect(scripts(schema).some((s) => /^chunks\/zod-/.test(s))).toBe(true);
+  });
+
+  it("a query runs no script that holds yaml's parser; a diff, which parses its document, does", async () => {
+    const lexer = 'yaml/dist/parse/lexer.js';
+    const holdsParser = async (result: CliResult): Promise<boolean> => {
+      const texts = await Promise.all(
+        scripts(result).map((s) => readFile(join(dirname(cliBin), s.split(' ')[0]!), 'utf8')),
+      );
+      return texts.some((text) => text.includes(lexer));
+    };
+    const queried = await runCli([...global, 'query', '--plugin', 'network'], { env });
+    expect(queried.code, queried.stderr).toBe(0);
+    expect(await holdsParser(queried)).toBe(false);
+    const doc = join(dir, 'parsed.yaml');
+    await writeFile(doc, 'version: 1\nplugins:\n  sysctl:\n    net.ipv4.ip_forward: 0\n');
+    const diff = await runCli([...global, 'diff', doc], { env });
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(await holdsParser(diff)).toBe(true);
   });
 
   it('keeps code caches per command: a query starts with the caches of queries, not those of diff', async () => {
