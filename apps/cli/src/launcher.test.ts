@@ -14,7 +14,7 @@ import type * as NodeOs from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chunkLoader, codeCacheDir, lazyBuiltin, packageJsonPath } from './launcher.js';
+import { cacheSuffix, chunkLoader, codeCacheDir, lazyBuiltin, packageJsonPath } from './launcher.js';
 
 let dist: string;
 
@@ -62,10 +62,7 @@ describe('chunkLoader', () => {
     expect(first.loaded().every((r) => r.at > 0 && r.ms >= 0)).toBe(true);
     first.writeCaches();
     const files = readdirSync(cache).sort();
-    expect(files).toEqual([
-      `chunks_chunk-AAAA.cjs.${process.version}-${process.arch}.v8`,
-      `main-BBBB.cjs.${process.version}-${process.arch}.v8`,
-    ]);
+    expect(files).toEqual([`chunks_chunk-AAAA.cjs${cacheSuffix()}`, `main-BBBB.cjs${cacheSuffix()}`]);
     expect(statSync(cache).mode & 0o777).toBe(0o700);
     expect(statSync(join(cache, files[0]!)).mode & 0o777).toBe(0o600);
 
@@ -78,7 +75,7 @@ describe('chunkLoader', () => {
     const entry = writeBundle();
     const cache = join(dist, 'cache');
     mkdirSync(cache, { mode: 0o700 });
-    const name = `main-BBBB.cjs.${process.version}-${process.arch}.v8`;
+    const name = `main-BBBB.cjs${cacheSuffix()}`;
     writeFileSync(join(cache, name), Buffer.alloc(64, 7), { mode: 0o600 });
     const second = chunkLoader(dist, cache);
     expect(second.load(entry).result).toBe(49);
@@ -113,7 +110,7 @@ describe('pruned caches', () => {
   it("removes, when it writes caches, those of chunks the bundle no longer has and of another Node's", () => {
     const entry = writeBundle();
     const cache = join(dist, 'cache');
-    const suffix = `.${process.version}-${process.arch}.v8`;
+    const suffix = cacheSuffix();
     const first = chunkLoader(dist, cache, { prune: true });
     first.load(entry);
     first.writeCaches();
@@ -140,7 +137,7 @@ describe('per-command caches', () => {
   it('keeps a cache per profile: each command uses its own and writes its own', () => {
     const entry = writeBundle();
     const cache = join(dist, 'cache');
-    const suffix = `.${process.version}-${process.arch}.v8`;
+    const suffix = cacheSuffix();
     const query = chunkLoader(dist, cache, { profile: 'query' });
     query.load(entry);
     query.writeCaches();
@@ -162,7 +159,7 @@ describe('per-command caches', () => {
   it("prunes every command's caches of chunks the bundle no longer has, and keeps the others'", () => {
     const entry = writeBundle();
     const cache = join(dist, 'cache');
-    const suffix = `.${process.version}-${process.arch}.v8`;
+    const suffix = cacheSuffix();
     const diff = chunkLoader(dist, cache, { profile: 'diff', prune: true });
     diff.load(entry);
     diff.writeCaches();
@@ -179,6 +176,32 @@ describe('per-command caches', () => {
         `main-BBBB.cjs@query${suffix}`,
       ].sort(),
     );
+  });
+
+  it('keeps caches per set of Node flags, and prunes only those of another Node', () => {
+    const node = `.${process.version}-${process.arch}`;
+    expect(cacheSuffix([], undefined)).toBe(`${node}.v8`);
+    expect(cacheSuffix([], ' ')).toBe(`${node}.v8`);
+    const traced = cacheSuffix(['--trace-gc'], undefined);
+    expect(traced).toMatch(new RegExp(`^\\${node}\\+[0-9a-f]{8}\\.v8$`));
+    expect(cacheSuffix([], '--max-old-space-size=4096')).not.toBe(traced);
+    expect(cacheSuffix(['--trace-gc'], undefined)).toBe(traced);
+
+    const entry = writeBundle();
+    const cache = join(dist, 'cache');
+    const first = chunkLoader(dist, cache, { profile: 'query', prune: true });
+    first.load(entry);
+    first.writeCaches();
+    const otherFlags = `main-BBBB.cjs@query${node}+0123abcd.v8`;
+    const otherNode = `main-BBBB.cjs@query.v0.1.0-${process.arch}+0123abcd.v8`;
+    writeFileSync(join(cache, otherFlags), 'compiled under other flags');
+    writeFileSync(join(cache, otherNode), 'another Node');
+    rmSync(join(cache, `main-BBBB.cjs@query${cacheSuffix()}`));
+    const second = chunkLoader(dist, cache, { profile: 'query', prune: true });
+    second.load(entry);
+    second.writeCaches();
+    expect(readdirSync(cache)).toContain(otherFlags);
+    expect(readdirSync(cache)).not.toContain(otherNode);
   });
 
   it('refuses a profile that is not a plain name', () => {

@@ -12,8 +12,9 @@
  * `OPDBUS_CODE_CACHE`'s), it removes those of chunks that are no longer there (an upgrade's) and of
  * another Node, so the directory holds one build's caches. A cache is
  * compiled code: it is used only from a directory and files that this user owns and nobody
- * else may write, and its name carries the chunk's content hash, Node's version and the
- * architecture (V8 itself checks only the length of the source).
+ * else may write, and its name carries the chunk's content hash, the command that wrote it, Node's
+ * version, the architecture and a hash of Node's flags (V8 itself checks only the length of the
+ * source, and refuses a cache made under other flags).
  *
  * @module
  */
@@ -81,11 +82,30 @@ export function codeCacheDir(distDir: string, env: NodeJS.ProcessEnv = process.e
   return join(base, 'opdbus', 'code-cache', installKey(distDir));
 }
 
-/** A short name for the bundle's directory (FNV-1a of its path): one cache directory per install. */
-function installKey(distDir: string): string {
+/** FNV-1a of a string, as 8 hex digits. */
+function fnv1a(text: string): string {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < distDir.length; i++) hash = Math.imul(hash ^ distDir.charCodeAt(i), 0x01000193);
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
   return (hash >>> 0).toString(16).padStart(8, '0');
+}
+
+/** A short name for the bundle's directory: one cache directory per install. */
+function installKey(distDir: string): string {
+  return fnv1a(distDir);
+}
+
+/**
+ * The end of a cache file's name: Node's version, the architecture and, when Node was given flags
+ * (its command line or NODE_OPTIONS), a hash of them. V8 refuses a cache made under other flags,
+ * so each set of flags keeps caches of its own: a user who runs with NODE_OPTIONS now and then
+ * does not recompile and rewrite every cache each time the flags change.
+ */
+export function cacheSuffix(
+  execArgv: readonly string[] = process.execArgv,
+  nodeOptions: string | undefined = process.env.NODE_OPTIONS,
+): string {
+  const flags = [...execArgv, nodeOptions ?? ''].join(' ').trim();
+  return `.${process.version}-${process.arch}${flags === '' ? '' : `+${fnv1a(flags)}`}.v8`;
 }
 
 /** Whether a file or directory is this user's and nobody else may write it. */
@@ -160,9 +180,10 @@ export function packageJsonPath(dir: string, spec: string): string | undefined {
 
 /**
  * Remove the cache files of scripts that `distDir` (its `*.cjs` and `chunks/*.cjs`) no longer has,
- * or of another Node (suffix), whatever command wrote them.
+ * or of another Node or architecture, whatever command and flags wrote them.
  */
-function pruneCaches(distDir: string, cacheDir: string, suffix: string): void {
+function pruneCaches(distDir: string, cacheDir: string): void {
+  const node = `.${process.version}-${process.arch}`;
   try {
     if (!usableDir(cacheDir, false)) return;
     const current = new Set<string>();
@@ -173,10 +194,10 @@ function pruneCaches(distDir: string, cacheDir: string, suffix: string): void {
     }
     for (const file of readdirSync(cacheDir)) {
       if (!file.endsWith('.v8')) continue;
-      const script = file.endsWith(suffix)
-        ? file.slice(0, -suffix.length).replace(/@[\w-]+$/, '')
-        : undefined;
-      if (script === undefined || !current.has(script)) rmSync(join(cacheDir, file), { force: true });
+      // SCRIPT[@COMMAND].vNODE-ARCH[+FLAGS].v8
+      const name = /^(.+\.cjs)(?:@[\w-]+)?(\.v[\d.]+-\w+)(?:\+[0-9a-f]{8})?\.v8$/.exec(file);
+      if (name === null || name[2] !== node || !current.has(name[1]!))
+        rmSync(join(cacheDir, file), { force: true });
     }
   } catch {
     // A stale cache left behind costs disk space only.
@@ -261,7 +282,7 @@ export function chunkLoader(
     );
   const toCache: { name: string; script: Script }[] = [];
   const runs: ScriptRun[] = [];
-  const suffix = `.${process.version}-${process.arch}.v8`;
+  const suffix = cacheSuffix();
   // `import.meta.resolve('PKG/package.json')` of the bundled packages, each resolved once.
   const resolved = new Map<string, string>();
 
@@ -333,7 +354,7 @@ export function chunkLoader(
     if (cacheDir === undefined || toCache.length === 0) return;
     for (const c of toCache.splice(0))
       writeCache(cacheDir, `${c.name}${profile}${suffix}`, c.script.createCachedData());
-    if (options.prune === true) pruneCaches(distDir, cacheDir, suffix);
+    if (options.prune === true) pruneCaches(distDir, cacheDir);
   };
   return { load, writeCaches, loaded: () => [...runs] };
 }

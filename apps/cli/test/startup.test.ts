@@ -135,8 +135,8 @@ describeIf(asRoot, 'opdbus start-up, in a fresh namespace', () => {
     expect(second.length).toBeGreaterThan(0);
     expect(second.filter((s) => !s.includes('(cached)'))).toEqual([]);
     const files = await readdir(cache);
-    expect(files.some((f) => /@diff\.v[\d.]+-\w+\.v8$/.test(f))).toBe(true);
-    expect(files.some((f) => /@query\.v[\d.]+-\w+\.v8$/.test(f))).toBe(true);
+    expect(files.some((f) => /@diff\.v[\d.]+-\w+(\+[0-9a-f]{8})?\.v8$/.test(f))).toBe(true);
+    expect(files.some((f) => /@query\.v[\d.]+-\w+(\+[0-9a-f]{8})?\.v8$/.test(f))).toBe(true);
     expect(files.filter((f) => !/@(diff|query)\./.test(f))).toEqual([]);
   });
 });
