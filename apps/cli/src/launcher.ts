@@ -251,7 +251,7 @@ export interface ChunkLoaderOptions {
   prune?: boolean;
   /**
    * Whose caches these are: a name (letters, digits, `-`) that the cache files carry, so that each
-   * command keeps caches of its own (see {@link commandProfile}).
+   * command keeps caches of its own ({@link launch} gives the command the arguments run).
    */
   profile?: string;
 }

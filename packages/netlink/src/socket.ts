@@ -556,8 +556,8 @@ const SYNC_DUMP_READS = 2;
  * Dumps read in worker threads, each on its own socket (up to `max`), so that several dumps —
  * links, addresses, routes — are built by the kernel in parallel on several CPUs while the main
  * thread decodes. The kernel builds dump replies inside recvmsg(2), on the thread that reads.
- * A dump's first two datagrams are read on the calling thread: a small dump ends there, without
- * a worker thread (starting libuv's pool is most of a small namespace's query).
+ * A dump's first two datagrams are read on the calling thread: a small dump ends there, and a
+ * process that only reads a namespace with a few links starts no thread pool.
  */
 export class ParallelDumps {
   readonly #protocol: number;
