@@ -62,6 +62,9 @@ const zodEnglishOnly = {
   },
 };
 
+/** A module of the workspace's own sources (packages/NAME/src, apps/NAME/src). */
+const workspaceSource = /[\\/](packages|apps)[\\/][^\\/]+[\\/]src[\\/]/;
+
 /**
  * zod is loaded at its first use, not when the command starts: every workspace module's
  * `import { z } from 'zod'` gets a stand-in whose first property read loads zod, from a chunk of
@@ -74,7 +77,7 @@ const lazyZod = {
   setup(b) {
     b.onResolve({ filter: /^zod$/ }, (args) => {
       if (args.namespace === 'lazy-zod') return undefined; // the stand-in's own import: zod itself
-      if (!/[\\/](packages|apps)[\\/][^\\/]+[\\/]src[\\/]/.test(args.importer)) return undefined;
+      if (!workspaceSource.test(args.importer)) return undefined;
       return { path: 'zod', namespace: 'lazy-zod', pluginData: { resolveDir: args.resolveDir } };
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-zod' }, (args) => ({
@@ -110,7 +113,7 @@ const lazyYamlParser = {
   setup(b) {
     const dist = join(dirname(createRequire(join(cli, 'package.json')).resolve('yaml/package.json')), 'dist');
     b.onResolve({ filter: /^yaml$/ }, (args) => {
-      if (!/[\\/](packages|apps)[\\/][^\\/]+[\\/]src[\\/]/.test(args.importer)) return undefined;
+      if (!workspaceSource.test(args.importer)) return undefined;
       return { path: 'yaml', namespace: 'lazy-yaml-parser' };
     });
     b.onLoad({ filter: /.*/, namespace: 'lazy-yaml-parser' }, () => ({
